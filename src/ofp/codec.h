@@ -64,9 +64,19 @@ Result<Decoded, DecodeError> decode(Bytes message);
 // that the version cannot express (e.g. MeterMod in 1.0) are programming errors and assert.
 void encode(Version version, std::uint32_t xid, const Message& msg, std::vector<std::uint8_t>& out);
 
+// Whether `version` can express `msg` exactly (1.0 has no masks on MACs, no IPv6, no
+// metadata, no instructions beyond one apply-actions, 16-bit ports, one table; 1.3 has no
+// ports in FEATURES_REPLY). encode() asserts this; callers holding data from outside (e.g.
+// scripts) check it first instead of crashing.
+bool canEncode(Version version, const Message& msg);
+
 // Fast paths for the flow-setup loop (same bytes as encode()).
 void encodeFlowMod(Version version, std::uint32_t xid, const FlowMod& fm, std::vector<std::uint8_t>& out);
 void encodePacketOut(Version version, std::uint32_t xid, const PacketOut& po, std::vector<std::uint8_t>& out);
+
+// Value equality of two messages; PacketIn compares the bytes `data` points at (it has no
+// operator== because its data is a view). For tests, fuzzing and replay checks.
+bool sameMessage(const Message& a, const Message& b);
 
 // Human-readable, one line, stable (used in logs, `cellwall flows`, and round-trip tests),
 // in the spirit of ovs-ofctl: "FLOW_MOD add table=1 priority=100 idle=60 cookie=0x... in_port=3,tcp,... actions=output:2".

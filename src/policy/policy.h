@@ -25,6 +25,8 @@ enum class Direction : std::uint8_t { kOutbound, kInbound };
 
 const char* actionName(Action a);
 const char* protocolName(Protocol p);
+const char* defaultActionName(DefaultAction a);
+const char* directionName(Direction d);
 
 struct PortRange {
   std::uint16_t lo = 0, hi = 65535;
@@ -68,6 +70,10 @@ struct PolicyError {
 
 // Parses one app's policy. Rule ids are assigned first_rule_id, first_rule_id + 1, ... in
 // file order. Unknown keys and bad values are errors naming the line.
+// Errors: the first problem found, with line and column of the offending key or value (TOML
+// syntax errors come from toml++). Never throws. Each rule's origin is "filename:line" of its
+// [[allow]]/[[deny]]/[[rule]] header; AppPolicy::origin is filename; app stays empty when the
+// file does not set it. CIDRs with host bits set ("10.0.0.1/8") are refused, not widened.
 Result<AppPolicy, PolicyError> parsePolicy(std::string_view text, std::string_view filename,
                                            std::uint32_t first_rule_id = 1);
 
@@ -90,6 +96,17 @@ struct Verdict {
 // space) and, within a prefix, by protocol and port. Precedence (docs/policy.md): the rule
 // with the longest matching address prefix wins; then the narrowest port range; then a rule
 // naming a protocol over one that does not; then deny/reject over allow; then file order.
+// Details the one-line summary leaves open:
+//  - A rule with no address ranks below every address prefix, ::/0 and 0.0.0.0/0 included.
+//  - IPv6 prefixes never match IPv4 keys and vice versa (as Cidr::contains).
+//  - Port width: a single port is 1, "lo-hi" is hi-lo+1, no ports is wider than any range. A
+//    rule with several ranges competes with the narrowest one containing the port.
+//  - Rules with ports match only tcp/udp keys; proto "any" without ports also matches icmp.
+//    A key with protocol kAny matches only rules with proto "any" and no ports.
+//  - Rules with hosts match nothing until name rules arrive.
+//  - With no match, Verdict::action is the default (kDeny for kPrompt, until prompts exist).
+// decide() is const, allocation-free and safe to call from many threads at once. Verdict::rule
+// points into policy(), so it lives as long as the Matcher.
 class Matcher {
  public:
   explicit Matcher(AppPolicy policy);

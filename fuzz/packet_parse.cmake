@@ -1,0 +1,1 @@
+cw_fuzz_target(packet_parse LIBS cw_packet)

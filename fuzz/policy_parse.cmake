@@ -1,0 +1,1 @@
+cw_fuzz_target(policy_parse LIBS cw_policy)

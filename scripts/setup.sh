@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything cellwall's build, demo and tests need (Debian 12, as root), then builds.
+#   scripts/setup.sh [PRESET...]   (default: release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (it installs packages with apt-get)" >&2
+  exit 1
+fi
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
+  libsqlite3-dev libmnl-dev
+  # run
+  openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base procps psmisc
+  # tests and demo
+  python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # tshark asks whether non-root users may capture; answer no without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package starts a system Open vSwitch where systemd runs; cellwall runs its own
+# embedded instance and leaves any system one alone.
+
+presets=("$@")
+[ "${#presets[@]}" -gt 0 ] || presets=(release)
+for preset in "${presets[@]}"; do
+  echo "setup: building preset $preset"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j"$(nproc)"
+done

@@ -1,0 +1,275 @@
+#include "cell/launcher.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace cw::cell {
+
+namespace {
+
+// A step's failure: "<step>: <reason>". Only async-signal-safe work happens after fork, so
+// messages are built in a fixed buffer.
+struct StepError {
+  char text[512];
+};
+
+bool stepFail(StepError& e, const char* step, const char* what) {
+  std::snprintf(e.text, sizeof e.text, "%s: %s: %s", step, what, std::strerror(errno));
+  return false;
+}
+
+bool closeInheritedFds(int keep, StepError& e) {
+  // Everything above stderr except the error pipe goes; the pipe is close-on-exec.
+  for (int fd = 3; fd < 1024; ++fd) {
+    if (fd != keep) ::close(fd);
+  }
+  if (::syscall(SYS_close_range, 1024U, ~0U, 0U) != 0 && errno != ENOSYS && errno != EINVAL)
+    return stepFail(e, "close inherited fds", "close_range");
+  return true;
+}
+
+std::vector<std::string> cleanEnvironment(const LaunchSpec& s) {
+  std::vector<std::string> env;
+  for (char** p = environ; *p != nullptr; ++p) {
+    std::string_view kv(*p);
+    auto key = kv.substr(0, kv.find('='));
+    if (key.starts_with("CELLWALL_") || key == "LD_PRELOAD" || key == "LD_LIBRARY_PATH" ||
+        key == "LD_AUDIT" || key == "HOME" || key == "USER" || key == "LOGNAME" ||
+        key == "SHELL" || key.starts_with("SUDO_"))
+      continue;
+    env.emplace_back(kv);
+  }
+  env.push_back("HOME=" + s.home);
+  env.push_back("USER=" + s.user_name);
+  env.push_back("LOGNAME=" + s.user_name);
+  env.push_back("SHELL=" + s.shell);
+  return env;
+}
+
+bool enterCgroup(const LaunchSpec& s, StepError& e) {
+  if (s.cgroup_dir.empty()) return true;
+  std::string procs = s.cgroup_dir + "/cgroup.procs";
+  int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return stepFail(e, "cgroup", procs.c_str());
+  // "0" means the writing process itself.
+  bool ok = ::write(fd, "0", 1) == 1;
+  ::close(fd);
+  if (!ok) return stepFail(e, "cgroup", procs.c_str());
+  return true;
+}
+
+bool enterNetns(const LaunchSpec& s, StepError& e) {
+  int fd = ::open(s.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return stepFail(e, "network namespace", s.netns_path.c_str());
+  // setns: join the cell's network namespace; needs CAP_SYS_ADMIN.
+  int rc = ::setns(fd, CLONE_NEWNET);
+  ::close(fd);
+  if (rc != 0) return stepFail(e, "network namespace", "setns");
+  return true;
+}
+
+bool bindOver(const std::string& src, const char* target, StepError& e) {
+  // mount(MS_BIND) follows a symlinked target, which is what a symlinked resolv.conf needs.
+  if (::mount(src.c_str(), target, nullptr, MS_BIND, nullptr) != 0)
+    return stepFail(e, "mounts", target);
+  return true;
+}
+
+bool setupMounts(const LaunchSpec& s, StepError& e) {
+  // unshare(CLONE_NEWNS): a private mount table for the cell.
+  if (::unshare(CLONE_NEWNS) != 0) return stepFail(e, "mount namespace", "unshare");
+  // Slave propagation: host mounts still appear, ours never leak back to the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+    return stepFail(e, "mounts", "make / rslave");
+  if (!s.resolv_conf.empty() && !bindOver(s.resolv_conf, "/etc/resolv.conf", e)) return false;
+  if (!s.hosts.empty() && !bindOver(s.hosts, "/etc/hosts", e)) return false;
+  if (!s.hide_dir.empty() &&
+      ::mount("cw-hidden", s.hide_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=4k,mode=0555") != 0)
+    return stepFail(e, "mounts", "hide cellwall's state directory");
+  return true;
+}
+
+bool dropPrivileges(const LaunchSpec& s, StepError& e) {
+  if (::setgroups(s.groups.size(), s.groups.data()) != 0) return stepFail(e, "drop privileges", "setgroups");
+  if (::setresgid(s.gid, s.gid, s.gid) != 0) return stepFail(e, "drop privileges", "setresgid");
+  // Empty the bounding set first (needs CAP_SETPCAP, which we still have).
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      return stepFail(e, "drop privileges", "PR_CAPBSET_DROP");
+  }
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+    return stepFail(e, "drop privileges", "clear ambient capabilities");
+  if (::setresuid(s.uid, s.uid, s.uid) != 0) return stepFail(e, "drop privileges", "setresuid");
+  // For uid 0 the kernel keeps capabilities across setresuid: clear them explicitly.
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capset, &hdr, data) != 0) return stepFail(e, "drop privileges", "capset");
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    return stepFail(e, "drop privileges", "no_new_privs");
+  return true;
+}
+
+[[noreturn]] void childMain(const LaunchSpec& s, char* const* argv, char* const* envp, int err_fd) {
+  StepError e{};
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
+  ::signal(SIGQUIT, SIG_DFL);
+  ::signal(SIGHUP, SIG_DFL);
+  bool ok = closeInheritedFds(err_fd, e) && enterCgroup(s, e) && enterNetns(s, e) &&
+            setupMounts(s, e) && dropPrivileges(s, e);
+  if (ok) {
+    if (!s.home.empty() && ::chdir(s.home.c_str()) != 0) {
+      // The working directory stays as it was: not every user has a home.
+    }
+    ::execvpe(argv[0], argv, envp);
+    stepFail(e, "exec", argv[0]);
+  }
+  auto n = ::write(err_fd, e.text, std::strlen(e.text));
+  (void)n;
+  ::_exit(127);
+}
+
+}  // namespace
+
+Expected<TargetUser> resolveUser(const std::string& requested) {
+  struct passwd* pw = nullptr;
+  bool nobody = false;
+  if (!requested.empty()) {
+    char* end = nullptr;
+    unsigned long uid = std::strtoul(requested.c_str(), &end, 10);
+    pw = (end != nullptr && *end == '\0') ? ::getpwuid(static_cast<uid_t>(uid))
+                                          : ::getpwnam(requested.c_str());
+    if (pw == nullptr) return fail("no such user '" + requested + "' (see --user)");
+  } else if (const char* sudo_uid = std::getenv("SUDO_UID")) {
+    pw = ::getpwuid(static_cast<uid_t>(std::strtoul(sudo_uid, nullptr, 10)));
+    if (pw == nullptr) return fail(std::string("SUDO_UID=") + sudo_uid + " names no user; pass --user");
+  } else if (::getuid() != 0) {
+    pw = ::getpwuid(::getuid());
+  } else {
+    pw = ::getpwnam("nobody");
+    nobody = true;
+    if (pw == nullptr) return fail("running as root and there is no user 'nobody': pass --user");
+  }
+  TargetUser u{pw->pw_uid, pw->pw_gid, {}, pw->pw_name, pw->pw_dir, pw->pw_shell, nobody};
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(n));
+  if (::getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n) < 0) {
+    groups.resize(static_cast<std::size_t>(n));
+    ::getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n);
+  }
+  groups.resize(static_cast<std::size_t>(n));
+  u.groups = std::move(groups);
+  return u;
+}
+
+Expected<pid_t> launch(const LaunchSpec& spec) {
+  if (spec.argv.empty()) return fail("no command to run (cellwall run ... -- CMD [ARGS...])");
+  if (::geteuid() != 0)
+    return fail("cellwall run needs root (setns and mount need CAP_SYS_ADMIN); try sudo");
+  // Everything the child needs is prepared before fork: after it, no allocation.
+  std::vector<std::string> env = cleanEnvironment(spec);
+  std::vector<char*> argv, envp;
+  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& kv : env) envp.push_back(const_cast<char*>(kv.c_str()));
+  envp.push_back(nullptr);
+
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    return fail(std::string("cannot create a pipe: ") + std::strerror(errno));
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    return fail(std::string("cannot fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    childMain(spec, argv.data(), envp.data(), pipefd[1]);
+  }
+  ::close(pipefd[1]);
+  char buf[600];
+  ssize_t n = 0;
+  do {
+    n = ::read(pipefd[0], buf, sizeof buf - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(pipefd[0]);
+  if (n > 0) {
+    buf[n] = '\0';
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return fail("cannot start " + spec.argv[0] + " in cell " + spec.cell_name + ": " + buf);
+  }
+  return pid;
+}
+
+namespace {
+volatile sig_atomic_t g_child = 0;
+void forwardSignal(int sig) {
+  if (g_child > 0) ::kill(g_child, sig);
+}
+}  // namespace
+
+int waitForward(pid_t pid) {
+  g_child = pid;
+  struct sigaction sa {};
+  sa.sa_handler = forwardSignal;
+  ::sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaction(sig, &sa, nullptr);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return 127;
+  }
+  g_child = 0;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 127;
+}
+
+Expected<std::string> createCgroup(const std::string& name) {
+  // Find the cgroup v2 mount (pure v2 at /sys/fs/cgroup, or hybrid at .../unified).
+  std::ifstream mounts("/proc/self/mounts");
+  std::string line, root;
+  while (std::getline(mounts, line)) {
+    std::istringstream ls(line);
+    std::string dev, dir, type;
+    ls >> dev >> dir >> type;
+    if (type == "cgroup2") {
+      root = dir;
+      break;
+    }
+  }
+  if (root.empty()) return fail("no cgroup v2 hierarchy is mounted");
+  std::string base = root + "/cellwall";
+  if (::mkdir(base.c_str(), 0755) != 0 && errno != EEXIST)
+    return fail("cannot create " + base + ": " + std::strerror(errno));
+  std::string dir = base + "/" + name;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return fail("cannot create " + dir + ": " + std::strerror(errno));
+  return dir;
+}
+
+void removeCgroup(const std::string& dir) {
+  if (!dir.empty()) ::rmdir(dir.c_str());
+}
+
+}  // namespace cw::cell

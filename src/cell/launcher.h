@@ -1,0 +1,50 @@
+// Starts a command inside a cell whose network the daemon has built (docs/launcher.md lists
+// the steps; each is one function in launcher.cc). Runs in the `cellwall run` process, as root.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace cw::cell {
+
+struct LaunchSpec {
+  std::string cell_name;  // "cw-c3": the netns name, for messages
+  std::string netns_path;  // /run/netns/cw-c3
+  std::string resolv_conf, hosts;
+  std::string cgroup_dir;    // "" to skip (with a warning printed by the caller)
+  std::string hide_dir;      // cellwall's state directory: covered by an empty tmpfs
+  uid_t uid = 65534;
+  gid_t gid = 65534;
+  std::vector<gid_t> groups;
+  std::string user_name, home, shell;
+  std::vector<std::string> argv;
+};
+
+struct TargetUser {
+  uid_t uid;
+  gid_t gid;
+  std::vector<gid_t> groups;
+  std::string name, home, shell;
+  bool defaulted_to_nobody = false;
+};
+
+// --user NAME|UID, else SUDO_UID, else nobody (see docs/launcher.md).
+Expected<TargetUser> resolveUser(const std::string& requested);
+
+// Forks, runs the steps in the child and execs. Returns the child's pid; fails if any step
+// failed in the child (its message says which).
+Expected<pid_t> launch(const LaunchSpec& spec);
+
+// Waits for pid, forwarding SIGINT/SIGTERM/SIGHUP/SIGQUIT to it. Returns the shell-style exit
+// status (128+N for a signal).
+int waitForward(pid_t pid);
+
+// Creates cellwall/<name> in the cgroup v2 hierarchy; "" with a reason when unavailable.
+Expected<std::string> createCgroup(const std::string& name);
+void removeCgroup(const std::string& dir);
+
+}  // namespace cw::cell

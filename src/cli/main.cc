@@ -1,0 +1,222 @@
+// cellwall: the command line. Each subcommand parses its flags into one api::Command (or, for
+// `run`, a short sequence of them) and prints the reply.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "cell/launcher.h"
+#include "cli/client.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using cw::cli::Client;
+
+fs::path g_state_dir = "/var/lib/cellwall";
+
+fs::path socketPath() { return g_state_dir / "cellwall.sock"; }
+
+int die(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "cellwall: %s\n", msg.c_str());
+  return code;
+}
+
+fs::path selfDir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : p.parent_path();
+}
+
+std::string daemonBinary() {
+  auto here = selfDir() / "cellwalld";
+  if (fs::exists(here)) return here.string();
+  auto sibling = selfDir().parent_path() / "daemon" / "cellwalld";  // build tree layout
+  if (fs::exists(sibling)) return sibling.string();
+  return "cellwalld";
+}
+
+// Starts cellwalld in the background for the lifetime of this command.
+cw::Expected<pid_t> startPrivateDaemon() {
+  std::error_code ec;
+  fs::create_directories(g_state_dir, ec);
+  std::string log = (g_state_dir / "cellwalld.log").string();
+  std::string bin = daemonBinary();
+  pid_t pid = ::fork();
+  if (pid < 0) return cw::fail("cannot fork to start cellwalld");
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "a", stdout);
+    (void)f;
+    ::dup2(STDOUT_FILENO, STDERR_FILENO);
+    ::setsid();
+    std::string sd = g_state_dir.string();
+    ::execlp(bin.c_str(), bin.c_str(), "--state-dir", sd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 300; ++i) {
+    if (auto c = Client::connect(socketPath())) return pid;
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return cw::fail("cellwalld failed to start; its log is " + log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::kill(pid, SIGTERM);
+  return cw::fail("cellwalld did not come up within 30 s; its log is " + log);
+}
+
+int cmdRun(const std::string& app, const std::string& policy_file, const std::string& user,
+           const std::string& env, const std::vector<std::string>& command) {
+  if (command.empty()) return die("nothing to run: cellwall run --app NAME -- CMD [ARGS...]", 2);
+  if (::geteuid() != 0)
+    return die("cellwall run needs root: it enters network and mount namespaces (CAP_SYS_ADMIN); try sudo", 2);
+  auto target = cw::cell::resolveUser(user);
+  if (!target) return die(target.error().message, 2);
+  if (target->defaulted_to_nobody)
+    std::fprintf(stderr, "cellwall: running as root: the app runs as 'nobody' (use --user to choose)\n");
+  std::string policy_text;
+  if (!policy_file.empty()) {
+    std::ifstream in(policy_file);
+    if (!in) return die("cannot read policy file " + policy_file, 2);
+    policy_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  pid_t private_daemon = 0;
+  int err_no = 0;
+  auto client = Client::connect(socketPath(), &err_no);
+  if (!client && (err_no == ENOENT || err_no == ECONNREFUSED)) {
+    std::fprintf(stderr, "cellwall: no cellwalld running; starting one for this command (log: %s)\n",
+                 (g_state_dir / "cellwalld.log").c_str());
+    auto pid = startPrivateDaemon();
+    if (!pid) return die(pid.error().message);
+    private_daemon = *pid;
+    client = Client::connect(socketPath());
+  }
+  if (!client) return die(client.error().message);
+
+  auto stopPrivate = [&] {
+    if (private_daemon == 0) return;
+    if (auto c = Client::connect(socketPath())) (void)c->call(cw::api::Shutdown{});
+    int status = 0;
+    ::waitpid(private_daemon, &status, 0);
+  };
+
+  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid()};
+  auto reply = client->call(req);
+  if (!reply || !reply->ok || reply->cells.empty()) {
+    stopPrivate();
+    return die(!reply ? reply.error().message : reply->error);
+  }
+  const cw::api::CellInfo cell = reply->cells.front();
+  auto cgroup = cw::cell::createCgroup(cell.netns);
+  if (!cgroup)
+    std::fprintf(stderr, "cellwall: warning: cell %s gets no cgroup: %s\n", cell.netns.c_str(),
+                 cgroup.error().message.c_str());
+
+  cw::cell::LaunchSpec spec;
+  spec.cell_name = cell.netns;
+  spec.netns_path = "/run/netns/" + cell.netns;
+  spec.resolv_conf = cell.resolv_conf;
+  spec.hosts = cell.hosts;
+  spec.cgroup_dir = cgroup ? *cgroup : std::string();
+  spec.hide_dir = fs::absolute(g_state_dir).string();
+  spec.uid = target->uid;
+  spec.gid = target->gid;
+  spec.groups = target->groups;
+  spec.user_name = target->name;
+  spec.home = target->home;
+  spec.shell = target->shell;
+  spec.argv = command;
+  int status = 127;
+  auto pid = cw::cell::launch(spec);
+  if (!pid) {
+    std::fprintf(stderr, "cellwall: %s\n", pid.error().message.c_str());
+  } else {
+    status = cw::cell::waitForward(*pid);
+  }
+  if (!client->call(cw::api::CellExit{cell.id, status})) {
+    // The daemon restarted while CMD ran: tell the new one.
+    if (auto again = Client::connect(socketPath())) (void)again->call(cw::api::CellExit{cell.id, status});
+  }
+  if (cgroup) cw::cell::removeCgroup(*cgroup);
+  stopPrivate();
+  return status;
+}
+
+int printLines(const cw::api::Command& cmd) {
+  auto client = Client::connect(socketPath());
+  if (!client) return die(client.error().message);
+  auto reply = client->call(cmd);
+  if (!reply) return die(reply.error().message);
+  if (!reply->ok) return die(reply->error);
+  for (const auto& l : reply->lines) std::printf("%s\n", l.c_str());
+  return 0;
+}
+
+int cmdPs() {
+  auto client = Client::connect(socketPath());
+  if (!client) return die(client.error().message);
+  auto reply = client->call(cw::api::CellList{});
+  if (!reply) return die(reply.error().message);
+  if (!reply->ok) return die(reply->error);
+  std::printf("%-5s %-16s %-10s %-9s %-15s %-17s %-6s %s\n", "ID", "APP", "ENV", "BACKEND", "IP", "MAC",
+              "PORT", "NETNS");
+  for (const auto& c : reply->cells)
+    std::printf("%-5u %-16s %-10s %-9s %-15s %-17s %-6u %s\n", c.id, c.app.c_str(), c.env.c_str(),
+                "netns", c.ip.c_str(), c.mac.c_str(), c.ofport, c.netns.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cellwall: every application in its own network cell, behind a switch it cannot bypass"};
+  app.require_subcommand(1);
+  std::string state_dir;
+  if (const char* e = std::getenv("CELLWALL_STATE_DIR")) g_state_dir = e;
+  app.add_option("--state-dir", state_dir, "state directory (default /var/lib/cellwall, or $CELLWALL_STATE_DIR)");
+
+  auto* run = app.add_subcommand("run", "run a command in a new cell");
+  std::string app_name = "app", policy_file, user, env;
+  std::vector<std::string> command;
+  run->add_option("--app", app_name, "application name")->capture_default_str();
+  run->add_option("--policy", policy_file, "TOML policy file for this app");
+  run->add_option("--user", user, "run as this user (default: the sudo user, else nobody)");
+  run->add_option("--env", env, "network environment (default: the policy's, else 'default')");
+  run->add_option("command", command, "CMD [ARGS...] after --")->required();
+  run->prefix_command(false);
+
+  auto* ps = app.add_subcommand("ps", "list cells");
+  auto* flows = app.add_subcommand("flows", "show the bridge's flows");
+  auto* status = app.add_subcommand("status", "decision counters");
+  auto* stop = app.add_subcommand("stop", "stop cellwalld (removes everything it created)");
+  auto* daemon = app.add_subcommand("daemon", "run cellwalld in the foreground");
+  daemon->allow_extras();
+
+  CLI11_PARSE(app, argc, argv);
+  if (!state_dir.empty()) g_state_dir = state_dir;
+
+  if (*run) return cmdRun(app_name, policy_file, user, env, command);
+  if (*ps) return cmdPs();
+  if (*flows) return printLines(cw::api::FlowDump{});
+  if (*status) return printLines(cw::api::Status{});
+  if (*stop) return printLines(cw::api::Shutdown{});
+  if (*daemon) {
+    std::string bin = daemonBinary();
+    std::vector<std::string> args{bin, "--state-dir", g_state_dir.string()};
+    for (const auto& x : daemon->remaining()) args.push_back(x);
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    ::execvp(bin.c_str(), cargs.data());
+    return die("cannot run " + bin + ": " + std::strerror(errno));
+  }
+  return 0;
+}

@@ -1,0 +1,83 @@
+#include "daemon/config.h"
+
+#include <toml++/toml.h>
+
+namespace cw::daemon {
+
+namespace {
+
+std::string where(const std::filesystem::path& file, const toml::node& n) {
+  return file.string() + ":" + std::to_string(n.source().begin.line);
+}
+
+}  // namespace
+
+Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
+  auto parsed = toml::parse_file(file.string());
+  if (!parsed) {
+    const auto& err = parsed.error();
+    return fail(file.string() + ":" + std::to_string(err.source().begin.line) + ": " +
+                std::string(err.description()));
+  }
+  const toml::table& root = parsed.table();
+  for (auto&& [key, value] : root) {
+    if (key.str() == "openflow_port") {
+      auto v = value.value<std::int64_t>();
+      if (!v || *v <= 0 || *v > 65535) return fail(where(file, value) + ": openflow_port must be 1..65535");
+      cfg.of_port = static_cast<std::uint16_t>(*v);
+    } else if (key.str() != "env") {
+      return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
+                  "' (known: openflow_port, env)");
+    }
+  }
+  const toml::table* envs = root["env"].as_table();
+  if (envs == nullptr) return {};
+  cfg.envs.clear();
+  for (auto&& [name, node] : *envs) {
+    const toml::table* t = node.as_table();
+    if (t == nullptr) return fail(where(file, node) + ": env." + std::string(name.str()) + " must be a table");
+    EnvSpec e;
+    e.name = std::string(name.str());
+    for (auto&& [k, v] : *t) {
+      std::string key(k.str());
+      if (key == "pool") {
+        auto c = Cidr::parse(v.value_or(std::string()));
+        if (!c || !c->is_v4() || c->length > 28)
+          return fail(where(file, v) + ": pool must be an IPv4 prefix of /28 or larger, like \"10.200.0.0/16\"");
+        e.pool = *c;
+      } else if (key == "dns") {
+        const toml::array* a = v.as_array();
+        if (a == nullptr) return fail(where(file, v) + ": dns must be an array of addresses");
+        for (auto&& d : *a) {
+          auto s = d.value<std::string>();
+          if (!s || !IpAddr::parse(*s)) return fail(where(file, d) + ": not an IP address");
+          e.dns.push_back(*s);
+        }
+      } else if (key == "uplink") {
+        const toml::table* u = v.as_table();
+        if (u == nullptr) return fail(where(file, v) + ": uplink must be a table");
+        for (auto&& [uk, uv] : *u) {
+          std::string ukey(uk.str());
+          auto s = uv.value<std::string>();
+          if (!s) return fail(where(file, uv) + ": uplink." + ukey + " must be a string");
+          if (ukey == "kind") e.uplink.kind = *s;
+          else if (ukey == "netns") e.uplink.netns = *s;
+          else if (ukey == "address") e.uplink.address = *s;
+          else if (ukey == "peer_address") e.uplink.peer_address = *s;
+          else if (ukey == "next_hop") e.uplink.next_hop = *s;
+          else return fail(where(file, uv) + ": unknown key uplink." + ukey +
+                           " (known: kind, netns, address, peer_address, next_hop)");
+        }
+        if (e.uplink.kind != "host" && e.uplink.kind != "netns")
+          return fail(where(file, v) + ": uplink.kind must be \"host\" or \"netns\"");
+      } else {
+        return fail(where(file, v) + ": unknown key '" + key + "' in env." + e.name +
+                    " (known: pool, dns, uplink)");
+      }
+    }
+    cfg.envs.push_back(std::move(e));
+  }
+  return {};
+}
+
+}  // namespace cw::daemon

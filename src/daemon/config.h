@@ -1,0 +1,46 @@
+// cellwalld's configuration: command-line flags plus an optional TOML file for network
+// environments. Defaults suit a desktop: OpenFlow on 127.0.0.1:6653, embedded Open vSwitch,
+// one "default" environment with NAT through the host's uplink.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "common/result.h"
+
+namespace cw::daemon {
+
+struct UplinkSpec {
+  std::string kind = "host";  // "host" | "netns"
+  std::string netns;          // kind netns: the namespace to attach to
+  std::string address;        // gateway side, "10.250.0.2/24"
+  std::string peer_address;   // the other side, "10.250.0.1/24"
+  std::string next_hop;       // default route of the gateway
+};
+
+struct EnvSpec {
+  std::string name = "default";
+  Cidr pool = *Cidr::parse("10.200.0.0/16");
+  std::vector<std::string> dns;  // upstream resolvers of the env's DNS forwarder
+  UplinkSpec uplink;
+};
+
+struct Config {
+  std::filesystem::path state_dir = "/var/lib/cellwall";
+  std::string of_address = "127.0.0.1";
+  std::uint16_t of_port = 6653;
+  unsigned threads = 0;
+  std::string ovs_db;  // empty: embedded Open vSwitch
+  std::string bridge = "cw-br0";
+  std::string datapath = "auto";
+  std::uint32_t cell_packet_in_pps = 2000;  // per-cell meter towards the controller
+  std::vector<EnvSpec> envs{EnvSpec{}};
+};
+
+// Reads the [env.NAME] tables of a TOML file into cfg.envs (replacing the default).
+Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg);
+
+}  // namespace cw::daemon

@@ -1,0 +1,568 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <asio.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/commands.h"
+#include "daemon/cell_table.h"
+#include "daemon/gateways.h"
+#include "decide/pipeline.h"
+#include "netdev/net_ops.h"
+#include "netdev/system_runner.h"
+#include "ovs/ovs.h"
+#include "packet/frame.h"
+
+namespace cw::daemon {
+
+namespace {
+
+using decide::CellPort;
+using decide::GatewayPort;
+
+std::string readFile(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+bool processAlive(std::int64_t pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
+
+}  // namespace
+
+struct Daemon::Impl {
+  Impl(Config c, Daemon& d) : cfg(std::move(c)), self(d), ops(runner), cells(cfg.state_dir) {}
+
+  Config cfg;
+  Daemon& self;
+  SystemRunner runner;
+  NetOps ops;
+  std::unique_ptr<Ovs> ovs;
+  Gateways gateways;
+  CellTable cells;
+  std::unique_ptr<sw::SwitchServer> server;
+  decide::ViewHolder views;
+  decide::Decider decider;
+  std::uint64_t generation = 0;
+  asio::io_context control;
+  std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons{};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(packet::ParseError::kCount)> weirds{};
+  std::atomic<std::uint64_t> allowed{0}, denied{0};
+
+  // ---- view ----
+  void publish() {
+    auto v = std::make_shared<decide::NetView>();
+    v->generation = ++generation;
+    decide::SwitchView& sv = v->switches[ovs->datapathId()];
+    sv.dpid = ovs->datapathId();
+    for (const auto& g : gateways.all()) {
+      sv.gateways_by_port[g.port.ofport] = g.port;
+      sv.gateway_port_by_env[g.port.env] = g.port.ofport;
+    }
+    for (const auto& [id, c] : cells.all()) {
+      CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, c.policy};
+      sv.cell_port_by_ip[c.ip.v] = cp.ofport;
+      sv.cells_by_port[cp.ofport] = std::move(cp);
+    }
+    views.publish(std::move(v));
+  }
+
+  std::shared_ptr<sw::Switch> bridge() const { return server->find(ovs->datapathId()); }
+
+  // Programs everything the view says onto a switch (on its thread). Stale flows (of cells
+  // that are gone, or from before a crash) are found in a dump and deleted.
+  void reconcile(sw::Switch& s) {
+    if (s.version() != ofp::Version::kOf13) {
+      spdlog::error("switch {:016x} speaks only OpenFlow 1.0; cellwall's pipeline needs 1.3 "
+                    "(two tables, meters): not programming it",
+                    s.datapathId());
+      return;
+    }
+    auto view = views.current();
+    const decide::SwitchView* sv = view->find(s.datapathId());
+    if (sv == nullptr) {
+      spdlog::warn("switch {:016x} is not cellwall's bridge; leaving it alone", s.datapathId());
+      return;
+    }
+    for (const auto& [port, c] : sv->cells_by_port) {
+      s.send(meterFor(c.cell_id));
+    }
+    s.dumpFlows(ofp::FlowStatsRequest{}, [this, &s, view, sv](bool ok, std::vector<ofp::FlowStats> flows) {
+      if (ok) {
+        std::size_t stale = 0;
+        for (const auto& f : flows) {
+          std::uint32_t cell = decide::cookieCell(f.cookie);
+          if (cell == 0 || cellInView(*sv, cell)) continue;
+          ofp::FlowMod del;
+          del.command = ofp::FlowModCommand::kDeleteStrict;
+          del.table_id = f.table_id;
+          del.priority = f.priority;
+          del.match = f.match;
+          s.sendFlowMod(del);
+          ++stale;
+        }
+        if (stale > 0) spdlog::info("removed {} stale flows from switch {:016x}", stale, s.datapathId());
+      }
+      for (const auto& fm : decide::switchBaseFlows(s.version())) s.sendFlowMod(fm);
+      for (const auto& [port, gw] : sv->gateways_by_port) {
+        std::vector<const CellPort*> env_cells;
+        for (const auto& [p, c] : sv->cells_by_port)
+          if (c.env == gw.env) env_cells.push_back(&c);
+        for (const auto& fm : decide::gatewayBaseFlows(s.version(), gw, env_cells)) s.sendFlowMod(fm);
+      }
+      for (const auto& [port, c] : sv->cells_by_port) {
+        if (const GatewayPort* gw = sv->gatewayFor(c.env))
+          for (const auto& fm : decide::cellBaseFlows(s.version(), c, *gw, c.cell_id)) s.sendFlowMod(fm);
+      }
+      s.barrier([dpid = s.datapathId()](bool done) {
+        if (done) spdlog::info("switch {:016x} programmed", dpid);
+      });
+    });
+  }
+
+  static bool cellInView(const decide::SwitchView& sv, std::uint32_t cell) {
+    for (const auto& [p, c] : sv.cells_by_port)
+      if (c.cell_id == cell) return true;
+    return false;
+  }
+
+  ofp::MeterMod meterFor(std::uint32_t cell_id) const {
+    ofp::MeterMod mm;
+    mm.command = ofp::MeterModCommand::kAdd;
+    mm.flags = ofp::kMeterPktps | ofp::kMeterBurst;
+    mm.meter_id = cell_id;
+    mm.bands.push_back({cfg.cell_packet_in_pps, cfg.cell_packet_in_pps / 4});
+    return mm;
+  }
+
+  // ---- cells (control thread) ----
+  Expected<api::CellInfo> createCell(const api::CellCreate& req, int control_fd) {
+    std::string app = req.app.empty() ? "app" : req.app;
+    auto parsed = policy::parsePolicy(req.policy_text,
+                                      req.policy_origin.empty() ? "<policy>" : req.policy_origin,
+                                      1);
+    if (!parsed) return fail("policy rejected: " + parsed.error().str());
+    policy::AppPolicy pol = std::move(parsed.value());
+    if (pol.app.empty()) pol.app = app;
+    std::string env = req.env.empty() ? pol.env : req.env;
+    const Gateways::Entry* gw = gateways.find(env);
+    if (gw == nullptr) return fail("no network environment named '" + env + "'");
+
+    std::uint32_t id = cells.nextId();
+    auto ip = cells.allocateIp(gw->pool);
+    if (!ip) return fail("environment '" + env + "' has no free address left in " + gw->pool.str());
+    MacAddr mac = CellTable::macFor(*ip);
+    std::string name = "cw-c" + std::to_string(id);
+    auto dir = cells.cellDir(id);
+    std::filesystem::create_directories(dir);
+    {
+      std::ofstream(dir / "resolv.conf") << "# written by cellwall: the environment's resolver\n"
+                                         << "nameserver " << gw->port.ip.str() << "\n";
+      std::ofstream(dir / "hosts") << "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n";
+      std::ofstream(dir / "policy.toml") << req.policy_text;
+      std::ofstream(dir / "policy.origin") << req.policy_origin;
+    }
+    auto undo = [&] {
+      (void)ovs->delPort(name);
+      (void)ops.deleteNetns(name);
+      (void)ops.deleteLink("", name);
+      std::filesystem::remove_all(dir);
+    };
+    auto step = [&](Expected<void> r) -> bool { return r.has_value(); };
+    Expected<void> r = ops.createNetns(name);
+    if (r) r = ops.createVethPair(name, "eth0", name, mac);
+    if (r) r = ops.setSysctl(name, "net.ipv6.conf.all.disable_ipv6", "1");
+    if (r) r = ops.setLinkUp(name, "lo");
+    if (r) r = ops.setLinkUp(name, "eth0");
+    if (r) r = ops.setLinkUp("", name);
+    if (r) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
+    if (r) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
+    if (r) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
+    (void)step;
+    if (!r) {
+      undo();
+      return Unexpected(r.error());
+    }
+    auto ofport = ovs->addPort(name);
+    if (!ofport) {
+      undo();
+      return Unexpected(ofport.error());
+    }
+    CellRecord rec;
+    rec.info.id = id;
+    rec.info.app = pol.app;
+    rec.info.env = env;
+    rec.info.netns = name;
+    rec.info.ifname_host = name;
+    rec.info.ip = ip->str();
+    rec.info.mac = mac.str();
+    rec.info.gateway = gw->port.ip.str();
+    rec.info.ofport = *ofport;
+    rec.info.resolv_conf = (dir / "resolv.conf").string();
+    rec.info.hosts = (dir / "hosts").string();
+    rec.info.launcher_pid = req.launcher_pid;
+    rec.info.created_unix = static_cast<std::int64_t>(::time(nullptr));
+    rec.ip = *ip;
+    rec.mac = mac;
+    rec.policy = std::make_shared<const policy::Matcher>(std::move(pol));
+    rec.control_fd = control_fd;
+    cells.add(rec);
+    (void)cells.save();
+    publish();
+    spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}", id, name, rec.info.app,
+                 env, ip->str(), mac.str(), *ofport);
+    return rec.info;
+  }
+
+  // Installs the cell's flows; `done` runs on the control thread once the switch has them.
+  void programCell(std::uint32_t id, std::function<void(bool)> done) {
+    auto s = bridge();
+    auto view = views.current();
+    if (!s) {
+      done(false);
+      return;
+    }
+    s->post([this, s, view, id, done = std::move(done)]() mutable {
+      const decide::SwitchView* sv = view->find(s->datapathId());
+      const CellPort* c = nullptr;
+      if (sv != nullptr)
+        for (const auto& [p, cp] : sv->cells_by_port)
+          if (cp.cell_id == id) c = &cp;
+      const GatewayPort* gw = c != nullptr ? sv->gatewayFor(c->env) : nullptr;
+      if (c == nullptr || gw == nullptr || s->version() != ofp::Version::kOf13) {
+        asio::post(control, [done] { done(false); });
+        return;
+      }
+      s->send(meterFor(id));
+      for (const auto& fm : decide::cellBaseFlows(s->version(), *c, *gw, id)) s->sendFlowMod(fm);
+      s->sendFlowMod(decide::gatewayArpForCell(*gw, *c));
+      s->barrier([this, done](bool ok) { asio::post(control, [done, ok] { done(ok); }); });
+    });
+  }
+
+  void removeCell(std::uint32_t id, const char* why) {
+    CellRecord* rec = cells.find(id);
+    if (rec == nullptr) return;
+    CellRecord c = *rec;
+    cells.remove(id);
+    (void)cells.save();
+    publish();
+    if (auto s = bridge()) {
+      CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, nullptr};
+      s->post([s, cp] {
+        for (const auto& fm : decide::cellRemoveFlows(cp)) s->sendFlowMod(fm);
+        // Flows of other cells that pointed at this port must not outlive it: OVS may give
+        // the port number to the next cell.
+        ofp::FlowMod by_out;
+        by_out.command = ofp::FlowModCommand::kDelete;
+        by_out.table_id = ofp::kTableAll;
+        by_out.out_port = cp.ofport;
+        s->sendFlowMod(by_out);
+        ofp::FlowMod by_in = by_out;
+        by_in.out_port = ofp::kPortAny;
+        by_in.match.inPort(cp.ofport);
+        s->sendFlowMod(by_in);
+        ofp::MeterMod mm;
+        mm.command = ofp::MeterModCommand::kDelete;
+        mm.meter_id = cp.cell_id;
+        s->send(mm);
+      });
+    }
+    (void)ovs->delPort(c.info.netns);
+    (void)ops.deleteNetns(c.info.netns);
+    (void)ops.deleteLink("", c.info.netns);
+    std::filesystem::remove_all(cells.cellDir(id));
+    spdlog::info("cell {} ({}) removed: {}", id, c.info.netns, why);
+  }
+
+  // After a crash: cells whose launcher still runs are adopted (their processes keep their
+  // network); the rest are removed.
+  void recoverCells() {
+    auto saved = cells.load();
+    if (!saved) {
+      spdlog::warn("cannot read the saved cells: {}", saved.error().message);
+      return;
+    }
+    for (const auto& info : *saved) {
+      auto dir = cells.cellDir(info.id);
+      bool alive = processAlive(info.launcher_pid) && ops.netnsExists(info.netns);
+      std::optional<policy::AppPolicy> pol;
+      if (alive) {
+        auto p = policy::parsePolicy(readFile(dir / "policy.toml"), readFile(dir / "policy.origin"), 1);
+        if (p) pol = std::move(p.value());
+      }
+      if (!alive || !pol) {
+        (void)ovs->delPort(info.netns);
+        (void)ops.deleteNetns(info.netns);
+        (void)ops.deleteLink("", info.netns);
+        std::filesystem::remove_all(dir);
+        spdlog::info("removed stale cell {} ({})", info.id, info.netns);
+        continue;
+      }
+      auto ofport = ovs->addPort(info.netns);
+      if (!ofport) {
+        spdlog::warn("cannot re-plug cell {}: {}", info.id, ofport.error().message);
+        continue;
+      }
+      CellRecord rec;
+      rec.info = info;
+      rec.info.ofport = *ofport;
+      rec.ip = IpAddr::parse(info.ip)->v4();
+      rec.mac = *MacAddr::parse(info.mac);
+      if (pol->app.empty()) pol->app = info.app;
+      rec.policy = std::make_shared<const policy::Matcher>(std::move(*pol));
+      cells.add(rec);
+      spdlog::info("adopted running cell {} ({}) of app '{}'", info.id, info.netns, info.app);
+    }
+    (void)cells.save();
+  }
+
+  // Cells whose launcher is gone (killed, or lost with a crashed daemon's connections) are
+  // removed: nothing else would ever end them.
+  void reapCells(asio::steady_timer& timer) {
+    timer.expires_after(std::chrono::seconds(1));
+    timer.async_wait([this, &timer](const asio::error_code& ec) {
+      if (ec) return;
+      std::vector<std::uint32_t> dead;
+      for (const auto& [id, c] : cells.all())
+        if (!processAlive(c.info.launcher_pid)) dead.push_back(id);
+      for (auto id : dead) removeCell(id, "its launcher is gone");
+      reapCells(timer);
+    });
+  }
+
+  // ---- control socket ----
+  struct Client : std::enable_shared_from_this<Client> {
+    explicit Client(asio::local::stream_protocol::socket s) : sock(std::move(s)) {}
+    asio::local::stream_protocol::socket sock;
+    asio::streambuf in;
+    std::vector<std::uint32_t> cells;
+    int fd() { return sock.native_handle(); }
+  };
+
+  void acceptControl() {
+    acceptor->async_accept([this](const asio::error_code& ec, asio::local::stream_protocol::socket s) {
+      if (ec) return;
+      auto c = std::make_shared<Client>(std::move(s));
+      readControl(c);
+      acceptControl();
+    });
+  }
+
+  void readControl(const std::shared_ptr<Client>& c) {
+    asio::async_read_until(c->sock, c->in, '\n', [this, c](const asio::error_code& ec, std::size_t n) {
+      if (ec) {
+        // The launcher went away: its cells go with it.
+        for (auto id : c->cells) removeCell(id, "its launcher disconnected");
+        return;
+      }
+      std::string line(asio::buffers_begin(c->in.data()),
+                       asio::buffers_begin(c->in.data()) + static_cast<std::ptrdiff_t>(n));
+      c->in.consume(n);
+      auto cmd = api::decodeCommand(line);
+      if (!cmd) {
+        reply(c, api::Reply{false, cmd.error().message, {}, {}});
+        return;
+      }
+      execute(c, *cmd);
+    });
+  }
+
+  void reply(const std::shared_ptr<Client>& c, const api::Reply& r) {
+    auto text = std::make_shared<std::string>(api::encodeReply(r) + "\n");
+    asio::async_write(c->sock, asio::buffer(*text), [this, c, text](const asio::error_code& ec, std::size_t) {
+      if (!ec) readControl(c);
+    });
+  }
+
+  void execute(const std::shared_ptr<Client>& c, const api::Command& cmd) {
+    if (auto* create = std::get_if<api::CellCreate>(&cmd)) {
+      auto info = createCell(*create, c->fd());
+      if (!info) {
+        reply(c, api::Reply{false, info.error().message, {}, {}});
+        return;
+      }
+      c->cells.push_back(info->id);
+      programCell(info->id, [this, c, info = *info](bool ok) {
+        if (!ok) {
+          removeCell(info.id, "its flows could not be installed");
+          reply(c, api::Reply{false, "the bridge is not connected to cellwalld; cell not started", {}, {}});
+          return;
+        }
+        reply(c, api::Reply{true, "", {info}, {}});
+      });
+    } else if (auto* ex = std::get_if<api::CellExit>(&cmd)) {
+      removeCell(ex->id, "its command exited");
+      std::erase(c->cells, ex->id);
+      reply(c, api::Reply{});
+    } else if (std::holds_alternative<api::CellList>(cmd)) {
+      api::Reply r;
+      for (const auto& [id, rec] : cells.all()) r.cells.push_back(rec.info);
+      reply(c, r);
+    } else if (std::holds_alternative<api::FlowDump>(cmd)) {
+      dumpFlows(c);
+    } else if (std::holds_alternative<api::Status>(cmd)) {
+      api::Reply r;
+      r.lines.push_back("cells " + std::to_string(cells.all().size()));
+      r.lines.push_back("decisions allowed=" + std::to_string(allowed.load()) +
+                        " denied=" + std::to_string(denied.load()));
+      for (std::size_t i = 0; i < reasons.size(); ++i)
+        r.lines.push_back(std::string("reason ") + decide::reasonName(static_cast<decide::Reason>(i)) +
+                          " " + std::to_string(reasons[i].load()));
+      for (std::size_t i = 0; i < weirds.size(); ++i)
+        if (weirds[i].load() > 0)
+          r.lines.push_back(std::string("weird ") + packet::parseErrorName(static_cast<packet::ParseError>(i)) +
+                            " " + std::to_string(weirds[i].load()));
+      reply(c, r);
+    } else if (std::holds_alternative<api::Shutdown>(cmd)) {
+      reply(c, api::Reply{});
+      asio::post(control, [this] { control.stop(); });
+    }
+  }
+
+  void dumpFlows(const std::shared_ptr<Client>& c) {
+    auto s = bridge();
+    if (!s) {
+      reply(c, api::Reply{false, "the bridge is not connected", {}, {}});
+      return;
+    }
+    s->post([this, s, c] {
+      s->dumpFlows(ofp::FlowStatsRequest{}, [this, c, v = s->version()](bool ok, std::vector<ofp::FlowStats> flows) {
+        api::Reply r;
+        r.ok = ok;
+        if (!ok) r.error = "flow dump failed";
+        for (const auto& f : flows) {
+          ofp::FlowMod fm;
+          fm.table_id = f.table_id;
+          fm.priority = f.priority;
+          fm.cookie = f.cookie;
+          fm.idle_timeout = f.idle_timeout;
+          fm.hard_timeout = f.hard_timeout;
+          fm.match = f.match;
+          fm.instructions = f.instructions;
+          std::string line = ofp::format(ofp::Decoded{ofp::Header{static_cast<std::uint8_t>(v), 14, 0, 0}, fm});
+          line += " n_packets=" + std::to_string(f.packet_count) + " n_bytes=" + std::to_string(f.byte_count);
+          r.lines.push_back(std::move(line));
+        }
+        asio::post(control, [this, c, r] { reply(c, r); });
+      });
+    });
+  }
+};
+
+Daemon::Daemon(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg), *this)) {}
+Daemon::~Daemon() = default;
+
+Expected<void> Daemon::run() {
+  auto& im = *impl_;
+  if (::geteuid() != 0)
+    return fail("cellwalld needs root (it runs Open vSwitch, creates network namespaces and "
+                "veth pairs: CAP_NET_ADMIN and CAP_SYS_ADMIN)");
+  std::error_code ec;
+  std::filesystem::create_directories(im.cfg.state_dir, ec);
+  if (ec) return fail("cannot create state directory " + im.cfg.state_dir.string() + ": " + ec.message());
+  ::chmod(im.cfg.state_dir.c_str(), 0700);
+
+  sw::ServerOptions so;
+  so.tcp_address = im.cfg.of_address;
+  so.tcp_port = im.cfg.of_port;
+  so.threads = im.cfg.threads;
+  im.server = std::make_unique<sw::SwitchServer>(so, *this);
+  if (auto r = im.server->start(); !r) return r;
+
+  OvsOptions oo;
+  oo.state_dir = im.cfg.state_dir;
+  oo.existing_db = im.cfg.ovs_db;
+  oo.bridge = im.cfg.bridge;
+  oo.datapath = im.cfg.datapath;
+  oo.controllers = {"tcp:" + im.cfg.of_address + ":" + std::to_string(im.cfg.of_port)};
+  auto ovs = Ovs::open(oo, im.runner);
+  if (!ovs) return Unexpected(ovs.error());
+  im.ovs = std::move(ovs.value());
+  spdlog::info("Open vSwitch: {} ({}), bridge {} datapath {}",
+               im.ovs->isEmbedded() ? (im.ovs->adopted() ? "embedded, adopted from an earlier run" : "embedded")
+                                    : "existing",
+               im.ovs->dbTarget(), im.ovs->bridge(), im.ovs->datapathType());
+  if (auto r = im.ovs->ensureBridge(); !r) return r;
+
+  for (const auto& e : im.cfg.envs) {
+    auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir, im.runner);
+    if (!r) {
+      im.gateways.stopAll(im.ops, *im.ovs);
+      return r;
+    }
+  }
+  im.recoverCells();
+  im.publish();
+  if (auto s = im.bridge()) s->post([&im, s] { im.reconcile(*s); });
+
+  auto sock = im.cfg.state_dir / "cellwall.sock";
+  ::unlink(sock.c_str());
+  im.acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(
+      im.control, asio::local::stream_protocol::endpoint(sock.string()));
+  ::chmod(sock.c_str(), 0600);
+  im.acceptControl();
+  asio::signal_set signals(im.control, SIGINT, SIGTERM);
+  signals.async_wait([&im](const asio::error_code&, int sig) {
+    spdlog::info("signal {}: shutting down", sig);
+    im.control.stop();
+  });
+  ::signal(SIGPIPE, SIG_IGN);
+  asio::steady_timer reaper(im.control);
+  im.reapCells(reaper);
+  spdlog::info("cellwalld ready: control socket {}, OpenFlow on {}:{}", sock.string(),
+               im.cfg.of_address, im.cfg.of_port);
+  im.control.run();
+
+  // Orderly stop: cells, gateways, the bridge (and embedded OVS), the channel.
+  std::vector<std::uint32_t> ids;
+  for (const auto& [id, c] : im.cells.all()) ids.push_back(id);
+  for (auto id : ids) im.removeCell(id, "cellwalld stopping");
+  im.gateways.stopAll(im.ops, *im.ovs);
+  auto stopped = im.ovs->stop(true);
+  im.server->stop();
+  ::unlink(sock.c_str());
+  std::filesystem::remove(im.cfg.state_dir / "cells.json", ec);
+  if (!stopped) spdlog::warn("stopping Open vSwitch: {}", stopped.error().message);
+  spdlog::info("cellwalld stopped; everything it created is removed");
+  return {};
+}
+
+void Daemon::onSwitchUp(sw::Switch& s) { impl_->reconcile(s); }
+void Daemon::onSwitchDown(sw::Switch& /*s*/) {}
+
+void Daemon::onPacketIn(sw::Switch& s, const ofp::PacketIn& pi) {
+  auto& im = *impl_;
+  thread_local decide::ViewHolder::Reader reader(im.views);
+  const decide::NetView& view = reader.refresh();
+  const decide::SwitchView* sv = view.find(s.datapathId());
+  if (sv == nullptr) return;
+  auto frame = packet::parseFrame(pi.data);
+  if (!frame) {
+    im.weirds[static_cast<std::size_t>(frame.error())].fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  decide::Decision d = im.decider.decide(*sv, pi.inPort(), *frame);
+  im.reasons[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  (d.action == policy::Action::kAllow ? im.allowed : im.denied).fetch_add(1, std::memory_order_relaxed);
+  for (const auto& fm : d.flows) s.sendFlowMod(fm);
+  for (const auto& po : d.packet_outs) s.sendPacketOut(po);
+}
+
+void Daemon::onPortStatus(sw::Switch& /*s*/, const ofp::PortStatus& /*ps*/) {}
+void Daemon::onFlowRemoved(sw::Switch& /*s*/, const ofp::FlowRemoved& /*fr*/) {}
+void Daemon::onError(sw::Switch& /*s*/, std::uint32_t /*xid*/, const ofp::ErrorMsg& err) {
+  // A meter that already exists (after a reconnect) is expected; everything else is logged
+  // by the channel already.
+  (void)err;
+}
+
+}  // namespace cw::daemon

@@ -1,0 +1,76 @@
+#include "daemon/gateways.h"
+
+#include <spdlog/spdlog.h>
+
+namespace cw::daemon {
+
+Expected<EnvConfig> toEnvConfig(const EnvSpec& spec) {
+  EnvConfig e;
+  e.name = spec.name;
+  e.pool = spec.pool;
+  for (const auto& d : spec.dns) {
+    auto a = IpAddr::parse(d);
+    if (!a) return fail("env " + spec.name + ": dns server '" + d + "' is not an IP address");
+    e.dns_upstreams.push_back(*a);
+  }
+  auto& u = e.uplink;
+  u.kind = spec.uplink.kind == "netns" ? UplinkConfig::Kind::kNetns : UplinkConfig::Kind::kHost;
+  u.netns = spec.uplink.netns;
+  auto addr = [&](const std::string& text, const char* what, const std::string& fallback) -> Expected<IfAddress> {
+    auto a = IfAddress::parse(text.empty() ? fallback : text);
+    if (!a) return fail("env " + spec.name + ": uplink " + what + " '" + text + "' is not ADDRESS/PREFIX");
+    return *a;
+  };
+  auto gw = addr(spec.uplink.address, "address", "10.254.0.2/30");
+  if (!gw) return Unexpected(gw.error());
+  auto peer = addr(spec.uplink.peer_address, "peer_address", "10.254.0.1/30");
+  if (!peer) return Unexpected(peer.error());
+  u.gateway_side = *gw;
+  u.peer_side = *peer;
+  auto hop = Ip4::parse(spec.uplink.next_hop.empty() ? peer->addr.str() : spec.uplink.next_hop);
+  if (!hop) return fail("env " + spec.name + ": uplink next_hop '" + spec.uplink.next_hop + "' is not an IPv4 address");
+  u.next_hop = *hop;
+  return e;
+}
+
+Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
+                               const std::filesystem::path& state_dir, CommandRunner& /*runner*/) {
+  auto cfg = toEnvConfig(spec);
+  if (!cfg) return Unexpected(cfg.error());
+  // A gateway left by a crashed daemon is rebuilt from scratch: it holds no state worth
+  // keeping, and rebuilding guarantees its configuration matches the file.
+  (void)Gateway::removeStale(state_dir, ops);
+  auto gw = Gateway::create(*cfg, state_dir, ops);
+  if (!gw) return Unexpected(gw.error());
+  GatewayInfo info = (*gw)->info();
+  auto ofport = ovs.addPort(info.ovs_ifname);
+  if (!ofport) {
+    (void)(*gw)->destroy();
+    return Unexpected(ofport.error());
+  }
+  Entry e;
+  e.port = decide::GatewayPort{spec.name, *ofport, info.mac, info.ip};
+  e.pool = info.pool;
+  e.gateway = std::move(gw.value());
+  spdlog::info("environment '{}': gateway {} ({}) on port {}, cells from {}", spec.name,
+               info.ip.str(), info.netns, *ofport, info.pool.str());
+  entries_.push_back(std::move(e));
+  return {};
+}
+
+void Gateways::stopAll(NetOps& /*ops*/, Ovs& ovs) {
+  for (auto& e : entries_) {
+    (void)ovs.delPort(e.gateway->info().ovs_ifname);
+    if (auto r = e.gateway->destroy(); !r)
+      spdlog::warn("removing gateway of '{}': {}", e.port.env, r.error().message);
+  }
+  entries_.clear();
+}
+
+const Gateways::Entry* Gateways::find(const std::string& env) const {
+  for (const auto& e : entries_)
+    if (e.port.env == env) return &e;
+  return nullptr;
+}
+
+}  // namespace cw::daemon

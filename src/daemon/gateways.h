@@ -1,0 +1,40 @@
+// The daemon's environments: one Gateway (src/env) each, plugged into the bridge.
+// Control thread only.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "daemon/config.h"
+#include "decide/net_view.h"
+#include "env/gateway.h"
+#include "netdev/net_ops.h"
+#include "ovs/ovs.h"
+
+namespace cw::daemon {
+
+class Gateways {
+ public:
+  struct Entry {
+    decide::GatewayPort port;
+    Cidr pool;
+    std::unique_ptr<Gateway> gateway;
+  };
+
+  Expected<void> start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
+                       const std::filesystem::path& state_dir, CommandRunner& runner);
+  void stopAll(NetOps& ops, Ovs& ovs);
+  const Entry* find(const std::string& env) const;
+  const std::vector<Entry>& all() const { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+// Turns the config's text form into the env library's typed form.
+Expected<EnvConfig> toEnvConfig(const EnvSpec& spec);
+
+}  // namespace cw::daemon

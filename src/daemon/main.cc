@@ -1,0 +1,36 @@
+// cellwalld: parses flags and runs the daemon. Everything else lives in the libraries.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/daemon.h"
+
+int main(int argc, char** argv) {
+  cw::daemon::Config cfg;
+  std::string config_file;
+  bool verbose = false;
+  CLI::App app{"cellwalld: the cellwall controller"};
+  app.add_option("--state-dir", cfg.state_dir, "state directory")->capture_default_str();
+  app.add_option("--config", config_file, "TOML file with [env.NAME] tables");
+  app.add_option("--of-port", cfg.of_port, "OpenFlow port on 127.0.0.1")->capture_default_str();
+  app.add_option("--threads", cfg.threads, "switch threads (0: one per core)");
+  app.add_option("--ovs-db", cfg.ovs_db, "use an existing Open vSwitch (OVSDB target)");
+  app.add_option("--bridge", cfg.bridge, "bridge name (cw- prefix)")->capture_default_str();
+  app.add_option("--datapath", cfg.datapath, "auto | netdev | system")->capture_default_str();
+  app.add_option("--cell-packet-in-rate", cfg.cell_packet_in_pps,
+                 "packets/s a cell may send to the controller")->capture_default_str();
+  app.add_flag("-v,--verbose", verbose, "debug logging");
+  CLI11_PARSE(app, argc, argv);
+  if (verbose) spdlog::set_level(spdlog::level::debug);
+  if (!config_file.empty()) {
+    if (auto r = cw::daemon::loadConfigFile(config_file, cfg); !r) {
+      spdlog::error("{}", r.error().message);
+      return 2;
+    }
+  }
+  cw::daemon::Daemon d(std::move(cfg));
+  if (auto r = d.run(); !r) {
+    spdlog::error("{}", r.error().message);
+    return 1;
+  }
+  return 0;
+}

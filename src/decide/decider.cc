@@ -1,0 +1,237 @@
+#include "decide/decider.h"
+
+#include "packet/builder.h"
+
+namespace cw::decide {
+
+namespace {
+
+using packet::Frame;
+using packet::L4;
+using policy::Action;
+
+constexpr std::uint16_t kDnsPort = 53;
+constexpr std::uint8_t kIcmpUnreachable = 3;
+constexpr std::uint8_t kIcmpPortUnreachable = 3;
+constexpr std::uint8_t kIcmpAdminProhibited = 13;
+
+policy::Protocol protocolOf(const Frame& f) {
+  switch (f.l4) {
+    case L4::kTcp: return policy::Protocol::kTcp;
+    case L4::kUdp: return policy::Protocol::kUdp;
+    case L4::kIcmp: return policy::Protocol::kIcmp;
+    default: return policy::Protocol::kAny;
+  }
+}
+
+bool hasPorts(const Frame& f) { return f.l4 == L4::kTcp || f.l4 == L4::kUdp; }
+
+// The exact match of one direction of a connection as seen in `f` arriving on `in_port`.
+ofp::Match connMatch(const Frame& f, std::uint32_t in_port, bool reverse) {
+  ofp::Match m;
+  Ip4 src = f.ip_src.v4(), dst = f.ip_dst.v4();
+  std::uint16_t sp = f.src_port, dp = f.dst_port;
+  if (reverse) {
+    std::swap(src, dst);
+    std::swap(sp, dp);
+  }
+  m.inPort(in_port).ethType(packet::kEthIpv4).ipProto(f.ip_proto).ipv4Src(src).ipv4Dst(dst);
+  if (f.l4 == L4::kTcp) m.tcpSrc(sp).tcpDst(dp);
+  if (f.l4 == L4::kUdp) m.udpSrc(sp).udpDst(dp);
+  return m;
+}
+
+std::uint32_t tcpSeq(const Frame& f) {
+  ByteReader r(f.raw);
+  r.skip(f.l4_offset + 4);
+  return r.u32();
+}
+
+}  // namespace
+
+const char* reasonName(Reason r) {
+  switch (r) {
+    case Reason::kPolicyRule: return "policy_rule";
+    case Reason::kPolicyDefault: return "policy_default";
+    case Reason::kEnvResolver: return "env_resolver";
+    case Reason::kGatewayService: return "gateway_service";
+    case Reason::kReturnTraffic: return "return_traffic";
+    case Reason::kInboundRefused: return "inbound_refused";
+    case Reason::kNotIpv4: return "not_ipv4";
+    case Reason::kUnknownPort: return "unknown_port";
+    case Reason::kNoGateway: return "no_gateway";
+    case Reason::kMalformed: return "malformed";
+    case Reason::kCount: break;
+  }
+  return "unknown";
+}
+
+Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Frame& f) const {
+  if (const CellPort* cell = sw.cellOnPort(in_port)) return fromCell(sw, *cell, f);
+  if (const GatewayPort* gw = sw.gatewayOnPort(in_port)) return fromGateway(sw, *gw, f);
+  Decision d;
+  d.reason = Reason::kUnknownPort;
+  return d;
+}
+
+Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Frame& f) const {
+  Decision d;
+  d.cell_id = cell.cell_id;
+  if (!f.isIpv4()) {
+    d.reason = Reason::kNotIpv4;
+    return d;
+  }
+  const GatewayPort* gw = sw.gatewayFor(cell.env);
+  if (gw == nullptr) {
+    d.reason = Reason::kNoGateway;
+    return d;
+  }
+  Ip4 dst = f.ip_dst.v4();
+  if (dst == gw->ip) {
+    if (hasPorts(f) && f.dst_port == kDnsPort) {
+      d.action = Action::kAllow;
+      d.reason = Reason::kEnvResolver;
+      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr);
+    } else {
+      d.reason = Reason::kGatewayService;
+      denyFlow(d, f, cell.ofport, cell.cell_id);
+    }
+    return d;
+  }
+
+  policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_dst,
+                      hasPorts(f) ? f.dst_port : std::uint16_t{0}};
+  policy::Verdict v = cell.policy->decide(key);
+  d.action = v.action;
+  d.reason = v.rule != nullptr ? Reason::kPolicyRule : Reason::kPolicyDefault;
+  d.rule_id = v.rule != nullptr ? v.rule->id : 0;
+
+  if (v.action == Action::kAllow) {
+    if (const CellPort* peer = sw.cellWithIp(dst)) {
+      // Cell to cell: straight across the bridge, addressed as if through the gateway.
+      allowPair(d, f, peer->ofport, cell.ofport, cell.cell_id, &gw->mac, &peer->mac, &cell.mac);
+    } else {
+      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr);
+    }
+  } else if (v.action == Action::kReject) {
+    rejectReply(d, f, cell.ofport);
+  } else {
+    denyFlow(d, f, cell.ofport, cell.cell_id);
+  }
+  return d;
+}
+
+Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const Frame& f) const {
+  Decision d;
+  if (!f.isIpv4()) {
+    d.reason = Reason::kNotIpv4;
+    return d;
+  }
+  const CellPort* cell = sw.cellWithIp(f.ip_dst.v4());
+  if (cell == nullptr || cell->env != gw.env) {
+    d.reason = Reason::kUnknownPort;
+    return d;
+  }
+  d.cell_id = cell->cell_id;
+  // A reply whose flows timed out comes back here. It may pass only if it is the reverse of a
+  // connection the cell's policy lets it open, and is not itself an opening (TCP SYN).
+  bool opening = f.l4 == L4::kTcp && (f.tcp_flags & packet::kTcpSyn) != 0 &&
+                 (f.tcp_flags & packet::kTcpAck) == 0;
+  bool allowed = false;
+  if (!opening) {
+    if (f.ip_src.v4() == gw.ip) {
+      allowed = hasPorts(f) && f.src_port == kDnsPort;
+    } else {
+      policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_src,
+                          hasPorts(f) ? f.src_port : std::uint16_t{0}};
+      policy::Verdict v = cell->policy->decide(key);
+      allowed = v.action == Action::kAllow;
+      d.rule_id = v.rule != nullptr ? v.rule->id : 0;
+    }
+  }
+  if (allowed) {
+    d.action = Action::kAllow;
+    d.reason = Reason::kReturnTraffic;
+    allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr);
+  } else {
+    d.reason = Reason::kInboundRefused;
+    denyFlow(d, f, gw.ofport, cell->cell_id);
+  }
+  return d;
+}
+
+void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
+                        std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
+                        const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev) const {
+  std::uint16_t idle = f.l4 == L4::kTcp   ? timeouts_.tcp_idle
+                       : f.l4 == L4::kUdp ? timeouts_.udp_idle
+                                          : timeouts_.icmp_idle;
+  std::uint64_t cookie = makeCookie(CookieKind::kConnAllow, cell_id, d.rule_id);
+  auto flow = [&](bool reverse, std::uint32_t from, std::uint32_t to, const MacAddr* dst_mac) {
+    ofp::FlowMod fm;
+    fm.table_id = kTableConn;
+    fm.priority = kPrioConn;
+    fm.idle_timeout = idle;
+    fm.cookie = cookie;
+    fm.match = connMatch(f, from, reverse);
+    ofp::ActionList acts;
+    if (rewrite_src != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethSrc(*rewrite_src)});
+    if (dst_mac != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethDst(*dst_mac)});
+    acts.emplace_back(ofp::ActionOutput{to, 0});
+    fm.instructions.emplace_back(ofp::InstrApplyActions{std::move(acts)});
+    return fm;
+  };
+  d.flows.push_back(flow(false, in_port, out_port, rewrite_dst_fwd));
+  d.flows.push_back(flow(true, out_port, in_port, rewrite_dst_rev));
+  // Re-inject the held packet through the tables: it meets the flow just added (the switch
+  // handles messages of one connection in order).
+  ofp::PacketOut po;
+  po.in_port = in_port;
+  po.actions.emplace_back(ofp::ActionOutput{ofp::kPortTable, 0});
+  po.data.assign(f.raw.begin(), f.raw.end());
+  d.packet_outs.push_back(std::move(po));
+}
+
+void Decider::denyFlow(Decision& d, const Frame& f, std::uint32_t in_port,
+                       std::uint32_t cell_id) const {
+  ofp::FlowMod fm;
+  fm.table_id = kTableConn;
+  fm.priority = kPrioConn;
+  fm.idle_timeout = timeouts_.deny_idle;
+  fm.cookie = makeCookie(CookieKind::kConnDeny, cell_id, d.rule_id);
+  fm.match = connMatch(f, in_port, false);
+  d.flows.push_back(std::move(fm));  // no instructions: drop
+}
+
+void Decider::rejectReply(Decision& d, const Frame& f, std::uint32_t in_port) const {
+  // Answer at once so the application fails fast: TCP RST, or ICMP unreachable carrying the
+  // offending IP header and 8 bytes. No flow is installed, so every attempt gets its answer
+  // (the cell's meter bounds how often).
+  packet::EthSpec eth{f.eth_dst, f.eth_src, 0};
+  Ip4 src = f.ip_src.v4(), dst = f.ip_dst.v4();
+  std::vector<std::uint8_t> reply;
+  if (f.l4 == L4::kTcp) {
+    if ((f.tcp_flags & packet::kTcpRst) != 0) return;
+    std::uint32_t seg = static_cast<std::uint32_t>(f.payload.size()) +
+                        ((f.tcp_flags & packet::kTcpSyn) != 0 ? 1u : 0u) +
+                        ((f.tcp_flags & packet::kTcpFin) != 0 ? 1u : 0u);
+    reply = packet::buildTcp4(eth, dst, src, f.dst_port, f.src_port,
+                              packet::kTcpRst | packet::kTcpAck, 0, tcpSeq(f) + seg);
+  } else {
+    std::size_t quoted = std::min<std::size_t>(f.raw.size() - f.l3_offset,
+                                               (f.l4_offset - f.l3_offset) + 8);
+    std::uint8_t code = f.l4 == L4::kUdp ? kIcmpPortUnreachable : kIcmpAdminProhibited;
+    // ICMP unreachable: 4 unused bytes, then the quoted datagram.
+    std::vector<std::uint8_t> body(4, 0);
+    auto q = f.raw.subspan(f.l3_offset, quoted);
+    body.insert(body.end(), q.begin(), q.end());
+    reply = packet::buildIcmp4(eth, dst, src, kIcmpUnreachable, code, Bytes(body));
+  }
+  ofp::PacketOut po;
+  po.in_port = ofp::kPortController;
+  po.actions.emplace_back(ofp::ActionOutput{in_port, 0});
+  po.data = std::move(reply);
+  d.packet_outs.push_back(std::move(po));
+}
+
+}  // namespace cw::decide

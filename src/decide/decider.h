@@ -1,0 +1,69 @@
+// The decision path: a Packet-In (already parsed) becomes a verdict and the flows that carry
+// it out. Pure and synchronous: no I/O, no locks; reads one SwitchView.
+//
+//   Packet-In -> parse -> which cell / gateway port -> special destinations (the env's DNS
+//   resolver, the gateway itself, other cells) -> the app's policy -> flows + packet-out.
+//
+// Later stages (names, process, scripts, prompt) plug in between "special destinations" and
+// "policy" without changing the shape of Decision.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "decide/net_view.h"
+#include "decide/pipeline.h"
+#include "ofp/messages.h"
+#include "packet/frame.h"
+#include "policy/policy.h"
+
+namespace cw::decide {
+
+// Why a Packet-In got its verdict. Stable names (decisionReasonName) for logs and counters.
+enum class Reason : std::uint8_t {
+  kPolicyRule,       // a rule of the app's policy matched
+  kPolicyDefault,    // no rule matched: the app's default
+  kEnvResolver,      // DNS to the environment's own resolver (always allowed, snooped)
+  kGatewayService,   // anything else to the gateway address: refused
+  kReturnTraffic,    // from the uplink side, the reverse of a connection the cell may open
+  kInboundRefused,   // from the uplink side, not a reply: no inbound rules yet
+  kNotIpv4,          // a protocol the pipeline does not route
+  kUnknownPort,      // a port that belongs to no cell or gateway
+  kNoGateway,        // the cell's environment has no gateway on this switch
+  kMalformed,        // frame did not parse
+  kCount
+};
+const char* reasonName(Reason r);
+
+struct Decision {
+  policy::Action action = policy::Action::kDeny;
+  Reason reason = Reason::kMalformed;
+  std::uint32_t rule_id = 0;
+  std::uint32_t cell_id = 0;
+  std::vector<ofp::FlowMod> flows;          // to send first
+  std::vector<ofp::PacketOut> packet_outs;  // then these (the held packet, or a reject reply)
+};
+
+class Decider {
+ public:
+  explicit Decider(Timeouts timeouts = {}) : timeouts_(timeouts) {}
+
+  // `raw` is the Packet-In's frame; the PacketOut re-injects it through the tables so it
+  // follows the flows just installed.
+  Decision decide(const SwitchView& sw, std::uint32_t in_port, const packet::Frame& frame) const;
+
+ private:
+  Decision fromCell(const SwitchView& sw, const CellPort& cell, const packet::Frame& f) const;
+  Decision fromGateway(const SwitchView& sw, const GatewayPort& gw, const packet::Frame& f) const;
+  void allowPair(Decision& d, const packet::Frame& f, std::uint32_t out_port,
+                 std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
+                 const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev) const;
+  void denyFlow(Decision& d, const packet::Frame& f, std::uint32_t in_port,
+                std::uint32_t cell_id) const;
+  void rejectReply(Decision& d, const packet::Frame& f, std::uint32_t in_port) const;
+
+  Timeouts timeouts_;
+};
+
+}  // namespace cw::decide

@@ -1,0 +1,110 @@
+#include "decide/pipeline.h"
+
+#include "packet/frame.h"
+
+namespace cw::decide {
+
+namespace {
+
+using ofp::FlowMod;
+using ofp::Match;
+
+constexpr std::uint16_t kArpRequest = 1;
+constexpr std::uint16_t kArpReply = 2;
+
+FlowMod add(std::uint8_t table, std::uint16_t prio, std::uint64_t cookie, Match m,
+            std::vector<ofp::Instruction> instr) {
+  FlowMod fm;
+  fm.table_id = table;
+  fm.priority = prio;
+  fm.cookie = cookie;
+  fm.match = m;
+  fm.instructions = std::move(instr);
+  return fm;
+}
+
+ofp::Action setField(Match m) { return ofp::ActionSetField{m}; }
+
+// An ARP request for `asked` arriving on `port` is answered from the switch with `answer_mac`,
+// so ARP never crosses the bridge and a cell cannot learn or poison anything.
+FlowMod arpResponder(std::uint32_t port, MacAddr requester_mac, Ip4 requester_ip, Ip4 asked,
+                     MacAddr answer_mac, std::uint64_t cookie, bool check_sender) {
+  Match m;
+  m.inPort(port).ethType(packet::kEthArp).arpOp(kArpRequest).arpTpa(asked);
+  if (check_sender) m.ethSrc(requester_mac).arpSpa(requester_ip).arpSha(requester_mac);
+  ofp::ActionList acts{
+      setField(Match().ethDst(requester_mac)), setField(Match().ethSrc(answer_mac)),
+      setField(Match().arpOp(kArpReply)),      setField(Match().arpTha(requester_mac)),
+      setField(Match().arpTpa(requester_ip)),  setField(Match().arpSha(answer_mac)),
+      setField(Match().arpSpa(asked)),         ofp::ActionOutput{ofp::kPortInPort, 0}};
+  return add(kTableIngress, kPrioIngress, cookie, m, {ofp::InstrApplyActions{std::move(acts)}});
+}
+
+ofp::InstrApplyActions toController(std::uint16_t max_len) {
+  return {{ofp::ActionOutput{ofp::kPortController, max_len}}};
+}
+
+}  // namespace
+
+std::vector<FlowMod> switchBaseFlows(ofp::Version /*v*/) {
+  // Table-miss in both tables: no instructions = drop. Explicit rather than relying on the
+  // OpenFlow 1.3 default, which switches may configure otherwise.
+  std::vector<FlowMod> out;
+  out.push_back(add(kTableIngress, 0, makeCookie(CookieKind::kBase, 0, 0), Match(), {}));
+  out.push_back(add(kTableConn, 0, makeCookie(CookieKind::kBase, 0, 0), Match(), {}));
+  return out;
+}
+
+std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const GatewayPort& gw,
+                                   std::uint32_t meter_id) {
+  std::uint64_t cookie = makeCookie(CookieKind::kBase, cell.cell_id, 0);
+  std::vector<FlowMod> out;
+  // Anti-spoofing: only the cell's own MAC and IPv4 source go on.
+  out.push_back(add(kTableIngress, kPrioIngress, cookie,
+                    Match().inPort(cell.ofport).ethSrc(cell.mac).ethType(packet::kEthIpv4).ipv4Src(cell.ip),
+                    {ofp::InstrGotoTable{kTableConn}}));
+  out.push_back(arpResponder(cell.ofport, cell.mac, cell.ip, gw.ip, gw.mac, cookie, true));
+  // IPv6 is not routed by cellwall yet: dropped on purpose, never a way around the policy.
+  out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
+                    Match().inPort(cell.ofport).ethType(packet::kEthIpv6), {}));
+  // Connection miss: to the controller, through the cell's meter so one cell cannot flood it.
+  std::vector<ofp::Instruction> miss;
+  if (meter_id != 0 && v == ofp::Version::kOf13) miss.emplace_back(ofp::InstrMeter{meter_id});
+  miss.emplace_back(toController(ofp::kControllerMaxLenNoBuffer));
+  out.push_back(add(kTableConn, kPrioPortMiss, cookie, Match().inPort(cell.ofport), std::move(miss)));
+  return out;
+}
+
+std::vector<FlowMod> cellRemoveFlows(const CellPort& cell) {
+  FlowMod fm;
+  fm.command = ofp::FlowModCommand::kDelete;
+  fm.table_id = ofp::kTableAll;
+  fm.cookie = std::uint64_t{cell.cell_id & 0xffffff} << 32;
+  fm.cookie_mask = kCookieCellMask;
+  std::vector<FlowMod> out{fm};
+  // Connection flows towards the cell were installed on the other port's side with the same
+  // cell id in their cookie, so the mask above removes them too.
+  return out;
+}
+
+std::vector<FlowMod> gatewayBaseFlows(ofp::Version /*v*/, const GatewayPort& gw,
+                                      const std::vector<const CellPort*>& cells) {
+  std::uint64_t cookie = makeCookie(CookieKind::kBase, 0, 0);
+  std::vector<FlowMod> out;
+  out.push_back(add(kTableIngress, kPrioIngress, cookie,
+                    Match().inPort(gw.ofport).ethSrc(gw.mac).ethType(packet::kEthIpv4),
+                    {ofp::InstrGotoTable{kTableConn}}));
+  out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
+                    Match().inPort(gw.ofport).ethType(packet::kEthIpv6), {}));
+  for (const CellPort* c : cells) out.push_back(gatewayArpForCell(gw, *c));
+  out.push_back(add(kTableConn, kPrioPortMiss, cookie, Match().inPort(gw.ofport),
+                    {toController(ofp::kControllerMaxLenNoBuffer)}));
+  return out;
+}
+
+FlowMod gatewayArpForCell(const GatewayPort& gw, const CellPort& cell) {
+  return arpResponder(gw.ofport, gw.mac, gw.ip, cell.ip, cell.mac,
+                      makeCookie(CookieKind::kBase, cell.cell_id, 0), false);
+}
+
+}  // namespace cw::decide

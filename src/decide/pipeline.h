@@ -1,0 +1,64 @@
+// The bridge's table layout (docs/pipeline.md) and the flows that implement it. Pure: builds
+// FlowMod values; the daemon sends them.
+//
+//   table 0  ingress: per-port anti-spoofing (a cell may send only from its own MAC and IPv4
+//            address), ARP answered by the switch, IPv6 dropped explicitly; -> table 1.
+//   table 1  connections: exact flow pairs installed per decision (idle timeout: the flow
+//            table is the per-connection cache); per-port miss -> meter -> controller.
+//   everything else: table-miss drop. No NORMAL action anywhere; fail_mode=secure.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "decide/net_view.h"
+#include "ofp/messages.h"
+
+namespace cw::decide {
+
+inline constexpr std::uint8_t kTableIngress = 0;
+inline constexpr std::uint8_t kTableConn = 1;
+
+// Priorities.
+inline constexpr std::uint16_t kPrioConn = 1000;     // per-connection exact flows
+inline constexpr std::uint16_t kPrioIngress = 100;   // anti-spoofing / ARP answers
+inline constexpr std::uint16_t kPrioIpv6Drop = 50;
+inline constexpr std::uint16_t kPrioPortMiss = 1;    // per-port send-to-controller
+
+// Cookie layout: [63..56] kind, [55..32] cell id, [31..0] rule id. Flows of one cell, one
+// rule, or one kind can be deleted with a cookie mask.
+enum class CookieKind : std::uint8_t { kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03 };
+inline constexpr std::uint64_t kCookieKindMask = 0xff00000000000000ULL;
+inline constexpr std::uint64_t kCookieCellMask = 0x00ffffff00000000ULL;
+inline constexpr std::uint64_t kCookieRuleMask = 0x00000000ffffffffULL;
+constexpr std::uint64_t makeCookie(CookieKind k, std::uint32_t cell_id, std::uint32_t rule_id) {
+  return (std::uint64_t{static_cast<std::uint8_t>(k)} << 56) |
+         (std::uint64_t{cell_id & 0xffffff} << 32) | rule_id;
+}
+constexpr CookieKind cookieKind(std::uint64_t c) { return static_cast<CookieKind>(c >> 56); }
+constexpr std::uint32_t cookieCell(std::uint64_t c) {
+  return static_cast<std::uint32_t>((c >> 32) & 0xffffff);
+}
+
+struct Timeouts {
+  std::uint16_t tcp_idle = 300;
+  std::uint16_t udp_idle = 60;
+  std::uint16_t icmp_idle = 10;
+  std::uint16_t deny_idle = 10;  // drop flows for denied connections: spare the controller
+};
+
+// Flows every switch gets regardless of cells: table-miss drops.
+std::vector<ofp::FlowMod> switchBaseFlows(ofp::Version v);
+// A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)). meter_id 0: none.
+std::vector<ofp::FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell,
+                                        const GatewayPort& gw, std::uint32_t meter_id);
+// Deletes every flow of a cell (base and connections) in all tables.
+std::vector<ofp::FlowMod> cellRemoveFlows(const CellPort& cell);
+// A gateway port's ingress and miss flows (cookie (kBase, 0, 0)); needs the cells of its
+// environment to answer the gateway's ARP requests for them.
+std::vector<ofp::FlowMod> gatewayBaseFlows(ofp::Version v, const GatewayPort& gw,
+                                           const std::vector<const CellPort*>& cells);
+// The gateway's ARP answer for one cell (added with the cell, removed with it by cookie).
+ofp::FlowMod gatewayArpForCell(const GatewayPort& gw, const CellPort& cell);
+
+}  // namespace cw::decide

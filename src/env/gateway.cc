@@ -1,0 +1,297 @@
+#include "env/gateway.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace cw {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kCellSide = "cwgw0";  // inside the gateway ns, towards the switch
+constexpr const char* kUplinkSide = "cwup0";  // inside the gateway ns, towards the uplink
+constexpr auto kDnsGrace = std::chrono::seconds(3);
+
+std::string gatewayNetns(const std::string& env) { return "cw-g-" + env; }
+std::string ovsIfname(const std::string& env) { return "cw-g-" + env; }
+std::string uplinkPeer(const std::string& env) { return "cw-u-" + env; }
+
+// nft identifiers: '-' is not allowed everywhere, and env names have no '_', so this is 1:1.
+std::string hostTable(const std::string& env) {
+  std::string t = "cw_" + env;
+  for (auto& c : t)
+    if (c == '-') c = '_';
+  return t;
+}
+
+Ip4 gatewayIp(const Cidr& pool) { return Ip4{pool.addr.v4().v + 1}; }
+
+struct StateFile {
+  std::string mode;  // "host" or "netns"
+  pid_t dnsmasq_pid = 0;
+};
+
+StateFile readState(const fs::path& path) {
+  StateFile s;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    auto key = line.substr(0, eq);
+    auto value = line.substr(eq + 1);
+    if (key == "mode") s.mode = value;
+    if (key == "dnsmasq_pid") {
+      long pid = std::strtol(value.c_str(), nullptr, 10);
+      if (pid > 0 && pid < (1L << 22)) s.dnsmasq_pid = static_cast<pid_t>(pid);
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+Gateway::Gateway(EnvConfig config, fs::path dir, NetOps& net)
+    : config_(std::move(config)), dir_(std::move(dir)), net_(net) {}
+
+MacAddr Gateway::macFor(const std::string& env) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : "cellwall-gw:" + env) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  MacAddr m;
+  m.b[0] = 0x02;  // locally administered, unicast
+  for (std::size_t i = 1; i < 6; ++i) m.b[i] = static_cast<std::uint8_t>(h >> (8 * (i - 1)));
+  return m;
+}
+
+Expected<void> Gateway::validate(const EnvConfig& c) {
+  if (c.name.empty() || c.name.size() > kMaxEnvNameLength || c.name.front() == '-')
+    return fail("invalid environment name '" + c.name + "': 1 to 10 characters of a-z, 0-9 and -");
+  for (char ch : c.name)
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
+      return fail("invalid environment name '" + c.name + "': 1 to 10 characters of a-z, 0-9 and -");
+  if (!c.pool.is_v4() || c.pool.length < 8 || c.pool.length > 29)
+    return fail("environment " + c.name + ": address pool " + c.pool.str() + " must be IPv4, /8 to /29");
+  const auto& u = c.uplink;
+  if (!u.gateway_side.addr.is_v4() || !u.peer_side.addr.is_v4() || u.gateway_side.prefix_length == 0 ||
+      u.peer_side.prefix_length == 0)
+    return fail("environment " + c.name + ": uplink addresses must be IPv4 with a prefix length");
+  if (u.gateway_side.addr == u.peer_side.addr)
+    return fail("environment " + c.name + ": uplink gateway and peer addresses are the same");
+  if (c.pool.contains(u.gateway_side.addr) || c.pool.contains(u.peer_side.addr))
+    return fail("environment " + c.name + ": uplink addresses overlap the pool " + c.pool.str());
+  if (u.next_hop.v == 0) return fail("environment " + c.name + ": uplink next hop is missing");
+  if (u.kind == UplinkConfig::Kind::kNetns && !validNetnsName(u.netns))
+    return fail("environment " + c.name + ": invalid uplink namespace '" + u.netns + "'");
+  return {};
+}
+
+std::string Gateway::gatewayRuleset(const EnvConfig& c) {
+  std::ostringstream r;
+  // Cells -> uplink and the answers back; nothing from the uplink in, and nothing hairpinned
+  // from the cell side back to it (the switch alone decides cell-to-cell).
+  r << "table inet cw_gw {\n"
+    << "  chain input {\n"
+    << "    type filter hook input priority filter; policy drop;\n"
+    << "    iifname \"lo\" accept\n"
+    << "    ct state established,related accept\n"
+    << "    iifname \"" << kCellSide << "\" ip daddr " << gatewayIp(c.pool).str() << " udp dport 53 accept\n"
+    << "    iifname \"" << kCellSide << "\" ip daddr " << gatewayIp(c.pool).str() << " tcp dport 53 accept\n"
+    << "    iifname \"" << kCellSide << "\" icmp type echo-request accept\n"
+    << "  }\n"
+    << "  chain forward {\n"
+    << "    type filter hook forward priority filter; policy drop;\n"
+    << "    ct state established,related accept\n"
+    << "    iifname \"" << kCellSide << "\" oifname \"" << kUplinkSide << "\" ip saddr " << c.pool.str()
+    << " accept\n"
+    << "  }\n"
+    << "}\n"
+    << "table ip cw_gw_nat {\n"
+    << "  chain postrouting {\n"
+    << "    type nat hook postrouting priority srcnat; policy accept;\n"
+    << "    oifname \"" << kUplinkSide << "\" masquerade\n"
+    << "  }\n"
+    << "}\n";
+  return r.str();
+}
+
+std::string Gateway::hostRuleset(const EnvConfig& c) {
+  std::string table = hostTable(c.name);
+  std::ostringstream r;
+  // "add" then "delete" then the definition, in one transaction: replaces a stale table from
+  // a crashed run atomically and works whether or not it exists.
+  r << "table ip " << table << "\n"
+    << "delete table ip " << table << "\n"
+    << "table ip " << table << " {\n"
+    << "  chain postrouting {\n"
+    << "    type nat hook postrouting priority srcnat; policy accept;\n"
+    << "    ip saddr " << c.uplink.gateway_side.addr.str() << " oifname != \"" << uplinkPeer(c.name)
+    << "\" masquerade\n"
+    << "  }\n"
+    << "}\n";
+  return r.str();
+}
+
+Expected<std::unique_ptr<Gateway>> Gateway::create(const EnvConfig& config, const fs::path& state_dir,
+                                                   NetOps& net) {
+  if (auto v = validate(config); !v) return Unexpected(v.error());
+  if (config.uplink.kind == UplinkConfig::Kind::kNetns && !net.netnsExists(config.uplink.netns))
+    return fail("environment " + config.name + ": uplink namespace " + config.uplink.netns + " does not exist");
+  fs::path dir = state_dir / "env" / config.name;
+  if (auto r = teardown(config.name, dir, net); !r)
+    return fail("environment " + config.name + ": cannot remove the previous gateway: " + r.error().message);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return fail("cannot create state directory " + dir.string() + ": " + ec.message());
+
+  std::unique_ptr<Gateway> gw(new Gateway(config, dir, net));
+  if (auto r = gw->build(); !r) {
+    (void)teardown(config.name, dir, net);  // best effort; the build error is the one to show
+    return fail("cannot create gateway for environment " + config.name + ": " + r.error().message);
+  }
+  return gw;
+}
+
+Expected<void> Gateway::writeState() const {
+  std::ofstream f(dir_ / "gateway.state", std::ios::trunc);
+  f << "mode=" << (config_.uplink.kind == UplinkConfig::Kind::kHost ? "host" : "netns") << "\n"
+    << "dnsmasq_pid=" << dns_pid_ << "\n";
+  f.close();
+  if (!f) return fail("cannot write " + (dir_ / "gateway.state").string());
+  return {};
+}
+
+Expected<void> Gateway::build() {
+  const auto& env = config_.name;
+  const auto ns = gatewayNetns(env);
+  const auto& up = config_.uplink;
+  const bool host = up.kind == UplinkConfig::Kind::kHost;
+  const auto peer = uplinkPeer(env);
+  const std::string peer_ns = host ? "" : up.netns;
+
+  // Written before anything exists, so a crash at any step below is still cleaned up.
+  if (auto r = writeState(); !r) return r;
+  if (auto r = net_.createNetns(ns); !r) return r;
+  if (auto r = net_.setLinkUp(ns, "lo"); !r) return r;
+
+  // Cell side.
+  if (auto r = net_.createVethPair(ovsIfname(env), kCellSide, ns, macFor(env)); !r) return r;
+  if (auto r = net_.addAddress(ns, kCellSide, IfAddress{IpAddr(gatewayIp(config_.pool)), config_.pool.length}); !r)
+    return r;
+  if (auto r = net_.setLinkUp(ns, kCellSide); !r) return r;
+  if (auto r = net_.setLinkUp("", ovsIfname(env)); !r) return r;
+
+  // Uplink.
+  if (auto r = net_.createVethPair(peer, kUplinkSide, ns, std::nullopt); !r) return r;
+  if (!host) {
+    if (auto r = net_.moveLink(peer, up.netns); !r) return r;
+  }
+  if (auto r = net_.addAddress(ns, kUplinkSide, up.gateway_side); !r) return r;
+  if (auto r = net_.setLinkUp(ns, kUplinkSide); !r) return r;
+  if (auto r = net_.addAddress(peer_ns, peer, up.peer_side); !r) return r;
+  if (auto r = net_.setLinkUp(peer_ns, peer); !r) return r;
+  bool onlink = !up.gateway_side.network().contains(IpAddr(up.next_hop));
+  if (auto r = net_.addRoute(ns, "default", IpAddr(up.next_hop), kUplinkSide, onlink); !r) return r;
+
+  // Forwarding and filtering inside the gateway.
+  if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
+  if (auto r = net_.nft(ns, gatewayRuleset(config_)); !r) return r;
+
+  if (host) {
+    // The only host state cellwall touches: forwarding on its own uplink interface and one
+    // nft table of its own, both removed by destroy().
+    if (auto r = net_.setSysctl("", "net.ipv4.conf." + peer + ".forwarding", "1"); !r) return r;
+    if (auto r = net_.nft("", hostRuleset(config_)); !r) return r;
+  }
+  return startDns();
+}
+
+Expected<void> Gateway::startDns() {
+  const auto ns = gatewayNetns(config_.name);
+  Command cmd;
+  cmd.argv = {"ip", "netns", "exec", ns, "dnsmasq",
+              "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
+              "--no-resolv", "--no-hosts", "--bind-interfaces",
+              "--listen-address=" + gatewayIp(config_.pool).str(),
+              "--log-facility=-", "--cache-size=1000"};
+  for (const auto& s : config_.dns_upstreams) cmd.argv.push_back("--server=" + (s.is_v4() ? s.v4().str() : s.str()));
+  auto log = (dir_ / "dnsmasq.log").string();
+  auto pid = net_.runner().spawn(cmd, log);
+  if (!pid) return fail("cannot start the DNS forwarder: " + pid.error().message);
+  dns_pid_ = *pid;
+  if (auto r = writeState(); !r) return r;
+  // The child is "ip" until it execs dnsmasq; then dnsmasq exits at once on a bad option or
+  // a busy port. Wait for it to appear, then give it a moment to fail loudly.
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    seen = net_.runner().alive(dns_pid_, "dnsmasq");
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (seen) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (!seen || !net_.runner().alive(dns_pid_, "dnsmasq"))
+    return fail("the DNS forwarder (dnsmasq) exited at start; see " + log);
+  return {};
+}
+
+GatewayInfo Gateway::info() const {
+  return GatewayInfo{gatewayNetns(config_.name), ovsIfname(config_.name), macFor(config_.name),
+                     gatewayIp(config_.pool), config_.pool.length, config_.pool};
+}
+
+bool Gateway::dnsAlive() { return net_.runner().alive(dns_pid_, "dnsmasq"); }
+
+Expected<void> Gateway::destroy() {
+  auto r = teardown(config_.name, dir_, net_);
+  dns_pid_ = 0;
+  return r;
+}
+
+Expected<void> Gateway::teardown(const std::string& env, const fs::path& dir, NetOps& net) {
+  std::string errors;
+  auto state = readState(dir / "gateway.state");
+  if (state.dnsmasq_pid != 0 && net.runner().alive(state.dnsmasq_pid, "dnsmasq"))
+    if (auto r = net.runner().terminate(state.dnsmasq_pid, kDnsGrace); !r) errors += r.error().message + "; ";
+  if (state.mode == "host") {
+    std::string table = hostTable(env);
+    if (auto r = net.nft("", "table ip " + table + "\ndelete table ip " + table + "\n"); !r)
+      errors += r.error().message + "; ";
+  }
+  // Deleting the namespace deletes both veth pairs with it; the root-side links are checked
+  // in case a crash left one half outside.
+  if (auto r = net.deleteNetns(gatewayNetns(env)); !r) errors += r.error().message + "; ";
+  for (const auto& link : {ovsIfname(env), uplinkPeer(env)})
+    if (auto r = net.deleteLink("", link); !r) errors += r.error().message + "; ";
+  if (!errors.empty()) {
+    errors.resize(errors.size() - 2);
+    return fail("removing gateway " + gatewayNetns(env) + " incomplete: " + errors);
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return {};
+}
+
+Expected<void> Gateway::removeStale(const fs::path& state_dir, NetOps& net) {
+  std::error_code ec;
+  fs::path root = state_dir / "env";
+  if (!fs::exists(root, ec)) return {};
+  std::string errors;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (!entry.is_directory()) continue;
+    auto env = entry.path().filename().string();
+    bool valid_name = !env.empty() && env.size() <= kMaxEnvNameLength;
+    for (char c : env) valid_name = valid_name && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+    if (!valid_name) continue;  // not ours
+    if (auto r = teardown(env, entry.path(), net); !r) errors += r.error().message + "; ";
+  }
+  if (!errors.empty()) {
+    errors.resize(errors.size() - 2);
+    return fail(errors);
+  }
+  return {};
+}
+
+}  // namespace cw

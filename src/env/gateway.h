@@ -1,0 +1,101 @@
+// Gateway: one network environment's way out. Each environment gets its own namespace
+// cw-g-<env> holding its routing table, NAT, forward filter, uplink and DNS forwarder, so two
+// environments may use the same private range and the host's routing table is never touched.
+//
+//   OVS port cw-g-<env> (root ns) <-veth-> cwgw0 (gateway ns): pool's first host, e.g.
+//     10.200.0.1/16, fixed MAC derived from the env name; cells reach only this.
+//   cwup0 (gateway ns) <-veth-> cw-u-<env>: the uplink, either inside an existing namespace
+//     (kind kNetns) or in the root namespace (kind kHost: the root side forwards and
+//     masquerades; see docs/ovs.md for the exact host state this touches).
+//   dnsmasq inside the gateway ns, listening only on the gateway address, forwarding to the
+//     configured upstreams; supervised as a child of the daemon, pid kept in the state dir.
+//
+// Files: <state_dir>/env/<env>/gateway.state (what was created, for crash recovery),
+// dnsmasq.log. Ownership: the Gateway owns everything it created until destroy(); it borrows
+// NetOps (which must outlive it). Dropping a Gateway without destroy() leaves it running
+// (removeStale() cleans up after a crash). Errors name the step and the object.
+// Threading: one call at a time.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "common/net.h"
+#include "common/result.h"
+#include "netdev/net_ops.h"
+
+namespace cw {
+
+struct UplinkConfig {
+  enum class Kind { kNetns, kHost };
+  Kind kind = Kind::kHost;
+  std::string netns;       // kNetns: the existing namespace to attach to
+  IfAddress gateway_side;  // on cwup0 inside the gateway, e.g. 10.254.0.2/30
+  IfAddress peer_side;     // on cw-u-<env> in netns (kNetns) or the root ns (kHost)
+  Ip4 next_hop;            // the gateway's default route, usually peer_side's address
+};
+
+struct EnvConfig {
+  std::string name;                    // [a-z0-9-], 1..10 characters (interface names <= 15)
+  Cidr pool;                           // IPv4, /8../29: gateway = first host, cells from .2
+  std::vector<IpAddr> dns_upstreams;   // servers dnsmasq forwards to, reached via the uplink
+  UplinkConfig uplink;
+};
+
+struct GatewayInfo {
+  std::string netns;       // cw-g-<env>
+  std::string ovs_ifname;  // cw-g-<env> in the root ns: the daemon plugs it into the bridge
+  MacAddr mac;             // of cwgw0, the address cells send to
+  Ip4 ip;                  // gateway and DNS server address for cells
+  std::uint8_t prefix_length = 0;
+  Cidr pool;
+};
+
+class Gateway {
+ public:
+  static constexpr std::size_t kMaxEnvNameLength = 10;
+
+  // Builds the whole gateway; on failure removes whatever it had created and returns the
+  // first error. A leftover gateway of the same env from a crashed run is removed first.
+  static Expected<std::unique_ptr<Gateway>> create(const EnvConfig& config,
+                                                   const std::filesystem::path& state_dir,
+                                                   NetOps& net);
+
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+  ~Gateway() = default;
+
+  GatewayInfo info() const;
+  // Whether the DNS forwarder is still running (the daemon may restart the gateway if not).
+  bool dnsAlive();
+  // Removes everything create() made: dnsmasq, namespace (and so both veth pairs), the host
+  // nft table in host mode, the state files. Keeps going past failures, reports them all.
+  Expected<void> destroy();
+
+  // Crash recovery: removes every gateway recorded under <state_dir>/env.
+  static Expected<void> removeStale(const std::filesystem::path& state_dir, NetOps& net);
+
+  static Expected<void> validate(const EnvConfig& config);
+  static MacAddr macFor(const std::string& env);
+  // Ruleset text, exposed so tests (and docs) show exactly what is loaded.
+  static std::string gatewayRuleset(const EnvConfig& config);
+  static std::string hostRuleset(const EnvConfig& config);
+
+ private:
+  Gateway(EnvConfig config, std::filesystem::path dir, NetOps& net);
+  Expected<void> build();
+  Expected<void> startDns();
+  Expected<void> writeState() const;
+  // Removes the gateway described by a state dir (or just by env name if the file is gone).
+  static Expected<void> teardown(const std::string& env, const std::filesystem::path& dir, NetOps& net);
+
+  EnvConfig config_;
+  std::filesystem::path dir_;
+  NetOps& net_;
+  pid_t dns_pid_ = 0;
+};
+
+}  // namespace cw

@@ -1,0 +1,326 @@
+#include "ovs/ovs.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <thread>
+
+#include "netdev/net_ops.h"
+
+namespace cw {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kSchema = "/usr/share/openvswitch/vswitch.ovsschema";
+constexpr std::uint32_t kMaxOfportRequest = 65279;  // OFPP_MAX for OpenFlow 1.0
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string dquote(const std::string& s) { return "\"" + s + "\""; }
+
+pid_t readPidfile(const fs::path& path) {
+  std::ifstream f(path);
+  long pid = 0;
+  if (!(f >> pid) || pid <= 0 || pid > (1L << 22)) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+bool kernelDatapathAvailable() {
+  std::error_code ec;
+  return fs::exists("/sys/module/openvswitch", ec);
+}
+
+bool validTarget(const std::string& t) {
+  if (t.empty() || t.size() > 200) return false;
+  for (char c : t)
+    if (c <= ' ' || c == '"' || c == '\\' || c == ',') return false;
+  return t.rfind("tcp:", 0) == 0 || t.rfind("ssl:", 0) == 0 || t.rfind("unix:", 0) == 0;
+}
+
+}  // namespace
+
+std::uint64_t Ovs::datapathIdFor(const std::string& bridge) {
+  // FNV-1a: stable across runs and builds, so the controller's idea of a switch survives
+  // restarts of either side.
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : "cellwall:" + bridge) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h == 0 ? 1 : h;
+}
+
+Ovs::Ovs(OvsOptions options, CommandRunner& runner) : options_(std::move(options)), runner_(runner) {}
+
+Expected<std::unique_ptr<Ovs>> Ovs::open(const OvsOptions& options, CommandRunner& runner) {
+  if (!runner.privileged())
+    return fail("cellwall needs root or CAP_NET_ADMIN+CAP_SYS_ADMIN to run Open vSwitch and create namespaces");
+  if (!validIfName(options.bridge) || options.bridge.rfind("cw-", 0) != 0)
+    return fail("invalid bridge name '" + options.bridge + "': must start with cw- and have at most 15 characters");
+  for (const auto& t : options.controllers)
+    if (!validTarget(t))
+      return fail("invalid controller target '" + t + "': expected tcp:IP:PORT, ssl:IP:PORT or unix:PATH");
+  if (options.packet_in_rate_limit < 100 || options.packet_in_burst < 25)
+    return fail("invalid Packet-In limits: Open vSwitch needs a rate of at least 100/s and a burst of at least 25");
+  if (options.datapath != "auto" && options.datapath != "netdev" && options.datapath != "system")
+    return fail("invalid datapath '" + options.datapath + "': use auto, netdev or system");
+  if (options.existing_db.empty() && options.state_dir.empty())
+    return fail("embedded Open vSwitch needs a state directory");
+
+  std::unique_ptr<Ovs> ovs(new Ovs(options, runner));
+  ovs->datapath_id_ = datapathIdFor(options.bridge);
+  ovs->datapath_type_ = options.datapath;
+  if (options.datapath == "auto")
+    ovs->datapath_type_ = kernelDatapathAvailable() ? "system" : "netdev";
+
+  if (!options.existing_db.empty()) {
+    ovs->db_target_ = options.existing_db;
+    auto r = ovs->vsctl("reach the Open vSwitch database at " + ovs->db_target_ + " (is ovsdb-server running?)",
+                        {"show"}, true);
+    if (!r) return Unexpected(std::move(r).error());
+    return ovs;
+  }
+  ovs->db_target_ = "unix:" + (ovs->ovsDir() / "db.sock").string();
+  if (auto r = ovs->startOrAdopt(); !r) return Unexpected(std::move(r).error());
+  return ovs;
+}
+
+std::vector<std::pair<std::string, std::string>> Ovs::daemonEnv() const {
+  // Private run/log/db dirs: the bridge's .mgmt socket and anything else OVS puts in its
+  // rundir land in our state dir instead of clashing with a system OVS.
+  auto dir = ovsDir().string();
+  return {{"OVS_RUNDIR", dir}, {"OVS_LOGDIR", dir}, {"OVS_DBDIR", dir}};
+}
+
+bool Ovs::daemonAnswers(const std::string& name) {
+  pid_t pid = readPidfile(ovsDir() / (name + ".pid"));
+  if (pid == 0 || !runner_.alive(pid, name)) return false;
+  Command cmd;
+  cmd.argv = {"ovs-appctl", "-t", (ovsDir() / (name + ".ctl")).string(), "version"};
+  cmd.env = daemonEnv();
+  cmd.timeout = std::chrono::seconds(2);
+  auto r = runner_.run(cmd);
+  return r && r->ok();
+}
+
+Expected<void> Ovs::stopDaemon(const std::string& name) {
+  pid_t pid = readPidfile(ovsDir() / (name + ".pid"));
+  if (pid != 0 && runner_.alive(pid, name)) {
+    if (auto r = runner_.terminate(pid, std::chrono::seconds(5)); !r)
+      return fail("cannot stop " + name + ": " + r.error().message);
+  }
+  std::error_code ec;
+  fs::remove(ovsDir() / (name + ".pid"), ec);
+  fs::remove(ovsDir() / (name + ".ctl"), ec);
+  return {};
+}
+
+Expected<void> Ovs::startDaemon(const std::string& name, std::vector<std::string> argv) {
+  auto dir = ovsDir();
+  argv.push_back("--pidfile=" + (dir / (name + ".pid")).string());
+  argv.push_back("--unixctl=" + (dir / (name + ".ctl")).string());
+  argv.push_back("--log-file=" + (dir / (name + ".log")).string());
+  argv.push_back("--detach");
+  argv.push_back("--no-chdir");
+  argv.push_back("-vsyslog:off");
+  Command cmd;
+  cmd.argv = std::move(argv);
+  cmd.env = daemonEnv();
+  cmd.timeout = options_.timeout * 3;
+  auto r = runner_.run(cmd);
+  if (!r) return fail("cannot start " + name + ": " + r.error().message);
+  if (!r->ok())
+    return fail("cannot start " + name + ": " + trimmed(r->err) + " (see " + (dir / (name + ".log")).string() + ")");
+  auto deadline = Clock::now() + options_.timeout;
+  while (!daemonAnswers(name)) {
+    if (Clock::now() >= deadline)
+      return fail(name + " started but does not answer on " + (dir / (name + ".ctl")).string() +
+                  " (see " + (dir / (name + ".log")).string() + ")");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return {};
+}
+
+Expected<void> Ovs::startOrAdopt() {
+  auto dir = ovsDir();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return fail("cannot create Open vSwitch state directory " + dir.string() + ": " + ec.message());
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+
+  if (daemonAnswers("ovsdb-server") && daemonAnswers("ovs-vswitchd")) {
+    adopted_ = true;
+    return {};
+  }
+  // Half a pair (or a hung one) is not worth adopting: restart both from the same conf.db,
+  // which still describes our bridge, so ovs-vswitchd comes back fail-secure.
+  if (auto r = stopDaemon("ovs-vswitchd"); !r) return r;
+  if (auto r = stopDaemon("ovsdb-server"); !r) return r;
+  fs::remove(dir / "db.sock", ec);
+
+  auto db = dir / "conf.db";
+  if (!fs::exists(db, ec)) {
+    Command create;
+    create.argv = {"ovsdb-tool", "create", db.string(), kSchema};
+    create.timeout = options_.timeout;
+    auto r = runner_.run(create);
+    if (!r) return fail("cannot create the Open vSwitch database " + db.string() + ": " + r.error().message);
+    if (!r->ok())
+      return fail("cannot create the Open vSwitch database " + db.string() + ": " + trimmed(r->err) +
+                  " (is openvswitch-common installed?)");
+  }
+  if (auto r = startDaemon("ovsdb-server", {"ovsdb-server", db.string(), "--remote=punix:" + (dir / "db.sock").string()});
+      !r)
+    return r;
+  std::vector<std::string> init{"init"};
+  if (datapath_type_ == "netdev") {
+    // ovs-vswitchd reads userspace-tso-enable once, at its first configuration: it must be in
+    // the database before the daemon starts.
+    init.insert(init.end(), {"--", "set", "Open_vSwitch", ".", "other_config:userspace-tso-enable=true"});
+  }
+  if (auto r = vsctl("initialize the Open vSwitch database", init, true); !r) return Unexpected(std::move(r).error());
+  return startDaemon("ovs-vswitchd", {"ovs-vswitchd", db_target_});
+}
+
+Expected<std::string> Ovs::vsctl(const std::string& what, std::vector<std::string> args, bool no_wait) {
+  Command cmd;
+  cmd.argv = {"ovs-vsctl", "--db=" + db_target_, "--timeout=" + std::to_string(options_.timeout.count())};
+  if (no_wait) cmd.argv.push_back("--no-wait");
+  cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+  if (isEmbedded()) cmd.env = daemonEnv();
+  cmd.timeout = options_.timeout + std::chrono::seconds(2);
+  auto r = runner_.run(cmd);
+  if (!r) return fail("cannot " + what + ": " + r.error().message);
+  if (r->timed_out || r->exit_code == 142 /* ovs-vsctl's own --timeout: SIGALRM */)
+    return fail("cannot " + what + ": ovs-vsctl timed out (is ovs-vswitchd running?)");
+  if (!r->ok()) return fail("cannot " + what + ": " + trimmed(r->err));
+  return std::move(r->out);
+}
+
+Expected<void> Ovs::ensureBridge() {
+  const auto& br = options_.bridge;
+  char dpid[17];
+  std::snprintf(dpid, sizeof dpid, "%016llx", static_cast<unsigned long long>(datapath_id_));
+  std::vector<std::string> args{"--", "--may-exist", "add-br", br,
+                                "--", "set", "Bridge", br,
+                                "datapath_type=" + datapath_type_,
+                                "fail_mode=secure",
+                                "protocols=OpenFlow10,OpenFlow13",
+                                "other_config:disable-in-band=true",
+                                "other_config:datapath-id=" + dquote(dpid)};
+  std::string refs;
+  for (std::size_t i = 0; i < options_.controllers.size(); ++i) {
+    std::string id = "@c" + std::to_string(i);
+    args.insert(args.end(), {"--", "--id=" + id, "create", "Controller",
+                             "target=" + dquote(options_.controllers[i]),
+                             "connection_mode=out-of-band",
+                             "controller_rate_limit=" + std::to_string(options_.packet_in_rate_limit),
+                             "controller_burst_limit=" + std::to_string(options_.packet_in_burst)});
+    refs += (refs.empty() ? "" : ",") + id;
+  }
+  if (refs.empty())
+    args.insert(args.end(), {"--", "clear", "Bridge", br, "controller"});
+  else
+    args.insert(args.end(), {"--", "set", "Bridge", br, "controller=" + refs});
+  if (datapath_type_ == "netdev")
+    args.insert(args.end(), {"--", "set", "Open_vSwitch", ".", "other_config:userspace-tso-enable=true"});
+  auto r = vsctl("create or configure bridge " + br, args);
+  if (!r) return Unexpected(std::move(r).error());
+  return {};
+}
+
+Expected<std::uint32_t> Ovs::addPort(const std::string& ifname, std::optional<std::uint32_t> ofport_request) {
+  if (!validIfName(ifname) || ifname.rfind("cw-", 0) != 0)
+    return fail("refusing to add port '" + ifname + "' to " + options_.bridge + ": cellwall ports start with cw-");
+  if (ofport_request && (*ofport_request == 0 || *ofport_request > kMaxOfportRequest))
+    return fail("invalid OpenFlow port number " + std::to_string(*ofport_request) + " for " + ifname + " (1..65279)");
+  std::vector<std::string> args{"--", "--may-exist", "add-port", options_.bridge, ifname};
+  if (ofport_request)
+    args.insert(args.end(), {"--", "set", "Interface", ifname, "ofport_request=" + std::to_string(*ofport_request)});
+  if (auto r = vsctl("add port " + ifname + " to " + options_.bridge, args); !r) return Unexpected(std::move(r).error());
+
+  auto deadline = Clock::now() + options_.timeout;
+  for (;;) {
+    auto out = vsctl("read the OpenFlow port of " + ifname, {"get", "Interface", ifname, "ofport"});
+    if (!out) return Unexpected(std::move(out).error());
+    std::string text = trimmed(*out);
+    long n = 0;
+    if (std::sscanf(text.c_str(), "%ld", &n) == 1 && n > 0 && n < 0xff00) return static_cast<std::uint32_t>(n);
+    if (Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto err = vsctl("read the error of " + ifname, {"get", "Interface", ifname, "error"});
+  std::string why = err ? trimmed(*err) : err.error().message;
+  return fail("port " + ifname + " on " + options_.bridge + " got no OpenFlow port number: " + why);
+}
+
+Expected<void> Ovs::delPort(const std::string& ifname) {
+  if (!validIfName(ifname)) return fail("invalid port name '" + ifname + "'");
+  auto r = vsctl("remove port " + ifname + " from " + options_.bridge, {"--", "--if-exists", "del-port", options_.bridge, ifname});
+  if (!r) return Unexpected(std::move(r).error());
+  return {};
+}
+
+Expected<std::vector<OvsPort>> Ovs::listPorts() {
+  auto names = vsctl("list ports of " + options_.bridge, {"list-ports", options_.bridge});
+  if (!names) return Unexpected(std::move(names).error());
+  std::vector<std::string> args{"--format=csv", "--data=bare", "--no-headings", "--columns=name,ofport",
+                                "list", "Interface"};
+  std::istringstream lines(*names);
+  std::string line;
+  std::size_t count = 0;
+  while (std::getline(lines, line))
+    if (!trimmed(line).empty()) {
+      args.push_back(trimmed(line));
+      ++count;
+    }
+  std::vector<OvsPort> ports;
+  if (count == 0) return ports;
+  auto table = vsctl("read ports of " + options_.bridge, args);
+  if (!table) return Unexpected(std::move(table).error());
+  std::istringstream rows(*table);
+  while (std::getline(rows, line)) {
+    auto comma = line.find(',');
+    if (comma == std::string::npos) continue;
+    long n = std::strtol(line.c_str() + comma + 1, nullptr, 10);
+    ports.push_back(OvsPort{line.substr(0, comma), n > 0 && n < 0xff00 ? static_cast<std::uint32_t>(n) : 0});
+  }
+  return ports;
+}
+
+std::string Ovs::ofctlTarget() const {
+  if (!isEmbedded()) return options_.bridge;
+  return "unix:" + (ovsDir() / (options_.bridge + ".mgmt")).string();
+}
+
+Expected<void> Ovs::stop(bool remove_everything) {
+  std::string errors;
+  if (auto r = vsctl("remove bridge " + options_.bridge, {"--", "--if-exists", "del-br", options_.bridge}); !r)
+    errors += r.error().message + "; ";
+  if (isEmbedded()) {
+    if (auto r = stopDaemon("ovs-vswitchd"); !r) errors += r.error().message + "; ";
+    if (auto r = stopDaemon("ovsdb-server"); !r) errors += r.error().message + "; ";
+    std::error_code ec;
+    fs::remove(ovsDir() / "db.sock", ec);
+    fs::remove(ovsDir() / (options_.bridge + ".mgmt"), ec);
+    fs::remove(ovsDir() / (options_.bridge + ".snoop"), ec);
+    if (remove_everything && errors.empty()) {
+      fs::remove_all(ovsDir(), ec);
+      if (ec) errors += "cannot remove " + ovsDir().string() + ": " + ec.message() + "; ";
+    }
+  }
+  if (!errors.empty()) {
+    errors.resize(errors.size() - 2);
+    return fail("stopping Open vSwitch incomplete: " + errors);
+  }
+  return {};
+}
+
+}  // namespace cw

@@ -1,0 +1,116 @@
+// Ovs: runs and configures the Open vSwitch instance cellwall forwards through.
+//
+// Two modes. Embedded (OvsOptions::existing_db empty): cellwall owns a private ovsdb-server and
+// ovs-vswitchd whose database, sockets, pidfiles and logs live in <state_dir>/ovs, so a system
+// OVS (if any) is never touched. If that directory holds live daemons from an earlier run they
+// are ADOPTED, not restarted: a crashed and restarted cellwalld keeps the bridge forwarding on
+// the flows already installed (fail_mode=secure: nothing new gets out without the controller).
+// External (existing_db set, e.g. "unix:/run/openvswitch/db.sock"): only our bridge is
+// created, re-asserted and removed; other bridges are never touched.
+//
+// The bridge is always fail_mode=secure with only our controllers and no NORMAL flows, so the
+// switch never forwards on its own. See docs/ovs.md for the exact configuration and why.
+//
+// Errors: every call returns an Expected whose message names the command/object and OVS's
+// stderr. Ownership: Ovs borrows the CommandRunner, which must outlive it. Destroying an Ovs
+// without stop() leaves the switch running (on purpose: adoption after restart).
+// Threading: one call at a time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "netdev/command_runner.h"
+
+namespace cw {
+
+struct OvsOptions {
+  std::filesystem::path state_dir;        // embedded mode keeps everything in state_dir/ovs
+  std::string existing_db;                // "" = embedded; else an OVSDB target (unix:..., tcp:...)
+  std::string bridge = "cw-br0";          // must start with "cw-", at most 15 characters
+  std::vector<std::string> controllers;   // OpenFlow targets, e.g. "tcp:127.0.0.1:6653"
+  std::string datapath = "auto";          // "auto" | "netdev" (userspace) | "system" (kernel)
+  std::uint32_t packet_in_rate_limit = 1000;  // packets/s to the controller (>= 100)
+  std::uint32_t packet_in_burst = 250;        // extra packets allowed in a burst (>= 25)
+  std::chrono::seconds timeout{10};       // per ovs-vsctl call and for daemons to answer
+};
+
+struct OvsPort {
+  std::string name;
+  std::uint32_t ofport = 0;
+  auto operator<=>(const OvsPort&) const = default;
+};
+
+class Ovs {
+ public:
+  // Checks privileges and options, then starts or adopts the embedded daemons (or connects to
+  // existing_db). Does not create the bridge: call ensureBridge().
+  static Expected<std::unique_ptr<Ovs>> open(const OvsOptions& options, CommandRunner& runner);
+
+  Ovs(const Ovs&) = delete;
+  Ovs& operator=(const Ovs&) = delete;
+  ~Ovs() = default;
+
+  // Creates the bridge, or adopts it and re-asserts its whole configuration (datapath type,
+  // fail_mode=secure, OpenFlow10+13, controllers out-of-band with Packet-In rate limits,
+  // disable-in-band, fixed datapath-id, userspace TSO for the netdev datapath).
+  Expected<void> ensureBridge();
+
+  // Plugs an existing interface (name must start with "cw-") into the bridge and waits until
+  // OVS assigns its OpenFlow port number. ofport_request asks for a fixed number (1..65279).
+  Expected<std::uint32_t> addPort(const std::string& ifname,
+                                  std::optional<std::uint32_t> ofport_request = std::nullopt);
+  // Removing a port that is not on the bridge is success.
+  Expected<void> delPort(const std::string& ifname);
+  // Ports of our bridge (not the bridge's own internal port).
+  Expected<std::vector<OvsPort>> listPorts();
+
+  // stop(false): deletes the bridge and, in embedded mode, stops both daemons (SIGTERM, then
+  // SIGKILL) keeping conf.db and logs for a post-mortem. stop(true): also removes
+  // state_dir/ovs entirely. External mode: deletes only the bridge.
+  Expected<void> stop(bool remove_everything);
+
+  std::uint64_t datapathId() const { return datapath_id_; }
+  const std::string& bridge() const { return options_.bridge; }
+  // OVSDB target for ovs-vsctl --db=...
+  const std::string& dbTarget() const { return db_target_; }
+  // Target for ovs-ofctl on our bridge: "unix:<state>/ovs/<bridge>.mgmt" when embedded (the
+  // daemons run with their own OVS_RUNDIR), else the bridge name.
+  std::string ofctlTarget() const;
+  bool isEmbedded() const { return options_.existing_db.empty(); }
+  // True when open() found live embedded daemons from an earlier run and kept them.
+  bool adopted() const { return adopted_; }
+  // "netdev" or "system", after resolving "auto".
+  const std::string& datapathType() const { return datapath_type_; }
+
+  // The datapath-id used for a bridge name (stable across runs and hosts).
+  static std::uint64_t datapathIdFor(const std::string& bridge);
+
+ private:
+  Ovs(OvsOptions options, CommandRunner& runner);
+
+  Expected<void> startOrAdopt();
+  bool daemonAnswers(const std::string& name);
+  Expected<void> startDaemon(const std::string& name, std::vector<std::string> argv);
+  Expected<void> stopDaemon(const std::string& name);
+  // ovs-vsctl with --db and --timeout; no_wait skips waiting for ovs-vswitchd.
+  Expected<std::string> vsctl(const std::string& what, std::vector<std::string> args,
+                              bool no_wait = false);
+  std::filesystem::path ovsDir() const { return options_.state_dir / "ovs"; }
+  std::vector<std::pair<std::string, std::string>> daemonEnv() const;
+
+  OvsOptions options_;
+  CommandRunner& runner_;
+  std::string db_target_;
+  std::string datapath_type_;
+  std::uint64_t datapath_id_ = 0;
+  bool adopted_ = false;
+};
+
+}  // namespace cw

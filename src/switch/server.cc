@@ -1,0 +1,202 @@
+#include "switch/server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <asio.hpp>
+#include <spdlog/spdlog.h>
+
+#include "switch/connection.h"
+
+namespace cw::sw {
+
+struct SwitchServer::Impl final : ConnectionOwner {
+  Impl(ServerOptions o, SwitchHandler& h) : options(std::move(o)), handler(h) {}
+
+  ServerOptions options;
+  SwitchHandler& handler;
+  // One event loop per worker thread; connections are pinned to one for their life.
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::thread> threads;
+  std::unique_ptr<asio::ip::tcp::acceptor> tcp_acceptor;
+  std::unique_ptr<asio::local::stream_protocol::acceptor> unix_acceptor;
+  std::atomic<unsigned> next_loop{0};
+  bool running = false;
+
+  mutable std::mutex mu;  // guards switches (control-plane only; never taken per packet)
+  std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> switches;
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ofp::DecodeError::kCount)>
+      decode_errors{};
+
+  asio::io_context& pickLoop() {
+    return *loops[next_loop.fetch_add(1, std::memory_order_relaxed) % loops.size()];
+  }
+
+  void registerSwitch(const std::shared_ptr<Connection>& c) override {
+    std::lock_guard lock(mu);
+    auto& slot = switches[c->datapathId()];
+    if (auto old = slot.lock(); old && old.get() != c.get()) {
+      // The switch reconnected before we noticed the old connection die.
+      old->post([old] { old->close("replaced by a new connection from the same switch"); });
+    }
+    slot = c;
+  }
+  void unregisterSwitch(const Connection* c) override {
+    std::lock_guard lock(mu);
+    auto it = switches.find(c->datapathId());
+    if (it != switches.end()) {
+      auto cur = it->second.lock();
+      if (!cur || cur.get() == c) switches.erase(it);
+    }
+  }
+  void countDecodeError(ofp::DecodeError e) override {
+    decode_errors[static_cast<std::size_t>(e)].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void adopt(int fd, const asio::generic::stream_protocol& proto, std::string peer) {
+    asio::io_context& loop = pickLoop();
+    asio::post(loop, [this, &loop, fd, proto, peer = std::move(peer)]() mutable {
+      Connection::Socket s(loop, proto, fd);
+      auto c = std::make_shared<Connection>(std::move(s), std::move(peer), options, handler, *this);
+      c->start();
+    });
+  }
+
+  void acceptTcp() {
+    tcp_acceptor->async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket s) {
+      if (ec) {
+        if (ec != asio::error::operation_aborted) {
+          spdlog::warn("accepting a switch connection failed: {}", ec.message());
+          acceptTcp();
+        }
+        return;
+      }
+      asio::error_code ignored;
+      s.set_option(asio::ip::tcp::no_delay(true), ignored);
+      auto ep = s.remote_endpoint(ignored);
+      std::string peer = "tcp:" + ep.address().to_string() + ":" + std::to_string(ep.port());
+      bool v6 = ep.address().is_v6();
+      int fd = s.release(ignored);
+      adopt(fd, asio::generic::stream_protocol(v6 ? AF_INET6 : AF_INET, IPPROTO_TCP),
+            std::move(peer));
+      acceptTcp();
+    });
+  }
+
+  void acceptUnix() {
+    unix_acceptor->async_accept(
+        [this](const asio::error_code& ec, asio::local::stream_protocol::socket s) {
+          if (ec) {
+            if (ec != asio::error::operation_aborted) {
+              spdlog::warn("accepting a switch connection failed: {}", ec.message());
+              acceptUnix();
+            }
+            return;
+          }
+          asio::error_code ignored;
+          int fd = s.release(ignored);
+          adopt(fd, asio::generic::stream_protocol(AF_UNIX, 0), "unix:" + options.unix_path);
+          acceptUnix();
+        });
+  }
+};
+
+SwitchServer::SwitchServer(ServerOptions options, SwitchHandler& handler)
+    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
+
+SwitchServer::~SwitchServer() { stop(); }
+
+Expected<void> SwitchServer::start() {
+  auto& im = *impl_;
+  unsigned n = im.options.threads != 0 ? im.options.threads
+                                       : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) {
+    im.loops.push_back(std::make_unique<asio::io_context>(1));
+    im.guards.push_back(asio::make_work_guard(*im.loops.back()));
+  }
+  asio::error_code ec;
+  if (im.options.tcp_port != 0) {
+    auto addr = asio::ip::make_address(im.options.tcp_address, ec);
+    if (ec) return fail("bad OpenFlow listen address '" + im.options.tcp_address + "'");
+    asio::ip::tcp::endpoint ep(addr, im.options.tcp_port);
+    im.tcp_acceptor = std::make_unique<asio::ip::tcp::acceptor>(*im.loops[0]);
+    im.tcp_acceptor->open(ep.protocol(), ec);
+    if (!ec) im.tcp_acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) im.tcp_acceptor->bind(ep, ec);
+    if (!ec) im.tcp_acceptor->listen(im.options.listen_backlog, ec);
+    if (ec)
+      return fail("cannot listen for switches on " + im.options.tcp_address + ":" +
+                  std::to_string(im.options.tcp_port) + ": " + ec.message() +
+                  " (is another controller running? choose another port with --of-port)");
+    im.acceptTcp();
+  }
+  if (!im.options.unix_path.empty()) {
+    ::unlink(im.options.unix_path.c_str());
+    im.unix_acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(*im.loops[0]);
+    asio::local::stream_protocol::endpoint ep(im.options.unix_path);
+    im.unix_acceptor->open(ep.protocol(), ec);
+    if (!ec) im.unix_acceptor->bind(ep, ec);
+    if (!ec) im.unix_acceptor->listen(im.options.listen_backlog, ec);
+    if (ec)
+      return fail("cannot listen for switches on " + im.options.unix_path + ": " + ec.message());
+    im.acceptUnix();
+  }
+  for (auto& loop : im.loops) {
+    im.threads.emplace_back([l = loop.get()] { l->run(); });
+  }
+  im.running = true;
+  return {};
+}
+
+void SwitchServer::stop() {
+  auto& im = *impl_;
+  if (!im.running) return;
+  im.running = false;
+  asio::post(*im.loops[0], [&im] {
+    asio::error_code ignored;
+    if (im.tcp_acceptor) im.tcp_acceptor->close(ignored);
+    if (im.unix_acceptor) im.unix_acceptor->close(ignored);
+  });
+  for (auto& sw : all()) sw->post([sw] { sw->close("controller stopping"); });
+  im.guards.clear();
+  for (auto& loop : im.loops) {
+    // Give queued closes a moment, then stop whatever is still pending.
+    asio::post(*loop, [l = loop.get()] { l->stop(); });
+  }
+  for (auto& t : im.threads) t.join();
+  im.threads.clear();
+  if (!im.options.unix_path.empty()) ::unlink(im.options.unix_path.c_str());
+}
+
+std::shared_ptr<Switch> SwitchServer::find(std::uint64_t dpid) const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->switches.find(dpid);
+  return it == impl_->switches.end() ? nullptr : it->second.lock();
+}
+
+std::vector<std::shared_ptr<Switch>> SwitchServer::all() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::shared_ptr<Switch>> out;
+  for (auto& [dpid, w] : impl_->switches)
+    if (auto s = w.lock()) out.push_back(std::move(s));
+  return out;
+}
+
+std::uint16_t SwitchServer::tcpPort() const {
+  if (!impl_->tcp_acceptor) return 0;
+  asio::error_code ec;
+  return impl_->tcp_acceptor->local_endpoint(ec).port();
+}
+
+std::vector<std::uint64_t> SwitchServer::decodeErrorCounts() const {
+  std::vector<std::uint64_t> out;
+  for (auto& c : impl_->decode_errors) out.push_back(c.load(std::memory_order_relaxed));
+  return out;
+}
+
+}  // namespace cw::sw

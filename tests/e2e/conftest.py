@@ -1,0 +1,281 @@
+"""End-to-end fixtures: real Open vSwitch, real namespaces, real servers.
+
+Everything a test creates carries a cw- name and is removed by a finalizer, even when the
+test fails. Traffic only ever goes between namespaces these fixtures create.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("CW_BUILD_DIR", ROOT / "build" / "release"))
+CELLWALL = BUILD / "src" / "cli" / "cellwall"
+CELLWALLD = BUILD / "src" / "daemon" / "cellwalld"
+
+TESTHOST_IP = "10.250.0.1"
+GATEWAY_UPLINK_IP = "10.250.0.2"
+POOL = "10.200.0.0/16"
+GATEWAY_IP = "10.200.0.1"
+
+
+def sh(cmd, check=True, timeout=60, **kw):
+    """Runs a command (list) and returns CompletedProcess with text output."""
+    return subprocess.run(cmd, check=check, timeout=timeout, capture_output=True, text=True, **kw)
+
+
+def netns_list():
+    out = sh(["ip", "-json", "netns", "list"], check=False).stdout.strip()
+    return [n["name"] for n in json.loads(out)] if out else []
+
+
+def links(prefix="cw-"):
+    out = sh(["ip", "-json", "link", "show"]).stdout
+    return [l["ifname"] for l in json.loads(out) if l["ifname"].startswith(prefix)]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TestHost:
+    """A namespace standing in for the internet: the default environment's uplink peer.
+
+    Serves HTTP on 8080, a UDP echo on 5353 and answers ping, all on TESTHOST_IP (the address
+    is put on the uplink veth by cellwall's gateway; the servers bind 0.0.0.0).
+    """
+
+    def __init__(self):
+        self.ns = "cw-th%04x" % random.randrange(0x10000)
+        self.procs = []
+        sh(["ip", "netns", "add", self.ns])
+        sh(["ip", "-n", self.ns, "link", "set", "lo", "up"])
+        self.www = tempfile.mkdtemp(prefix="cw-www-")
+        Path(self.www, "index.html").write_text("hello from the test host\n")
+
+    def start_servers(self):
+        self.spawn(["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0",
+                    "--directory", self.www])
+        echo = ("import socket\n"
+                "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                "s.bind(('0.0.0.0',5353))\n"
+                "while True:\n"
+                "  d,a=s.recvfrom(2048); s.sendto(b'echo:'+d,a)\n")
+        self.spawn(["/usr/bin/python3", "-c", echo])
+
+    def spawn(self, argv):
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns] + argv,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        return p
+
+    def exec(self, argv, **kw):
+        return sh(["ip", "netns", "exec", self.ns] + argv, **kw)
+
+    def capture(self, bpf):
+        return Capture(self.ns, "cw-u-default", bpf)
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        sh(["ip", "netns", "del", self.ns], check=False)
+        shutil.rmtree(self.www, ignore_errors=True)
+
+
+class Capture:
+    """tcpdump on an interface inside a namespace; count() stops it and counts packets."""
+
+    def __init__(self, ns, ifname, bpf):
+        self.file = tempfile.mktemp(prefix="cw-cap-", suffix=".pcap")
+        self.p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "tcpdump", "-i", ifname, "-U", "-n", "-w", self.file, bpf],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on" once the capture is armed.
+        deadline = time.time() + 10
+        line = ""
+        while time.time() < deadline and "listening" not in line:
+            line = self.p.stderr.readline()
+        assert "listening" in line, "tcpdump did not start"
+
+    def count(self):
+        time.sleep(0.5)
+        self.p.send_signal(signal.SIGINT)
+        self.p.wait(timeout=10)
+        out = sh(["tcpdump", "-n", "-r", self.file], check=False).stdout
+        os.unlink(self.file)
+        return len([l for l in out.splitlines() if l.strip()])
+
+
+class Daemon:
+    """cellwalld with its own state directory, an embedded Open vSwitch and one environment
+    whose uplink is the test host namespace."""
+
+    def __init__(self, testhost):
+        self.state = tempfile.mkdtemp(prefix="cw-state-")
+        self.testhost = testhost
+        self.of_port = free_port()
+        self.config = Path(self.state, "cellwalld.toml")
+        self.config.write_text(f"""
+[env.default]
+pool = "{POOL}"
+dns = ["{TESTHOST_IP}"]
+[env.default.uplink]
+kind = "netns"
+netns = "{testhost.ns}"
+address = "{GATEWAY_UPLINK_IP}/24"
+peer_address = "{TESTHOST_IP}/24"
+""")
+        self.log = Path(self.state, "cellwalld.log")
+        self.proc = None
+
+    def start(self):
+        logf = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config),
+             "--of-port", str(self.of_port)], stdout=logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("cellwalld exited at start:\n" + self.log.read_text())
+            if "cellwalld ready" in self.log.read_text():
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("cellwalld not ready in 60 s:\n" + self.log.read_text())
+        self.wait_programmed()
+
+    def wait_programmed(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if "programmed" in self.log.read_text():
+                return
+            time.sleep(0.1)
+        raise AssertionError("bridge never programmed:\n" + self.log.read_text())
+
+    def cli(self, *args, check=True, timeout=60):
+        return sh([str(CELLWALL), "--state-dir", self.state] + list(args), check=check,
+                  timeout=timeout)
+
+    def run_cell(self, policy, command, app="test", user="nobody", timeout=60):
+        pf = Path(self.state, f"{app}.toml")
+        pf.write_text(policy)
+        return sh([str(CELLWALL), "--state-dir", self.state, "run", "--app", app, "--policy",
+                   str(pf), "--user", user, "--"] + command, check=False, timeout=timeout)
+
+    def start_cell(self, policy, command, app="bg", user="nobody"):
+        """A cell in the background; returns (Popen, cell dict from `cellwall ps`)."""
+        pf = Path(self.state, f"{app}.toml")
+        pf.write_text(policy)
+        p = subprocess.Popen([str(CELLWALL), "--state-dir", self.state, "run", "--app", app,
+                              "--policy", str(pf), "--user", user, "--"] + command,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            for c in self.cells():
+                if c["app"] == app:
+                    return p, c
+            time.sleep(0.1)
+        p.kill()
+        raise AssertionError("background cell did not appear")
+
+    def cells(self):
+        out = self.cli("ps", check=False).stdout.splitlines()[1:]
+        cells = []
+        for line in out:
+            f = line.split()
+            cells.append({"id": f[0], "app": f[1], "env": f[2], "ip": f[4], "mac": f[5],
+                          "port": f[6], "netns": f[7]})
+        return cells
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def force_cleanup(self):
+        """Last resort after a failed stop: kill the embedded OVS and remove our objects."""
+        for pidfile in Path(self.state).rglob("*.pid"):
+            try:
+                os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+            except (ValueError, ProcessLookupError, OSError):
+                pass
+        for pidfile in Path(self.state).rglob("*.pid"):
+            pass
+        for ns in netns_list():
+            if ns.startswith("cw-c") or ns.startswith("cw-g-"):
+                sh(["ip", "netns", "del", ns], check=False)
+        for l in links():
+            if l.startswith("cw-c") or l.startswith("cw-g-") or l.startswith("cw-br"):
+                sh(["ip", "link", "del", l], check=False)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def leftovers():
+    ns = [n for n in netns_list() if n.startswith("cw-c") or n.startswith("cw-g-")]
+    ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l == "cw-br0"]
+    procs = sh(["pgrep", "-a", "-f", "cw-state-"], check=False).stdout.strip()
+    return ns, ls, procs
+
+
+@pytest.fixture
+def testhost():
+    th = TestHost()
+    try:
+        yield th
+    finally:
+        th.close()
+
+
+def _daemon(testhost):
+    d = Daemon(testhost)
+    try:
+        d.start()
+        testhost.start_servers()
+        yield d
+    finally:
+        d.stop()
+        ns, ls, procs = leftovers()
+        clean = not ns and not ls and not procs
+        if not clean:
+            d.force_cleanup()
+        else:
+            shutil.rmtree(d.state, ignore_errors=True)
+        assert clean, f"cellwalld left behind: netns={ns} links={ls} procs={procs}"
+
+
+@pytest.fixture
+def daemon(testhost):
+    yield from _daemon(testhost)
+
+
+@pytest.fixture(scope="module")
+def module_testhost():
+    th = TestHost()
+    try:
+        yield th
+    finally:
+        th.close()
+
+
+@pytest.fixture(scope="module")
+def mdaemon(module_testhost):
+    yield from _daemon(module_testhost)

@@ -1,0 +1,193 @@
+#include "env/gateway.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "netdev/fake_runner.h"
+
+namespace cw {
+namespace {
+
+namespace fs = std::filesystem;
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state = fs::temp_directory_path() / ("cw-env-test-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(state);
+    config.name = "office";
+    config.pool = *Cidr::parse("10.200.0.0/16");
+    config.dns_upstreams = {*IpAddr::parse("192.0.2.53"), *IpAddr::parse("192.0.2.54")};
+    config.uplink.kind = UplinkConfig::Kind::kNetns;
+    config.uplink.netns = "vpn";
+    config.uplink.gateway_side = *IfAddress::parse("10.254.0.2/30");
+    config.uplink.peer_side = *IfAddress::parse("10.254.0.1/30");
+    config.uplink.next_hop = *Ip4::parse("10.254.0.1");
+    runner.onOutput("netns list", R"([{"name":"vpn"}])");
+  }
+  void TearDown() override { fs::remove_all(state); }
+
+  // What changed the system, without the read-only queries.
+  std::vector<std::string> changes() const {
+    std::vector<std::string> out;
+    for (const auto& l : runner.log())
+      if (l.find("-json") == std::string::npos) out.push_back(l);
+    return out;
+  }
+
+  fs::path state;
+  EnvConfig config;
+  FakeRunner runner;
+  NetOps net{runner};
+};
+
+TEST_F(GatewayTest, NetnsUplinkCommands) {
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  auto dir = (state / "env/office").string();
+  const std::vector<std::string> expected = {
+      "ip netns add cw-g-office",
+      "ip -n cw-g-office link set dev lo up",
+      "ip link add cw-g-office type veth peer name cwgw0 netns cw-g-office address " + Gateway::macFor("office").str(),
+      "ip -n cw-g-office addr add 10.200.0.1/16 dev cwgw0",
+      "ip -n cw-g-office link set dev cwgw0 up",
+      "ip link set dev cw-g-office up",
+      "ip link add cw-u-office type veth peer name cwup0 netns cw-g-office",
+      "ip link set dev cw-u-office netns vpn",
+      "ip -n cw-g-office addr add 10.254.0.2/30 dev cwup0",
+      "ip -n cw-g-office link set dev cwup0 up",
+      "ip -n vpn addr add 10.254.0.1/30 dev cw-u-office",
+      "ip -n vpn link set dev cw-u-office up",
+      "ip -n cw-g-office route add default via 10.254.0.1 dev cwup0",
+      "ip netns exec cw-g-office sysctl -q -w net.ipv4.ip_forward=1",
+      "ip netns exec cw-g-office nft -f -",
+      "spawn: ip netns exec cw-g-office dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= "
+      "--no-resolv --no-hosts --bind-interfaces --listen-address=10.200.0.1 --log-facility=- --cache-size=1000 "
+      "--server=192.0.2.53 --server=192.0.2.54 > " + dir + "/dnsmasq.log",
+  };
+  EXPECT_EQ(changes(), expected);
+  EXPECT_EQ(runner.matching("nft -f -").size(), 1u);  // nothing in the root namespace
+
+  auto info = (*gw)->info();
+  EXPECT_EQ(info.netns, "cw-g-office");
+  EXPECT_EQ(info.ovs_ifname, "cw-g-office");
+  EXPECT_EQ(info.ip.str(), "10.200.0.1");
+  EXPECT_EQ(info.prefix_length, 16);
+  EXPECT_EQ(info.mac.b[0], 0x02);
+  EXPECT_TRUE((*gw)->dnsAlive());
+
+  runner.clear();
+  runner.onOutput("netns list", R"([{"name":"vpn"},{"name":"cw-g-office"}])");
+  ASSERT_TRUE((*gw)->destroy());
+  EXPECT_EQ(changes(), (std::vector<std::string>{"terminate 4242", "ip netns del cw-g-office"}));
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST_F(GatewayTest, HostUplinkTouchesOnlyItsOwnHostState) {
+  config.uplink.kind = UplinkConfig::Kind::kHost;
+  config.uplink.netns.clear();
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  auto root = changes();
+  std::vector<std::string> root_side;
+  for (const auto& l : root)
+    if (l.find("cw-g-office") == std::string::npos || l.find("ip link set dev cw-g-office up") == 0)
+      root_side.push_back(l);
+  const std::vector<std::string> expected = {"ip link set dev cw-g-office up",
+                                             "ip addr add 10.254.0.1/30 dev cw-u-office",
+                                             "ip link set dev cw-u-office up",
+                                             "sysctl -q -w net.ipv4.conf.cw-u-office.forwarding=1",
+                                             "nft -f -"};
+  EXPECT_EQ(root_side, expected);
+  EXPECT_EQ(runner.commands().back().argv, (std::vector<std::string>{"ip", "netns", "exec", "cw-g-office", "dnsmasq",
+                                                                     "--keep-in-foreground", "--conf-file=/dev/null",
+                                                                     "--pid-file=", "--no-resolv", "--no-hosts",
+                                                                     "--bind-interfaces", "--listen-address=10.200.0.1",
+                                                                     "--log-facility=-", "--cache-size=1000",
+                                                                     "--server=192.0.2.53", "--server=192.0.2.54"}));
+  runner.clear();
+  ASSERT_TRUE((*gw)->destroy());
+  ASSERT_EQ(runner.matching("nft -f -").size(), 1u);
+  for (const auto& c : runner.commands())
+    if (c.argv[0] == "nft") {
+      EXPECT_EQ(c.stdin_text, "table ip cw_office\ndelete table ip cw_office\n");
+    }
+}
+
+TEST_F(GatewayTest, Rulesets) {
+  EXPECT_EQ(Gateway::hostRuleset(config),
+            "table ip cw_office\n"
+            "delete table ip cw_office\n"
+            "table ip cw_office {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            "    ip saddr 10.254.0.2 oifname != \"cw-u-office\" masquerade\n"
+            "  }\n"
+            "}\n");
+  auto gw = Gateway::gatewayRuleset(config);
+  EXPECT_NE(gw.find("chain forward {\n    type filter hook forward priority filter; policy drop;\n"
+                    "    ct state established,related accept\n"
+                    "    iifname \"cwgw0\" oifname \"cwup0\" ip saddr 10.200.0.0/16 accept\n"),
+            std::string::npos);
+  EXPECT_NE(gw.find("oifname \"cwup0\" masquerade"), std::string::npos);
+  EXPECT_NE(gw.find("iifname \"cwgw0\" ip daddr 10.200.0.1 udp dport 53 accept"), std::string::npos);
+}
+
+TEST_F(GatewayTest, FailureRollsBackAndNamesTheStep) {
+  runner.onOutput("netns list", R"([{"name":"vpn"},{"name":"cw-g-office"}])");
+  runner.onFail("ip netns exec cw-g-office nft", "/dev/stdin:3:5: Error: Could not process rule: No such file or directory\n");
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_FALSE(gw);
+  EXPECT_EQ(gw.error().message,
+            "cannot create gateway for environment office: cannot load nftables rules in namespace cw-g-office: "
+            "/dev/stdin:3:5: Error: Could not process rule: No such file or directory");
+  EXPECT_EQ(changes().back(), "ip netns del cw-g-office");
+  EXPECT_EQ(runner.matching("spawn").size(), 0u);
+  EXPECT_FALSE(fs::exists(state / "env/office"));
+}
+
+TEST_F(GatewayTest, Validation) {
+  auto bad = config;
+  bad.name = "much-too-long";
+  EXPECT_FALSE(Gateway::create(bad, state, net));
+  bad = config;
+  bad.name = "Office";
+  EXPECT_FALSE(Gateway::create(bad, state, net));
+  bad = config;
+  bad.pool = *Cidr::parse("2001:db8::/64");
+  EXPECT_FALSE(Gateway::create(bad, state, net));
+  bad = config;
+  bad.uplink.gateway_side = *IfAddress::parse("10.200.5.5/30");
+  EXPECT_FALSE(Gateway::create(bad, state, net));
+  bad = config;
+  bad.uplink.netns = "absent";
+  auto r = Gateway::create(bad, state, net);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "environment office: uplink namespace absent does not exist");
+  EXPECT_TRUE(changes().empty());
+}
+
+TEST_F(GatewayTest, RemoveStaleUsesRecordedState) {
+  fs::create_directories(state / "env/home");
+  std::ofstream(state / "env/home/gateway.state") << "mode=host\ndnsmasq_pid=777\n";
+  fs::create_directories(state / "env/NotOurs");
+  runner.live_[777] = "dnsmasq";
+  runner.onOutput("netns list", R"([{"name":"cw-g-home"}])");
+  runner.onOutput("-json link show", R"([{"ifindex":9,"ifname":"cw-u-home"}])");
+  ASSERT_TRUE(Gateway::removeStale(state, net));
+  EXPECT_EQ(changes(), (std::vector<std::string>{"terminate 777", "nft -f -", "ip netns del cw-g-home",
+                                                 "ip link del dev cw-u-home"}));
+  EXPECT_FALSE(fs::exists(state / "env/home"));
+}
+
+TEST(GatewayMac, StableLocalUnicast) {
+  auto a = Gateway::macFor("office");
+  EXPECT_EQ(a, Gateway::macFor("office"));
+  EXPECT_NE(a, Gateway::macFor("home"));
+  EXPECT_EQ(a.b[0], 0x02);
+}
+
+}  // namespace
+}  // namespace cw

@@ -1,0 +1,238 @@
+#include "ovs/ovs.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "netdev/fake_runner.h"
+
+namespace cw {
+namespace {
+
+namespace fs = std::filesystem;
+
+class OvsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state = fs::temp_directory_path() / ("cw-ovs-test-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(state);
+    fs::create_directories(state);
+    opts.state_dir = state;
+    opts.controllers = {"tcp:127.0.0.1:6653"};
+    opts.datapath = "netdev";
+  }
+  void TearDown() override { fs::remove_all(state); }
+
+  // Makes the fake see live daemons with pidfiles in the state dir, as after a successful
+  // start (the real daemons write the pidfiles themselves).
+  void daemonsRunning() {
+    fs::create_directories(state / "ovs");
+    std::ofstream(state / "ovs/ovsdb-server.pid") << "100\n";
+    std::ofstream(state / "ovs/ovs-vswitchd.pid") << "101\n";
+    runner.live_[100] = "ovsdb-server";
+    runner.live_[101] = "ovs-vswitchd";
+  }
+
+  std::string db() const { return "--db=unix:" + (state / "ovs/db.sock").string() + " --timeout=10"; }
+
+  fs::path state;
+  OvsOptions opts;
+  FakeRunner runner;
+};
+
+TEST_F(OvsTest, RefusesWithoutPrivileges) {
+  runner.privileged_ = false;
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_FALSE(ovs);
+  EXPECT_EQ(ovs.error().message,
+            "cellwall needs root or CAP_NET_ADMIN+CAP_SYS_ADMIN to run Open vSwitch and create namespaces");
+  EXPECT_TRUE(runner.log().empty());
+}
+
+TEST_F(OvsTest, ValidatesOptions) {
+  auto bad = opts;
+  bad.bridge = "br0";
+  EXPECT_FALSE(Ovs::open(bad, runner));
+  bad = opts;
+  bad.controllers = {"tcp:1.2.3.4:6653 --evil"};
+  EXPECT_FALSE(Ovs::open(bad, runner));
+  bad = opts;
+  bad.packet_in_rate_limit = 10;
+  EXPECT_FALSE(Ovs::open(bad, runner));
+  bad = opts;
+  bad.datapath = "dpdk";
+  EXPECT_FALSE(Ovs::open(bad, runner));
+  EXPECT_TRUE(runner.log().empty());
+}
+
+TEST_F(OvsTest, StartsEmbeddedDaemons) {
+  auto dir = (state / "ovs").string();
+  // A stale pidfile whose process is gone: not adopted, just cleaned up.
+  fs::create_directories(state / "ovs");
+  std::ofstream(state / "ovs/ovsdb-server.pid") << "99\n";
+  // The fake daemons "write" their pidfiles when started, as the real ones do.
+  runner.on_run_ = [&](const Command& cmd) {
+    if (cmd.argv[0] == "ovsdb-server" || cmd.argv[0] == "ovs-vswitchd") {
+      pid_t pid = cmd.argv[0] == "ovsdb-server" ? 100 : 101;
+      std::ofstream(state / "ovs" / (cmd.argv[0] + ".pid")) << pid << "\n";
+      runner.live_[pid] = cmd.argv[0];
+    }
+  };
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs) << ovs.error().message;
+  EXPECT_FALSE((*ovs)->adopted());
+  EXPECT_TRUE((*ovs)->isEmbedded());
+  EXPECT_EQ((*ovs)->dbTarget(), "unix:" + dir + "/db.sock");
+  EXPECT_EQ((*ovs)->ofctlTarget(), "unix:" + dir + "/cw-br0.mgmt");
+  const std::vector<std::string> expected = {
+      "ovsdb-tool create " + dir + "/conf.db /usr/share/openvswitch/vswitch.ovsschema",
+      "ovsdb-server " + dir + "/conf.db --remote=punix:" + dir + "/db.sock --pidfile=" + dir +
+          "/ovsdb-server.pid --unixctl=" + dir + "/ovsdb-server.ctl --log-file=" + dir +
+          "/ovsdb-server.log --detach --no-chdir -vsyslog:off",
+      "ovs-appctl -t " + dir + "/ovsdb-server.ctl version",
+      "ovs-vsctl " + db() + " --no-wait init -- set Open_vSwitch . other_config:userspace-tso-enable=true",
+      "ovs-vswitchd unix:" + dir + "/db.sock --pidfile=" + dir + "/ovs-vswitchd.pid --unixctl=" + dir +
+          "/ovs-vswitchd.ctl --log-file=" + dir + "/ovs-vswitchd.log --detach --no-chdir -vsyslog:off",
+      "ovs-appctl -t " + dir + "/ovs-vswitchd.ctl version",
+  };
+  EXPECT_EQ(runner.log(), expected);
+  // Daemons get a private rundir so the bridge's .mgmt socket lands in the state dir.
+  bool has_rundir = false;
+  for (const auto& [k, v] : runner.commands()[1].env) has_rundir = has_rundir || (k == "OVS_RUNDIR" && v == dir);
+  EXPECT_TRUE(has_rundir);
+}
+
+TEST_F(OvsTest, AdoptsLiveDaemons) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs) << ovs.error().message;
+  EXPECT_TRUE((*ovs)->adopted());
+  EXPECT_EQ(runner.matching("ovsdb-server ").size(), 0u);
+  EXPECT_EQ(runner.matching("terminate").size(), 0u);
+  EXPECT_EQ(runner.matching("ovs-appctl").size(), 2u);
+}
+
+TEST_F(OvsTest, EnsureBridgeIsOneTransaction) {
+  daemonsRunning();
+  opts.controllers = {"tcp:127.0.0.1:6653", "unix:/run/cw.sock"};
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.clear();
+  ASSERT_TRUE((*ovs)->ensureBridge());
+  ASSERT_EQ(runner.log().size(), 1u);
+  char dpid[17];
+  std::snprintf(dpid, sizeof dpid, "%016llx", static_cast<unsigned long long>(Ovs::datapathIdFor("cw-br0")));
+  EXPECT_EQ(runner.log()[0],
+            "ovs-vsctl " + db() +
+                " -- --may-exist add-br cw-br0 -- set Bridge cw-br0 datapath_type=netdev fail_mode=secure "
+                "protocols=OpenFlow10,OpenFlow13 other_config:disable-in-band=true other_config:datapath-id=\"" +
+                dpid +
+                "\" -- --id=@c0 create Controller target=\"tcp:127.0.0.1:6653\" connection_mode=out-of-band "
+                "controller_rate_limit=1000 controller_burst_limit=250 -- --id=@c1 create Controller "
+                "target=\"unix:/run/cw.sock\" connection_mode=out-of-band controller_rate_limit=1000 "
+                "controller_burst_limit=250 -- set Bridge cw-br0 controller=@c0,@c1 -- set Open_vSwitch . "
+                "other_config:userspace-tso-enable=true");
+  EXPECT_EQ((*ovs)->datapathId(), Ovs::datapathIdFor("cw-br0"));
+  EXPECT_NE(Ovs::datapathIdFor("cw-br0"), Ovs::datapathIdFor("cw-br1"));
+}
+
+TEST_F(OvsTest, SystemDatapathSkipsUserspaceTso) {
+  daemonsRunning();
+  opts.datapath = "system";
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  ASSERT_TRUE((*ovs)->ensureBridge());
+  EXPECT_EQ(runner.matching("userspace-tso").size(), 0u);
+  EXPECT_EQ(runner.matching("datapath_type=system").size(), 1u);
+}
+
+TEST_F(OvsTest, AddPortWaitsForOfport) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.clear();
+  runner.onOutput("get Interface cw-c1 ofport", "7\n");
+  runner.onOutput("get Interface cw-c1 ofport", "-1\n", 2);
+  auto port = (*ovs)->addPort("cw-c1", 7);
+  ASSERT_TRUE(port) << port.error().message;
+  EXPECT_EQ(*port, 7u);
+  EXPECT_EQ(runner.log()[0],
+            "ovs-vsctl " + db() + " -- --may-exist add-port cw-br0 cw-c1 -- set Interface cw-c1 ofport_request=7");
+  EXPECT_EQ(runner.matching("get Interface cw-c1 ofport").size(), 3u);
+  EXPECT_FALSE((*ovs)->addPort("eth0", std::nullopt));
+  EXPECT_FALSE((*ovs)->addPort("cw-c2", 70000));
+}
+
+TEST_F(OvsTest, AddPortReportsInterfaceError) {
+  daemonsRunning();
+  opts.timeout = std::chrono::seconds(0);
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.onOutput("get Interface cw-c1 ofport", "-1\n");
+  runner.onOutput("get Interface cw-c1 error", "\"could not open network device cw-c1 (No such device)\"\n");
+  auto port = (*ovs)->addPort("cw-c1", std::nullopt);
+  ASSERT_FALSE(port);
+  EXPECT_EQ(port.error().message,
+            "port cw-c1 on cw-br0 got no OpenFlow port number: \"could not open network device cw-c1 (No such "
+            "device)\"");
+}
+
+TEST_F(OvsTest, VsctlFailureNamesWhatFailed) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.onFail("add-br", "ovs-vsctl: unix:/x/db.sock: database connection failed (No such file or directory)\n");
+  auto r = (*ovs)->ensureBridge();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message,
+            "cannot create or configure bridge cw-br0: ovs-vsctl: unix:/x/db.sock: database connection failed (No "
+            "such file or directory)");
+  runner.on("del-port", CommandResult{142, false, "", ""});
+  auto d = (*ovs)->delPort("cw-c1");
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().message.find("timed out"), std::string::npos);
+}
+
+TEST_F(OvsTest, ListPorts) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.onOutput("list-ports cw-br0", "cw-c1\ncw-g-default\n");
+  runner.onOutput("list Interface", "cw-g-default,1\ncw-c1,7\n");
+  auto ports = (*ovs)->listPorts();
+  ASSERT_TRUE(ports);
+  EXPECT_EQ(*ports, (std::vector<OvsPort>{{"cw-g-default", 1}, {"cw-c1", 7}}));
+  EXPECT_EQ(runner.log().back(), "ovs-vsctl " + db() +
+                                     " --format=csv --data=bare --no-headings --columns=name,ofport list Interface "
+                                     "cw-c1 cw-g-default");
+}
+
+TEST_F(OvsTest, StopRemovesBridgeDaemonsAndFiles) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.clear();
+  ASSERT_TRUE((*ovs)->stop(true));
+  const std::vector<std::string> expected = {"ovs-vsctl " + db() + " -- --if-exists del-br cw-br0", "terminate 101",
+                                             "terminate 100"};
+  EXPECT_EQ(runner.log(), expected);
+  EXPECT_FALSE(fs::exists(state / "ovs"));
+}
+
+TEST_F(OvsTest, ExternalDatabaseTouchesOnlyOurBridge) {
+  opts.existing_db = "unix:/run/openvswitch/db.sock";
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  EXPECT_FALSE((*ovs)->isEmbedded());
+  EXPECT_EQ((*ovs)->ofctlTarget(), "cw-br0");
+  ASSERT_TRUE((*ovs)->stop(true));
+  const std::vector<std::string> expected = {
+      "ovs-vsctl --db=unix:/run/openvswitch/db.sock --timeout=10 --no-wait show",
+      "ovs-vsctl --db=unix:/run/openvswitch/db.sock --timeout=10 -- --if-exists del-br cw-br0"};
+  EXPECT_EQ(runner.log(), expected);
+  EXPECT_EQ(runner.matching("terminate").size(), 0u);
+}
+
+}  // namespace
+}  // namespace cw

@@ -16,7 +16,7 @@ packages=(
   libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libsqlite3-dev libmnl-dev
   # run
-  openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base procps psmisc
+  openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool procps psmisc
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
 )

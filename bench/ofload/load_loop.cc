@@ -265,7 +265,9 @@ Result<RunResult, RunError> Loop::run() {
       auto& c = *static_cast<Conn*>(events[static_cast<std::size_t>(i)].data.ptr);
       const std::uint32_t ev = events[static_cast<std::size_t>(i)].events;
       if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
-        if (auto ok = onReadable(c, now); !ok) return Unexpected(ok.error());
+        // A fresh reading per connection: a turn over many switches takes a while, and the
+        // round trip should end when this switch's reply was read, not when the turn began.
+        if (auto ok = onReadable(c, nowNs()); !ok) return Unexpected(ok.error());
       }
       if ((ev & EPOLLOUT) != 0) touch(c);
     }
@@ -291,7 +293,7 @@ Result<RunResult, RunError> Loop::run() {
     // Refill windows of the connections that moved this turn; writes happen at the loop top.
     for (Conn* c : touched_) {
       if (c->started && c->tx.size() - c->tx_off < kTxHighWater) {
-        c->sw.fillWindow(static_cast<std::size_t>(window), now, c->tx);
+        c->sw.fillWindow(static_cast<std::size_t>(window), nowNs(), c->tx);
       }
     }
 

@@ -65,6 +65,19 @@ bool parseController(std::string_view text, std::string& host, std::string& port
   return true;
 }
 
+bool takesValue(std::string_view flag) {
+  static constexpr std::string_view kFlags[] = {
+      "--controller", "--mode", "--switches", "--window", "--seconds", "--warmup",
+      "--settle-ms", "--timeout-ms", "--handshake-timeout-ms", "--complete-on",
+      "--flows-per-setup", "--dpid-base", "--ports", "--port-prefix", "--table",
+      "--src-mac-base", "--src-ip-base", "--src-ip-step", "--dst-mac", "--dst-ip", "--dst-port",
+      "--dst-port-count"};
+  for (std::string_view f : kFlags) {
+    if (f == flag) return true;
+  }
+  return false;
+}
+
 Unexpected<Error> bad(std::string_view flag, std::string_view value, std::string_view want) {
   return fail("invalid value '" + std::string(value) + "' for " + std::string(flag) + ": expected " +
               std::string(want) + " (see --help)");
@@ -99,6 +112,7 @@ Expected<Options> parseOptions(const std::vector<std::string>& args, bool& help)
       if (!boolean(o.progress)) return bad(flag, value, "no value");
       continue;
     }
+    if (!takesValue(flag)) return fail("unknown option '" + std::string(flag) + "' (see --help)");
     if (value.empty() && args[i].find('=') == std::string::npos) {
       if (i + 1 >= args.size()) return fail("missing value for " + std::string(flag) + " (see --help)");
       value = args[++i];
@@ -181,8 +195,6 @@ Expected<Options> parseOptions(const std::vector<std::string>& args, bool& help)
     } else if (flag == "--dst-port-count") {
       if (!parseUint(value, 1, 65535, n)) return bad(flag, value, "1..65535");
       o.dst_port_count = static_cast<std::uint16_t>(n);
-    } else {
-      return fail("unknown option '" + std::string(flag) + "' (see --help)");
     }
   }
   if (static_cast<std::uint32_t>(o.dst_port) + o.dst_port_count - 1 > 65535) {

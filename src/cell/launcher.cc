@@ -111,10 +111,16 @@ bool setupMounts(const LaunchSpec& s, StepError& e) {
 bool dropPrivileges(const LaunchSpec& s, StepError& e) {
   if (::setgroups(s.groups.size(), s.groups.data()) != 0) return stepFail(e, "drop privileges", "setgroups");
   if (::setresgid(s.gid, s.gid, s.gid) != 0) return stepFail(e, "drop privileges", "setresgid");
-  // Empty the bounding set first (needs CAP_SETPCAP, which we still have).
-  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-      return stepFail(e, "drop privileges", "PR_CAPBSET_DROP");
+  // A uid-0 target could regain capabilities from setuid or file-capability binaries: empty
+  // its bounding set (needs CAP_SETPCAP, which we still have). For other users no_new_privs
+  // alone keeps exec from granting anything, and an empty bounding set would make the kernel
+  // refuse to run file-capability binaries such as ping (EPERM) instead of running them
+  // without their capabilities.
+  if (s.uid == 0) {
+    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+        return stepFail(e, "drop privileges", "PR_CAPBSET_DROP");
+    }
   }
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
     return stepFail(e, "drop privileges", "clear ambient capabilities");

@@ -180,12 +180,15 @@ struct Daemon::Impl {
     Expected<void> r = ops.createNetns(name);
     if (r) r = ops.createVethPair(name, "eth0", name, mac);
     if (r) r = ops.setSysctl(name, "net.ipv6.conf.all.disable_ipv6", "1");
+    // ICMP echo without CAP_NET_RAW (ping's datagram sockets) for the unprivileged app.
+    if (r) r = ops.setSysctl(name, "net.ipv4.ping_group_range", "0 2147483647");
     if (r) r = ops.setLinkUp(name, "lo");
     if (r) r = ops.setLinkUp(name, "eth0");
     if (r) r = ops.setLinkUp("", name);
     if (r) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
     if (r) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
     if (r) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
+    if (r && needSoftwareChecksums()) r = disableTxChecksum(runner, name, "eth0");
     (void)step;
     if (!r) {
       undo();
@@ -221,6 +224,8 @@ struct Daemon::Impl {
                  env, ip->str(), mac.str(), *ofport);
     return rec.info;
   }
+
+  bool needSoftwareChecksums() const { return ovs->datapathType() == "netdev"; }
 
   // Installs the cell's flows; `done` runs on the control thread once the switch has them.
   void programCell(std::uint32_t id, std::function<void(bool)> done) {

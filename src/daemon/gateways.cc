@@ -33,8 +33,20 @@ Expected<EnvConfig> toEnvConfig(const EnvSpec& spec) {
   return e;
 }
 
+Expected<void> disableTxChecksum(CommandRunner& runner, const std::string& netns,
+                                 const std::string& ifname) {
+  Command c;
+  c.argv = {"ip", "netns", "exec", netns, "ethtool", "-K", ifname, "tx", "off"};
+  auto r = runner.run(c);
+  if (!r) return Unexpected(r.error());
+  if (!r->ok())
+    return fail("cannot turn off checksum offload on " + ifname + " in " + netns + ": " + r->err +
+                " (is ethtool installed?)");
+  return {};
+}
+
 Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
-                               const std::filesystem::path& state_dir, CommandRunner& /*runner*/) {
+                               const std::filesystem::path& state_dir, CommandRunner& runner) {
   auto cfg = toEnvConfig(spec);
   if (!cfg) return Unexpected(cfg.error());
   // A gateway left by a crashed daemon is rebuilt from scratch: it holds no state worth
@@ -43,6 +55,15 @@ Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
   auto gw = Gateway::create(*cfg, state_dir, ops);
   if (!gw) return Unexpected(gw.error());
   GatewayInfo info = (*gw)->info();
+  if (ovs.datapathType() == "netdev") {
+    if (auto r = disableTxChecksum(runner, info.netns, "cwgw0"); !r) {
+      (void)(*gw)->destroy();
+      return r;
+    }
+  }
+  // A port of the same name from before a crash points at the deleted veth: Open vSwitch
+  // keeps its old socket until the port is removed and added again.
+  (void)ovs.delPort(info.ovs_ifname);
   auto ofport = ovs.addPort(info.ovs_ifname);
   if (!ofport) {
     (void)(*gw)->destroy();

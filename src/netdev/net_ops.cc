@@ -265,8 +265,9 @@ Expected<void> NetOps::setSysctl(const std::string& ns, const std::string& key,
   for (char c : key)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
       return fail("invalid sysctl key '" + key + "'");
+  // Spaces are fine (ranges like "0 2147483647"): argv is passed without a shell.
   for (char c : value)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == ' '))
       return fail("invalid sysctl value '" + value + "' for " + key);
   if (key.empty() || key.front() == '-' || value.empty() || value.front() == '-')
     return fail("invalid sysctl '" + key + "=" + value + "'");

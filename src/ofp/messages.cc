@@ -199,21 +199,22 @@ void setFieldBytes(Match& m, Field f, const std::uint8_t* v, const std::uint8_t*
   auto ip4 = [](const std::uint8_t* p) { return Ip4{static_cast<std::uint32_t>(get(p, 4))}; };
   auto ip6 = [](const std::uint8_t* p) { Ip6 a; std::memcpy(a.b.data(), p, 16); return a; };
   auto u16 = [](const std::uint8_t* p) { return static_cast<std::uint16_t>(get(p, 2)); };
-  std::optional<MacAddr> mac_mask = mk ? std::optional(mac(mk)) : std::nullopt;
-  std::optional<Ip6> ip6_mask = mk ? std::optional(ip6(mk)) : std::nullopt;
-  Ip4 ip4_mask = mk ? ip4(mk) : Ip4{0xffffffff};
+  // Masks are read only by the cases whose field has that width (mk holds fieldSize bytes).
+  auto mac_mask = [&] { return mk ? std::optional(mac(mk)) : std::nullopt; };
+  auto ip6_mask = [&] { return mk ? std::optional(ip6(mk)) : std::nullopt; };
+  auto ip4_mask = [&] { return mk ? ip4(mk) : Ip4{0xffffffff}; };
   switch (f) {
     case Field::kInPort: m.inPort(static_cast<std::uint32_t>(get(v, 4))); break;
     case Field::kMetadata: m.metadataIs(get(v, 8), mk ? get(mk, 8) : ~0ULL); break;
-    case Field::kEthDst: m.ethDst(mac(v), mac_mask); break;
-    case Field::kEthSrc: m.ethSrc(mac(v), mac_mask); break;
+    case Field::kEthDst: m.ethDst(mac(v), mac_mask()); break;
+    case Field::kEthSrc: m.ethSrc(mac(v), mac_mask()); break;
     case Field::kEthType: m.ethType(u16(v)); break;
     case Field::kVlanVid: m.vlanVid(u16(v), mk ? u16(mk) : 0xffff); break;
     case Field::kVlanPcp: m.vlanPcp(v[0]); break;
     case Field::kIpDscp: m.ipDscp(v[0]); break;
     case Field::kIpProto: m.ipProto(v[0]); break;
-    case Field::kIpv4Src: m.ipv4Src(ip4(v), ip4_mask); break;
-    case Field::kIpv4Dst: m.ipv4Dst(ip4(v), ip4_mask); break;
+    case Field::kIpv4Src: m.ipv4Src(ip4(v), ip4_mask()); break;
+    case Field::kIpv4Dst: m.ipv4Dst(ip4(v), ip4_mask()); break;
     case Field::kTcpSrc: m.tcpSrc(u16(v)); break;
     case Field::kTcpDst: m.tcpDst(u16(v)); break;
     case Field::kUdpSrc: m.udpSrc(u16(v)); break;
@@ -221,12 +222,12 @@ void setFieldBytes(Match& m, Field f, const std::uint8_t* v, const std::uint8_t*
     case Field::kIcmpv4Type: m.icmpv4Type(v[0]); break;
     case Field::kIcmpv4Code: m.icmpv4Code(v[0]); break;
     case Field::kArpOp: m.arpOp(u16(v)); break;
-    case Field::kArpSpa: m.arpSpa(ip4(v), ip4_mask); break;
-    case Field::kArpTpa: m.arpTpa(ip4(v), ip4_mask); break;
+    case Field::kArpSpa: m.arpSpa(ip4(v), ip4_mask()); break;
+    case Field::kArpTpa: m.arpTpa(ip4(v), ip4_mask()); break;
     case Field::kArpSha: m.arpSha(mac(v)); break;
     case Field::kArpTha: m.arpTha(mac(v)); break;
-    case Field::kIpv6Src: m.ipv6Src(ip6(v), ip6_mask); break;
-    case Field::kIpv6Dst: m.ipv6Dst(ip6(v), ip6_mask); break;
+    case Field::kIpv6Src: m.ipv6Src(ip6(v), ip6_mask()); break;
+    case Field::kIpv6Dst: m.ipv6Dst(ip6(v), ip6_mask()); break;
     case Field::kIcmpv6Type: m.icmpv6Type(v[0]); break;
     case Field::kIcmpv6Code: m.icmpv6Code(v[0]); break;
     case Field::kCount: assert(false); break;

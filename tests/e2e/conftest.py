@@ -51,7 +51,7 @@ def free_port():
 class TestHost:
     """A namespace standing in for the internet: the default environment's uplink peer.
 
-    Serves HTTP on 8080, a UDP echo on 5353 and answers ping, all on TESTHOST_IP (the address
+    Serves HTTP on 8080, a UDP echo on 5353, DNS for test.example and answers ping, all on TESTHOST_IP (the address
     is put on the uplink veth by cellwall's gateway; the servers bind 0.0.0.0).
     """
 
@@ -72,6 +72,11 @@ class TestHost:
                 "while True:\n"
                 "  d,a=s.recvfrom(2048); s.sendto(b'echo:'+d,a)\n")
         self.spawn(["/usr/bin/python3", "-c", echo])
+        # The environment's upstream resolver: knows test.example, refuses the rest at once.
+        self.spawn(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                    "--bind-interfaces", f"--listen-address={TESTHOST_IP}", "--pid-file=",
+                    "--user=root", f"--address=/test.example/{TESTHOST_IP}", "--log-facility=-"])
+        time.sleep(0.3)
 
     def spawn(self, argv):
         p = subprocess.Popen(["ip", "netns", "exec", self.ns] + argv,
@@ -99,7 +104,7 @@ class Capture:
     def __init__(self, ns, ifname, bpf):
         self.file = tempfile.mktemp(prefix="cw-cap-", suffix=".pcap")
         self.p = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "tcpdump", "-i", ifname, "-U", "-n", "-w", self.file, bpf],
+            ["ip", "netns", "exec", ns, "tcpdump", "--immediate-mode", "-i", ifname, "-U", "-n", "-w", self.file, bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on" once the capture is armed.
         deadline = time.time() + 10
@@ -139,7 +144,11 @@ peer_address = "{TESTHOST_IP}/24"
         self.log = Path(self.state, "cellwalld.log")
         self.proc = None
 
+    def new_log(self):
+        return self.log.read_text()[self.log_offset:]
+
     def start(self):
+        self.log_offset = len(self.log.read_text()) if self.log.exists() else 0
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
             [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config),
@@ -148,7 +157,7 @@ peer_address = "{TESTHOST_IP}/24"
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("cellwalld exited at start:\n" + self.log.read_text())
-            if "cellwalld ready" in self.log.read_text():
+            if "cellwalld ready" in self.new_log():
                 break
             time.sleep(0.1)
         else:
@@ -158,7 +167,7 @@ peer_address = "{TESTHOST_IP}/24"
     def wait_programmed(self, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if "programmed" in self.log.read_text():
+            if "programmed" in self.new_log():
                 return
             time.sleep(0.1)
         raise AssertionError("bridge never programmed:\n" + self.log.read_text())
@@ -187,7 +196,8 @@ peer_address = "{TESTHOST_IP}/24"
                     return p, c
             time.sleep(0.1)
         p.kill()
-        raise AssertionError("background cell did not appear")
+        out, err = p.communicate()
+        raise AssertionError("background cell did not appear: " + err + "\n" + self.new_log())
 
     def cells(self):
         out = self.cli("ps", check=False).stdout.splitlines()[1:]

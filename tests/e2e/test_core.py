@@ -90,6 +90,12 @@ def test_dns_goes_to_the_environment_resolver(mdaemon):
     assert f"nameserver {GATEWAY_IP}" in r.stdout
 
 
+def test_names_resolve_through_the_environment(mdaemon):
+    r = mdaemon.run_cell(DENY_ALL, ["getent", "hosts", "test.example"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == TESTHOST_IP
+
+
 def test_bad_policy_is_rejected_with_its_line(mdaemon):
     r = mdaemon.run_cell('default = "deny"\n[[allow]]\nto = "10.0.0.0/33"\n', ["true"])
     assert r.returncode != 0

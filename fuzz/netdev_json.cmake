@@ -1,0 +1,1 @@
+cw_fuzz_target(netdev_json LIBS cw_netdev)

@@ -1,0 +1,1 @@
+cw_fuzz_target(ofp_decode LIBS cw_ofp)

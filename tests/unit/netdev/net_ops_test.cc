@@ -61,7 +61,7 @@ TEST_F(NetOpsTest, RefusesWhatItDidNotCreate) {
   EXPECT_FALSE(net.createNetns("cw-../x"));
   EXPECT_FALSE(net.setLinkUp("", "-all"));
   EXPECT_FALSE(net.createVethPair("cw-0123456789abc", "eth0", "", std::nullopt));  // 16 chars
-  EXPECT_FALSE(net.setSysctl("", "net.ipv4.ip_forward", "1 2"));
+  EXPECT_FALSE(net.setSysctl("", "net.ipv4.ip_forward", "1;2"));
   EXPECT_FALSE(net.removeAllWithPrefix("c"));
   EXPECT_TRUE(runner.log().empty());
   // Inside a namespace, any valid name may be deleted.

@@ -87,6 +87,9 @@ struct Daemon::Impl {
       return;
     }
     auto view = views.current();
+    // Before the first view is published the daemon is still starting; it reconciles the
+    // bridge again right after publishing.
+    if (view->generation == 0) return;
     const decide::SwitchView* sv = view->find(s.datapathId());
     if (sv == nullptr) {
       spdlog::warn("switch {:016x} is not cellwall's bridge; leaving it alone", s.datapathId());
@@ -454,6 +457,8 @@ struct Daemon::Impl {
           fm.match = f.match;
           fm.instructions = f.instructions;
           std::string line = ofp::format(ofp::Decoded{ofp::Header{static_cast<std::uint8_t>(v), 14, 0, 0}, fm});
+          // A flow, not a message: drop the "FLOW_MOD xid=0x0 add " prefix.
+          if (auto pos = line.find(" add "); pos != std::string::npos) line.erase(0, pos + 5);
           line += " n_packets=" + std::to_string(f.packet_count) + " n_bytes=" + std::to_string(f.byte_count);
           r.lines.push_back(std::move(line));
         }

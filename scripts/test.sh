@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: unit (ctest), interop (ovs-ofctl, tshark), end-to-end
+# (real Open vSwitch, namespaces, curl/ping/tcpdump; root), and a short fuzz run.
+#   scripts/test.sh            (as root on Debian 12)
+# Environment: CW_FUZZ_SECONDS (per target, default 30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+scripts/setup.sh release
+
+results=()
+run() {  # run NAME CMD...: runs a suite, remembers pass/fail, keeps going
+  local name="$1"; shift
+  echo; echo "=== $name"
+  if "$@"; then results+=("$name:pass"); else results+=("$name:fail"); fi
+}
+run "unit and interop tests (ctest)" ctest --preset release -j"$(nproc)"
+run "end-to-end tests (pytest, root)" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
+run "fuzz (libFuzzer)" scripts/fuzz.sh "${CW_FUZZ_SECONDS:-30}"
+
+echo; echo "=== summary ($(( $(date +%s) - start ))s)"
+p=0; f=0
+for r in "${results[@]}"; do
+  echo "  ${r%:*}: ${r##*:}"
+  if [ "${r##*:}" = pass ]; then p=$((p + 1)); else f=$((f + 1)); fi
+done
+echo "suites: $p passed, $f failed"
+[ "$f" -eq 0 ]

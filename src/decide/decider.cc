@@ -218,8 +218,10 @@ void Decider::rejectReply(Decision& d, const Frame& f, std::uint32_t in_port) co
     reply = packet::buildTcp4(eth, dst, src, f.dst_port, f.src_port,
                               packet::kTcpRst | packet::kTcpAck, 0, tcpSeq(f) + seg);
   } else {
-    std::size_t quoted = std::min<std::size_t>(f.raw.size() - f.l3_offset,
-                                               (f.l4_offset - f.l3_offset) + 8);
+    // The IP header and 8 bytes of what follows (RFC 792); without a parsed transport
+    // header, a minimal IPv4 header's worth.
+    std::size_t ip_header = f.l4_offset > f.l3_offset ? f.l4_offset - f.l3_offset : 20;
+    std::size_t quoted = std::min<std::size_t>(f.raw.size() - f.l3_offset, ip_header + 8);
     std::uint8_t code = f.l4 == L4::kUdp ? kIcmpPortUnreachable : kIcmpAdminProhibited;
     // ICMP unreachable: 4 unused bytes, then the quoted datagram.
     std::vector<std::uint8_t> body(4, 0);

@@ -1,0 +1,190 @@
+#include "decide/decider.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "fixture.h"
+#include "packet/frame.h"
+
+namespace cw::decide {
+namespace {
+
+using testing::ip;
+using testing::Net;
+using policy::Action;
+
+struct Case {
+  const char* what;
+  std::uint32_t in_port;
+  std::function<std::vector<std::uint8_t>(const Net&)> frame;
+  Action action;
+  Reason reason;
+  std::size_t flows;        // FLOW_MODs
+  std::size_t packet_outs;  // PACKET_OUTs
+  std::uint32_t out_port;   // first flow's output port (0: drop / none)
+};
+
+std::uint32_t firstOutput(const Decision& d) {
+  if (d.flows.empty() || d.flows[0].instructions.empty()) return 0;
+  const auto* apply = std::get_if<ofp::InstrApplyActions>(&d.flows[0].instructions[0]);
+  if (apply == nullptr) return 0;
+  for (const auto& a : apply->actions)
+    if (const auto* o = std::get_if<ofp::ActionOutput>(&a)) return o->port;
+  return 0;
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> k = {
+      {"allowed tcp to a rule's address and port", 2,
+       [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn); },
+       Action::kAllow, Reason::kPolicyRule, 2, 1, 1},
+      {"same address, port not in the rule: default deny", 2,
+       [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 22, packet::kTcpSyn); },
+       Action::kDeny, Reason::kPolicyDefault, 1, 0, 0},
+      {"udp allowed by a proto-only rule", 2,
+       [](const Net& n) { return packet::buildUdp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.53"), 5000, 53); },
+       Action::kAllow, Reason::kPolicyRule, 2, 1, 1},
+      {"icmp to an address with only tcp rules: default", 2,
+       [](const Net& n) { return packet::buildIcmp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 8, 0); },
+       Action::kDeny, Reason::kPolicyDefault, 1, 0, 0},
+      {"reject answers without a flow", 2,
+       [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.66"), 40000, 80, packet::kTcpSyn, 1000); },
+       Action::kReject, Reason::kPolicyRule, 0, 1, 0},
+      {"dns to the environment resolver", 2,
+       [](const Net& n) { return packet::buildUdp4(n.fromCell(n.web), n.web.ip, n.gw.ip, 5000, 53); },
+       Action::kAllow, Reason::kEnvResolver, 2, 1, 1},
+      {"anything else to the gateway is refused", 2,
+       [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, n.gw.ip, 40000, 22, packet::kTcpSyn); },
+       Action::kDeny, Reason::kGatewayService, 1, 0, 0},
+      {"cell to cell when allowed goes straight across", 2,
+       [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, n.db.ip, 40000, 8000, packet::kTcpSyn); },
+       Action::kAllow, Reason::kPolicyRule, 2, 1, 3},
+      {"cell to cell not allowed", 3,
+       [](const Net& n) { return packet::buildTcp4(n.fromCell(n.db), n.db.ip, n.web.ip, 40000, 80, packet::kTcpSyn); },
+       Action::kDeny, Reason::kPolicyDefault, 1, 0, 0},
+      {"reply from the uplink to an allowed connection", 1,
+       [](const Net& n) { return packet::buildTcp4(n.toCell(n.web), ip("192.0.2.10"), n.web.ip, 443, 40000, packet::kTcpAck); },
+       Action::kAllow, Reason::kReturnTraffic, 2, 1, 2},
+      {"a SYN from the uplink is an inbound opening: refused", 1,
+       [](const Net& n) { return packet::buildTcp4(n.toCell(n.web), ip("192.0.2.10"), n.web.ip, 443, 40000, packet::kTcpSyn); },
+       Action::kDeny, Reason::kInboundRefused, 1, 0, 0},
+      {"from the uplink, not the reverse of anything allowed", 1,
+       [](const Net& n) { return packet::buildTcp4(n.toCell(n.web), ip("198.51.100.1"), n.web.ip, 443, 40000, packet::kTcpAck); },
+       Action::kDeny, Reason::kInboundRefused, 1, 0, 0},
+      {"a port that is no cell's", 9,
+       [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn); },
+       Action::kDeny, Reason::kUnknownPort, 0, 0, 0},
+      {"ipv6 from a cell", 2,
+       [](const Net& n) { return packet::buildUdp6(n.fromCell(n.web), *Ip6::parse("fe80::1"), *Ip6::parse("ff02::1"), 1, 2); },
+       Action::kDeny, Reason::kNotIpv4, 0, 0, 0},
+  };
+  return k;
+}
+
+TEST(Decider, Fixtures) {
+  Net net;
+  Decider decider;
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.what);
+    auto bytes = c.frame(net);
+    auto frame = packet::parseFrame(bytes);
+    ASSERT_TRUE(frame) << packet::parseErrorName(frame.error());
+    Decision d = decider.decide(net.view, c.in_port, *frame);
+    EXPECT_EQ(d.action, c.action);
+    EXPECT_EQ(d.reason, c.reason) << reasonName(d.reason);
+    EXPECT_EQ(d.flows.size(), c.flows);
+    EXPECT_EQ(d.packet_outs.size(), c.packet_outs);
+    EXPECT_EQ(firstOutput(d), c.out_port);
+  }
+}
+
+TEST(Decider, AllowedPairIsExactBothWays) {
+  Net net;
+  auto bytes = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.10"), 40000, 443,
+                                 packet::kTcpSyn);
+  auto frame = packet::parseFrame(bytes);
+  ASSERT_TRUE(frame);
+  Decision d = Decider().decide(net.view, 2, *frame);
+  ASSERT_EQ(d.flows.size(), 2u);
+  const auto& fwd = d.flows[0].match;
+  EXPECT_EQ(fwd.in_port, 2u);
+  EXPECT_EQ(fwd.ipv4_src, net.web.ip);
+  EXPECT_EQ(fwd.ipv4_dst, ip("192.0.2.10"));
+  EXPECT_EQ(fwd.tcp_src, 40000);
+  EXPECT_EQ(fwd.tcp_dst, 443);
+  const auto& rev = d.flows[1].match;
+  EXPECT_EQ(rev.in_port, 1u);
+  EXPECT_EQ(rev.ipv4_src, ip("192.0.2.10"));
+  EXPECT_EQ(rev.ipv4_dst, net.web.ip);
+  EXPECT_EQ(rev.tcp_src, 443);
+  EXPECT_EQ(rev.tcp_dst, 40000);
+  EXPECT_EQ(d.flows[0].idle_timeout, Timeouts{}.tcp_idle);
+  EXPECT_EQ(d.flows[0].table_id, kTableConn);
+  // The cookie names the cell and the deciding rule (rule 1: the first [[allow]]).
+  EXPECT_EQ(cookieCell(d.flows[0].cookie), net.web.cell_id);
+  EXPECT_EQ(d.flows[0].cookie & kCookieRuleMask, 1u);
+  EXPECT_EQ(d.rule_id, 1u);
+  // The held packet is re-injected through the tables, unchanged.
+  ASSERT_EQ(d.packet_outs.size(), 1u);
+  EXPECT_EQ(d.packet_outs[0].in_port, 2u);
+  EXPECT_EQ(d.packet_outs[0].data, bytes);
+}
+
+TEST(Decider, RejectSendsRstAcknowledgingTheSyn) {
+  Net net;
+  auto bytes = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.66"), 40000, 80,
+                                 packet::kTcpSyn, 1000);
+  auto frame = packet::parseFrame(bytes);
+  ASSERT_TRUE(frame);
+  Decision d = Decider().decide(net.view, 2, *frame);
+  ASSERT_EQ(d.packet_outs.size(), 1u);
+  auto rst = packet::parseFrame(d.packet_outs[0].data);
+  ASSERT_TRUE(rst);
+  EXPECT_EQ(rst->ip_src.v4(), ip("192.0.2.66"));
+  EXPECT_EQ(rst->ip_dst.v4(), net.web.ip);
+  EXPECT_EQ(rst->src_port, 80);
+  EXPECT_EQ(rst->dst_port, 40000);
+  EXPECT_EQ(rst->tcp_flags, packet::kTcpRst | packet::kTcpAck);
+  EXPECT_EQ(rst->eth_dst, net.web.mac);
+  ByteReader r(rst->raw);
+  r.skip(rst->l4_offset + 8);
+  EXPECT_EQ(r.u32(), 1001u);  // ack = syn seq + 1
+  const auto* out = std::get_if<ofp::ActionOutput>(&d.packet_outs[0].actions[0]);
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(out->port, 2u);
+}
+
+TEST(Decider, UdpRejectIsPortUnreachableQuotingTheDatagram) {
+  Net net;
+  auto bytes = packet::buildUdp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.66"), 5000, 53);
+  auto frame = packet::parseFrame(bytes);
+  ASSERT_TRUE(frame);
+  Decision d = Decider().decide(net.view, 2, *frame);
+  ASSERT_EQ(d.packet_outs.size(), 1u);
+  auto icmp = packet::parseFrame(d.packet_outs[0].data);
+  ASSERT_TRUE(icmp);
+  EXPECT_EQ(icmp->l4, packet::L4::kIcmp);
+  EXPECT_EQ(icmp->icmp_type, 3);
+  EXPECT_EQ(icmp->icmp_code, 3);
+  EXPECT_GE(icmp->payload.size(), 4u + 20u + 8u);  // unused + IP header + 8 bytes
+}
+
+TEST(Decider, CellToCellRewritesMacsAsTheGatewayWould) {
+  Net net;
+  auto bytes = packet::buildTcp4(net.fromCell(net.web), net.web.ip, net.db.ip, 40000, 8000,
+                                 packet::kTcpSyn);
+  auto frame = packet::parseFrame(bytes);
+  ASSERT_TRUE(frame);
+  Decision d = Decider().decide(net.view, 2, *frame);
+  ASSERT_EQ(d.flows.size(), 2u);
+  const auto& acts = std::get<ofp::InstrApplyActions>(d.flows[0].instructions[0]).actions;
+  ASSERT_EQ(acts.size(), 3u);
+  EXPECT_EQ(std::get<ofp::ActionSetField>(acts[0]).field.eth_src, net.gw.mac);
+  EXPECT_EQ(std::get<ofp::ActionSetField>(acts[1]).field.eth_dst, net.db.mac);
+  const auto& back = std::get<ofp::InstrApplyActions>(d.flows[1].instructions[0]).actions;
+  EXPECT_EQ(std::get<ofp::ActionSetField>(back[1]).field.eth_dst, net.web.mac);
+}
+
+}  // namespace
+}  // namespace cw::decide

@@ -1,0 +1,90 @@
+#include "decide/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include "fixture.h"
+#include "packet/frame.h"
+
+namespace cw::decide {
+namespace {
+
+using testing::Net;
+
+TEST(Pipeline, CellIngressAdmitsOnlyItsOwnAddresses) {
+  Net net;
+  auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
+  const ofp::FlowMod* ingress = nullptr;
+  for (const auto& f : flows)
+    if (f.table_id == kTableIngress && f.match.has(ofp::Field::kIpv4Src)) ingress = &f;
+  ASSERT_NE(ingress, nullptr);
+  EXPECT_EQ(ingress->match.in_port, net.web.ofport);
+  EXPECT_EQ(ingress->match.eth_src, net.web.mac);
+  EXPECT_EQ(ingress->match.ipv4_src, net.web.ip);
+  EXPECT_FALSE(ingress->match.hasMask(ofp::Field::kIpv4Src));
+  EXPECT_EQ(std::get<ofp::InstrGotoTable>(ingress->instructions[0]).table_id, kTableConn);
+}
+
+TEST(Pipeline, NoFlowForwardsWithoutTheController) {
+  // No NORMAL, FLOOD or ALL output anywhere in the base pipeline.
+  Net net;
+  std::vector<ofp::FlowMod> all = switchBaseFlows(ofp::Version::kOf13);
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 1)) all.push_back(f);
+  for (const auto& f : gatewayBaseFlows(ofp::Version::kOf13, net.gw, {&net.web, &net.db})) all.push_back(f);
+  for (const auto& f : all)
+    for (const auto& i : f.instructions)
+      if (const auto* a = std::get_if<ofp::InstrApplyActions>(&i))
+        for (const auto& act : a->actions)
+          if (const auto* o = std::get_if<ofp::ActionOutput>(&act)) {
+            EXPECT_NE(o->port, ofp::kPortNormal);
+            EXPECT_NE(o->port, ofp::kPortFlood);
+            EXPECT_NE(o->port, ofp::kPortAll);
+          }
+}
+
+TEST(Pipeline, MissGoesThroughTheCellsMeter) {
+  Net net;
+  auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
+  bool found = false;
+  for (const auto& f : flows) {
+    if (f.table_id != kTableConn) continue;
+    found = true;
+    EXPECT_EQ(f.priority, kPrioPortMiss);
+    ASSERT_EQ(f.instructions.size(), 2u);
+    EXPECT_EQ(std::get<ofp::InstrMeter>(f.instructions[0]).meter_id, 7u);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Pipeline, ArpAnswerIsAWellFormedReply) {
+  Net net;
+  ofp::FlowMod f = gatewayArpForCell(net.gw, net.web);
+  EXPECT_EQ(f.match.in_port, net.gw.ofport);
+  EXPECT_EQ(f.match.arp_tpa, net.web.ip);
+  const auto& acts = std::get<ofp::InstrApplyActions>(f.instructions[0]).actions;
+  bool op_reply = false, sha = false, out_in_port = false;
+  for (const auto& a : acts) {
+    if (const auto* s = std::get_if<ofp::ActionSetField>(&a)) {
+      if (s->field.has(ofp::Field::kArpOp)) op_reply = s->field.arp_op == 2;
+      if (s->field.has(ofp::Field::kArpSha)) sha = s->field.arp_sha == net.web.mac;
+    }
+    if (const auto* o = std::get_if<ofp::ActionOutput>(&a)) out_in_port = o->port == ofp::kPortInPort;
+  }
+  EXPECT_TRUE(op_reply);
+  EXPECT_TRUE(sha);
+  EXPECT_TRUE(out_in_port);
+}
+
+TEST(Pipeline, CookiesSelectCellsAndRules) {
+  std::uint64_t c = makeCookie(CookieKind::kConnAllow, 0x123456, 0xdeadbeef);
+  EXPECT_EQ(cookieKind(c), CookieKind::kConnAllow);
+  EXPECT_EQ(cookieCell(c), 0x123456u);
+  EXPECT_EQ(c & kCookieRuleMask, 0xdeadbeefu);
+  Net net;
+  auto del = cellRemoveFlows(net.web);
+  ASSERT_EQ(del.size(), 1u);
+  EXPECT_EQ(del[0].cookie_mask, kCookieCellMask);
+  EXPECT_EQ(cookieCell(del[0].cookie), net.web.cell_id);
+}
+
+}  // namespace
+}  // namespace cw::decide

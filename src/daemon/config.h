@@ -36,7 +36,7 @@ struct Config {
   std::string ovs_db;  // empty: embedded Open vSwitch
   std::string bridge = "cw-br0";
   std::string datapath = "auto";
-  std::uint32_t cell_packet_in_pps = 2000;  // per-cell meter towards the controller
+  std::uint32_t cell_packet_in_pps = 10000;  // per-cell meter towards the controller (0: none)
   std::vector<EnvSpec> envs{EnvSpec{}};
 };
 

@@ -15,6 +15,7 @@
 #include "api/commands.h"
 #include "daemon/cell_table.h"
 #include "daemon/gateways.h"
+#include "daemon/packet_path.h"
 #include "decide/pipeline.h"
 #include "netdev/net_ops.h"
 #include "netdev/system_runner.h"
@@ -49,13 +50,10 @@ struct Daemon::Impl {
   CellTable cells;
   std::unique_ptr<sw::SwitchServer> server;
   decide::ViewHolder views;
-  decide::Decider decider;
+  PacketPath packets{views};
   std::uint64_t generation = 0;
   asio::io_context control;
   std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
-  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons{};
-  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(packet::ParseError::kCount)> weirds{};
-  std::atomic<std::uint64_t> allowed{0}, denied{0};
 
   // ---- view ----
   void publish() {
@@ -96,7 +94,7 @@ struct Daemon::Impl {
       return;
     }
     for (const auto& [port, c] : sv->cells_by_port) {
-      s.send(meterFor(c.cell_id));
+      if (meterId(c.cell_id) != 0) s.send(meterFor(c.cell_id));
     }
     s.dumpFlows(ofp::FlowStatsRequest{}, [this, &s, view, sv](bool ok, std::vector<ofp::FlowStats> flows) {
       if (ok) {
@@ -123,7 +121,7 @@ struct Daemon::Impl {
       }
       for (const auto& [port, c] : sv->cells_by_port) {
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          for (const auto& fm : decide::cellBaseFlows(s.version(), c, *gw, c.cell_id)) s.sendFlowMod(fm);
+          for (const auto& fm : decide::cellBaseFlows(s.version(), c, *gw, meterId(c.cell_id))) s.sendFlowMod(fm);
       }
       s.barrier([dpid = s.datapathId()](bool done) {
         if (done) spdlog::info("switch {:016x} programmed", dpid);
@@ -136,6 +134,9 @@ struct Daemon::Impl {
       if (c.cell_id == cell) return true;
     return false;
   }
+
+  // Rate 0 turns the per-cell meter off (the OVS-wide controller rate limit still applies).
+  std::uint32_t meterId(std::uint32_t cell_id) const { return cfg.cell_packet_in_pps != 0 ? cell_id : 0; }
 
   ofp::MeterMod meterFor(std::uint32_t cell_id) const {
     ofp::MeterMod mm;
@@ -249,8 +250,8 @@ struct Daemon::Impl {
         asio::post(control, [done] { done(false); });
         return;
       }
-      s->send(meterFor(id));
-      for (const auto& fm : decide::cellBaseFlows(s->version(), *c, *gw, id)) s->sendFlowMod(fm);
+      if (meterId(id) != 0) s->send(meterFor(id));
+      for (const auto& fm : decide::cellBaseFlows(s->version(), *c, *gw, meterId(id))) s->sendFlowMod(fm);
       s->sendFlowMod(decide::gatewayArpForCell(*gw, *c));
       s->barrier([this, done](bool ok) { asio::post(control, [done, ok] { done(ok); }); });
     });
@@ -420,15 +421,26 @@ struct Daemon::Impl {
     } else if (std::holds_alternative<api::Status>(cmd)) {
       api::Reply r;
       r.lines.push_back("cells " + std::to_string(cells.all().size()));
-      r.lines.push_back("decisions allowed=" + std::to_string(allowed.load()) +
-                        " denied=" + std::to_string(denied.load()));
-      for (std::size_t i = 0; i < reasons.size(); ++i)
-        r.lines.push_back(std::string("reason ") + decide::reasonName(static_cast<decide::Reason>(i)) +
-                          " " + std::to_string(reasons[i].load()));
-      for (std::size_t i = 0; i < weirds.size(); ++i)
-        if (weirds[i].load() > 0)
-          r.lines.push_back(std::string("weird ") + packet::parseErrorName(static_cast<packet::ParseError>(i)) +
-                            " " + std::to_string(weirds[i].load()));
+      r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
+                        " denied=" + std::to_string(packets.denied()));
+      for (std::size_t i = 0; i < static_cast<std::size_t>(decide::Reason::kCount); ++i) {
+        auto reason = static_cast<decide::Reason>(i);
+        r.lines.push_back(std::string("reason ") + decide::reasonName(reason) + " " +
+                          std::to_string(packets.reasonCount(reason)));
+      }
+      for (std::size_t i = 0; i < static_cast<std::size_t>(packet::ParseError::kCount); ++i) {
+        auto weird = static_cast<packet::ParseError>(i);
+        if (packets.weirdCount(weird) > 0)
+          r.lines.push_back(std::string("weird ") + packet::parseErrorName(weird) + " " +
+                            std::to_string(packets.weirdCount(weird)));
+      }
+      auto counts = server->decodeErrorCounts();
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        if (counts[i] > 0)
+          r.lines.push_back(std::string("openflow_error ") +
+                            ofp::decodeErrorName(static_cast<ofp::DecodeError>(i)) + " " +
+                            std::to_string(counts[i]));
+      }
       reply(c, r);
     } else if (std::holds_alternative<api::Shutdown>(cmd)) {
       reply(c, api::Reply{});
@@ -493,6 +505,9 @@ Expected<void> Daemon::run() {
   oo.existing_db = im.cfg.ovs_db;
   oo.bridge = im.cfg.bridge;
   oo.datapath = im.cfg.datapath;
+  // Per-cell meters limit Packet-Ins (pipeline.md); the switch-wide limiter of Open vSwitch
+  // queues them and costs milliseconds per flow setup (bench/RESULTS.md).
+  oo.packet_in_rate_limit = im.cfg.cell_packet_in_pps != 0 ? 0 : 1000;
   oo.controllers = {"tcp:" + im.cfg.of_address + ":" + std::to_string(im.cfg.of_port)};
   auto ovs = Ovs::open(oo, im.runner);
   if (!ovs) return Unexpected(ovs.error());
@@ -549,23 +564,7 @@ Expected<void> Daemon::run() {
 void Daemon::onSwitchUp(sw::Switch& s) { impl_->reconcile(s); }
 void Daemon::onSwitchDown(sw::Switch& /*s*/) {}
 
-void Daemon::onPacketIn(sw::Switch& s, const ofp::PacketIn& pi) {
-  auto& im = *impl_;
-  thread_local decide::ViewHolder::Reader reader(im.views);
-  const decide::NetView& view = reader.refresh();
-  const decide::SwitchView* sv = view.find(s.datapathId());
-  if (sv == nullptr) return;
-  auto frame = packet::parseFrame(pi.data);
-  if (!frame) {
-    im.weirds[static_cast<std::size_t>(frame.error())].fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  decide::Decision d = im.decider.decide(*sv, pi.inPort(), *frame);
-  im.reasons[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
-  (d.action == policy::Action::kAllow ? im.allowed : im.denied).fetch_add(1, std::memory_order_relaxed);
-  for (const auto& fm : d.flows) s.sendFlowMod(fm);
-  for (const auto& po : d.packet_outs) s.sendPacketOut(po);
-}
+void Daemon::onPacketIn(sw::Switch& s, const ofp::PacketIn& pi) { impl_->packets.handle(s, pi); }
 
 void Daemon::onPortStatus(sw::Switch& /*s*/, const ofp::PortStatus& /*ps*/) {}
 void Daemon::onFlowRemoved(sw::Switch& /*s*/, const ofp::FlowRemoved& /*fr*/) {}

@@ -67,8 +67,9 @@ Expected<std::unique_ptr<Ovs>> Ovs::open(const OvsOptions& options, CommandRunne
   for (const auto& t : options.controllers)
     if (!validTarget(t))
       return fail("invalid controller target '" + t + "': expected tcp:IP:PORT, ssl:IP:PORT or unix:PATH");
-  if (options.packet_in_rate_limit < 100 || options.packet_in_burst < 25)
-    return fail("invalid Packet-In limits: Open vSwitch needs a rate of at least 100/s and a burst of at least 25");
+  if (options.packet_in_rate_limit != 0 &&
+      (options.packet_in_rate_limit < 100 || options.packet_in_burst < 25))
+    return fail("invalid Packet-In limits: Open vSwitch needs a rate of at least 100/s and a burst of at least 25 (or rate 0: no switch-wide limit)");
   if (options.datapath != "auto" && options.datapath != "netdev" && options.datapath != "system")
     return fail("invalid datapath '" + options.datapath + "': use auto, netdev or system");
   if (options.existing_db.empty() && options.state_dir.empty())
@@ -220,9 +221,10 @@ Expected<void> Ovs::ensureBridge() {
     std::string id = "@c" + std::to_string(i);
     args.insert(args.end(), {"--", "--id=" + id, "create", "Controller",
                              "target=" + dquote(options_.controllers[i]),
-                             "connection_mode=out-of-band",
-                             "controller_rate_limit=" + std::to_string(options_.packet_in_rate_limit),
-                             "controller_burst_limit=" + std::to_string(options_.packet_in_burst)});
+                             "connection_mode=out-of-band"});
+    if (options_.packet_in_rate_limit != 0)
+      args.insert(args.end(), {"controller_rate_limit=" + std::to_string(options_.packet_in_rate_limit),
+                               "controller_burst_limit=" + std::to_string(options_.packet_in_burst)});
     refs += (refs.empty() ? "" : ",") + id;
   }
   if (refs.empty())

@@ -36,7 +36,10 @@ struct OvsOptions {
   std::string bridge = "cw-br0";          // must start with "cw-", at most 15 characters
   std::vector<std::string> controllers;   // OpenFlow targets, e.g. "tcp:127.0.0.1:6653"
   std::string datapath = "auto";          // "auto" | "netdev" (userspace) | "system" (kernel)
-  std::uint32_t packet_in_rate_limit = 1000;  // packets/s to the controller (>= 100)
+  // Packets/s to the controller over the whole switch (>= 100), or 0 for none. Open vSwitch's
+  // limiter queues Packet-Ins and was measured to add milliseconds to flow setup; cellwalld
+  // passes 0 and limits each cell with an OpenFlow meter instead.
+  std::uint32_t packet_in_rate_limit = 1000;
   std::uint32_t packet_in_burst = 250;        // extra packets allowed in a burst (>= 25)
   std::chrono::seconds timeout{10};       // per ovs-vsctl call and for daemons to answer
 };

@@ -13,7 +13,7 @@ constexpr std::uint8_t kTtl = 64;
 constexpr std::size_t kIpv4HeaderSize = 20, kTcpHeaderSize = 20, kUdpHeaderSize = 8,
                       kIcmpHeaderSize = 4;
 constexpr std::size_t kTcpChecksumAt = 16, kUdpChecksumAt = 6, kIcmpChecksumAt = 2;
-constexpr std::size_t kMaxIpLength = 0xffff;
+[[maybe_unused]] constexpr std::size_t kMaxIpLength = 0xffff;  // only in asserts
 
 std::uint16_t u16Size(std::size_t n) {
   assert(n <= kMaxIpLength && "frame too large for an IP length field");

@@ -152,7 +152,8 @@ peer_address = "{TESTHOST_IP}/24"
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
             [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config),
-             "--of-port", str(self.of_port)], stdout=logf, stderr=subprocess.STDOUT)
+             "--of-port", str(self.of_port)] + os.environ.get("CW_DAEMON_ARGS", "").split(),
+            stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,95 @@
+// The controller's work for one new connection, without the kernel: decode a PACKET_IN,
+// parse its frame, decide, encode the two FLOW_MODs and the PACKET_OUT into a write buffer.
+// This is the "at the controller" part of a flow setup's round trip; cw-ofload measures the
+// whole round trip over loopback TCP.
+#include <benchmark/benchmark.h>
+
+#include "daemon/packet_path.h"
+#include "ofp/codec.h"
+#include "packet/builder.h"
+
+namespace {
+
+using namespace cw;
+
+// A Switch that only encodes into a buffer (what Connection does before its batched write).
+class BufferSwitch final : public sw::Switch {
+ public:
+  std::vector<std::uint8_t> out;
+  std::uint32_t xid = 1;
+  std::uint64_t datapathId() const override { return 1; }
+  ofp::Version version() const override { return ofp::Version::kOf13; }
+  bool isConnected() const override { return true; }
+  std::string peer() const override { return "bench"; }
+  const std::vector<ofp::PortDesc>& ports() const override { return ports_; }
+  std::uint32_t send(const ofp::Message& m) override {
+    ofp::encode(ofp::Version::kOf13, xid, m, out);
+    return xid++;
+  }
+  void sendFlowMod(const ofp::FlowMod& fm) override { ofp::encodeFlowMod(ofp::Version::kOf13, xid++, fm, out); }
+  void sendPacketOut(const ofp::PacketOut& po) override { ofp::encodePacketOut(ofp::Version::kOf13, xid++, po, out); }
+  void barrier(std::function<void(bool)> done) override { done(true); }
+  void dumpFlows(const ofp::FlowStatsRequest&, std::function<void(bool, std::vector<ofp::FlowStats>)> done) override {
+    done(true, {});
+  }
+  void post(std::function<void()> fn) override { fn(); }
+  sw::SwitchCounters counters() const override { return {}; }
+  void close(const std::string&) override {}
+
+ private:
+  std::vector<ofp::PortDesc> ports_;
+};
+
+std::shared_ptr<const decide::NetView> network(unsigned extra_rules) {
+  std::string toml = "default = \"deny\"\n[[allow]]\nproto = \"tcp\"\nto = \"93.184.0.0/16\"\nports = \"1-65535\"\n";
+  for (unsigned i = 0; i < extra_rules; ++i)
+    toml += "[[deny]]\nto = \"172.16." + std::to_string((i / 250) % 250) + "." + std::to_string(i % 250 + 1) + "\"\n";
+  auto pol = policy::parsePolicy(toml, "bench.toml");
+  auto matcher = std::make_shared<const policy::Matcher>(std::move(pol.value()));
+  auto v = std::make_shared<decide::NetView>();
+  v->generation = 1;
+  auto& sv = v->switches[1];
+  sv.dpid = 1;
+  decide::GatewayPort gw{"default", 5, *MacAddr::parse("02:d1:00:00:00:01"), *Ip4::parse("10.200.0.1")};
+  sv.gateways_by_port[5] = gw;
+  sv.gateway_port_by_env["default"] = 5;
+  decide::CellPort c{1, "bench", "default", 1, *MacAddr::parse("02:00:00:c8:00:01"), *Ip4::parse("10.200.0.2"), matcher};
+  sv.cell_port_by_ip[c.ip.v] = 1;
+  sv.cells_by_port[1] = c;
+  return v;
+}
+
+void BM_FlowSetup(benchmark::State& state) {
+  decide::ViewHolder views;
+  views.publish(network(static_cast<unsigned>(state.range(0))));
+  daemon::PacketPath path(views);
+  BufferSwitch sw;
+  // A batch of Packet-In messages of distinct connections, encoded once.
+  std::vector<std::vector<std::uint8_t>> msgs;
+  for (std::uint16_t i = 0; i < 1024; ++i) {
+    ofp::PacketIn pi;
+    pi.match.inPort(1);
+    auto frame = packet::buildTcp4({*MacAddr::parse("02:00:00:c8:00:01"), *MacAddr::parse("02:d1:00:00:00:01"), 0},
+                                   *Ip4::parse("10.200.0.2"), *Ip4::parse("93.184.216.34"),
+                                   static_cast<std::uint16_t>(10000 + i), 443, packet::kTcpSyn);
+    pi.data = Bytes(frame);
+    pi.total_len = static_cast<std::uint16_t>(frame.size());
+    std::vector<std::uint8_t> wire;
+    ofp::encode(ofp::Version::kOf13, i, pi, wire);
+    msgs.push_back(std::move(wire));
+  }
+  std::size_t n = 0;
+  for (auto _ : state) {
+    const auto& m = msgs[n++ & 1023];
+    auto d = ofp::decode(m);
+    path.handle(sw, std::get<ofp::PacketIn>(d->msg));
+    if (sw.out.size() > (1 << 20)) sw.out.clear();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  if (path.allowed() == 0) state.SkipWithError("nothing was allowed: the benchmark's network is wrong");
+}
+BENCHMARK(BM_FlowSetup)->Arg(0)->Arg(10000)->Arg(100000)->Unit(benchmark::kNanosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,45 @@
+// The Packet-In path as cellwalld runs it: view refresh, frame parse, decision, flows out.
+// Shared by the daemon and the flow-setup benchmark so that the benchmark measures exactly
+// the code that runs in production.
+//
+// Threading: handle() runs on switch threads, concurrently; it takes no lock. Counters are
+// relaxed atomics readable from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "decide/decider.h"
+#include "decide/net_view.h"
+#include "ofp/messages.h"
+#include "packet/frame.h"
+#include "switch/switch.h"
+
+namespace cw::daemon {
+
+class PacketPath {
+ public:
+  explicit PacketPath(const decide::ViewHolder& views, decide::Timeouts timeouts = {})
+      : views_(views), decider_(timeouts) {}
+
+  void handle(sw::Switch& s, const ofp::PacketIn& pi);
+
+  std::uint64_t reasonCount(decide::Reason r) const {
+    return reasons_[static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
+  }
+  std::uint64_t weirdCount(packet::ParseError e) const {
+    return weirds_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
+  }
+  std::uint64_t allowed() const { return allowed_.load(std::memory_order_relaxed); }
+  std::uint64_t denied() const { return denied_.load(std::memory_order_relaxed); }
+
+ private:
+  const decide::ViewHolder& views_;
+  decide::Decider decider_;
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons_{};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(packet::ParseError::kCount)> weirds_{};
+  std::atomic<std::uint64_t> allowed_{0}, denied_{0};
+};
+
+}  // namespace cw::daemon

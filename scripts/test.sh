@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: unit (ctest), interop (ovs-ofctl, tshark), end-to-end
+# Sets up, builds and runs every test: unit (ctest, also under ASan+UBSan), interop
+# (ovs-ofctl, tshark), end-to-end
 # (real Open vSwitch, namespaces, curl/ping/tcpdump; root), and a short fuzz run.
 #   scripts/test.sh            (as root on Debian 12)
 # Environment: CW_FUZZ_SECONDS (per target, default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-scripts/setup.sh release
+scripts/setup.sh release asan-ubsan
 
 results=()
 run() {  # run NAME CMD...: runs a suite, remembers pass/fail, keeps going
@@ -15,6 +16,7 @@ run() {  # run NAME CMD...: runs a suite, remembers pass/fail, keeps going
   if "$@"; then results+=("$name:pass"); else results+=("$name:fail"); fi
 }
 run "unit and interop tests (ctest)" ctest --preset release -j"$(nproc)"
+run "unit tests under ASan+UBSan (ctest)" ctest --preset asan-ubsan -j"$(nproc)"
 run "end-to-end tests (pytest, root)" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
 run "fuzz (libFuzzer)" scripts/fuzz.sh "${CW_FUZZ_SECONDS:-30}"
 

@@ -497,6 +497,8 @@ Expected<void> Daemon::run() {
   so.tcp_address = im.cfg.of_address;
   so.tcp_port = im.cfg.of_port;
   so.threads = im.cfg.threads;
+  // Local switches may also connect over a UNIX socket (unix:<state>/openflow.sock).
+  so.unix_path = (im.cfg.state_dir / "openflow.sock").string();
   im.server = std::make_unique<sw::SwitchServer>(so, *this);
   if (auto r = im.server->start(); !r) return r;
 

@@ -21,7 +21,6 @@ struct CellRecord {
   std::shared_ptr<const policy::Matcher> policy;
   Ip4 ip;
   MacAddr mac;
-  int control_fd = -1;  // the connection that created it (-1 after a daemon restart)
 };
 
 class CellTable {

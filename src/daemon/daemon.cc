@@ -39,10 +39,9 @@ bool processAlive(std::int64_t pid) { return pid > 0 && ::kill(static_cast<pid_t
 }  // namespace
 
 struct Daemon::Impl {
-  Impl(Config c, Daemon& d) : cfg(std::move(c)), self(d), ops(runner), cells(cfg.state_dir) {}
+  explicit Impl(Config c) : cfg(std::move(c)), ops(runner), cells(cfg.state_dir) {}
 
   Config cfg;
-  Daemon& self;
   SystemRunner runner;
   NetOps ops;
   std::unique_ptr<Ovs> ovs;
@@ -148,7 +147,7 @@ struct Daemon::Impl {
   }
 
   // ---- cells (control thread) ----
-  Expected<api::CellInfo> createCell(const api::CellCreate& req, int control_fd) {
+  Expected<api::CellInfo> createCell(const api::CellCreate& req) {
     std::string app = req.app.empty() ? "app" : req.app;
     auto parsed = policy::parsePolicy(req.policy_text,
                                       req.policy_origin.empty() ? "<policy>" : req.policy_origin,
@@ -180,7 +179,6 @@ struct Daemon::Impl {
       (void)ops.deleteLink("", name);
       std::filesystem::remove_all(dir);
     };
-    auto step = [&](Expected<void> r) -> bool { return r.has_value(); };
     Expected<void> r = ops.createNetns(name);
     if (r) r = ops.createVethPair(name, "eth0", name, mac);
     if (r) r = ops.setSysctl(name, "net.ipv6.conf.all.disable_ipv6", "1");
@@ -193,7 +191,6 @@ struct Daemon::Impl {
     if (r) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
     if (r) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
     if (r && needSoftwareChecksums()) r = disableTxChecksum(runner, name, "eth0");
-    (void)step;
     if (!r) {
       undo();
       return Unexpected(r.error());
@@ -220,7 +217,6 @@ struct Daemon::Impl {
     rec.ip = *ip;
     rec.mac = mac;
     rec.policy = std::make_shared<const policy::Matcher>(std::move(pol));
-    rec.control_fd = control_fd;
     cells.add(rec);
     (void)cells.save();
     publish();
@@ -354,7 +350,6 @@ struct Daemon::Impl {
     asio::local::stream_protocol::socket sock;
     asio::streambuf in;
     std::vector<std::uint32_t> cells;
-    int fd() { return sock.native_handle(); }
   };
 
   void acceptControl() {
@@ -394,7 +389,7 @@ struct Daemon::Impl {
 
   void execute(const std::shared_ptr<Client>& c, const api::Command& cmd) {
     if (auto* create = std::get_if<api::CellCreate>(&cmd)) {
-      auto info = createCell(*create, c->fd());
+      auto info = createCell(*create);
       if (!info) {
         reply(c, api::Reply{false, info.error().message, {}, {}});
         return;
@@ -480,7 +475,7 @@ struct Daemon::Impl {
   }
 };
 
-Daemon::Daemon(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg), *this)) {}
+Daemon::Daemon(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
 Daemon::~Daemon() = default;
 
 Expected<void> Daemon::run() {

@@ -33,7 +33,7 @@ constexpr std::size_t kProtocols = 4;  // indexed by Protocol
 constexpr std::uint32_t kAnyPortWidth = 65537;  // wider than any explicit range
 
 unsigned bitAt(const IpAddr& a, unsigned i) {
-  return (a.b[i / 8] >> (7 - i % 8)) & 1u;
+  return (static_cast<unsigned>(a.b[i / 8]) >> (7 - i % 8)) & 1u;
 }
 
 IpAddr masked(const IpAddr& a, unsigned len) {

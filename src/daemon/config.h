@@ -32,6 +32,9 @@ struct Config {
   std::filesystem::path state_dir = "/var/lib/cellwall";
   std::string of_address = "127.0.0.1";
   std::uint16_t of_port = 6653;
+  // OpenFlow over mutual TLS for switches on other hosts (0: off).
+  std::uint16_t of_tls_port = 0;
+  std::string of_tls_cert, of_tls_key, of_tls_ca;
   unsigned threads = 0;
   std::string ovs_db;  // empty: embedded Open vSwitch
   std::string bridge = "cw-br0";

@@ -494,6 +494,10 @@ Expected<void> Daemon::run() {
   so.threads = im.cfg.threads;
   // Local switches may also connect over a UNIX socket (unix:<state>/openflow.sock).
   so.unix_path = (im.cfg.state_dir / "openflow.sock").string();
+  so.tls_port = im.cfg.of_tls_port;
+  so.tls_cert = im.cfg.of_tls_cert;
+  so.tls_key = im.cfg.of_tls_key;
+  so.tls_ca = im.cfg.of_tls_ca;
   im.server = std::make_unique<sw::SwitchServer>(so, *this);
   if (auto r = im.server->start(); !r) return r;
 

@@ -13,6 +13,10 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "TOML file with [env.NAME] tables");
   app.add_option("--of-port", cfg.of_port, "OpenFlow port on 127.0.0.1")->capture_default_str();
   app.add_option("--threads", cfg.threads, "switch threads (0: one per core)");
+  app.add_option("--of-tls-port", cfg.of_tls_port, "OpenFlow over mutual TLS for remote switches (0: off)");
+  app.add_option("--of-tls-cert", cfg.of_tls_cert, "controller certificate (PEM)");
+  app.add_option("--of-tls-key", cfg.of_tls_key, "controller private key (PEM)");
+  app.add_option("--of-tls-ca", cfg.of_tls_ca, "CA that signs switch certificates (PEM)");
   app.add_option("--ovs-db", cfg.ovs_db, "use an existing Open vSwitch (OVSDB target)");
   app.add_option("--bridge", cfg.bridge, "bridge name (cw- prefix)")->capture_default_str();
   app.add_option("--datapath", cfg.datapath, "auto | netdev | system")->capture_default_str();

@@ -25,14 +25,14 @@ std::uint32_t ourBitmap(bool offer_of10) {
 
 }  // namespace
 
-Connection::Connection(Socket socket, std::string peer, const ServerOptions& options,
+Connection::Connection(std::unique_ptr<ByteStream> stream, std::string peer, const ServerOptions& options,
                        SwitchHandler& handler, ConnectionOwner& owner)
-    : socket_(std::move(socket)),
+    : stream_(std::move(stream)),
       peer_(std::move(peer)),
       options_(options),
       handler_(handler),
       owner_(owner),
-      timer_(socket_.get_executor()) {
+      timer_(stream_->executor()) {
   rbuf_.resize(kReadChunk + ofp::kMaxMessageSize);
   wbuf_.reserve(kReadChunk);
 }
@@ -71,7 +71,7 @@ void Connection::tick() {
 
 void Connection::readMore() {
   if (state_ == State::kClosed) return;
-  socket_.async_read_some(
+  stream_->readSome(
       asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
       [self = shared_from_this()](const asio::error_code& ec, std::size_t n) {
         if (ec) {
@@ -333,7 +333,7 @@ void Connection::dumpFlows(const ofp::FlowStatsRequest& req,
 }
 
 void Connection::post(std::function<void()> fn) {
-  asio::post(socket_.get_executor(), std::move(fn));
+  asio::post(stream_->executor(), std::move(fn));
 }
 
 SwitchCounters Connection::counters() const {
@@ -347,7 +347,7 @@ void Connection::flush() {
   if (writing_ || wbuf_.empty() || state_ == State::kClosed) return;
   writing_ = true;
   std::swap(wbuf_, wbuf_inflight_);
-  asio::async_write(socket_, asio::buffer(wbuf_inflight_),
+  stream_->write(asio::buffer(wbuf_inflight_),
                     [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
                       self->writing_ = false;
                       self->wbuf_inflight_.clear();
@@ -364,10 +364,8 @@ void Connection::close(const std::string& why) {
   bool was_up = state_ == State::kUp;
   state_ = State::kClosed;
   connected_.store(false, std::memory_order_relaxed);
-  asio::error_code ignored;
   timer_.cancel();
-  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_->close();
   if (was_up) {
     spdlog::info("switch {:016x} disconnected: {}", dpid_, why);
     owner_.unregisterSwitch(this);

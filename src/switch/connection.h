@@ -15,6 +15,7 @@
 
 #include "switch/rate_limited_log.h"
 #include "switch/server.h"
+#include "switch/stream.h"
 #include "switch/switch.h"
 
 namespace cw::sw {
@@ -32,9 +33,7 @@ class ConnectionOwner {
 
 class Connection final : public Switch, public std::enable_shared_from_this<Connection> {
  public:
-  using Socket = asio::generic::stream_protocol::socket;
-
-  Connection(Socket socket, std::string peer, const ServerOptions& options,
+  Connection(std::unique_ptr<ByteStream> stream, std::string peer, const ServerOptions& options,
              SwitchHandler& handler, ConnectionOwner& owner);
   void start();
 
@@ -69,7 +68,7 @@ class Connection final : public Switch, public std::enable_shared_from_this<Conn
   void afterSend();
   void tick();
 
-  Socket socket_;
+  std::unique_ptr<ByteStream> stream_;
   std::string peer_;
   const ServerOptions& options_;
   SwitchHandler& handler_;

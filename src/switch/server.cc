@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include "switch/connection.h"
@@ -25,6 +26,10 @@ struct SwitchServer::Impl final : ConnectionOwner {
   std::vector<std::thread> threads;
   std::unique_ptr<asio::ip::tcp::acceptor> tcp_acceptor;
   std::unique_ptr<asio::local::stream_protocol::acceptor> unix_acceptor;
+  std::unique_ptr<asio::ip::tcp::acceptor> tls_acceptor;
+  std::unique_ptr<asio::ssl::context> tls;
+  std::mutex tls_log_mu;  // handshakes finish on any loop; the log limiter is not thread-safe
+  RateLimitedLog tls_log;
   std::atomic<unsigned> next_loop{0};
   bool running = false;
 
@@ -61,8 +66,8 @@ struct SwitchServer::Impl final : ConnectionOwner {
   void adopt(int fd, const asio::generic::stream_protocol& proto, std::string peer) {
     asio::io_context& loop = pickLoop();
     asio::post(loop, [this, &loop, fd, proto, peer = std::move(peer)]() mutable {
-      Connection::Socket s(loop, proto, fd);
-      auto c = std::make_shared<Connection>(std::move(s), std::move(peer), options, handler, *this);
+      auto stream = std::make_unique<PlainStream>(asio::generic::stream_protocol::socket(loop, proto, fd));
+      auto c = std::make_shared<Connection>(std::move(stream), std::move(peer), options, handler, *this);
       c->start();
     });
   }
@@ -86,6 +91,68 @@ struct SwitchServer::Impl final : ConnectionOwner {
             std::move(peer));
       acceptTcp();
     });
+  }
+
+  void acceptTls() {
+    asio::io_context& loop = pickLoop();
+    tls_acceptor->async_accept(loop, [this, &loop](const asio::error_code& ec, asio::ip::tcp::socket s) {
+      if (ec) {
+        if (ec != asio::error::operation_aborted) acceptTls();
+        return;
+      }
+      asio::error_code ignored;
+      s.set_option(asio::ip::tcp::no_delay(true), ignored);
+      auto ep = s.remote_endpoint(ignored);
+      std::string peer = "ssl:" + ep.address().to_string() + ":" + std::to_string(ep.port());
+      auto st = std::make_shared<TlsStream::Stream>(std::move(s), *tls);
+      // The handshake runs on the connection's own loop; a peer that stalls it is dropped.
+      auto timer = std::make_shared<asio::steady_timer>(loop, std::chrono::seconds(options.handshake_timeout_sec));
+      timer->async_wait([weak = std::weak_ptr<TlsStream::Stream>(st)](const asio::error_code& e) {
+        auto strong = weak.lock();
+        if (!e && strong) {
+          asio::error_code ig;
+          strong->lowest_layer().close(ig);
+        }
+      });
+      st->async_handshake(asio::ssl::stream_base::server,
+                          [this, timer, peer, st](const asio::error_code& hec) {
+                            timer->cancel();
+                            if (hec) {
+                              std::lock_guard lock(tls_log_mu);
+                              tls_log.warn("TLS handshake with {} failed: {}", peer, hec.message());
+                              return;
+                            }
+                            auto c = std::make_shared<Connection>(std::make_unique<TlsStream>(st), peer,
+                                                                  options, handler, *this);
+                            c->start();
+                          });
+      acceptTls();
+    });
+  }
+
+  Expected<void> setupTls() {
+    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    asio::error_code ec;
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1,
+                     ec);
+    auto need = [](const std::string& v, const char* what) -> Expected<void> {
+      if (v.empty()) return fail(std::string("TLS for switches needs ") + what);
+      return {};
+    };
+    if (auto r = need(options.tls_cert, "a certificate (--of-tls-cert)"); !r) return r;
+    if (auto r = need(options.tls_key, "a private key (--of-tls-key)"); !r) return r;
+    if (auto r = need(options.tls_ca, "the CA that signs switch certificates (--of-tls-ca)"); !r) return r;
+    tls->use_certificate_chain_file(options.tls_cert, ec);
+    if (ec) return fail("cannot load TLS certificate " + options.tls_cert + ": " + ec.message());
+    tls->use_private_key_file(options.tls_key, asio::ssl::context::pem, ec);
+    if (ec) return fail("cannot load TLS private key " + options.tls_key + ": " + ec.message());
+    tls->load_verify_file(options.tls_ca, ec);
+    if (ec) return fail("cannot load TLS CA " + options.tls_ca + ": " + ec.message());
+    tls->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert, ec);
+    if (ec) return fail("cannot require switch certificates: " + ec.message());
+    return {};
   }
 
   void acceptUnix() {
@@ -146,6 +213,21 @@ Expected<void> SwitchServer::start() {
       return fail("cannot listen for switches on " + im.options.unix_path + ": " + ec.message());
     im.acceptUnix();
   }
+  if (im.options.tls_port != 0) {
+    if (auto r = im.setupTls(); !r) return r;
+    auto addr = asio::ip::make_address(im.options.tcp_address, ec);
+    if (ec) return fail("bad OpenFlow listen address '" + im.options.tcp_address + "'");
+    asio::ip::tcp::endpoint ep(addr, im.options.tls_port);
+    im.tls_acceptor = std::make_unique<asio::ip::tcp::acceptor>(*im.loops[0]);
+    im.tls_acceptor->open(ep.protocol(), ec);
+    if (!ec) im.tls_acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) im.tls_acceptor->bind(ep, ec);
+    if (!ec) im.tls_acceptor->listen(im.options.listen_backlog, ec);
+    if (ec)
+      return fail("cannot listen for TLS switches on " + im.options.tcp_address + ":" +
+                  std::to_string(im.options.tls_port) + ": " + ec.message());
+    im.acceptTls();
+  }
   for (auto& loop : im.loops) {
     im.threads.emplace_back([l = loop.get()] { l->run(); });
   }
@@ -161,6 +243,7 @@ void SwitchServer::stop() {
     asio::error_code ignored;
     if (im.tcp_acceptor) im.tcp_acceptor->close(ignored);
     if (im.unix_acceptor) im.unix_acceptor->close(ignored);
+    if (im.tls_acceptor) im.tls_acceptor->close(ignored);
   });
   for (auto& sw : all()) sw->post([sw] { sw->close("controller stopping"); });
   im.guards.clear();

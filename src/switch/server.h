@@ -3,7 +3,8 @@
 // loop each) so that a Packet-In burst from one switch cannot stall switches on other threads,
 // and a busy connection yields to others on its own thread after each read batch.
 //
-// Errors: listen failures come back from start(); malformed messages get an OpenFlow ERROR,
+// Errors: listen and TLS setup failures come back from start(); a switch that fails the TLS
+// handshake is logged (rate-limited) and never becomes a switch; malformed messages get an OpenFlow ERROR,
 // are counted per DecodeError and logged at most once a second; a connection is closed only
 // when framing is lost (length < 8) or the switch stops answering echoes.
 #pragma once
@@ -23,6 +24,10 @@ struct ServerOptions {
   std::string tcp_address = "127.0.0.1";
   std::uint16_t tcp_port = 6653;  // 0: no TCP listener
   std::string unix_path;          // empty: no UNIX listener
+  // TLS (mutual, as Open vSwitch does it): the controller presents tls_cert/tls_key and
+  // requires every switch to present a certificate signed by tls_ca. 0: no TLS listener.
+  std::uint16_t tls_port = 0;
+  std::string tls_cert, tls_key, tls_ca;
   unsigned threads = 0;           // 0: one per core
   unsigned echo_interval_sec = 5;
   unsigned echo_timeout_sec = 15;

@@ -1,4 +1,6 @@
 // cellwalld: parses flags and runs the daemon. Everything else lives in the libraries.
+#include <filesystem>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -10,7 +12,8 @@ int main(int argc, char** argv) {
   bool verbose = false;
   CLI::App app{"cellwalld: the cellwall controller"};
   app.add_option("--state-dir", cfg.state_dir, "state directory")->capture_default_str();
-  app.add_option("--config", config_file, "TOML file with [env.NAME] tables");
+  app.add_option("--config", config_file,
+                 "TOML file with [env.NAME] tables (default: /etc/cellwall/cellwalld.toml if it exists)");
   app.add_option("--of-port", cfg.of_port, "OpenFlow port on 127.0.0.1")->capture_default_str();
   app.add_option("--threads", cfg.threads, "switch threads (0: one per core)");
   app.add_option("--of-tls-port", cfg.of_tls_port, "OpenFlow over mutual TLS for remote switches (0: off)");
@@ -25,6 +28,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);
+  if (config_file.empty() && std::filesystem::exists("/etc/cellwall/cellwalld.toml"))
+    config_file = "/etc/cellwall/cellwalld.toml";
   if (!config_file.empty()) {
     if (auto r = cw::daemon::loadConfigFile(config_file, cfg); !r) {
       spdlog::error("{}", r.error().message);

@@ -126,7 +126,8 @@ class Daemon:
     """cellwalld with its own state directory, an embedded Open vSwitch and one environment
     whose uplink is the test host namespace."""
 
-    def __init__(self, testhost):
+    def __init__(self, testhost, extra_args=()):
+        self.extra_args = list(extra_args)
         self.state = tempfile.mkdtemp(prefix="cw-state-")
         self.testhost = testhost
         self.of_port = free_port()
@@ -152,7 +153,8 @@ peer_address = "{TESTHOST_IP}/24"
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
             [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config),
-             "--of-port", str(self.of_port)] + os.environ.get("CW_DAEMON_ARGS", "").split(),
+             "--of-port", str(self.of_port)] + self.extra_args
+            + os.environ.get("CW_DAEMON_ARGS", "").split(),
             stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -256,8 +258,8 @@ def testhost():
         th.close()
 
 
-def _daemon(testhost):
-    d = Daemon(testhost)
+def _daemon(testhost, extra_args=()):
+    d = Daemon(testhost, extra_args)
     try:
         d.start()
         testhost.start_servers()
@@ -276,6 +278,12 @@ def _daemon(testhost):
 @pytest.fixture
 def daemon(testhost):
     yield from _daemon(testhost)
+
+
+@pytest.fixture
+def metered_daemon(testhost):
+    """A daemon whose cells may send at most 100 Packet-Ins/s to the controller."""
+    yield from _daemon(testhost, ["--cell-packet-in-rate", "100"])
 
 
 @pytest.fixture(scope="module")

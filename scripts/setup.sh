@@ -14,9 +14,9 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
-  libsqlite3-dev libmnl-dev
+  libsqlite3-dev libmnl-dev libssl-dev
   # run
-  openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool procps psmisc
+  openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
 )

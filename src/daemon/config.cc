@@ -68,8 +68,9 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
           else return fail(where(file, uv) + ": unknown key uplink." + ukey +
                            " (known: kind, netns, address, peer_address, next_hop)");
         }
-        if (e.uplink.kind != "host" && e.uplink.kind != "netns")
-          return fail(where(file, v) + ": uplink.kind must be \"host\" or \"netns\"");
+        if (e.uplink.kind != "host" && e.uplink.kind != "netns" && e.uplink.kind != "host-nat")
+          return fail(where(file, v) + ": uplink.kind must be \"host\" (user-mode, the default), "
+                      "\"host-nat\" or \"netns\"");
       } else {
         return fail(where(file, v) + ": unknown key '" + key + "' in env." + e.name +
                     " (known: pool, dns, uplink)");

@@ -14,7 +14,10 @@
 namespace cw::daemon {
 
 struct UplinkSpec {
-  std::string kind = "host";  // "host" | "netns"
+  // "host": the host's connectivity through user-mode networking (slirp4netns): nothing on
+  // the host is changed. "host-nat": a veth into the root namespace with forwarding and NAT
+  // there. "netns": a veth into an existing namespace.
+  std::string kind = "host";
   std::string netns;          // kind netns: the namespace to attach to
   std::string address;        // gateway side, "10.250.0.2/24"
   std::string peer_address;   // the other side, "10.250.0.1/24"

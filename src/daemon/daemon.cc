@@ -186,6 +186,8 @@ struct Daemon::Impl {
     if (r) r = ops.setSysctl(name, "net.ipv4.ping_group_range", "0 2147483647");
     if (r) r = ops.setLinkUp(name, "lo");
     if (r) r = ops.setLinkUp(name, "eth0");
+    // The bridge side carries no addresses: without IPv6 it adds no routes to the host.
+    if (r) r = ops.setSysctl("", "net.ipv6.conf." + name + ".disable_ipv6", "1");
     if (r) r = ops.setLinkUp("", name);
     if (r) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
     if (r) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);

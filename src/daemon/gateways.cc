@@ -14,8 +14,11 @@ Expected<EnvConfig> toEnvConfig(const EnvSpec& spec) {
     e.dns_upstreams.push_back(*a);
   }
   auto& u = e.uplink;
-  u.kind = spec.uplink.kind == "netns" ? UplinkConfig::Kind::kNetns : UplinkConfig::Kind::kHost;
+  u.kind = spec.uplink.kind == "netns"      ? UplinkConfig::Kind::kNetns
+           : spec.uplink.kind == "host-nat" ? UplinkConfig::Kind::kHost
+                                            : UplinkConfig::Kind::kUser;
   u.netns = spec.uplink.netns;
+  if (u.kind == UplinkConfig::Kind::kUser) return e;
   auto addr = [&](const std::string& text, const char* what, const std::string& fallback) -> Expected<IfAddress> {
     auto a = IfAddress::parse(text.empty() ? fallback : text);
     if (!a) return fail("env " + spec.name + ": uplink " + what + " '" + text + "' is not ADDRESS/PREFIX");

@@ -13,6 +13,8 @@ namespace fs = std::filesystem;
 constexpr const char* kCellSide = "cwgw0";  // inside the gateway ns, towards the switch
 constexpr const char* kUplinkSide = "cwup0";  // inside the gateway ns, towards the uplink
 constexpr auto kDnsGrace = std::chrono::seconds(3);
+// slirp4netns's fixed addressing inside the namespace it serves.
+constexpr const char* kUserResolver = "10.0.2.3";
 
 std::string gatewayNetns(const std::string& env) { return "cw-g-" + env; }
 std::string ovsIfname(const std::string& env) { return "cw-g-" + env; }
@@ -29,9 +31,24 @@ std::string hostTable(const std::string& env) {
 Ip4 gatewayIp(const Cidr& pool) { return Ip4{pool.addr.v4().v + 1}; }
 
 struct StateFile {
-  std::string mode;  // "host" or "netns"
+  std::string mode;  // "host", "netns" or "user"
   pid_t dnsmasq_pid = 0;
+  pid_t uplink_pid = 0;
 };
+
+pid_t parsePid(const std::string& value) {
+  long pid = std::strtol(value.c_str(), nullptr, 10);
+  return pid > 0 && pid < (1L << 22) ? static_cast<pid_t>(pid) : 0;
+}
+
+const char* modeName(UplinkConfig::Kind k) {
+  switch (k) {
+    case UplinkConfig::Kind::kHost: return "host";
+    case UplinkConfig::Kind::kNetns: return "netns";
+    case UplinkConfig::Kind::kUser: return "user";
+  }
+  return "?";
+}
 
 StateFile readState(const fs::path& path) {
   StateFile s;
@@ -43,10 +60,8 @@ StateFile readState(const fs::path& path) {
     auto key = line.substr(0, eq);
     auto value = line.substr(eq + 1);
     if (key == "mode") s.mode = value;
-    if (key == "dnsmasq_pid") {
-      long pid = std::strtol(value.c_str(), nullptr, 10);
-      if (pid > 0 && pid < (1L << 22)) s.dnsmasq_pid = static_cast<pid_t>(pid);
-    }
+    if (key == "dnsmasq_pid") s.dnsmasq_pid = parsePid(value);
+    if (key == "uplink_pid") s.uplink_pid = parsePid(value);
   }
   return s;
 }
@@ -77,6 +92,7 @@ Expected<void> Gateway::validate(const EnvConfig& c) {
   if (!c.pool.is_v4() || c.pool.length < 8 || c.pool.length > 29)
     return fail("environment " + c.name + ": address pool " + c.pool.str() + " must be IPv4, /8 to /29");
   const auto& u = c.uplink;
+  if (u.kind == UplinkConfig::Kind::kUser) return {};
   if (!u.gateway_side.addr.is_v4() || !u.peer_side.addr.is_v4() || u.gateway_side.prefix_length == 0 ||
       u.peer_side.prefix_length == 0)
     return fail("environment " + c.name + ": uplink addresses must be IPv4 with a prefix length");
@@ -158,8 +174,9 @@ Expected<std::unique_ptr<Gateway>> Gateway::create(const EnvConfig& config, cons
 
 Expected<void> Gateway::writeState() const {
   std::ofstream f(dir_ / "gateway.state", std::ios::trunc);
-  f << "mode=" << (config_.uplink.kind == UplinkConfig::Kind::kHost ? "host" : "netns") << "\n"
-    << "dnsmasq_pid=" << dns_pid_ << "\n";
+  f << "mode=" << modeName(config_.uplink.kind) << "\n"
+    << "dnsmasq_pid=" << dns_pid_ << "\n"
+    << "uplink_pid=" << uplink_pid_ << "\n";
   f.close();
   if (!f) return fail("cannot write " + (dir_ / "gateway.state").string());
   return {};
@@ -183,9 +200,18 @@ Expected<void> Gateway::build() {
   if (auto r = net_.addAddress(ns, kCellSide, IfAddress{IpAddr(gatewayIp(config_.pool)), config_.pool.length}); !r)
     return r;
   if (auto r = net_.setLinkUp(ns, kCellSide); !r) return r;
+  // No IPv6 on the root-side end: a link-local address would add routes to the host's
+  // tables for as long as the gateway exists.
+  if (auto r = net_.setSysctl("", "net.ipv6.conf." + ovsIfname(env) + ".disable_ipv6", "1"); !r) return r;
   if (auto r = net_.setLinkUp("", ovsIfname(env)); !r) return r;
 
   // Uplink.
+  if (up.kind == UplinkConfig::Kind::kUser) {
+    if (auto r = startUserUplink(); !r) return r;
+    if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
+    if (auto r = net_.nft(ns, gatewayRuleset(config_)); !r) return r;
+    return startDns();
+  }
   if (auto r = net_.createVethPair(peer, kUplinkSide, ns, std::nullopt); !r) return r;
   if (!host) {
     if (auto r = net_.moveLink(peer, up.netns); !r) return r;
@@ -210,6 +236,29 @@ Expected<void> Gateway::build() {
   return startDns();
 }
 
+Expected<void> Gateway::startUserUplink() {
+  const auto ns = gatewayNetns(config_.name);
+  Command cmd;
+  // --disable-host-loopback: the gateway (and so a cell) must not reach the host's own
+  // 127.0.0.1 services through the proxy.
+  cmd.argv = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+              "--netns-type=path", "/run/netns/" + ns, kUplinkSide};
+  auto log = (dir_ / "slirp4netns.log").string();
+  auto pid = net_.runner().spawn(cmd, log);
+  if (!pid) return fail("cannot start the user-mode uplink (slirp4netns): " + pid.error().message);
+  uplink_pid_ = *pid;
+  if (auto r = writeState(); !r) return r;
+  // Ready once cwup0 exists and is configured inside the namespace.
+  for (int i = 0; i < 200; ++i) {
+    auto links = net_.listLinks(ns, kUplinkSide);
+    if (links && !links->empty() && links->front().up) return {};
+    if (!net_.runner().alive(uplink_pid_, "slirp4netns")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return fail("the user-mode uplink (slirp4netns) did not come up; see " + log +
+              " (is the slirp4netns package installed?)");
+}
+
 Expected<void> Gateway::startDns() {
   const auto ns = gatewayNetns(config_.name);
   Command cmd;
@@ -219,6 +268,10 @@ Expected<void> Gateway::startDns() {
               "--listen-address=" + gatewayIp(config_.pool).str(),
               "--log-facility=-", "--cache-size=1000"};
   for (const auto& s : config_.dns_upstreams) cmd.argv.push_back("--server=" + (s.is_v4() ? s.v4().str() : s.str()));
+  // With a user-mode uplink and no servers configured, the host's own resolver answers
+  // through slirp4netns's DNS address.
+  if (config_.dns_upstreams.empty() && config_.uplink.kind == UplinkConfig::Kind::kUser)
+    cmd.argv.push_back(std::string("--server=") + kUserResolver);
   auto log = (dir_ / "dnsmasq.log").string();
   auto pid = net_.runner().spawn(cmd, log);
   if (!pid) return fail("cannot start the DNS forwarder: " + pid.error().message);
@@ -255,6 +308,8 @@ Expected<void> Gateway::teardown(const std::string& env, const fs::path& dir, Ne
   auto state = readState(dir / "gateway.state");
   if (state.dnsmasq_pid != 0 && net.runner().alive(state.dnsmasq_pid, "dnsmasq"))
     if (auto r = net.runner().terminate(state.dnsmasq_pid, kDnsGrace); !r) errors += r.error().message + "; ";
+  if (state.uplink_pid != 0 && net.runner().alive(state.uplink_pid, "slirp4netns"))
+    if (auto r = net.runner().terminate(state.uplink_pid, kDnsGrace); !r) errors += r.error().message + "; ";
   if (state.mode == "host") {
     std::string table = hostTable(env);
     if (auto r = net.nft("", "table ip " + table + "\ndelete table ip " + table + "\n"); !r)

@@ -4,9 +4,13 @@
 //
 //   OVS port cw-g-<env> (root ns) <-veth-> cwgw0 (gateway ns): pool's first host, e.g.
 //     10.200.0.1/16, fixed MAC derived from the env name; cells reach only this.
-//   cwup0 (gateway ns) <-veth-> cw-u-<env>: the uplink, either inside an existing namespace
-//     (kind kNetns) or in the root namespace (kind kHost: the root side forwards and
-//     masquerades; see docs/ovs.md for the exact host state this touches).
+//   cwup0 (gateway ns): the uplink, one of
+//     kUser  a tap served by slirp4netns (user-mode networking): the gateway's connections
+//            leave as ordinary sockets of the host, from the host's own address, so no host
+//            routing, forwarding or firewall state is touched. The default for desktops.
+//     kNetns a veth to cw-u-<env> inside an existing namespace (tests, VPN namespaces).
+//     kHost  a veth to cw-u-<env> in the root namespace, which forwards and masquerades
+//            (faster, but the host must forward on its uplink too: docs/ovs.md).
 //   dnsmasq inside the gateway ns, listening only on the gateway address, forwarding to the
 //     configured upstreams; supervised as a child of the daemon, pid kept in the state dir.
 //
@@ -30,9 +34,10 @@
 namespace cw {
 
 struct UplinkConfig {
-  enum class Kind { kNetns, kHost };
-  Kind kind = Kind::kHost;
+  enum class Kind { kNetns, kHost, kUser };
+  Kind kind = Kind::kUser;
   std::string netns;       // kNetns: the existing namespace to attach to
+  // kNetns and kHost only (kUser: slirp4netns's fixed 10.0.2.100/24 via 10.0.2.2):
   IfAddress gateway_side;  // on cwup0 inside the gateway, e.g. 10.254.0.2/30
   IfAddress peer_side;     // on cw-u-<env> in netns (kNetns) or the root ns (kHost)
   Ip4 next_hop;            // the gateway's default route, usually peer_side's address
@@ -88,6 +93,7 @@ class Gateway {
   Gateway(EnvConfig config, std::filesystem::path dir, NetOps& net);
   Expected<void> build();
   Expected<void> startDns();
+  Expected<void> startUserUplink();
   Expected<void> writeState() const;
   // Removes the gateway described by a state dir (or just by env name if the file is gone).
   static Expected<void> teardown(const std::string& env, const std::filesystem::path& dir, NetOps& net);
@@ -96,6 +102,7 @@ class Gateway {
   std::filesystem::path dir_;
   NetOps& net_;
   pid_t dns_pid_ = 0;
+  pid_t uplink_pid_ = 0;  // slirp4netns (kUser)
 };
 
 }  // namespace cw

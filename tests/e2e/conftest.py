@@ -126,13 +126,13 @@ class Daemon:
     """cellwalld with its own state directory, an embedded Open vSwitch and one environment
     whose uplink is the test host namespace."""
 
-    def __init__(self, testhost, extra_args=()):
+    def __init__(self, testhost, extra_args=(), config_text=None):
         self.extra_args = list(extra_args)
         self.state = tempfile.mkdtemp(prefix="cw-state-")
         self.testhost = testhost
         self.of_port = free_port()
         self.config = Path(self.state, "cellwalld.toml")
-        self.config.write_text(f"""
+        self.config.write_text(config_text if config_text is not None else f"""
 [env.default]
 pool = "{POOL}"
 dns = ["{TESTHOST_IP}"]
@@ -245,7 +245,8 @@ peer_address = "{TESTHOST_IP}/24"
 def leftovers():
     ns = [n for n in netns_list() if n.startswith("cw-c") or n.startswith("cw-g-")]
     ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l == "cw-br0"]
-    procs = sh(["pgrep", "-a", "-f", "cw-state-"], check=False).stdout.strip()
+    procs = (sh(["pgrep", "-a", "-f", "cw-state-"], check=False).stdout +
+             sh(["pgrep", "-a", "-f", "netns/cw-g-"], check=False).stdout).strip()
     return ns, ls, procs
 
 

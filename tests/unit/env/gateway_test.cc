@@ -43,6 +43,30 @@ class GatewayTest : public ::testing::Test {
   NetOps net{runner};
 };
 
+TEST_F(GatewayTest, UserUplinkRunsSlirp4netnsAndTouchesNothingOnTheHost) {
+  config.uplink = UplinkConfig{};  // kUser: no addresses needed
+  config.dns_upstreams.clear();
+  runner.onOutput("-json link show", R"([{"ifindex":3,"ifname":"cwup0","flags":["UP"],"address":"02:00:00:00:00:09"}])");
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  auto dir = (state / "env/office").string();
+  auto slirp = runner.matching("slirp4netns");
+  ASSERT_EQ(slirp.size(), 1u);
+  EXPECT_EQ(slirp[0], "spawn: slirp4netns --configure --mtu=65520 --disable-host-loopback "
+                      "--netns-type=path /run/netns/cw-g-office cwup0 > " + dir + "/slirp4netns.log");
+  // No veth uplink, no host table, no host forwarding.
+  EXPECT_TRUE(runner.matching("cw-u-office").empty());
+  EXPECT_TRUE(runner.matching("forwarding").empty());
+  EXPECT_EQ(runner.matching("nft -f -").size(), 1u);  // the gateway's own, inside its namespace
+  // Without configured servers, DNS goes to the host's resolver through slirp4netns.
+  auto dns = runner.matching("dnsmasq");
+  ASSERT_EQ(dns.size(), 1u);
+  EXPECT_NE(dns[0].find("--server=10.0.2.3"), std::string::npos) << dns[0];
+  // Both supervised processes go on destroy.
+  ASSERT_TRUE((*gw)->destroy());
+  EXPECT_EQ(runner.matching("terminate").size(), 2u);
+}
+
 TEST_F(GatewayTest, NetnsUplinkCommands) {
   auto gw = Gateway::create(config, state, net);
   ASSERT_TRUE(gw) << gw.error().message;
@@ -53,6 +77,7 @@ TEST_F(GatewayTest, NetnsUplinkCommands) {
       "ip link add cw-g-office type veth peer name cwgw0 netns cw-g-office address " + Gateway::macFor("office").str(),
       "ip -n cw-g-office addr add 10.200.0.1/16 dev cwgw0",
       "ip -n cw-g-office link set dev cwgw0 up",
+      "sysctl -q -w net.ipv6.conf.cw-g-office.disable_ipv6=1",
       "ip link set dev cw-g-office up",
       "ip link add cw-u-office type veth peer name cwup0 netns cw-g-office",
       "ip link set dev cw-u-office netns vpn",

@@ -39,14 +39,7 @@ std::uint16_t freePort() {
 class TlsSwitch {
  public:
   TlsSwitch(std::uint16_t port, const std::string& cert, const std::string& key)
-      : ctx_(asio::ssl::context::tls_client), s_(io_, ctx_) {
-    ctx_.load_verify_file(kData + "/ca.pem");
-    ctx_.set_verify_mode(asio::ssl::verify_peer);
-    if (!cert.empty()) {
-      ctx_.use_certificate_chain_file(kData + "/" + cert);
-      ctx_.use_private_key_file(kData + "/" + key, asio::ssl::context::pem);
-    }
-    s_ = asio::ssl::stream<asio::ip::tcp::socket>(io_, ctx_);
+      : ctx_(makeContext(cert, key)), s_(io_, ctx_) {
     asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
     for (int i = 0; i < 100; ++i) {
       asio::error_code ec;
@@ -56,6 +49,19 @@ class TlsSwitch {
       std::this_thread::sleep_for(10ms);
     }
   }
+  // The context is complete before the stream exists: an SSL object copies its settings when
+  // it is created.
+  static asio::ssl::context makeContext(const std::string& cert, const std::string& key) {
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.load_verify_file(kData + "/ca.pem");
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    if (!cert.empty()) {
+      ctx.use_certificate_chain_file(kData + "/" + cert);
+      ctx.use_private_key_file(kData + "/" + key, asio::ssl::context::pem);
+    }
+    return ctx;
+  }
+
   asio::error_code handshake() {
     asio::error_code ec;
     s_.handshake(asio::ssl::stream_base::client, ec);

@@ -6,29 +6,16 @@ p50/p90 and the bridge's flow count after each round, then waits for the datapat
 to expire (10 s idle) and measures once more. Root; uses the end-to-end fixtures.
     sudo /usr/bin/python3 bench/connect_growth.py
 """
-import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 import netbench as nb  # noqa: E402
-from conftest import TESTHOST_IP, Daemon, TestHost  # noqa: E402
 
 
 def main():
-    th = TestHost()
-    d = Daemon(th)
-    procs = []
-    cell_proc = None
-    try:
-        d.start()
-        th.start_servers()
-        procs.append(th.spawn(["/usr/bin/python3", "-c", nb.ACCEPT, "9001"]))
-        time.sleep(0.5)
-        policy = f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
-        cell_proc, cell = d.start_cell(policy, ["sleep", "3600"], app="bench")
+    with nb.bench_cell([["/usr/bin/python3", "-c", nb.ACCEPT, "9001"]]) as (d, cell):
         for r in range(8):
             xs = nb.connect_times(cell, 9001, 250)
             flows = len(d.cli("flows").stdout.splitlines())
@@ -37,16 +24,6 @@ def main():
         time.sleep(12)
         xs = nb.connect_times(cell, 9001, 250)
         print(f"after 12 s idle: p50 {nb.pct(xs, 50):.0f} us  p90 {nb.pct(xs, 90):.0f} us", flush=True)
-    finally:
-        if cell_proc:
-            cell_proc.terminate()
-            cell_proc.wait(timeout=30)
-        for p in procs:
-            p.kill()
-            p.wait()
-        d.stop()
-        th.close()
-        shutil.rmtree(d.state, ignore_errors=True)
 
 
 if __name__ == "__main__":

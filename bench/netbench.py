@@ -12,7 +12,9 @@ cellwalld with its own state directory, everything removed at the end.
     sudo bench/netbench.py [--connects N] [--seconds S] [--json]
 """
 import argparse
+import contextlib
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,13 +84,10 @@ def plain_veth(seconds):
             sh(["ip", "netns", "del", ns], check=False)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--connects", type=int, default=2000)
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-
+@contextlib.contextmanager
+def bench_cell(servers):
+    """cellwalld, the test host running `servers` (argv lists), and one cell allowed to reach
+    the test host over TCP; yields (daemon, cell). Everything is removed afterwards."""
     th = TestHost()
     d = Daemon(th)
     cell_proc = None
@@ -96,13 +95,33 @@ def main():
     try:
         d.start()
         th.start_servers()
-        for port in (9000, 9001):
-            procs.append(th.spawn(["/usr/bin/python3", "-c", ACCEPT, str(port)]))
-        for port in (5201, 5202):
-            procs.append(th.spawn(["iperf3", "-s", "-p", str(port)]))
+        procs = [th.spawn(argv) for argv in servers]
         time.sleep(0.5)
         policy = f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
         cell_proc, cell = d.start_cell(policy, ["sleep", "3600"], app="bench")
+        yield d, cell
+    finally:
+        if cell_proc:
+            cell_proc.terminate()
+            cell_proc.wait(timeout=30)
+        for p in procs:
+            p.kill()
+            p.wait()
+        d.stop()
+        th.close()
+        shutil.rmtree(d.state, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--connects", type=int, default=2000)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    servers = [["/usr/bin/python3", "-c", ACCEPT, str(port)] for port in (9000, 9001)]
+    servers += [["iperf3", "-s", "-p", str(port)] for port in (5201, 5202)]
+    with bench_cell(servers) as (d, cell):
         gw_port = sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "get", "Interface",
                       "cw-g-default", "ofport"]).stdout.strip()
         ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
@@ -136,17 +155,6 @@ def main():
         res["iperf_cellwall_offload_gbps"] = iperf(cell["netns"], 5201, args.seconds)
         res["iperf_static_offload_gbps"] = iperf(cell["netns"], 5202, args.seconds)
         res["iperf_plain_veth_gbps"] = plain_veth(args.seconds)
-    finally:
-        if cell_proc:
-            cell_proc.terminate()
-            cell_proc.wait(timeout=30)
-        for p in procs:
-            p.kill()
-            p.wait()
-        d.stop()
-        th.close()
-        import shutil
-        shutil.rmtree(d.state, ignore_errors=True)
     if args.json:
         print(json.dumps(res))
     else:

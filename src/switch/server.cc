@@ -130,6 +130,24 @@ struct SwitchServer::Impl final : ConnectionOwner {
     });
   }
 
+  // A bound, listening TCP acceptor on the configured address (TCP and TLS listeners alike).
+  Expected<std::unique_ptr<asio::ip::tcp::acceptor>> listenTcp(std::uint16_t port, const char* what) {
+    asio::error_code ec;
+    auto addr = asio::ip::make_address(options.tcp_address, ec);
+    if (ec) return fail("bad OpenFlow listen address '" + options.tcp_address + "'");
+    asio::ip::tcp::endpoint ep(addr, port);
+    auto a = std::make_unique<asio::ip::tcp::acceptor>(*loops[0]);
+    a->open(ep.protocol(), ec);
+    if (!ec) a->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) a->bind(ep, ec);
+    if (!ec) a->listen(options.listen_backlog, ec);
+    if (ec)
+      return fail(std::string("cannot listen for ") + what + " on " + options.tcp_address + ":" +
+                  std::to_string(port) + ": " + ec.message() +
+                  " (is another controller running? choose another port)");
+    return a;
+  }
+
   Expected<void> setupTls() {
     tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
     asio::error_code ec;
@@ -188,18 +206,9 @@ Expected<void> SwitchServer::start() {
   }
   asio::error_code ec;
   if (im.options.tcp_port != 0) {
-    auto addr = asio::ip::make_address(im.options.tcp_address, ec);
-    if (ec) return fail("bad OpenFlow listen address '" + im.options.tcp_address + "'");
-    asio::ip::tcp::endpoint ep(addr, im.options.tcp_port);
-    im.tcp_acceptor = std::make_unique<asio::ip::tcp::acceptor>(*im.loops[0]);
-    im.tcp_acceptor->open(ep.protocol(), ec);
-    if (!ec) im.tcp_acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) im.tcp_acceptor->bind(ep, ec);
-    if (!ec) im.tcp_acceptor->listen(im.options.listen_backlog, ec);
-    if (ec)
-      return fail("cannot listen for switches on " + im.options.tcp_address + ":" +
-                  std::to_string(im.options.tcp_port) + ": " + ec.message() +
-                  " (is another controller running? choose another port with --of-port)");
+    auto a = im.listenTcp(im.options.tcp_port, "switches");
+    if (!a) return Unexpected(a.error());
+    im.tcp_acceptor = std::move(a.value());
     im.acceptTcp();
   }
   if (!im.options.unix_path.empty()) {
@@ -215,17 +224,9 @@ Expected<void> SwitchServer::start() {
   }
   if (im.options.tls_port != 0) {
     if (auto r = im.setupTls(); !r) return r;
-    auto addr = asio::ip::make_address(im.options.tcp_address, ec);
-    if (ec) return fail("bad OpenFlow listen address '" + im.options.tcp_address + "'");
-    asio::ip::tcp::endpoint ep(addr, im.options.tls_port);
-    im.tls_acceptor = std::make_unique<asio::ip::tcp::acceptor>(*im.loops[0]);
-    im.tls_acceptor->open(ep.protocol(), ec);
-    if (!ec) im.tls_acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) im.tls_acceptor->bind(ep, ec);
-    if (!ec) im.tls_acceptor->listen(im.options.listen_backlog, ec);
-    if (ec)
-      return fail("cannot listen for TLS switches on " + im.options.tcp_address + ":" +
-                  std::to_string(im.options.tls_port) + ": " + ec.message());
+    auto a = im.listenTcp(im.options.tls_port, "TLS switches");
+    if (!a) return Unexpected(a.error());
+    im.tls_acceptor = std::move(a.value());
     im.acceptTls();
   }
   for (auto& loop : im.loops) {

@@ -508,6 +508,7 @@ Expected<void> Daemon::run() {
   oo.existing_db = im.cfg.ovs_db;
   oo.bridge = im.cfg.bridge;
   oo.datapath = im.cfg.datapath;
+  oo.datapath_max_idle_ms = im.cfg.datapath_max_idle_ms;
   // Per-cell meters limit Packet-Ins (pipeline.md); the switch-wide limiter of Open vSwitch
   // queues them and costs milliseconds per flow setup (bench/RESULTS.md).
   oo.packet_in_rate_limit = im.cfg.cell_packet_in_pps != 0 ? 0 : 1000;

@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
   app.add_option("--ovs-db", cfg.ovs_db, "use an existing Open vSwitch (OVSDB target)");
   app.add_option("--bridge", cfg.bridge, "bridge name (cw- prefix)")->capture_default_str();
   app.add_option("--datapath", cfg.datapath, "auto | netdev | system")->capture_default_str();
+  app.add_option("--datapath-max-idle-ms", cfg.datapath_max_idle_ms,
+                 "embedded Open vSwitch: ms a datapath flow may idle before it leaves the datapath cache "
+                 "(0: Open vSwitch's 10 s)")
+      ->capture_default_str();
   app.add_option("--cell-packet-in-rate", cfg.cell_packet_in_pps,
                  "packets/s a cell may send to the controller")->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "debug logging");

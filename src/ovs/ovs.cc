@@ -233,6 +233,9 @@ Expected<void> Ovs::ensureBridge() {
     args.insert(args.end(), {"--", "set", "Bridge", br, "controller=" + refs});
   if (datapath_type_ == "netdev")
     args.insert(args.end(), {"--", "set", "Open_vSwitch", ".", "other_config:userspace-tso-enable=true"});
+  if (isEmbedded() && options_.datapath_max_idle_ms != 0)
+    args.insert(args.end(), {"--", "set", "Open_vSwitch", ".",
+                             "other_config:max-idle=" + std::to_string(options_.datapath_max_idle_ms)});
   auto r = vsctl("create or configure bridge " + br, args);
   if (!r) return Unexpected(std::move(r).error());
   return {};

@@ -41,6 +41,12 @@ struct OvsOptions {
   // passes 0 and limits each cell with an OpenFlow meter instead.
   std::uint32_t packet_in_rate_limit = 1000;
   std::uint32_t packet_in_burst = 250;        // extra packets allowed in a burst (>= 25)
+  // How long a datapath flow may sit idle before Open vSwitch drops it from the datapath cache
+  // (other_config:max-idle; 0 keeps Open vSwitch's 10 s). Applied to the embedded Open vSwitch
+  // only. Each new connection changes the flow table, and Open vSwitch then revalidates every
+  // datapath flow alive, so fewer idle datapath flows means faster connection setup under load
+  // (bench/RESULTS.md, section 2).
+  std::uint32_t datapath_max_idle_ms = 0;
   std::chrono::seconds timeout{10};       // per ovs-vsctl call and for daemons to answer
 };
 

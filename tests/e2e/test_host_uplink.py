@@ -5,6 +5,7 @@ nftables, resolv.conf, forwarding — is changed.
 The "network" here is a namespace the test creates and connects to the root namespace with a
 veth of its own, so traffic never leaves the machine."""
 import difflib
+import shutil
 import random
 import subprocess
 import time
@@ -91,6 +92,7 @@ kind = "host"
     ns, links, procs = leftovers()
     if ns or links or procs:
         d.force_cleanup()
+    shutil.rmtree(d.state, ignore_errors=True)
     assert not ns and not links and not procs, (ns, links, procs)
     after = host_state()
     for name, state in (("during", during), ("after", after)):

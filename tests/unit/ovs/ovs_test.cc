@@ -147,6 +147,23 @@ TEST_F(OvsTest, SystemDatapathSkipsUserspaceTso) {
   EXPECT_EQ(runner.matching("datapath_type=system").size(), 1u);
 }
 
+TEST_F(OvsTest, DatapathMaxIdleOnlyOnEmbeddedSwitch) {
+  daemonsRunning();
+  opts.datapath_max_idle_ms = 100;
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  ASSERT_TRUE((*ovs)->ensureBridge());
+  EXPECT_EQ(runner.matching("-- set Open_vSwitch . other_config:max-idle=100").size(), 1u);
+
+  // A switch cellwall did not start keeps its own settings.
+  runner.clear();
+  opts.existing_db = "unix:/run/openvswitch/db.sock";
+  auto existing = Ovs::open(opts, runner);
+  ASSERT_TRUE(existing) << existing.error().message;
+  ASSERT_TRUE((*existing)->ensureBridge());
+  EXPECT_EQ(runner.matching("max-idle").size(), 0u);
+}
+
 TEST_F(OvsTest, AddPortWaitsForOfport) {
   daemonsRunning();
   auto ovs = Ovs::open(opts, runner);

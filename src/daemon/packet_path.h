@@ -18,10 +18,19 @@
 
 namespace cw::daemon {
 
+// Receives the environment resolvers' answers to cells (DNS snooping). Called on switch
+// threads; the frame is valid only during the call.
+class AnswerSink {
+ public:
+  virtual ~AnswerSink() = default;
+  virtual void onResolverAnswer(std::uint32_t cell_id, const packet::Frame& frame) = 0;
+};
+
 class PacketPath {
  public:
-  explicit PacketPath(const decide::ViewHolder& views, decide::Timeouts timeouts = {})
-      : views_(views), decider_(timeouts) {}
+  explicit PacketPath(const decide::ViewHolder& views, decide::Timeouts timeouts = {},
+                      AnswerSink* answers = nullptr)
+      : views_(views), decider_(timeouts), answers_(answers) {}
 
   void handle(sw::Switch& s, const ofp::PacketIn& pi);
 
@@ -32,11 +41,16 @@ class PacketPath {
     return weirds_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
   }
   std::uint64_t allowed() const { return allowed_.load(std::memory_order_relaxed); }
+  std::uint64_t answersSnooped() const { return answers_seen_.load(std::memory_order_relaxed); }
   std::uint64_t denied() const { return denied_.load(std::memory_order_relaxed); }
 
  private:
+  void snoop(std::uint32_t cell_id, const packet::Frame& frame);
+
   const decide::ViewHolder& views_;
   decide::Decider decider_;
+  AnswerSink* answers_;
+  std::atomic<std::uint64_t> answers_seen_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons_{};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(packet::ParseError::kCount)> weirds_{};
   std::atomic<std::uint64_t> allowed_{0}, denied_{0};

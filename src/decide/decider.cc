@@ -91,7 +91,7 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
     if (hasPorts(f) && f.dst_port == kDnsPort) {
       d.action = Action::kAllow;
       d.reason = Reason::kEnvResolver;
-      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr);
+      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr, gw->ofport);
     } else {
       d.reason = Reason::kGatewayService;
       denyFlow(d, f, cell.ofport, cell.cell_id);
@@ -138,9 +138,10 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
   bool opening = f.l4 == L4::kTcp && (f.tcp_flags & packet::kTcpSyn) != 0 &&
                  (f.tcp_flags & packet::kTcpAck) == 0;
   bool allowed = false;
+  bool resolver_answer = false;
   if (!opening) {
     if (f.ip_src.v4() == gw.ip) {
-      allowed = hasPorts(f) && f.src_port == kDnsPort;
+      allowed = resolver_answer = hasPorts(f) && f.src_port == kDnsPort;
     } else {
       policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_src,
                           hasPorts(f) ? f.src_port : std::uint16_t{0}};
@@ -152,7 +153,10 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
   if (allowed) {
     d.action = Action::kAllow;
     d.reason = Reason::kReturnTraffic;
-    allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr);
+    // An answer of the environment's resolver whose flows had expired: learn from it too.
+    d.dns_answer = resolver_answer;
+    allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr,
+              resolver_answer ? gw.ofport : 0);
   } else {
     d.reason = Reason::kInboundRefused;
     denyFlow(d, f, gw.ofport, cell->cell_id);
@@ -162,7 +166,8 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
 
 void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
                         std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
-                        const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev) const {
+                        const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev,
+                        std::uint32_t snoop_from) const {
   std::uint16_t idle = f.l4 == L4::kTcp   ? timeouts_.tcp_idle
                        : f.l4 == L4::kUdp ? timeouts_.udp_idle
                                           : timeouts_.icmp_idle;
@@ -178,6 +183,12 @@ void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
     if (rewrite_src != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethSrc(*rewrite_src)});
     if (dst_mac != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethDst(*dst_mac)});
     acts.emplace_back(ofp::ActionOutput{to, 0});
+    if (snoop_from != 0 && from == snoop_from) {
+      // The resolver's answers go to the cell and, as a copy, to the controller (DNS
+      // snooping). Delivered to the cell first: the copy never delays the answer.
+      fm.cookie = makeCookie(CookieKind::kDnsAnswer, cell_id, d.rule_id);
+      acts.emplace_back(ofp::ActionOutput{ofp::kPortController, ofp::kControllerMaxLenNoBuffer});
+    }
     fm.instructions.emplace_back(ofp::InstrApplyActions{std::move(acts)});
     return fm;
   };

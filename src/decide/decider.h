@@ -43,6 +43,7 @@ struct Decision {
   std::uint32_t cell_id = 0;
   std::vector<ofp::FlowMod> flows;          // to send first
   std::vector<ofp::PacketOut> packet_outs;  // then these (the held packet, or a reject reply)
+  bool dns_answer = false;  // the packet is an answer of the environment's resolver: snoop it
 };
 
 class Decider {
@@ -58,7 +59,8 @@ class Decider {
   Decision fromGateway(const SwitchView& sw, const GatewayPort& gw, const packet::Frame& f) const;
   void allowPair(Decision& d, const packet::Frame& f, std::uint32_t out_port,
                  std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
-                 const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev) const;
+                 const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev,
+                 std::uint32_t snoop_from = 0) const;
   void denyFlow(Decision& d, const packet::Frame& f, std::uint32_t in_port,
                 std::uint32_t cell_id) const;
   void rejectReply(Decision& d, const packet::Frame& f, std::uint32_t in_port) const;

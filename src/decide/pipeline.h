@@ -27,7 +27,12 @@ inline constexpr std::uint16_t kPrioPortMiss = 1;    // per-port send-to-control
 
 // Cookie layout: [63..56] kind, [55..32] cell id, [31..0] rule id. Flows of one cell, one
 // rule, or one kind can be deleted with a cookie mask.
-enum class CookieKind : std::uint8_t { kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03 };
+// kDnsAnswer marks the flow that carries the environment resolver's answers to a cell: it also
+// copies each answer to the controller (DNS snooping), and a Packet-In with that cookie is an
+// answer to learn from, never a connection to decide.
+enum class CookieKind : std::uint8_t {
+  kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04
+};
 inline constexpr std::uint64_t kCookieKindMask = 0xff00000000000000ULL;
 inline constexpr std::uint64_t kCookieCellMask = 0x00ffffff00000000ULL;
 inline constexpr std::uint64_t kCookieRuleMask = 0x00000000ffffffffULL;

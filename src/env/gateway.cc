@@ -119,6 +119,13 @@ std::string Gateway::gatewayRuleset(const EnvConfig& c) {
     << "    iifname \"" << kCellSide << "\" ip daddr " << gatewayIp(c.pool).str() << " tcp dport 53 accept\n"
     << "    iifname \"" << kCellSide << "\" icmp type echo-request accept\n"
     << "  }\n"
+    << "  chain prerouting {\n"
+    << "    type filter hook prerouting priority raw; policy accept;\n"
+    // Nothing from the uplink may claim a cell-side address (the gateway's own included): a
+    // forged "answer from the environment's resolver" must never reach a cell, where the
+    // switch would take it for a real one and learn host names from it.
+    << "    iifname \"" << kUplinkSide << "\" ip saddr " << c.pool.str() << " drop\n"
+    << "  }\n"
     << "  chain forward {\n"
     << "    type filter hook forward priority filter; policy drop;\n"
     << "    ct state established,related accept\n"

@@ -131,6 +131,53 @@ TEST(Decider, AllowedPairIsExactBothWays) {
   EXPECT_EQ(d.packet_outs[0].data, bytes);
 }
 
+std::vector<std::uint32_t> outputs(const ofp::FlowMod& fm) {
+  std::vector<std::uint32_t> out;
+  for (const auto& i : fm.instructions)
+    if (const auto* apply = std::get_if<ofp::InstrApplyActions>(&i))
+      for (const auto& a : apply->actions)
+        if (const auto* o = std::get_if<ofp::ActionOutput>(&a)) out.push_back(o->port);
+  return out;
+}
+
+TEST(Decider, ResolverAnswersAreCopiedToTheControllerOnly) {
+  Net net;
+  // A query to the environment's resolver: the answer direction also goes to the controller.
+  auto q = packet::buildUdp4(net.fromCell(net.web), net.web.ip, net.gw.ip, 5000, 53);
+  auto qf = packet::parseFrame(q);
+  ASSERT_TRUE(qf);
+  Decision d = Decider().decide(net.view, 2, *qf);
+  ASSERT_EQ(d.flows.size(), 2u);
+  EXPECT_FALSE(d.dns_answer);
+  EXPECT_EQ(cookieKind(d.flows[0].cookie), CookieKind::kConnAllow);
+  EXPECT_EQ(outputs(d.flows[0]), std::vector<std::uint32_t>{1});
+  EXPECT_EQ(cookieKind(d.flows[1].cookie), CookieKind::kDnsAnswer);
+  EXPECT_EQ(cookieCell(d.flows[1].cookie), net.web.cell_id);
+  EXPECT_EQ(outputs(d.flows[1]), (std::vector<std::uint32_t>{2, ofp::kPortController}));
+
+  // An answer whose flows expired comes back as a miss: allowed, snooped, same flows.
+  auto a = packet::buildUdp4(net.toCell(net.web), net.gw.ip, net.web.ip, 53, 5000);
+  auto af = packet::parseFrame(a);
+  ASSERT_TRUE(af);
+  Decision r = Decider().decide(net.view, 1, *af);
+  EXPECT_TRUE(r.dns_answer);
+  ASSERT_EQ(r.flows.size(), 2u);
+  EXPECT_EQ(cookieKind(r.flows[0].cookie), CookieKind::kDnsAnswer);
+  EXPECT_EQ(outputs(r.flows[0]), (std::vector<std::uint32_t>{2, ofp::kPortController}));
+  EXPECT_EQ(cookieKind(r.flows[1].cookie), CookieKind::kConnAllow);
+
+  // DNS from anywhere else is an ordinary connection: never copied, never a name source.
+  auto other = packet::buildUdp4(net.toCell(net.web), ip("192.0.2.53"), net.web.ip, 53, 5000);
+  auto of = packet::parseFrame(other);
+  ASSERT_TRUE(of);
+  Decision o = Decider().decide(net.view, 1, *of);
+  EXPECT_FALSE(o.dns_answer);
+  for (const auto& fm : o.flows) {
+    EXPECT_NE(cookieKind(fm.cookie), CookieKind::kDnsAnswer);
+    for (auto port : outputs(fm)) EXPECT_NE(port, ofp::kPortController);
+  }
+}
+
 TEST(Decider, RejectSendsRstAcknowledgingTheSyn) {
   Net net;
   auto bytes = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.66"), 40000, 80,

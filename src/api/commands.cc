@@ -39,7 +39,59 @@ CellInfo cellFromJson(const json& j) {
   return c;
 }
 
+json ruleToJson(const RuleInfo& r) {
+  return json{{"id", r.id},         {"app", r.app},
+              {"action", r.action}, {"text", r.text},
+              {"origin", r.origin}, {"created_ms", r.created_ms},
+              {"expires_ms", r.expires_ms}, {"connections_max", r.connections_max},
+              {"connections_used", r.connections_used}, {"until_exit", r.until_exit}};
+}
+
+RuleInfo ruleFromJson(const json& j) {
+  RuleInfo r;
+  r.id = j.value("id", 0u);
+  r.app = j.value("app", "");
+  r.action = j.value("action", "");
+  r.text = j.value("text", "");
+  r.origin = j.value("origin", "");
+  r.created_ms = j.value("created_ms", std::int64_t{0});
+  r.expires_ms = j.value("expires_ms", std::int64_t{0});
+  r.connections_max = j.value("connections_max", 0u);
+  r.connections_used = j.value("connections_used", 0u);
+  r.until_exit = j.value("until_exit", false);
+  return r;
+}
+
+json logToJson(const LogEntry& e) {
+  return json{{"id", e.id},       {"time_ms", e.time_ms},   {"app", e.app},
+              {"cell", e.cell},   {"proto", e.proto},       {"remote_ip", e.remote_ip},
+              {"remote_port", e.remote_port}, {"names", e.names}, {"verdict", e.verdict},
+              {"rule_id", e.rule_id}, {"reason", e.reason}, {"packets", e.packets},
+              {"bytes", e.bytes}};
+}
+
+LogEntry logFromJson(const json& j) {
+  LogEntry e;
+  e.id = j.value("id", std::int64_t{0});
+  e.time_ms = j.value("time_ms", std::int64_t{0});
+  e.app = j.value("app", "");
+  e.cell = j.value("cell", 0u);
+  e.proto = j.value("proto", "");
+  e.remote_ip = j.value("remote_ip", "");
+  e.remote_port = j.value("remote_port", std::uint16_t{0});
+  e.names = j.value("names", "");
+  e.verdict = j.value("verdict", "");
+  e.rule_id = j.value("rule_id", 0u);
+  e.reason = j.value("reason", "");
+  e.packets = j.value("packets", std::uint64_t{0});
+  e.bytes = j.value("bytes", std::uint64_t{0});
+  return e;
+}
+
 }  // namespace
+
+std::string ruleInfoJsonText(const RuleInfo& r) { return ruleToJson(r).dump(); }
+std::string logEntryJsonText(const LogEntry& e) { return logToJson(e).dump(); }
 
 std::string encodeCommand(const Command& c) {
   json j = std::visit(
@@ -57,6 +109,24 @@ std::string encodeCommand(const Command& c) {
           return {{"cmd", "flows"}};
         else if constexpr (std::is_same_v<M, Status>)
           return {{"cmd", "status"}};
+        else if constexpr (std::is_same_v<M, RulesList>)
+          return {{"cmd", "rules.list"}, {"app", m.app}};
+        else if constexpr (std::is_same_v<M, RuleAdd>)
+          return {{"cmd", "rules.add"}, {"app", m.app}, {"rule_text", m.rule_text}};
+        else if constexpr (std::is_same_v<M, RuleRemove>)
+          return {{"cmd", "rules.rm"}, {"id", m.id}};
+        else if constexpr (std::is_same_v<M, RulesExplain>)
+          return {{"cmd", "rules.explain"}, {"app", m.app}, {"cell", m.cell}, {"proto", m.proto},
+                  {"remote", m.remote}, {"port", m.port}, {"inbound", m.inbound}};
+        else if constexpr (std::is_same_v<M, PolicyExport>)
+          return {{"cmd", "rules.export"}, {"app", m.app}};
+        else if constexpr (std::is_same_v<M, PolicyImport>)
+          return {{"cmd", "rules.import"}, {"app", m.app}, {"text", m.text},
+                  {"origin", m.origin}, {"merge", m.merge}};
+        else if constexpr (std::is_same_v<M, LogQuery>)
+          return {{"cmd", "log"}, {"app", m.app}, {"after_id", m.after_id}, {"limit", m.limit}};
+        else if constexpr (std::is_same_v<M, NamesQuery>)
+          return {{"cmd", "names"}, {"cell", m.cell}};
         else
           return {{"cmd", "shutdown"}};
       },
@@ -78,6 +148,21 @@ Expected<Command> decodeCommand(const std::string& line) {
     if (cmd == "flows") return Command{FlowDump{}};
     if (cmd == "status") return Command{Status{}};
     if (cmd == "shutdown") return Command{Shutdown{}};
+    if (cmd == "rules.list") return Command{RulesList{j.value("app", "")}};
+    if (cmd == "rules.add") return Command{RuleAdd{j.value("app", ""), j.value("rule_text", "")}};
+    if (cmd == "rules.rm") return Command{RuleRemove{j.value("id", 0u)}};
+    if (cmd == "rules.explain")
+      return Command{RulesExplain{j.value("app", ""), j.value("cell", 0u), j.value("proto", "tcp"),
+                                  j.value("remote", ""), j.value("port", std::uint16_t{0}),
+                                  j.value("inbound", false)}};
+    if (cmd == "rules.export") return Command{PolicyExport{j.value("app", "")}};
+    if (cmd == "rules.import")
+      return Command{PolicyImport{j.value("app", ""), j.value("text", ""), j.value("origin", ""),
+                                  j.value("merge", false)}};
+    if (cmd == "log")
+      return Command{LogQuery{j.value("app", ""), j.value("after_id", std::int64_t{0}),
+                              j.value("limit", 50u)}};
+    if (cmd == "names") return Command{NamesQuery{j.value("cell", 0u)}};
     return fail("unknown command '" + cmd + "'");
   } catch (const json::exception& e) {
     return fail(std::string("bad request: ") + e.what());
@@ -93,6 +178,17 @@ std::string encodeReply(const Reply& r) {
     j["cells"] = std::move(cells);
   }
   if (!r.lines.empty()) j["lines"] = r.lines;
+  if (!r.rules.empty()) {
+    json rules = json::array();
+    for (const auto& x : r.rules) rules.push_back(ruleToJson(x));
+    j["rules"] = std::move(rules);
+  }
+  if (!r.log.empty()) {
+    json log = json::array();
+    for (const auto& x : r.log) log.push_back(logToJson(x));
+    j["log"] = std::move(log);
+  }
+  if (!r.text.empty()) j["text"] = r.text;
   return j.dump();
 }
 
@@ -106,6 +202,11 @@ Expected<Reply> decodeReply(const std::string& line) {
     if (j.contains("cells"))
       for (const auto& c : j["cells"]) r.cells.push_back(cellFromJson(c));
     if (j.contains("lines")) r.lines = j["lines"].get<std::vector<std::string>>();
+    if (j.contains("rules"))
+      for (const auto& x : j["rules"]) r.rules.push_back(ruleFromJson(x));
+    if (j.contains("log"))
+      for (const auto& x : j["log"]) r.log.push_back(logFromJson(x));
+    r.text = j.value("text", "");
     return r;
   } catch (const json::exception& e) {
     return fail(std::string("daemon sent a bad reply: ") + e.what());

@@ -42,17 +42,91 @@ struct FlowDump {};
 struct Status {};
 struct Shutdown {};
 
-using Command = std::variant<CellCreate, CellExit, CellList, FlowDump, Status, Shutdown>;
+// ---- rules (persisted per app; docs/policy.md) ----
+struct RuleInfo {
+  std::uint32_t id = 0;
+  std::string app, action;
+  std::string text;    // the rule in the policy language (one [[rule]] table)
+  std::string origin;  // "file.toml:12", "cli", "prompt"...
+  std::int64_t created_ms = 0;
+  std::int64_t expires_ms = 0;  // 0: no time limit
+  std::uint32_t connections_max = 0, connections_used = 0;  // max 0: no count limit
+  bool until_exit = false;
+};
+struct RulesList {
+  std::string app;  // empty: every app
+};
+struct RuleAdd {
+  std::string app;
+  std::string rule_text;  // one rule in the policy language ([[rule]] table or its keys)
+};
+struct RuleRemove {
+  std::uint32_t id = 0;
+};
+// Which rule decides a connection (by address, or by a host name the cell resolved).
+struct RulesExplain {
+  std::string app;
+  std::uint32_t cell = 0;  // 0: no cell's names (address rules only, or `remote` as a name)
+  std::string proto = "tcp";
+  std::string remote;      // an address, or a host name
+  std::uint16_t port = 0;
+  bool inbound = false;
+};
+struct PolicyExport {
+  std::string app;
+};
+struct PolicyImport {
+  std::string app;
+  std::string text;
+  std::string origin;  // the file's name, for error messages
+  bool merge = false;  // add the file's rules instead of replacing the app's policy
+};
+struct LogQuery {
+  std::string app;           // empty: every app
+  std::int64_t after_id = 0;  // only entries newer than this id (for --follow)
+  std::uint32_t limit = 50;
+};
+struct LogEntry {
+  std::int64_t id = 0, time_ms = 0;
+  std::string app;
+  std::uint32_t cell = 0;
+  std::string proto, remote_ip;
+  std::uint16_t remote_port = 0;
+  std::string names, verdict;
+  std::uint32_t rule_id = 0;
+  std::string reason;
+  std::uint64_t packets = 0, bytes = 0;
+};
+struct NamesQuery {
+  std::uint32_t cell = 0;
+};
+
+using Command = std::variant<CellCreate, CellExit, CellList, FlowDump, Status, Shutdown, RulesList,
+                             RuleAdd, RuleRemove, RulesExplain, PolicyExport, PolicyImport,
+                             LogQuery, NamesQuery>;
 
 // Replies.
 struct Reply {
   bool ok = true;
   std::string error;
   std::vector<CellInfo> cells;     // CellCreate (one), CellList
-  std::vector<std::string> lines;  // FlowDump, Status
+  std::vector<std::string> lines;  // FlowDump, Status, RulesExplain, NamesQuery
+  std::vector<RuleInfo> rules;     // RulesList, RuleAdd (the new rule)
+  std::vector<LogEntry> log;       // LogQuery, oldest first
+  std::string text;                // PolicyExport
+
+  static Reply failed(std::string why) {
+    Reply r;
+    r.ok = false;
+    r.error = std::move(why);
+    return r;
+  }
 };
 
 std::string encodeCommand(const Command& c);
+// The JSON objects `--json` output prints (the same as on the wire).
+std::string ruleInfoJsonText(const RuleInfo& r);
+std::string logEntryJsonText(const LogEntry& e);
 Expected<Command> decodeCommand(const std::string& line);
 std::string encodeReply(const Reply& r);
 Expected<Reply> decodeReply(const std::string& line);

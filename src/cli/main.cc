@@ -15,6 +15,7 @@
 
 #include "cell/launcher.h"
 #include "cli/client.h"
+#include "cli/rules_cmd.h"
 
 namespace {
 
@@ -200,10 +201,90 @@ int main(int argc, char** argv) {
   auto* daemon = app.add_subcommand("daemon", "run cellwalld in the foreground");
   daemon->allow_extras();
 
+  auto* rules = app.add_subcommand("rules", "list, add, remove, explain, export and import rules");
+  rules->require_subcommand(1);
+  std::string rules_app;
+  bool json = false;
+  auto common = [&](CLI::App* sc, bool app_required) {
+    auto* o = sc->add_option("--app", rules_app, "application name");
+    if (app_required) o->required();
+    sc->add_flag("--json", json, "JSON output, one object per line");
+  };
+  auto* r_list = rules->add_subcommand("list", "the rules in force");
+  common(r_list, false);
+  auto* r_add = rules->add_subcommand("add", "add a rule (takes effect at once, persisted)");
+  common(r_add, true);
+  cw::cli::RuleFlags rf;
+  bool a_allow = false, a_deny = false, a_reject = false;
+  r_add->add_flag("--allow", a_allow, "allow (the default)");
+  r_add->add_flag("--deny", a_deny, "drop silently");
+  r_add->add_flag("--reject", a_reject, "refuse at once (TCP reset / ICMP unreachable)");
+  r_add->add_option("--host", rf.hosts, "host name or *.domain the cell resolved (repeatable)");
+  r_add->add_option("--to", rf.to, "address or CIDR (repeatable)");
+  r_add->add_option("--from", rf.from, "inbound: remote address or CIDR (repeatable)");
+  r_add->add_option("--port,--ports", rf.ports, "port, range lo-hi, or a comma list (repeatable)");
+  r_add->add_option("--proto", rf.proto, "tcp | udp | icmp | any");
+  r_add->add_flag("--inbound", rf.inbound, "a connection into the cell, to a port it listens on");
+  r_add->add_option("--for", rf.for_duration, "lifetime, e.g. 90s, 15m, 1h30m");
+  r_add->add_option("--until", rf.until, "end time (RFC 3339) or 'exit' (until the app exits)");
+  r_add->add_option("--connections", rf.connections, "admit this many connections, then stop");
+  r_add->add_option("--comment", rf.comment, "free text shown with the rule");
+  auto* r_rm = rules->add_subcommand("rm", "remove rules by id; their connections are cut");
+  std::vector<std::uint32_t> rm_ids;
+  r_rm->add_option("id", rm_ids, "rule ids")->required();
+  auto* r_explain = rules->add_subcommand("explain", "which rule decides a connection, and why");
+  common(r_explain, true);
+  cw::api::RulesExplain ex;
+  r_explain->add_option("--cell", ex.cell, "use the names this cell resolved");
+  r_explain->add_option("--proto", ex.proto, "tcp | udp | icmp")->capture_default_str();
+  r_explain->add_flag("--inbound", ex.inbound, "a connection into the cell");
+  r_explain->add_option("remote", ex.remote, "address or host name")->required();
+  r_explain->add_option("port", ex.port, "port");
+  auto* r_export = rules->add_subcommand("export", "print the app's policy as TOML");
+  common(r_export, true);
+  auto* r_import = rules->add_subcommand("import", "load a TOML policy file for the app");
+  common(r_import, true);
+  std::string import_file;
+  bool merge = false;
+  r_import->add_option("file", import_file, "policy file")->required();
+  r_import->add_flag("--merge", merge, "add the file's rules instead of replacing the policy");
+
+  auto* logc = app.add_subcommand("log", "the connection log");
+  std::string log_app;
+  bool follow = false, log_json = false;
+  std::uint32_t log_limit = 50;
+  logc->add_option("--app", log_app, "only this application");
+  logc->add_flag("-f,--follow", follow, "keep printing new entries");
+  logc->add_flag("--json", log_json, "JSON output, one object per line");
+  logc->add_option("-n,--limit", log_limit, "entries to show")->capture_default_str();
+
+  auto* namesc = app.add_subcommand("names", "host names a cell resolved (DNS snooping)");
+  std::uint32_t names_cell = 0;
+  namesc->add_option("cell", names_cell, "cell id (see cellwall ps)")->required();
+
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
   if (*run) return cmdRun(app_name, policy_file, user, env, command);
+  if (*rules || *logc || *namesc) {
+    auto client = Client::connect(socketPath());
+    if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");
+    if (*r_list) return cw::cli::rulesList(*client, rules_app, json);
+    if (*r_add) {
+      if (a_allow + a_deny + a_reject > 1) return die("choose one of --allow, --deny, --reject", 2);
+      rf.action = a_deny ? "deny" : a_reject ? "reject" : "allow";
+      return cw::cli::rulesAdd(*client, rules_app, rf, json);
+    }
+    if (*r_rm) return cw::cli::rulesRemove(*client, rm_ids);
+    if (*r_explain) {
+      ex.app = rules_app;
+      return cw::cli::rulesExplain(*client, ex, json);
+    }
+    if (*r_export) return cw::cli::rulesExport(*client, rules_app);
+    if (*r_import) return cw::cli::rulesImport(*client, rules_app, import_file, merge);
+    if (*logc) return cw::cli::log(*client, log_app, follow, log_json, log_limit);
+    if (*namesc) return cw::cli::names(*client, names_cell);
+  }
   if (*ps) return cmdPs();
   if (*flows) return printLines(cw::api::FlowDump{});
   if (*status) return printLines(cw::api::Status{});

@@ -375,7 +375,7 @@ struct Daemon::Impl {
       c->in.consume(n);
       auto cmd = api::decodeCommand(line);
       if (!cmd) {
-        reply(c, api::Reply{false, cmd.error().message, {}, {}});
+        reply(c, api::Reply::failed(cmd.error().message));
         return;
       }
       execute(c, *cmd);
@@ -393,17 +393,19 @@ struct Daemon::Impl {
     if (auto* create = std::get_if<api::CellCreate>(&cmd)) {
       auto info = createCell(*create);
       if (!info) {
-        reply(c, api::Reply{false, info.error().message, {}, {}});
+        reply(c, api::Reply::failed(info.error().message));
         return;
       }
       c->cells.push_back(info->id);
       programCell(info->id, [this, c, info = *info](bool ok) {
         if (!ok) {
           removeCell(info.id, "its flows could not be installed");
-          reply(c, api::Reply{false, "the bridge is not connected to cellwalld; cell not started", {}, {}});
+          reply(c, api::Reply::failed("the bridge is not connected to cellwalld; cell not started"));
           return;
         }
-        reply(c, api::Reply{true, "", {info}, {}});
+        api::Reply r;
+        r.cells.push_back(info);
+        reply(c, r);
       });
     } else if (auto* ex = std::get_if<api::CellExit>(&cmd)) {
       removeCell(ex->id, "its command exited");
@@ -448,7 +450,7 @@ struct Daemon::Impl {
   void dumpFlows(const std::shared_ptr<Client>& c) {
     auto s = bridge();
     if (!s) {
-      reply(c, api::Reply{false, "the bridge is not connected", {}, {}});
+      reply(c, api::Reply::failed("the bridge is not connected"));
       return;
     }
     s->post([this, s, c] {

@@ -1,25 +1,34 @@
 // Matcher: the compiled, immutable index behind decide().
 //
-// Layout. Per direction, a path-compressed binary trie over the 128-bit IPv4-mapped address
-// space; each node with rules owns, per key protocol (any/tcp/udp/icmp), a run of "port
-// segments": the port line 0..65535 cut into pieces, each labelled with the best rule entry
-// covering it (computed once with a sweep). Rules without an address live in a separate
-// bucket consulted after every trie node, so any address prefix beats "any address".
+// Layout. Per direction ("side"): exact host names in a hash map, wildcard suffixes in another
+// (both case-insensitive), and a path-compressed binary trie over the 128-bit IPv4-mapped
+// address space; rules without a destination live in one more bucket. Every place a rule can
+// be found (a name, a suffix, a trie node, the bucket) owns a table: per key protocol
+// (any/tcp/udp/icmp), a run of "port segments", the port line 0..65535 cut into pieces, each
+// labelled with the best few entries covering it, best first (computed once with a sweep).
 //
-// decide() walks the trie once (at most 129 nodes), then from the deepest matching node
-// toward the root does one binary search over that node's segments (at most 17 steps, since
-// there are at most 65,537 segments). Nothing depends on the number of rules beyond that, and
-// nothing allocates.
+// decide() visits the places from most to least specific destination (docs/policy.md):
+// exact names, wildcard suffixes by label count, trie nodes deepest first, the bucket. At
+// each it does one binary search over at most 65,537 segments and takes the first usable entry
+// of the segment's run; the first place with one decides. Names of equal specificity (two
+// resolved names, two suffixes with as many labels) are compared by rank. Nothing depends on
+// the number of rules and nothing allocates. Only when a filter rejects every entry of a
+// truncated run does it scan that place's entries in rank order.
 //
 // IPv6 prefixes never match IPv4 keys (as Cidr::contains says): every IPv4 prefix sits at
 // depth >= 96 under ::ffff:0:0/96 and every node shallower than 96 holds only IPv6 prefixes,
 // so IPv4 keys simply skip nodes shallower than 96.
+//
+// explain() does not use the index: it ranks every rule literally, which also makes it a
+// cross-check of the index in the tests.
 
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <queue>
+#include <set>
+#include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "policy/policy.h"
@@ -31,6 +40,7 @@ namespace {
 constexpr std::uint32_t kNone = 0xffffffffu;
 constexpr std::size_t kProtocols = 4;  // indexed by Protocol
 constexpr std::uint32_t kAnyPortWidth = 65537;  // wider than any explicit range
+constexpr std::size_t kRun = 4;  // entries kept per segment for filters to skip through
 
 unsigned bitAt(const IpAddr& a, unsigned i) {
   return (static_cast<unsigned>(a.b[i / 8]) >> (7 - i % 8)) & 1u;
@@ -57,20 +67,21 @@ unsigned commonPrefix(const IpAddr& a, const IpAddr& b, unsigned limit) {
   return i;
 }
 
-// Precedence within one address prefix, smaller is better: narrowest port range, then a named
-// protocol, then deny/reject over allow, then the lower rule id.
+// Precedence within one destination, smaller is better: narrowest port range, then a named
+// protocol, then deny/reject over allow, then the lower rule id, then the earlier rule.
 struct Rank {
   std::uint32_t width;
   std::uint8_t any_protocol;
   std::uint8_t is_allow;
   std::uint32_t id;
+  std::uint32_t rule;
   bool operator<(const Rank& o) const {
-    return std::tie(width, any_protocol, is_allow, id) <
-           std::tie(o.width, o.any_protocol, o.is_allow, o.id);
+    return std::tie(width, any_protocol, is_allow, id, rule) <
+           std::tie(o.width, o.any_protocol, o.is_allow, o.id, o.rule);
   }
 };
 
-// One (rule, port range) pair placed at one address prefix.
+// One (rule, port range) pair placed at one destination.
 struct Entry {
   std::uint32_t rule;  // index into AppPolicy::rules
   std::uint16_t lo, hi;
@@ -78,25 +89,83 @@ struct Entry {
   Rank rank;
 };
 
+bool isPortProtocol(Protocol p) { return p == Protocol::kTcp || p == Protocol::kUdp; }
+
 bool entryServes(const Entry& e, Protocol rule_proto, Protocol key_proto) {
   if (rule_proto != Protocol::kAny && rule_proto != key_proto) return false;
   // Port rules only make sense where there are ports.
-  if (!e.any_port) return key_proto == Protocol::kTcp || key_proto == Protocol::kUdp;
+  if (!e.any_port) return isPortProtocol(key_proto);
   return true;
+}
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool sameName(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+// Case-insensitive, transparent: lookups take a string_view and never allocate.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const {
+    std::uint64_t h = 14695981039346656037ull;  // FNV-1a
+    for (char c : s) {
+      h ^= static_cast<unsigned char>(lower(c));
+      h *= 1099511628211ull;
+    }
+    return static_cast<std::size_t>(h);
+  }
+};
+struct NameEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return sameName(a, b); }
+};
+
+// Resolved names arrive as the resolver saw them: drop the root label's dot.
+std::string_view normalName(std::string_view n) {
+  if (!n.empty() && n.back() == '.') n.remove_suffix(1);
+  return n;
+}
+
+std::uint32_t labelCount(std::string_view s) {
+  return static_cast<std::uint32_t>(std::count(s.begin(), s.end(), '.')) + 1;
+}
+
+// The suffix of `name` with exactly `labels` labels, if something lies before it
+// ("a.b.example.org", 2 -> "example.org"); empty otherwise.
+std::string_view suffixWithLabels(std::string_view name, std::uint32_t labels) {
+  std::uint32_t dots = 0;
+  for (std::size_t i = name.size(); i > 0; --i) {
+    if (name[i - 1] != '.') continue;
+    if (++dots == labels) return i - 1 == 0 ? std::string_view() : name.substr(i);
+  }
+  return {};
+}
+
+// Does resolved name n (normalised) fall strictly below wildcard suffix s?
+bool below(std::string_view n, std::string_view s) {
+  return n.size() > s.size() + 1 && n[n.size() - s.size() - 1] == '.' &&
+         sameName(n.substr(n.size() - s.size()), s);
 }
 
 }  // namespace
 
 struct Matcher::Index {
   struct Segment {
-    std::uint32_t start;  // first port of the segment; segments are sorted by start
-    std::uint32_t rule;   // kNone: no rule covers these ports
+    std::uint32_t start;       // first port of the segment; segments are sorted by start
+    std::uint32_t run_offset;  // into runs
+    std::uint8_t run_count;    // 0: no entry covers these ports
+    bool truncated;            // more entries cover these ports than the run holds
   };
   struct Span {
     std::uint32_t offset = 0, count = 0;
   };
   struct Table {
-    std::array<Span, kProtocols> by_protocol{};
+    std::array<Span, kProtocols> by_protocol{};  // into segments
+    Span sorted;                                 // into order: this table's entries, best first
   };
   struct Node {
     IpAddr prefix;  // masked to len bits
@@ -104,95 +173,135 @@ struct Matcher::Index {
     std::array<std::uint32_t, 2> child{kNone, kNone};
     std::uint32_t table = kNone;  // index into tables; kNone: no rules here
   };
-  struct Trie {
-    std::vector<Node> nodes;  // nodes[0] is the root (::/0)
-    std::uint32_t any_address = kNone;  // table for rules without an address
+  struct NameSlot {
+    std::uint32_t table;
+    std::uint32_t labels;
+  };
+  using NameMap = std::unordered_map<std::string, NameSlot, NameHash, NameEq>;
+  struct Side {
+    std::vector<Node> nodes;  // the trie; nodes[0] is the root (::/0)
+    std::uint32_t any_address = kNone;  // table for rules without a destination
+    NameMap exact;
+    NameMap wildcard;  // keyed by the suffix: "*.example.org" -> "example.org"
+    std::uint32_t max_wildcard_labels = 0;
   };
 
-  std::array<Trie, 2> by_direction;  // indexed by Direction
+  std::array<Side, 2> by_direction;  // indexed by Direction
+  std::vector<Entry> entries;
+  std::vector<std::uint32_t> order;  // entry indices
+  std::vector<std::uint32_t> runs;   // entry indices
   std::vector<Table> tables;
   std::vector<Segment> segments;
 
-  std::uint32_t insert(Trie& t, const IpAddr& addr, unsigned len);
-  std::uint32_t buildTable(const std::vector<Entry>& entries, const std::vector<Rule>& rules);
-  std::uint32_t best(std::uint32_t table, Protocol proto, std::uint16_t port) const;
+  std::uint32_t insert(Side& s, const IpAddr& addr, unsigned len);
+  std::uint32_t buildTable(const std::vector<Entry>& es, const std::vector<Rule>& rules);
+  std::uint32_t firstUsable(std::uint32_t table, Protocol proto, std::uint16_t port,
+                            const std::vector<Rule>& rules, const RuleFilter& filter) const;
 };
 
-std::uint32_t Matcher::Index::insert(Trie& t, const IpAddr& addr, unsigned len) {
+std::uint32_t Matcher::Index::insert(Side& s, const IpAddr& addr, unsigned len) {
+  std::vector<Node>& nodes = s.nodes;
   IpAddr p = masked(addr, len);
   auto make = [&](const IpAddr& pre, unsigned l) {
     Node n;
     n.prefix = pre;
     n.len = l;
-    t.nodes.push_back(n);
-    return static_cast<std::uint32_t>(t.nodes.size() - 1);
+    nodes.push_back(n);
+    return static_cast<std::uint32_t>(nodes.size() - 1);
   };
   std::uint32_t cur = 0;
   for (;;) {
-    if (t.nodes[cur].len == len) return cur;
-    unsigned bit = bitAt(p, t.nodes[cur].len);
-    std::uint32_t c = t.nodes[cur].child[bit];
+    if (nodes[cur].len == len) return cur;
+    unsigned bit = bitAt(p, nodes[cur].len);
+    std::uint32_t c = nodes[cur].child[bit];
     if (c == kNone) {
       std::uint32_t leaf = make(p, len);
-      t.nodes[cur].child[bit] = leaf;
+      nodes[cur].child[bit] = leaf;
       return leaf;
     }
-    unsigned clen = t.nodes[c].len;
-    unsigned common = commonPrefix(p, t.nodes[c].prefix, std::min(len, clen));
+    unsigned clen = nodes[c].len;
+    unsigned common = commonPrefix(p, nodes[c].prefix, std::min(len, clen));
     if (common == clen) {
       cur = c;
       continue;
     }
     // The new prefix diverges from (or ends inside) the child's compressed path: split it.
     std::uint32_t mid = make(masked(p, common), common);
-    t.nodes[mid].child[bitAt(t.nodes[c].prefix, common)] = c;
-    t.nodes[cur].child[bit] = mid;
+    nodes[mid].child[bitAt(nodes[c].prefix, common)] = c;
+    nodes[cur].child[bit] = mid;
     if (common == len) return mid;
     std::uint32_t leaf = make(p, len);
-    t.nodes[mid].child[bitAt(p, common)] = leaf;
+    nodes[mid].child[bitAt(p, common)] = leaf;
     return leaf;
   }
 }
 
-std::uint32_t Matcher::Index::buildTable(const std::vector<Entry>& entries,
+std::uint32_t Matcher::Index::buildTable(const std::vector<Entry>& es,
                                          const std::vector<Rule>& rules) {
   Table table;
+  const auto base = static_cast<std::uint32_t>(entries.size());
+  entries.insert(entries.end(), es.begin(), es.end());
+  auto better = [&](std::uint32_t a, std::uint32_t b) {
+    return entries[a].rank < entries[b].rank || (!(entries[b].rank < entries[a].rank) && a < b);
+  };
+  table.sorted.offset = static_cast<std::uint32_t>(order.size());
+  for (std::uint32_t i = 0; i < es.size(); ++i) order.push_back(base + i);
+  std::sort(order.begin() + table.sorted.offset, order.end(), better);
+  table.sorted.count = static_cast<std::uint32_t>(es.size());
+
   for (std::size_t pi = 0; pi < kProtocols; ++pi) {
     auto proto = static_cast<Protocol>(pi);
-    std::vector<const Entry*> list;
-    for (const auto& e : entries)
-      if (entryServes(e, rules[e.rule].match.protocol, proto)) list.push_back(&e);
+    std::vector<std::uint32_t> list;
+    for (std::uint32_t i = base; i < entries.size(); ++i)
+      if (entryServes(entries[i], rules[entries[i].rule].match.protocol, proto)) list.push_back(i);
     Span span;
     span.offset = static_cast<std::uint32_t>(segments.size());
     if (list.empty()) {
       table.by_protocol[pi] = span;
       continue;
     }
-    // Sweep the port line: at each boundary add the entries starting there, drop the ones that
-    // ended (lazily, from the top of the heap), and label the segment with the best left.
-    std::sort(list.begin(), list.end(), [](const Entry* a, const Entry* b) { return a->lo < b->lo; });
+    // Sweep the port line: at each boundary drop the entries that ended, add the ones that
+    // start, and label the segment with the best few still active.
+    std::vector<std::uint32_t> by_end = list;
+    std::sort(list.begin(), list.end(),
+              [&](std::uint32_t a, std::uint32_t b) { return entries[a].lo < entries[b].lo; });
+    std::sort(by_end.begin(), by_end.end(),
+              [&](std::uint32_t a, std::uint32_t b) { return entries[a].hi < entries[b].hi; });
     std::vector<std::uint32_t> bounds;
     bounds.reserve(list.size() * 2 + 1);
     bounds.push_back(0);
-    for (const Entry* e : list) {
-      bounds.push_back(e->lo);
-      bounds.push_back(std::uint32_t{e->hi} + 1);
+    for (std::uint32_t e : list) {
+      bounds.push_back(entries[e].lo);
+      bounds.push_back(std::uint32_t{entries[e].hi} + 1);
     }
     std::sort(bounds.begin(), bounds.end());
     bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
-    auto worse = [](const Entry* a, const Entry* b) { return b->rank < a->rank; };
-    std::priority_queue<const Entry*, std::vector<const Entry*>, decltype(worse)> heap(worse);
-    std::size_t next = 0;
-    std::uint32_t last = kNone - 1;  // differs from every label, so the first one is emitted
+    std::set<std::uint32_t, decltype(better)> active(better);
+    std::size_t next_add = 0;
+    std::size_t next_drop = 0;
     for (std::uint32_t b : bounds) {
       if (b > 65535) break;
-      while (next < list.size() && list[next]->lo == b) heap.push(list[next++]);
-      while (!heap.empty() && heap.top()->hi < b) heap.pop();
-      std::uint32_t label = heap.empty() ? kNone : heap.top()->rule;
-      if (label != last) {
-        segments.push_back(Segment{b, label});
-        last = label;
+      while (next_drop < by_end.size() && std::uint32_t{entries[by_end[next_drop]].hi} + 1 <= b)
+        active.erase(by_end[next_drop++]);
+      while (next_add < list.size() && entries[list[next_add]].lo <= b)
+        active.insert(list[next_add++]);
+      Segment seg{b, static_cast<std::uint32_t>(runs.size()), 0, active.size() > kRun};
+      for (auto it = active.begin(); it != active.end() && seg.run_count < kRun; ++it) {
+        runs.push_back(*it);
+        ++seg.run_count;
       }
+      // Merge with the previous segment when both say the same.
+      if (segments.size() > span.offset) {
+        const Segment& prev = segments.back();
+        if (prev.run_count == seg.run_count && prev.truncated == seg.truncated &&
+            std::equal(runs.begin() + prev.run_offset,
+                       runs.begin() + prev.run_offset + prev.run_count,
+                       runs.begin() + seg.run_offset)) {
+          runs.resize(seg.run_offset);
+          continue;
+        }
+      }
+      segments.push_back(seg);
     }
     span.count = static_cast<std::uint32_t>(segments.size()) - span.offset;
     table.by_protocol[pi] = span;
@@ -201,33 +310,50 @@ std::uint32_t Matcher::Index::buildTable(const std::vector<Entry>& entries,
   return static_cast<std::uint32_t>(tables.size() - 1);
 }
 
-std::uint32_t Matcher::Index::best(std::uint32_t table, Protocol proto,
-                                   std::uint16_t port) const {
-  const Span& span = tables[table].by_protocol[static_cast<std::size_t>(proto)];
+std::uint32_t Matcher::Index::firstUsable(std::uint32_t table, Protocol proto,
+                                          std::uint16_t port, const std::vector<Rule>& rules,
+                                          const RuleFilter& filter) const {
+  const Table& t = tables[table];
+  const Span& span = t.by_protocol[static_cast<std::size_t>(proto)];
   if (span.count == 0) return kNone;
   const Segment* first = segments.data() + span.offset;
   const Segment* last = first + span.count;
   // ICMP and protocol-less keys have no port; their segments cover everything from 0.
-  std::uint32_t p = (proto == Protocol::kTcp || proto == Protocol::kUdp) ? port : 0;
+  std::uint32_t p = isPortProtocol(proto) ? port : 0;
   const Segment* it = std::upper_bound(
       first, last, p, [](std::uint32_t v, const Segment& s) { return v < s.start; });
-  return it == first ? kNone : (it - 1)->rule;
+  if (it == first) return kNone;
+  const Segment& seg = *(it - 1);
+  for (std::uint32_t k = 0; k < seg.run_count; ++k) {
+    std::uint32_t e = runs[seg.run_offset + k];
+    if (filter(rules[entries[e].rule])) return e;
+  }
+  if (!seg.truncated) return kNone;
+  // The filter rejected every entry the segment keeps: walk the rest in rank order.
+  for (std::uint32_t k = 0; k < t.sorted.count; ++k) {
+    std::uint32_t e = order[t.sorted.offset + k];
+    const Entry& en = entries[e];
+    if (!entryServes(en, rules[en.rule].match.protocol, proto)) continue;
+    if (p < en.lo || p > en.hi) continue;
+    if (filter(rules[en.rule])) return e;
+  }
+  return kNone;
 }
 
 Matcher::Matcher(AppPolicy policy) : policy_(std::move(policy)), index_(new Index) {
   const auto& rules = policy_.rules;
   for (std::size_t d = 0; d < 2; ++d) {
-    Index::Trie& trie = index_->by_direction[d];
-    trie.nodes.push_back(Index::Node{});  // the root, ::/0
+    Index::Side& side = index_->by_direction[d];
+    side.nodes.push_back(Index::Node{});  // the root, ::/0
     std::vector<std::vector<Entry>> node_entries;
     std::vector<Entry> any_entries;
+    std::unordered_map<std::string, std::vector<Entry>> exact_entries, wildcard_entries;
     for (std::size_t ri = 0; ri < rules.size(); ++ri) {
       const Rule& r = rules[ri];
       if (static_cast<std::size_t>(r.match.direction) != d) continue;
-      // Name rules need the DNS table; until it exists they match nothing.
-      if (!r.match.hosts.empty()) continue;
       Rank base{kAnyPortWidth, r.match.protocol == Protocol::kAny ? std::uint8_t{1} : std::uint8_t{0},
-                r.action == Action::kAllow ? std::uint8_t{1} : std::uint8_t{0}, r.id};
+                r.action == Action::kAllow ? std::uint8_t{1} : std::uint8_t{0}, r.id,
+                static_cast<std::uint32_t>(ri)};
       std::vector<Entry> es;
       if (r.match.ports.empty()) {
         es.push_back(Entry{static_cast<std::uint32_t>(ri), 0, 65535, true, base});
@@ -239,27 +365,42 @@ Matcher::Matcher(AppPolicy policy) : policy_(std::move(policy)), index_(new Inde
           es.push_back(Entry{static_cast<std::uint32_t>(ri), pr.lo, pr.hi, false, rk});
         }
       }
-      if (r.match.addresses.empty()) {
+      if (r.match.addresses.empty() && r.match.hosts.empty()) {
         any_entries.insert(any_entries.end(), es.begin(), es.end());
         continue;
       }
+      for (const HostPattern& h : r.match.hosts) {
+        // The parser gives lowercase without a trailing dot; rules built in code may not.
+        std::string name(normalName(h.name));
+        std::transform(name.begin(), name.end(), name.begin(), lower);
+        auto& bucket = h.wildcard ? wildcard_entries[name] : exact_entries[name];
+        bucket.insert(bucket.end(), es.begin(), es.end());
+      }
       for (const auto& c : r.match.addresses) {
         if (c.bits() > 128) continue;  // malformed (only possible through the API)
-        std::uint32_t n = index_->insert(trie, c.addr, c.bits());
-        if (node_entries.size() < trie.nodes.size()) node_entries.resize(trie.nodes.size());
+        std::uint32_t n = index_->insert(side, c.addr, c.bits());
+        if (node_entries.size() < side.nodes.size()) node_entries.resize(side.nodes.size());
         node_entries[n].insert(node_entries[n].end(), es.begin(), es.end());
       }
     }
-    node_entries.resize(trie.nodes.size());
-    for (std::size_t n = 0; n < trie.nodes.size(); ++n)
-      if (!node_entries[n].empty()) trie.nodes[n].table = index_->buildTable(node_entries[n], rules);
-    if (!any_entries.empty()) trie.any_address = index_->buildTable(any_entries, rules);
+    node_entries.resize(side.nodes.size());
+    for (std::size_t n = 0; n < side.nodes.size(); ++n)
+      if (!node_entries[n].empty()) side.nodes[n].table = index_->buildTable(node_entries[n], rules);
+    if (!any_entries.empty()) side.any_address = index_->buildTable(any_entries, rules);
+    for (const auto& [name, es] : exact_entries)
+      if (!es.empty()) side.exact.emplace(name, Index::NameSlot{index_->buildTable(es, rules), labelCount(name)});
+    for (const auto& [name, es] : wildcard_entries) {
+      if (es.empty()) continue;
+      std::uint32_t labels = labelCount(name);
+      side.wildcard.emplace(name, Index::NameSlot{index_->buildTable(es, rules), labels});
+      side.max_wildcard_labels = std::max(side.max_wildcard_labels, labels);
+    }
   }
 }
 
 Matcher::~Matcher() { delete index_; }
 
-Verdict Matcher::decide(const ConnKey& key) const {
+Verdict Matcher::fallback() const {
   Verdict v;
   v.fallback = policy_.default_action;
   switch (policy_.default_action) {
@@ -269,37 +410,190 @@ Verdict Matcher::decide(const ConnKey& key) const {
     case DefaultAction::kDeny:
     case DefaultAction::kPrompt: v.action = Action::kDeny; break;
   }
+  return v;
+}
+
+Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
+  Verdict v = fallback();
   auto d = static_cast<std::size_t>(key.direction);
   auto proto_index = static_cast<std::size_t>(key.protocol);
   if (d >= 2 || proto_index >= kProtocols) return v;
-  const Index::Trie& trie = index_->by_direction[d];
+  const Index& ix = *index_;
+  const Index::Side& side = ix.by_direction[d];
+  const auto& rules = policy_.rules;
 
+  auto found = [&](std::uint32_t e) {
+    v.rule = &rules[ix.entries[e].rule];
+    v.action = v.rule->action;
+    return v;
+  };
+  // Keeps the better of the running best and what table t offers.
+  auto consider = [&](std::uint32_t table, std::uint32_t& best) {
+    std::uint32_t e = ix.firstUsable(table, key.protocol, key.remote_port, rules, filter);
+    if (e != kNone && (best == kNone || ix.entries[e].rank < ix.entries[best].rank)) best = e;
+  };
+
+  // 1. Exact host names: all equally specific, so every resolved name competes by rank.
+  if (!side.exact.empty()) {
+    std::uint32_t best = kNone;
+    for (std::string_view raw : key.names) {
+      std::string_view n = normalName(raw);
+      if (n.empty()) continue;
+      auto it = side.exact.find(n);
+      if (it != side.exact.end()) consider(it->second.table, best);
+    }
+    if (best != kNone) return found(best);
+  }
+  // 2. Wildcards, the pattern with more labels first.
+  for (std::uint32_t labels = side.max_wildcard_labels; labels >= 1 && !side.wildcard.empty();
+       --labels) {
+    std::uint32_t best = kNone;
+    for (std::string_view raw : key.names) {
+      std::string_view suffix = suffixWithLabels(normalName(raw), labels);
+      if (suffix.data() == nullptr) continue;  // too few labels
+      auto it = side.wildcard.find(suffix);
+      if (it != side.wildcard.end()) consider(it->second.table, best);
+    }
+    if (best != kNone) return found(best);
+  }
+  // 3. Address prefixes, longest first.
   unsigned min_depth = key.remote.is_v4() ? 96 : 0;
   std::array<std::uint32_t, 129> path{};
   std::size_t depth = 0;
   std::uint32_t cur = 0;
   for (;;) {
-    const Index::Node& n = trie.nodes[cur];
+    const Index::Node& n = side.nodes[cur];
     if (n.table != kNone && n.len >= min_depth) path[depth++] = n.table;
     if (n.len >= 128) break;
     std::uint32_t c = n.child[bitAt(key.remote, n.len)];
-    if (c == kNone || !samePrefix(key.remote, trie.nodes[c].prefix, trie.nodes[c].len)) break;
+    if (c == kNone || !samePrefix(key.remote, side.nodes[c].prefix, side.nodes[c].len)) break;
     cur = c;
   }
-  auto found = [&](std::uint32_t rule) {
-    v.rule = &policy_.rules[rule];
-    v.action = v.rule->action;
-    return v;
-  };
   while (depth > 0) {
-    std::uint32_t r = index_->best(path[--depth], key.protocol, key.remote_port);
-    if (r != kNone) return found(r);
+    std::uint32_t best = kNone;
+    consider(path[--depth], best);
+    if (best != kNone) return found(best);
   }
-  if (trie.any_address != kNone) {
-    std::uint32_t r = index_->best(trie.any_address, key.protocol, key.remote_port);
-    if (r != kNone) return found(r);
+  // 4. No destination.
+  if (side.any_address != kNone) {
+    std::uint32_t best = kNone;
+    consider(side.any_address, best);
+    if (best != kNone) return found(best);
   }
   return v;
+}
+
+// --- explain: a literal ranking of every rule -------------------------------------------
+
+namespace {
+
+constexpr const char* kClassName[] = {"an exact host", "a wildcard host", "an address prefix",
+                                      "no destination"};
+
+struct Scored {
+  std::size_t index;
+  // Smaller is better, field by field (docs/policy.md).
+  std::uint8_t cls;        // 0 exact host, 1 wildcard, 2 prefix, 3 none
+  std::uint32_t dest_len;  // wildcard labels / prefix bits in the family; larger is better
+  std::uint32_t width;
+  std::uint8_t any_protocol;
+  std::uint8_t is_allow;
+  std::uint32_t id;
+  std::string what;
+  auto key() const {
+    return std::make_tuple(cls, kNone - dest_len, width, any_protocol, is_allow, id, index);
+  }
+};
+
+std::string whyBelow(const Scored& up, const Scored& me) {
+  if (up.cls != me.cls) return std::string(kClassName[up.cls]) + " beats " + kClassName[me.cls];
+  if (up.dest_len != me.dest_len) {
+    std::string a = std::to_string(me.dest_len), b = std::to_string(up.dest_len);
+    return me.cls == 1 ? "wildcard with fewer labels (" + a + " < " + b + ")"
+                       : "shorter prefix (" + a + " < " + b + " bits)";
+  }
+  if (up.width != me.width) {
+    if (me.width == kAnyPortWidth) return "any port is wider than a port range";
+    return "wider ports (" + std::to_string(me.width) + " > " + std::to_string(up.width) + ")";
+  }
+  if (up.any_protocol != me.any_protocol) return "a named protocol wins over proto any";
+  if (up.is_allow != me.is_allow) return "deny/reject wins over allow at equal specificity";
+  if (up.id != me.id)
+    return "higher id (" + std::to_string(me.id) + " > " + std::to_string(up.id) + ")";
+  return "later in the policy";
+}
+
+}  // namespace
+
+Explanation Matcher::explain(const ConnKey& key, RuleFilter filter) const {
+  Explanation out;
+  out.verdict = decide(key, filter);
+  std::vector<Scored> scored;
+  const auto& rules = policy_.rules;
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const Rule& r = rules[i];
+    const RuleMatch& m = r.match;
+    if (m.direction != key.direction) continue;
+    if (m.protocol != Protocol::kAny && m.protocol != key.protocol) continue;
+    Scored s{i, 4, 0, kAnyPortWidth, m.protocol == Protocol::kAny ? std::uint8_t{1} : std::uint8_t{0},
+             r.action == Action::kAllow ? std::uint8_t{1} : std::uint8_t{0}, r.id, {}};
+    auto offer = [&](std::uint8_t cls, std::uint32_t len, std::string what) {
+      if (cls < s.cls || (cls == s.cls && len > s.dest_len)) {
+        s.cls = cls;
+        s.dest_len = len;
+        s.what = std::move(what);
+      }
+    };
+    for (const HostPattern& h : m.hosts) {
+      std::string_view pattern = normalName(h.name);
+      for (std::string_view raw : key.names) {
+        std::string_view n = normalName(raw);
+        if (n.empty()) continue;
+        if (!h.wildcard && sameName(n, pattern)) offer(0, 0, "exact host " + h.str());
+        if (h.wildcard && below(n, pattern))
+          offer(1, labelCount(pattern),
+                "wildcard host " + h.str() + " (" + std::to_string(labelCount(pattern)) +
+                    " labels) for " + std::string(n));
+      }
+    }
+    for (const Cidr& c : m.addresses)
+      if (c.contains(key.remote))
+        offer(2, c.length, "prefix " + c.str() + " (" + std::to_string(c.length) + " bits)");
+    if (m.hosts.empty() && m.addresses.empty()) offer(3, 0, "no destination (any address)");
+    if (s.cls > 3) continue;
+    if (!m.ports.empty()) {
+      if (!isPortProtocol(key.protocol)) continue;
+      const PortRange* best = nullptr;
+      for (const PortRange& pr : m.ports)
+        if (pr.contains(key.remote_port) && (best == nullptr || pr.hi - pr.lo < best->hi - best->lo))
+          best = &pr;
+      if (best == nullptr) continue;
+      s.width = std::uint32_t{best->hi} - best->lo + 1;
+      s.what += ", ports " + std::to_string(best->lo);
+      if (best->hi != best->lo) s.what += "-" + std::to_string(best->hi);
+      s.what += " (width " + std::to_string(s.width) + ")";
+    } else {
+      s.what += ", any port";
+    }
+    s.what += m.protocol == Protocol::kAny ? ", any proto" : ", proto " + std::string(protocolName(m.protocol));
+    s.what += ", ";
+    s.what += actionName(r.action);
+    scored.push_back(std::move(s));
+  }
+  std::sort(scored.begin(), scored.end(),
+            [](const Scored& a, const Scored& b) { return a.key() < b.key(); });
+  for (std::size_t i = 0; i < scored.size(); ++i) {
+    Candidate c;
+    c.rule = &rules[scored[i].index];
+    c.usable = filter(*c.rule);
+    c.reason = scored[i].what;
+    if (i > 0)
+      c.reason += "; below rule " + std::to_string(scored[i - 1].id) + ": " +
+                  whyBelow(scored[i - 1], scored[i]);
+    if (!c.usable) c.reason += "; skipped (used up or filtered out)";
+    out.candidates.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace cw::policy

@@ -20,26 +20,28 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdint>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "policy/policy.h"
+#include "policy/toml_text.h"
 
 namespace cw::policy {
 
 namespace {
 
-constexpr std::string_view kHostsNotYet =
-    "host name rules are not available yet (coming with DNS snooping)";
-
 using Unexp = Unexpected<PolicyError>;
 
-// Parsing state shared by the helpers: the file name for errors.
+// Parsing state shared by the helpers: the file name for errors, "now" for `until` checks and
+// whether the text must be a single rule (parseRule).
 class Parser {
  public:
-  explicit Parser(std::string_view filename) : file_(filename) {}
+  Parser(std::string_view filename, std::int64_t now_ms, bool single_rule)
+      : file_(filename), now_ms_(now_ms), single_rule_(single_rule) {}
 
   PolicyError error(const toml::source_region& at, std::string reason) const {
     return PolicyError{file_, at.begin.line, at.begin.column, std::move(reason)};
@@ -56,11 +58,18 @@ class Parser {
 
   Result<void, PolicyError> parseRule(const toml::table& t, std::string_view section,
                                       std::optional<Action> implied, Rule& out) const;
-  Result<void, PolicyError> parseAddresses(const toml::node& v, std::vector<Cidr>& out) const;
+  Result<void, PolicyError> parseAddresses(const toml::node& v, std::string_view key,
+                                           std::vector<Cidr>& out) const;
+  Result<void, PolicyError> parseHosts(const toml::node& v, std::vector<HostPattern>& out) const;
   Result<void, PolicyError> parsePorts(const toml::node& v, std::vector<PortRange>& out) const;
   Result<PortRange, PolicyError> parsePortItem(const toml::node& v) const;
+  Result<void, PolicyError> parseUntil(const toml::node& v, Lifetime& out) const;
+  Result<void, PolicyError> parseUntilItem(const toml::node& v, bool in_array,
+                                           Lifetime& out) const;
 
   std::string file_;
+  std::int64_t now_ms_;
+  bool single_rule_;
 };
 
 std::string quoted(std::string_view s) {
@@ -146,9 +155,7 @@ std::optional<PolicyError> findToml33Hazard(std::string_view text, const std::st
     } else if ((c & 0xf0) == 0xe0 && cont(1) && cont(2)) {
       cp = ((c & 0x0fu) << 12) | (byte(1) << 6) | byte(2);
     }
-    bool bad = (cp >= 0xa1 && cp <= 0x499) || (cp >= 0x2c5e && cp <= 0x3057 && cp != 0x3000) ||
-               (cp >= 0xfb26 && cp <= 0xfefe);
-    if (bad) {
+    if (isToml33Hazard(cp)) {
       char hex[16];
       std::snprintf(hex, sizeof hex, "U+%04X", static_cast<unsigned>(cp));
       return PolicyError{file, line, column,
@@ -178,6 +185,10 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
 
   for (auto&& [key, value] : top) {
     std::string_view k = key.str();
+    if (single_rule_ && k != "allow" && k != "deny" && k != "rule")
+      return Unexp(error(key.source(), "unexpected key " + quoted(k) +
+                                           "; a stored rule is exactly one [[allow]], [[deny]] "
+                                           "or [[rule]] table"));
     if (k == "app") {
       auto s = needString(*this, value, "app", "the app's name");
       if (!s) return Unexp(std::move(s).error());
@@ -232,9 +243,10 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
         pr.rule.origin = file_ + ":" + std::to_string(pr.at.line);
         pending.push_back(std::move(pr));
       }
-    } else if (k == "hosts" || k == "host") {
-      return Unexp(error(key.source(), std::string(k) + ": " + std::string(kHostsNotYet) +
-                                           "; host names belong in a rule"));
+    } else if (k == "hosts" || k == "host" || k == "to" || k == "from") {
+      return Unexp(error(key.source(), std::string(k) +
+                                           " belongs in a rule: put it under [[allow]], "
+                                           "[[deny]] or [[rule]]"));
     } else {
       return Unexp(error(key.source(),
                          "unknown key " + quoted(k) +
@@ -246,6 +258,11 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
   std::stable_sort(pending.begin(), pending.end(), [](const Pending& a, const Pending& b) {
     return a.at.line != b.at.line ? a.at.line < b.at.line : a.at.column < b.at.column;
   });
+  if (single_rule_ && pending.size() != 1)
+    return Unexp(PolicyError{file_, pending.empty() ? 1 : pending[1].at.line,
+                             pending.empty() ? 1 : pending[1].at.column,
+                             "a stored rule is exactly one [[allow]], [[deny]] or [[rule]] "
+                             "table; found " + std::to_string(pending.size())});
   pol.rules.reserve(pending.size());
   std::uint32_t id = first_rule_id;
   for (auto& pr : pending) {
@@ -261,6 +278,9 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
   out.action = implied.value_or(Action::kDeny);
   bool have_action = implied.has_value();
   const toml::node* ports_node = nullptr;
+  // Keys checked against each other once the whole table is read (toml++ iterates keys in
+  // name order, not file order).
+  std::optional<toml::source_region> to_at, from_at, hosts_at;
 
   for (auto&& [key, value] : t) {
     std::string_view k = key.str();
@@ -302,9 +322,17 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
                                                " is not valid; expected \"tcp\", \"udp\", "
                                                "\"icmp\" or \"any\""));
       }
-    } else if (k == "to") {
-      auto r = parseAddresses(value, out.match.addresses);
+    } else if (k == "to" || k == "from") {
+      auto r = parseAddresses(value, k, out.match.addresses);
       if (!r) return r;
+      (k == "to" ? to_at : from_at) = key.source();
+    } else if (k == "hosts") {
+      auto r = parseHosts(value, out.match.hosts);
+      if (!r) return r;
+      hosts_at = key.source();
+    } else if (k == "host") {
+      return Unexp(error(key.source(), "unknown key \"host\"" + in +
+                                           "; write hosts = \"name\" or hosts = [...]"));
     } else if (k == "ports") {
       auto r = parsePorts(value, out.match.ports);
       if (!r) return r;
@@ -314,24 +342,44 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
       if (!s) return Unexp(std::move(s).error());
       out.comment = std::string(*s);
     } else if (k == "direction") {
-      auto s = needString(*this, value, "direction", "\"outbound\"");
+      auto s = needString(*this, value, "direction", "\"outbound\" or \"inbound\"");
       if (!s) return Unexp(std::move(s).error());
-      if (*s == "inbound")
-        return Unexp(error(value.source(), "direction = \"inbound\": inbound rules are not "
-                                           "available yet; only \"outbound\" is accepted"));
-      if (*s != "outbound")
+      if (*s == "outbound") {
+        out.match.direction = Direction::kOutbound;
+      } else if (*s == "inbound") {
+        out.match.direction = Direction::kInbound;
+      } else {
         return Unexp(error(value.source(), "direction = " + quoted(*s) +
-                                               " is not valid; only \"outbound\" is accepted"));
-      out.match.direction = Direction::kOutbound;
-    } else if (k == "hosts" || k == "host") {
-      return Unexp(error(key.source(), std::string(k) + in + ": " + std::string(kHostsNotYet)));
-    } else if (k == "for" || k == "until" || k == "connections") {
-      return Unexp(error(key.source(), std::string(k) + in +
-                                           ": rule lifetimes are not available yet; remove " +
-                                           std::string(k) + " to make a permanent rule"));
+                                               " is not valid; expected \"outbound\" or "
+                                               "\"inbound\""));
+      }
+    } else if (k == "for") {
+      auto s = needString(*this, value, "for", "a duration such as \"15m\" or \"1h30m\"");
+      if (!s) return Unexp(std::move(s).error());
+      auto d = parseDuration(*s);
+      if (!d) return Unexp(error(value.source(), "for: " + d.error()));
+      out.lifetime.for_ms = *d;
+    } else if (k == "until") {
+      auto r = parseUntil(value, out.lifetime);
+      if (!r) return r;
+    } else if (k == "connections") {
+      const auto* i = value.as_integer();
+      if (i == nullptr)
+        return Unexp(error(value.source(), std::string("connections must be an integer (how "
+                                                       "many connections the rule decides), "
+                                                       "not ") +
+                                               typeName(value)));
+      std::int64_t n = i->get();
+      if (n < 1 || n > kMaxConnections)
+        return Unexp(error(value.source(),
+                           "connections = " + std::to_string(n) +
+                               " is out of range; write 1-" + std::to_string(kMaxConnections) +
+                               " (leave connections out for no limit)"));
+      out.lifetime.connections = static_cast<std::uint32_t>(n);
     } else {
-      std::string keys = implied ? "proto, to, ports, direction or comment"
-                                 : "action, proto, to, ports, direction or comment";
+      std::string keys =
+          "proto, direction, hosts, to, from, ports, for, until, connections or comment";
+      if (!implied) keys = "action, " + keys;
       return Unexp(error(key.source(), "unknown key " + quoted(k) + in + "; expected " + keys));
     }
   }
@@ -343,17 +391,125 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
     return Unexp(error(ports_node->source(),
                        "ports cannot be used with proto = \"icmp\"; remove ports or use "
                        "proto = \"tcp\", \"udp\" or \"any\""));
+  bool inbound = out.match.direction == Direction::kInbound;
+  if (inbound && to_at)
+    return Unexp(error(*to_at, "to in an inbound " + std::string(section) +
+                                   ": inbound rules name the connecting side with from; to is "
+                                   "for outbound rules"));
+  if (inbound && hosts_at)
+    return Unexp(error(*hosts_at, "hosts in an inbound " + std::string(section) +
+                                      ": host names come from the cell's own DNS lookups and "
+                                      "match outbound connections only; use from with "
+                                      "addresses"));
+  if (!inbound && from_at)
+    return Unexp(error(*from_at, "from" + in +
+                                     ": from is for inbound rules (add direction = "
+                                     "\"inbound\"); outbound rules use to"));
+  if (hosts_at && to_at) {
+    auto later = [](const toml::source_region& a, const toml::source_region& b) {
+      return a.begin.line != b.begin.line ? a.begin.line > b.begin.line
+                                          : a.begin.column > b.begin.column;
+    };
+    const toml::source_region& at = later(*hosts_at, *to_at) ? *hosts_at : *to_at;
+    return Unexp(error(at, "hosts and to" + in +
+                               ": a rule names either host names or addresses; write two "
+                               "rules"));
+  }
   return {};
 }
 
-Result<void, PolicyError> Parser::parseAddresses(const toml::node& v,
-                                                 std::vector<Cidr>& out) const {
+Result<void, PolicyError> Parser::parseHosts(const toml::node& v,
+                                             std::vector<HostPattern>& out) const {
   auto one = [&](const toml::node& n) -> Result<void, PolicyError> {
     const auto* s = n.as_string();
     if (s == nullptr)
-      return Unexp(error(n.source(), std::string("to must hold strings (an IPv4/IPv6 address or "
-                                                 "CIDR prefix), not ") +
+      return Unexp(error(n.source(), std::string("hosts must hold strings (host names such as "
+                                                 "\"api.example.org\" or \"*.example.org\"), "
+                                                 "not ") +
                                          typeName(n)));
+    auto p = parseHostPattern(s->get());
+    if (!p) return Unexp(error(n.source(), "hosts: " + p.error()));
+    out.push_back(std::move(p).value());
+    return {};
+  };
+  if (const auto* arr = v.as_array()) {
+    if (arr->empty())
+      return Unexp(error(v.source(), "hosts = [] is empty; omit hosts to match any destination"));
+    for (const auto& n : *arr) {
+      auto r = one(n);
+      if (!r) return r;
+    }
+    return {};
+  }
+  if (v.is_string()) return one(v);
+  return Unexp(error(v.source(), std::string("hosts must be a string or an array of strings "
+                                             "(host names), not ") +
+                                     typeName(v)));
+}
+
+Result<void, PolicyError> Parser::parseUntilItem(const toml::node& v, bool in_array,
+                                                 Lifetime& out) const {
+  const char* how =
+      "until must be a date and time with a time zone (until = 2026-12-01T10:00:00Z, or the "
+      "same as a string) or \"exit\"";
+  std::int64_t t = 0;
+  if (const auto* s = v.as_string()) {
+    if (s->get() == "exit") {
+      out.until_exit = true;
+      return {};
+    }
+    auto r = parseTimestamp(s->get());
+    if (!r) return Unexp(error(v.source(), "until: " + r.error() + ", or \"exit\""));
+    t = *r;
+  } else if (const auto* dt = v.as_date_time()) {
+    const toml::date_time& d = dt->get();
+    if (!d.offset)
+      return Unexp(error(v.source(), "until has no time zone; add Z for UTC or an offset such "
+                                     "as +02:00"));
+    char buf[64];
+    int off = d.offset->minutes;
+    std::snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02u.%09u%c%02d:%02d",
+                  unsigned{d.date.year}, unsigned{d.date.month}, unsigned{d.date.day},
+                  unsigned{d.time.hour}, unsigned{d.time.minute}, unsigned{d.time.second},
+                  unsigned{d.time.nanosecond}, off < 0 ? '-' : '+', std::abs(off) / 60,
+                  std::abs(off) % 60);
+    auto r = parseTimestamp(buf);
+    if (!r) return Unexp(error(v.source(), "until: " + r.error()));
+    t = *r;
+  } else if (v.is_array() && in_array) {
+    return Unexp(error(v.source(), "until = [...] must not nest arrays"));
+  } else {
+    return Unexp(error(v.source(), std::string(how) + ", not " + typeName(v)));
+  }
+  if (now_ms_ > 0 && t <= now_ms_)
+    return Unexp(error(v.source(), "until: " + formatTimestamp(t) + " is in the past (now is " +
+                                       formatTimestamp(now_ms_) + ")"));
+  out.until_ms = out.until_ms == 0 ? t : std::min(out.until_ms, t);
+  return {};
+}
+
+Result<void, PolicyError> Parser::parseUntil(const toml::node& v, Lifetime& out) const {
+  // An array combines "exit" and a time: whichever comes first. Several times keep the first.
+  if (const auto* arr = v.as_array()) {
+    if (arr->empty())
+      return Unexp(error(v.source(), "until = [] is empty; omit until for no end time"));
+    for (const auto& n : *arr) {
+      auto r = parseUntilItem(n, true, out);
+      if (!r) return r;
+    }
+    return {};
+  }
+  return parseUntilItem(v, false, out);
+}
+
+Result<void, PolicyError> Parser::parseAddresses(const toml::node& v, std::string_view key,
+                                                 std::vector<Cidr>& out) const {
+  const std::string k(key);
+  auto one = [&](const toml::node& n) -> Result<void, PolicyError> {
+    const auto* s = n.as_string();
+    if (s == nullptr)
+      return Unexp(error(n.source(), k + " must hold strings (an IPv4/IPv6 address or CIDR "
+                                         "prefix), not " + typeName(n)));
     std::string_view text = s->get();
     auto c = Cidr::parse(text);
     if (!c) {
@@ -361,10 +517,13 @@ Result<void, PolicyError> Parser::parseAddresses(const toml::node& v,
       bool looks_like_name = std::any_of(text.begin(), text.end(), [](char ch) {
         return (ch >= 'g' && ch <= 'z') || (ch >= 'G' && ch <= 'Z');
       });
-      std::string reason = "to: " + quoted(text) +
+      std::string reason = k + ": " + quoted(text) +
                            " is not an IPv4/IPv6 address or CIDR prefix (e.g. \"10.0.0.0/8\", "
                            "\"2001:db8::/32\")";
-      if (looks_like_name) reason += "; " + std::string(kHostsNotYet);
+      if (looks_like_name) {
+        reason += k == "to" ? "; for a host name write hosts = " + quoted(text)
+                            : "; inbound rules match addresses only";
+      }
       return Unexp(error(n.source(), std::move(reason)));
     }
     // Cidr::parse clears host bits. "192.168.1.5/16" is more likely a typo for /32 than a wish
@@ -373,7 +532,7 @@ Result<void, PolicyError> Parser::parseAddresses(const toml::node& v,
     if (slash != std::string_view::npos) {
       auto bare = IpAddr::parse(text.substr(0, slash));
       if (bare && *bare != c->addr)
-        return Unexp(error(n.source(), "to: " + quoted(text) + " has host bits set; write " +
+        return Unexp(error(n.source(), k + ": " + quoted(text) + " has host bits set; write " +
                                            quoted(c->str()) + " for the prefix or " +
                                            quoted(bare->str()) + " for the single address"));
     }
@@ -383,7 +542,7 @@ Result<void, PolicyError> Parser::parseAddresses(const toml::node& v,
 
   if (const auto* arr = v.as_array()) {
     if (arr->empty())
-      return Unexp(error(v.source(), "to = [] is empty; omit to to match any address"));
+      return Unexp(error(v.source(), k + " = [] is empty; omit " + k + " to match any address"));
     for (const auto& n : *arr) {
       auto r = one(n);
       if (!r) return r;
@@ -391,9 +550,8 @@ Result<void, PolicyError> Parser::parseAddresses(const toml::node& v,
     return {};
   }
   if (v.is_string()) return one(v);
-  return Unexp(error(v.source(), std::string("to must be a string or an array of strings "
-                                             "(IPv4/IPv6 addresses or CIDR prefixes), not ") +
-                                     typeName(v)));
+  return Unexp(error(v.source(), k + " must be a string or an array of strings (IPv4/IPv6 "
+                                     "addresses or CIDR prefixes), not " + typeName(v)));
 }
 
 Result<PortRange, PolicyError> Parser::parsePortItem(const toml::node& v) const {
@@ -468,8 +626,17 @@ Result<void, PolicyError> Parser::parsePorts(const toml::node& v,
 }  // namespace
 
 Result<AppPolicy, PolicyError> parsePolicy(std::string_view text, std::string_view filename,
-                                           std::uint32_t first_rule_id) {
-  return Parser(filename).parse(text, first_rule_id);
+                                           std::uint32_t first_rule_id, std::int64_t now_ms) {
+  return Parser(filename, now_ms, false).parse(text, first_rule_id);
+}
+
+Result<Rule, PolicyError> parseRule(std::string_view text, std::string_view origin,
+                                    std::uint32_t id, std::int64_t now_ms) {
+  auto p = Parser(origin, now_ms, true).parse(text, id);
+  if (!p) return Unexp(std::move(p).error());
+  Rule r = std::move(p->rules.front());
+  r.origin = std::string(origin);
+  return r;
 }
 
 }  // namespace cw::policy

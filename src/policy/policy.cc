@@ -1,6 +1,80 @@
+#include <algorithm>
+
 #include "policy/policy.h"
 
 namespace cw::policy {
+
+namespace {
+
+// Keeps error messages one line and printable whatever the input held.
+std::string quotedName(std::string_view s) {
+  std::string q = "\"";
+  for (char c : s.substr(0, 80)) {
+    auto u = static_cast<unsigned char>(c);
+    q += (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') ? '?' : c;
+  }
+  if (s.size() > 80) q += "...";
+  q += '"';
+  return q;
+}
+
+bool isLabelChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+}  // namespace
+
+std::string HostPattern::str() const { return wildcard ? "*." + name : name; }
+
+Result<HostPattern, std::string> parseHostPattern(std::string_view text) {
+  using Unexp = Unexpected<std::string>;
+  const std::string q = quotedName(text);
+  std::string s(text);
+  std::transform(s.begin(), s.end(), s.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  if (s.size() > 1 && s.back() == '.') s.pop_back();  // the root label: "example.org."
+  if (s.empty()) return Unexp("host \"\" is empty; write a name such as \"api.example.org\"");
+  if (s == "*")
+    return Unexp("host \"*\" would match every name; leave hosts out to match any destination");
+  HostPattern p;
+  std::string_view rest = s;
+  if (rest.size() >= 2 && rest.substr(0, 2) == "*.") {
+    p.wildcard = true;
+    rest.remove_prefix(2);
+  }
+  if (rest.find('*') != std::string_view::npos)
+    return Unexp("host " + q +
+                 ": '*' is allowed only as the whole first label, as in \"*.example.org\"");
+  if (s.size() > 253) return Unexp("host " + q + " is longer than 253 characters");
+  if (std::any_of(rest.begin(), rest.end(), [](char c) { return (c & 0x80) != 0; }))
+    return Unexp("host " + q +
+                 " is not ASCII; write internationalised names in their \"xn--\" form");
+  std::string_view last_label;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t dot = rest.find('.', start);
+    std::string_view label =
+        rest.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty())
+      return Unexp("host " + q + " has an empty label (\"..\" or a leading dot)");
+    if (label.size() > 63) return Unexp("host " + q + " has a label longer than 63 characters");
+    if (!std::all_of(label.begin(), label.end(), isLabelChar))
+      return Unexp("host " + q +
+                   " has a character other than a-z, 0-9, '-', '_' and '.' (and a leading "
+                   "\"*.\")");
+    if (label.front() == '-' || label.back() == '-')
+      return Unexp("host " + q + " has a label starting or ending with '-'");
+    last_label = label;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  if (std::all_of(last_label.begin(), last_label.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return Unexp("host " + q + " looks like an address; addresses go in to (outbound) or from "
+                 "(inbound)");
+  p.name = std::string(rest);
+  return p;
+}
 
 const char* actionName(Action a) {
   switch (a) {

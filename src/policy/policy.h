@@ -1,13 +1,14 @@
-// The rule model and the per-app TOML policy. Pure: no I/O (the caller reads the file).
+// The rule model and the per-app TOML policy. Pure: no I/O, no clock (callers pass "now").
 //
-// Designed for the long run: host names and wildcards (from DNS snooping), lifetimes
-// (until a time, for N connections), prompts, process/user matches and inbound rules all fit
-// here without changing the shape; the first policy language accepts the subset listed in
-// docs/policy.md and rejects the rest by name.
+// What the language means is documented in docs/policy.md; this header is the contract for
+// code: the model (Rule, AppPolicy), parsing and exporting text, and the Matcher that decides
+// connections. Prompts and process/user matches still fit this shape without changing it; the
+// parser rejects the prompt keywords by name until they exist.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,23 +35,70 @@ struct PortRange {
   bool operator==(const PortRange&) const = default;
 };
 
+// A host name a rule names: "api.example.org" (wildcard = false) or "*.example.org"
+// (wildcard = true, name = "example.org"), which matches every name strictly below
+// example.org at any depth but not example.org itself. name is lowercase, has no trailing dot
+// and consists of 1-63 character labels of a-z 0-9 - _ (no '-' at either end of a label),
+// at most 253 characters with the "*." of a wildcard.
+struct HostPattern {
+  std::string name;
+  bool wildcard = false;
+  std::string str() const;  // as written in a policy file: "api.example.org", "*.example.org"
+  bool operator==(const HostPattern&) const = default;
+};
+
+// Validates and normalises one hosts entry as written in a policy file ("API.Example.org.",
+// "*.example.org"). Errors say what is wrong and what is accepted (no position: the caller
+// knows where the text came from). Refused: "*" alone (leave hosts out to match any host),
+// "*" anywhere but as the whole first label, names whose last label is all digits (an
+// address: use to/from), empty labels, bad characters and lengths.
+Result<HostPattern, std::string> parseHostPattern(std::string_view text);
+
 struct RuleMatch {
   Protocol protocol = Protocol::kAny;
   Direction direction = Direction::kOutbound;
-  std::vector<Cidr> addresses;   // empty: any address
-  std::vector<PortRange> ports;  // empty: any port (only meaningful for tcp/udp/any)
-  std::vector<std::string> hosts;  // reserved for name rules (next issue); parser rejects for now
+  // The remote side: `to` of an outbound rule, `from` of an inbound one. Empty: any address.
+  std::vector<Cidr> addresses;
+  std::vector<PortRange> ports;  // empty: any port. Inbound: the cell's local (listening) port
+  // Outbound only. A rule names hosts or addresses, not both (the parser refuses both; a rule
+  // built in code with both matches either). Matched against ConnKey::names.
+  std::vector<HostPattern> hosts;
   bool operator==(const RuleMatch&) const = default;
 };
+
+// How long a rule lives: whichever limit is reached first ends it. All zero / false: forever.
+// The state (connections used so far, whether the cell exited, the clock) belongs to the
+// daemon; it skips rules that ended through the RuleFilter passed to Matcher::decide.
+struct Lifetime {
+  std::int64_t for_ms = 0;         // relative: "for = 15m"; 0 = none. See resolveLifetime
+  std::int64_t until_ms = 0;       // absolute, unix milliseconds; 0 = none
+  std::uint32_t connections = 0;   // the rule decides at most this many connections; 0 = no limit
+  bool until_exit = false;         // until the app's cell exits
+  bool operator==(const Lifetime&) const = default;
+  bool forever() const { return for_ms == 0 && until_ms == 0 && connections == 0 && !until_exit; }
+  // True when until_ms is set and has passed. (for_ms must be resolved first.)
+  bool expiredAt(std::int64_t now_ms) const { return until_ms != 0 && now_ms >= until_ms; }
+};
+
+// Limits the parser enforces (and the docs state).
+inline constexpr std::int64_t kMaxForMs = 3650LL * 24 * 3600 * 1000;  // 3650 days
+inline constexpr std::uint32_t kMaxConnections = 1000000;
 
 struct Rule {
   std::uint32_t id = 0;  // unique within the daemon; 0 is reserved for "the app's default"
   Action action = Action::kDeny;
   RuleMatch match;
-  std::string origin;   // "file.toml:12" or "api"
-  std::string comment;
+  Lifetime lifetime;
+  std::string origin;   // "file.toml:12", "api", ...
+  std::string comment;  // UTF-8
   bool operator==(const Rule&) const = default;
 };
+
+// Turns a relative lifetime into an absolute one: until_ms = min(until_ms, now_ms + for_ms)
+// and for_ms = 0. The daemon calls it when a rule is loaded or added, so that stored and
+// exported rules carry absolute times. No-op when for_ms is 0.
+void resolveLifetime(Rule& rule, std::int64_t now_ms);
+void resolveLifetimes(std::vector<Rule>& rules, std::int64_t now_ms);
 
 struct AppPolicy {
   std::string app;  // empty in the file: taken from the file name or --app
@@ -74,15 +122,60 @@ struct PolicyError {
 // syntax errors come from toml++). Never throws. Each rule's origin is "filename:line" of its
 // [[allow]]/[[deny]]/[[rule]] header; AppPolicy::origin is filename; app stays empty when the
 // file does not set it. CIDRs with host bits set ("10.0.0.1/8") are refused, not widened.
+// now_ms (unix ms) > 0 refuses `until` times at or before now; pass it for text a person just
+// submitted, and 0 when reloading stored text, whose rules may have ended meanwhile (the
+// daemon's filter skips those). `for` stays relative: call resolveLifetime(s) after parsing.
 Result<AppPolicy, PolicyError> parsePolicy(std::string_view text, std::string_view filename,
-                                           std::uint32_t first_rule_id = 1);
+                                           std::uint32_t first_rule_id = 1,
+                                           std::int64_t now_ms = 0);
+
+// Parses one rule as exportRule writes it: exactly one [[allow]], [[deny]] or [[rule]] table
+// and nothing else (top-level keys are errors). The rule gets `id`, and `origin` verbatim;
+// errors name `origin` as the file. now_ms as for parsePolicy.
+Result<Rule, PolicyError> parseRule(std::string_view text, std::string_view origin,
+                                    std::uint32_t id = 0, std::int64_t now_ms = 0);
+
+// Canonical TOML for a policy / one rule, for storage and `cellwall rules export`.
+// For any policy parsePolicy accepted, parsePolicy(exportPolicy(p)) equals p except for rule
+// ids and origins, and exporting that again gives byte-identical text. The form (see
+// docs/policy.md): app (if set), default, env, then one block per rule in order,
+// [[allow]] / [[deny]] / [[rule]] + action = "reject", keys in the fixed order direction,
+// proto, hosts, to/from, ports, for, until, connections, comment, each only when not the
+// default; single values unbracketed; `until` as an RFC 3339 UTC datetime; comments as TOML
+// basic strings, escaping what toml++ 3.3 cannot read (invalid UTF-8 becomes U+FFFD).
+// Rules the parser would refuse (built in code) are written as they are and will not parse.
+std::string exportPolicy(const AppPolicy& policy);
+std::string exportRule(const Rule& rule);  // "[[allow]]\nproto = \"tcp\"\n...", ends in '\n'
+
+// Durations as in `for`: an integer and unit, units d, h, m, s, each at most once and in that
+// order ("1h30m", "90m", "2d"). parseDuration returns milliseconds (> 0, <= kMaxForMs) or why
+// not. formatDuration writes the canonical form (largest units first: 90m -> "1h30m"),
+// rounding sub-second parts up; ms must be > 0.
+Result<std::int64_t, std::string> parseDuration(std::string_view text);
+std::string formatDuration(std::int64_t ms);
+// Timestamps as in `until`: RFC 3339 with "Z" or an offset, optional fraction (kept to the
+// millisecond), years 1970-9999. formatTimestamp writes UTC with "Z", with ".mmm" only when
+// the millisecond part is not zero: "2026-12-01T10:00:00Z", "2026-12-01T10:00:00.250Z".
+Result<std::int64_t, std::string> parseTimestamp(std::string_view text);
+std::string formatTimestamp(std::int64_t unix_ms);
 
 // A connection as policy sees it.
 struct ConnKey {
+  ConnKey() = default;
+  ConnKey(Protocol p, Direction d, IpAddr remote_addr, std::uint16_t port,
+          std::span<const std::string_view> resolved_names = {})
+      : protocol(p), direction(d), remote(remote_addr), remote_port(port), names(resolved_names) {}
+
   Protocol protocol = Protocol::kTcp;  // kIcmp for ICMP/ICMPv6
   Direction direction = Direction::kOutbound;
+  // Outbound: the destination the cell connects to. Inbound: the source connecting to the cell.
   IpAddr remote;
-  std::uint16_t remote_port = 0;  // TCP/UDP destination port (outbound) / local port (inbound)
+  // TCP/UDP only. Outbound: the destination port. Inbound: the cell's local (listening) port.
+  std::uint16_t remote_port = 0;
+  // The names this cell itself resolved to `remote` (DNS snooping; CNAME chain included), any
+  // case, trailing dot allowed. Host rules match only through these. Owned by the caller;
+  // only read during decide()/explain().
+  std::span<const std::string_view> names;
 };
 
 struct Verdict {
@@ -91,22 +184,71 @@ struct Verdict {
   DefaultAction fallback = DefaultAction::kDeny;  // meaningful when rule == nullptr
 };
 
-// An immutable, compiled form of one AppPolicy. Decision cost does not grow with the number of
-// rules: rules are indexed by address prefix (a binary trie over the 128-bit IPv4-mapped
-// space) and, within a prefix, by protocol and port. Precedence (docs/policy.md): the rule
-// with the longest matching address prefix wins; then the narrowest port range; then a rule
-// naming a protocol over one that does not; then deny/reject over allow; then file order.
-// Details the one-line summary leaves open:
-//  - A rule with no address ranks below every address prefix, ::/0 and 0.0.0.0/0 included.
+// Lets decide() skip rules the caller considers used up (connection count reached, until
+// passed, cell exited): an unusable rule is treated as absent and the next best decides.
+// A plain function pointer and context, so passing one costs nothing and never allocates.
+// usable is called only for candidate rules, possibly more than once per rule, from the
+// deciding thread; it must not throw. RuleFilter{} accepts every rule.
+struct RuleFilter {
+  bool (*usable)(const void* ctx, const Rule& rule) = nullptr;
+  const void* ctx = nullptr;
+
+  bool operator()(const Rule& r) const { return usable == nullptr || usable(ctx, r); }
+  // RuleFilter::of(f) for any callable `bool f(const Rule&)` that outlives the filter.
+  template <class F>
+  static RuleFilter of(const F& f) {
+    return RuleFilter{[](const void* c, const Rule& r) -> bool {
+                        return (*static_cast<const F*>(c))(r);
+                      },
+                      &f};
+  }
+  template <class F>
+  static RuleFilter of(const F&& f) = delete;  // a temporary would dangle
+};
+
+// Why each matching rule ranks where it does (Matcher::explain).
+struct Candidate {
+  const Rule* rule = nullptr;
+  bool usable = true;  // what the filter said
+  // What matched and, after the first, why it ranks below the one before it:
+  // "prefix 10.0.0.0/8 (8 bits), ports 443 (width 1), proto tcp, deny; below rule 3: ..."
+  std::string reason;
+};
+
+struct Explanation {
+  Verdict verdict;                     // the same as decide(key, filter)
+  std::vector<Candidate> candidates;   // every matching rule once, best first
+};
+
+// An immutable, compiled form of one AppPolicy.
+//
+// Precedence (docs/policy.md, "Which rule wins"). Among the rules matching a key, the usable
+// one that ranks first decides:
+//  1. Destination specificity: an exact host name > a wildcard host (more labels in the
+//     pattern wins: *.a.example.org > *.example.org) > an address prefix (longer wins; any
+//     prefix, ::/0 and 0.0.0.0/0 included, beats none) > a rule without hosts or addresses.
+//  2. Then the narrowest port range containing the port (a single port is width 1, "lo-hi"
+//     is hi-lo+1, no ports is wider than any range).
+//  3. Then a rule naming a protocol over proto "any".
+//  4. Then deny/reject over allow.
+//  5. Then the lower id (and, for equal ids, which only code can make, the earlier rule).
+// A rule with several hosts/addresses/ranges competes with its best-ranking combination.
+// Matching details:
+//  - Inbound keys see only inbound rules and outbound keys only outbound rules.
 //  - IPv6 prefixes never match IPv4 keys and vice versa (as Cidr::contains).
-//  - Port width: a single port is 1, "lo-hi" is hi-lo+1, no ports is wider than any range. A
-//    rule with several ranges competes with the narrowest one containing the port.
+//  - Host rules match only through ConnKey::names, compared case-insensitively without a
+//    trailing dot. "*.example.org" matches "x.y.example.org", not "example.org".
 //  - Rules with ports match only tcp/udp keys; proto "any" without ports also matches icmp.
 //    A key with protocol kAny matches only rules with proto "any" and no ports.
-//  - Rules with hosts match nothing until name rules arrive.
-//  - With no match, Verdict::action is the default (kDeny for kPrompt, until prompts exist).
-// decide() is const, allocation-free and safe to call from many threads at once. Verdict::rule
-// points into policy(), so it lives as long as the Matcher.
+//  - Lifetimes are not looked at: the caller's RuleFilter decides which rules still live.
+//  - With no usable match, Verdict::action is the default (kDeny for kPrompt, until prompts
+//    exist).
+// Cost: decide() walks the address trie once (at most 129 nodes) and does a few hash lookups
+// per resolved name and label; each visited node costs one binary search over port segments.
+// It does not grow with the number of rules, and it does not allocate; a filter that rejects
+// more than the first few candidates at one place falls back to a scan of that place's rules.
+// decide() and explain() are const and safe to call from many threads at once. Verdict::rule
+// and Candidate::rule point into policy(), so they live as long as the Matcher.
 class Matcher {
  public:
   explicit Matcher(AppPolicy policy);
@@ -114,11 +256,14 @@ class Matcher {
   Matcher& operator=(const Matcher&) = delete;
   ~Matcher();
 
-  Verdict decide(const ConnKey& key) const;
+  Verdict decide(const ConnKey& key, RuleFilter filter = {}) const;
+  // For `cellwall rules explain`: allocates, and costs linear time in the number of rules.
+  Explanation explain(const ConnKey& key, RuleFilter filter = {}) const;
   const AppPolicy& policy() const { return policy_; }
 
  private:
   struct Index;
+  Verdict fallback() const;
   AppPolicy policy_;
   Index* index_;
 };

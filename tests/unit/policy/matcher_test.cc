@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "policy/policy.h"
 
@@ -310,7 +314,7 @@ TEST(Matcher, DirectionAndHostRules) {
   Rule named;
   named.id = 2;
   named.action = Action::kAllow;
-  named.match.hosts = {"example.com"};
+  named.match.hosts = {HostPattern{"example.com", false}};
   p.rules = {in, named};
   Matcher m(std::move(p));
   ConnKey k = key(kTcp, "1.2.3.4", 80);
@@ -322,19 +326,49 @@ TEST(Matcher, DirectionAndHostRules) {
 
 // --- brute force reference -------------------------------------------------------------
 
-// A linear scan that states the precedence directly.
-const Rule* reference(const std::vector<Rule>& rules, const ConnKey& k) {
+std::string lowerName(std::string_view n) {
+  if (!n.empty() && n.back() == '.') n.remove_suffix(1);
+  std::string s(n);
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+// A linear scan that states the documented precedence directly: destination specificity
+// (exact host, wildcard by labels, prefix by length, none), narrowest ports, named protocol,
+// deny/reject over allow, lower id, earlier rule. Skips rules the filter refuses.
+const Rule* reference(const std::vector<Rule>& rules, const ConnKey& k,
+                      const std::function<bool(const Rule&)>& usable = nullptr) {
   const Rule* best = nullptr;
-  std::tuple<int, std::uint32_t, int, int, std::uint32_t> best_rank{};
+  std::tuple<int, int, std::uint32_t, int, int, std::uint32_t> best_rank{};
   for (const Rule& r : rules) {
-    if (r.match.direction != k.direction || !r.match.hosts.empty()) continue;
+    if (r.match.direction != k.direction) continue;
     if (r.match.protocol != Protocol::kAny && r.match.protocol != k.protocol) continue;
-    int prefix = -1;
-    if (!r.match.addresses.empty()) {
-      for (const Cidr& c : r.match.addresses)
-        if (c.contains(k.remote)) prefix = std::max(prefix, static_cast<int>(c.bits()));
-      if (prefix < 0) continue;
+    if (usable && !usable(r)) continue;
+    int cls = 4;
+    int len = 0;
+    auto offer = [&](int c, int l) {
+      if (c < cls || (c == cls && l > len)) {
+        cls = c;
+        len = l;
+      }
+    };
+    for (const HostPattern& h : r.match.hosts) {
+      std::string pattern = lowerName(h.name);
+      for (std::string_view raw : k.names) {
+        std::string n = lowerName(raw);
+        if (n.empty()) continue;
+        if (!h.wildcard && n == pattern) offer(0, 0);
+        std::string dot_suffix = "." + pattern;
+        if (h.wildcard && n.size() > dot_suffix.size() &&
+            n.compare(n.size() - dot_suffix.size(), dot_suffix.size(), dot_suffix) == 0)
+          offer(1, static_cast<int>(std::count(pattern.begin(), pattern.end(), '.')) + 1);
+      }
     }
+    for (const Cidr& c : r.match.addresses)
+      if (c.contains(k.remote)) offer(2, static_cast<int>(c.bits()));
+    if (r.match.hosts.empty() && r.match.addresses.empty()) offer(3, 0);
+    if (cls == 4) continue;
     std::uint32_t width = 65537;
     if (!r.match.ports.empty()) {
       if (k.protocol != Protocol::kTcp && k.protocol != Protocol::kUdp) continue;
@@ -346,8 +380,8 @@ const Rule* reference(const std::vector<Rule>& rules, const ConnKey& k) {
         }
       if (width == 0) continue;
     }
-    // Smaller is better: negate the prefix so a longer one sorts first.
-    auto rank = std::make_tuple(-prefix, width, r.match.protocol == Protocol::kAny ? 1 : 0,
+    // Smaller is better: negate the length so a longer one sorts first.
+    auto rank = std::make_tuple(cls, -len, width, r.match.protocol == Protocol::kAny ? 1 : 0,
                                 r.action == Action::kAllow ? 1 : 0, r.id);
     if (best == nullptr || rank < best_rank) {
       best = &r;
@@ -356,6 +390,9 @@ const Rule* reference(const std::vector<Rule>& rules, const ConnKey& k) {
   }
   return best;
 }
+
+const char* kNamePool[] = {"example.org", "a.example.org", "x.a.example.org", "API.example.org.",
+                           "org", "b.c", "a.b.c", "cdn.example.net", "x.cdn.example.net", "c"};
 
 class RandomPolicy {
  public:
@@ -388,6 +425,13 @@ class RandomPolicy {
     return {lo, hi};
   }
 
+  HostPattern host() {
+    HostPattern h;
+    h.name = lowerName(kNamePool[pick(sizeof kNamePool / sizeof *kNamePool)]);
+    h.wildcard = pick(2) == 0;
+    return h;
+  }
+
   Rule rule(std::uint32_t id) {
     Rule r;
     r.id = id;
@@ -395,7 +439,15 @@ class RandomPolicy {
     r.match.protocol = static_cast<Protocol>(pick(4));
     r.match.direction = pick(20) == 0 ? Direction::kInbound : Direction::kOutbound;
     std::size_t naddr = pick(3) == 0 ? 0 : 1 + pick(3);
-    for (std::size_t i = 0; i < naddr; ++i) r.match.addresses.push_back(cidr());
+    bool hosts = pick(3) == 0;
+    for (std::size_t i = 0; i < naddr; ++i) {
+      if (hosts) {
+        r.match.hosts.push_back(host());
+      } else {
+        r.match.addresses.push_back(cidr());
+      }
+    }
+    if (hosts && pick(10) == 0) r.match.addresses.push_back(cidr());  // only code makes both
     if (r.match.protocol != Protocol::kIcmp && pick(2) == 0) {
       std::size_t nports = 1 + pick(3);
       for (std::size_t i = 0; i < nports; ++i) r.match.ports.push_back(ports());
@@ -403,7 +455,7 @@ class RandomPolicy {
     return r;
   }
 
-  ConnKey key() {
+  ConnKey key(std::vector<std::string_view>& names) {
     ConnKey k;
     k.protocol = static_cast<Protocol>(1 + pick(3));
     if (pick(50) == 0) k.protocol = Protocol::kAny;
@@ -412,6 +464,11 @@ class RandomPolicy {
     if (pick(4) == 0) k.remote.b[15] = static_cast<std::uint8_t>(pick(256));
     if (k.protocol == Protocol::kTcp || k.protocol == Protocol::kUdp)
       k.remote_port = static_cast<std::uint16_t>(pick(110));
+    names.clear();
+    std::size_t n = pick(3) == 0 ? 0 : 1 + pick(3);
+    for (std::size_t i = 0; i < n; ++i)
+      names.emplace_back(kNamePool[pick(sizeof kNamePool / sizeof *kNamePool)]);
+    k.names = names;
     return k;
   }
 
@@ -426,22 +483,29 @@ class RandomPolicy {
 TEST(Matcher, AgreesWithBruteForce) {
   RandomPolicy gen(12345);
   int decided_by_rule = 0;
-  for (int round = 0; round < 60; ++round) {
+  int decided_by_name = 0;
+  std::vector<std::string_view> names;
+  for (int round = 0; round < 80; ++round) {
     AppPolicy p;
     p.default_action = static_cast<DefaultAction>(gen.pick(3));
-    std::uint32_t n = 1 + gen.pick(round < 30 ? 20 : 400);
+    std::uint32_t n = 1 + gen.pick(round < 40 ? 20 : 400);
     for (std::uint32_t i = 0; i < n; ++i) p.rules.push_back(gen.rule(1 + gen.pick(1000)));
     std::vector<Rule> rules = p.rules;
     Matcher m(std::move(p));
+    // Every other round a filter drops some rules, as used-up lifetimes would.
+    std::uint32_t modulus = round % 2 == 0 ? 0 : 2 + gen.pick(3);
+    auto usable = [modulus](const Rule& r) { return modulus == 0 || r.id % modulus != 0; };
+    RuleFilter filter = modulus == 0 ? RuleFilter{} : RuleFilter::of(usable);
     for (int i = 0; i < 500; ++i) {
-      ConnKey k = gen.key();
-      const Rule* want = reference(rules, k);
-      Verdict v = m.decide(k);
+      ConnKey k = gen.key(names);
+      const Rule* want = reference(rules, k, usable);
+      Verdict v = m.decide(k, filter);
       if (want == nullptr) {
         ASSERT_EQ(v.rule, nullptr) << "round " << round << " key " << k.remote.str() << ":"
                                    << k.remote_port << " got rule " << v.rule->id;
       } else {
         ++decided_by_rule;
+        if (!want->match.hosts.empty()) ++decided_by_name;
         ASSERT_NE(v.rule, nullptr) << "round " << round << " key " << k.remote.str();
         // Ids may repeat in this test; compare the rule itself.
         ASSERT_EQ(v.rule - m.policy().rules.data(), want - rules.data())
@@ -449,10 +513,23 @@ TEST(Matcher, AgreesWithBruteForce) {
             << k.remote.str() << ":" << k.remote_port;
         EXPECT_EQ(v.action, want->action);
       }
+      if (i % 10 == 0) {
+        // explain ranks literally; its first usable candidate is the verdict.
+        Explanation e = m.explain(k, filter);
+        EXPECT_EQ(e.verdict.rule, v.rule);
+        const Rule* first_usable = nullptr;
+        for (const Candidate& c : e.candidates)
+          if (c.usable) {
+            first_usable = c.rule;
+            break;
+          }
+        ASSERT_EQ(first_usable, v.rule) << "round " << round;
+      }
     }
   }
   // Guard against a generator that never exercises the rules.
   EXPECT_GT(decided_by_rule, 10000);
+  EXPECT_GT(decided_by_name, 1000);
 }
 
 TEST(Matcher, HundredThousandRules) {

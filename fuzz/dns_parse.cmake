@@ -1,0 +1,1 @@
+cw_fuzz_target(dns_parse LIBS cw_dns)

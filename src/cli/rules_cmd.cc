@@ -1,0 +1,233 @@
+// `cellwall rules ...`, `cellwall log` and `cellwall names`: flags -> one api::Command each.
+#include "cli/rules_cmd.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace cw::cli {
+
+namespace {
+
+int die(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "cellwall: %s\n", msg.c_str());
+  return code;
+}
+
+// A TOML basic string.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string stringArray(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i != 0) out += ", ";
+    out += quoted(v[i]);
+  }
+  return out + "]";
+}
+
+std::string timeText(std::int64_t ms) {
+  if (ms == 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string lifetimeText(const api::RuleInfo& r) {
+  std::string out;
+  auto add = [&](const std::string& s) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  };
+  if (r.expires_ms != 0) add("until " + timeText(r.expires_ms));
+  if (r.connections_max != 0)
+    add(std::to_string(r.connections_used) + "/" + std::to_string(r.connections_max) + " connections");
+  if (r.until_exit) add("until the app exits");
+  return out.empty() ? "forever" : out;
+}
+
+// The rule's match on one line: the text's lines without the table header, joined.
+std::string matchText(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '[' || line.rfind("action", 0) == 0) continue;
+    if (line.rfind("for ", 0) == 0 || line.rfind("until ", 0) == 0 ||
+        line.rfind("connections ", 0) == 0)
+      continue;
+    if (!out.empty()) out += "  ";
+    out += line;
+  }
+  return out;
+}
+
+Expected<api::Reply> call(Client& c, const api::Command& cmd) {
+  auto r = c.call(cmd);
+  if (!r) return r;
+  if (!r->ok) return fail(r->error);
+  return r;
+}
+
+}  // namespace
+
+std::string ruleTextFromFlags(const RuleFlags& f) {
+  std::string t = "[[rule]]\n";
+  t += "action = " + quoted(f.action) + "\n";
+  if (!f.proto.empty()) t += "proto = " + quoted(f.proto) + "\n";
+  if (f.inbound) t += "direction = \"inbound\"\n";
+  if (!f.hosts.empty()) t += "hosts = " + stringArray(f.hosts) + "\n";
+  if (!f.to.empty()) t += "to = " + stringArray(f.to) + "\n";
+  if (!f.from.empty()) t += "from = " + stringArray(f.from) + "\n";
+  if (!f.ports.empty()) {
+    // "443", "8000-8100" and "80,443" all become port specs the policy language checks.
+    std::vector<std::string> specs;
+    for (const auto& p : f.ports) {
+      std::stringstream ss(p);
+      std::string one;
+      while (std::getline(ss, one, ','))
+        if (!one.empty()) specs.push_back(one);
+    }
+    t += "ports = " + stringArray(specs) + "\n";
+  }
+  if (!f.for_duration.empty()) t += "for = " + quoted(f.for_duration) + "\n";
+  if (!f.until.empty()) t += "until = " + quoted(f.until) + "\n";
+  if (f.connections != 0) t += "connections = " + std::to_string(f.connections) + "\n";
+  if (!f.comment.empty()) t += "comment = " + quoted(f.comment) + "\n";
+  return t;
+}
+
+int rulesList(Client& c, const std::string& app, bool json) {
+  auto r = call(c, api::RulesList{app});
+  if (!r) return die(r.error().message);
+  if (json) {
+    for (const auto& x : r->rules) std::printf("%s\n", api::ruleInfoJsonText(x).c_str());
+    return 0;
+  }
+  std::printf("%-6s %-14s %-7s %-28s %s\n", "ID", "APP", "ACTION", "LIFETIME", "MATCH");
+  for (const auto& x : r->rules)
+    std::printf("%-6u %-14s %-7s %-28s %s\n", x.id, x.app.c_str(), x.action.c_str(),
+                lifetimeText(x).c_str(), matchText(x.text).c_str());
+  return 0;
+}
+
+int rulesAdd(Client& c, const std::string& app, const RuleFlags& f, bool json) {
+  if (app.empty()) return die("rules add needs --app NAME", 2);
+  auto r = call(c, api::RuleAdd{app, ruleTextFromFlags(f)});
+  if (!r) return die(r.error().message);
+  for (const auto& x : r->rules) {
+    if (json)
+      std::printf("%s\n", api::ruleInfoJsonText(x).c_str());
+    else
+      std::printf("added rule %u for %s (%s)\n", x.id, x.app.c_str(), lifetimeText(x).c_str());
+  }
+  return 0;
+}
+
+int rulesRemove(Client& c, const std::vector<std::uint32_t>& ids) {
+  if (ids.empty()) return die("rules rm needs one or more rule ids", 2);
+  int rc = 0;
+  for (auto id : ids) {
+    auto r = call(c, api::RuleRemove{id});
+    if (!r) {
+      rc = die(r.error().message);
+      continue;
+    }
+    std::printf("removed rule %u\n", id);
+  }
+  return rc;
+}
+
+int rulesExplain(Client& c, const api::RulesExplain& q, bool json) {
+  auto r = call(c, q);
+  if (!r) return die(r.error().message);
+  if (json) {
+    // TOML basic strings of printable text are valid JSON strings.
+    std::printf("%s\n", stringArray(r->lines).c_str());
+    return 0;
+  }
+  for (const auto& l : r->lines) std::printf("%s\n", l.c_str());
+  return 0;
+}
+
+int rulesExport(Client& c, const std::string& app) {
+  if (app.empty()) return die("rules export needs --app NAME", 2);
+  auto r = call(c, api::PolicyExport{app});
+  if (!r) return die(r.error().message);
+  std::fputs(r->text.c_str(), stdout);
+  return 0;
+}
+
+int rulesImport(Client& c, const std::string& app, const std::string& file, bool merge) {
+  if (app.empty()) return die("rules import needs --app NAME", 2);
+  std::ifstream in(file);
+  if (!in) return die("cannot read policy file " + file, 2);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto r = call(c, api::PolicyImport{app, text, file, merge});
+  if (!r) return die(r.error().message);
+  for (const auto& l : r->lines) std::printf("%s\n", l.c_str());
+  return 0;
+}
+
+int log(Client& c, const std::string& app, bool follow, bool json, std::uint32_t limit) {
+  std::int64_t after = 0;
+  bool first = true;
+  for (;;) {
+    auto r = call(c, api::LogQuery{app, after, limit});
+    if (!r) return die(r.error().message);
+    if (first && !json)
+      std::printf("%-19s %-12s %-5s %-5s %-22s %-30s %-7s %-6s %s\n", "TIME", "APP", "CELL", "PROTO",
+                  "REMOTE", "NAMES", "VERDICT", "RULE", "PACKETS/BYTES");
+    first = false;
+    for (const auto& e : r->log) {
+      after = std::max(after, e.id);
+      if (json) {
+        std::printf("%s\n", api::logEntryJsonText(e).c_str());
+        continue;
+      }
+      std::string remote = e.remote_ip;
+      if (e.remote_port != 0) {
+        remote += ':';
+        remote += std::to_string(e.remote_port);
+      }
+      std::printf("%-19s %-12s %-5u %-5s %-22s %-30s %-7s %-6s %llu/%llu\n", timeText(e.time_ms).c_str(),
+                  e.app.c_str(), e.cell, e.proto.c_str(), remote.c_str(),
+                  e.names.empty() ? "-" : e.names.c_str(), e.verdict.c_str(),
+                  e.rule_id ? std::to_string(e.rule_id).c_str() : "default",
+                  static_cast<unsigned long long>(e.packets), static_cast<unsigned long long>(e.bytes));
+    }
+    std::fflush(stdout);
+    if (!follow) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+int names(Client& c, std::uint32_t cell) {
+  auto r = call(c, api::NamesQuery{cell});
+  if (!r) return die(r.error().message);
+  for (const auto& l : r->lines) std::printf("%s\n", l.c_str());
+  return 0;
+}
+
+}  // namespace cw::cli

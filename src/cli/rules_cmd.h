@@ -1,0 +1,33 @@
+// `cellwall rules list|add|rm|explain|export|import`, `cellwall log`, `cellwall names`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "api/commands.h"
+#include "cli/client.h"
+
+namespace cw::cli {
+
+// `rules add` flags; turned into one rule in the policy language, which the daemon checks.
+struct RuleFlags {
+  std::string action = "allow";
+  std::string proto;
+  bool inbound = false;
+  std::vector<std::string> hosts, to, from, ports;
+  std::string for_duration, until, comment;
+  std::uint32_t connections = 0;
+};
+std::string ruleTextFromFlags(const RuleFlags& f);
+
+int rulesList(Client& c, const std::string& app, bool json);
+int rulesAdd(Client& c, const std::string& app, const RuleFlags& f, bool json);
+int rulesRemove(Client& c, const std::vector<std::uint32_t>& ids);
+int rulesExplain(Client& c, const api::RulesExplain& q, bool json);
+int rulesExport(Client& c, const std::string& app);
+int rulesImport(Client& c, const std::string& app, const std::string& file, bool merge);
+int log(Client& c, const std::string& app, bool follow, bool json, std::uint32_t limit);
+int names(Client& c, std::uint32_t cell);
+
+}  // namespace cw::cli

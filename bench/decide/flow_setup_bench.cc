@@ -45,7 +45,7 @@ std::shared_ptr<const decide::NetView> network(unsigned extra_rules) {
   for (unsigned i = 0; i < extra_rules; ++i)
     toml += "[[deny]]\nto = \"172.16." + std::to_string((i / 250) % 250) + "." + std::to_string(i % 250 + 1) + "\"\n";
   auto pol = policy::parsePolicy(toml, "bench.toml");
-  auto matcher = std::make_shared<const policy::Matcher>(std::move(pol.value()));
+  auto matcher = decide::CompiledPolicy::of(std::make_shared<const policy::Matcher>(std::move(pol.value())));
   auto v = std::make_shared<decide::NetView>();
   v->generation = 1;
   auto& sv = v->switches[1];
@@ -53,7 +53,8 @@ std::shared_ptr<const decide::NetView> network(unsigned extra_rules) {
   decide::GatewayPort gw{"default", 5, *MacAddr::parse("02:d1:00:00:00:01"), *Ip4::parse("10.200.0.1")};
   sv.gateways_by_port[5] = gw;
   sv.gateway_port_by_env["default"] = 5;
-  decide::CellPort c{1, "bench", "default", 1, *MacAddr::parse("02:00:00:c8:00:01"), *Ip4::parse("10.200.0.2"), matcher};
+  decide::CellPort c{1, "bench", "default", 1, *MacAddr::parse("02:00:00:c8:00:01"), *Ip4::parse("10.200.0.2"), matcher,
+                     std::make_shared<decide::CellRuntime>()};  // as in cellwalld: names looked up per decision
   sv.cell_port_by_ip[c.ip.v] = 1;
   sv.cells_by_port[1] = c;
   return v;

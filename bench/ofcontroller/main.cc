@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
     spdlog::error("{}", parsed.error().str());
     return 1;
   }
-  auto policy = std::make_shared<const cw::policy::Matcher>(std::move(parsed.value()));
+  auto policy = cw::decide::CompiledPolicy::of(
+      std::make_shared<const cw::policy::Matcher>(std::move(parsed.value())));
 
   auto mac0 = cw::MacAddr::parse(mac_base);
   auto ip0 = cw::Ip4::parse(ip_base);
@@ -88,7 +89,8 @@ int main(int argc, char** argv) {
     for (unsigned k = 1; k <= ports; ++k) {
       cw::decide::CellPort c{cell_id++, "bench", "default", k,
                              cw::MacAddr::from_u64(mac0->as_u64() + (k - 1)),
-                             cw::Ip4{ip0->v + (k - 1) * step->v}, policy};
+                             cw::Ip4{ip0->v + (k - 1) * step->v}, policy,
+                             std::make_shared<cw::decide::CellRuntime>()};
       sv.cell_port_by_ip[c.ip.v] = k;
       sv.cells_by_port[k] = std::move(c);
     }

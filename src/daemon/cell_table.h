@@ -12,13 +12,13 @@
 #include "api/commands.h"
 #include "common/net.h"
 #include "common/result.h"
-#include "policy/policy.h"
+#include "decide/net_view.h"
 
 namespace cw::daemon {
 
 struct CellRecord {
   api::CellInfo info;
-  std::shared_ptr<const policy::Matcher> policy;
+  std::shared_ptr<decide::CellRuntime> runtime;  // the names it resolved
   Ip4 ip;
   MacAddr mac;
 };

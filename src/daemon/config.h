@@ -44,7 +44,8 @@ struct Config {
   std::string datapath = "auto";
   // Datapath flow idle time for the embedded Open vSwitch, ms (0: Open vSwitch's own 10 s).
   std::uint32_t datapath_max_idle_ms = 100;
-  std::uint32_t cell_packet_in_pps = 10000;  // per-cell meter towards the controller (0: none)
+  std::uint32_t cell_packet_in_pps = 10000;
+  std::uint64_t log_max_rows = 1000000;  // the connection log keeps this many, newest  // per-cell meter towards the controller (0: none)
   std::vector<EnvSpec> envs{EnvSpec{}};
 };
 

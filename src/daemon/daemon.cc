@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <asio.hpp>
@@ -15,7 +16,10 @@
 #include "api/commands.h"
 #include "daemon/cell_table.h"
 #include "daemon/gateways.h"
+#include "daemon/observer.h"
 #include "daemon/packet_path.h"
+#include "daemon/rules.h"
+#include "store/store.h"
 #include "decide/pipeline.h"
 #include "netdev/net_ops.h"
 #include "netdev/system_runner.h"
@@ -28,11 +32,17 @@ namespace {
 
 using decide::CellPort;
 using decide::GatewayPort;
+using decide::Now;
 
-std::string readFile(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+// The policy language's rule for app names (docs/policy.md).
+bool validAppName(const std::string& s) {
+  if (s.empty() || s.size() > 32 || s[0] == '-' || s[0] == '.') return false;
+  for (char ch : s)
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+      return false;
+  return true;
 }
+
 
 bool processAlive(std::int64_t pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
 
@@ -49,7 +59,84 @@ struct Daemon::Impl {
   CellTable cells;
   std::unique_ptr<sw::SwitchServer> server;
   decide::ViewHolder views;
-  PacketPath packets{views};
+  Observer observer;
+  PacketPath packets{views, {}, &observer};
+  std::unique_ptr<store::Store> db;
+  std::unique_ptr<RuleBook> rules;
+  bool stopping = false;
+  std::uint64_t log_failures = 0;
+
+  std::shared_ptr<decide::CellRuntime> newRuntime() {
+    names::Limits l;
+    l.hash_seed = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    return std::make_shared<decide::CellRuntime>(l);
+  }
+
+  // Cuts every connection a rule admitted or refused: its flows carry the rule id in the
+  // cookie. The next packet of such a connection goes to the controller and is decided again.
+  void cutRules(const std::vector<std::uint32_t>& ids) {
+    if (ids.empty()) return;
+    auto s = bridge();
+    if (!s) return;
+    s->post([s, ids] {
+      for (auto id : ids) {
+        if (id == 0) continue;  // 0 is "the app's default": never a rule of its own
+        ofp::FlowMod del;
+        del.command = ofp::FlowModCommand::kDelete;
+        del.table_id = ofp::kTableAll;
+        del.cookie = id;
+        del.cookie_mask = decide::kCookieRuleMask;
+        s->sendFlowMod(del);
+      }
+    });
+    std::string list;
+    for (auto id : ids) list += (list.empty() ? "" : ", ") + std::to_string(id);
+    spdlog::info("cut the connections of rule(s) {}", list);
+  }
+
+  // Every 250 ms: the decisions queued by the packet path go to the log and the connection
+  // counts; rules whose time is up go; old names are dropped.
+  void tick(asio::steady_timer& timer) {
+    timer.expires_after(std::chrono::milliseconds(250));
+    timer.async_wait([this, &timer](const asio::error_code& ec) {
+      if (ec) return;
+      Now now = clockNow();
+      auto events = observer.drain();
+      bool changed = false;
+      std::vector<store::LogRow> rows;
+      rows.reserve(events.size());
+      for (auto& e : events) {
+        if (e.counted_rule != 0) changed = rules->connectionCounted(e.counted_rule) || changed;
+        if (e.app.empty()) continue;
+        store::LogRow r;
+        r.time_ms = e.time_ms;
+        r.app = e.app;
+        r.cell = std::to_string(e.cell);
+        r.proto = e.proto;
+        r.remote_ip = e.remote_ip;
+        r.remote_port = e.remote_port;
+        r.names = e.names;
+        r.verdict = e.verdict;
+        r.rule_id = e.rule_id;
+        r.reason = e.reason;
+        rows.push_back(std::move(r));
+      }
+      if (!rows.empty())
+        if (auto a = db->appendLog(rows); !a && log_failures++ % 100 == 0)
+          spdlog::error("connection log: {}", a.error().message);
+      auto expired = rules->expire(now.unix_ms);
+      if (changed || !expired.empty()) publish();
+      cutRules(expired);
+      for (auto& [id, c] : cells.all()) {
+        std::lock_guard lock(c.runtime->mu);
+        c.runtime->names.expire(now.mono_ms, 10000);
+      }
+      if (++ticks % 240 == 0)  // every minute
+        (void)db->pruneLog(cfg.log_max_rows, 0, now.unix_ms);
+      tick(timer);
+    });
+  }
+  std::uint64_t ticks = 0;
   std::uint64_t generation = 0;
   asio::io_context control;
   std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
@@ -65,7 +152,8 @@ struct Daemon::Impl {
       sv.gateway_port_by_env[g.port.env] = g.port.ofport;
     }
     for (const auto& [id, c] : cells.all()) {
-      CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, c.policy};
+      CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, rules->compiled(c.info.app),
+                  c.runtime};
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.cells_by_port[cp.ofport] = std::move(cp);
     }
@@ -149,13 +237,18 @@ struct Daemon::Impl {
   // ---- cells (control thread) ----
   Expected<api::CellInfo> createCell(const api::CellCreate& req) {
     std::string app = req.app.empty() ? "app" : req.app;
-    auto parsed = policy::parsePolicy(req.policy_text,
-                                      req.policy_origin.empty() ? "<policy>" : req.policy_origin,
-                                      1);
-    if (!parsed) return fail("policy rejected: " + parsed.error().str());
-    policy::AppPolicy pol = std::move(parsed.value());
-    if (pol.app.empty()) pol.app = app;
-    std::string env = req.env.empty() ? pol.env : req.env;
+    if (!validAppName(app)) return fail("invalid app name '" + app + "' (1-32 of a-z 0-9 - _ ., not starting with - or .)");
+    if (!req.policy_text.empty()) {
+      // `run --policy FILE`: the file becomes the app's policy (persisted), in force for
+      // every cell of the app.
+      auto imported = rules->importPolicy(app, req.policy_text,
+                                          req.policy_origin.empty() ? "<policy>" : req.policy_origin,
+                                          false, clockNow().unix_ms);
+      if (!imported) return Unexpected(imported.error());
+      publish();
+      cutRules(imported->removed);
+    }
+    std::string env = req.env.empty() ? rules->envOf(app) : req.env;
     const Gateways::Entry* gw = gateways.find(env);
     if (gw == nullptr) return fail("no network environment named '" + env + "'");
 
@@ -170,8 +263,6 @@ struct Daemon::Impl {
       std::ofstream(dir / "resolv.conf") << "# written by cellwall: the environment's resolver\n"
                                          << "nameserver " << gw->port.ip.str() << "\n";
       std::ofstream(dir / "hosts") << "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n";
-      std::ofstream(dir / "policy.toml") << req.policy_text;
-      std::ofstream(dir / "policy.origin") << req.policy_origin;
     }
     auto undo = [&] {
       (void)ovs->delPort(name);
@@ -204,7 +295,7 @@ struct Daemon::Impl {
     }
     CellRecord rec;
     rec.info.id = id;
-    rec.info.app = pol.app;
+    rec.info.app = app;
     rec.info.env = env;
     rec.info.netns = name;
     rec.info.ifname_host = name;
@@ -218,7 +309,7 @@ struct Daemon::Impl {
     rec.info.created_unix = static_cast<std::int64_t>(::time(nullptr));
     rec.ip = *ip;
     rec.mac = mac;
-    rec.policy = std::make_shared<const policy::Matcher>(std::move(pol));
+    rec.runtime = newRuntime();
     cells.add(rec);
     (void)cells.save();
     publish();
@@ -263,7 +354,7 @@ struct Daemon::Impl {
     (void)cells.save();
     publish();
     if (auto s = bridge()) {
-      CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, nullptr};
+      CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, nullptr, nullptr};
       s->post([s, cp] {
         for (const auto& fm : decide::cellRemoveFlows(cp)) s->sendFlowMod(fm);
         // Flows of other cells that pointed at this port must not outlive it: OVS may give
@@ -288,6 +379,15 @@ struct Daemon::Impl {
     (void)ops.deleteLink("", c.info.netns);
     std::filesystem::remove_all(cells.cellDir(id));
     spdlog::info("cell {} ({}) removed: {}", id, c.info.netns, why);
+    bool last = true;
+    for (const auto& [other, rec2] : cells.all()) last = last && rec2.info.app != c.info.app;
+    if (last && !stopping) {
+      auto gone = rules->appExited(c.info.app);
+      if (!gone.empty()) {
+        publish();
+        cutRules(gone);
+      }
+    }
   }
 
   // After a crash: cells whose launcher still runs are adopted (their processes keep their
@@ -301,12 +401,7 @@ struct Daemon::Impl {
     for (const auto& info : *saved) {
       auto dir = cells.cellDir(info.id);
       bool alive = processAlive(info.launcher_pid) && ops.netnsExists(info.netns);
-      std::optional<policy::AppPolicy> pol;
-      if (alive) {
-        auto p = policy::parsePolicy(readFile(dir / "policy.toml"), readFile(dir / "policy.origin"), 1);
-        if (p) pol = std::move(p.value());
-      }
-      if (!alive || !pol) {
+      if (!alive) {
         (void)ovs->delPort(info.netns);
         (void)ops.deleteNetns(info.netns);
         (void)ops.deleteLink("", info.netns);
@@ -324,8 +419,7 @@ struct Daemon::Impl {
       rec.info.ofport = *ofport;
       rec.ip = IpAddr::parse(info.ip)->v4();
       rec.mac = *MacAddr::parse(info.mac);
-      if (pol->app.empty()) pol->app = info.app;
-      rec.policy = std::make_shared<const policy::Matcher>(std::move(*pol));
+      rec.runtime = newRuntime();
       cells.add(rec);
       spdlog::info("adopted running cell {} ({}) of app '{}'", info.id, info.netns, info.app);
     }
@@ -444,7 +538,120 @@ struct Daemon::Impl {
     } else if (std::holds_alternative<api::Shutdown>(cmd)) {
       reply(c, api::Reply{});
       asio::post(control, [this] { control.stop(); });
+    } else {
+      reply(c, executeRules(cmd));
     }
+  }
+
+  // rules.*, log, names: answered at once on the control thread.
+  api::Reply executeRules(const api::Command& cmd) {
+    api::Reply r;
+    std::int64_t now = clockNow().unix_ms;
+    if (const auto* lst = std::get_if<api::RulesList>(&cmd)) {
+      r.rules = rules->list(lst->app);
+    } else if (const auto* add = std::get_if<api::RuleAdd>(&cmd)) {
+      if (!validAppName(add->app)) return api::Reply::failed("invalid app name '" + add->app + "'");
+      auto added = rules->addRule(add->app, add->rule_text, "cli", now);
+      if (!added) return api::Reply::failed(added.error().message);
+      publish();
+      // Connections the app's earlier decisions refused or allowed may now decide otherwise:
+      // the default's flows (rule 0) are not cut, rules' flows stay; new connections see it.
+      r.rules.push_back(*added);
+      spdlog::info("rule {} added for '{}'", added->id, add->app);
+    } else if (const auto* rm = std::get_if<api::RuleRemove>(&cmd)) {
+      auto gone = rules->removeRule(rm->id);
+      if (!gone) return api::Reply::failed(gone.error().message);
+      if (!gone->has_value()) return api::Reply::failed("no rule " + std::to_string(rm->id));
+      publish();
+      cutRules({rm->id});
+    } else if (const auto* imp = std::get_if<api::PolicyImport>(&cmd)) {
+      if (!validAppName(imp->app)) return api::Reply::failed("invalid app name '" + imp->app + "'");
+      auto imported = rules->importPolicy(imp->app, imp->text, imp->origin, imp->merge, now);
+      if (!imported) return api::Reply::failed(imported.error().message);
+      publish();
+      cutRules(imported->removed);
+      r.lines.push_back("imported " + std::to_string(imported->added) + " rule(s) for " + imp->app +
+                        (imported->removed.empty() ? std::string()
+                                                   : ", replacing " + std::to_string(imported->removed.size())));
+    } else if (const auto* exp = std::get_if<api::PolicyExport>(&cmd)) {
+      auto text = rules->exportPolicy(exp->app);
+      if (!text) return api::Reply::failed(text.error().message);
+      r.text = *text;
+    } else if (const auto* ex = std::get_if<api::RulesExplain>(&cmd)) {
+      return explain(*ex, now);
+    } else if (const auto* logq = std::get_if<api::LogQuery>(&cmd)) {
+      store::LogQuery lq;
+      if (!logq->app.empty()) lq.app = logq->app;
+      lq.after_id = logq->after_id;
+      lq.limit = std::min<std::uint32_t>(logq->limit == 0 ? 50 : logq->limit, 10000);
+      auto rows = db->queryLog(lq);
+      if (!rows) return api::Reply::failed(rows.error().message);
+      for (auto it = rows->rbegin(); it != rows->rend(); ++it) {
+        api::LogEntry e;
+        e.id = it->id;
+        e.time_ms = it->time_ms;
+        e.app = it->app;
+        e.cell = static_cast<std::uint32_t>(std::strtoul(it->cell.c_str(), nullptr, 10));
+        e.proto = it->proto;
+        e.remote_ip = it->remote_ip;
+        e.remote_port = it->remote_port;
+        e.names = it->names;
+        e.verdict = it->verdict;
+        e.rule_id = it->rule_id;
+        e.reason = it->reason;
+        e.packets = it->packets;
+        e.bytes = it->bytes;
+        r.log.push_back(std::move(e));
+      }
+    } else if (const auto* nq = std::get_if<api::NamesQuery>(&cmd)) {
+      CellRecord* rec = cells.find(nq->cell);
+      if (rec == nullptr) return api::Reply::failed("no cell " + std::to_string(nq->cell));
+      std::vector<names::SnapshotEntry> snap;
+      {
+        std::lock_guard lock(rec->runtime->mu);
+        snap = rec->runtime->names.snapshot(clockNow().mono_ms);
+      }
+      std::int64_t mono = clockNow().mono_ms;
+      for (const auto& e : snap)
+        r.lines.push_back(e.ip.str() + " " + e.name + " (" + std::to_string((e.expires_ms - mono) / 1000) + " s)");
+    }
+    return r;
+  }
+
+  api::Reply explain(const api::RulesExplain& q, std::int64_t now) {
+    policy::ConnKey key;
+    key.direction = q.inbound ? policy::Direction::kInbound : policy::Direction::kOutbound;
+    key.protocol = q.proto == "udp"    ? policy::Protocol::kUdp
+                   : q.proto == "icmp" ? policy::Protocol::kIcmp
+                   : q.proto == "any"  ? policy::Protocol::kAny
+                                       : policy::Protocol::kTcp;
+    key.remote_port = q.port;
+    std::array<std::string_view, names::kMaxNamesPerIp> buf;
+    std::vector<std::string> held;  // keeps the names alive while the key points at them
+    std::size_t n = 0;
+    if (auto ip = IpAddr::parse(q.remote)) {
+      key.remote = *ip;
+      if (q.cell != 0) {
+        CellRecord* rec = cells.find(q.cell);
+        if (rec == nullptr) return api::Reply::failed("no cell " + std::to_string(q.cell));
+        std::lock_guard lock(rec->runtime->mu);
+        n = rec->runtime->names.names(*ip, clockNow().mono_ms, buf);
+        for (std::size_t i = 0; i < n; ++i) held.emplace_back(buf[i]);
+      }
+    } else {
+      // A host name: explained as if the cell had resolved it (to an address no address rule
+      // names).
+      std::string name = q.remote;
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (!name.empty() && name.back() == '.') name.pop_back();
+      held.push_back(name);
+      key.remote = *IpAddr::parse("0.0.0.0");
+    }
+    std::vector<std::string_view> name_views(held.begin(), held.end());
+    key.names = name_views;
+    api::Reply r;
+    r.lines = rules->explain(q.app, key, now);
+    return r;
   }
 
   void dumpFlows(const std::shared_ptr<Client>& c) {
@@ -502,6 +709,12 @@ Expected<void> Daemon::run() {
   so.tls_cert = im.cfg.of_tls_cert;
   so.tls_key = im.cfg.of_tls_key;
   so.tls_ca = im.cfg.of_tls_ca;
+  auto db = store::Store::open(im.cfg.state_dir / "cellwall.db");
+  if (!db) return Unexpected(db.error());
+  im.db = std::move(db.value());
+  im.rules = std::make_unique<RuleBook>(*im.db);
+  if (auto r = im.rules->load(clockNow().unix_ms); !r) return r;
+
   im.server = std::make_unique<sw::SwitchServer>(so, *this);
   if (auto r = im.server->start(); !r) return r;
 
@@ -549,11 +762,15 @@ Expected<void> Daemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
   asio::steady_timer reaper(im.control);
   im.reapCells(reaper);
+  asio::steady_timer ticker(im.control);
+  im.tick(ticker);
   spdlog::info("cellwalld ready: control socket {}, OpenFlow on {}:{}", sock.string(),
                im.cfg.of_address, im.cfg.of_port);
   im.control.run();
 
-  // Orderly stop: cells, gateways, the bridge (and embedded OVS), the channel.
+  // Orderly stop: cells, gateways, the bridge (and embedded OVS), the channel. Rules that
+  // last "until the app exits" stay: the apps did not exit, cellwalld did.
+  im.stopping = true;
   std::vector<std::uint32_t> ids;
   for (const auto& [id, c] : im.cells.all()) ids.push_back(id);
   for (auto id : ids) im.removeCell(id, "cellwalld stopping");

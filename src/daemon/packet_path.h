@@ -18,19 +18,27 @@
 
 namespace cw::daemon {
 
-// Receives the environment resolvers' answers to cells (DNS snooping). Called on switch
-// threads; the frame is valid only during the call.
-class AnswerSink {
+// What the packet path reports to the rest of the daemon. Called on switch threads,
+// concurrently; the frame is valid only during the call.
+class PacketObserver {
  public:
-  virtual ~AnswerSink() = default;
-  virtual void onResolverAnswer(std::uint32_t cell_id, const packet::Frame& frame) = 0;
+  virtual ~PacketObserver() = default;
+  // An answer of the environment's resolver to `cell` (DNS snooping).
+  virtual void onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame) = 0;
+  // A connection was decided (`cell` is the cell it belongs to, if any).
+  virtual void onDecision(const decide::CellPort* cell, const decide::Decision& d,
+                          const packet::Frame& frame, decide::Now now) = 0;
 };
+
+// Both clocks, now.
+decide::Now clockNow();
 
 class PacketPath {
  public:
   explicit PacketPath(const decide::ViewHolder& views, decide::Timeouts timeouts = {},
-                      AnswerSink* answers = nullptr)
-      : views_(views), decider_(timeouts), answers_(answers) {}
+                      PacketObserver* observer = nullptr)
+      : views_(views), decider_(timeouts), observer_(observer) {}
+  void setObserver(PacketObserver* o) { observer_ = o; }
 
   void handle(sw::Switch& s, const ofp::PacketIn& pi);
 
@@ -45,11 +53,11 @@ class PacketPath {
   std::uint64_t denied() const { return denied_.load(std::memory_order_relaxed); }
 
  private:
-  void snoop(std::uint32_t cell_id, const packet::Frame& frame);
+  void snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame);
 
   const decide::ViewHolder& views_;
   decide::Decider decider_;
-  AnswerSink* answers_;
+  PacketObserver* observer_;
   std::atomic<std::uint64_t> answers_seen_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons_{};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(packet::ParseError::kCount)> weirds_{};

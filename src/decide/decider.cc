@@ -1,5 +1,8 @@
 #include "decide/decider.h"
 
+#include <array>
+#include <mutex>
+
 #include "packet/builder.h"
 
 namespace cw::decide {
@@ -66,15 +69,56 @@ const char* reasonName(Reason r) {
   return "unknown";
 }
 
-Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Frame& f) const {
-  if (const CellPort* cell = sw.cellOnPort(in_port)) return fromCell(sw, *cell, f);
-  if (const GatewayPort* gw = sw.gatewayOnPort(in_port)) return fromGateway(sw, *gw, f);
+PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now now,
+                               const CellRuntime* runtime, std::string* names_out) {
+  std::array<std::string_view, names::kMaxNamesPerIp> buf;
+  std::unique_lock<std::mutex> lock;
+  if (runtime != nullptr) {
+    // The views point into the name table: keep it locked until the decision is made.
+    lock = std::unique_lock(runtime->mu);
+    std::size_t n = runtime->names.names(key.remote, now.mono_ms, buf);
+    key.names = std::span<const std::string_view>(buf.data(), n);
+    if (names_out != nullptr)
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i != 0) names_out->push_back(',');
+        names_out->append(buf[i]);
+      }
+  }
+  struct Ctx {
+    const CompiledPolicy& p;
+    std::int64_t now;
+  } ctx{p, now.unix_ms};
+  auto usable = [&ctx](const policy::Rule& r) {
+    const RuleLimit* l = ctx.p.limitOf(r.id);
+    return l == nullptr || l->usable(ctx.now);
+  };
+  auto filter = policy::RuleFilter::of(usable);
+  PolicyOutcome out;
+  // A count can run out between the filter's look and the claim (another switch thread took
+  // the last connection): then decide again without that rule. Bounded: each round retires one.
+  for (int round = 0; round < 8; ++round) {
+    out.verdict = p.matcher->decide(key, p.limits.empty() ? policy::RuleFilter{} : filter);
+    RuleLimit* l = out.verdict.rule != nullptr ? p.limitOf(out.verdict.rule->id) : nullptr;
+    if (l == nullptr || l->max == 0) return out;
+    if (l->claim()) {
+      out.counted_rule = out.verdict.rule->id;
+      return out;
+    }
+  }
+  // Still racing after 8 rounds: refuse rather than admit beyond a count.
+  out.verdict = policy::Verdict{policy::Action::kDeny, nullptr, policy::DefaultAction::kDeny};
+  return out;
+}
+
+Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Frame& f, Now now) const {
+  if (const CellPort* cell = sw.cellOnPort(in_port)) return fromCell(sw, *cell, f, now);
+  if (const GatewayPort* gw = sw.gatewayOnPort(in_port)) return fromGateway(sw, *gw, f, now);
   Decision d;
   d.reason = Reason::kUnknownPort;
   return d;
 }
 
-Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Frame& f) const {
+Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Frame& f, Now now) const {
   Decision d;
   d.cell_id = cell.cell_id;
   if (!f.isIpv4()) {
@@ -101,7 +145,9 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
 
   policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_dst,
                       hasPorts(f) ? f.dst_port : std::uint16_t{0}};
-  policy::Verdict v = cell.policy->decide(key);
+  PolicyOutcome o = decideWithPolicy(*cell.policy, key, now, cell.runtime.get(), &d.names);
+  const policy::Verdict& v = o.verdict;
+  d.counted_rule = o.counted_rule;
   d.action = v.action;
   d.reason = v.rule != nullptr ? Reason::kPolicyRule : Reason::kPolicyDefault;
   d.rule_id = v.rule != nullptr ? v.rule->id : 0;
@@ -121,7 +167,8 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
   return d;
 }
 
-Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const Frame& f) const {
+Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const Frame& f,
+                               Now now) const {
   Decision d;
   if (!f.isIpv4()) {
     d.reason = Reason::kNotIpv4;
@@ -143,9 +190,24 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
     if (f.ip_src.v4() == gw.ip) {
       allowed = resolver_answer = hasPorts(f) && f.src_port == kDnsPort;
     } else {
+      // A reply re-admitted: it charges no connection count (the connection was counted
+      // when it opened), and rules that ended no longer re-admit anything.
       policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_src,
                           hasPorts(f) ? f.src_port : std::uint16_t{0}};
-      policy::Verdict v = cell->policy->decide(key);
+      std::array<std::string_view, names::kMaxNamesPerIp> buf;
+      std::unique_lock<std::mutex> lock;
+      if (cell->runtime) {
+        lock = std::unique_lock(cell->runtime->mu);
+        key.names = std::span<const std::string_view>(
+            buf.data(), cell->runtime->names.names(key.remote, now.mono_ms, buf));
+      }
+      const CompiledPolicy& p = *cell->policy;
+      std::int64_t unix_now = now.unix_ms;
+      auto usable = [&p, unix_now](const policy::Rule& r) {
+        const RuleLimit* l = p.limitOf(r.id);
+        return l == nullptr || l->until_ms == 0 || unix_now < l->until_ms;
+      };
+      policy::Verdict v = p.matcher->decide(key, policy::RuleFilter::of(usable));
       allowed = v.action == Action::kAllow;
       d.rule_id = v.rule != nullptr ? v.rule->id : 0;
     }

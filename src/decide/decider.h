@@ -44,7 +44,21 @@ struct Decision {
   std::vector<ofp::FlowMod> flows;          // to send first
   std::vector<ofp::PacketOut> packet_outs;  // then these (the held packet, or a reject reply)
   bool dns_answer = false;  // the packet is an answer of the environment's resolver: snoop it
+  // A rule with a connection count admitted this connection (0: none): the daemon persists
+  // the count and retires the rule when it is used up.
+  std::uint32_t counted_rule = 0;
+  std::string names;  // the names the cell resolved for the remote address, comma-separated
 };
+
+// Decides one connection of `cell` against its app's policy: the names the cell resolved for
+// the remote address take part, rules whose lifetime ended are skipped, and a rule with a
+// connection count is charged one connection. Used by the decider and by `rules explain`.
+struct PolicyOutcome {
+  policy::Verdict verdict;
+  std::uint32_t counted_rule = 0;
+};
+PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now now,
+                               const CellRuntime* runtime, std::string* names_out);
 
 class Decider {
  public:
@@ -52,11 +66,13 @@ class Decider {
 
   // `raw` is the Packet-In's frame; the PacketOut re-injects it through the tables so it
   // follows the flows just installed.
-  Decision decide(const SwitchView& sw, std::uint32_t in_port, const packet::Frame& frame) const;
+  Decision decide(const SwitchView& sw, std::uint32_t in_port, const packet::Frame& frame,
+                  Now now = {}) const;
 
  private:
-  Decision fromCell(const SwitchView& sw, const CellPort& cell, const packet::Frame& f) const;
-  Decision fromGateway(const SwitchView& sw, const GatewayPort& gw, const packet::Frame& f) const;
+  Decision fromCell(const SwitchView& sw, const CellPort& cell, const packet::Frame& f, Now now) const;
+  Decision fromGateway(const SwitchView& sw, const GatewayPort& gw, const packet::Frame& f,
+                       Now now) const;
   void allowPair(Decision& d, const packet::Frame& f, std::uint32_t out_port,
                  std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
                  const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev,

@@ -14,9 +14,64 @@
 #include <unordered_map>
 
 #include "common/net.h"
+#include "names/name_table.h"
 #include "policy/policy.h"
 
 namespace cw::decide {
+
+// The two clocks a decision needs: names expire on the monotonic clock, rule lifetimes are
+// wall-clock times (`until = 2026-12-01T10:00:00Z`).
+struct Now {
+  std::int64_t mono_ms = 0;
+  std::int64_t unix_ms = 0;
+};
+
+// A rule's lifetime as the packet path enforces it. The daemon owns these and keeps the same
+// object across recompiles, so a count survives policy changes. `used` counts connections the
+// rule admitted; it is claimed with a compare-and-swap, so a rule for N connections admits
+// exactly N even when switch threads race.
+struct RuleLimit {
+  std::int64_t until_ms = 0;   // 0: no time limit
+  std::uint32_t max = 0;       // 0: no count limit
+  std::atomic<std::uint32_t> used{0};
+  bool usable(std::int64_t now_unix_ms) const {
+    if (until_ms != 0 && now_unix_ms >= until_ms) return false;
+    return max == 0 || used.load(std::memory_order_relaxed) < max;
+  }
+  // Takes one connection; false when the count ran out meanwhile.
+  bool claim() {
+    if (max == 0) return true;
+    std::uint32_t u = used.load(std::memory_order_relaxed);
+    while (u < max)
+      if (used.compare_exchange_weak(u, u + 1, std::memory_order_relaxed)) return true;
+    return false;
+  }
+};
+
+// One app's policy as the packet path uses it: the immutable matcher plus the lifetimes of the
+// rules that have one.
+struct CompiledPolicy {
+  std::shared_ptr<const policy::Matcher> matcher;
+  std::unordered_map<std::uint32_t, std::shared_ptr<RuleLimit>> limits;  // by rule id
+
+  RuleLimit* limitOf(std::uint32_t rule_id) const {
+    auto it = limits.find(rule_id);
+    return it == limits.end() ? nullptr : it->second.get();
+  }
+  static std::shared_ptr<const CompiledPolicy> of(std::shared_ptr<const policy::Matcher> m) {
+    auto p = std::make_shared<CompiledPolicy>();
+    p->matcher = std::move(m);
+    return p;
+  }
+};
+
+// A cell's mutable state shared by the packet path and the control thread: the names it
+// resolved (DNS snooping). Guarded by `mu`; held for microseconds.
+struct CellRuntime {
+  explicit CellRuntime(names::Limits l = {}) : names(l) {}
+  mutable std::mutex mu;
+  names::NameTable names;
+};
 
 struct CellPort {
   std::uint32_t cell_id = 0;
@@ -25,7 +80,8 @@ struct CellPort {
   std::uint32_t ofport = 0;
   MacAddr mac;
   Ip4 ip;
-  std::shared_ptr<const policy::Matcher> policy;
+  std::shared_ptr<const CompiledPolicy> policy;
+  std::shared_ptr<CellRuntime> runtime;  // null: no names (tests, benchmarks)
 };
 
 struct GatewayPort {

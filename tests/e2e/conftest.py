@@ -25,6 +25,16 @@ TESTHOST_IP = "10.250.0.1"
 GATEWAY_UPLINK_IP = "10.250.0.2"
 POOL = "10.200.0.0/16"
 GATEWAY_IP = "10.200.0.1"
+# Names the test host's DNS server knows (beyond test.example), and the addresses it serves
+# them from: every address is on the test host, so each name is a reachable, distinct host.
+NAMES = {
+    "api.example.test": "10.250.1.10",
+    "evil.test": "10.250.1.66",
+    "cdn.example.net": "10.250.1.20",
+    "direct.example.test": "10.250.1.30",
+    "v6.example.test": "fd00:250::10",
+}
+CNAMES = {"www.example.test": "cdn.example.net"}
 
 
 def sh(cmd, check=True, timeout=60, **kw):
@@ -64,6 +74,7 @@ class TestHost:
         Path(self.www, "index.html").write_text("hello from the test host\n")
 
     def start_servers(self):
+        self.add_addresses()
         self.spawn(["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0",
                     "--directory", self.www])
         echo = ("import socket\n"
@@ -72,11 +83,33 @@ class TestHost:
                 "while True:\n"
                 "  d,a=s.recvfrom(2048); s.sendto(b'echo:'+d,a)\n")
         self.spawn(["/usr/bin/python3", "-c", echo])
-        # The environment's upstream resolver: knows test.example, refuses the rest at once.
+        # A TCP echo server (long-lived connections: cutting them is observable).
+        techo = ("import socket,threading\n"
+                 "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                 "s.bind(('0.0.0.0',7777)); s.listen(64)\n"
+                 "def serve(c):\n"
+                 "  while True:\n"
+                 "    d=c.recv(4096)\n"
+                 "    if not d: break\n"
+                 "    c.sendall(d)\n"
+                 "while True:\n"
+                 "  c,_=s.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()\n")
+        self.spawn(["/usr/bin/python3", "-c", techo])
+        # The environment's upstream resolver: knows test.example and the names of NAMES,
+        # refuses the rest at once.
+        records = [f"--host-record={n},{a}" for n, a in NAMES.items()]
+        records += [f"--cname={alias},{target}" for alias, target in CNAMES.items()]
         self.spawn(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
                     "--bind-interfaces", f"--listen-address={TESTHOST_IP}", "--pid-file=",
-                    "--user=root", f"--address=/test.example/{TESTHOST_IP}", "--log-facility=-"])
+                    "--user=root", f"--address=/test.example/{TESTHOST_IP}", "--log-facility=-"]
+                   + records)
         time.sleep(0.3)
+
+    def add_addresses(self):
+        """Puts the addresses NAMES resolve to on the test host, so they answer too."""
+        for a in set(NAMES.values()):
+            if ":" not in a:
+                self.exec(["ip", "addr", "add", a + "/32", "dev", "cw-u-default"], check=False)
 
     def spawn(self, argv):
         p = subprocess.Popen(["ip", "netns", "exec", self.ns] + argv,
@@ -210,6 +243,10 @@ peer_address = "{TESTHOST_IP}/24"
             cells.append({"id": f[0], "app": f[1], "env": f[2], "ip": f[4], "mac": f[5],
                           "port": f[6], "netns": f[7]})
         return cells
+
+    def sh_in_cell(self, cell, argv, check=False, timeout=30):
+        """Runs argv in the cell's network namespace (as root, outside its mount namespace)."""
+        return sh(["ip", "netns", "exec", cell["netns"]] + argv, check=check, timeout=timeout)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)

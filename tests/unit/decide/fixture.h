@@ -10,10 +10,10 @@
 
 namespace cw::decide::testing {
 
-inline std::shared_ptr<const policy::Matcher> compile(const std::string& toml) {
+inline std::shared_ptr<const CompiledPolicy> compile(const std::string& toml) {
   auto p = policy::parsePolicy(toml, "test.toml");
   if (!p) throw std::runtime_error(p.error().str());
-  return std::make_shared<const policy::Matcher>(std::move(p.value()));
+  return CompiledPolicy::of(std::make_shared<const policy::Matcher>(std::move(p.value())));
 }
 
 struct Net {
@@ -24,9 +24,10 @@ struct Net {
                        "[[allow]]\nproto = \"tcp\"\nto = \"192.0.2.10\"\nports = [80, 443]\n"
                        "[[rule]]\naction = \"reject\"\nto = \"192.0.2.66\"\n"
                        "[[allow]]\nto = \"10.200.0.3\"\nproto = \"tcp\"\nports = 8000\n"
-                       "[[allow]]\nproto = \"udp\"\nto = \"192.0.2.53\"\n")};
+                       "[[allow]]\nproto = \"udp\"\nto = \"192.0.2.53\"\n"),
+               nullptr};
   CellPort db{3, "db", "default", 3, *MacAddr::parse("02:c3:0a:c8:00:03"),
-              *Ip4::parse("10.200.0.3"), compile("default = \"deny\"\n")};
+              *Ip4::parse("10.200.0.3"), compile("default = \"deny\"\n"), nullptr};
   SwitchView view;
 
   Net() {

@@ -1,0 +1,67 @@
+// What cellwalld does with what the packet path sees, off the packet path's critical work:
+//  - DNS snooping: resolver answers are parsed on the switch thread (pure, ~0.5 µs) and their
+//    names recorded in the cell's name table, before the next Packet-In of that switch (so an
+//    app's connection right after its lookup already sees the names);
+//  - decisions are queued for the control thread, which logs them and persists connection
+//    counts in batches. The queue is bounded; what does not fit is counted, never blocks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "daemon/packet_path.h"
+#include "dns/dns.h"
+
+namespace cw::daemon {
+
+struct DecisionEvent {
+  std::int64_t time_ms = 0;  // unix
+  std::uint32_t cell = 0;
+  std::string app;
+  std::string proto, remote_ip;
+  std::uint16_t remote_port = 0;
+  std::string names;
+  std::string verdict;
+  std::uint32_t rule_id = 0;
+  std::string reason;
+  std::uint32_t counted_rule = 0;
+};
+
+class Observer : public PacketObserver {
+ public:
+  static constexpr std::size_t kMaxQueued = 100000;
+  static constexpr std::size_t kMaxTcpStreams = 256;
+
+  void onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame) override;
+  void onDecision(const decide::CellPort* cell, const decide::Decision& d, const packet::Frame& frame,
+                  decide::Now now) override;
+
+  // Control thread: takes what was queued since the last call.
+  std::vector<DecisionEvent> drain();
+
+  std::uint64_t answersParsed() const { return parsed_.load(std::memory_order_relaxed); }
+  std::uint64_t namesLearned() const { return learned_.load(std::memory_order_relaxed); }
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  std::uint64_t dnsErrors(dns::ParseError e) const {
+    return dns_errors_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
+  }
+
+ private:
+  void learn(const decide::CellPort& cell, Bytes message, std::int64_t now_mono);
+  std::vector<std::vector<std::uint8_t>> tcpMessages(const decide::CellPort& cell, const packet::Frame& f);
+
+  std::mutex mu_;
+  std::vector<DecisionEvent> queue_;
+  std::mutex tcp_mu_;
+  // (cell, cell port, resolver port) -> the answer stream of one DNS-over-TCP connection.
+  std::map<std::tuple<std::uint32_t, std::uint16_t, std::uint16_t>, dns::TcpFramer> tcp_;
+  std::atomic<std::uint64_t> parsed_{0}, learned_{0}, dropped_{0};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dns::ParseError::kCount)> dns_errors_{};
+};
+
+}  // namespace cw::daemon

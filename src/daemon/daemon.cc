@@ -516,6 +516,17 @@ struct Daemon::Impl {
       r.lines.push_back("cells " + std::to_string(cells.all().size()));
       r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
                         " denied=" + std::to_string(packets.denied()));
+      r.lines.push_back("repeats " + std::to_string(packets.repeats()));
+      r.lines.push_back("dns answers=" + std::to_string(packets.answersSnooped()) +
+                        " parsed=" + std::to_string(observer.answersParsed()) +
+                        " names_learned=" + std::to_string(observer.namesLearned()));
+      for (std::size_t i = 0; i < static_cast<std::size_t>(dns::ParseError::kCount); ++i) {
+        auto e = static_cast<dns::ParseError>(i);
+        if (observer.dnsErrors(e) > 0)
+          r.lines.push_back(std::string("weird dns_") + dns::parseErrorName(e) + " " +
+                            std::to_string(observer.dnsErrors(e)));
+      }
+      r.lines.push_back("log dropped=" + std::to_string(observer.dropped()));
       for (std::size_t i = 0; i < static_cast<std::size_t>(decide::Reason::kCount); ++i) {
         auto reason = static_cast<decide::Reason>(i);
         r.lines.push_back(std::string("reason ") + decide::reasonName(reason) + " " +

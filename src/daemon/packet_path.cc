@@ -1,5 +1,6 @@
 #include "daemon/packet_path.h"
 
+#include <array>
 #include <chrono>
 
 namespace cw::daemon {
@@ -29,7 +30,9 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
     return;
   }
   decide::Now now = clockNow();
+  if (replayRecent(s, pi, *frame, view.generation, now.mono_ms)) return;
   decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now);
+  rememberDecision(pi, *frame, d, view.generation, now.mono_ms);
   if (d.dns_answer && d.action == policy::Action::kAllow) snoop(*sv, d.cell_id, *frame);
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
@@ -37,6 +40,81 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
   if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort && d.reason != decide::Reason::kNotIpv4)
     observer_->onDecision(sv->cellOnPort(pi.inPort()), d, *frame, now);
+}
+
+namespace {
+
+// The last decisions of this switch thread, by connection. Open vSwitch's userspace datapath
+// keeps sending a new connection's next packets (the handshake's ACK, the first data) to the
+// controller until it revalidates the datapath flow that sent the first one there, even though
+// the connection's OpenFlow flows are already in. Those repeats are forwarded as decided, not
+// decided again: a connection is decided (counted, logged) once.
+struct Recent {
+  std::uint64_t generation = 0;  // the view it was decided in: any policy change invalidates
+  std::int64_t at_ms = -1;
+  std::uint32_t in_port = 0, src = 0, dst = 0;
+  std::uint16_t sport = 0, dport = 0;
+  std::uint8_t proto = 0;
+  bool allow = false;
+  ofp::ActionList actions;  // the forward flow's, controller outputs removed
+};
+constexpr std::size_t kRecentSlots = 1024;
+constexpr std::int64_t kRecentMs = 1000;
+
+Recent& slotFor(std::uint32_t in_port, const packet::Frame& f) {
+  thread_local std::array<Recent, kRecentSlots> recent;
+  std::uint64_t h = (std::uint64_t{f.ip_src.v4().v} << 32 | f.ip_dst.v4().v) * 0x9e3779b97f4a7c15ULL;
+  h ^= (std::uint64_t{f.src_port} << 16 | f.dst_port | std::uint64_t{in_port} << 40 |
+        std::uint64_t{f.ip_proto} << 32) * 0xc2b2ae3d27d4eb4fULL;
+  return recent[(h >> 32) % kRecentSlots];
+}
+
+bool sameConnection(const Recent& r, std::uint32_t in_port, const packet::Frame& f) {
+  return r.in_port == in_port && r.proto == f.ip_proto && r.src == f.ip_src.v4().v &&
+         r.dst == f.ip_dst.v4().v && r.sport == f.src_port && r.dport == f.dst_port;
+}
+
+}  // namespace
+
+bool PacketPath::replayRecent(sw::Switch& s, const ofp::PacketIn& pi, const packet::Frame& f,
+                              std::uint64_t generation, std::int64_t now_ms) {
+  if (!f.isIpv4()) return false;
+  const Recent& r = slotFor(pi.inPort(), f);
+  if (r.at_ms < 0 || now_ms - r.at_ms > kRecentMs || r.generation != generation ||
+      !sameConnection(r, pi.inPort(), f))
+    return false;
+  repeats_.fetch_add(1, std::memory_order_relaxed);
+  if (r.allow) {
+    ofp::PacketOut po;
+    po.in_port = pi.inPort();
+    po.actions = r.actions;
+    po.data.assign(f.raw.begin(), f.raw.end());
+    s.sendPacketOut(po);
+  }
+  return true;
+}
+
+void PacketPath::rememberDecision(const ofp::PacketIn& pi, const packet::Frame& f, const decide::Decision& d,
+                                  std::uint64_t generation, std::int64_t now_ms) {
+  if (!f.isIpv4() || d.flows.empty()) return;  // rejects answer every packet: nothing to remember
+  Recent& r = slotFor(pi.inPort(), f);
+  r.generation = generation;
+  r.at_ms = now_ms;
+  r.in_port = pi.inPort();
+  r.src = f.ip_src.v4().v;
+  r.dst = f.ip_dst.v4().v;
+  r.sport = f.src_port;
+  r.dport = f.dst_port;
+  r.proto = f.ip_proto;
+  r.allow = d.action == policy::Action::kAllow;
+  r.actions.clear();
+  for (const auto& ins : d.flows.front().instructions)
+    if (const auto* apply = std::get_if<ofp::InstrApplyActions>(&ins))
+      for (const auto& a : apply->actions) {
+        const auto* out = std::get_if<ofp::ActionOutput>(&a);
+        if (out == nullptr || out->port != ofp::kPortController) r.actions.push_back(a);
+      }
+  if (r.allow && r.actions.empty()) r.at_ms = -1;  // nothing to replay with: decide again
 }
 
 void PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame) {

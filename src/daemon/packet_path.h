@@ -50,15 +50,22 @@ class PacketPath {
   }
   std::uint64_t allowed() const { return allowed_.load(std::memory_order_relaxed); }
   std::uint64_t answersSnooped() const { return answers_seen_.load(std::memory_order_relaxed); }
+  // Packet-Ins of a connection decided moments ago, forwarded (or dropped) as decided.
+  std::uint64_t repeats() const { return repeats_.load(std::memory_order_relaxed); }
   std::uint64_t denied() const { return denied_.load(std::memory_order_relaxed); }
 
  private:
   void snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame);
+  bool replayRecent(sw::Switch& s, const ofp::PacketIn& pi, const packet::Frame& f,
+                    std::uint64_t generation, std::int64_t now_ms);
+  void rememberDecision(const ofp::PacketIn& pi, const packet::Frame& f, const decide::Decision& d,
+                        std::uint64_t generation, std::int64_t now_ms);
 
   const decide::ViewHolder& views_;
   decide::Decider decider_;
   PacketObserver* observer_;
   std::atomic<std::uint64_t> answers_seen_{0};
+  std::atomic<std::uint64_t> repeats_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons_{};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(packet::ParseError::kCount)> weirds_{};
   std::atomic<std::uint64_t> allowed_{0}, denied_{0};

@@ -1,0 +1,185 @@
+"""Rules that change while cells run: lifetimes, removal, persistence. Real OVS, real cells,
+a real TCP echo server on the test host."""
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import TESTHOST_IP, sh
+
+# Connects to the test host's TCP echo server (retrying until a rule lets it), then echoes one
+# byte every 100 ms; prints "connected", then "cut N" when an echo does not come back within
+# 1.5 s (N echoes made it), or "closed N".
+ECHO_CLIENT = f"""
+import socket, sys, time
+t0 = time.time(); s = None
+while time.time() - t0 < 15:
+    try:
+        s = socket.create_connection(("{TESTHOST_IP}", 7777), timeout=0.5); break
+    except OSError:
+        time.sleep(0.2)
+if s is None:
+    print("never", flush=True); sys.exit(1)
+print("connected", flush=True)
+s.settimeout(1.5); n = 0
+while time.time() - t0 < 40:
+    try:
+        s.sendall(b"x"); d = s.recv(16)
+        if not d:
+            print("closed", n, flush=True); break
+        n += 1; time.sleep(0.1)
+    except OSError:
+        print("cut", n, flush=True); break
+"""
+
+
+def curl_code(host, port=8080):
+    return f"curl -s -o /dev/null --max-time 3 -w '%{{http_code}}\\n' http://{host}:{port}/ || true"
+
+
+def rules_of(d, app):
+    out = d.cli("rules", "list", "--app", app, "--json").stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def test_a_rule_for_three_connections_admits_exactly_three(mdaemon):
+    policy = f"""default = "deny"
+[[allow]]
+proto = "tcp"
+to = "{TESTHOST_IP}"
+ports = 8080
+connections = 3
+"""
+    r = mdaemon.run_cell(policy, ["sh", "-c", "; ".join([curl_code(TESTHOST_IP)] * 5)], app="count3")
+    assert r.stdout.split() == ["200", "200", "200", "000", "000"], r.stdout + r.stderr
+    time.sleep(0.6)  # the daemon retires the used-up rule on its next tick
+    assert rules_of(mdaemon, "count3") == []
+
+
+def test_a_two_second_rule_expires_and_cuts_the_open_connection(mdaemon):
+    policy = f"""default = "deny"
+[[allow]]
+proto = "tcp"
+to = "{TESTHOST_IP}"
+ports = 7777
+for = "2s"
+"""
+    t0 = time.time()
+    r = mdaemon.run_cell(policy, ["python3", "-c", ECHO_CLIENT], app="expire2s")
+    elapsed = time.time() - t0
+    lines = r.stdout.splitlines()
+    assert lines[0] == "connected", r.stdout + r.stderr
+    verdict, n = lines[1].split()
+    assert verdict == "cut", lines
+    assert int(n) > 0  # the connection worked before the rule ran out
+    assert elapsed < 15, elapsed  # ... and was cut, not left to the client's 40 s
+    assert rules_of(mdaemon, "expire2s") == []
+
+
+def test_removing_a_rule_cuts_its_connections(mdaemon):
+    p, cell = mdaemon.start_cell('default = "deny"\n', ["python3", "-c", ECHO_CLIENT], app="rmcut")
+    try:
+        added = json.loads(mdaemon.cli("rules", "add", "--app", "rmcut", "--allow", "--proto", "tcp",
+                                       "--to", TESTHOST_IP, "--port", "7777", "--json").stdout)
+        assert p.stdout.readline().strip() == "connected"
+        time.sleep(1.0)
+        assert p.poll() is None  # echoing happily
+        mdaemon.cli("rules", "rm", str(added["id"]))
+        t_rm = time.time()
+        line = p.stdout.readline().split()
+        assert line[0] == "cut" and int(line[1]) > 3, line
+        assert time.time() - t_rm < 5
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+
+
+def test_export_import_export_is_identical(mdaemon, tmp_path):
+    src = tmp_path / "rt.toml"
+    src.write_text("""default = "reject"
+env = "default"
+
+[[allow]]
+proto = "tcp"
+hosts = ["*.example.test", "api.example.org"]
+ports = [443, "8000-8100"]
+for = "1h"
+connections = 50
+comment = "web \\"apis\\""
+
+[[deny]]
+to = ["10.0.0.0/8", "2001:db8::/32"]
+
+[[rule]]
+action = "reject"
+proto = "udp"
+ports = 53
+
+[[allow]]
+proto = "icmp"
+until = "exit"
+""")
+    mdaemon.cli("rules", "import", "--app", "roundtrip", str(src))
+    first = mdaemon.cli("rules", "export", "--app", "roundtrip").stdout
+    again = tmp_path / "again.toml"
+    again.write_text(first)
+    mdaemon.cli("rules", "import", "--app", "roundtrip", str(again))
+    second = mdaemon.cli("rules", "export", "--app", "roundtrip").stdout
+    assert first == second
+    assert "*.example.test" in first and "connections = 50" in first
+
+
+def test_a_bad_rule_is_refused_with_its_reason(mdaemon, tmp_path):
+    r = mdaemon.cli("rules", "add", "--app", "bad", "--allow", "--host", "*", check=False)
+    assert r.returncode != 0 and "hosts" in r.stderr, r.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('default = "deny"\n\n[[allow]]\nproto = "tcp"\nfor = "soon"\n')
+    r = mdaemon.cli("rules", "import", "--app", "bad", str(bad), check=False)
+    assert r.returncode != 0 and "bad.toml:5" in r.stderr, r.stderr
+
+
+def test_the_log_records_decisions_with_names_and_rules(mdaemon):
+    policy = """default = "deny"
+[[allow]]
+proto = "tcp"
+hosts = ["api.example.test"]
+ports = 8080
+"""
+    mdaemon.run_cell(policy, ["sh", "-c", curl_code("api.example.test") + "; " + curl_code(TESTHOST_IP)],
+                     app="logged")
+    time.sleep(0.6)
+    entries = [json.loads(l) for l in
+               mdaemon.cli("log", "--app", "logged", "--json").stdout.splitlines() if l.strip()]
+    allowed = [e for e in entries if e["remote_port"] == 8080 and e["verdict"] == "allow"]
+    denied = [e for e in entries if e["remote_port"] == 8080 and e["verdict"] == "deny"]
+    assert allowed and "api.example.test" in allowed[0]["names"] and allowed[0]["rule_id"] > 0, entries
+    assert denied and denied[0]["remote_ip"] == TESTHOST_IP and denied[0]["rule_id"] == 0, entries
+
+
+# Last in this module: it kills and restarts the module's daemon.
+def test_kill9_during_rule_writes_loses_no_acknowledged_rule(mdaemon):
+    daemon = mdaemon
+    acked = []
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set() and i < 2000:
+            r = daemon.cli("rules", "add", "--app", "k9", "--deny", "--to",
+                           f"10.9.{i // 250}.{i % 250 + 1}", "--json", check=False, timeout=30)
+            if r.returncode == 0:
+                acked.append(json.loads(r.stdout)["id"])
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(2.0)
+    daemon.kill9()
+    stop.set()
+    t.join(timeout=60)
+    assert len(acked) > 10, len(acked)  # the kill landed in the middle of the writes
+    daemon.start()
+    kept = {r["id"] for r in rules_of(daemon, "k9")}
+    missing = [i for i in acked if i not in kept]
+    assert not missing, f"{len(missing)} acknowledged rules lost: {missing[:10]}"

@@ -94,6 +94,39 @@ struct Daemon::Impl {
     spdlog::info("cut the connections of rule(s) {}", list);
   }
 
+  // The connection log's packets and bytes: a logged, allowed connection is found again by
+  // its addresses when its two flows end (FLOW_REMOVED), and its counters are summed.
+  using ConnId = std::tuple<std::uint32_t, std::uint8_t, std::uint32_t, std::uint16_t, std::uint16_t>;
+  struct Ending {
+    std::int64_t log_id = 0;
+    std::uint64_t packets = 0, bytes = 0;
+    int flows_ended = 0;
+  };
+  std::map<ConnId, Ending> live_conns;
+  static constexpr std::size_t kMaxLiveConns = 200000;
+
+  void flowEnded(const ofp::FlowRemoved& fr) {
+    auto kind = decide::cookieKind(fr.cookie);
+    if (kind != decide::CookieKind::kConnAllow && kind != decide::CookieKind::kDnsAnswer) return;
+    const ofp::Match& m = fr.match;
+    if (!m.has(ofp::Field::kIpv4Src) || !m.has(ofp::Field::kIpv4Dst)) return;
+    // The cell may be gone already (its flows end when it does): the flow is either the
+    // cell's direction or the remote's, so try both.
+    std::uint32_t cell = decide::cookieCell(fr.cookie);
+    std::uint16_t sp = m.has(ofp::Field::kTcpSrc) ? m.tcp_src : m.has(ofp::Field::kUdpSrc) ? m.udp_src : 0;
+    std::uint16_t dp = m.has(ofp::Field::kTcpDst) ? m.tcp_dst : m.has(ofp::Field::kUdpDst) ? m.udp_dst : 0;
+    auto it = live_conns.find(ConnId{cell, m.ip_proto, m.ipv4_dst.v, sp, dp});
+    if (it == live_conns.end()) it = live_conns.find(ConnId{cell, m.ip_proto, m.ipv4_src.v, dp, sp});
+    if (it == live_conns.end()) return;
+    it->second.packets += fr.packet_count;
+    it->second.bytes += fr.byte_count;
+    if (++it->second.flows_ended < 2) return;
+    store::LogCounters c{it->second.log_id, it->second.packets, it->second.bytes, clockNow().unix_ms};
+    if (auto u = db->updateLogCounters(c); !u && log_failures++ % 100 == 0)
+      spdlog::error("connection log: {}", u.error().message);
+    live_conns.erase(it);
+  }
+
   // Every 250 ms: the decisions queued by the packet path go to the log and the connection
   // counts; rules whose time is up go; old names are dropped.
   void tick(asio::steady_timer& timer) {
@@ -104,6 +137,7 @@ struct Daemon::Impl {
       auto events = observer.drain();
       bool changed = false;
       std::vector<store::LogRow> rows;
+      std::vector<std::pair<std::size_t, ConnId>> watch;  // rows of allowed connections
       rows.reserve(events.size());
       for (auto& e : events) {
         if (e.counted_rule != 0) changed = rules->connectionCounted(e.counted_rule) || changed;
@@ -119,11 +153,21 @@ struct Daemon::Impl {
         r.verdict = e.verdict;
         r.rule_id = e.rule_id;
         r.reason = e.reason;
+        if (e.allowed && e.remote4 != 0)
+          watch.emplace_back(rows.size(), ConnId{e.cell, e.ip_proto, e.remote4, e.local_port, e.remote_port});
         rows.push_back(std::move(r));
       }
-      if (!rows.empty())
-        if (auto a = db->appendLog(rows); !a && log_failures++ % 100 == 0)
-          spdlog::error("connection log: {}", a.error().message);
+      if (!rows.empty()) {
+        auto ids = db->appendLog(rows);
+        if (!ids) {
+          if (log_failures++ % 100 == 0) spdlog::error("connection log: {}", ids.error().message);
+        } else {
+          for (const auto& [row, conn] : watch) {
+            if (live_conns.size() >= kMaxLiveConns) live_conns.erase(live_conns.begin());
+            live_conns[conn] = Ending{(*ids)[row], 0, 0, 0};
+          }
+        }
+      }
       auto expired = rules->expire(now.unix_ms);
       if (changed || !expired.empty()) publish();
       cutRules(expired);
@@ -801,7 +845,9 @@ void Daemon::onSwitchDown(sw::Switch& /*s*/) {}
 void Daemon::onPacketIn(sw::Switch& s, const ofp::PacketIn& pi) { impl_->packets.handle(s, pi); }
 
 void Daemon::onPortStatus(sw::Switch& /*s*/, const ofp::PortStatus& /*ps*/) {}
-void Daemon::onFlowRemoved(sw::Switch& /*s*/, const ofp::FlowRemoved& /*fr*/) {}
+void Daemon::onFlowRemoved(sw::Switch& /*s*/, const ofp::FlowRemoved& fr) {
+  asio::post(impl_->control, [im = impl_.get(), fr] { im->flowEnded(fr); });
+}
 void Daemon::onError(sw::Switch& /*s*/, std::uint32_t /*xid*/, const ofp::ErrorMsg& err) {
   // A meter that already exists (after a reconnect) is expected; everything else is logged
   // by the channel already.

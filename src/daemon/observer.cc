@@ -83,6 +83,10 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   e.rule_id = d.rule_id;
   e.reason = decide::reasonName(d.reason);
   e.counted_rule = d.counted_rule;
+  e.allowed = d.action == policy::Action::kAllow;
+  e.ip_proto = f.ip_proto;
+  e.remote4 = f.isIpv4() ? f.ip_dst.v4().v : 0;
+  e.local_port = f.isTcp() || f.isUdp() ? f.src_port : 0;
   std::lock_guard lock(mu_);
   if (queue_.size() >= kMaxQueued && d.counted_rule == 0) {
     dropped_.fetch_add(1, std::memory_order_relaxed);

@@ -30,6 +30,10 @@ struct DecisionEvent {
   std::uint32_t rule_id = 0;
   std::string reason;
   std::uint32_t counted_rule = 0;
+  bool allowed = false;
+  std::uint8_t ip_proto = 0;
+  std::uint32_t remote4 = 0;    // the remote IPv4 address, for matching the flows' counters
+  std::uint16_t local_port = 0;  // the cell's port
 };
 
 class Observer : public PacketObserver {

@@ -240,6 +240,9 @@ void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
     fm.priority = kPrioConn;
     fm.idle_timeout = idle;
     fm.cookie = cookie;
+    // When the flow ends its counters come back (FLOW_REMOVED): the connection log's packets
+    // and bytes.
+    fm.flags = ofp::kFlowSendFlowRem;
     fm.match = connMatch(f, from, reverse);
     ofp::ActionList acts;
     if (rewrite_src != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethSrc(*rewrite_src)});

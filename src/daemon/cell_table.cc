@@ -1,9 +1,7 @@
 #include "daemon/cell_table.h"
 
-#include <fstream>
+#include <cstdlib>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 namespace cw::daemon {
 
@@ -50,36 +48,36 @@ std::filesystem::path CellTable::cellDir(std::uint32_t id) const {
 }
 
 Expected<void> CellTable::save() const {
-  nlohmann::json arr = nlohmann::json::array();
+  if (store_ == nullptr) return fail("cell table has no store");
+  auto stored = store_->listCells();
+  if (!stored) return Unexpected(stored.error());
+  for (const auto& row : *stored) {
+    std::uint32_t id = static_cast<std::uint32_t>(std::strtoul(row.id.c_str(), nullptr, 10));
+    if (cells_.count(id) == 0)
+      if (auto r = store_->removeCell(row.id); !r) return Unexpected(r.error());
+  }
   for (const auto& [id, c] : cells_) {
     api::Reply one;
     one.cells.push_back(c.info);
-    arr.push_back(nlohmann::json::parse(api::encodeReply(one))["cells"][0]);
+    store::CellRow row{std::to_string(id), c.info.app, c.info.env, c.info.ip, c.info.launcher_pid,
+                       c.info.created_unix * 1000, api::encodeReply(one)};
+    if (auto r = store_->putCell(row); !r) return Unexpected(r.error());
   }
-  auto path = state_dir_ / "cells.json";
-  auto tmp = state_dir_ / "cells.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << arr.dump(2) << "\n";
-    if (!out) return fail("cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return fail("cannot replace " + path.string() + ": " + ec.message());
   return {};
 }
 
 Expected<std::vector<api::CellInfo>> CellTable::load() const {
-  auto path = state_dir_ / "cells.json";
-  std::ifstream in(path);
-  if (!in) return std::vector<api::CellInfo>{};
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_array()) return fail(path.string() + " is not a JSON array");
-  nlohmann::json wrapped{{"ok", true}, {"cells", j}};
-  auto reply = api::decodeReply(wrapped.dump());
-  if (!reply) return Unexpected(reply.error());
-  return reply->cells;
+  if (store_ == nullptr) return fail("cell table has no store");
+  auto stored = store_->listCells();
+  if (!stored) return Unexpected(stored.error());
+  std::vector<api::CellInfo> out;
+  for (const auto& row : *stored) {
+    auto reply = api::decodeReply(row.details);
+    if (!reply || reply->cells.size() != 1)
+      return fail("stored cell " + row.id + " has unreadable details");
+    out.push_back(reply->cells.front());
+  }
+  return out;
 }
 
 }  // namespace cw::daemon

@@ -1,5 +1,5 @@
 // The daemon's record of its cells: ids, addresses, and the file that lets a restarted daemon
-// find them again (state_dir/cells.json). Control thread only.
+// find them again (the store's cells table). Control thread only.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include "common/net.h"
 #include "common/result.h"
 #include "decide/net_view.h"
+#include "store/store.h"
 
 namespace cw::daemon {
 
@@ -26,6 +27,8 @@ struct CellRecord {
 class CellTable {
  public:
   explicit CellTable(std::filesystem::path state_dir);
+  // Where save() and load() keep the cells (the daemon's store).
+  void attach(store::Store* s) { store_ = s; }
 
   // The next id and the lowest free address of `pool` (skipping the gateway, .1).
   std::uint32_t nextId();
@@ -37,7 +40,7 @@ class CellTable {
   CellRecord* find(std::uint32_t id);
   const std::map<std::uint32_t, CellRecord>& all() const { return cells_; }
 
-  // cells.json: what a restarted daemon needs (policy is recompiled from the stored text).
+  // The store's cells table: what a restarted daemon needs to adopt or remove them.
   Expected<void> save() const;
   Expected<std::vector<api::CellInfo>> load() const;
 
@@ -45,6 +48,7 @@ class CellTable {
 
  private:
   std::filesystem::path state_dir_;
+  store::Store* store_ = nullptr;
   std::uint32_t next_id_ = 1;
   std::map<std::uint32_t, CellRecord> cells_;
 };

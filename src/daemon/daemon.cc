@@ -768,6 +768,7 @@ Expected<void> Daemon::run() {
   if (!db) return Unexpected(db.error());
   im.db = std::move(db.value());
   im.rules = std::make_unique<RuleBook>(*im.db);
+  im.cells.attach(im.db.get());
   if (auto r = im.rules->load(clockNow().unix_ms); !r) return r;
 
   im.server = std::make_unique<sw::SwitchServer>(so, *this);
@@ -833,7 +834,6 @@ Expected<void> Daemon::run() {
   auto stopped = im.ovs->stop(true);
   im.server->stop();
   ::unlink(sock.c_str());
-  std::filesystem::remove(im.cfg.state_dir / "cells.json", ec);
   if (!stopped) spdlog::warn("stopping Open vSwitch: {}", stopped.error().message);
   spdlog::info("cellwalld stopped; everything it created is removed");
   return {};

@@ -268,8 +268,8 @@ Expected<std::vector<std::uint32_t>> Store::removeRulesOfCell(const std::string&
 Expected<void> Store::putCell(const CellRow& cell) {
   const std::string what = "save cell '" + cell.id + "' in";
   auto st = db_->prepare(
-      "INSERT OR REPLACE INTO cells (id, app, env, ip, pid, started_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      "INSERT OR REPLACE INTO cells (id, app, env, ip, pid, started_ms, details) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
       what);
   if (!st) return Unexpected(std::move(st).error());
   st->bind(1, cell.id)
@@ -277,7 +277,8 @@ Expected<void> Store::putCell(const CellRow& cell) {
       .bind(3, cell.env)
       .bind(4, cell.ip)
       .bind(5, cell.pid)
-      .bind(6, cell.started_ms);
+      .bind(6, cell.started_ms)
+      .bind(7, cell.details);
   return st->run(what);
 }
 
@@ -293,7 +294,7 @@ Expected<bool> Store::removeCell(const std::string& id) {
 Expected<std::vector<CellRow>> Store::listCells() {
   const std::string_view what = "list cells in";
   auto st = db_->prepare(
-      "SELECT id, app, env, ip, pid, started_ms FROM cells ORDER BY id", what);
+      "SELECT id, app, env, ip, pid, started_ms, details FROM cells ORDER BY id", what);
   if (!st) return Unexpected(std::move(st).error());
   std::vector<CellRow> cells;
   for (;;) {
@@ -301,7 +302,7 @@ Expected<std::vector<CellRow>> Store::listCells() {
     if (!row) return Unexpected(std::move(row).error());
     if (!*row) break;
     cells.push_back(CellRow{st->text(0), st->text(1), st->text(2), st->text(3), st->int64(4),
-                            st->int64(5)});
+                            st->int64(5), st->text(6)});
   }
   return cells;
 }

@@ -50,7 +50,8 @@ CREATE TABLE cells (
   env         TEXT NOT NULL,
   ip          TEXT NOT NULL,
   pid         INTEGER NOT NULL,
-  started_ms  INTEGER NOT NULL
+  started_ms  INTEGER NOT NULL,
+  details     TEXT NOT NULL DEFAULT ''
 ) STRICT;
 
 -- The connection log: append-mostly, pruned from the oldest end. AUTOINCREMENT keeps ids

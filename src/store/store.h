@@ -85,6 +85,7 @@ struct CellRow {
   std::string ip;
   std::int64_t pid = 0;
   std::int64_t started_ms = 0;
+  std::string details;  // what a restarted daemon needs to adopt the cell (JSON; opaque here)
   auto operator<=>(const CellRow&) const = default;
 };
 

@@ -305,8 +305,8 @@ TEST_F(StoreTest, RemoveExpiredAndRulesOfCell) {
 
 TEST_F(StoreTest, Cells) {
   auto s = open();
-  CellRow a{"cw-firefox-1", "firefox", "home", "10.77.0.2", 1234, 5000};
-  CellRow b{"cw-curl-1", "curl", "vpn", "10.77.0.3", 99, 6000};
+  CellRow a{"cw-firefox-1", "firefox", "home", "10.77.0.2", 1234, 5000, "{\"netns\": \"cw-c1\"}"};
+  CellRow b{"cw-curl-1", "curl", "vpn", "10.77.0.3", 99, 6000, ""};
   ASSERT_TRUE(s->putCell(a));
   ASSERT_TRUE(s->putCell(b));
   a.pid = 4321;
@@ -335,7 +335,7 @@ TEST_F(StoreTest, ReopenKeepsEverything) {
     ASSERT_TRUE(s->addRule(rule("firefox", "a")));
     ASSERT_TRUE(s->replaceAppRules(app("curl", "allow"), {rule("curl", "b"), rule("curl", "c")}));
     ASSERT_TRUE(s->useConnection(1));
-    ASSERT_TRUE(s->putCell(CellRow{"cw-firefox-1", "firefox", "home", "10.77.0.2", 1234, 5000}));
+    ASSERT_TRUE(s->putCell(CellRow{"cw-firefox-1", "firefox", "home", "10.77.0.2", 1234, 5000, "{\"ofport\": 7}"}));
     std::vector<LogRow> rows = {logRow("firefox", 1), logRow("curl", 2)};
     auto ids = s->appendLog(rows);
     ASSERT_TRUE(ids);

@@ -16,7 +16,7 @@ json cellToJson(const CellInfo& c) {
               {"prefix_length", c.prefix_length}, {"ofport", c.ofport},
               {"resolv_conf", c.resolv_conf}, {"hosts", c.hosts},
               {"cgroup", c.cgroup},   {"launcher_pid", c.launcher_pid},
-              {"created_unix", c.created_unix}};
+              {"created_unix", c.created_unix}, {"published", c.published}};
 }
 
 CellInfo cellFromJson(const json& j) {
@@ -36,6 +36,7 @@ CellInfo cellFromJson(const json& j) {
   c.cgroup = j.value("cgroup", "");
   c.launcher_pid = j.value("launcher_pid", std::int64_t{0});
   c.created_unix = j.value("created_unix", std::int64_t{0});
+  if (j.contains("published")) c.published = j["published"].get<std::vector<std::string>>();
   return c;
 }
 
@@ -100,7 +101,7 @@ std::string encodeCommand(const Command& c) {
         if constexpr (std::is_same_v<M, CellCreate>)
           return {{"cmd", "cell.create"}, {"app", m.app}, {"policy_text", m.policy_text},
                   {"policy_origin", m.policy_origin}, {"env", m.env},
-                  {"launcher_pid", m.launcher_pid}};
+                  {"launcher_pid", m.launcher_pid}, {"publish", m.publish}};
         else if constexpr (std::is_same_v<M, CellExit>)
           return {{"cmd", "cell.exit"}, {"id", m.id}, {"exit_status", m.exit_status}};
         else if constexpr (std::is_same_v<M, CellList>)
@@ -142,7 +143,8 @@ Expected<Command> decodeCommand(const std::string& line) {
     if (cmd == "cell.create")
       return Command{CellCreate{j.value("app", ""), j.value("policy_text", ""),
                                 j.value("policy_origin", ""), j.value("env", ""),
-                                j.value("launcher_pid", std::int64_t{0})}};
+                                j.value("launcher_pid", std::int64_t{0}),
+                                j.value("publish", std::vector<std::string>{})}};
     if (cmd == "cell.exit") return Command{CellExit{j.value("id", 0u), j.value("exit_status", 0)}};
     if (cmd == "cell.list") return Command{CellList{}};
     if (cmd == "flows") return Command{FlowDump{}};

@@ -21,6 +21,8 @@ struct CellCreate {
   std::string policy_origin;  // file name for error messages
   std::string env;            // empty: the policy's env
   std::int64_t launcher_pid = 0;
+  // Ports to make reachable from the environment's uplink: "PORT[:CELLPORT][/tcp|/udp]".
+  std::vector<std::string> publish;
 };
 struct CellInfo {
   std::uint32_t id = 0;
@@ -32,6 +34,7 @@ struct CellInfo {
   std::string cgroup;              // cgroup v2 directory for the cell's processes ("" if none)
   std::int64_t launcher_pid = 0;
   std::int64_t created_unix = 0;
+  std::vector<std::string> published;  // "UPLINKPORT:CELLPORT/PROTO"
 };
 struct CellExit {
   std::uint32_t id = 0;

@@ -74,7 +74,8 @@ cw::Expected<pid_t> startPrivateDaemon() {
 }
 
 int cmdRun(const std::string& app, const std::string& policy_file, const std::string& user,
-           const std::string& env, const std::vector<std::string>& command) {
+           const std::string& env, const std::vector<std::string>& publish,
+           const std::vector<std::string>& command) {
   if (command.empty()) return die("nothing to run: cellwall run --app NAME -- CMD [ARGS...]", 2);
   if (::geteuid() != 0)
     return die("cellwall run needs root: it enters network and mount namespaces (CAP_SYS_ADMIN); try sudo", 2);
@@ -109,7 +110,7 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
     ::waitpid(private_daemon, &status, 0);
   };
 
-  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid()};
+  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid(), publish};
   auto reply = client->call(req);
   if (!reply || !reply->ok || reply->cells.empty()) {
     stopPrivate();
@@ -191,6 +192,10 @@ int main(int argc, char** argv) {
   run->add_option("--policy", policy_file, "TOML policy file for this app");
   run->add_option("--user", user, "run as this user (default: the sudo user, else nobody)");
   run->add_option("--env", env, "network environment (default: the policy's, else 'default')");
+  std::vector<std::string> publish;
+  run->add_option("--publish,-p", publish,
+                  "PORT[:CELLPORT][/udp]: reachable from the environment's uplink, subject to inbound rules")
+      ->allow_extra_args(false);  // one value per --publish (repeatable): never swallows `--` and CMD
   run->add_option("command", command, "CMD [ARGS...] after --")->required();
   run->prefix_command(false);
 
@@ -265,7 +270,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
-  if (*run) return cmdRun(app_name, policy_file, user, env, command);
+  if (*run) return cmdRun(app_name, policy_file, user, env, publish, command);
   if (*rules || *logc || *namesc) {
     auto client = Client::connect(socketPath());
     if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");

@@ -278,6 +278,51 @@ struct Daemon::Impl {
     return mm;
   }
 
+  // ---- published ports ----
+  // "PORT[:CELLPORT][/tcp|/udp]" -> canonical "PORT:CELLPORT/PROTO".
+  static Expected<std::string> canonicalPublish(const std::string& spec) {
+    std::string s = spec, proto = "tcp";
+    if (auto slash = s.find('/'); slash != std::string::npos) {
+      proto = s.substr(slash + 1);
+      s = s.substr(0, slash);
+      if (proto != "tcp" && proto != "udp")
+        return fail("--publish " + spec + ": the protocol is tcp or udp");
+    }
+    std::string a = s, b = s;
+    if (auto colon = s.find(':'); colon != std::string::npos) {
+      a = s.substr(0, colon);
+      b = s.substr(colon + 1);
+    }
+    auto port = [](const std::string& t) -> long {
+      if (t.empty() || t.size() > 5 || t.find_first_not_of("0123456789") != std::string::npos) return -1;
+      long v = std::stol(t);
+      return v >= 1 && v <= 65535 ? v : -1;
+    };
+    long up = port(a), cp = port(b);
+    if (up < 0 || cp < 0) return fail("--publish " + spec + ": expected PORT[:CELLPORT][/udp] with ports 1-65535");
+    return std::to_string(up) + ":" + std::to_string(cp) + "/" + proto;
+  }
+
+  static Published toPublished(const std::string& canonical, Ip4 ip) {
+    Published p;
+    unsigned up = 0, cp = 0;
+    char proto[4] = {};
+    std::sscanf(canonical.c_str(), "%u:%u/%3s", &up, &cp, proto);
+    p.uplink_port = static_cast<std::uint16_t>(up);
+    p.cell_port = static_cast<std::uint16_t>(cp);
+    p.cell_ip = ip;
+    p.udp = std::string(proto) == "udp";
+    return p;
+  }
+
+  Expected<void> republish(const std::string& env) {
+    std::vector<Published> ports;
+    for (const auto& [id, c] : cells.all())
+      if (c.info.env == env)
+        for (const auto& spec : c.info.published) ports.push_back(toPublished(spec, c.ip));
+    return gateways.setPublished(env, ports);
+  }
+
   // ---- cells (control thread) ----
   Expected<api::CellInfo> createCell(const api::CellCreate& req) {
     std::string app = req.app.empty() ? "app" : req.app;
@@ -295,6 +340,18 @@ struct Daemon::Impl {
     std::string env = req.env.empty() ? rules->envOf(app) : req.env;
     const Gateways::Entry* gw = gateways.find(env);
     if (gw == nullptr) return fail("no network environment named '" + env + "'");
+    std::vector<std::string> published;
+    for (const auto& spec : req.publish) {
+      auto c = canonicalPublish(spec);
+      if (!c) return Unexpected(c.error());
+      std::string uplink = c->substr(0, c->find(':')) + c->substr(c->find('/'));
+      for (const auto& [oid, other] : cells.all())
+        for (const auto& o : other.info.published)
+          if (other.info.env == env && o.substr(0, o.find(':')) + o.substr(o.find('/')) == uplink)
+            return fail("--publish " + spec + ": that port of environment '" + env +
+                        "' is already published by cell " + std::to_string(oid));
+      published.push_back(*c);
+    }
 
     std::uint32_t id = cells.nextId();
     auto ip = cells.allocateIp(gw->pool);
@@ -354,7 +411,15 @@ struct Daemon::Impl {
     rec.ip = *ip;
     rec.mac = mac;
     rec.runtime = newRuntime();
+    rec.info.published = published;
     cells.add(rec);
+    if (!published.empty())
+      if (auto pr = republish(env); !pr) {
+        cells.remove(id);
+        (void)republish(env);
+        undo();
+        return Unexpected(pr.error());
+      }
     (void)cells.save();
     publish();
     spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}", id, name, rec.info.app,
@@ -397,6 +462,8 @@ struct Daemon::Impl {
     cells.remove(id);
     (void)cells.save();
     publish();
+    if (!c.info.published.empty())
+      if (auto r = republish(c.info.env); !r) spdlog::warn("unpublishing cell {}: {}", id, r.error().message);
     if (auto s = bridge()) {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, nullptr, nullptr};
       s->post([s, cp] {
@@ -801,6 +868,8 @@ Expected<void> Daemon::run() {
     }
   }
   im.recoverCells();
+  for (const auto& g : im.gateways.all())
+    if (auto r = im.republish(g.port.env); !r) spdlog::warn("republishing ports: {}", r.error().message);
   im.publish();
   if (auto s = im.bridge()) s->post([&im, s] { im.reconcile(*s); });
 

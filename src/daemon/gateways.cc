@@ -91,6 +91,12 @@ void Gateways::stopAll(NetOps& /*ops*/, Ovs& ovs) {
   entries_.clear();
 }
 
+Expected<void> Gateways::setPublished(const std::string& env, const std::vector<Published>& ports) {
+  for (auto& e : entries_)
+    if (e.port.env == env) return e.gateway->setPublished(ports);
+  return fail("no network environment named '" + env + "'");
+}
+
 const Gateways::Entry* Gateways::find(const std::string& env) const {
   for (const auto& e : entries_)
     if (e.port.env == env) return &e;

@@ -28,6 +28,7 @@ class Gateways {
                        const std::filesystem::path& state_dir, CommandRunner& runner);
   void stopAll(NetOps& ops, Ovs& ovs);
   const Entry* find(const std::string& env) const;
+  Expected<void> setPublished(const std::string& env, const std::vector<Published>& ports);
   const std::vector<Entry>& all() const { return entries_; }
 
  private:

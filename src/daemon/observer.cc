@@ -76,8 +76,10 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   e.cell = d.cell_id;
   if (cell != nullptr) e.app = cell->app;
   e.proto = protoName(f);
-  if (f.isIp()) e.remote_ip = f.ip_dst.str();
-  e.remote_port = f.isTcp() || f.isUdp() ? f.dst_port : 0;
+  bool inbound = d.reason == decide::Reason::kInboundRule;
+  bool ports = f.isTcp() || f.isUdp();
+  if (f.isIp()) e.remote_ip = inbound ? f.ip_src.str() : f.ip_dst.str();
+  e.remote_port = !ports ? 0 : inbound ? f.src_port : f.dst_port;
   e.names = d.names;
   e.verdict = policy::actionName(d.action);
   e.rule_id = d.rule_id;
@@ -85,8 +87,8 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   e.counted_rule = d.counted_rule;
   e.allowed = d.action == policy::Action::kAllow;
   e.ip_proto = f.ip_proto;
-  e.remote4 = f.isIpv4() ? f.ip_dst.v4().v : 0;
-  e.local_port = f.isTcp() || f.isUdp() ? f.src_port : 0;
+  e.remote4 = !f.isIpv4() ? 0 : inbound ? f.ip_src.v4().v : f.ip_dst.v4().v;
+  e.local_port = !ports ? 0 : inbound ? f.dst_port : f.src_port;
   std::lock_guard lock(mu_);
   if (queue_.size() >= kMaxQueued && d.counted_rule == 0) {
     dropped_.fetch_add(1, std::memory_order_relaxed);

@@ -38,8 +38,13 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
   for (const auto& fm : d.flows) s.sendFlowMod(fm);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
-  if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort && d.reason != decide::Reason::kNotIpv4)
-    observer_->onDecision(sv->cellOnPort(pi.inPort()), d, *frame, now);
+  if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort &&
+      d.reason != decide::Reason::kNotIpv4) {
+    const decide::CellPort* cell = sv->cellOnPort(pi.inPort());
+    if (cell == nullptr && d.reason == decide::Reason::kInboundRule && frame->isIpv4())
+      cell = sv->cellWithIp(frame->ip_dst.v4());
+    observer_->onDecision(cell, d, *frame, now);
+  }
 }
 
 namespace {

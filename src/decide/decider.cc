@@ -60,6 +60,7 @@ const char* reasonName(Reason r) {
     case Reason::kGatewayService: return "gateway_service";
     case Reason::kReturnTraffic: return "return_traffic";
     case Reason::kInboundRefused: return "inbound_refused";
+    case Reason::kInboundRule: return "inbound_rule";
     case Reason::kNotIpv4: return "not_ipv4";
     case Reason::kUnknownPort: return "unknown_port";
     case Reason::kNoGateway: return "no_gateway";
@@ -210,6 +211,27 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
       policy::Verdict v = p.matcher->decide(key, policy::RuleFilter::of(usable));
       allowed = v.action == Action::kAllow;
       d.rule_id = v.rule != nullptr ? v.rule->id : 0;
+    }
+  }
+  if (!allowed && !resolver_answer && f.ip_src.v4() != gw.ip && (opening || f.l4 == L4::kUdp)) {
+    // A new connection into the cell: the gateway forwarded it because the cell published the
+    // port. The cell's inbound rules decide; with no inbound rule it is refused (an app's
+    // `default` is about the connections it opens).
+    policy::ConnKey key{protocolOf(f), policy::Direction::kInbound, f.ip_src,
+                        hasPorts(f) ? f.dst_port : std::uint16_t{0}};
+    PolicyOutcome o = decideWithPolicy(*cell->policy, key, now, nullptr, nullptr);
+    if (o.verdict.rule != nullptr) {
+      d.rule_id = o.verdict.rule->id;
+      d.counted_rule = o.counted_rule;
+      d.action = o.verdict.action;
+      d.reason = Reason::kInboundRule;
+      if (d.action == Action::kAllow)
+        allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr);
+      else if (d.action == Action::kReject)
+        rejectReply(d, f, gw.ofport);
+      else
+        denyFlow(d, f, gw.ofport, cell->cell_id);
+      return d;
     }
   }
   if (allowed) {

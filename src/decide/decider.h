@@ -27,7 +27,8 @@ enum class Reason : std::uint8_t {
   kEnvResolver,      // DNS to the environment's own resolver (always allowed, snooped)
   kGatewayService,   // anything else to the gateway address: refused
   kReturnTraffic,    // from the uplink side, the reverse of a connection the cell may open
-  kInboundRefused,   // from the uplink side, not a reply: no inbound rules yet
+  kInboundRefused,   // from the uplink side, not a reply, and no inbound rule admits it
+  kInboundRule,      // a new connection into the cell (a published port), by an inbound rule
   kNotIpv4,          // a protocol the pipeline does not route
   kUnknownPort,      // a port that belongs to no cell or gateway
   kNoGateway,        // the cell's environment has no gateway on this switch

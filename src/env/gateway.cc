@@ -129,17 +129,40 @@ std::string Gateway::gatewayRuleset(const EnvConfig& c) {
     << "  chain forward {\n"
     << "    type filter hook forward priority filter; policy drop;\n"
     << "    ct state established,related accept\n"
+    // New connections from the uplink only through a published port (DNAT'ed below); the
+    // switch then decides them by the cell's inbound rules.
+    << "    iifname \"" << kUplinkSide << "\" oifname \"" << kCellSide << "\" ct status dnat accept\n"
     << "    iifname \"" << kCellSide << "\" oifname \"" << kUplinkSide << "\" ip saddr " << c.pool.str()
     << " accept\n"
     << "  }\n"
     << "}\n"
     << "table ip cw_gw_nat {\n"
+    << "  chain prerouting {\n"
+    << "    type nat hook prerouting priority dstnat; policy accept;\n"
+    << "  }\n"
     << "  chain postrouting {\n"
     << "    type nat hook postrouting priority srcnat; policy accept;\n"
     << "    oifname \"" << kUplinkSide << "\" masquerade\n"
     << "  }\n"
     << "}\n";
   return r.str();
+}
+
+std::string Gateway::publishRuleset(const std::vector<Published>& ports) {
+  std::ostringstream r;
+  r << "flush chain ip cw_gw_nat prerouting\n";
+  for (const auto& p : ports)
+    r << "add rule ip cw_gw_nat prerouting iifname \"" << kUplinkSide << "\" " << (p.udp ? "udp" : "tcp")
+      << " dport " << p.uplink_port << " dnat to " << p.cell_ip.str() << ":" << p.cell_port << "\n";
+  return r.str();
+}
+
+Expected<void> Gateway::setPublished(const std::vector<Published>& ports) {
+  if (config_.uplink.kind == UplinkConfig::Kind::kUser && !ports.empty())
+    return fail("environment " + config_.name + ": its uplink is the host through slirp4netns, which "
+                "cannot forward ports to cells yet; publish from an environment with kind = \"netns\" "
+                "or \"host-nat\"");
+  return net_.nft(gatewayNetns(config_.name), publishRuleset(ports));
 }
 
 std::string Gateway::hostRuleset(const EnvConfig& c) {

@@ -59,6 +59,16 @@ struct GatewayInfo {
   Cidr pool;
 };
 
+// A port of a cell reachable from the environment's uplink (`cellwall run --publish`):
+// connections to the gateway's uplink address on uplink_port are forwarded to the cell.
+struct Published {
+  std::uint16_t uplink_port = 0;
+  Ip4 cell_ip;
+  std::uint16_t cell_port = 0;
+  bool udp = false;
+  bool operator==(const Published&) const = default;
+};
+
 class Gateway {
  public:
   static constexpr std::size_t kMaxEnvNameLength = 10;
@@ -88,6 +98,12 @@ class Gateway {
   // Ruleset text, exposed so tests (and docs) show exactly what is loaded.
   static std::string gatewayRuleset(const EnvConfig& config);
   static std::string hostRuleset(const EnvConfig& config);
+  static std::string publishRuleset(const std::vector<Published>& ports);
+
+  // Replaces the set of published ports, atomically. Whether a forwarded connection reaches the
+  // cell is then up to the cell's inbound rules, at the switch. The "host" uplink
+  // (slirp4netns) cannot forward ports yet: refused with an error.
+  Expected<void> setPublished(const std::vector<Published>& ports);
 
  private:
   Gateway(EnvConfig config, std::filesystem::path dir, NetOps& net);

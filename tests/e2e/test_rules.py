@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import TESTHOST_IP, sh
+from conftest import CELLWALL, GATEWAY_UPLINK_IP, TESTHOST_IP, sh
 
 # Connects to the test host's TCP echo server (retrying until a rule lets it), then echoes one
 # byte every 100 ms; prints "connected", then "cut N" when an echo does not come back within
@@ -164,6 +164,40 @@ ports = 8080
         allowed = [e for e in entries if e["remote_port"] == 8080 and e["verdict"] == "allow"]
     # An HTTP exchange: a handshake, a request, a response of some hundred bytes, the closing.
     assert allowed[0]["packets"] >= 6 and allowed[0]["bytes"] > 300, allowed[0]
+
+
+def test_a_published_port_is_reachable_only_through_an_inbound_rule(mdaemon, module_testhost):
+    serve = ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"]
+    url = f"http://{GATEWAY_UPLINK_IP}:18000/"
+
+    def fetch():
+        r = module_testhost.exec(["curl", "-s", "-o", "/dev/null", "--max-time", "3", "-w", "%{http_code}", url],
+                                 check=False)
+        return r.stdout
+
+    for policy, want in (('default = "allow"\n', "000"),  # no inbound rule: refused, even so
+                         (f'default = "deny"\n[[allow]]\ndirection = "inbound"\nproto = "tcp"\n'
+                          f'from = "{TESTHOST_IP}"\nports = 8000\n', "200"),
+                         (f'default = "deny"\n[[allow]]\ndirection = "inbound"\nproto = "tcp"\n'
+                          f'from = "192.0.2.0/24"\nports = 8000\n', "000")):  # not from there
+        pf = Path(mdaemon.state, "pub.toml")
+        pf.write_text(policy)
+        p = subprocess.Popen([str(CELLWALL), "--state-dir", mdaemon.state, "run", "--app", "pub",
+                              "--policy", str(pf), "--publish", "18000:8000", "--"] + serve,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            code = "000"
+            for _ in range(30):  # until the server listens (or, when refused, ~3 s of tries)
+                code = fetch()
+                if code == "200" or (want == "000" and _ >= 1):
+                    break
+                time.sleep(0.3)
+            assert code == want, (policy, code, mdaemon.new_log()[-2000:])
+        finally:
+            p.terminate()
+            p.wait(timeout=30)
+    # Published ports end with their cell.
+    assert fetch() == "000"
 
 
 # Last in this module: it kills and restarts the module's daemon.

@@ -107,21 +107,82 @@ bool sameName(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Case-insensitive, transparent: lookups take a string_view and never allocate.
-struct NameHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const {
-    std::uint64_t h = 14695981039346656037ull;  // FNV-1a
-    for (char c : s) {
-      h ^= static_cast<unsigned char>(lower(c));
-      h *= 1099511628211ull;
-    }
-    return static_cast<std::size_t>(h);
+// Case-insensitive hash of a host name, 8 bytes at a time. Host names hold only letters,
+// digits, '-', '_' and '.', and OR-ing 0x20 into each byte folds case without merging any two
+// of those (it maps '_' to DEL, which a name never holds); equality is checked exactly anyway.
+std::uint64_t nameHash(std::string_view s) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ s.size();
+  std::size_t i = 0;
+  auto mix = [&h](std::uint64_t w) {
+    w |= 0x2020202020202020ULL;
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  };
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    mix(w);
   }
-};
-struct NameEq {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return sameName(a, b); }
+  if (i < s.size()) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, s.size() - i);
+    mix(w);
+  }
+  h ^= h >> 29;
+  return h * 0xc4ceb9fe1a85ec53ULL;
+}
+
+// Host name -> value, open addressing over one flat slot array and one arena of name bytes:
+// a lookup that misses (the common case: most names have no rule) touches one cache line, one
+// that hits one more for the bytes. Built once, then read-only (lookups are thread-safe).
+template <class V>
+class FlatNameMap {
+ public:
+  void emplace(std::string_view name, V value) {
+    if ((count_ + 1) * 4 > slots_.size() * 3) grow();
+    place(nameHash(name), static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(name.size()),
+          value);
+    arena_.append(name);
+    ++count_;
+  }
+  const V* find(std::string_view name) const {
+    if (count_ == 0) return nullptr;
+    std::uint64_t h = nameHash(name);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.len == kEmpty) return nullptr;
+      if (s.hash == h && s.len == name.size() &&
+          sameName(std::string_view(arena_.data() + s.offset, s.len), name))
+        return &s.value;
+    }
+  }
+  bool empty() const { return count_ == 0; }
+
+ private:
+  static constexpr std::uint32_t kEmpty = 0xffffffffu;
+  struct Slot {
+    std::uint64_t hash = 0;
+    std::uint32_t offset = 0, len = kEmpty;
+    V value{};
+  };
+  void place(std::uint64_t h, std::uint32_t offset, std::uint32_t len, V value) {
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].len != kEmpty) continue;
+      slots_[i] = Slot{h, offset, len, value};
+      return;
+    }
+  }
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 16 : old.size() * 2, Slot{});
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old)
+      if (s.len != kEmpty) place(s.hash, s.offset, s.len, s.value);
+  }
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::size_t count_ = 0;
+  std::string arena_;
 };
 
 // Resolved names arrive as the resolver saw them: drop the root label's dot.
@@ -177,7 +238,7 @@ struct Matcher::Index {
     std::uint32_t table;
     std::uint32_t labels;
   };
-  using NameMap = std::unordered_map<std::string, NameSlot, NameHash, NameEq>;
+  using NameMap = FlatNameMap<NameSlot>;
   struct Side {
     std::vector<Node> nodes;  // the trie; nodes[0] is the root (::/0)
     std::uint32_t any_address = kNone;  // table for rules without a destination
@@ -439,8 +500,7 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
     for (std::string_view raw : key.names) {
       std::string_view n = normalName(raw);
       if (n.empty()) continue;
-      auto it = side.exact.find(n);
-      if (it != side.exact.end()) consider(it->second.table, best);
+      if (const auto* slot = side.exact.find(n)) consider(slot->table, best);
     }
     if (best != kNone) return found(best);
   }
@@ -451,8 +511,7 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
     for (std::string_view raw : key.names) {
       std::string_view suffix = suffixWithLabels(normalName(raw), labels);
       if (suffix.data() == nullptr) continue;  // too few labels
-      auto it = side.wildcard.find(suffix);
-      if (it != side.wildcard.end()) consider(it->second.table, best);
+      if (const auto* slot = side.wildcard.find(suffix)) consider(slot->table, best);
     }
     if (best != kNone) return found(best);
   }

@@ -154,8 +154,17 @@ TEST_F(GatewayTest, Rulesets) {
   auto gw = Gateway::gatewayRuleset(config);
   EXPECT_NE(gw.find("chain forward {\n    type filter hook forward priority filter; policy drop;\n"
                     "    ct state established,related accept\n"
+                    "    iifname \"cwup0\" oifname \"cwgw0\" ct status dnat accept\n"
                     "    iifname \"cwgw0\" oifname \"cwup0\" ip saddr 10.200.0.0/16 accept\n"),
             std::string::npos);
+  // Nothing from the uplink may claim a cell-side source (a forged resolver answer).
+  EXPECT_NE(gw.find("iifname \"cwup0\" ip saddr 10.200.0.0/16 drop"), std::string::npos);
+  EXPECT_EQ(Gateway::publishRuleset({}), "flush chain ip cw_gw_nat prerouting\n");
+  EXPECT_EQ(Gateway::publishRuleset({Published{18000, *Ip4::parse("10.200.0.2"), 8000, false},
+                                     Published{5353, *Ip4::parse("10.200.0.3"), 53, true}}),
+            "flush chain ip cw_gw_nat prerouting\n"
+            "add rule ip cw_gw_nat prerouting iifname \"cwup0\" tcp dport 18000 dnat to 10.200.0.2:8000\n"
+            "add rule ip cw_gw_nat prerouting iifname \"cwup0\" udp dport 5353 dnat to 10.200.0.3:53\n");
   EXPECT_NE(gw.find("oifname \"cwup0\" masquerade"), std::string::npos);
   EXPECT_NE(gw.find("iifname \"cwgw0\" ip daddr 10.200.0.1 udp dport 53 accept"), std::string::npos);
 }

@@ -13,7 +13,7 @@ using packet::Frame;
 using packet::L4;
 using policy::Action;
 
-constexpr std::uint16_t kDnsPort = 53;
+
 constexpr std::uint8_t kIcmpUnreachable = 3;
 constexpr std::uint8_t kIcmpPortUnreachable = 3;
 constexpr std::uint8_t kIcmpAdminProhibited = 13;

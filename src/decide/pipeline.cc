@@ -67,6 +67,28 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
   // IPv6 is not routed by cellwall yet: dropped on purpose, never a way around the policy.
   out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
                     Match().inPort(cell.ofport).ethType(packet::kEthIpv6), {}));
+  // DNS to the environment's resolver, UDP and TCP: always allowed, so decided once here rather
+  // than per query (a DNS-heavy app opens a new socket per lookup). The answers also go to the
+  // controller: DNS snooping. Delivered to the cell first, so the copy never delays an answer.
+  for (std::uint8_t proto : {packet::kProtoUdp, packet::kProtoTcp}) {
+    Match q;
+    q.inPort(cell.ofport).ethType(packet::kEthIpv4).ipProto(proto).ipv4Src(cell.ip).ipv4Dst(gw.ip);
+    Match a;
+    a.inPort(gw.ofport).ethType(packet::kEthIpv4).ipProto(proto).ipv4Src(gw.ip).ipv4Dst(cell.ip);
+    if (proto == packet::kProtoUdp) {
+      q.udpDst(kDnsPort);
+      a.udpSrc(kDnsPort);
+    } else {
+      q.tcpDst(kDnsPort);
+      a.tcpSrc(kDnsPort);
+    }
+    out.push_back(add(kTableConn, kPrioResolver, cookie, q,
+                      {ofp::InstrApplyActions{{ofp::ActionOutput{gw.ofport, 0}}}}));
+    out.push_back(add(kTableConn, kPrioResolver, makeCookie(CookieKind::kDnsAnswer, cell.cell_id, 0), a,
+                      {ofp::InstrApplyActions{{ofp::ActionOutput{cell.ofport, 0},
+                                               ofp::ActionOutput{ofp::kPortController,
+                                                                 ofp::kControllerMaxLenNoBuffer}}}}));
+  }
   // Connection miss: to the controller, through the cell's meter so one cell cannot flood it.
   std::vector<ofp::Instruction> miss;
   if (meter_id != 0 && v == ofp::Version::kOf13) miss.emplace_back(ofp::InstrMeter{meter_id});

@@ -20,6 +20,8 @@ inline constexpr std::uint8_t kTableIngress = 0;
 inline constexpr std::uint8_t kTableConn = 1;
 
 // Priorities.
+inline constexpr std::uint16_t kDnsPort = 53;
+inline constexpr std::uint16_t kPrioResolver = 1100;  // a cell's DNS to its environment's resolver
 inline constexpr std::uint16_t kPrioConn = 1000;     // per-connection exact flows
 inline constexpr std::uint16_t kPrioIngress = 100;   // anti-spoofing / ARP answers
 inline constexpr std::uint16_t kPrioIpv6Drop = 50;
@@ -54,7 +56,9 @@ struct Timeouts {
 
 // Flows every switch gets regardless of cells: table-miss drops.
 std::vector<ofp::FlowMod> switchBaseFlows(ofp::Version v);
-// A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)). meter_id 0: none.
+// A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)), and its DNS to the
+// environment's resolver (always allowed): queries straight through, answers to the cell and
+// copied to the controller (cookie (kDnsAnswer, cell_id, 0)) for DNS snooping. meter_id 0: none.
 std::vector<ofp::FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell,
                                         const GatewayPort& gw, std::uint32_t meter_id);
 // Deletes every flow of a cell (base and connections) in all tables.

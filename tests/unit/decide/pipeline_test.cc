@@ -46,13 +46,42 @@ TEST(Pipeline, MissGoesThroughTheCellsMeter) {
   auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
   bool found = false;
   for (const auto& f : flows) {
-    if (f.table_id != kTableConn) continue;
+    if (f.table_id != kTableConn || f.priority != kPrioPortMiss) continue;
     found = true;
-    EXPECT_EQ(f.priority, kPrioPortMiss);
     ASSERT_EQ(f.instructions.size(), 2u);
     EXPECT_EQ(std::get<ofp::InstrMeter>(f.instructions[0]).meter_id, 7u);
   }
   EXPECT_TRUE(found);
+}
+
+TEST(Pipeline, ResolverDnsIsStaticAndItsAnswersAreCopied) {
+  Net net;
+  auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
+  int queries = 0, answers = 0;
+  for (const auto& f : flows) {
+    if (f.priority != kPrioResolver) continue;
+    const auto& acts = std::get<ofp::InstrApplyActions>(f.instructions[0]).actions;
+    if (f.match.in_port == net.web.ofport) {
+      ++queries;
+      EXPECT_EQ(f.match.ipv4_src, net.web.ip);  // only the cell's own address
+      EXPECT_EQ(f.match.ipv4_dst, net.gw.ip);   // only to the resolver
+      EXPECT_TRUE(f.match.udp_dst == kDnsPort || f.match.tcp_dst == kDnsPort);
+      ASSERT_EQ(acts.size(), 1u);
+      EXPECT_EQ(std::get<ofp::ActionOutput>(acts[0]).port, net.gw.ofport);
+    } else {
+      ++answers;
+      EXPECT_EQ(f.match.in_port, net.gw.ofport);
+      EXPECT_EQ(f.match.ipv4_src, net.gw.ip);  // only the resolver's answers are snooped
+      EXPECT_TRUE(f.match.udp_src == kDnsPort || f.match.tcp_src == kDnsPort);
+      EXPECT_EQ(cookieKind(f.cookie), CookieKind::kDnsAnswer);
+      EXPECT_EQ(cookieCell(f.cookie), net.web.cell_id);
+      ASSERT_EQ(acts.size(), 2u);
+      EXPECT_EQ(std::get<ofp::ActionOutput>(acts[0]).port, net.web.ofport);  // the cell first
+      EXPECT_EQ(std::get<ofp::ActionOutput>(acts[1]).port, ofp::kPortController);
+    }
+  }
+  EXPECT_EQ(queries, 2);  // UDP and TCP
+  EXPECT_EQ(answers, 2);
 }
 
 TEST(Pipeline, ArpAnswerIsAWellFormedReply) {

@@ -95,6 +95,23 @@ def test_removing_a_rule_cuts_its_connections(mdaemon):
         p.wait(timeout=30)
 
 
+def test_a_rule_until_exit_ends_with_the_apps_last_cell(mdaemon):
+    policy = f"""default = "deny"
+[[allow]]
+proto = "tcp"
+to = "{TESTHOST_IP}"
+ports = 8080
+until = "exit"
+
+[[deny]]
+to = "192.0.2.1"
+"""
+    r = mdaemon.run_cell(policy, ["sh", "-c", curl_code(TESTHOST_IP)], app="untilexit")
+    assert r.stdout.split() == ["200"], r.stdout + r.stderr
+    left = rules_of(mdaemon, "untilexit")
+    assert [x["action"] for x in left] == ["deny"], left  # the forever rule stays
+
+
 def test_export_import_export_is_identical(mdaemon, tmp_path):
     src = tmp_path / "rt.toml"
     src.write_text("""default = "reject"

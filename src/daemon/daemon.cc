@@ -94,6 +94,84 @@ struct Daemon::Impl {
     spdlog::info("cut the connections of rule(s) {}", list);
   }
 
+  // After rules were added: the app's open connections whose verdict the new policy changes are
+  // cut (their flows deleted), so their next packet is decided again under it. Connections the
+  // policy still decides the same way are left alone. Runs on the switch thread.
+  void recheckApp(const std::string& app) {
+    auto s = bridge();
+    if (!s) return;
+    auto view = views.current();
+    for (const auto& [id, c] : cells.all()) {
+      if (c.info.app != app) continue;
+      ofp::FlowStatsRequest req;
+      req.table_id = decide::kTableConn;
+      req.cookie = std::uint64_t{id} << 32;
+      req.cookie_mask = decide::kCookieCellMask;
+      std::uint32_t cell_id = id;
+      s->post([s, req, view, cell_id] {
+        s->dumpFlows(req, [s, view, cell_id](bool ok, std::vector<ofp::FlowStats> flows) {
+          if (!ok) return;
+          const decide::SwitchView* sv = view->find(s->datapathId());
+          if (sv == nullptr) return;
+          const decide::CellPort* cell = nullptr;
+          for (const auto& [p, cp] : sv->cells_by_port)
+            if (cp.cell_id == cell_id) cell = &cp;
+          if (cell == nullptr) return;
+          Now now = clockNow();
+          std::size_t cut = 0;
+          for (const auto& f : flows) {
+            auto kind = decide::cookieKind(f.cookie);
+            if (kind != decide::CookieKind::kConnAllow && kind != decide::CookieKind::kConnDeny) continue;
+            const ofp::Match& m = f.match;
+            if (m.in_port != cell->ofport || !m.has(ofp::Field::kIpv4Dst)) continue;  // the cell's side
+            policy::ConnKey key;
+            key.protocol = m.ip_proto == packet::kProtoTcp   ? policy::Protocol::kTcp
+                           : m.ip_proto == packet::kProtoUdp ? policy::Protocol::kUdp
+                                                             : policy::Protocol::kIcmp;
+            key.remote = IpAddr(m.ipv4_dst);
+            key.remote_port = m.has(ofp::Field::kTcpDst)   ? m.tcp_dst
+                              : m.has(ofp::Field::kUdpDst) ? m.udp_dst
+                                                           : 0;
+            std::array<std::string_view, names::kMaxNamesPerIp> buf;
+            std::unique_lock<std::mutex> lock;
+            if (cell->runtime) {
+              lock = std::unique_lock(cell->runtime->mu);
+              key.names = std::span<const std::string_view>(
+                  buf.data(), cell->runtime->names.names(key.remote, now.mono_ms, buf));
+            }
+            const decide::CompiledPolicy& p = *cell->policy;
+            auto usable = [&p, &now](const policy::Rule& r) {
+              const decide::RuleLimit* l = p.limitOf(r.id);
+              return l == nullptr || l->usable(now.unix_ms);
+            };
+            policy::Verdict v = p.matcher->decide(key, policy::RuleFilter::of(usable));
+            std::uint32_t rule_now = v.rule != nullptr ? v.rule->id : 0;
+            bool allow_now = v.action == policy::Action::kAllow;
+            bool was_allow = kind == decide::CookieKind::kConnAllow;
+            if (allow_now == was_allow && rule_now == (f.cookie & decide::kCookieRuleMask)) continue;
+            ofp::FlowMod fwd;
+            fwd.command = ofp::FlowModCommand::kDeleteStrict;
+            fwd.table_id = f.table_id;
+            fwd.priority = f.priority;
+            fwd.match = m;
+            s->sendFlowMod(fwd);
+            ofp::FlowMod rev;  // the answer direction, whichever port it comes from
+            rev.command = ofp::FlowModCommand::kDelete;
+            rev.table_id = f.table_id;
+            rev.cookie = f.cookie;
+            rev.cookie_mask = ~std::uint64_t{0};
+            rev.match.ethType(packet::kEthIpv4).ipProto(m.ip_proto).ipv4Src(m.ipv4_dst).ipv4Dst(m.ipv4_src);
+            if (m.has(ofp::Field::kTcpSrc)) rev.match.tcpSrc(m.tcp_dst).tcpDst(m.tcp_src);
+            if (m.has(ofp::Field::kUdpSrc)) rev.match.udpSrc(m.udp_dst).udpDst(m.udp_src);
+            s->sendFlowMod(rev);
+            ++cut;
+          }
+          if (cut > 0) spdlog::info("cell {}: {} open connection(s) decided again under the new rules", cell_id, cut);
+        });
+      });
+    }
+  }
+
   // The connection log's packets and bytes: a logged, allowed connection is found again by
   // its addresses when its two flows end (FLOW_REMOVED), and its counters are summed.
   using ConnId = std::tuple<std::uint32_t, std::uint8_t, std::uint32_t, std::uint16_t, std::uint16_t>;
@@ -676,8 +754,7 @@ struct Daemon::Impl {
       auto added = rules->addRule(add->app, add->rule_text, "cli", now);
       if (!added) return api::Reply::failed(added.error().message);
       publish();
-      // Connections the app's earlier decisions refused or allowed may now decide otherwise:
-      // the default's flows (rule 0) are not cut, rules' flows stay; new connections see it.
+      recheckApp(add->app);  // open connections the new rule decides otherwise are cut
       r.rules.push_back(*added);
       spdlog::info("rule {} added for '{}'", added->id, add->app);
     } else if (const auto* rm = std::get_if<api::RuleRemove>(&cmd)) {
@@ -692,6 +769,7 @@ struct Daemon::Impl {
       if (!imported) return api::Reply::failed(imported.error().message);
       publish();
       cutRules(imported->removed);
+      recheckApp(imp->app);
       r.lines.push_back("imported " + std::to_string(imported->added) + " rule(s) for " + imp->app +
                         (imported->removed.empty() ? std::string()
                                                    : ", replacing " + std::to_string(imported->removed.size())));

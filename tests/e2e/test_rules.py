@@ -95,6 +95,27 @@ def test_removing_a_rule_cuts_its_connections(mdaemon):
         p.wait(timeout=30)
 
 
+def test_adding_a_rule_redecides_open_connections_it_changes(mdaemon):
+    # The app's default allows; an HTTP connection to another port must survive the new rule.
+    p, cell = mdaemon.start_cell('default = "allow"\n', ["python3", "-c", ECHO_CLIENT], app="addcut")
+    try:
+        assert p.stdout.readline().strip() == "connected"
+        time.sleep(1.0)
+        mdaemon.cli("rules", "add", "--app", "addcut", "--deny", "--proto", "tcp",
+                    "--to", TESTHOST_IP, "--port", "8080")
+        time.sleep(1.0)
+        assert p.poll() is None  # a rule about port 8080 leaves the echo connection alone
+        mdaemon.cli("rules", "add", "--app", "addcut", "--deny", "--proto", "tcp",
+                    "--to", TESTHOST_IP, "--port", "7777")
+        t_add = time.time()
+        line = p.stdout.readline().split()
+        assert line[0] == "cut" and int(line[1]) > 10, line
+        assert time.time() - t_add < 5
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+
+
 def test_a_rule_until_exit_ends_with_the_apps_last_cell(mdaemon):
     policy = f"""default = "deny"
 [[allow]]

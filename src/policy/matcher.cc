@@ -132,22 +132,25 @@ std::uint64_t nameHash(std::string_view s) {
   return h * 0xc4ceb9fe1a85ec53ULL;
 }
 
-// Host name -> value, open addressing over one flat slot array and one arena of name bytes:
-// a lookup that misses (the common case: most names have no rule) touches one cache line, one
-// that hits one more for the bytes. Built once, then read-only (lookups are thread-safe).
+// Host name -> value, open addressing over one flat slot array and one arena of name bytes,
+// behind a Bloom filter (two bits per key out of 16): most probes are for names no rule
+// mentions, and the filter, 8x smaller than the slots, answers those from cache. Built once,
+// then read-only (lookups are thread-safe).
 template <class V>
 class FlatNameMap {
  public:
   void emplace(std::string_view name, V value) {
     if ((count_ + 1) * 4 > slots_.size() * 3) grow();
-    place(nameHash(name), static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(name.size()),
-          value);
+    std::uint64_t h = nameHash(name);
+    place(h, static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(name.size()), value);
     arena_.append(name);
     ++count_;
+    setBloom(h);
   }
   const V* find(std::string_view name) const {
     if (count_ == 0) return nullptr;
     std::uint64_t h = nameHash(name);
+    if (!inBloom(h)) return nullptr;
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.len == kEmpty) return nullptr;
@@ -176,11 +179,30 @@ class FlatNameMap {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(old.empty() ? 16 : old.size() * 2, Slot{});
     mask_ = slots_.size() - 1;
+    // 16 filter bits per slot's worth of keys (slots are at most 3/4 full: >= 21 bits per key).
+    bloom_.assign(slots_.size() / 4, 0);
+    bloom_mask_ = bloom_.size() * 64 - 1;
     for (const Slot& s : old)
-      if (s.len != kEmpty) place(s.hash, s.offset, s.len, s.value);
+      if (s.len != kEmpty) {
+        place(s.hash, s.offset, s.len, s.value);
+        setBloom(s.hash);
+      }
+  }
+  // Two bit positions from the hash's upper half (the slot index uses the lower bits). The
+  // filter is a power of two in bits, so a mask picks the position.
+  void setBloom(std::uint64_t h) {
+    std::size_t a = (h >> 32) & bloom_mask_, b = (h >> 48 ^ h >> 20) & bloom_mask_;
+    bloom_[a / 64] |= std::uint64_t{1} << (a % 64);
+    bloom_[b / 64] |= std::uint64_t{1} << (b % 64);
+  }
+  bool inBloom(std::uint64_t h) const {
+    std::size_t a = (h >> 32) & bloom_mask_, b = (h >> 48 ^ h >> 20) & bloom_mask_;
+    return (bloom_[a / 64] >> (a % 64) & 1) != 0 && (bloom_[b / 64] >> (b % 64) & 1) != 0;
   }
   std::vector<Slot> slots_;
   std::size_t mask_ = 0;
+  std::vector<std::uint64_t> bloom_;
+  std::size_t bloom_mask_ = 0;
   std::size_t count_ = 0;
   std::string arena_;
 };

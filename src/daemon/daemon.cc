@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -132,23 +133,18 @@ struct Daemon::Impl {
             key.remote_port = m.has(ofp::Field::kTcpDst)   ? m.tcp_dst
                               : m.has(ofp::Field::kUdpDst) ? m.udp_dst
                                                            : 0;
-            std::array<std::string_view, names::kMaxNamesPerIp> buf;
-            std::unique_lock<std::mutex> lock;
-            if (cell->runtime) {
-              lock = std::unique_lock(cell->runtime->mu);
-              key.names = std::span<const std::string_view>(
-                  buf.data(), cell->runtime->names.names(key.remote, now.mono_ms, buf));
-            }
-            const decide::CompiledPolicy& p = *cell->policy;
-            auto usable = [&p, &now](const policy::Rule& r) {
-              const decide::RuleLimit* l = p.limitOf(r.id);
-              return l == nullptr || l->usable(now.unix_ms);
-            };
-            policy::Verdict v = p.matcher->decide(key, policy::RuleFilter::of(usable));
+            policy::Verdict v = decide::verdictForOpen(*cell->policy, key, now, cell->runtime.get());
             std::uint32_t rule_now = v.rule != nullptr ? v.rule->id : 0;
+            auto rule_was = static_cast<std::uint32_t>(f.cookie & decide::kCookieRuleMask);
             bool allow_now = v.action == policy::Action::kAllow;
             bool was_allow = kind == decide::CookieKind::kConnAllow;
-            if (allow_now == was_allow && rule_now == (f.cookie & decide::kCookieRuleMask)) continue;
+            if (allow_now == was_allow && rule_now == rule_was) continue;
+            // A rule that is gone yet still owns flows used up its connection count: removal
+            // and expiry cut their flows at once. The connections it admitted keep working.
+            const auto& in_force = cell->policy->matcher->policy().rules;
+            if (rule_was != 0 && std::none_of(in_force.begin(), in_force.end(),
+                                               [rule_was](const policy::Rule& r) { return r.id == rule_was; }))
+              continue;
             ofp::FlowMod fwd;
             fwd.command = ofp::FlowModCommand::kDeleteStrict;
             fwd.table_id = f.table_id;
@@ -826,31 +822,29 @@ struct Daemon::Impl {
                    : q.proto == "any"  ? policy::Protocol::kAny
                                        : policy::Protocol::kTcp;
     key.remote_port = q.port;
-    std::array<std::string_view, names::kMaxNamesPerIp> buf;
-    std::vector<std::string> held;  // keeps the names alive while the key points at them
-    std::size_t n = 0;
+    api::Reply r;
     if (auto ip = IpAddr::parse(q.remote)) {
       key.remote = *ip;
+      const decide::CellRuntime* runtime = nullptr;
       if (q.cell != 0) {
         CellRecord* rec = cells.find(q.cell);
         if (rec == nullptr) return api::Reply::failed("no cell " + std::to_string(q.cell));
-        std::lock_guard lock(rec->runtime->mu);
-        n = rec->runtime->names.names(*ip, clockNow().mono_ms, buf);
-        for (std::size_t i = 0; i < n; ++i) held.emplace_back(buf[i]);
+        runtime = rec->runtime.get();
       }
+      decide::ResolvedNames names(runtime, *ip, clockNow().mono_ms);
+      key.names = names.get();
+      r.lines = rules->explain(q.app, key, now);
     } else {
       // A host name: explained as if the cell had resolved it (to an address no address rule
       // names).
       std::string name = q.remote;
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       if (!name.empty() && name.back() == '.') name.pop_back();
-      held.push_back(name);
+      std::string_view view = name;
       key.remote = *IpAddr::parse("0.0.0.0");
+      key.names = std::span<const std::string_view>(&view, 1);
+      r.lines = rules->explain(q.app, key, now);
     }
-    std::vector<std::string_view> name_views(held.begin(), held.end());
-    key.names = name_views;
-    api::Reply r;
-    r.lines = rules->explain(q.app, key, now);
     return r;
   }
 

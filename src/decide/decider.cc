@@ -70,21 +70,33 @@ const char* reasonName(Reason r) {
   return "unknown";
 }
 
+ResolvedNames::ResolvedNames(const CellRuntime* runtime, const IpAddr& ip, std::int64_t now_mono_ms) {
+  if (runtime == nullptr) return;
+  lock_ = std::unique_lock(runtime->mu);
+  n_ = runtime->names.names(ip, now_mono_ms, buf_);
+}
+
+policy::Verdict verdictForOpen(const CompiledPolicy& p, policy::ConnKey key, Now now,
+                               const CellRuntime* runtime) {
+  ResolvedNames names(runtime, key.remote, now.mono_ms);
+  key.names = names.get();
+  auto timely = [&p, unix_now = now.unix_ms](const policy::Rule& r) {
+    const RuleLimit* l = p.limitOf(r.id);
+    return l == nullptr || l->until_ms == 0 || unix_now < l->until_ms;
+  };
+  return p.matcher->decide(key, policy::RuleFilter::of(timely));
+}
+
 PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now now,
                                const CellRuntime* runtime, std::string* names_out) {
-  std::array<std::string_view, names::kMaxNamesPerIp> buf;
-  std::unique_lock<std::mutex> lock;
-  if (runtime != nullptr) {
-    // The views point into the name table: keep it locked until the decision is made.
-    lock = std::unique_lock(runtime->mu);
-    std::size_t n = runtime->names.names(key.remote, now.mono_ms, buf);
-    key.names = std::span<const std::string_view>(buf.data(), n);
-    if (names_out != nullptr)
-      for (std::size_t i = 0; i < n; ++i) {
-        if (i != 0) names_out->push_back(',');
-        names_out->append(buf[i]);
-      }
-  }
+  // The views point into the name table: it stays locked until the decision is made.
+  ResolvedNames names(runtime, key.remote, now.mono_ms);
+  key.names = names.get();
+  if (names_out != nullptr)
+    for (std::size_t i = 0; i < key.names.size(); ++i) {
+      if (i != 0) names_out->push_back(',');
+      names_out->append(key.names[i]);
+    }
   struct Ctx {
     const CompiledPolicy& p;
     std::int64_t now;
@@ -195,20 +207,7 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
       // when it opened), and rules that ended no longer re-admit anything.
       policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_src,
                           hasPorts(f) ? f.src_port : std::uint16_t{0}};
-      std::array<std::string_view, names::kMaxNamesPerIp> buf;
-      std::unique_lock<std::mutex> lock;
-      if (cell->runtime) {
-        lock = std::unique_lock(cell->runtime->mu);
-        key.names = std::span<const std::string_view>(
-            buf.data(), cell->runtime->names.names(key.remote, now.mono_ms, buf));
-      }
-      const CompiledPolicy& p = *cell->policy;
-      std::int64_t unix_now = now.unix_ms;
-      auto usable = [&p, unix_now](const policy::Rule& r) {
-        const RuleLimit* l = p.limitOf(r.id);
-        return l == nullptr || l->until_ms == 0 || unix_now < l->until_ms;
-      };
-      policy::Verdict v = p.matcher->decide(key, policy::RuleFilter::of(usable));
+      policy::Verdict v = verdictForOpen(*cell->policy, key, now, cell->runtime.get());
       allowed = v.action == Action::kAllow;
       d.rule_id = v.rule != nullptr ? v.rule->id : 0;
     }

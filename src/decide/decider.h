@@ -8,8 +8,12 @@
 // "policy" without changing the shape of Decision.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "decide/net_view.h"
@@ -60,6 +64,26 @@ struct PolicyOutcome {
 };
 PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now now,
                                const CellRuntime* runtime, std::string* names_out);
+
+// The verdict for a connection that is already open (a reply whose flows expired, a re-check
+// after the rules changed): the cell's names take part and rules whose time ran out are
+// skipped, but connection counts are neither checked nor charged — the connection was counted
+// when it opened.
+policy::Verdict verdictForOpen(const CompiledPolicy& p, policy::ConnKey key, Now now,
+                               const CellRuntime* runtime);
+
+// The names a cell resolved for one address, valid while this object lives: it holds the
+// cell's name-table lock (null runtime: no names).
+class ResolvedNames {
+ public:
+  ResolvedNames(const CellRuntime* runtime, const IpAddr& ip, std::int64_t now_mono_ms);
+  std::span<const std::string_view> get() const { return {buf_.data(), n_}; }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  std::array<std::string_view, names::kMaxNamesPerIp> buf_;
+  std::size_t n_ = 0;
+};
 
 class Decider {
  public:

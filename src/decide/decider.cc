@@ -89,6 +89,7 @@ policy::Verdict verdictForOpen(const CompiledPolicy& p, policy::ConnKey key, Now
 
 PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now now,
                                const CellRuntime* runtime, std::string* names_out) {
+  p.matcher->prefetch(key);  // overlaps the name lookup
   // The views point into the name table: it stays locked until the decision is made.
   ResolvedNames names(runtime, key.remote, now.mono_ms);
   key.names = names.get();

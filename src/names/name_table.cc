@@ -112,8 +112,8 @@ std::uint32_t v4Of(const IpAddr& ip) {
 }  // namespace
 
 NameTable::NameTable(Limits limits) : limits_(limits) {
-  // Entry::pos shares 32 bits with kV6Flag.
-  limits_.max_entries = std::min<std::size_t>(limits_.max_entries, kV6Flag - 1);
+  // Entry::name holds entry and name indices in 24 bits (and Entry::pos shares 32 with kV6Flag).
+  limits_.max_entries = std::min<std::size_t>(limits_.max_entries, kMaxIndex);
   std::uint64_t x = limits_.hash_seed;
   k0_ = splitmix64(x);
   k1_ = splitmix64(x);
@@ -270,14 +270,16 @@ void NameTable::record(std::string_view name, const IpAddr& ip, std::uint32_t tt
 
   std::uint32_t e = free_entry_;
   if (e != kNone) {
-    free_entry_ = entries_[e].name;
+    free_entry_ = entries_[e].name == kMaxIndex ? kNone : entries_[e].name;
   } else {
     e = static_cast<std::uint32_t>(entries_.size());
     entries_.emplace_back();
   }
   Entry& en = entries_[e];
   en.expiry_ms = expiry;
-  en.name = name_index;
+  en.name = name_index & kMaxIndex;  // < max_entries <= kMaxIndex
+  en.text = names_[name_index].get() + kNameHeader;
+  en.len = name.size() & 0xffu;  // checked above: <= kMaxNameLength
   if (isV4(ip)) {
     en.ip = ip4Tag(v4Of(ip));
     en.pos = 0;
@@ -317,8 +319,12 @@ std::size_t NameTable::names(const IpAddr& ip, std::int64_t now_ms,
   const std::uint32_t* head = headFor(ip);
   if (head == nullptr) return 0;
   std::size_t n = 0;
-  for (std::uint32_t e = *head; e != kNone && n < out.size(); e = entries_[e].next)
-    if (now_ms < entries_[e].expiry_ms) out[n++] = nameOf(entries_[e].name);
+  for (std::uint32_t e = *head; e != kNone && n < out.size(); e = entries_[e].next) {
+    const Entry& en = entries_[e];
+    if (now_ms >= en.expiry_ms) continue;
+    __builtin_prefetch(en.text);  // the caller hashes every name next
+    out[n++] = std::string_view(en.text, en.len);
+  }
   return n;
 }
 
@@ -326,7 +332,8 @@ bool NameTable::resolved(std::string_view name, const IpAddr& ip, std::int64_t n
   const std::uint32_t* head = headFor(ip);
   if (head == nullptr) return false;
   for (std::uint32_t e = *head; e != kNone; e = entries_[e].next)
-    if (nameOf(entries_[e].name) == name) return now_ms < entries_[e].expiry_ms;
+    if (std::string_view(entries_[e].text, entries_[e].len) == name)
+      return now_ms < entries_[e].expiry_ms;
   return false;
 }
 
@@ -383,7 +390,7 @@ void NameTable::removeEntry(std::uint32_t e) {
     }
   }
   releaseName(en.name);
-  entries_[e].name = free_entry_;
+  entries_[e].name = (free_entry_ == kNone ? kMaxIndex : free_entry_) & kMaxIndex;
   free_entry_ = e;
   // An idle table gives its memory back: a cell that once resolved a million names should not
   // hold their arrays for the rest of its life.

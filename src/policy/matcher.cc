@@ -6,6 +6,11 @@
 // be found (a name, a suffix, a trie node, the bucket) owns a table: per key protocol
 // (any/tcp/udp/icmp), a run of "port segments", the port line 0..65535 cut into pieces, each
 // labelled with the best few entries covering it, best first (computed once with a sweep).
+// Every trie node links up to its nearest ancestor with a table, and a big trie (2,048 nodes of
+// a family or more) gets a direct-indexed first stride over the first 16 bits of an address of
+// that family: a lookup jumps to the deepest node covering its /16, walks down from there and
+// climbs back by the up links, so with 100,000 rules it touches a few nodes instead of a path
+// of twenty (each a likely cache miss).
 //
 // decide() visits the places from most to least specific destination (docs/policy.md):
 // exact names, wildcard suffixes by label count, trie nodes deepest first, the bucket. At
@@ -41,6 +46,10 @@ constexpr std::uint32_t kNone = 0xffffffffu;
 constexpr std::size_t kProtocols = 4;  // indexed by Protocol
 constexpr std::uint32_t kAnyPortWidth = 65537;  // wider than any explicit range
 constexpr std::size_t kRun = 4;  // entries kept per segment for filters to skip through
+constexpr unsigned kStrideBits = 16;  // the first step of a big trie's walk, direct-indexed
+// A family's stride (256 KiB) is built from this many nodes of that family on: at most 128 B
+// a node, against a walk of a dozen levels or more from the root.
+constexpr std::size_t kStrideMinNodes = 2048;
 
 unsigned bitAt(const IpAddr& a, unsigned i) {
   return (static_cast<unsigned>(a.b[i / 8]) >> (7 - i % 8)) & 1u;
@@ -133,9 +142,8 @@ std::uint64_t nameHash(std::string_view s) {
 }
 
 // Host name -> value, open addressing over one flat slot array and one arena of name bytes,
-// behind a Bloom filter (two bits per key out of 16): most probes are for names no rule
-// mentions, and the filter, 8x smaller than the slots, answers those from cache. Built once,
-// then read-only (lookups are thread-safe).
+// behind a Bloom filter: most probes are for names no rule mentions, and the filter (one byte
+// per 24-byte slot) answers those from cache. Built once, then read-only (thread-safe lookups).
 template <class V>
 class FlatNameMap {
  public:
@@ -179,25 +187,27 @@ class FlatNameMap {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(old.empty() ? 16 : old.size() * 2, Slot{});
     mask_ = slots_.size() - 1;
-    // 16 filter bits per slot's worth of keys (slots are at most 3/4 full: >= 21 bits per key).
-    bloom_.assign(slots_.size() / 4, 0);
-    bloom_mask_ = bloom_.size() * 64 - 1;
+    // 8 filter bits per slot (slots are at most 3/4 full: >= 10.7 bits per key, a few per cent
+    // false positives), so the filter of 100,000 names stays within a core's L2 cache.
+    bloom_.assign(slots_.size() / 8, 0);
+    bloom_mask_ = bloom_.size() - 1;
     for (const Slot& s : old)
       if (s.len != kEmpty) {
         place(s.hash, s.offset, s.len, s.value);
         setBloom(s.hash);
       }
   }
-  // Two bit positions from the hash's upper half (the slot index uses the lower bits). The
-  // filter is a power of two in bits, so a mask picks the position.
+  // A blocked filter: both bits in one 64-bit word, so a probe costs one load. The word comes
+  // from the hash's upper half (the slot index uses the lower bits), the two bits from its top.
   void setBloom(std::uint64_t h) {
-    std::size_t a = (h >> 32) & bloom_mask_, b = (h >> 48 ^ h >> 20) & bloom_mask_;
-    bloom_[a / 64] |= std::uint64_t{1} << (a % 64);
-    bloom_[b / 64] |= std::uint64_t{1} << (b % 64);
+    bloom_[(h >> 32) & bloom_mask_] |= bloomBits(h);
   }
   bool inBloom(std::uint64_t h) const {
-    std::size_t a = (h >> 32) & bloom_mask_, b = (h >> 48 ^ h >> 20) & bloom_mask_;
-    return (bloom_[a / 64] >> (a % 64) & 1) != 0 && (bloom_[b / 64] >> (b % 64) & 1) != 0;
+    std::uint64_t bits = bloomBits(h);
+    return (bloom_[(h >> 32) & bloom_mask_] & bits) == bits;
+  }
+  static std::uint64_t bloomBits(std::uint64_t h) {
+    return std::uint64_t{1} << (h >> 52 & 63) | std::uint64_t{1} << (h >> 58);
   }
   std::vector<Slot> slots_;
   std::size_t mask_ = 0;
@@ -250,12 +260,14 @@ struct Matcher::Index {
     std::array<Span, kProtocols> by_protocol{};  // into segments
     Span sorted;                                 // into order: this table's entries, best first
   };
-  struct Node {
+  // 32 bytes on a 32-byte boundary: a node is never split over two cache lines.
+  struct alignas(32) Node {
     IpAddr prefix;  // masked to len bits
     std::uint32_t len = 0;
     std::array<std::uint32_t, 2> child{kNone, kNone};
     std::uint32_t table = kNone;  // index into tables; kNone: no rules here
   };
+  static_assert(sizeof(Node) == 32);
   struct NameSlot {
     std::uint32_t table;
     std::uint32_t labels;
@@ -263,6 +275,13 @@ struct Matcher::Index {
   using NameMap = FlatNameMap<NameSlot>;
   struct Side {
     std::vector<Node> nodes;  // the trie; nodes[0] is the root (::/0)
+    // Per node, the nearest strict ancestor with a table (kNone at the top). Apart from the
+    // nodes: only a lookup that found nothing below its start climbs.
+    std::vector<std::uint32_t> up;
+    // First strides, for big tries: slot s of stride4 is the deepest node whose prefix covers
+    // all of ::ffff:s.0.0/112 (IPv4 s.0.0.0/16), of stride6 the same for s::/16. A lookup
+    // starts there instead of at the root. Empty when the trie is small.
+    std::vector<std::uint32_t> stride4, stride6;
     std::uint32_t any_address = kNone;  // table for rules without a destination
     NameMap exact;
     NameMap wildcard;  // keyed by the suffix: "*.example.org" -> "example.org"
@@ -277,6 +296,15 @@ struct Matcher::Index {
   std::vector<Segment> segments;
 
   std::uint32_t insert(Side& s, const IpAddr& addr, unsigned len);
+  static void link(Side& s);
+  // Where a lookup of `a` starts: its first stride's node, or the root.
+  static std::uint32_t startNode(const Side& s, const IpAddr& a) {
+    const bool v4 = a.is_v4();
+    const std::vector<std::uint32_t>& stride = v4 ? s.stride4 : s.stride6;
+    if (stride.empty()) return 0;
+    const std::size_t at = v4 ? 12 : 0;
+    return stride[std::uint32_t{a.b[at]} << 8 | a.b[at + 1]];
+  }
   std::uint32_t buildTable(const std::vector<Entry>& es, const std::vector<Rule>& rules);
   std::uint32_t firstUsable(std::uint32_t table, Protocol proto, std::uint16_t port,
                             const std::vector<Rule>& rules, const RuleFilter& filter) const;
@@ -317,6 +345,46 @@ std::uint32_t Matcher::Index::insert(Side& s, const IpAddr& addr, unsigned len) 
     nodes[mid].child[bitAt(p, common)] = leaf;
     return leaf;
   }
+}
+
+// Once the tables are placed: the up links, and the first strides when the trie is big
+// enough for a walk from the root to cost more than a lookup in a 256 KiB table.
+void Matcher::Index::link(Side& s) {
+  std::vector<Node>& nodes = s.nodes;
+  s.up.assign(nodes.size(), kNone);
+  std::vector<std::uint32_t> stack{0};
+  while (!stack.empty()) {
+    std::uint32_t n = stack.back();
+    stack.pop_back();
+    for (std::uint32_t c : nodes[n].child) {
+      if (c == kNone) continue;
+      s.up[c] = nodes[n].table != kNone ? n : s.up[n];
+      stack.push_back(c);
+    }
+  }
+  std::size_t v4_nodes = 0;
+  for (const Node& n : nodes)
+    if (n.len >= 96 && n.prefix.is_v4()) ++v4_nodes;
+  auto fill = [&](std::vector<std::uint32_t>& stride, unsigned base) {
+    stride.resize(std::size_t{1} << kStrideBits);
+    IpAddr block;  // all zeros: the IPv6 blocks
+    if (base == 96) block = IpAddr(Ip4{0});
+    const unsigned end = base + kStrideBits;
+    for (std::uint32_t slot = 0; slot < stride.size(); ++slot) {
+      block.b[base / 8] = static_cast<std::uint8_t>(slot >> 8);
+      block.b[base / 8 + 1] = static_cast<std::uint8_t>(slot);
+      std::uint32_t cur = 0;
+      while (nodes[cur].len < end) {
+        std::uint32_t c = nodes[cur].child[bitAt(block, nodes[cur].len)];
+        if (c == kNone || nodes[c].len > end || !samePrefix(block, nodes[c].prefix, nodes[c].len))
+          break;
+        cur = c;
+      }
+      stride[slot] = cur;
+    }
+  };
+  if (nodes.size() - v4_nodes >= kStrideMinNodes) fill(s.stride6, 0);
+  if (v4_nodes >= kStrideMinNodes) fill(s.stride4, 96);
 }
 
 std::uint32_t Matcher::Index::buildTable(const std::vector<Entry>& es,
@@ -469,6 +537,7 @@ Matcher::Matcher(AppPolicy policy) : policy_(std::move(policy)), index_(new Inde
     node_entries.resize(side.nodes.size());
     for (std::size_t n = 0; n < side.nodes.size(); ++n)
       if (!node_entries[n].empty()) side.nodes[n].table = index_->buildTable(node_entries[n], rules);
+    Index::link(side);
     if (!any_entries.empty()) side.any_address = index_->buildTable(any_entries, rules);
     for (const auto& [name, es] : exact_entries)
       if (!es.empty()) side.exact.emplace(name, Index::NameSlot{index_->buildTable(es, rules), labelCount(name)});
@@ -496,6 +565,27 @@ Verdict Matcher::fallback() const {
   return v;
 }
 
+Matcher::IndexStats Matcher::indexStats() const {
+  IndexStats st;
+  for (const Index::Side& side : index_->by_direction) {
+    st.trie_nodes += side.nodes.size();
+    st.strides4 += std::size_t{!side.stride4.empty()};
+    st.strides6 += std::size_t{!side.stride6.empty()};
+  }
+  return st;
+}
+
+void Matcher::prefetch(const ConnKey& key) const {
+  auto d = static_cast<std::size_t>(key.direction);
+  if (d >= 2) return;
+  const Index::Side& side = index_->by_direction[d];
+  const bool v4 = key.remote.is_v4();
+  const std::vector<std::uint32_t>& stride = v4 ? side.stride4 : side.stride6;
+  if (stride.empty()) return;
+  const std::size_t at = v4 ? 12 : 0;
+  __builtin_prefetch(&stride[std::uint32_t{key.remote.b[at]} << 8 | key.remote.b[at + 1]]);
+}
+
 Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
   Verdict v = fallback();
   auto d = static_cast<std::size_t>(key.direction);
@@ -516,6 +606,11 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
     if (e != kNone && (best == kNone || ix.entries[e].rank < ix.entries[best].rank)) best = e;
   };
 
+  const bool v4 = key.remote.is_v4();
+  const unsigned min_depth = v4 ? 96 : 0;
+  const std::uint32_t start = Index::startNode(side, key.remote);
+  __builtin_prefetch(&side.nodes[start]);
+
   // 1. Exact host names: all equally specific, so every resolved name competes by rank.
   if (!side.exact.empty()) {
     std::uint32_t best = kNone;
@@ -525,6 +620,15 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
       if (const auto* slot = side.exact.find(n)) consider(slot->table, best);
     }
     if (best != kNone) return found(best);
+  }
+  {
+    // By now the start node has arrived: fetch the child the walk will visit first while the
+    // wildcards are probed.
+    const Index::Node& s0 = side.nodes[start];
+    if (s0.len < 128) {
+      std::uint32_t c = s0.child[bitAt(key.remote, s0.len)];
+      if (c != kNone) __builtin_prefetch(&side.nodes[c]);
+    }
   }
   // 2. Wildcards, the pattern with more labels first.
   for (std::uint32_t labels = side.max_wildcard_labels; labels >= 1 && !side.wildcard.empty();
@@ -537,12 +641,12 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
     }
     if (best != kNone) return found(best);
   }
-  // 3. Address prefixes, longest first.
-  unsigned min_depth = key.remote.is_v4() ? 96 : 0;
+  // 3. Address prefixes, longest first: walk down from the first stride's node (or the root)
+  // collecting tables, then climb from that node by its up links. (`start` was looked up and
+  // its node prefetched before the names: that load overlaps their probes.)
   std::array<std::uint32_t, 129> path{};
   std::size_t depth = 0;
-  std::uint32_t cur = 0;
-  for (;;) {
+  for (std::uint32_t cur = start;;) {
     const Index::Node& n = side.nodes[cur];
     if (n.table != kNone && n.len >= min_depth) path[depth++] = n.table;
     if (n.len >= 128) break;
@@ -553,6 +657,12 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
   while (depth > 0) {
     std::uint32_t best = kNone;
     consider(path[--depth], best);
+    if (best != kNone) return found(best);
+  }
+  for (std::uint32_t u = side.up[start]; u != kNone && side.nodes[u].len >= min_depth;
+       u = side.up[u]) {
+    std::uint32_t best = kNone;
+    consider(side.nodes[u].table, best);
     if (best != kNone) return found(best);
   }
   // 4. No destination.

@@ -257,9 +257,21 @@ class Matcher {
   ~Matcher();
 
   Verdict decide(const ConnKey& key, RuleFilter filter = {}) const;
+  // A hint, no effect on results: starts loading the first things decide(key) will read (only
+  // the key's direction and remote address are used), so a caller's own work in between (the
+  // name lookup) overlaps those cache misses.
+  void prefetch(const ConnKey& key) const;
   // For `cellwall rules explain`: allocates, and costs linear time in the number of rules.
   Explanation explain(const ConnKey& key, RuleFilter filter = {}) const;
   const AppPolicy& policy() const { return policy_; }
+
+  // The shape of the index, for tests and benchmarks.
+  struct IndexStats {
+    std::size_t trie_nodes = 0;  // both directions
+    std::size_t strides4 = 0;    // IPv4 first strides built (one per direction at most)
+    std::size_t strides6 = 0;    // IPv6 first strides built
+  };
+  IndexStats indexStats() const;
 
  private:
   struct Index;

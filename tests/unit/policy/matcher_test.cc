@@ -397,12 +397,25 @@ const char* kNamePool[] = {"example.org", "a.example.org", "x.a.example.org", "A
 class RandomPolicy {
  public:
   explicit RandomPolicy(std::uint32_t seed) : rng_(seed) {}
+  bool spread = false;  // addresses over many /16s, not only near the fixed bases
 
   IpAddr address() {
     // A few clustered bases so prefixes overlap and nest.
     static const char* kBases[] = {"10.0.0.0", "10.1.0.0", "10.1.2.0", "192.168.0.0",
                                    "2001:db8::", "2001:db8:1::", "::", "fe80::"};
     IpAddr a = *IpAddr::parse(kBases[pick(8)]);
+    if (spread && (a.is_v4() || pick(2) == 0)) {
+      // Vary the first 16 bits of the family too, so prefixes land in many first-stride
+      // slots and nest across slot boundaries (/8 over several /16 slots).
+      static const std::uint8_t kTop[] = {0x00, 0x01, 0x0a, 0x20, 0xc0, 0xff};
+      std::size_t at = a.is_v4() ? 12 : 0;
+      a.b[at] = kTop[pick(6)];
+      a.b[at + 1] = kTop[pick(6)];
+      if (pick(4) != 0) {  // and many distinct longer prefixes below those 36 blocks
+        a.b[at + 2] = static_cast<std::uint8_t>(pick(256));
+        a.b[at + 3] = static_cast<std::uint8_t>(pick(256));
+      }
+    }
     int flips = static_cast<int>(pick(3));
     for (int i = 0; i < flips; ++i) {
       std::size_t byte = a.is_v4() ? 13 + pick(3) : 2 + pick(14);
@@ -480,18 +493,25 @@ class RandomPolicy {
   std::mt19937 rng_;
 };
 
-TEST(Matcher, AgreesWithBruteForce) {
-  RandomPolicy gen(12345);
-  int decided_by_rule = 0;
-  int decided_by_name = 0;
+// Random policies against reference(): `rounds` policies of up to max_rules rules, 500 keys
+// each, every 10th key also through explain(). Returns how many keys a rule decided.
+struct Agreement {
+  int by_rule = 0, by_name = 0, by_address = 0;
+  std::size_t strides4 = 0, strides6 = 0;  // first strides the policies' indexes built
+};
+Agreement checkAgainstBruteForce(RandomPolicy& gen, int rounds, std::uint32_t min_rules,
+                                 std::uint32_t max_rules) {
+  Agreement got;
   std::vector<std::string_view> names;
-  for (int round = 0; round < 80; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     AppPolicy p;
     p.default_action = static_cast<DefaultAction>(gen.pick(3));
-    std::uint32_t n = 1 + gen.pick(round < 40 ? 20 : 400);
+    std::uint32_t n = min_rules + gen.pick(max_rules - min_rules + 1);
     for (std::uint32_t i = 0; i < n; ++i) p.rules.push_back(gen.rule(1 + gen.pick(1000)));
     std::vector<Rule> rules = p.rules;
     Matcher m(std::move(p));
+    got.strides4 += m.indexStats().strides4;
+    got.strides6 += m.indexStats().strides6;
     // Every other round a filter drops some rules, as used-up lifetimes would.
     std::uint32_t modulus = round % 2 == 0 ? 0 : 2 + gen.pick(3);
     auto usable = [modulus](const Rule& r) { return modulus == 0 || r.id % modulus != 0; };
@@ -501,16 +521,20 @@ TEST(Matcher, AgreesWithBruteForce) {
       const Rule* want = reference(rules, k, usable);
       Verdict v = m.decide(k, filter);
       if (want == nullptr) {
-        ASSERT_EQ(v.rule, nullptr) << "round " << round << " key " << k.remote.str() << ":"
+        EXPECT_EQ(v.rule, nullptr) << "round " << round << " key " << k.remote.str() << ":"
                                    << k.remote_port << " got rule " << v.rule->id;
+        if (v.rule != nullptr) return got;
       } else {
-        ++decided_by_rule;
-        if (!want->match.hosts.empty()) ++decided_by_name;
-        ASSERT_NE(v.rule, nullptr) << "round " << round << " key " << k.remote.str();
+        ++got.by_rule;
+        if (!want->match.hosts.empty()) ++got.by_name;
+        else if (!want->match.addresses.empty()) ++got.by_address;
+        EXPECT_NE(v.rule, nullptr) << "round " << round << " key " << k.remote.str();
+        if (v.rule == nullptr) return got;
         // Ids may repeat in this test; compare the rule itself.
-        ASSERT_EQ(v.rule - m.policy().rules.data(), want - rules.data())
+        EXPECT_EQ(v.rule - m.policy().rules.data(), want - rules.data())
             << "round " << round << " key " << protocolName(k.protocol) << " "
             << k.remote.str() << ":" << k.remote_port;
+        if (v.rule - m.policy().rules.data() != want - rules.data()) return got;
         EXPECT_EQ(v.action, want->action);
       }
       if (i % 10 == 0) {
@@ -523,13 +547,31 @@ TEST(Matcher, AgreesWithBruteForce) {
             first_usable = c.rule;
             break;
           }
-        ASSERT_EQ(first_usable, v.rule) << "round " << round;
+        EXPECT_EQ(first_usable, v.rule) << "round " << round;
       }
     }
   }
+  return got;
+}
+
+TEST(Matcher, AgreesWithBruteForce) {
+  RandomPolicy gen(12345);
+  Agreement small = checkAgainstBruteForce(gen, 40, 1, 20);
+  Agreement medium = checkAgainstBruteForce(gen, 40, 1, 400);
   // Guard against a generator that never exercises the rules.
-  EXPECT_GT(decided_by_rule, 10000);
-  EXPECT_GT(decided_by_name, 1000);
+  EXPECT_GT(small.by_rule + medium.by_rule, 10000);
+  EXPECT_GT(small.by_name + medium.by_name, 1000);
+}
+
+// Policies big enough for the trie's first strides (2,048 nodes of a family), with addresses
+// over many /16 slots so lookups start below the root, nest across slots and climb by up links.
+TEST(Matcher, AgreesWithBruteForceBigTrie) {
+  RandomPolicy gen(777);
+  gen.spread = true;
+  Agreement big = checkAgainstBruteForce(gen, 3, 9000, 12000);
+  EXPECT_GE(big.strides4, 3u) << "the generator did not build IPv4 tries with strides";
+  EXPECT_GE(big.strides6, 3u) << "the generator did not build IPv6 tries with strides";
+  EXPECT_GT(big.by_address, 300);
 }
 
 TEST(Matcher, HundredThousandRules) {

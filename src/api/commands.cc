@@ -16,7 +16,8 @@ json cellToJson(const CellInfo& c) {
               {"prefix_length", c.prefix_length}, {"ofport", c.ofport},
               {"resolv_conf", c.resolv_conf}, {"hosts", c.hosts},
               {"cgroup", c.cgroup},   {"launcher_pid", c.launcher_pid},
-              {"created_unix", c.created_unix}, {"published", c.published}};
+              {"created_unix", c.created_unix}, {"published", c.published},
+              {"published_at", c.published_at}};
 }
 
 CellInfo cellFromJson(const json& j) {
@@ -37,6 +38,8 @@ CellInfo cellFromJson(const json& j) {
   c.launcher_pid = j.value("launcher_pid", std::int64_t{0});
   c.created_unix = j.value("created_unix", std::int64_t{0});
   if (j.contains("published")) c.published = j["published"].get<std::vector<std::string>>();
+  if (j.contains("published_at"))
+    c.published_at = j["published_at"].get<std::vector<std::string>>();
   return c;
 }
 

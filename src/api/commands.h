@@ -34,7 +34,8 @@ struct CellInfo {
   std::string cgroup;              // cgroup v2 directory for the cell's processes ("" if none)
   std::int64_t launcher_pid = 0;
   std::int64_t created_unix = 0;
-  std::vector<std::string> published;  // "UPLINKPORT:CELLPORT/PROTO"
+  std::vector<std::string> published;     // "UPLINKPORT:CELLPORT/PROTO"
+  std::vector<std::string> published_at;  // per published port, where it listens, for people
 };
 struct CellExit {
   std::uint32_t id = 0;

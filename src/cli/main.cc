@@ -117,6 +117,7 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
     return die(!reply ? reply.error().message : reply->error);
   }
   const cw::api::CellInfo cell = reply->cells.front();
+  for (const auto& at : cell.published_at) std::fprintf(stderr, "cellwall: published %s\n", at.c_str());
   auto cgroup = cw::cell::createCgroup(cell.netns);
   if (!cgroup)
     std::fprintf(stderr, "cellwall: warning: cell %s gets no cgroup: %s\n", cell.netns.c_str(),
@@ -194,7 +195,8 @@ int main(int argc, char** argv) {
   run->add_option("--env", env, "network environment (default: the policy's, else 'default')");
   std::vector<std::string> publish;
   run->add_option("--publish,-p", publish,
-                  "PORT[:CELLPORT][/udp]: reachable from the environment's uplink, subject to inbound rules")
+                  "[ADDR:]PORT[:CELLPORT][/udp]: reachable from the environment's uplink (the host "
+                  "uplink: 127.0.0.1, or ADDR), subject to inbound rules")
       ->allow_extra_args(false);  // one value per --publish (repeatable): never swallows `--` and CMD
   run->add_option("command", command, "CMD [ARGS...] after --")->required();
   run->prefix_command(false);

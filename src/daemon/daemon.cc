@@ -353,8 +353,9 @@ struct Daemon::Impl {
   }
 
   // ---- published ports ----
-  // "PORT[:CELLPORT][/tcp|/udp]" -> canonical "PORT:CELLPORT/PROTO".
-  static Expected<std::string> canonicalPublish(const std::string& spec) {
+  // "[ADDR:]PORT[:CELLPORT][/tcp|/udp]" -> canonical "PORT:CELLPORT/PROTO", or with a listen
+  // address (the host uplink only) "ADDR:PORT:CELLPORT/PROTO".
+  static Expected<std::string> canonicalPublish(const std::string& spec, bool host_uplink) {
     std::string s = spec, proto = "tcp";
     if (auto slash = s.find('/'); slash != std::string::npos) {
       proto = s.substr(slash + 1);
@@ -362,26 +363,45 @@ struct Daemon::Impl {
       if (proto != "tcp" && proto != "udp")
         return fail("--publish " + spec + ": the protocol is tcp or udp");
     }
-    std::string a = s, b = s;
-    if (auto colon = s.find(':'); colon != std::string::npos) {
-      a = s.substr(0, colon);
-      b = s.substr(colon + 1);
+    std::vector<std::string> parts;
+    for (std::size_t at = 0;;) {
+      std::size_t colon = s.find(':', at);
+      parts.push_back(s.substr(at, colon == std::string::npos ? std::string::npos : colon - at));
+      if (colon == std::string::npos) break;
+      at = colon + 1;
     }
+    std::string addr;
+    if (parts.size() == 3) {
+      auto ip = Ip4::parse(parts[0]);
+      if (!ip) return fail("--publish " + spec + ": " + parts[0] + " is not an IPv4 address to listen on");
+      if (!host_uplink)
+        return fail("--publish " + spec + ": a listen address applies to the host uplink only; on "
+                    "this environment's uplink the port is forwarded at the gateway's address");
+      addr = ip->str() + ":";
+      parts.erase(parts.begin());
+    }
+    if (parts.size() == 1) parts.push_back(parts[0]);
     auto port = [](const std::string& t) -> long {
       if (t.empty() || t.size() > 5 || t.find_first_not_of("0123456789") != std::string::npos) return -1;
       long v = std::stol(t);
       return v >= 1 && v <= 65535 ? v : -1;
     };
-    long up = port(a), cp = port(b);
-    if (up < 0 || cp < 0) return fail("--publish " + spec + ": expected PORT[:CELLPORT][/udp] with ports 1-65535");
-    return std::to_string(up) + ":" + std::to_string(cp) + "/" + proto;
+    long up = parts.size() == 2 ? port(parts[0]) : -1, cp = parts.size() == 2 ? port(parts[1]) : -1;
+    if (up < 0 || cp < 0)
+      return fail("--publish " + spec + ": expected [ADDR:]PORT[:CELLPORT][/udp] with ports 1-65535");
+    return addr + std::to_string(up) + ":" + std::to_string(cp) + "/" + proto;
   }
 
   static Published toPublished(const std::string& canonical, Ip4 ip) {
     Published p;
+    std::string rest = canonical;
+    if (std::count(rest.begin(), rest.end(), ':') == 2) {
+      p.listen_addr = rest.substr(0, rest.find(':'));
+      rest = rest.substr(rest.find(':') + 1);
+    }
     unsigned up = 0, cp = 0;
     char proto[4] = {};
-    std::sscanf(canonical.c_str(), "%u:%u/%3s", &up, &cp, proto);
+    std::sscanf(rest.c_str(), "%u:%u/%3s", &up, &cp, proto);
     p.uplink_port = static_cast<std::uint16_t>(up);
     p.cell_port = static_cast<std::uint16_t>(cp);
     p.cell_ip = ip;
@@ -415,15 +435,18 @@ struct Daemon::Impl {
     const Gateways::Entry* gw = gateways.find(env);
     if (gw == nullptr) return fail("no network environment named '" + env + "'");
     std::vector<std::string> published;
+    const bool host_uplink = gw->gateway->hostUplink();
     for (const auto& spec : req.publish) {
-      auto c = canonicalPublish(spec);
+      auto c = canonicalPublish(spec, host_uplink);
       if (!c) return Unexpected(c.error());
-      std::string uplink = c->substr(0, c->find(':')) + c->substr(c->find('/'));
+      const Published mine = toPublished(*c, Ip4{});
       for (const auto& [oid, other] : cells.all())
-        for (const auto& o : other.info.published)
-          if (other.info.env == env && o.substr(0, o.find(':')) + o.substr(o.find('/')) == uplink)
+        for (const auto& o : other.info.published) {
+          const Published theirs = toPublished(o, Ip4{});
+          if (other.info.env == env && theirs.uplink_port == mine.uplink_port && theirs.udp == mine.udp)
             return fail("--publish " + spec + ": that port of environment '" + env +
                         "' is already published by cell " + std::to_string(oid));
+        }
       published.push_back(*c);
     }
 
@@ -486,6 +509,9 @@ struct Daemon::Impl {
     rec.mac = mac;
     rec.runtime = newRuntime();
     rec.info.published = published;
+    for (const auto& spec : published)
+      rec.info.published_at.push_back(gw->gateway->publishedWhere(toPublished(spec, *ip)) +
+                                      " -> cell port " + spec.substr(spec.rfind(':') + 1));
     cells.add(rec);
     if (!published.empty())
       if (auto pr = republish(env); !pr) {
@@ -498,6 +524,7 @@ struct Daemon::Impl {
     publish();
     spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}", id, name, rec.info.app,
                  env, ip->str(), mac.str(), *ofport);
+    for (const auto& at : rec.info.published_at) spdlog::info("cell {} published: {}", id, at);
     return rec.info;
   }
 

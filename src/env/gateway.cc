@@ -4,6 +4,8 @@
 #include <sstream>
 #include <thread>
 
+#include "env/slirp_api.h"
+
 namespace cw {
 
 namespace {
@@ -158,11 +160,52 @@ std::string Gateway::publishRuleset(const std::vector<Published>& ports) {
 }
 
 Expected<void> Gateway::setPublished(const std::vector<Published>& ports) {
-  if (config_.uplink.kind == UplinkConfig::Kind::kUser && !ports.empty())
-    return fail("environment " + config_.name + ": its uplink is the host through slirp4netns, which "
-                "cannot forward ports to cells yet; publish from an environment with kind = \"netns\" "
-                "or \"host-nat\"");
-  return net_.nft(gatewayNetns(config_.name), publishRuleset(ports));
+  // The DNAT first: a forward that exists before its rule would reach the gateway itself.
+  if (auto r = net_.nft(gatewayNetns(config_.name), publishRuleset(ports)); !r) return r;
+  if (config_.uplink.kind != UplinkConfig::Kind::kUser) return {};
+  return setHostForwards(ports);
+}
+
+Expected<void> Gateway::setHostForwards(const std::vector<Published>& ports) {
+  SlirpApi api(slirpSocket());
+  std::map<std::tuple<bool, std::uint16_t, std::string>, int> wanted;
+  for (const auto& p : ports)
+    wanted.emplace(std::make_tuple(p.udp, p.uplink_port,
+                                   p.listen_addr.empty() ? std::string(kUserPublishAddress) : p.listen_addr),
+                   -1);
+  std::string errors;
+  for (auto it = host_forwards_.begin(); it != host_forwards_.end();) {
+    if (wanted.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    if (auto r = api.removeHostFwd(it->second); !r) errors += r.error().message + "; ";
+    it = host_forwards_.erase(it);  // slirp keeps no forward it could not find
+  }
+  for (const auto& [key, unused] : wanted) {
+    if (host_forwards_.count(key) != 0) continue;
+    const auto& [udp, port, addr] = key;
+    auto id = api.addHostFwd(udp, addr, port, port);
+    if (!id) {
+      errors += "environment " + config_.name + ": cannot publish " + addr + ":" + std::to_string(port) +
+                (udp ? "/udp" : "/tcp") + " on the host: " + id.error().message + "; ";
+      continue;
+    }
+    host_forwards_.emplace(key, *id);
+  }
+  if (!errors.empty()) {
+    errors.resize(errors.size() - 2);
+    return fail(errors);
+  }
+  return {};
+}
+
+std::string Gateway::publishedWhere(const Published& p) const {
+  std::string port = std::to_string(p.uplink_port) + (p.udp ? "/udp" : "/tcp");
+  if (!hostUplink()) return "port " + port + " of the environment's uplink";
+  if (p.listen_addr.empty() || p.listen_addr == kUserPublishAddress)
+    return std::string(kUserPublishAddress) + ":" + port + " on the host (loopback only: the host uplink)";
+  return p.listen_addr + ":" + port + " on the host";
 }
 
 std::string Gateway::hostRuleset(const EnvConfig& c) {
@@ -271,7 +314,11 @@ Expected<void> Gateway::startUserUplink() {
   Command cmd;
   // --disable-host-loopback: the gateway (and so a cell) must not reach the host's own
   // 127.0.0.1 services through the proxy.
+  // --api-socket: published ports are forwarded through it (setHostForwards).
+  std::error_code ec;
+  fs::remove(slirpSocket(), ec);
   cmd.argv = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+              "--api-socket=" + slirpSocket().string(),
               "--netns-type=path", "/run/netns/" + ns, kUplinkSide};
   auto log = (dir_ / "slirp4netns.log").string();
   auto pid = net_.runner().spawn(cmd, log);

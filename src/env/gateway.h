@@ -22,6 +22,8 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
+#include <tuple>
 #include <memory>
 #include <string>
 #include <sys/types.h>
@@ -66,6 +68,7 @@ struct Published {
   Ip4 cell_ip;
   std::uint16_t cell_port = 0;
   bool udp = false;
+  std::string listen_addr;  // host uplink only: where on the host; empty: kUserPublishAddress
   bool operator==(const Published&) const = default;
 };
 
@@ -100,16 +103,24 @@ class Gateway {
   static std::string hostRuleset(const EnvConfig& config);
   static std::string publishRuleset(const std::vector<Published>& ports);
 
-  // Replaces the set of published ports, atomically. Whether a forwarded connection reaches the
-  // cell is then up to the cell's inbound rules, at the switch. The "host" uplink
-  // (slirp4netns) cannot forward ports yet: refused with an error.
+  // Replaces the set of published ports. Whether a forwarded connection reaches the cell is then
+  // up to the cell's inbound rules, at the switch. On the "host" uplink (slirp4netns) a port
+  // listens on the host's loopback only (kUserPublishAddress), through slirp's API socket, and
+  // every connection reaches the cell from slirp's host address: `from` cannot tell clients
+  // apart there, so nothing is offered to the network without the user choosing host-nat.
   Expected<void> setPublished(const std::vector<Published>& ports);
+  static constexpr const char* kUserPublishAddress = "127.0.0.1";
+  bool hostUplink() const { return config_.uplink.kind == UplinkConfig::Kind::kUser; }
+  // Where a published port listens, for messages: "127.0.0.1:8080/tcp on the host (...)".
+  std::string publishedWhere(const Published& p) const;
 
  private:
   Gateway(EnvConfig config, std::filesystem::path dir, NetOps& net);
   Expected<void> build();
   Expected<void> startDns();
   Expected<void> startUserUplink();
+  Expected<void> setHostForwards(const std::vector<Published>& ports);
+  std::filesystem::path slirpSocket() const { return dir_ / "slirp4netns.sock"; }
   Expected<void> writeState() const;
   // Removes the gateway described by a state dir (or just by env name if the file is gone).
   static Expected<void> teardown(const std::string& env, const std::filesystem::path& dir, NetOps& net);
@@ -119,6 +130,8 @@ class Gateway {
   NetOps& net_;
   pid_t dns_pid_ = 0;
   pid_t uplink_pid_ = 0;  // slirp4netns (kUser)
+  // kUser: slirp's forward id per published (udp, port, listen address).
+  std::map<std::tuple<bool, std::uint16_t, std::string>, int> host_forwards_;
 };
 
 }  // namespace cw

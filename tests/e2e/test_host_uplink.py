@@ -7,12 +7,14 @@ veth of its own, so traffic never leaves the machine."""
 import difflib
 import shutil
 import random
+import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import Capture, Daemon, leftovers, sh
+from conftest import CELLWALL, Capture, Daemon, leftovers, sh
 
 NET_IP = "10.251.7.2"   # the server's address in the test namespace
 HOST_IP = "10.251.7.1"  # the root namespace's end of the test veth
@@ -62,6 +64,69 @@ def lan():
         sh(["ip", "link", "del", veth], check=False)
 
 
+def free_loopback_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_publish_on_host(d, lan):
+    """--publish on the host uplink (slirp4netns's API): by default the port listens on the
+    host's loopback only, and connections from the host reach the cell from slirp's host
+    address, 10.0.2.2; with a listen address it is offered to the network, and there each
+    connection keeps its client's own address, so `from` tells clients apart."""
+    port = free_loopback_port()
+
+    def fetch(host, netns=None):
+        argv = ["curl", "-s", "-o", "/dev/null", "--max-time", "3", "-w", "%{http_code}",
+                f"http://{host}:{port}/"]
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + argv
+        r = sh(argv, check=False)
+        return "refused" if r.returncode == 7 else r.stdout
+
+    inbound = 'default = "deny"\n[[allow]]\ndirection = "inbound"\nproto = "tcp"\nports = 8000\n'
+    # (listen address, inbound rule's `from`, from the host's loopback, from the test LAN)
+    cases = ((None, "10.0.2.2", "200", "refused"),    # loopback only: the LAN cannot connect
+             (None, "127.0.0.1", "000", "refused"),   # the host's own address is not what the cell sees
+             ("0.0.0.0", NET_IP, "000", "200"))       # offered to the LAN, filtered by client
+    for listen, source, want_local, want_lan in cases:
+        pf = Path(d.state, "pub.toml")
+        pf.write_text(inbound + f'from = "{source}"\n')
+        spec = f"{listen}:{port}:8000" if listen else f"{port}:8000"
+        p = subprocess.Popen([str(CELLWALL), "--state-dir", d.state, "run", "--app", "pub",
+                              "--policy", str(pf), "--publish", spec, "--",
+                              "python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # Wait for the forward (slirp listening on the host), then for the admitted side to
+            # answer (the server starting), then check both sides.
+            listen_at = "127.0.0.1" if listen is None else HOST_IP
+            for _ in range(50):
+                try:
+                    socket.create_connection((listen_at, port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            admitted = ("127.0.0.1", None) if want_local == "200" else \
+                (HOST_IP, lan) if want_lan == "200" else None
+            for _ in range(30):
+                if admitted is None or fetch(*admitted) == "200":
+                    break
+                time.sleep(0.3)
+            got = (fetch("127.0.0.1"), fetch(HOST_IP, netns=lan))
+            assert got == (want_local, want_lan), (spec, source, got, d.new_log()[-2000:])
+        finally:
+            p.terminate()
+            _, err = p.communicate(timeout=30)
+        where = f"0.0.0.0:{port}/tcp on the host" if listen else \
+            f"127.0.0.1:{port}/tcp on the host (loopback only"
+        assert f"published {where}" in err, err
+        # The forward ends with its cell: nothing listens on the port any more.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
 def test_host_uplink_reaches_the_network_and_changes_nothing_on_the_host(lan):
     before = host_state()
     d = Daemon(None, config_text=f"""
@@ -86,6 +151,7 @@ kind = "host"
                                                     f"http://{NET_IP}:8080/"])
         assert denied.returncode != 0
         assert cap.count() == 0
+        check_publish_on_host(d, lan)
         during = host_state()
     finally:
         d.stop()

@@ -2,8 +2,18 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "env/slirp_api.h"
 #include "netdev/fake_runner.h"
 
 namespace cw {
@@ -53,6 +63,7 @@ TEST_F(GatewayTest, UserUplinkRunsSlirp4netnsAndTouchesNothingOnTheHost) {
   auto slirp = runner.matching("slirp4netns");
   ASSERT_EQ(slirp.size(), 1u);
   EXPECT_EQ(slirp[0], "spawn: slirp4netns --configure --mtu=65520 --disable-host-loopback "
+                      "--api-socket=" + dir + "/slirp4netns.sock "
                       "--netns-type=path /run/netns/cw-g-office cwup0 > " + dir + "/slirp4netns.log");
   // No veth uplink, no host table, no host forwarding.
   EXPECT_TRUE(runner.matching("cw-u-office").empty());
@@ -65,6 +76,115 @@ TEST_F(GatewayTest, UserUplinkRunsSlirp4netnsAndTouchesNothingOnTheHost) {
   // Both supervised processes go on destroy.
   ASSERT_TRUE((*gw)->destroy());
   EXPECT_EQ(runner.matching("terminate").size(), 2u);
+}
+
+// slirp4netns's API socket, played by a thread: records each request, answers add_hostfwd
+// with ids 1, 2, ... (or slirp's error for port 9999) and remove_hostfwd with success.
+class FakeSlirpApi {
+ public:
+  explicit FakeSlirpApi(const fs::path& socket) {
+    fs::create_directories(socket.parent_path());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, socket.c_str(), sizeof a.sun_path - 1);
+    ::unlink(socket.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeSlirpApi() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::vector<std::string> requests() {
+    std::lock_guard l(mu_);
+    return requests_;
+  }
+
+ private:
+  void serve() {
+    for (;;) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string req;
+      char buf[1024];
+      for (ssize_t n; (n = ::recv(c, buf, sizeof buf, 0)) > 0;) req.append(buf, static_cast<std::size_t>(n));
+      std::string reply = R"({"return":{}})";
+      if (req.find("add_hostfwd") != std::string::npos)
+        reply = req.find("9999") != std::string::npos
+                    ? R"({"error":{"desc":"bad request: add_hostfwd: slirp_add_hostfwd failed"}})"
+                    : R"({"return":{"id":)" + std::to_string(++next_id_) + "}}";
+      {
+        std::lock_guard l(mu_);
+        requests_.push_back(req);
+      }
+      (void)::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+      ::close(c);
+    }
+  }
+  int fd_ = -1;
+  int next_id_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
+  std::thread thread_;
+};
+
+TEST_F(GatewayTest, UserUplinkPublishesOnHostLoopbackThroughSlirpApi) {
+  config.uplink = UplinkConfig{};
+  config.dns_upstreams.clear();
+  runner.onOutput("-json link show", R"([{"ifindex":3,"ifname":"cwup0","flags":["UP"],"address":"02:00:00:00:00:09"}])");
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  const Published web{8080, *Ip4::parse("10.200.0.2"), 80, false, ""};
+  const Published dns{5353, *Ip4::parse("10.200.0.3"), 53, true, ""};
+
+  // Without slirp's socket the error says so, and nothing is claimed.
+  auto none = (*gw)->setPublished({web});
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("cannot reach slirp4netns"), std::string::npos) << none.error().message;
+
+  FakeSlirpApi slirp(state / "env/office/slirp4netns.sock");
+  ASSERT_TRUE((*gw)->setPublished({web})) ;
+  ASSERT_EQ(slirp.requests().size(), 1u);
+  EXPECT_EQ(slirp.requests()[0],
+            R"({"arguments":{"guest_port":8080,"host_addr":"127.0.0.1","host_port":8080,"proto":"tcp"},"execute":"add_hostfwd"})");
+  // The DNAT inside the gateway is the same as on other uplinks.
+  EXPECT_NE(runner.commands().back().stdin_text.find("tcp dport 8080 dnat to 10.200.0.2:80"),
+            std::string::npos);
+  EXPECT_EQ((*gw)->publishedWhere(web),
+            "127.0.0.1:8080/tcp on the host (loopback only: the host uplink)");
+
+  // Adding a port adds one forward; the existing one is kept.
+  ASSERT_TRUE((*gw)->setPublished({web, dns}));
+  ASSERT_EQ(slirp.requests().size(), 2u);
+  EXPECT_NE(slirp.requests()[1].find(R"("proto":"udp")"), std::string::npos);
+  EXPECT_NE(slirp.requests()[1].find(R"("host_port":5353)"), std::string::npos);
+  // Removing one removes its forward by slirp's id (8080/tcp got id 1).
+  ASSERT_TRUE((*gw)->setPublished({dns}));
+  ASSERT_EQ(slirp.requests().size(), 3u);
+  EXPECT_EQ(slirp.requests()[2], R"({"arguments":{"id":1},"execute":"remove_hostfwd"})");
+
+  // slirp's refusal (the host port is taken) names the port and slirp's reason.
+  auto taken = (*gw)->setPublished({dns, Published{9999, *Ip4::parse("10.200.0.2"), 99, false, ""}});
+  ASSERT_FALSE(taken);
+  EXPECT_NE(taken.error().message.find("cannot publish 127.0.0.1:9999/tcp on the host"), std::string::npos)
+      << taken.error().message;
+  EXPECT_NE(taken.error().message.find("slirp_add_hostfwd failed"), std::string::npos);
+  // A listen address of the user's choice (`--publish ADDR:PORT:CELLPORT`).
+  ASSERT_TRUE((*gw)->setPublished({dns, Published{8443, *Ip4::parse("10.200.0.2"), 443, false, "0.0.0.0"}}));
+  EXPECT_NE(slirp.requests().back().find(R"("host_addr":"0.0.0.0","host_port":8443)"), std::string::npos)
+      << slirp.requests().back();
+  EXPECT_EQ((*gw)->publishedWhere(Published{8443, {}, 443, false, "0.0.0.0"}), "0.0.0.0:8443/tcp on the host");
+  // Unpublishing everything removes what is left.
+  ASSERT_TRUE((*gw)->setPublished({}));
+  auto all = slirp.requests();
+  ASSERT_GE(all.size(), 2u);
+  std::set<std::string> last_two{all[all.size() - 2], all[all.size() - 1]};
+  EXPECT_EQ(last_two, (std::set<std::string>{R"({"arguments":{"id":2},"execute":"remove_hostfwd"})",
+                                             R"({"arguments":{"id":3},"execute":"remove_hostfwd"})"}));
+  ASSERT_TRUE((*gw)->destroy());
 }
 
 TEST_F(GatewayTest, NetnsUplinkCommands) {
@@ -160,8 +280,8 @@ TEST_F(GatewayTest, Rulesets) {
   // Nothing from the uplink may claim a cell-side source (a forged resolver answer).
   EXPECT_NE(gw.find("iifname \"cwup0\" ip saddr 10.200.0.0/16 drop"), std::string::npos);
   EXPECT_EQ(Gateway::publishRuleset({}), "flush chain ip cw_gw_nat prerouting\n");
-  EXPECT_EQ(Gateway::publishRuleset({Published{18000, *Ip4::parse("10.200.0.2"), 8000, false},
-                                     Published{5353, *Ip4::parse("10.200.0.3"), 53, true}}),
+  EXPECT_EQ(Gateway::publishRuleset({Published{18000, *Ip4::parse("10.200.0.2"), 8000, false, ""},
+                                     Published{5353, *Ip4::parse("10.200.0.3"), 53, true, ""}}),
             "flush chain ip cw_gw_nat prerouting\n"
             "add rule ip cw_gw_nat prerouting iifname \"cwup0\" tcp dport 18000 dnat to 10.200.0.2:8000\n"
             "add rule ip cw_gw_nat prerouting iifname \"cwup0\" udp dport 5353 dnat to 10.200.0.3:53\n");

@@ -43,6 +43,36 @@ CellInfo cellFromJson(const json& j) {
   return c;
 }
 
+json promptToJson(const PromptInfo& p) {
+  return json{{"id", p.id},
+              {"app", p.app},
+              {"cell", p.cell},
+              {"proto", p.proto},
+              {"remote_ip", p.remote_ip},
+              {"remote_port", p.remote_port},
+              {"names", p.names},
+              {"asked_ms", p.asked_ms},
+              {"timeout_in_ms", p.timeout_in_ms},
+              {"timeout_action", p.timeout_action},
+              {"connections", p.connections}};
+}
+
+PromptInfo promptFromJson(const json& j) {
+  PromptInfo p;
+  p.id = j.value("id", std::uint64_t{0});
+  p.app = j.value("app", "");
+  p.cell = j.value("cell", 0u);
+  p.proto = j.value("proto", "");
+  p.remote_ip = j.value("remote_ip", "");
+  p.remote_port = j.value("remote_port", std::uint16_t{0});
+  p.names = j.value("names", "");
+  p.asked_ms = j.value("asked_ms", std::int64_t{0});
+  p.timeout_in_ms = j.value("timeout_in_ms", std::int64_t{0});
+  p.timeout_action = j.value("timeout_action", "");
+  p.connections = j.value("connections", 0u);
+  return p;
+}
+
 json ruleToJson(const RuleInfo& r) {
   return json{{"id", r.id},         {"app", r.app},
               {"action", r.action}, {"text", r.text},
@@ -96,6 +126,7 @@ LogEntry logFromJson(const json& j) {
 
 std::string ruleInfoJsonText(const RuleInfo& r) { return ruleToJson(r).dump(); }
 std::string logEntryJsonText(const LogEntry& e) { return logToJson(e).dump(); }
+std::string promptInfoJsonText(const PromptInfo& p) { return promptToJson(p).dump(); }
 
 std::string encodeCommand(const Command& c) {
   json j = std::visit(
@@ -131,6 +162,12 @@ std::string encodeCommand(const Command& c) {
           return {{"cmd", "log"}, {"app", m.app}, {"after_id", m.after_id}, {"limit", m.limit}};
         else if constexpr (std::is_same_v<M, NamesQuery>)
           return {{"cmd", "names"}, {"cell", m.cell}};
+        else if constexpr (std::is_same_v<M, PromptList>)
+          return {{"cmd", "prompt.list"}, {"after_version", m.after_version}, {"wait_ms", m.wait_ms}};
+        else if constexpr (std::is_same_v<M, PromptAnswer>)
+          return {{"cmd", "prompt.answer"}, {"id", m.id}, {"action", m.action}, {"scope", m.scope},
+                  {"host", m.host}, {"any_port", m.any_port}, {"lifetime", m.lifetime},
+                  {"connections", m.connections}};
         else
           return {{"cmd", "shutdown"}};
       },
@@ -168,6 +205,12 @@ Expected<Command> decodeCommand(const std::string& line) {
       return Command{LogQuery{j.value("app", ""), j.value("after_id", std::int64_t{0}),
                               j.value("limit", 50u)}};
     if (cmd == "names") return Command{NamesQuery{j.value("cell", 0u)}};
+    if (cmd == "prompt.list")
+      return Command{PromptList{j.value("after_version", std::uint64_t{0}), j.value("wait_ms", 0u)}};
+    if (cmd == "prompt.answer")
+      return Command{PromptAnswer{j.value("id", std::uint64_t{0}), j.value("action", "allow"),
+                                  j.value("scope", "ip"), j.value("host", ""), j.value("any_port", false),
+                                  j.value("lifetime", "once"), j.value("connections", 0u)}};
     return fail("unknown command '" + cmd + "'");
   } catch (const json::exception& e) {
     return fail(std::string("bad request: ") + e.what());
@@ -194,6 +237,12 @@ std::string encodeReply(const Reply& r) {
     j["log"] = std::move(log);
   }
   if (!r.text.empty()) j["text"] = r.text;
+  if (!r.prompts.empty()) {
+    json prompts = json::array();
+    for (const auto& x : r.prompts) prompts.push_back(promptToJson(x));
+    j["prompts"] = std::move(prompts);
+  }
+  if (r.version != 0) j["version"] = r.version;
   return j.dump();
 }
 
@@ -212,6 +261,9 @@ Expected<Reply> decodeReply(const std::string& line) {
     if (j.contains("log"))
       for (const auto& x : j["log"]) r.log.push_back(logFromJson(x));
     r.text = j.value("text", "");
+    if (j.contains("prompts"))
+      for (const auto& x : j["prompts"]) r.prompts.push_back(promptFromJson(x));
+    r.version = j.value("version", std::uint64_t{0});
     return r;
   } catch (const json::exception& e) {
     return fail(std::string("daemon sent a bad reply: ") + e.what());

@@ -105,9 +105,43 @@ struct NamesQuery {
   std::uint32_t cell = 0;
 };
 
+// ---- prompts: connections held for an answer (an app's default = "prompt") ----
+struct PromptInfo {
+  std::uint64_t id = 0;
+  std::string app;
+  std::uint32_t cell = 0;
+  std::string proto, remote_ip;
+  std::uint16_t remote_port = 0;
+  std::string names;  // comma-separated, as the cell resolved them
+  std::int64_t asked_ms = 0;      // unix ms
+  std::int64_t timeout_in_ms = 0;  // left before the timeout action applies
+  std::string timeout_action;
+  std::uint32_t connections = 0;
+};
+// The open questions. With wait_ms > 0 and nothing newer than `after_version`, the answer
+// waits (up to wait_ms) until a question opens or closes: how `cellwall prompt` and the UI
+// learn of a new question at once.
+struct PromptList {
+  std::uint64_t after_version = 0;
+  std::uint32_t wait_ms = 0;
+};
+// An answer. lifetime: "once" (these held connections only, no rule), "forever", "exit"
+// (until the app's cells exit), or a duration ("5m", "1h"); connections > 0 limits the rule
+// to that many connections. scope: "ip", "host" (a name the cell resolved; `host` picks it,
+// default the first), "domain" (*. of that name's parent); any_port: every port.
+struct PromptAnswer {
+  std::uint64_t id = 0;
+  std::string action = "allow";
+  std::string scope = "ip";
+  std::string host;
+  bool any_port = false;
+  std::string lifetime = "once";
+  std::uint32_t connections = 0;
+};
+
 using Command = std::variant<CellCreate, CellExit, CellList, FlowDump, Status, Shutdown, RulesList,
                              RuleAdd, RuleRemove, RulesExplain, PolicyExport, PolicyImport,
-                             LogQuery, NamesQuery>;
+                             LogQuery, NamesQuery, PromptList, PromptAnswer>;
 
 // Replies.
 struct Reply {
@@ -118,6 +152,8 @@ struct Reply {
   std::vector<RuleInfo> rules;     // RulesList, RuleAdd (the new rule)
   std::vector<LogEntry> log;       // LogQuery, oldest first
   std::string text;                // PolicyExport
+  std::vector<PromptInfo> prompts;  // PromptList
+  std::uint64_t version = 0;        // PromptList: pass back as after_version to wait for news
 
   static Reply failed(std::string why) {
     Reply r;
@@ -131,6 +167,7 @@ std::string encodeCommand(const Command& c);
 // The JSON objects `--json` output prints (the same as on the wire).
 std::string ruleInfoJsonText(const RuleInfo& r);
 std::string logEntryJsonText(const LogEntry& e);
+std::string promptInfoJsonText(const PromptInfo& p);
 Expected<Command> decodeCommand(const std::string& line);
 std::string encodeReply(const Reply& r);
 Expected<Reply> decodeReply(const std::string& line);

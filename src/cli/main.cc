@@ -15,6 +15,7 @@
 
 #include "cell/launcher.h"
 #include "cli/client.h"
+#include "cli/prompt_cmd.h"
 #include "cli/rules_cmd.h"
 
 namespace {
@@ -269,11 +270,36 @@ int main(int argc, char** argv) {
   std::uint32_t names_cell = 0;
   namesc->add_option("cell", names_cell, "cell id (see cellwall ps)")->required();
 
+  auto* promptc = app.add_subcommand("prompt", "answer held connections (apps with default = \"prompt\")");
+  bool prompt_json = false, prompt_follow = false;
+  promptc->add_flag("--json", prompt_json, "print the open questions as JSON, one per line, and exit");
+  promptc->add_flag("-f,--follow", prompt_follow, "with --json: keep printing new questions");
+
+  auto* answerc = app.add_subcommand("answer", "answer one held question");
+  cw::api::PromptAnswer ans;
+  bool ans_allow = false, ans_deny = false, ans_reject = false, ans_forever = false,
+       ans_exit = false, ans_json = false;
+  std::string ans_for;
+  answerc->add_option("id", ans.id, "question id (cellwall prompt --json)")->required();
+  answerc->add_flag("--allow", ans_allow, "allow (the default)");
+  answerc->add_flag("--deny", ans_deny, "deny: drop");
+  answerc->add_flag("--reject", ans_reject, "reject: refuse at once (TCP RST / ICMP unreachable)");
+  answerc->add_option("--scope", ans.scope, "ip (the address), host (the name), domain (*.parent)")
+      ->check(CLI::IsMember({"ip", "host", "domain"}))
+      ->capture_default_str();
+  answerc->add_option("--host", ans.host, "with --scope host/domain: which resolved name");
+  answerc->add_flag("--any-port", ans.any_port, "every port, not only the one asked for");
+  answerc->add_option("--for", ans_for, "a rule for this long (5m, 1h, 2d)");
+  answerc->add_flag("--forever", ans_forever, "a rule with no end");
+  answerc->add_flag("--until-exit", ans_exit, "a rule until the app's cells exit");
+  answerc->add_option("--connections", ans.connections, "a rule for this many connections");
+  answerc->add_flag("--json", ans_json, "JSON output");
+
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
   if (*run) return cmdRun(app_name, policy_file, user, env, publish, command);
-  if (*rules || *logc || *namesc) {
+  if (*rules || *logc || *namesc || *promptc || *answerc) {
     auto client = Client::connect(socketPath());
     if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");
     if (*r_list) return cw::cli::rulesList(*client, rules_app, json);
@@ -291,6 +317,18 @@ int main(int argc, char** argv) {
     if (*r_import) return cw::cli::rulesImport(*client, rules_app, import_file, merge);
     if (*logc) return cw::cli::log(*client, log_app, follow, log_json, log_limit);
     if (*namesc) return cw::cli::names(*client, names_cell);
+    if (*promptc) {
+      if (prompt_json || prompt_follow) return cw::cli::promptList(*client, prompt_json, prompt_follow);
+      return cw::cli::promptInteractive(*client);
+    }
+    if (*answerc) {
+      if (ans_allow + ans_deny + ans_reject > 1) return die("choose one of --allow, --deny, --reject", 2);
+      if (!ans_for.empty() + ans_forever + ans_exit > 1)
+        return die("choose one of --for, --forever, --until-exit (default: once)", 2);
+      ans.action = ans_deny ? "deny" : ans_reject ? "reject" : "allow";
+      ans.lifetime = !ans_for.empty() ? ans_for : ans_forever ? "forever" : ans_exit ? "exit" : "once";
+      return cw::cli::answer(*client, ans, ans_json);
+    }
   }
   if (*ps) return cmdPs();
   if (*flows) return printLines(cw::api::FlowDump{});

@@ -19,6 +19,7 @@
 #include "daemon/gateways.h"
 #include "daemon/observer.h"
 #include "daemon/packet_path.h"
+#include "daemon/prompts.h"
 #include "daemon/rules.h"
 #include "store/store.h"
 #include "decide/pipeline.h"
@@ -64,6 +65,7 @@ struct Daemon::Impl {
   PacketPath packets{views, {}, &observer};
   std::unique_ptr<store::Store> db;
   std::unique_ptr<RuleBook> rules;
+  Prompts prompts;
   bool stopping = false;
   std::uint64_t log_failures = 0;
 
@@ -251,6 +253,12 @@ struct Daemon::Impl {
       }
       if (++ticks % 240 == 0)  // every minute
         (void)db->pruneLog(cfg.log_max_rows, 0, now.unix_ms);
+      for (auto& q : prompts.expired(now.mono_ms)) {
+        spdlog::info("prompt #{} ({} {} {}:{}) unanswered: {}", q.id, q.app, policy::protocolName(q.proto),
+                     q.remote.str(), q.port, policy::actionName(q.timeout_action));
+        const decide::HeldVerdict v{q.timeout_action, decide::Reason::kPromptTimeout};
+        releaseQuestion(std::move(q), v);
+      }
       tick(timer);
     });
   }
@@ -258,6 +266,185 @@ struct Daemon::Impl {
   std::uint64_t generation = 0;
   asio::io_context control;
   std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
+
+  // ---- prompts (docs/prompts.md) ----
+  struct Client;  // a control connection (below)
+  struct PromptWaiter {
+    std::shared_ptr<Client> c;
+    std::uint64_t after = 0;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  std::vector<PromptWaiter> prompt_waiters;
+
+  static policy::Protocol protocolOfFrame(const packet::Frame& f) {
+    switch (f.l4) {
+      case packet::L4::kTcp: return policy::Protocol::kTcp;
+      case packet::L4::kUdp: return policy::Protocol::kUdp;
+      case packet::L4::kIcmp: return policy::Protocol::kIcmp;
+      default: return policy::Protocol::kAny;
+    }
+  }
+
+  // A switch thread: a connection no rule covers, of an app that asks.
+  void onHeld(const decide::CellPort& cell, const decide::Decision& d, const packet::Frame& f,
+              std::uint64_t dpid, std::uint32_t in_port, Now now) {
+    const policy::AppPolicy& pol = cell.policy->matcher->policy();
+    Prompts::Ask a;
+    a.app = cell.app;
+    a.cell_id = cell.cell_id;
+    a.proto = protocolOfFrame(f);
+    a.remote = f.ip_dst;
+    const bool ports = a.proto == policy::Protocol::kTcp || a.proto == policy::Protocol::kUdp;
+    a.port = ports ? f.dst_port : 0;
+    a.local_port = ports ? f.src_port : 0;
+    a.names = d.names;
+    a.now_unix_ms = now.unix_ms;
+    a.now_mono_ms = now.mono_ms;
+    a.timeout_ms = pol.prompt_timeout_ms;
+    a.timeout_action = pol.prompt_timeout_action;
+    HeldPacket h{dpid, in_port, std::vector<std::uint8_t>(f.raw.begin(), f.raw.end())};
+    if (prompts.hold(a, h) != Prompts::Held::kFull) return;
+    // At the bounds (questions or bytes held): the timeout action at once, logged as a timeout.
+    Question alone;
+    alone.held.push_back(std::move(h));
+    releaseQuestion(std::move(alone), decide::HeldVerdict{pol.prompt_timeout_action, decide::Reason::kPromptTimeout});
+  }
+
+  // Decides the question's held packets again on their switch's thread: by `v`, or by the
+  // policy as it now is (an answer that made a rule).
+  void releaseQuestion(Question q, std::optional<decide::HeldVerdict> v) {
+    for (auto& h : q.held) {
+      auto s = server->find(h.dpid);
+      if (!s) continue;
+      s->post([this, s, h = std::move(h), v] { packets.release(*s, h.in_port, h.frame, v ? &*v : nullptr); });
+    }
+  }
+
+  api::Reply promptReply() {
+    api::Reply r;
+    r.version = prompts.version();
+    const std::int64_t mono = clockNow().mono_ms;
+    for (const auto& q : prompts.list()) {
+      api::PromptInfo p;
+      p.id = q.id;
+      p.app = q.app;
+      p.cell = q.cell_id;
+      p.proto = policy::protocolName(q.proto);
+      p.remote_ip = q.remote.str();
+      p.remote_port = q.port;
+      p.names = q.names;
+      p.asked_ms = q.asked_unix_ms;
+      p.timeout_in_ms = std::max<std::int64_t>(0, q.deadline_mono_ms - mono);
+      p.timeout_action = policy::actionName(q.timeout_action);
+      p.connections = q.connections;
+      r.prompts.push_back(std::move(p));
+    }
+    return r;
+  }
+
+  // Control thread: answers everyone waiting for news of the prompts.
+  void wakePromptWaiters() {
+    const std::uint64_t v = prompts.version();
+    std::vector<PromptWaiter> ready;
+    std::erase_if(prompt_waiters, [&](PromptWaiter& w) {
+      if (v <= w.after) return false;
+      ready.push_back(w);
+      return true;
+    });
+    for (auto& w : ready) {
+      w.timer->cancel();
+      reply(w.c, promptReply());
+    }
+  }
+
+  void listPrompts(const std::shared_ptr<Client>& c, const api::PromptList& pl) {
+    if (pl.wait_ms == 0 || prompts.version() > pl.after_version) {
+      reply(c, promptReply());
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(control);
+    timer->expires_after(std::chrono::milliseconds(std::min<std::uint32_t>(pl.wait_ms, 60000)));
+    prompt_waiters.push_back(PromptWaiter{c, pl.after_version, timer});
+    timer->async_wait([this, c, timer](const asio::error_code& ec) {
+      if (ec) return;  // cancelled: wakePromptWaiters answered
+      std::erase_if(prompt_waiters, [&](const PromptWaiter& w) { return w.timer == timer; });
+      reply(c, promptReply());
+    });
+  }
+
+  // An answer: a rule (persisted, like any other) unless it is for these connections only.
+  api::Reply answerPrompt(const api::PromptAnswer& a) {
+    std::optional<Question> q;
+    for (auto& open : prompts.list())
+      if (open.id == a.id) q = std::move(open);
+    if (!q) return api::Reply::failed("no open question #" + std::to_string(a.id) +
+                                      " (answered, timed out, or its cell exited)");
+    policy::Action action;
+    if (a.action == "allow") action = policy::Action::kAllow;
+    else if (a.action == "deny") action = policy::Action::kDeny;
+    else if (a.action == "reject") action = policy::Action::kReject;
+    else return api::Reply::failed("answer: action '" + a.action + "' is not allow, deny or reject");
+
+    const std::int64_t now = clockNow().unix_ms;
+    if (a.lifetime == "once" && a.connections == 0) {
+      auto taken = prompts.take(a.id);
+      if (!taken) return api::Reply::failed("question #" + std::to_string(a.id) + " closed meanwhile");
+      spdlog::info("prompt #{} answered: {} once", a.id, a.action);
+      releaseQuestion(std::move(*taken), decide::HeldVerdict{action, decide::Reason::kPromptAnswer});
+      return promptReply();
+    }
+
+    std::string text = "[[rule]]\naction = \"" + a.action + "\"\n";
+    if (q->proto != policy::Protocol::kAny)
+      text += "proto = \"" + std::string(policy::protocolName(q->proto)) + "\"\n";
+    std::vector<std::string> names;
+    for (std::size_t at = 0; at < q->names.size();) {
+      std::size_t comma = q->names.find(',', at);
+      if (comma == std::string::npos) comma = q->names.size();
+      if (comma > at) names.push_back(q->names.substr(at, comma - at));
+      at = comma + 1;
+    }
+    if (a.scope == "ip") {
+      text += "to = \"" + q->remote.str() + "\"\n";
+    } else if (a.scope == "host" || a.scope == "domain") {
+      std::string name = a.host.empty() ? (names.empty() ? "" : names.front()) : a.host;
+      if (name.empty())
+        return api::Reply::failed("answer: the cell resolved no name for " + q->remote.str() +
+                                  "; answer for the address (scope ip)");
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        return api::Reply::failed("answer: the cell did not resolve " + name + " to " + q->remote.str() +
+                                  " (it resolved: " + (q->names.empty() ? "nothing" : q->names) + ")");
+      if (a.scope == "host") {
+        text += "hosts = [\"" + name + "\"]\n";
+      } else {
+        // The name's parent domain and everything below it (api.example.org -> example.org,
+        // *.example.org); a two-label name is its own domain.
+        std::string parent = name;
+        if (std::count(name.begin(), name.end(), '.') >= 2) parent = name.substr(name.find('.') + 1);
+        text += "hosts = [\"" + parent + "\", \"*." + parent + "\"]\n";
+      }
+    } else {
+      return api::Reply::failed("answer: scope '" + a.scope + "' is not ip, host or domain");
+    }
+    if (!a.any_port && q->port != 0) text += "ports = " + std::to_string(q->port) + "\n";
+    if (a.lifetime == "exit") {
+      text += "until = \"exit\"\n";
+    } else if (a.lifetime != "forever" && a.lifetime != "once") {
+      text += "for = \"" + a.lifetime + "\"\n";
+    }
+    if (a.connections > 0) text += "connections = " + std::to_string(a.connections) + "\n";
+    text += "comment = \"answer to prompt #" + std::to_string(a.id) + "\"\n";
+
+    auto added = rules->addRule(q->app, text, "prompt", now);
+    if (!added) return api::Reply::failed("answer: " + added.error().message);
+    publish();
+    auto taken = prompts.take(a.id);
+    spdlog::info("prompt #{} answered: rule {} ({})", a.id, added->id, a.action);
+    if (taken) releaseQuestion(std::move(*taken), std::nullopt);
+    api::Reply r = promptReply();
+    r.rules.push_back(*added);
+    return r;
+  }
 
   // ---- view ----
   void publish() {
@@ -561,6 +748,7 @@ struct Daemon::Impl {
     if (rec == nullptr) return;
     CellRecord c = *rec;
     cells.remove(id);
+    if (!prompts.forgetCell(id).empty()) wakePromptWaiters();
     (void)cells.save();
     publish();
     if (!c.info.published.empty())
@@ -758,6 +946,11 @@ struct Daemon::Impl {
                             std::to_string(counts[i]));
       }
       reply(c, r);
+    } else if (const auto* pl = std::get_if<api::PromptList>(&cmd)) {
+      listPrompts(c, *pl);
+    } else if (const auto* pa = std::get_if<api::PromptAnswer>(&cmd)) {
+      reply(c, answerPrompt(*pa));
+      wakePromptWaiters();
     } else if (std::holds_alternative<api::Shutdown>(cmd)) {
       reply(c, api::Reply{});
       asio::post(control, [this] { control.stop(); });
@@ -937,6 +1130,10 @@ Expected<void> Daemon::run() {
   im.cells.attach(im.db.get());
   if (auto r = im.rules->load(clockNow().unix_ms); !r) return r;
 
+  im.observer.on_held = [&im](const decide::CellPort& cell, const decide::Decision& d,
+                              const packet::Frame& f, std::uint64_t dpid, std::uint32_t in_port,
+                              Now now) { im.onHeld(cell, d, f, dpid, in_port, now); };
+  im.prompts.setOnChange([&im] { asio::post(im.control, [&im] { im.wakePromptWaiters(); }); });
   im.server = std::make_unique<sw::SwitchServer>(so, *this);
   if (auto r = im.server->start(); !r) return r;
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -44,6 +45,14 @@ class Observer : public PacketObserver {
   void onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame) override;
   void onDecision(const decide::CellPort* cell, const decide::Decision& d, const packet::Frame& frame,
                   decide::Now now) override;
+  // Set once before switches connect: where held connections go (the daemon's prompts).
+  std::function<void(const decide::CellPort&, const decide::Decision&, const packet::Frame&,
+                     std::uint64_t, std::uint32_t, decide::Now)>
+      on_held;
+  void onHeld(const decide::CellPort& cell, const decide::Decision& d, const packet::Frame& frame,
+              std::uint64_t dpid, std::uint32_t in_port, decide::Now now) override {
+    if (on_held) on_held(cell, d, frame, dpid, in_port, now);
+  }
 
   // Control thread: takes what was queued since the last call.
   std::vector<DecisionEvent> drain();

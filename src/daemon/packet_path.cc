@@ -33,17 +33,41 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
   if (replayRecent(s, pi, *frame, view.generation, now.mono_ms)) return;
   decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now);
   rememberDecision(pi, *frame, d, view.generation, now.mono_ms);
-  if (d.dns_answer && d.action == policy::Action::kAllow) snoop(*sv, d.cell_id, *frame);
+  apply(s, *sv, pi.inPort(), *frame, d, now);
+}
+
+void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector<std::uint8_t>& bytes,
+                         const decide::HeldVerdict* held) {
+  thread_local decide::ViewHolder::Reader reader(views_);
+  const decide::NetView& view = reader.refresh();
+  const decide::SwitchView* sv = view.find(s.datapathId());
+  if (sv == nullptr) return;
+  auto frame = packet::parseFrame(bytes);
+  if (!frame) return;  // it parsed when it was held
+  decide::Now now = clockNow();
+  decide::Decision d = decider_.decide(*sv, in_port, *frame, now, held);
+  apply(s, *sv, in_port, *frame, d, now);
+}
+
+void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
+                       const packet::Frame& frame, const decide::Decision& d, decide::Now now) {
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  if (d.held) {
+    const decide::CellPort* cell = sv.cellOnPort(in_port);
+    if (observer_ != nullptr && cell != nullptr)
+      observer_->onHeld(*cell, d, frame, s.datapathId(), in_port, now);
+    return;
+  }
+  if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, frame);
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
   for (const auto& fm : d.flows) s.sendFlowMod(fm);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
   if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort &&
       d.reason != decide::Reason::kNotIpv4) {
-    const decide::CellPort* cell = sv->cellOnPort(pi.inPort());
-    if (cell == nullptr && d.reason == decide::Reason::kInboundRule && frame->isIpv4())
-      cell = sv->cellWithIp(frame->ip_dst.v4());
-    observer_->onDecision(cell, d, *frame, now);
+    const decide::CellPort* cell = sv.cellOnPort(in_port);
+    if (cell == nullptr && d.reason == decide::Reason::kInboundRule && frame.isIpv4())
+      cell = sv.cellWithIp(frame.ip_dst.v4());
+    observer_->onDecision(cell, d, frame, now);
   }
 }
 

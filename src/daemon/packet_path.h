@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "decide/decider.h"
 #include "decide/net_view.h"
@@ -28,6 +29,11 @@ class PacketObserver {
   // A connection was decided (`cell` is the cell it belongs to, if any).
   virtual void onDecision(const decide::CellPort* cell, const decide::Decision& d,
                           const packet::Frame& frame, decide::Now now) = 0;
+  // A connection of `cell` held for an answer (the app's default is "prompt"): keep the frame
+  // (and where it came from) to release it later through PacketPath::release.
+  virtual void onHeld(const decide::CellPort& /*cell*/, const decide::Decision& /*d*/,
+                      const packet::Frame& /*frame*/, std::uint64_t /*dpid*/,
+                      std::uint32_t /*in_port*/, decide::Now /*now*/) {}
 };
 
 // Both clocks, now.
@@ -41,6 +47,11 @@ class PacketPath {
   void setObserver(PacketObserver* o) { observer_ = o; }
 
   void handle(sw::Switch& s, const ofp::PacketIn& pi);
+  // Decides a held packet again, on the switch's thread: by the policy as it is now (an answer
+  // made a rule), or by `held` (an answer that made none, a timeout). It is held again if the
+  // policy still has no answer for it.
+  void release(sw::Switch& s, std::uint32_t in_port, const std::vector<std::uint8_t>& frame,
+               const decide::HeldVerdict* held);
 
   std::uint64_t reasonCount(decide::Reason r) const {
     return reasons_[static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
@@ -56,6 +67,8 @@ class PacketPath {
 
  private:
   void snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame);
+  void apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
+             const packet::Frame& frame, const decide::Decision& d, decide::Now now);
   bool replayRecent(sw::Switch& s, const ofp::PacketIn& pi, const packet::Frame& f,
                     std::uint64_t generation, std::int64_t now_ms);
   void rememberDecision(const ofp::PacketIn& pi, const packet::Frame& f, const decide::Decision& d,

@@ -15,6 +15,14 @@ policy::DefaultAction defaultFrom(const std::string& s) {
   return policy::DefaultAction::kDeny;
 }
 
+// The app row's prompt settings (the store keeps the action as its name).
+void applyPromptSettings(const store::AppRow& row, policy::AppPolicy& p) {
+  p.prompt_timeout_ms = row.prompt_timeout_ms;
+  p.prompt_timeout_action = row.prompt_timeout_action == "allow"    ? policy::Action::kAllow
+                            : row.prompt_timeout_action == "reject" ? policy::Action::kReject
+                                                                    : policy::Action::kDeny;
+}
+
 bool hasLimit(const policy::Rule& r) {
   return r.lifetime.until_ms != 0 || r.lifetime.connections != 0;
 }
@@ -70,6 +78,7 @@ void RuleBook::recompile(App& a) {
   p.app = a.row.name;
   p.default_action = defaultFrom(a.row.default_action);
   p.env = a.row.env;
+  applyPromptSettings(a.row, p);
   p.rules = a.rules;
   auto c = std::make_shared<decide::CompiledPolicy>();
   for (const auto& r : p.rules) {
@@ -144,6 +153,8 @@ Expected<RuleBook::ImportResult> RuleBook::importPolicy(const std::string& app, 
   store::AppRow row = a.row;
   row.default_action = policy::defaultActionName(pol.default_action);
   row.env = pol.env;
+  row.prompt_timeout_ms = pol.prompt_timeout_ms;
+  row.prompt_timeout_action = policy::actionName(pol.prompt_timeout_action);
   row.updated_ms = now_unix_ms;
   std::vector<store::RuleRow> rows;
   for (const auto& r : pol.rules) {
@@ -315,6 +326,7 @@ Expected<std::string> RuleBook::exportPolicy(const std::string& app) const {
   p.app = app;
   p.default_action = defaultFrom(it->second.row.default_action);
   p.env = it->second.row.env;
+  applyPromptSettings(it->second.row, p);
   p.rules = it->second.rules;
   return policy::exportPolicy(p);
 }

@@ -65,6 +65,9 @@ const char* reasonName(Reason r) {
     case Reason::kUnknownPort: return "unknown_port";
     case Reason::kNoGateway: return "no_gateway";
     case Reason::kMalformed: return "malformed";
+    case Reason::kPrompt: return "prompt";
+    case Reason::kPromptAnswer: return "prompt_answer";
+    case Reason::kPromptTimeout: return "prompt_timeout";
     case Reason::kCount: break;
   }
   return "unknown";
@@ -124,15 +127,17 @@ PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now
   return out;
 }
 
-Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Frame& f, Now now) const {
-  if (const CellPort* cell = sw.cellOnPort(in_port)) return fromCell(sw, *cell, f, now);
+Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Frame& f, Now now,
+                          const HeldVerdict* held) const {
+  if (const CellPort* cell = sw.cellOnPort(in_port)) return fromCell(sw, *cell, f, now, held);
   if (const GatewayPort* gw = sw.gatewayOnPort(in_port)) return fromGateway(sw, *gw, f, now);
   Decision d;
   d.reason = Reason::kUnknownPort;
   return d;
 }
 
-Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Frame& f, Now now) const {
+Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Frame& f, Now now,
+                            const HeldVerdict* held) const {
   Decision d;
   d.cell_id = cell.cell_id;
   if (!f.isIpv4()) {
@@ -159,21 +164,38 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
 
   policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_dst,
                       hasPorts(f) ? f.dst_port : std::uint16_t{0}};
-  PolicyOutcome o = decideWithPolicy(*cell.policy, key, now, cell.runtime.get(), &d.names);
-  const policy::Verdict& v = o.verdict;
-  d.counted_rule = o.counted_rule;
-  d.action = v.action;
-  d.reason = v.rule != nullptr ? Reason::kPolicyRule : Reason::kPolicyDefault;
-  d.rule_id = v.rule != nullptr ? v.rule->id : 0;
+  if (held != nullptr) {
+    d.action = held->action;
+    d.reason = held->reason;
+    ResolvedNames names(cell.runtime.get(), key.remote, now.mono_ms);
+    for (std::string_view n : names.get()) {
+      if (!d.names.empty()) d.names.push_back(',');
+      d.names.append(n);
+    }
+  } else {
+    PolicyOutcome o = decideWithPolicy(*cell.policy, key, now, cell.runtime.get(), &d.names);
+    const policy::Verdict& v = o.verdict;
+    d.counted_rule = o.counted_rule;
+    d.action = v.action;
+    d.reason = v.rule != nullptr ? Reason::kPolicyRule : Reason::kPolicyDefault;
+    d.rule_id = v.rule != nullptr ? v.rule->id : 0;
+    if (v.rule == nullptr && v.fallback == policy::DefaultAction::kPrompt) {
+      // Nothing installed, nothing sent: the packet waits for an answer (and its
+      // retransmissions come back here and join the same question).
+      d.reason = Reason::kPrompt;
+      d.held = true;
+      return d;
+    }
+  }
 
-  if (v.action == Action::kAllow) {
+  if (d.action == Action::kAllow) {
     if (const CellPort* peer = sw.cellWithIp(dst)) {
       // Cell to cell: straight across the bridge, addressed as if through the gateway.
       allowPair(d, f, peer->ofport, cell.ofport, cell.cell_id, &gw->mac, &peer->mac, &cell.mac);
     } else {
       allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr);
     }
-  } else if (v.action == Action::kReject) {
+  } else if (d.action == Action::kReject) {
     rejectReply(d, f, cell.ofport);
   } else {
     denyFlow(d, f, cell.ofport, cell.cell_id);

@@ -37,6 +37,9 @@ enum class Reason : std::uint8_t {
   kUnknownPort,      // a port that belongs to no cell or gateway
   kNoGateway,        // the cell's environment has no gateway on this switch
   kMalformed,        // frame did not parse
+  kPrompt,           // no rule matched and the app's default is "prompt": held for an answer
+  kPromptAnswer,     // a held connection, decided by an answer that made no rule ("once")
+  kPromptTimeout,    // a held connection nobody answered: the app's prompt_timeout_action
   kCount
 };
 const char* reasonName(Reason r);
@@ -53,6 +56,15 @@ struct Decision {
   // the count and retires the rule when it is used up.
   std::uint32_t counted_rule = 0;
   std::string names;  // the names the cell resolved for the remote address, comma-separated
+  // Reason::kPrompt: nothing was installed or sent; the caller holds the packet for an answer.
+  bool held = false;
+};
+
+// A verdict for a held connection that no rule gives (an answer "once", a timeout): decide()
+// applies it instead of the policy, with the same flows a rule's verdict would install.
+struct HeldVerdict {
+  policy::Action action = policy::Action::kDeny;
+  Reason reason = Reason::kPromptTimeout;  // kPromptAnswer or kPromptTimeout
 };
 
 // Decides one connection of `cell` against its app's policy: the names the cell resolved for
@@ -91,11 +103,13 @@ class Decider {
 
   // `raw` is the Packet-In's frame; the PacketOut re-injects it through the tables so it
   // follows the flows just installed.
+  // `held`: decide a held connection by that verdict instead of the policy.
   Decision decide(const SwitchView& sw, std::uint32_t in_port, const packet::Frame& frame,
-                  Now now = {}) const;
+                  Now now = {}, const HeldVerdict* held = nullptr) const;
 
  private:
-  Decision fromCell(const SwitchView& sw, const CellPort& cell, const packet::Frame& f, Now now) const;
+  Decision fromCell(const SwitchView& sw, const CellPort& cell, const packet::Frame& f, Now now,
+                    const HeldVerdict* held) const;
   Decision fromGateway(const SwitchView& sw, const GatewayPort& gw, const packet::Frame& f,
                        Now now) const;
   void allowPair(Decision& d, const packet::Frame& f, std::uint32_t out_port,

@@ -165,6 +165,10 @@ std::string exportPolicy(const AppPolicy& policy) {
   if (!policy.app.empty()) out += "app = " + tomlString(policy.app) + "\n";
   out += "default = \"" + std::string(defaultActionName(policy.default_action)) + "\"\n";
   out += "env = " + tomlString(policy.env) + "\n";
+  if (policy.prompt_timeout_ms != AppPolicy::kDefaultPromptTimeoutMs)
+    out += "prompt_timeout = \"" + formatDuration(policy.prompt_timeout_ms) + "\"\n";
+  if (policy.prompt_timeout_action != Action::kDeny)
+    out += "prompt_timeout_action = \"" + std::string(actionName(policy.prompt_timeout_action)) + "\"\n";
   for (const Rule& r : policy.rules) {
     out += '\n';
     out += exportRule(r);

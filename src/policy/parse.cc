@@ -199,7 +199,7 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
                                "0-9, '-', '_' and '.', not starting with '-' or '.'"));
       pol.app = std::string(*s);
     } else if (k == "default") {
-      auto s = needString(*this, value, "default", "\"allow\", \"deny\" or \"reject\"");
+      auto s = needString(*this, value, "default", "\"allow\", \"deny\", \"reject\" or \"prompt\"");
       if (!s) return Unexp(std::move(s).error());
       if (*s == "allow") {
         pol.default_action = DefaultAction::kAllow;
@@ -208,13 +208,33 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
       } else if (*s == "reject") {
         pol.default_action = DefaultAction::kReject;
       } else if (*s == "prompt") {
-        return Unexp(error(value.source(),
-                           "default = \"prompt\": prompt is not available yet; use \"allow\", "
-                           "\"deny\" or \"reject\""));
+        pol.default_action = DefaultAction::kPrompt;
       } else {
         return Unexp(error(value.source(), "default = " + quoted(*s) +
-                                               " is not valid; expected \"allow\", \"deny\" "
-                                               "or \"reject\""));
+                                               " is not valid; expected \"allow\", \"deny\", "
+                                               "\"reject\" or \"prompt\""));
+      }
+    } else if (k == "prompt_timeout") {
+      auto s = needString(*this, value, "prompt_timeout", "a duration such as \"30s\" or \"2m\"");
+      if (!s) return Unexp(std::move(s).error());
+      auto ms = parseDuration(*s);
+      if (!ms) return Unexp(error(value.source(), "prompt_timeout = " + quoted(*s) + ": " + ms.error()));
+      if (*ms < 1000 || *ms > 86'400'000)
+        return Unexp(error(value.source(), "prompt_timeout = " + quoted(*s) +
+                                               " is out of range; expected 1s to 1d"));
+      pol.prompt_timeout_ms = *ms;
+    } else if (k == "prompt_timeout_action") {
+      auto s = needString(*this, value, "prompt_timeout_action", "\"deny\", \"reject\" or \"allow\"");
+      if (!s) return Unexp(std::move(s).error());
+      if (*s == "deny") {
+        pol.prompt_timeout_action = Action::kDeny;
+      } else if (*s == "reject") {
+        pol.prompt_timeout_action = Action::kReject;
+      } else if (*s == "allow") {
+        pol.prompt_timeout_action = Action::kAllow;
+      } else {
+        return Unexp(error(value.source(), "prompt_timeout_action = " + quoted(*s) +
+                                               " is not valid; expected \"deny\", \"reject\" or \"allow\""));
       }
     } else if (k == "env") {
       auto s = needString(*this, value, "env", "a network environment name");
@@ -250,7 +270,8 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
     } else {
       return Unexp(error(key.source(),
                          "unknown key " + quoted(k) +
-                             "; expected app, default, env, [[allow]], [[deny]] or [[rule]]"));
+                             "; expected app, default, env, prompt_timeout, prompt_timeout_action, "
+                             "[[allow]], [[deny]] or [[rule]]"));
     }
   }
 
@@ -298,8 +319,8 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
       } else if (*s == "reject") {
         out.action = Action::kReject;
       } else if (*s == "prompt") {
-        return Unexp(error(value.source(), "action = \"prompt\": prompt is not available yet; "
-                                           "use \"allow\", \"deny\" or \"reject\""));
+        return Unexp(error(value.source(), "action = \"prompt\": a rule decides; to be asked about "
+                                           "what no rule covers, write default = \"prompt\""));
       } else {
         return Unexp(error(value.source(), "action = " + quoted(*s) +
                                                " is not valid; expected \"allow\", \"deny\" "

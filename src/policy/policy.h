@@ -104,6 +104,10 @@ struct AppPolicy {
   std::string app;  // empty in the file: taken from the file name or --app
   DefaultAction default_action = DefaultAction::kDeny;
   std::string env = "default";  // the network environment the app's cells live in
+  // default = "prompt": how long an unknown connection is held for an answer, and what then.
+  static constexpr std::int64_t kDefaultPromptTimeoutMs = 60'000;
+  std::int64_t prompt_timeout_ms = kDefaultPromptTimeoutMs;
+  Action prompt_timeout_action = Action::kDeny;
   std::vector<Rule> rules;
   std::string origin;  // the file it came from
 };

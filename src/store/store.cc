@@ -78,6 +78,12 @@ CREATE INDEX log_app ON log(app);
 CREATE INDEX log_time ON log(time_ms);
 )sql";
 
+// Version 2: an app's prompt settings (policy keys prompt_timeout, prompt_timeout_action).
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE apps ADD COLUMN prompt_timeout_ms INTEGER NOT NULL DEFAULT 60000;
+ALTER TABLE apps ADD COLUMN prompt_timeout_action TEXT NOT NULL DEFAULT 'deny';
+)sql";
+
 // Migration hook: kMigrations[i] takes a database from version i to i + 1 (version 0 is an
 // empty file). To change the schema, append a step and bump kSchemaVersion; never edit a step
 // that has shipped.
@@ -87,6 +93,7 @@ struct Migration {
 };
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
+    {2, kSchemaV2},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

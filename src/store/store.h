@@ -43,7 +43,7 @@ class Connection;
 }
 
 // The schema this build writes. A file with a higher PRAGMA user_version is refused.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct Options {
   // How long a write waits for another process holding the write lock before failing with
@@ -61,6 +61,8 @@ struct AppRow {
   std::string default_action;  // "allow" | "deny" | "prompt" (not interpreted here)
   std::string env;             // network environment the app's cells join
   std::int64_t updated_ms = 0;
+  std::int64_t prompt_timeout_ms = 60000;
+  std::string prompt_timeout_action = "deny";
   auto operator<=>(const AppRow&) const = default;
 };
 

@@ -152,6 +152,27 @@ TEST(ParsePolicy, Utf8InStringsAndComments) {
   EXPECT_EQ(r->rules[2].comment, "ab\xe2\x9c\x93");
 }
 
+TEST(ParsePolicy, PromptKeys) {
+  auto p = parsePolicy("default = \"prompt\"\nprompt_timeout = \"90s\"\nprompt_timeout_action = \"reject\"\n",
+                       "p.toml");
+  ASSERT_TRUE(p) << p.error().str();
+  EXPECT_EQ(p->default_action, DefaultAction::kPrompt);
+  EXPECT_EQ(p->prompt_timeout_ms, 90'000);
+  EXPECT_EQ(p->prompt_timeout_action, Action::kReject);
+  // Exported only when not the defaults (60 s, deny), and read back the same.
+  std::string text = exportPolicy(*p);
+  EXPECT_NE(text.find("prompt_timeout = \"1m30s\"\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("prompt_timeout_action = \"reject\"\n"), std::string::npos) << text;
+  auto back = parsePolicy(text, "p.toml");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(exportPolicy(*back), text);
+  auto plain = parsePolicy("default = \"prompt\"\n", "p.toml");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->prompt_timeout_ms, 60'000);
+  EXPECT_EQ(plain->prompt_timeout_action, Action::kDeny);
+  EXPECT_EQ(exportPolicy(*plain).find("prompt_timeout"), std::string::npos);
+}
+
 TEST(ParsePolicy, DefaultValues) {
   const std::pair<const char*, DefaultAction> cases[] = {
       {"default = \"allow\"", DefaultAction::kAllow},
@@ -225,8 +246,12 @@ TEST(ParsePolicy, Errors) {
        "unknown key \"colour\"; expected app, default, env"},
       {"default wrong type", "default = 1\n", 1, 11, "default must be a string"},
       {"default bad value", "default = \"maybe\"\n", 1, 11,
-       "default = \"maybe\" is not valid; expected \"allow\", \"deny\" or \"reject\""},
-      {"default prompt", "\ndefault = \"prompt\"\n", 2, 11, "prompt is not available yet"},
+       "default = \"maybe\" is not valid; expected \"allow\", \"deny\", \"reject\" or \"prompt\""},
+      {"prompt timeout bad", "prompt_timeout = \"soon\"\n", 1, 18, "prompt_timeout = \"soon\""},
+      {"prompt timeout short", "prompt_timeout = \"500ms\"\n", 1, 18, "prompt_timeout"},
+      {"prompt timeout long", "prompt_timeout = \"2d\"\n", 1, 18, "out of range; expected 1s to 1d"},
+      {"prompt timeout action bad", "prompt_timeout_action = \"ask\"\n", 1, 25,
+       "expected \"deny\", \"reject\" or \"allow\""},
       {"env bad", "env = \"Home Net\"\n", 1, 7, "not a valid environment name"},
       {"env too long", "env = \"abcdefghijabcdefghijabcdefghijabc\"\n", 1, 7,
        "not a valid environment name"},
@@ -248,7 +273,7 @@ TEST(ParsePolicy, Errors) {
       {"action in allow", "[[allow]]\naction = \"deny\"\n", 2, 1,
        "action in [[allow]]: the action is implied"},
       {"action bad", "[[rule]]\naction = \"drop\"\n", 2, 10, "action = \"drop\" is not valid"},
-      {"action prompt", "[[rule]]\naction = \"prompt\"\n", 2, 10, "prompt is not available yet"},
+      {"action prompt", "[[rule]]\naction = \"prompt\"\n", 2, 10, "write default = \"prompt\""},
       {"action wrong type", "[[rule]]\naction = 1\n", 2, 10, "action must be a string"},
       {"proto bad", "[[allow]]\nproto = \"sctp\"\n", 2, 9,
        "proto = \"sctp\" is not valid; expected \"tcp\", \"udp\", \"icmp\" or \"any\""},

@@ -44,8 +44,32 @@ TEST_F(StoreTest, RefusesNewerSchema) {
   auto s = Store::open(file);
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().message,
-            "cannot open " + file.string() + ": its schema version 2 is newer than this cellwall " +
-                "understands (1); run a newer cellwall, or move the file away to start afresh");
+            "cannot open " + file.string() + ": its schema version " + std::to_string(kSchemaVersion + 1) +
+                " is newer than this cellwall understands (" + std::to_string(kSchemaVersion) +
+                "); run a newer cellwall, or move the file away to start afresh");
+}
+
+// A version-1 file (before the prompt settings) opens as version 2: its apps are kept and get
+// the default prompt settings; new settings are stored from then on.
+TEST_F(StoreTest, MigratesVersionOneToTwo) {
+  {
+    auto s = Store::open(file);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny"}));
+  }
+  rawExec("ALTER TABLE apps DROP COLUMN prompt_timeout_ms");
+  rawExec("ALTER TABLE apps DROP COLUMN prompt_timeout_action");
+  rawExec("PRAGMA user_version = 1");
+  auto s = Store::open(file);
+  ASSERT_TRUE(s) << s.error().message;
+  auto app = (*s)->getApp("old");
+  ASSERT_TRUE(app && *app);
+  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 60000, "deny"}));
+  ASSERT_TRUE((*s)->putApp(AppRow{"new", "prompt", "default", 2, 5000, "reject"}));
+  auto apps = (*s)->listApps();
+  ASSERT_TRUE(apps);
+  ASSERT_EQ(apps->size(), 2u);
+  EXPECT_EQ((*apps)[0], (AppRow{"new", "prompt", "default", 2, 5000, "reject"}));
 }
 
 TEST_F(StoreTest, RefusesForeignDatabase) {

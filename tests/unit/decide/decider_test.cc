@@ -202,6 +202,55 @@ TEST(Decider, RejectSendsRstAcknowledgingTheSyn) {
   EXPECT_EQ(out->port, 2u);
 }
 
+// default = "prompt": what no rule covers is held (no flow, nothing sent); what a rule covers
+// is decided as ever; a held verdict decides like a rule would, with its own reason.
+TEST(Decider, PromptHoldsWhatNoRuleCoversAndHeldVerdictsDecide) {
+  Net net;
+  net.web.policy = testing::compile("default = \"prompt\"\n[[allow]]\nproto = \"tcp\"\nto = \"192.0.2.10\"\n");
+  net.view.cells_by_port[net.web.ofport] = net.web;
+  auto unknown = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.99"), 40000, 443, packet::kTcpSyn);
+  auto f = packet::parseFrame(unknown);
+  ASSERT_TRUE(f);
+  Decision held = Decider().decide(net.view, 2, *f);
+  EXPECT_TRUE(held.held);
+  EXPECT_EQ(held.reason, Reason::kPrompt);
+  EXPECT_TRUE(held.flows.empty());
+  EXPECT_TRUE(held.packet_outs.empty());
+
+  auto known = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn);
+  auto k = packet::parseFrame(known);
+  ASSERT_TRUE(k);
+  Decision ruled = Decider().decide(net.view, 2, *k);
+  EXPECT_FALSE(ruled.held);
+  EXPECT_EQ(ruled.reason, Reason::kPolicyRule);
+
+  const HeldVerdict allow{Action::kAllow, Reason::kPromptAnswer};
+  Decision a = Decider().decide(net.view, 2, *f, {}, &allow);
+  EXPECT_FALSE(a.held);
+  EXPECT_EQ(a.action, Action::kAllow);
+  EXPECT_EQ(a.reason, Reason::kPromptAnswer);
+  EXPECT_EQ(a.flows.size(), 2u);  // both directions, as for a rule
+  EXPECT_EQ(a.packet_outs.size(), 1u);  // the held packet goes on
+  EXPECT_EQ(firstOutput(a), 1u);  // to the gateway
+
+  const HeldVerdict reject{Action::kReject, Reason::kPromptTimeout};
+  Decision r = Decider().decide(net.view, 2, *f, {}, &reject);
+  EXPECT_EQ(r.reason, Reason::kPromptTimeout);
+  EXPECT_TRUE(r.flows.empty());
+  ASSERT_EQ(r.packet_outs.size(), 1u);  // the RST
+  auto rst = packet::parseFrame(r.packet_outs[0].data);
+  ASSERT_TRUE(rst);
+  EXPECT_EQ(rst->tcp_flags, packet::kTcpRst | packet::kTcpAck);
+
+  const HeldVerdict deny{Action::kDeny, Reason::kPromptTimeout};
+  Decision dn = Decider().decide(net.view, 2, *f, {}, &deny);
+  EXPECT_EQ(dn.flows.size(), 1u);  // a drop flow for the connection
+  EXPECT_TRUE(dn.packet_outs.empty());
+  EXPECT_STREQ(reasonName(Reason::kPrompt), "prompt");
+  EXPECT_STREQ(reasonName(Reason::kPromptAnswer), "prompt_answer");
+  EXPECT_STREQ(reasonName(Reason::kPromptTimeout), "prompt_timeout");
+}
+
 TEST(Decider, UdpRejectIsPortUnreachableQuotingTheDatagram) {
   Net net;
   auto bytes = packet::buildUdp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.66"), 5000, 53);

@@ -179,7 +179,11 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
     d.action = v.action;
     d.reason = v.rule != nullptr ? Reason::kPolicyRule : Reason::kPolicyDefault;
     d.rule_id = v.rule != nullptr ? v.rule->id : 0;
-    if (v.rule == nullptr && v.fallback == policy::DefaultAction::kPrompt) {
+    // Only what can open a connection is asked about: a TCP segment without SYN (the late
+    // FIN or ACK of a connection that ended or was cut) is refused like any unknown packet.
+    const bool opens = f.l4 != L4::kTcp || ((f.tcp_flags & packet::kTcpSyn) != 0 &&
+                                            (f.tcp_flags & packet::kTcpAck) == 0);
+    if (v.rule == nullptr && v.fallback == policy::DefaultAction::kPrompt && opens) {
       // Nothing installed, nothing sent: the packet waits for an answer (and its
       // retransmissions come back here and join the same question).
       d.reason = Reason::kPrompt;

@@ -224,6 +224,16 @@ TEST(Decider, PromptHoldsWhatNoRuleCoversAndHeldVerdictsDecide) {
   EXPECT_FALSE(ruled.held);
   EXPECT_EQ(ruled.reason, Reason::kPolicyRule);
 
+  // A segment without SYN opens nothing: refused as unknown, never asked about.
+  auto late = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.99"), 40000, 443,
+                                packet::kTcpFin | packet::kTcpAck);
+  auto lf = packet::parseFrame(late);
+  ASSERT_TRUE(lf);
+  Decision stray = Decider().decide(net.view, 2, *lf);
+  EXPECT_FALSE(stray.held);
+  EXPECT_EQ(stray.action, Action::kDeny);
+  EXPECT_EQ(stray.reason, Reason::kPolicyDefault);
+
   const HeldVerdict allow{Action::kAllow, Reason::kPromptAnswer};
   Decision a = Decider().decide(net.view, 2, *f, {}, &allow);
   EXPECT_FALSE(a.held);

@@ -4,8 +4,9 @@
 //   Packet-In -> parse -> which cell / gateway port -> special destinations (the env's DNS
 //   resolver, the gateway itself, other cells) -> the app's policy -> flows + packet-out.
 //
-// Later stages (names, process, scripts, prompt) plug in between "special destinations" and
-// "policy" without changing the shape of Decision.
+// With default = "prompt" and no rule, the decision is only marked held (the caller keeps the
+// packet for an answer). Later stages (process, scripts) plug in between "special
+// destinations" and "policy" without changing the shape of Decision.
 #pragma once
 
 #include <array>

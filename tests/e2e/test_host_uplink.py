@@ -154,11 +154,12 @@ kind = "host"
         check_publish_on_host(d, lan)
         during = host_state()
     finally:
+        # Everything goes even when a check above failed: the daemon, what it left, its state.
         d.stop()
-    ns, links, procs = leftovers()
-    if ns or links or procs:
-        d.force_cleanup()
-    shutil.rmtree(d.state, ignore_errors=True)
+        ns, links, procs = leftovers()
+        if ns or links or procs:
+            d.force_cleanup()
+        shutil.rmtree(d.state, ignore_errors=True)
     assert not ns and not links and not procs, (ns, links, procs)
     after = host_state()
     for name, state in (("during", during), ("after", after)):

@@ -32,7 +32,7 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
   decide::Now now = clockNow();
   if (replayRecent(s, pi, *frame, view.generation, now.mono_ms)) return;
   decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now);
-  rememberDecision(pi, *frame, d, view.generation, now.mono_ms);
+  rememberDecision(pi.inPort(), *frame, d, view.generation, now.mono_ms);
   apply(s, *sv, pi.inPort(), *frame, d, now);
 }
 
@@ -46,6 +46,9 @@ void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector
   if (!frame) return;  // it parsed when it was held
   decide::Now now = clockNow();
   decide::Decision d = decider_.decide(*sv, in_port, *frame, now, held);
+  // Remembered as handle() does: the connection's next packets may still reach the controller
+  // for a moment, and must follow this decision, not be decided as strays.
+  rememberDecision(in_port, *frame, d, view.generation, now.mono_ms);
   apply(s, *sv, in_port, *frame, d, now);
 }
 
@@ -123,13 +126,13 @@ bool PacketPath::replayRecent(sw::Switch& s, const ofp::PacketIn& pi, const pack
   return true;
 }
 
-void PacketPath::rememberDecision(const ofp::PacketIn& pi, const packet::Frame& f, const decide::Decision& d,
+void PacketPath::rememberDecision(std::uint32_t in_port, const packet::Frame& f, const decide::Decision& d,
                                   std::uint64_t generation, std::int64_t now_ms) {
   if (!f.isIpv4() || d.flows.empty()) return;  // rejects answer every packet: nothing to remember
-  Recent& r = slotFor(pi.inPort(), f);
+  Recent& r = slotFor(in_port, f);
   r.generation = generation;
   r.at_ms = now_ms;
-  r.in_port = pi.inPort();
+  r.in_port = in_port;
   r.src = f.ip_src.v4().v;
   r.dst = f.ip_dst.v4().v;
   r.sport = f.src_port;

@@ -71,7 +71,7 @@ class PacketPath {
              const packet::Frame& frame, const decide::Decision& d, decide::Now now);
   bool replayRecent(sw::Switch& s, const ofp::PacketIn& pi, const packet::Frame& f,
                     std::uint64_t generation, std::int64_t now_ms);
-  void rememberDecision(const ofp::PacketIn& pi, const packet::Frame& f, const decide::Decision& d,
+  void rememberDecision(std::uint32_t in_port, const packet::Frame& f, const decide::Decision& d,
                         std::uint64_t generation, std::int64_t now_ms);
 
   const decide::ViewHolder& views_;

@@ -159,7 +159,7 @@ def test_the_terminal_prompt_answers_through_a_pty(mdaemon):
         os.write(master, b"a\n")  # allow once
         read_until(b"allow once")
         code, err = finish(p)
-        assert code == "200", (code, err)
+        assert code == "200", (code, err, seen.decode(errors="replace"), questions(d), d.new_log()[-3000:])
     finally:
         for x in (p, term):
             if x.poll() is None:

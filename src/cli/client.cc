@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace cw::cli {
@@ -60,6 +61,18 @@ Expected<api::Reply> Client::call(const api::Command& cmd) {
     if (n <= 0) return fail("cellwalld closed the connection (did it stop? see its log)");
     buf_.append(tmp, static_cast<std::size_t>(n));
   }
+}
+
+Expected<api::Reply> Client::callOk(const api::Command& cmd) {
+  auto r = call(cmd);
+  if (!r) return r;
+  if (!r->ok) return fail(r->error);
+  return r;
+}
+
+int die(const std::string& msg, int code) {
+  std::fprintf(stderr, "cellwall: %s\n", msg.c_str());
+  return code;
 }
 
 }  // namespace cw::cli

@@ -25,11 +25,16 @@ class Client {
   // Fails with errno_ set to ENOENT/ECONNREFUSED when no daemon listens.
   static Expected<Client> connect(const std::filesystem::path& socket, int* err_no = nullptr);
   Expected<api::Reply> call(const api::Command& cmd);
+  // call(), with a reply the daemon refused (ok = false) turned into its error.
+  Expected<api::Reply> callOk(const api::Command& cmd);
 
  private:
   explicit Client(int fd) : fd_(fd) {}
   int fd_ = -1;
   std::string buf_;
 };
+
+// Prints "cellwall: MSG" to stderr and returns `code`, for `return die(...)` in commands.
+int die(const std::string& msg, int code = 1);
 
 }  // namespace cw::cli

@@ -22,15 +22,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using cw::cli::Client;
+using cw::cli::die;
 
 fs::path g_state_dir = "/var/lib/cellwall";
 
 fs::path socketPath() { return g_state_dir / "cellwall.sock"; }
 
-int die(const std::string& msg, int code = 1) {
-  std::fprintf(stderr, "cellwall: %s\n", msg.c_str());
-  return code;
-}
 
 fs::path selfDir() {
   std::error_code ec;

@@ -9,17 +9,6 @@ namespace cw::cli {
 
 namespace {
 
-int die(const std::string& msg, int code = 1) {
-  std::fprintf(stderr, "cellwall: %s\n", msg.c_str());
-  return code;
-}
-
-Expected<api::Reply> call(Client& c, const api::Command& cmd) {
-  auto r = c.call(cmd);
-  if (!r) return r;
-  if (!r->ok) return fail(r->error);
-  return r;
-}
 
 // How long one wait for news lasts; the daemon answers sooner when a question opens or closes.
 constexpr std::uint32_t kWaitMs = 30000;
@@ -92,7 +81,7 @@ int promptList(Client& c, bool json, bool follow) {
   std::uint64_t version = 0;
   std::set<std::uint64_t> shown;
   for (;;) {
-    auto r = call(c, api::PromptList{version, follow && version != 0 ? kWaitMs : 0});
+    auto r = c.callOk(api::PromptList{version, follow && version != 0 ? kWaitMs : 0});
     if (!r) return die(r.error().message);
     version = r->version;
     for (const auto& p : r->prompts) {
@@ -113,7 +102,7 @@ int promptInteractive(Client& c) {
   std::printf("cellwall: waiting for questions (end of input to quit)\n");
   std::fflush(stdout);
   for (;;) {
-    auto r = call(c, api::PromptList{version, version != 0 ? kWaitMs : 0});
+    auto r = c.callOk(api::PromptList{version, version != 0 ? kWaitMs : 0});
     if (!r) return die(r.error().message);
     version = r->version;
     for (const auto& p : r->prompts) {
@@ -137,7 +126,7 @@ int promptInteractive(Client& c) {
         std::printf("#%llu: %s\n", static_cast<unsigned long long>(p.id), why.c_str());
         continue;
       }
-      auto ar = call(c, a);
+      auto ar = c.callOk(a);
       if (!ar) {
         std::printf("#%llu: %s\n", static_cast<unsigned long long>(p.id), ar.error().message.c_str());
       } else if (!ar->rules.empty()) {
@@ -152,7 +141,7 @@ int promptInteractive(Client& c) {
 }
 
 int answer(Client& c, const api::PromptAnswer& a, bool json) {
-  auto r = call(c, a);
+  auto r = c.callOk(a);
   if (!r) return die(r.error().message);
   if (json) {
     if (!r->rules.empty())

@@ -12,11 +12,6 @@ namespace cw::cli {
 
 namespace {
 
-int die(const std::string& msg, int code = 1) {
-  std::fprintf(stderr, "cellwall: %s\n", msg.c_str());
-  return code;
-}
-
 // A TOML basic string.
 std::string quoted(const std::string& s) {
   std::string out = "\"";
@@ -83,13 +78,6 @@ std::string matchText(const std::string& text) {
   return out;
 }
 
-Expected<api::Reply> call(Client& c, const api::Command& cmd) {
-  auto r = c.call(cmd);
-  if (!r) return r;
-  if (!r->ok) return fail(r->error);
-  return r;
-}
-
 }  // namespace
 
 std::string ruleTextFromFlags(const RuleFlags& f) {
@@ -119,7 +107,7 @@ std::string ruleTextFromFlags(const RuleFlags& f) {
 }
 
 int rulesList(Client& c, const std::string& app, bool json) {
-  auto r = call(c, api::RulesList{app});
+  auto r = c.callOk(api::RulesList{app});
   if (!r) return die(r.error().message);
   if (json) {
     for (const auto& x : r->rules) std::printf("%s\n", api::ruleInfoJsonText(x).c_str());
@@ -134,7 +122,7 @@ int rulesList(Client& c, const std::string& app, bool json) {
 
 int rulesAdd(Client& c, const std::string& app, const RuleFlags& f, bool json) {
   if (app.empty()) return die("rules add needs --app NAME", 2);
-  auto r = call(c, api::RuleAdd{app, ruleTextFromFlags(f)});
+  auto r = c.callOk(api::RuleAdd{app, ruleTextFromFlags(f)});
   if (!r) return die(r.error().message);
   for (const auto& x : r->rules) {
     if (json)
@@ -149,7 +137,7 @@ int rulesRemove(Client& c, const std::vector<std::uint32_t>& ids) {
   if (ids.empty()) return die("rules rm needs one or more rule ids", 2);
   int rc = 0;
   for (auto id : ids) {
-    auto r = call(c, api::RuleRemove{id});
+    auto r = c.callOk(api::RuleRemove{id});
     if (!r) {
       rc = die(r.error().message);
       continue;
@@ -160,7 +148,7 @@ int rulesRemove(Client& c, const std::vector<std::uint32_t>& ids) {
 }
 
 int rulesExplain(Client& c, const api::RulesExplain& q, bool json) {
-  auto r = call(c, q);
+  auto r = c.callOk(q);
   if (!r) return die(r.error().message);
   if (json) {
     // TOML basic strings of printable text are valid JSON strings.
@@ -173,7 +161,7 @@ int rulesExplain(Client& c, const api::RulesExplain& q, bool json) {
 
 int rulesExport(Client& c, const std::string& app) {
   if (app.empty()) return die("rules export needs --app NAME", 2);
-  auto r = call(c, api::PolicyExport{app});
+  auto r = c.callOk(api::PolicyExport{app});
   if (!r) return die(r.error().message);
   std::fputs(r->text.c_str(), stdout);
   return 0;
@@ -184,7 +172,7 @@ int rulesImport(Client& c, const std::string& app, const std::string& file, bool
   std::ifstream in(file);
   if (!in) return die("cannot read policy file " + file, 2);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto r = call(c, api::PolicyImport{app, text, file, merge});
+  auto r = c.callOk(api::PolicyImport{app, text, file, merge});
   if (!r) return die(r.error().message);
   for (const auto& l : r->lines) std::printf("%s\n", l.c_str());
   return 0;
@@ -194,7 +182,7 @@ int log(Client& c, const std::string& app, bool follow, bool json, std::uint32_t
   std::int64_t after = 0;
   bool first = true;
   for (;;) {
-    auto r = call(c, api::LogQuery{app, after, limit});
+    auto r = c.callOk(api::LogQuery{app, after, limit});
     if (!r) return die(r.error().message);
     if (first && !json)
       std::printf("%-19s %-12s %-5s %-5s %-22s %-30s %-7s %-6s %s\n", "TIME", "APP", "CELL", "PROTO",
@@ -224,7 +212,7 @@ int log(Client& c, const std::string& app, bool follow, bool json, std::uint32_t
 }
 
 int names(Client& c, std::uint32_t cell) {
-  auto r = call(c, api::NamesQuery{cell});
+  auto r = c.callOk(api::NamesQuery{cell});
   if (!r) return die(r.error().message);
   for (const auto& l : r->lines) std::printf("%s\n", l.c_str());
   return 0;

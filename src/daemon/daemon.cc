@@ -276,15 +276,6 @@ struct Daemon::Impl {
   };
   std::vector<PromptWaiter> prompt_waiters;
 
-  static policy::Protocol protocolOfFrame(const packet::Frame& f) {
-    switch (f.l4) {
-      case packet::L4::kTcp: return policy::Protocol::kTcp;
-      case packet::L4::kUdp: return policy::Protocol::kUdp;
-      case packet::L4::kIcmp: return policy::Protocol::kIcmp;
-      default: return policy::Protocol::kAny;
-    }
-  }
-
   // A switch thread: a connection no rule covers, of an app that asks.
   void onHeld(const decide::CellPort& cell, const decide::Decision& d, const packet::Frame& f,
               std::uint64_t dpid, std::uint32_t in_port, Now now) {
@@ -292,7 +283,7 @@ struct Daemon::Impl {
     Prompts::Ask a;
     a.app = cell.app;
     a.cell_id = cell.cell_id;
-    a.proto = protocolOfFrame(f);
+    a.proto = decide::protocolOf(f);
     a.remote = f.ip_dst;
     const bool ports = a.proto == policy::Protocol::kTcp || a.proto == policy::Protocol::kUdp;
     a.port = ports ? f.dst_port : 0;
@@ -374,16 +365,12 @@ struct Daemon::Impl {
 
   // An answer: a rule (persisted, like any other) unless it is for these connections only.
   api::Reply answerPrompt(const api::PromptAnswer& a) {
-    std::optional<Question> q;
-    for (auto& open : prompts.list())
-      if (open.id == a.id) q = std::move(open);
+    const std::optional<Question> q = prompts.find(a.id);
     if (!q) return api::Reply::failed("no open question #" + std::to_string(a.id) +
                                       " (answered, timed out, or its cell exited)");
-    policy::Action action;
-    if (a.action == "allow") action = policy::Action::kAllow;
-    else if (a.action == "deny") action = policy::Action::kDeny;
-    else if (a.action == "reject") action = policy::Action::kReject;
-    else return api::Reply::failed("answer: action '" + a.action + "' is not allow, deny or reject");
+    const auto parsed = policy::actionFromName(a.action);
+    if (!parsed) return api::Reply::failed("answer: action '" + a.action + "' is not allow, deny or reject");
+    const policy::Action action = *parsed;
 
     const std::int64_t now = clockNow().unix_ms;
     if (a.lifetime == "once" && a.connections == 0) {

@@ -56,6 +56,15 @@ Question Prompts::removeLocked(std::map<std::uint64_t, Question>::iterator it) {
   return q;
 }
 
+std::optional<Question> Prompts::find(std::uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return std::nullopt;
+  Question copy = it->second;
+  copy.held.clear();
+  return copy;
+}
+
 std::optional<Question> Prompts::take(std::uint64_t id) {
   std::lock_guard lock(mu_);
   auto it = by_id_.find(id);

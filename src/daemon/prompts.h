@@ -77,6 +77,8 @@ class Prompts {
   };
   Held hold(const Ask& ask, HeldPacket packet);
 
+  // An open question, without its packets.
+  std::optional<Question> find(std::uint64_t id) const;
   // Removes a question and returns it with its packets (to answer it), if it is still open.
   std::optional<Question> take(std::uint64_t id);
   // Removes and returns the questions whose deadline passed.

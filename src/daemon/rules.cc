@@ -18,9 +18,7 @@ policy::DefaultAction defaultFrom(const std::string& s) {
 // The app row's prompt settings (the store keeps the action as its name).
 void applyPromptSettings(const store::AppRow& row, policy::AppPolicy& p) {
   p.prompt_timeout_ms = row.prompt_timeout_ms;
-  p.prompt_timeout_action = row.prompt_timeout_action == "allow"    ? policy::Action::kAllow
-                            : row.prompt_timeout_action == "reject" ? policy::Action::kReject
-                                                                    : policy::Action::kDeny;
+  p.prompt_timeout_action = policy::actionFromName(row.prompt_timeout_action).value_or(policy::Action::kDeny);
 }
 
 bool hasLimit(const policy::Rule& r) {

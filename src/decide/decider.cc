@@ -18,15 +18,6 @@ constexpr std::uint8_t kIcmpUnreachable = 3;
 constexpr std::uint8_t kIcmpPortUnreachable = 3;
 constexpr std::uint8_t kIcmpAdminProhibited = 13;
 
-policy::Protocol protocolOf(const Frame& f) {
-  switch (f.l4) {
-    case L4::kTcp: return policy::Protocol::kTcp;
-    case L4::kUdp: return policy::Protocol::kUdp;
-    case L4::kIcmp: return policy::Protocol::kIcmp;
-    default: return policy::Protocol::kAny;
-  }
-}
-
 bool hasPorts(const Frame& f) { return f.l4 == L4::kTcp || f.l4 == L4::kUdp; }
 
 // The exact match of one direction of a connection as seen in `f` arriving on `in_port`.
@@ -50,7 +41,24 @@ std::uint32_t tcpSeq(const Frame& f) {
   return r.u32();
 }
 
+// Appends the names, comma-separated (the log's and the prompt's form).
+void joinNames(std::span<const std::string_view> names, std::string& out) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i != 0) out.push_back(',');
+    out.append(names[i]);
+  }
+}
+
 }  // namespace
+
+policy::Protocol protocolOf(const Frame& f) {
+  switch (f.l4) {
+    case L4::kTcp: return policy::Protocol::kTcp;
+    case L4::kUdp: return policy::Protocol::kUdp;
+    case L4::kIcmp: return policy::Protocol::kIcmp;
+    default: return policy::Protocol::kAny;
+  }
+}
 
 const char* reasonName(Reason r) {
   switch (r) {
@@ -96,11 +104,7 @@ PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now
   // The views point into the name table: it stays locked until the decision is made.
   ResolvedNames names(runtime, key.remote, now.mono_ms);
   key.names = names.get();
-  if (names_out != nullptr)
-    for (std::size_t i = 0; i < key.names.size(); ++i) {
-      if (i != 0) names_out->push_back(',');
-      names_out->append(key.names[i]);
-    }
+  if (names_out != nullptr) joinNames(key.names, *names_out);
   struct Ctx {
     const CompiledPolicy& p;
     std::int64_t now;
@@ -167,11 +171,7 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
   if (held != nullptr) {
     d.action = held->action;
     d.reason = held->reason;
-    ResolvedNames names(cell.runtime.get(), key.remote, now.mono_ms);
-    for (std::string_view n : names.get()) {
-      if (!d.names.empty()) d.names.push_back(',');
-      d.names.append(n);
-    }
+    joinNames(ResolvedNames(cell.runtime.get(), key.remote, now.mono_ms).get(), d.names);
   } else {
     PolicyOutcome o = decideWithPolicy(*cell.policy, key, now, cell.runtime.get(), &d.names);
     const policy::Verdict& v = o.verdict;

@@ -45,6 +45,9 @@ enum class Reason : std::uint8_t {
 };
 const char* reasonName(Reason r);
 
+// The policy's protocol for a frame (kAny for what is neither TCP, UDP nor ICMP).
+policy::Protocol protocolOf(const packet::Frame& f);
+
 struct Decision {
   policy::Action action = policy::Action::kDeny;
   Reason reason = Reason::kMalformed;

@@ -297,13 +297,18 @@ struct Matcher::Index {
 
   std::uint32_t insert(Side& s, const IpAddr& addr, unsigned len);
   static void link(Side& s);
-  // Where a lookup of `a` starts: its first stride's node, or the root.
-  static std::uint32_t startNode(const Side& s, const IpAddr& a) {
+  // The first-stride slot for `a` (nullptr when its family has no stride), and so where a
+  // lookup of `a` starts: the slot's node, or the root.
+  static const std::uint32_t* strideSlot(const Side& s, const IpAddr& a) {
     const bool v4 = a.is_v4();
     const std::vector<std::uint32_t>& stride = v4 ? s.stride4 : s.stride6;
-    if (stride.empty()) return 0;
+    if (stride.empty()) return nullptr;
     const std::size_t at = v4 ? 12 : 0;
-    return stride[std::uint32_t{a.b[at]} << 8 | a.b[at + 1]];
+    return &stride[std::uint32_t{a.b[at]} << 8 | a.b[at + 1]];
+  }
+  static std::uint32_t startNode(const Side& s, const IpAddr& a) {
+    const std::uint32_t* slot = strideSlot(s, a);
+    return slot == nullptr ? 0 : *slot;
   }
   std::uint32_t buildTable(const std::vector<Entry>& es, const std::vector<Rule>& rules);
   std::uint32_t firstUsable(std::uint32_t table, Protocol proto, std::uint16_t port,
@@ -578,12 +583,8 @@ Matcher::IndexStats Matcher::indexStats() const {
 void Matcher::prefetch(const ConnKey& key) const {
   auto d = static_cast<std::size_t>(key.direction);
   if (d >= 2) return;
-  const Index::Side& side = index_->by_direction[d];
-  const bool v4 = key.remote.is_v4();
-  const std::vector<std::uint32_t>& stride = v4 ? side.stride4 : side.stride6;
-  if (stride.empty()) return;
-  const std::size_t at = v4 ? 12 : 0;
-  __builtin_prefetch(&stride[std::uint32_t{key.remote.b[at]} << 8 | key.remote.b[at + 1]]);
+  if (const std::uint32_t* slot = Index::strideSlot(index_->by_direction[d], key.remote))
+    __builtin_prefetch(slot);
 }
 
 Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {

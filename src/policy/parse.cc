@@ -226,16 +226,11 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
     } else if (k == "prompt_timeout_action") {
       auto s = needString(*this, value, "prompt_timeout_action", "\"deny\", \"reject\" or \"allow\"");
       if (!s) return Unexp(std::move(s).error());
-      if (*s == "deny") {
-        pol.prompt_timeout_action = Action::kDeny;
-      } else if (*s == "reject") {
-        pol.prompt_timeout_action = Action::kReject;
-      } else if (*s == "allow") {
-        pol.prompt_timeout_action = Action::kAllow;
-      } else {
+      auto a = actionFromName(*s);
+      if (!a)
         return Unexp(error(value.source(), "prompt_timeout_action = " + quoted(*s) +
                                                " is not valid; expected \"deny\", \"reject\" or \"allow\""));
-      }
+      pol.prompt_timeout_action = *a;
     } else if (k == "env") {
       auto s = needString(*this, value, "env", "a network environment name");
       if (!s) return Unexp(std::move(s).error());
@@ -312,12 +307,8 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
                                              "; use [[rule]] to set it explicitly"));
       auto s = needString(*this, value, "action", "\"allow\", \"deny\" or \"reject\"");
       if (!s) return Unexp(std::move(s).error());
-      if (*s == "allow") {
-        out.action = Action::kAllow;
-      } else if (*s == "deny") {
-        out.action = Action::kDeny;
-      } else if (*s == "reject") {
-        out.action = Action::kReject;
+      if (auto a = actionFromName(*s)) {
+        out.action = *a;
       } else if (*s == "prompt") {
         return Unexp(error(value.source(), "action = \"prompt\": a rule decides; to be asked about "
                                            "what no rule covers, write default = \"prompt\""));

@@ -85,6 +85,13 @@ const char* actionName(Action a) {
   return "?";
 }
 
+std::optional<Action> actionFromName(std::string_view name) {
+  if (name == "allow") return Action::kAllow;
+  if (name == "deny") return Action::kDeny;
+  if (name == "reject") return Action::kReject;
+  return std::nullopt;
+}
+
 const char* defaultActionName(DefaultAction a) {
   switch (a) {
     case DefaultAction::kAllow: return "allow";

@@ -25,6 +25,8 @@ enum class Protocol : std::uint8_t { kAny, kTcp, kUdp, kIcmp };
 enum class Direction : std::uint8_t { kOutbound, kInbound };
 
 const char* actionName(Action a);
+// The inverse of actionName: "allow", "deny" or "reject"; nullopt for anything else.
+std::optional<Action> actionFromName(std::string_view name);
 const char* protocolName(Protocol p);
 const char* defaultActionName(DefaultAction a);
 const char* directionName(Direction d);

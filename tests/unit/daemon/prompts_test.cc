@@ -45,10 +45,15 @@ TEST(Prompts, RetransmissionsAndFurtherConnectionsJoinOneQuestion) {
   EXPECT_EQ(open[0].timeout_action, policy::Action::kReject);
   EXPECT_EQ(p.heldBytes(), 5u * 60);
 
+  auto seen = p.find(open[0].id);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->connections, 2u);
+  EXPECT_TRUE(seen->held.empty());  // find() leaves the packets too
   auto q = p.take(open[0].id);
   ASSERT_TRUE(q);
   EXPECT_EQ(q->held.size(), 3u);
   EXPECT_FALSE(p.take(open[0].id));  // answered once
+  EXPECT_FALSE(p.find(open[0].id));
   EXPECT_EQ(p.heldBytes(), 2u * 60);
   // The destination asks anew once its question is closed.
   EXPECT_EQ(p.hold(ask("curl", "192.0.2.1", 443, 40000), packet()), Prompts::Held::kNew);

@@ -14,12 +14,16 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
-  libsqlite3-dev libmnl-dev libssl-dev
+  libsqlite3-dev libmnl-dev libssl-dev libmicrohttpd-dev
   # run
   openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
+  # the web UI's browser tests: Debian's chromium, driven by playwright-core (npm, below)
+  chromium fonts-liberation fonts-dejavu-core
 )
+# Node.js and npm for the browser tests' driver; the machine's own when it has them.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,6 +35,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # tshark asks whether non-root users may capture; answer no without a prompt.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: the browser tests need Node.js 20 or newer (playwright-core); this is $(node --version)" >&2
+  exit 1
+fi
+# playwright-core at the version package-lock.json pins; it drives /usr/bin/chromium and
+# downloads no browser of its own.
+if ! npm ci --prefix tests/web --no-audit --no-fund --loglevel=error >/dev/null; then
+  echo "setup: npm ci in tests/web failed (is the npm registry reachable?)" >&2
+  exit 1
 fi
 # The Debian package starts a system Open vSwitch where systemd runs; cellwall runs its own
 # embedded instance and leaves any system one alone.

@@ -150,6 +150,10 @@ std::string encodeCommand(const Command& c) {
           return {{"cmd", "rules.add"}, {"app", m.app}, {"rule_text", m.rule_text}};
         else if constexpr (std::is_same_v<M, RuleRemove>)
           return {{"cmd", "rules.rm"}, {"id", m.id}};
+        else if constexpr (std::is_same_v<M, RuleReplace>)
+          return {{"cmd", "rules.replace"}, {"id", m.id}, {"rule_text", m.rule_text}};
+        else if constexpr (std::is_same_v<M, UiInfo>)
+          return {{"cmd", "ui"}};
         else if constexpr (std::is_same_v<M, RulesExplain>)
           return {{"cmd", "rules.explain"}, {"app", m.app}, {"cell", m.cell}, {"proto", m.proto},
                   {"remote", m.remote}, {"port", m.port}, {"inbound", m.inbound}};
@@ -168,8 +172,10 @@ std::string encodeCommand(const Command& c) {
           return {{"cmd", "prompt.answer"}, {"id", m.id}, {"action", m.action}, {"scope", m.scope},
                   {"host", m.host}, {"any_port", m.any_port}, {"lifetime", m.lifetime},
                   {"connections", m.connections}};
-        else
+        else if constexpr (std::is_same_v<M, Shutdown>)
           return {{"cmd", "shutdown"}};
+        else
+          static_assert(sizeof(M) == 0, "a command without a wire form");
       },
       c);
   return j.dump();
@@ -193,6 +199,8 @@ Expected<Command> decodeCommand(const std::string& line) {
     if (cmd == "rules.list") return Command{RulesList{j.value("app", "")}};
     if (cmd == "rules.add") return Command{RuleAdd{j.value("app", ""), j.value("rule_text", "")}};
     if (cmd == "rules.rm") return Command{RuleRemove{j.value("id", 0u)}};
+    if (cmd == "rules.replace") return Command{RuleReplace{j.value("id", 0u), j.value("rule_text", "")}};
+    if (cmd == "ui") return Command{UiInfo{}};
     if (cmd == "rules.explain")
       return Command{RulesExplain{j.value("app", ""), j.value("cell", 0u), j.value("proto", "tcp"),
                                   j.value("remote", ""), j.value("port", std::uint16_t{0}),

@@ -76,6 +76,11 @@ struct RulesExplain {
   std::uint16_t port = 0;
   bool inbound = false;
 };
+// Edits a rule: same id and app, new text (docs/policy.md); its connection count restarts.
+struct RuleReplace {
+  std::uint32_t id = 0;
+  std::string rule_text;
+};
 struct PolicyExport {
   std::string app;
 };
@@ -139,9 +144,12 @@ struct PromptAnswer {
   std::uint32_t connections = 0;
 };
 
+// The web UI's address with its token (reply text), for `cellwall ui`.
+struct UiInfo {};
+
 using Command = std::variant<CellCreate, CellExit, CellList, FlowDump, Status, Shutdown, RulesList,
-                             RuleAdd, RuleRemove, RulesExplain, PolicyExport, PolicyImport,
-                             LogQuery, NamesQuery, PromptList, PromptAnswer>;
+                             RuleAdd, RuleRemove, RuleReplace, RulesExplain, PolicyExport, PolicyImport,
+                             LogQuery, NamesQuery, PromptList, PromptAnswer, UiInfo>;
 
 // Replies.
 struct Reply {

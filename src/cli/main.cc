@@ -161,6 +161,16 @@ int printLines(const cw::api::Command& cmd) {
   return 0;
 }
 
+// The web UI's address, with the token that opens it.
+int cmdUi() {
+  auto client = Client::connect(socketPath());
+  if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");
+  auto reply = client->callOk(cw::api::UiInfo{});
+  if (!reply) return die(reply.error().message);
+  std::printf("%s\n", reply->text.c_str());
+  return 0;
+}
+
 int cmdPs() {
   auto client = Client::connect(socketPath());
   if (!client) return die(client.error().message);
@@ -292,6 +302,8 @@ int main(int argc, char** argv) {
   answerc->add_option("--connections", ans.connections, "a rule for this many connections");
   answerc->add_flag("--json", ans_json, "JSON output");
 
+  auto* uic = app.add_subcommand("ui", "print the web UI's address (with its secret token: keep it to yourself)");
+
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
@@ -327,6 +339,7 @@ int main(int argc, char** argv) {
       return cw::cli::answer(*client, ans, ans_json);
     }
   }
+  if (*uic) return cmdUi();
   if (*ps) return cmdPs();
   if (*flows) return printLines(cw::api::FlowDump{});
   if (*status) return printLines(cw::api::Status{});

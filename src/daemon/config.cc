@@ -25,9 +25,13 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       auto v = value.value<std::int64_t>();
       if (!v || *v <= 0 || *v > 65535) return fail(where(file, value) + ": openflow_port must be 1..65535");
       cfg.of_port = static_cast<std::uint16_t>(*v);
+    } else if (key.str() == "ui_listen") {
+      auto v = value.value<std::string>();
+      if (!v) return fail(where(file, value) + ": ui_listen must be a string, \"127.0.0.1:7780\" or \"off\"");
+      cfg.ui_listen = *v;
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, env)");
+                  "' (known: openflow_port, ui_listen, env)");
     }
   }
   const toml::table* envs = root["env"].as_table();

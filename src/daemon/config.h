@@ -46,6 +46,8 @@ struct Config {
   std::uint32_t datapath_max_idle_ms = 100;
   std::uint32_t cell_packet_in_pps = 10000;
   std::uint64_t log_max_rows = 1000000;  // the connection log keeps this many, newest  // per-cell meter towards the controller (0: none)
+  // The web UI: "ADDRESS:PORT" on loopback (port 0: any free one), or "off".
+  std::string ui_listen = "127.0.0.1:7780";
   std::vector<EnvSpec> envs{EnvSpec{}};
 };
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <map>
 #include <random>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "daemon/packet_path.h"
 #include "daemon/prompts.h"
 #include "daemon/rules.h"
+#include "daemon/web_ui.h"
 #include "store/store.h"
 #include "decide/pipeline.h"
 #include "netdev/net_ops.h"
@@ -48,6 +50,35 @@ bool validAppName(const std::string& s) {
 
 bool processAlive(std::int64_t pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
 
+api::LogEntry logEntryOf(const store::LogRow& row) {
+  api::LogEntry e;
+  e.id = row.id;
+  e.time_ms = row.time_ms;
+  e.app = row.app;
+  e.cell = static_cast<std::uint32_t>(std::strtoul(row.cell.c_str(), nullptr, 10));
+  e.proto = row.proto;
+  e.remote_ip = row.remote_ip;
+  e.remote_port = row.remote_port;
+  e.names = row.names;
+  e.verdict = row.verdict;
+  e.rule_id = row.rule_id;
+  e.reason = row.reason;
+  e.packets = row.packets;
+  e.bytes = row.bytes;
+  return e;
+}
+
+// What the web UI may do: look at everything, change rules, answer prompts. Not: start or end
+// cells, stop the daemon, or replace a whole policy (the command line does those).
+bool webAllowed(const api::Command& cmd) {
+  return std::holds_alternative<api::CellList>(cmd) || std::holds_alternative<api::Status>(cmd) ||
+         std::holds_alternative<api::RulesList>(cmd) || std::holds_alternative<api::RuleAdd>(cmd) ||
+         std::holds_alternative<api::RuleRemove>(cmd) || std::holds_alternative<api::RuleReplace>(cmd) ||
+         std::holds_alternative<api::RulesExplain>(cmd) || std::holds_alternative<api::PolicyExport>(cmd) ||
+         std::holds_alternative<api::LogQuery>(cmd) || std::holds_alternative<api::NamesQuery>(cmd) ||
+         std::holds_alternative<api::PromptList>(cmd) || std::holds_alternative<api::PromptAnswer>(cmd);
+}
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -66,6 +97,7 @@ struct Daemon::Impl {
   std::unique_ptr<store::Store> db;
   std::unique_ptr<RuleBook> rules;
   Prompts prompts;
+  WebUi ui;
   bool stopping = false;
   std::uint64_t log_failures = 0;
 
@@ -180,19 +212,24 @@ struct Daemon::Impl {
   };
   std::map<ConnId, Ending> live_conns;
   static constexpr std::size_t kMaxLiveConns = 200000;
+  std::vector<WebUi::Counter> ended_counters;  // for the web UI, sent each tick
 
-  void flowEnded(const ofp::FlowRemoved& fr) {
-    auto kind = decide::cookieKind(fr.cookie);
-    if (kind != decide::CookieKind::kConnAllow && kind != decide::CookieKind::kDnsAnswer) return;
-    const ofp::Match& m = fr.match;
-    if (!m.has(ofp::Field::kIpv4Src) || !m.has(ofp::Field::kIpv4Dst)) return;
-    // The cell may be gone already (its flows end when it does): the flow is either the
-    // cell's direction or the remote's, so try both.
-    std::uint32_t cell = decide::cookieCell(fr.cookie);
+  // The logged connection a flow belongs to. The cell may be gone already (its flows end when
+  // it does): the flow is either the cell's direction or the remote's, so both are tried.
+  std::map<ConnId, Ending>::iterator liveConnOf(std::uint64_t cookie, const ofp::Match& m) {
+    auto kind = decide::cookieKind(cookie);
+    if (kind != decide::CookieKind::kConnAllow && kind != decide::CookieKind::kDnsAnswer) return live_conns.end();
+    if (!m.has(ofp::Field::kIpv4Src) || !m.has(ofp::Field::kIpv4Dst)) return live_conns.end();
+    std::uint32_t cell = decide::cookieCell(cookie);
     std::uint16_t sp = m.has(ofp::Field::kTcpSrc) ? m.tcp_src : m.has(ofp::Field::kUdpSrc) ? m.udp_src : 0;
     std::uint16_t dp = m.has(ofp::Field::kTcpDst) ? m.tcp_dst : m.has(ofp::Field::kUdpDst) ? m.udp_dst : 0;
     auto it = live_conns.find(ConnId{cell, m.ip_proto, m.ipv4_dst.v, sp, dp});
     if (it == live_conns.end()) it = live_conns.find(ConnId{cell, m.ip_proto, m.ipv4_src.v, dp, sp});
+    return it;
+  }
+
+  void flowEnded(const ofp::FlowRemoved& fr) {
+    auto it = liveConnOf(fr.cookie, fr.match);
     if (it == live_conns.end()) return;
     it->second.packets += fr.packet_count;
     it->second.bytes += fr.byte_count;
@@ -200,7 +237,42 @@ struct Daemon::Impl {
     store::LogCounters c{it->second.log_id, it->second.packets, it->second.bytes, clockNow().unix_ms};
     if (auto u = db->updateLogCounters(c); !u && log_failures++ % 100 == 0)
       spdlog::error("connection log: {}", u.error().message);
+    ended_counters.push_back(WebUi::Counter{c.id, c.packets, c.bytes, false});
     live_conns.erase(it);
+  }
+
+  // For a browser watching: the byte counts of open connections so far (their flows' counters
+  // plus those of their flows that ended), from one dump of the connection table.
+  void refreshLiveCounters() {
+    auto s = bridge();
+    if (!s || live_conns.empty()) return;
+    ofp::FlowStatsRequest req;
+    req.table_id = decide::kTableConn;
+    s->post([this, s, req] {
+      s->dumpFlows(req, [this](bool ok, std::vector<ofp::FlowStats> flows) {
+        if (!ok) return;
+        asio::post(control, [this, flows = std::move(flows)] {
+          std::map<std::int64_t, WebUi::Counter> sums;
+          for (const auto& f : flows) {
+            auto it = liveConnOf(f.cookie, f.match);
+            if (it == live_conns.end()) continue;
+            auto [c, fresh] = sums.try_emplace(it->second.log_id);
+            if (fresh) c->second = WebUi::Counter{it->second.log_id, it->second.packets, it->second.bytes, true};
+            c->second.packets += f.packet_count;
+            c->second.bytes += f.byte_count;
+          }
+          std::vector<WebUi::Counter> out;
+          for (auto& [id, c] : sums) out.push_back(c);
+          ui.counters(out);
+        });
+      });
+    });
+  }
+
+  void cellsChanged() {
+    std::vector<api::CellInfo> list;
+    for (const auto& [id, rec] : cells.all()) list.push_back(rec.info);
+    ui.cells(list);
   }
 
   // Every 250 ms: the decisions queued by the packet path go to the log and the connection
@@ -242,18 +314,38 @@ struct Daemon::Impl {
             if (live_conns.size() >= kMaxLiveConns) live_conns.erase(live_conns.begin());
             live_conns[conn] = Ending{(*ids)[row], 0, 0, 0};
           }
+          std::vector<api::LogEntry> entries;
+          entries.reserve(rows.size());
+          for (std::size_t i = 0; i < rows.size(); ++i) {
+            rows[i].id = (*ids)[i];
+            entries.push_back(logEntryOf(rows[i]));
+          }
+          ui.log(entries);
         }
       }
+      ui.counters(ended_counters);
+      ended_counters.clear();
       auto expired = rules->expire(now.unix_ms);
-      if (changed || !expired.empty()) publish();
+      if (changed || !expired.empty()) {
+        publish();
+        ui.rulesChanged("");
+      }
       cutRules(expired);
+      if (ticks % 4 == 0) {  // every second
+        std::vector<WebUi::CellIf> ifs;
+        for (const auto& [id, c] : cells.all()) ifs.push_back(WebUi::CellIf{id, c.info.app, c.info.ifname_host});
+        ui.sampleTraffic(ifs, now.unix_ms);
+      }
+      if (ticks % 8 == 0 && ui.watched()) refreshLiveCounters();
       for (auto& [id, c] : cells.all()) {
         std::lock_guard lock(c.runtime->mu);
         c.runtime->names.expire(now.mono_ms, 10000);
       }
       if (++ticks % 240 == 0)  // every minute
         (void)db->pruneLog(cfg.log_max_rows, 0, now.unix_ms);
-      for (auto& q : prompts.expired(now.mono_ms)) {
+      auto timed_out = prompts.expired(now.mono_ms);
+      if (!timed_out.empty()) wakePromptWaiters();
+      for (auto& q : timed_out) {
         spdlog::info("prompt #{} ({} {} {}:{}) unanswered: {}", q.id, q.app, policy::protocolName(q.proto),
                      q.remote.str(), q.port, policy::actionName(q.timeout_action));
         const decide::HeldVerdict v{q.timeout_action, decide::Reason::kPromptTimeout};
@@ -335,6 +427,7 @@ struct Daemon::Impl {
 
   // Control thread: answers everyone waiting for news of the prompts.
   void wakePromptWaiters() {
+    ui.prompts(promptReply());
     const std::uint64_t v = prompts.version();
     std::vector<PromptWaiter> ready;
     std::erase_if(prompt_waiters, [&](PromptWaiter& w) {
@@ -425,6 +518,7 @@ struct Daemon::Impl {
     auto added = rules->addRule(q->app, text, "prompt", now);
     if (!added) return api::Reply::failed("answer: " + added.error().message);
     publish();
+    ui.rulesChanged(q->app);
     auto taken = prompts.take(a.id);
     spdlog::info("prompt #{} answered: rule {} ({})", a.id, added->id, a.action);
     if (taken) releaseQuestion(std::move(*taken), std::nullopt);
@@ -604,6 +698,7 @@ struct Daemon::Impl {
       if (!imported) return Unexpected(imported.error());
       publish();
       cutRules(imported->removed);
+      ui.rulesChanged(app);
     }
     std::string env = req.env.empty() ? rules->envOf(app) : req.env;
     const Gateways::Entry* gw = gateways.find(env);
@@ -735,6 +830,7 @@ struct Daemon::Impl {
     if (rec == nullptr) return;
     CellRecord c = *rec;
     cells.remove(id);
+    cellsChanged();
     if (!prompts.forgetCell(id).empty()) wakePromptWaiters();
     (void)cells.save();
     publish();
@@ -772,6 +868,7 @@ struct Daemon::Impl {
       auto gone = rules->appExited(c.info.app);
       if (!gone.empty()) {
         publish();
+        ui.rulesChanged(c.info.app);
         cutRules(gone);
       }
     }
@@ -887,77 +984,116 @@ struct Daemon::Impl {
         api::Reply r;
         r.cells.push_back(info);
         reply(c, r);
+        cellsChanged();
       });
     } else if (auto* ex = std::get_if<api::CellExit>(&cmd)) {
       removeCell(ex->id, "its command exited");
       std::erase(c->cells, ex->id);
       reply(c, api::Reply{});
-    } else if (std::holds_alternative<api::CellList>(cmd)) {
-      api::Reply r;
-      for (const auto& [id, rec] : cells.all()) r.cells.push_back(rec.info);
-      reply(c, r);
     } else if (std::holds_alternative<api::FlowDump>(cmd)) {
       dumpFlows(c);
-    } else if (std::holds_alternative<api::Status>(cmd)) {
-      api::Reply r;
-      r.lines.push_back("cells " + std::to_string(cells.all().size()));
-      r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
-                        " denied=" + std::to_string(packets.denied()));
-      r.lines.push_back("repeats " + std::to_string(packets.repeats()));
-      r.lines.push_back("dns answers=" + std::to_string(packets.answersSnooped()) +
-                        " parsed=" + std::to_string(observer.answersParsed()) +
-                        " names_learned=" + std::to_string(observer.namesLearned()));
-      for (std::size_t i = 0; i < static_cast<std::size_t>(dns::ParseError::kCount); ++i) {
-        auto e = static_cast<dns::ParseError>(i);
-        if (observer.dnsErrors(e) > 0)
-          r.lines.push_back(std::string("weird dns_") + dns::parseErrorName(e) + " " +
-                            std::to_string(observer.dnsErrors(e)));
-      }
-      r.lines.push_back("log dropped=" + std::to_string(observer.dropped()));
-      for (std::size_t i = 0; i < static_cast<std::size_t>(decide::Reason::kCount); ++i) {
-        auto reason = static_cast<decide::Reason>(i);
-        r.lines.push_back(std::string("reason ") + decide::reasonName(reason) + " " +
-                          std::to_string(packets.reasonCount(reason)));
-      }
-      for (std::size_t i = 0; i < static_cast<std::size_t>(packet::ParseError::kCount); ++i) {
-        auto weird = static_cast<packet::ParseError>(i);
-        if (packets.weirdCount(weird) > 0)
-          r.lines.push_back(std::string("weird ") + packet::parseErrorName(weird) + " " +
-                            std::to_string(packets.weirdCount(weird)));
-      }
-      auto counts = server->decodeErrorCounts();
-      for (std::size_t i = 0; i < counts.size(); ++i) {
-        if (counts[i] > 0)
-          r.lines.push_back(std::string("openflow_error ") +
-                            ofp::decodeErrorName(static_cast<ofp::DecodeError>(i)) + " " +
-                            std::to_string(counts[i]));
-      }
-      reply(c, r);
-    } else if (const auto* pl = std::get_if<api::PromptList>(&cmd)) {
+    } else if (const auto* pl = std::get_if<api::PromptList>(&cmd); pl != nullptr && pl->wait_ms > 0) {
       listPrompts(c, *pl);
-    } else if (const auto* pa = std::get_if<api::PromptAnswer>(&cmd)) {
-      reply(c, answerPrompt(*pa));
-      wakePromptWaiters();
     } else if (std::holds_alternative<api::Shutdown>(cmd)) {
       reply(c, api::Reply{});
       asio::post(control, [this] { control.stop(); });
     } else {
-      reply(c, executeRules(cmd));
+      reply(c, executeNow(cmd, "cli"));
     }
   }
 
+  api::Reply statusReply() {
+    api::Reply r;
+    r.lines.push_back("cells " + std::to_string(cells.all().size()));
+    r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
+                      " denied=" + std::to_string(packets.denied()));
+    r.lines.push_back("repeats " + std::to_string(packets.repeats()));
+    r.lines.push_back("dns answers=" + std::to_string(packets.answersSnooped()) +
+                      " parsed=" + std::to_string(observer.answersParsed()) +
+                      " names_learned=" + std::to_string(observer.namesLearned()));
+    for (std::size_t i = 0; i < static_cast<std::size_t>(dns::ParseError::kCount); ++i) {
+      auto e = static_cast<dns::ParseError>(i);
+      if (observer.dnsErrors(e) > 0)
+        r.lines.push_back(std::string("weird dns_") + dns::parseErrorName(e) + " " +
+                          std::to_string(observer.dnsErrors(e)));
+    }
+    r.lines.push_back("log dropped=" + std::to_string(observer.dropped()));
+    for (std::size_t i = 0; i < static_cast<std::size_t>(decide::Reason::kCount); ++i) {
+      auto reason = static_cast<decide::Reason>(i);
+      r.lines.push_back(std::string("reason ") + decide::reasonName(reason) + " " +
+                        std::to_string(packets.reasonCount(reason)));
+    }
+    for (std::size_t i = 0; i < static_cast<std::size_t>(packet::ParseError::kCount); ++i) {
+      auto weird = static_cast<packet::ParseError>(i);
+      if (packets.weirdCount(weird) > 0)
+        r.lines.push_back(std::string("weird ") + packet::parseErrorName(weird) + " " +
+                          std::to_string(packets.weirdCount(weird)));
+    }
+    auto counts = server->decodeErrorCounts();
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] > 0)
+        r.lines.push_back(std::string("openflow_error ") +
+                          ofp::decodeErrorName(static_cast<ofp::DecodeError>(i)) + " " +
+                          std::to_string(counts[i]));
+    }
+    return r;
+  }
+
+  // Every command answered at once on the control thread, from the control socket or the web
+  // UI (`origin` is what rules added by it are marked with).
+  api::Reply executeNow(const api::Command& cmd, const char* origin) {
+    if (std::holds_alternative<api::CellList>(cmd)) {
+      api::Reply r;
+      for (const auto& [id, rec] : cells.all()) r.cells.push_back(rec.info);
+      return r;
+    }
+    if (std::holds_alternative<api::Status>(cmd)) return statusReply();
+    if (std::holds_alternative<api::PromptList>(cmd)) return promptReply();
+    if (const auto* pa = std::get_if<api::PromptAnswer>(&cmd)) {
+      api::Reply r = answerPrompt(*pa);
+      wakePromptWaiters();
+      return r;
+    }
+    if (std::holds_alternative<api::UiInfo>(cmd)) {
+      std::string url = ui.url();
+      if (url.empty()) return api::Reply::failed(ui.error());
+      api::Reply r;
+      r.text = url;
+      return r;
+    }
+    return executeRules(cmd, origin);
+  }
+
+  // The web UI's commands (its connection threads): run on the control thread, waited for.
+  web::ApiResult webApi(const std::string& body) {
+    auto cmd = api::decodeCommand(body);
+    if (!cmd) return {400, api::encodeReply(api::Reply::failed(cmd.error().message))};
+    if (!webAllowed(*cmd))
+      return {403, api::encodeReply(api::Reply::failed("not a command of the web UI; use the cellwall command"))};
+    auto done = std::make_shared<std::promise<api::Reply>>();
+    auto answer = done->get_future();
+    asio::post(control, [this, done, c = std::move(*cmd)] { done->set_value(executeNow(c, "web")); });
+    for (int i = 0; i < 100 && !control.stopped(); ++i) {
+      if (answer.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) continue;
+      api::Reply r = answer.get();
+      return {r.ok ? 200 : 400, api::encodeReply(r)};
+    }
+    return {503, api::encodeReply(api::Reply::failed("cellwalld did not answer (busy or stopping)"))};
+  }
+
   // rules.*, log, names: answered at once on the control thread.
-  api::Reply executeRules(const api::Command& cmd) {
+  api::Reply executeRules(const api::Command& cmd, const char* origin) {
     api::Reply r;
     std::int64_t now = clockNow().unix_ms;
     if (const auto* lst = std::get_if<api::RulesList>(&cmd)) {
       r.rules = rules->list(lst->app);
     } else if (const auto* add = std::get_if<api::RuleAdd>(&cmd)) {
       if (!validAppName(add->app)) return api::Reply::failed("invalid app name '" + add->app + "'");
-      auto added = rules->addRule(add->app, add->rule_text, "cli", now);
+      auto added = rules->addRule(add->app, add->rule_text, origin, now);
       if (!added) return api::Reply::failed(added.error().message);
       publish();
       recheckApp(add->app);  // open connections the new rule decides otherwise are cut
+      ui.rulesChanged(add->app);
       r.rules.push_back(*added);
       spdlog::info("rule {} added for '{}'", added->id, add->app);
     } else if (const auto* rm = std::get_if<api::RuleRemove>(&cmd)) {
@@ -966,6 +1102,15 @@ struct Daemon::Impl {
       if (!gone->has_value()) return api::Reply::failed("no rule " + std::to_string(rm->id));
       publish();
       cutRules({rm->id});
+      ui.rulesChanged(**gone);
+    } else if (const auto* rep = std::get_if<api::RuleReplace>(&cmd)) {
+      auto edited = rules->replaceRule(rep->id, rep->rule_text, origin, now);
+      if (!edited) return api::Reply::failed(edited.error().message);
+      publish();
+      cutRules({rep->id});  // its connections were decided by the old text
+      ui.rulesChanged(edited->app);
+      r.rules.push_back(*edited);
+      spdlog::info("rule {} of '{}' edited", edited->id, edited->app);
     } else if (const auto* imp = std::get_if<api::PolicyImport>(&cmd)) {
       if (!validAppName(imp->app)) return api::Reply::failed("invalid app name '" + imp->app + "'");
       auto imported = rules->importPolicy(imp->app, imp->text, imp->origin, imp->merge, now);
@@ -973,6 +1118,7 @@ struct Daemon::Impl {
       publish();
       cutRules(imported->removed);
       recheckApp(imp->app);
+      ui.rulesChanged(imp->app);
       r.lines.push_back("imported " + std::to_string(imported->added) + " rule(s) for " + imp->app +
                         (imported->removed.empty() ? std::string()
                                                    : ", replacing " + std::to_string(imported->removed.size())));
@@ -989,23 +1135,7 @@ struct Daemon::Impl {
       lq.limit = std::min<std::uint32_t>(logq->limit == 0 ? 50 : logq->limit, 10000);
       auto rows = db->queryLog(lq);
       if (!rows) return api::Reply::failed(rows.error().message);
-      for (auto it = rows->rbegin(); it != rows->rend(); ++it) {
-        api::LogEntry e;
-        e.id = it->id;
-        e.time_ms = it->time_ms;
-        e.app = it->app;
-        e.cell = static_cast<std::uint32_t>(std::strtoul(it->cell.c_str(), nullptr, 10));
-        e.proto = it->proto;
-        e.remote_ip = it->remote_ip;
-        e.remote_port = it->remote_port;
-        e.names = it->names;
-        e.verdict = it->verdict;
-        e.rule_id = it->rule_id;
-        e.reason = it->reason;
-        e.packets = it->packets;
-        e.bytes = it->bytes;
-        r.log.push_back(std::move(e));
-      }
+      for (auto it = rows->rbegin(); it != rows->rend(); ++it) r.log.push_back(logEntryOf(*it));
     } else if (const auto* nq = std::get_if<api::NamesQuery>(&cmd)) {
       CellRecord* rec = cells.find(nq->cell);
       if (rec == nullptr) return api::Reply::failed("no cell " + std::to_string(nq->cell));
@@ -1162,6 +1292,9 @@ Expected<void> Daemon::run() {
       im.control, asio::local::stream_protocol::endpoint(sock.string()));
   ::chmod(sock.c_str(), 0600);
   im.acceptControl();
+  im.ui.start(im.cfg.ui_listen, im.cfg.state_dir, [&im](const std::string& body) { return im.webApi(body); });
+  im.cellsChanged();
+  im.ui.prompts(im.promptReply());
   asio::signal_set signals(im.control, SIGINT, SIGTERM);
   signals.async_wait([&im](const asio::error_code&, int sig) {
     spdlog::info("signal {}: shutting down", sig);
@@ -1175,6 +1308,7 @@ Expected<void> Daemon::run() {
   spdlog::info("cellwalld ready: control socket {}, OpenFlow on {}:{}", sock.string(),
                im.cfg.of_address, im.cfg.of_port);
   im.control.run();
+  im.ui.stop();  // first: its requests wait for the control thread, which runs no more
 
   // Orderly stop: cells, gateways, the bridge (and embedded OVS), the channel. Rules that
   // last "until the app exits" stay: the apps did not exit, cellwalld did.

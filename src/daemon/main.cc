@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--cell-packet-in-rate", cfg.cell_packet_in_pps,
                  "packets/s a cell may send to the controller")->capture_default_str();
+  app.add_option("--ui-listen", cfg.ui_listen,
+                 "web UI on this loopback ADDRESS:PORT (port 0: any free one), or \"off\"")
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);

@@ -6,6 +6,7 @@ namespace cw::daemon {
 
 Prompts::Held Prompts::hold(const Ask& ask, HeldPacket packet) {
   Held result;
+  bool changed = false;
   {
     std::lock_guard lock(mu_);
     const Key key{ask.app, ask.proto, ask.remote, ask.port};
@@ -33,7 +34,11 @@ Prompts::Held Prompts::hold(const Ask& ask, HeldPacket packet) {
     }
     Question& q = by_id_.at(k->second);
     if (q.names.empty()) q.names = ask.names;  // an answer may have arrived meanwhile
-    if (conns_[q.id].emplace(ask.cell_id, ask.local_port).second) ++q.connections;
+    if (conns_[q.id].emplace(ask.cell_id, ask.local_port).second) {
+      ++q.connections;
+      if (result == Held::kJoined) ++version_;  // one more connection waits: news for the UI
+      changed = true;
+    }
     if (q.held.size() >= limits_.max_packets_per_question ||
         bytes_ + packet.frame.size() > limits_.max_bytes) {
       ++q.dropped;  // the app retransmits; the question is open either way
@@ -42,7 +47,7 @@ Prompts::Held Prompts::hold(const Ask& ask, HeldPacket packet) {
       q.held.push_back(std::move(packet));
     }
   }
-  if (result == Held::kNew && on_change_) on_change_();
+  if (changed && on_change_) on_change_();
   return result;
 }
 

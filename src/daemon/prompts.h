@@ -8,7 +8,8 @@
 //
 // Threading: hold() runs on switch threads; everything else on the control thread. One mutex;
 // nothing slow happens under it. `on_change` (set once, before switches connect) is called
-// after a question opens, outside the lock, so the daemon can wake whoever waits for prompts.
+// after a question opens or another connection joins one, outside the lock, so the daemon can
+// wake whoever waits for prompts. Questions taken, expired or forgotten: the caller tells.
 #pragma once
 
 #include <cstdint>

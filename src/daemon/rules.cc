@@ -8,6 +8,18 @@ namespace cw::daemon {
 
 namespace {
 
+// A rule may be given as its keys alone (`action = "allow"` ...): it is then one [[rule]].
+std::string asRuleTable(const std::string& text) {
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    const std::size_t first = text.find_first_not_of(" \t\r", at);
+    if (first < end && text[first] != '#') return text[first] == '[' ? text : "[[rule]]\n" + text;
+    at = end + 1;
+  }
+  return text;
+}
+
 policy::DefaultAction defaultFrom(const std::string& s) {
   if (s == "allow") return policy::DefaultAction::kAllow;
   if (s == "reject") return policy::DefaultAction::kReject;
@@ -183,7 +195,7 @@ Expected<RuleBook::ImportResult> RuleBook::importPolicy(const std::string& app, 
 
 Expected<api::RuleInfo> RuleBook::addRule(const std::string& app, const std::string& text,
                                           const std::string& origin, std::int64_t now_unix_ms) {
-  auto parsed = policy::parseRule(text, origin, 0, now_unix_ms);
+  auto parsed = policy::parseRule(asRuleTable(text), origin, 0, now_unix_ms);
   if (!parsed) return fail("rule rejected: " + parsed.error().str());
   policy::Rule r = std::move(parsed.value());
   policy::resolveLifetime(r, now_unix_ms);
@@ -199,6 +211,29 @@ Expected<api::RuleInfo> RuleBook::addRule(const std::string& app, const std::str
   a.rules.push_back(std::move(r));
   recompile(a);
   return info(a, row);
+}
+
+Expected<api::RuleInfo> RuleBook::replaceRule(std::uint32_t id, const std::string& text,
+                                              const std::string& origin, std::int64_t now_unix_ms) {
+  for (auto& [name, a] : apps_) {
+    if (a.stored.count(id) == 0) continue;
+    auto parsed = policy::parseRule(asRuleTable(text), origin, 0, now_unix_ms);
+    if (!parsed) return fail("rule rejected: " + parsed.error().str());
+    policy::Rule r = std::move(parsed.value());
+    policy::resolveLifetime(r, now_unix_ms);
+    store::RuleRow row = rowFor(name, r, now_unix_ms);
+    row.id = id;
+    auto updated = store_.updateRule(row);
+    if (!updated) return Unexpected(updated.error());
+    if (!*updated) return fail("no rule " + std::to_string(id));
+    dropRule(a, id);
+    r.id = id;
+    a.stored[id] = row;
+    a.rules.push_back(std::move(r));
+    recompile(a);
+    return info(a, row);
+  }
+  return fail("no rule " + std::to_string(id));
 }
 
 void RuleBook::dropRule(App& a, std::uint32_t id) {

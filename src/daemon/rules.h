@@ -46,6 +46,10 @@ class RuleBook {
 
   Expected<api::RuleInfo> addRule(const std::string& app, const std::string& text,
                                   const std::string& origin, std::int64_t now_unix_ms);
+  // Edits rule `id` in place (one UPDATE): same id and app, the new text; its connection
+  // count starts again. The caller cuts the rule's flows (their verdict was the old text's).
+  Expected<api::RuleInfo> replaceRule(std::uint32_t id, const std::string& text, const std::string& origin,
+                                      std::int64_t now_unix_ms);
   // The app the rule belonged to, or nullopt if there is no such rule.
   Expected<std::optional<std::string>> removeRule(std::uint32_t id);
 

@@ -186,7 +186,9 @@ peer_address = "{TESTHOST_IP}/24"
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
             [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config),
-             "--of-port", str(self.of_port)] + self.extra_args
+             "--of-port", str(self.of_port)]
+            + ([] if "--ui-listen" in self.extra_args else ["--ui-listen", "127.0.0.1:0"])
+            + self.extra_args
             + os.environ.get("CW_DAEMON_ARGS", "").split(),
             stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
@@ -199,6 +201,10 @@ peer_address = "{TESTHOST_IP}/24"
         else:
             raise AssertionError("cellwalld not ready in 60 s:\n" + self.log.read_text())
         self.wait_programmed()
+
+    def ui_url(self):
+        """The web UI's address with its token, as `cellwall ui` prints it."""
+        return self.cli("ui").stdout.strip()
 
     def wait_programmed(self, timeout=30):
         deadline = time.time() + timeout

@@ -29,9 +29,14 @@ TEST(Prompts, RetransmissionsAndFurtherConnectionsJoinOneQuestion) {
   int changes = 0;
   p.setOnChange([&] { ++changes; });
   EXPECT_EQ(p.hold(ask("curl", "192.0.2.1", 443, 40000), packet()), Prompts::Held::kNew);
+  EXPECT_EQ(changes, 1);
+  const auto v = p.version();
   EXPECT_EQ(p.hold(ask("curl", "192.0.2.1", 443, 40000), packet()), Prompts::Held::kJoined);  // retransmit
+  EXPECT_EQ(changes, 1);  // a retransmission is no news
+  EXPECT_EQ(p.version(), v);
   EXPECT_EQ(p.hold(ask("curl", "192.0.2.1", 443, 40001, 2), packet()), Prompts::Held::kJoined);  // another cell
-  EXPECT_EQ(changes, 1);  // only a new question wakes anyone
+  EXPECT_EQ(changes, 2);  // one more connection waits: the count shown changes
+  EXPECT_EQ(p.version(), v + 1);
   // Another destination, or another app, is another question.
   EXPECT_EQ(p.hold(ask("curl", "192.0.2.1", 80, 40002), packet()), Prompts::Held::kNew);
   EXPECT_EQ(p.hold(ask("wget", "192.0.2.1", 443, 40003), packet()), Prompts::Held::kNew);

@@ -1,0 +1,86 @@
+// Server-sent events for the web UI. The control thread publishes; each browser's stream reads
+// on its own connection thread. A new stream first gets a snapshot (the latest value of every
+// state, the retained history of every history) and then every event after it, in order, with
+// nothing missed or doubled: both come from one sequence under one lock.
+//
+// Memory is bounded: the live ring keeps the newest events up to a count and a byte size. A
+// stream that falls behind the ring (a stalled browser) gets `resync` and is ended; the browser
+// reconnects and starts from a new snapshot. Publishing never waits for a reader.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace cw::web {
+
+class EventHub {
+ public:
+  struct Limits {
+    std::size_t ring_events = 4096;
+    std::size_t ring_bytes = 8u << 20;
+  };
+  EventHub() = default;
+  explicit EventHub(Limits l) : limits_(l) {}
+
+  // ---- the control thread ----
+  // `data` is one line of JSON. A state replaces the previous value of that name.
+  void state(const std::string& name, const std::string& data);
+  // Kept in a history of the newest `keep` events of that name, which a new stream replays.
+  void history(const std::string& name, const std::string& data, std::size_t keep);
+  // Delivered to the streams open now only.
+  void event(const std::string& name, const std::string& data);
+  // Ends every stream (at shutdown); later subscriptions end at once.
+  void close();
+  // Streams open now: the daemon only gathers what nobody would see when this is 0.
+  std::size_t listeners() const;
+
+  // ---- a connection thread ----
+  class Stream {
+   public:
+    ~Stream();
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
+    // Copies up to `max` bytes of the stream into `out`, waiting up to `wait` for news (a
+    // comment line is sent instead, which keeps proxies and the browser from giving up).
+    // Returns the bytes copied, or -1 when the stream has ended.
+    long read(char* out, std::size_t max, std::chrono::milliseconds wait);
+
+   private:
+    friend class EventHub;
+    explicit Stream(EventHub& hub) : hub_(hub) {}
+    EventHub& hub_;
+    std::uint64_t next_ = 0;  // sequence number of the next event to send
+    std::string pending_;
+    std::size_t sent_ = 0;  // of pending_
+    bool ending_ = false;
+  };
+  std::unique_ptr<Stream> subscribe();
+
+  static std::string format(const std::string& name, const std::string& data);
+
+ private:
+  struct Item {
+    std::uint64_t seq;
+    std::string text;  // formatted
+  };
+  void push(std::string text);
+
+  Limits limits_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t next_seq_ = 1;
+  std::deque<Item> ring_;
+  std::size_t ring_bytes_ = 0;
+  std::map<std::string, std::string> states_;
+  std::map<std::string, std::deque<std::string>> histories_;
+  std::size_t listeners_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace cw::web

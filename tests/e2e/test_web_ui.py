@@ -1,0 +1,236 @@
+"""The web UI in a real browser: Debian's headless chromium, driven by playwright-core
+(tests/web/browser.mjs), against a real cellwalld with real cells, curl and the test host.
+Screenshots of every view go to $CW_ARTIFACTS/web-ui (default build/artifacts/web-ui)."""
+import json
+import os
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from browser import Browser
+from conftest import CELLWALL, TESTHOST_IP, sh
+
+PROMPT = 'default = "prompt"\n'
+ARTIFACTS = Path(os.environ.get("CW_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "artifacts"),
+                 "web-ui")
+
+
+def curl_in_cell(d, policy, app, port=8080, max_time=20):
+    """curl in a new cell, in the background; its stdout is the HTTP code ("000": no answer)."""
+    pf = Path(d.state, f"{app}.toml")
+    pf.write_text(policy)
+    return subprocess.Popen(
+        [str(CELLWALL), "--state-dir", d.state, "run", "--app", app, "--policy", str(pf), "--",
+         "curl", "-s", "-o", "/dev/null", "--max-time", str(max_time), "-w", "%{http_code}",
+         f"http://{TESTHOST_IP}:{port}/"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(p, timeout=30):
+    out, err = p.communicate(timeout=timeout)
+    return out.strip(), err
+
+
+def rules_of(d, app):
+    out = d.cli("rules", "list", "--app", app, "--json").stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def open_questions(d):
+    out = d.cli("prompt", "--json").stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+@pytest.fixture(scope="module")
+def ui(mdaemon):
+    """(daemon, browser on the UI page, url)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    url = mdaemon.ui_url()
+    b = Browser()
+    try:
+        b("goto", url=url)
+        b("visible", testid="live")
+        yield mdaemon, b, url
+        assert b("errors") == [], "the page logged errors"
+    finally:
+        b.close()
+
+
+def test_allow_for_5_minutes_in_the_browser_releases_the_held_curl(ui):
+    d, b, _ = ui
+    p = curl_in_cell(d, PROMPT, "web-allow")
+    try:
+        b("visible", testid="prompt-dialog")
+        assert "web-allow" in b("texts", testid="prompt-app")[0]
+        assert f"{TESTHOST_IP}" in b("texts", testid="prompt-target")[0]
+        assert "8080" in b("texts", testid="prompt-target")[0]
+        b("screenshot", path=str(ARTIFACTS / "prompt.png"))
+        time.sleep(1)
+        assert p.poll() is None, "curl is held while the question is open"
+        b("click", button="Allow for 5 minutes", within="prompt-dialog")
+        code, err = finish(p)
+        assert code == "200", (code, err, d.new_log()[-2000:])
+        b("hidden", testid="prompt-dialog")
+    finally:
+        if p.poll() is None:
+            p.kill()
+    rules = rules_of(d, "web-allow")
+    assert len(rules) == 1 and rules[0]["origin"] == "prompt", rules
+    left_s = (rules[0]["expires_ms"] - time.time() * 1000) / 1000
+    assert 240 < left_s <= 300, left_s
+    assert 'ports = [8080]' in rules[0]["text"] or "8080" in rules[0]["text"], rules[0]["text"]
+
+
+def test_reject_and_deny_answers_in_the_browser(ui):
+    d, b, _ = ui
+    # Reject forever: the held curl fails, and so does the next attempt, at once.
+    p = curl_in_cell(d, PROMPT, "web-reject", max_time=10)
+    try:
+        b("visible", testid="prompt-dialog")
+        b("click", button="Reject forever", within="prompt-dialog")
+        assert finish(p)[0] == "000"
+    finally:
+        if p.poll() is None:
+            p.kill()
+    t0 = time.time()
+    again = d.cli("run", "--app", "web-reject", "--", "curl", "-s", "-o", "/dev/null", "--max-time", "8",
+                  "-w", "%{http_code}", f"http://{TESTHOST_IP}:8080/", check=False)
+    assert again.stdout == "000" and time.time() - t0 < 5, (again.stdout, time.time() - t0)
+    # Deny forever: dropped; the next attempt is not asked about again and gets nowhere.
+    p = curl_in_cell(d, PROMPT, "web-deny", max_time=3)
+    try:
+        b("visible", testid="prompt-dialog")
+        b("click", button="Deny forever", within="prompt-dialog")
+        assert finish(p)[0] == "000"
+    finally:
+        if p.poll() is None:
+            p.kill()
+    # (no --policy: the app's stored policy, with the rule the answer made)
+    again = d.cli("run", "--app", "web-deny", "--", "curl", "-s", "-o", "/dev/null", "--max-time", "3",
+                  "-w", "%{http_code}", f"http://{TESTHOST_IP}:8080/", check=False)
+    assert again.stdout == "000", again.stderr
+    assert open_questions(d) == []
+    assert [r["action"] for r in rules_of(d, "web-deny")] == ["deny"]
+    b("hidden", testid="prompt-dialog")
+
+
+def test_an_unanswered_prompt_times_out_with_the_configured_action(ui):
+    d, b, _ = ui
+    policy = PROMPT + 'prompt_timeout = "4s"\nprompt_timeout_action = "reject"\n'
+    t0 = time.time()
+    p = curl_in_cell(d, policy, "web-timeout")
+    try:
+        b("visible", testid="prompt-dialog")
+        countdown = b("texts", testid="prompt-countdown")[0]
+        assert "reject" in countdown.lower(), countdown
+        b("hidden", testid="prompt-dialog", timeout=10000)  # gone when the timeout struck
+        code, _ = finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    took = time.time() - t0
+    assert code == "000" and 3 < took < 12, (code, took)
+    assert rules_of(d, "web-timeout") == []
+
+
+def test_several_prompts_at_once_are_listed_and_answered_one_by_one(ui):
+    d, b, _ = ui
+    procs = {port: curl_in_cell(d, PROMPT, f"web-many{i}", port=port, max_time=20)
+             for i, port in enumerate((8080, 7777, 9999))}
+    try:
+        b("wait_count", testid="prompt-item", count=3, timeout=15000)
+        b("screenshot", path=str(ARTIFACTS / "prompts-several.png"))
+        answered = {}
+        for _ in range(3):
+            target = b("texts", testid="prompt-target")[0]
+            port = next(x for x in procs if str(x) in target and x not in answered)
+            button = "Allow once" if port != 7777 else "Deny once"
+            answered[port] = button
+            b("click", button=button, within="prompt-dialog")
+            b("wait_count", testid="prompt-item", count=3 - len(answered), timeout=10000)
+        # 8080 and 9999 are served by the test host; 7777 was denied.
+        results = {port: finish(p)[0] for port, p in procs.items()}
+        assert results[8080] == "200" and results[7777] == "000", results
+        assert results[9999] in ("200", "000"), results  # nothing listens there: refused
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+    assert open_questions(d) == []
+    for i in range(3):
+        assert rules_of(d, f"web-many{i}") == [], "once makes no rule"
+
+
+def test_views_connections_rules_cells_traffic(ui):
+    d, b, _ = ui
+    # A cell that stays up and makes traffic while we look.
+    policy = 'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "%s"\nports = 8080\n' % TESTHOST_IP
+    pf = Path(d.state, "web-busy.toml")
+    pf.write_text(policy)
+    loop = ("for i in $(seq 60); do curl -s -o /dev/null --max-time 2 http://%s:8080/; "
+            "curl -s -o /dev/null --max-time 1 http://%s:7777/; sleep 0.3; done" % (TESTHOST_IP, TESTHOST_IP))
+    p = subprocess.Popen([str(CELLWALL), "--state-dir", d.state, "run", "--app", "web-busy", "--policy", str(pf),
+                          "--", "sh", "-c", loop], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        b("click_testid", testid="tab-connections")
+        b("select", testid="app-filter", value="web-busy")
+        b("visible", testid="conn-row", timeout=15000)
+        deadline = time.time() + 15
+        verdicts = set()
+        while time.time() < deadline and not {"allow", "deny"} <= verdicts:
+            n = len(b("texts", testid="conn-row"))
+            verdicts = {b("attr", testid="conn-row", name="data-verdict", nth=i) for i in range(min(n, 20))}
+            time.sleep(0.3)
+        assert {"allow", "deny"} <= verdicts, verdicts
+        b("screenshot", path=str(ARTIFACTS / "connections.png"))
+
+        b("click_testid", testid="tab-cells")
+        b("visible", testid="cell-row")
+        assert any("web-busy" in t for t in b("texts", testid="cell-row"))
+        b("screenshot", path=str(ARTIFACTS / "cells.png"))
+
+        b("click_testid", testid="tab-traffic")
+        b("visible", testid="traffic-canvas")
+        time.sleep(3)  # a few samples
+        b("screenshot", path=str(ARTIFACTS / "traffic.png"))
+
+        # Rules: add one in the editor, edit it, delete it.
+        b("click_testid", testid="tab-rules")
+        b("select", testid="rules-app", value="web-busy")
+        b("wait_count", testid="rule-row", count=1)
+        b("fill", testid="rule-new-text", value='action = "reject"\nproto = "tcp"\nports = 7777\n')
+        b("click", button="Add rule")
+        try:
+            b("wait_count", testid="rule-row", count=2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nshown error: {b('texts', testid='error')}\n{d.new_log()[-1500:]}")
+        rules = rules_of(d, "web-busy")
+        added = [r for r in rules if r["action"] == "reject"]
+        assert len(added) == 1 and added[0]["origin"] == "web", rules
+        b("screenshot", path=str(ARTIFACTS / "rules.png"))
+        row = f'[data-testid="rule-row"][data-rule-id="{added[0]["id"]}"]'
+        b("click", button="Edit", within_css=row)
+        b("visible", testid="rule-editor")
+        b("fill", testid="rule-editor", value='action = "reject"\nproto = "tcp"\nports = [7777, 7778]\nfor = "1h"\n')
+        b("click", button="Save")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            edited = [r for r in rules_of(d, "web-busy") if r["id"] == added[0]["id"]]
+            if edited and "7778" in edited[0]["text"]:
+                break
+            time.sleep(0.2)
+        assert edited and "7778" in edited[0]["text"] and edited[0]["expires_ms"] > 0, edited
+        b("click", button="Delete", within_css=row)  # the confirm() is accepted
+        b("wait_count", testid="rule-row", count=1)
+        assert [r["action"] for r in rules_of(d, "web-busy")] == ["allow"]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

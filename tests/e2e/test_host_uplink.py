@@ -152,6 +152,12 @@ kind = "host"
         assert denied.returncode != 0
         assert cap.count() == 0
         check_publish_on_host(d, lan)
+        # slirp4netns can forward to the host's loopback (10.0.2.2), where the web UI listens:
+        # not for cells, even with a policy that allows everything.
+        ui_port = int(d.ui_url().split("/")[2].rsplit(":", 1)[1])
+        probe = d.run_cell('default = "allow"\n', ["curl", "-s", "-o", "/dev/null", "--max-time", "3", "-w",
+                                                   "%{http_code}", f"http://10.0.2.2:{ui_port}/"])
+        assert probe.stdout == "000" and probe.returncode != 0, (probe.stdout, probe.stderr)
         during = host_state()
     finally:
         # Everything goes even when a check above failed: the daemon, what it left, its state.

@@ -56,6 +56,46 @@ const ops = {
   },
   async screenshot(c) { await page.screenshot({ path: c.path, fullPage: false }); },
   async errors() { return errors; },
+  // For bench/prompt_latency.py: when the page's own script shows the prompt dialog, and a
+  // click by the page's clock (epoch ms, performance.timeOrigin + now()).
+  async mark_dialog() {
+    await page.evaluate(() => {
+      const dialog = document.querySelector('[data-testid="prompt-dialog"]');
+      window.cwShownAt = dialog.checkVisibility() ? -1 : null;
+      if (window.cwObserver) return;
+      window.cwObserver = new MutationObserver(() => {
+        if (window.cwShownAt === null && dialog.checkVisibility()) window.cwShownAt = performance.timeOrigin + performance.now();
+      });
+      window.cwObserver.observe(document.body, { attributes: true, childList: true, subtree: true });
+    });
+  },
+  async dialog_shown_at() {
+    const h = await page.waitForFunction(() => window.cwShownAt, null, { timeout: 10000 });
+    return await h.jsonValue();
+  },
+  // Round trips of a bare POST /api (status) from the page, ms: chromium's own share of a click.
+  async fetch_rtt(c) {
+    return await page.evaluate(async ([token, n]) => {
+      const out = [];
+      for (let i = 0; i < n; ++i) {
+        const t = performance.now();
+        const r = await fetch('api', { method: 'POST', headers: { Authorization: 'Bearer ' + token,
+          'Content-Type': 'application/json' }, body: '{"cmd":"prompt.list"}' });
+        await r.json();
+        out.push(performance.now() - t);
+      }
+      return out;
+    }, [new URL(page.url()).searchParams.get('token'), c.n ?? 50]);
+  },
+  async click_now(c) {
+    return await page.evaluate((name) => {
+      const b = [...document.querySelectorAll('[data-testid="prompt-dialog"] button')]
+        .find((x) => x.textContent.trim() === name);
+      const t = performance.timeOrigin + performance.now();
+      b.click();
+      return t;
+    }, c.button);
+  },
 };
 
 const lines = createInterface({ input: process.stdin });

@@ -458,11 +458,13 @@
       lifetime: fields.lifetime,
       connections: fields.connections || 0,
     };
+    // Sent before anything is redrawn: a connection is held until it arrives.
+    const sent = userApi(cmd);
     // Gone from the dialog at once; back if the daemon refuses the answer.
     promptState.answered.set(p.id, Date.now());
     if (promptState.selected === p.id) promptState.selected = null;
     derivePrompts();
-    const r = await userApi(cmd);
+    const r = await sent;
     if (!r) {
       promptState.answered.delete(p.id);
       derivePrompts();

@@ -14,13 +14,15 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
-  libsqlite3-dev libmnl-dev libssl-dev libmicrohttpd-dev
+  libsqlite3-dev libmnl-dev libssl-dev libmicrohttpd-dev libsystemd-dev
   # run
   openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
   # the web UI's browser tests: Debian's chromium, driven by playwright-core (npm, below)
   chromium fonts-liberation fonts-dejavu-core
+  # desktop notification tests: a private session bus and a notification service in Python
+  dbus-daemon python3-dbus python3-gi
 )
 # Node.js and npm for the browser tests' driver; the machine's own when it has them.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -15,6 +15,7 @@
 
 #include "cell/launcher.h"
 #include "cli/client.h"
+#include "cli/notify_cmd.h"
 #include "cli/prompt_cmd.h"
 #include "cli/rules_cmd.h"
 
@@ -302,13 +303,14 @@ int main(int argc, char** argv) {
   answerc->add_option("--connections", ans.connections, "a rule for this many connections");
   answerc->add_flag("--json", ans_json, "JSON output");
 
+  auto* notifyc = app.add_subcommand("notify", "desktop notifications of questions (org.freedesktop.Notifications)");
   auto* uic = app.add_subcommand("ui", "print the web UI's address (with its secret token: keep it to yourself)");
 
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
   if (*run) return cmdRun(app_name, policy_file, user, env, publish, command);
-  if (*rules || *logc || *namesc || *promptc || *answerc) {
+  if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc) {
     auto client = Client::connect(socketPath());
     if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");
     if (*r_list) return cw::cli::rulesList(*client, rules_app, json);
@@ -326,6 +328,7 @@ int main(int argc, char** argv) {
     if (*r_import) return cw::cli::rulesImport(*client, rules_app, import_file, merge);
     if (*logc) return cw::cli::log(*client, log_app, follow, log_json, log_limit);
     if (*namesc) return cw::cli::names(*client, names_cell);
+    if (*notifyc) return cw::cli::notify(*client);
     if (*promptc) {
       if (prompt_json || prompt_follow) return cw::cli::promptList(*client, prompt_json, prompt_follow);
       return cw::cli::promptInteractive(*client);

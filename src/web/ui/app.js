@@ -213,6 +213,7 @@
     for (const v of document.querySelectorAll('.view')) v.hidden = v.dataset.view !== name;
     if (name === 'traffic') drawTrafficNow();
     if (name === 'rules') renderRules();
+    if (name === 'connections' && log.dirty) renderLog();
   }
   for (const t of document.querySelectorAll('.tab')) {
     t.addEventListener('click', () => showView(t.dataset.view));
@@ -521,6 +522,8 @@
     entries: [],          // oldest first
     byId: new Map(),
     renderQueued: false,
+    dirty: false,         // entries came while the view was hidden
+    shown: null,          // {app, newest, count}: what the table holds, for adding to it
   };
 
   function onLog(d) {
@@ -541,7 +544,10 @@
       log.byId.set(id, e);
       addApp(e.app);
     }
-    if (unordered) log.entries.sort((a, b) => a.id - b.id);
+    if (unordered) {
+      log.entries.sort((a, b) => a.id - b.id);
+      log.shown = null;  // not only newer rows: draw the table again
+    }
     while (log.entries.length > MAX_LOG) log.byId.delete(log.entries.shift().id);
     queueLogRender();
   }
@@ -626,22 +632,55 @@
     setTimeout(() => { log.renderQueued = false; renderLog(); }, 50);
   }
 
+  // Rows are built once per entry. New entries go on top of the table as it is; the whole
+  // table is laid out again only when the filter changed or entries came out of order. A
+  // hidden view is drawn when it is shown: a busy log must not delay a question.
   function renderLog() {
     const app = q('app-filter').value;
+    if (activeView !== 'connections') {
+      log.dirty = true;
+      return;
+    }
+    log.dirty = false;
+    const body = q('conn-body');
+    const shown = log.shown;
+    if (shown && shown.app === app && shown.count > 0) {
+      const fresh = [];
+      for (let i = log.entries.length - 1; i >= 0 && log.entries[i].id > shown.newest; i--) {
+        const e = log.entries[i];
+        if (!app || e.app === app) fresh.push(e.el || buildLogRow(e));
+      }
+      if (log.entries.length) shown.newest = log.entries[log.entries.length - 1].id;
+      if (fresh.length) {
+        body.prepend(...fresh);
+        shown.count += fresh.length;
+        while (shown.count > MAX_LOG && body.lastElementChild) {
+          body.lastElementChild.remove();
+          shown.count--;
+        }
+      }
+      showLogCount(shown.count);
+      return;
+    }
     const rows = [];
     for (let i = log.entries.length - 1; i >= 0; i--) {
       const e = log.entries[i];
       if (app && e.app !== app) continue;
       rows.push(e.el || buildLogRow(e));
     }
-    const body = q('conn-body');
     if (!rows.length) {
       body.replaceChildren(el('tr', { class: 'empty' },
         el('td', { colspan: '11', text: app ? `No connections of ${app} yet.` : 'No connections yet.' })));
     } else {
       body.replaceChildren(...rows);
     }
-    q('conn-count').textContent = `${rows.length} connection${rows.length === 1 ? '' : 's'}` +
+    const newest = log.entries.length ? log.entries[log.entries.length - 1].id : -Infinity;
+    log.shown = { app, newest, count: rows.length };
+    showLogCount(rows.length);
+  }
+
+  function showLogCount(n) {
+    q('conn-count').textContent = `${n} connection${n === 1 ? '' : 's'}` +
       (log.entries.length >= MAX_LOG ? ` (the newest ${MAX_LOG} kept)` : '');
   }
   q('app-filter').addEventListener('change', renderLog);
@@ -1051,6 +1090,7 @@
   function resetSnapshotState() {
     log.entries = [];
     log.byId.clear();
+    log.shown = null;
     queueLogRender();
     traffic.samples = [];
     scheduleTrafficDraw();

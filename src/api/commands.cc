@@ -1,5 +1,7 @@
 #include "api/commands.h"
 
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 namespace cw::api {
@@ -122,6 +124,21 @@ LogEntry logFromJson(const json& j) {
   return e;
 }
 
+// No field of a command or reply is a fraction, and converting one that is out of an integer's
+// range is undefined behaviour: such a message is refused whole. (A loop, not recursion: a
+// message may nest as deep as its size allows.)
+bool hasFraction(const json& root) {
+  std::vector<const json*> todo{&root};
+  while (!todo.empty()) {
+    const json* j = todo.back();
+    todo.pop_back();
+    if (j->is_number_float()) return true;
+    if (j->is_structured())
+      for (const auto& x : *j) todo.push_back(&x);
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string ruleInfoJsonText(const RuleInfo& r) { return ruleToJson(r).dump(); }
@@ -184,6 +201,7 @@ std::string encodeCommand(const Command& c) {
 Expected<Command> decodeCommand(const std::string& line) {
   json j = json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return fail("request is not a JSON object");
+  if (hasFraction(j)) return fail("bad request: numbers are whole numbers");
   try {
     std::string cmd = j.value("cmd", "");
     if (cmd == "cell.create")
@@ -257,6 +275,7 @@ std::string encodeReply(const Reply& r) {
 Expected<Reply> decodeReply(const std::string& line) {
   json j = json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return fail("daemon sent a reply that is not JSON");
+  if (hasFraction(j)) return fail("daemon sent a reply with a fraction where whole numbers go");
   try {
     Reply r;
     r.ok = j.value("ok", false);

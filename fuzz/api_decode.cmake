@@ -1,0 +1,1 @@
+cw_fuzz_target(api_decode LIBS cw_api)

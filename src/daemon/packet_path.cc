@@ -30,7 +30,7 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
     return;
   }
   decide::Now now = clockNow();
-  if (replayRecent(s, pi, *frame, view.generation, now.mono_ms)) return;
+  if (replayRecent(s, pi.inPort(), *frame, view.generation, now.mono_ms)) return;
   decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now);
   rememberDecision(pi.inPort(), *frame, d, view.generation, now.mono_ms);
   apply(s, *sv, pi.inPort(), *frame, d, now);
@@ -45,6 +45,9 @@ void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector
   auto frame = packet::parseFrame(bytes);
   if (!frame) return;  // it parsed when it was held
   decide::Now now = clockNow();
+  // A question holds the connection's retransmissions too: the first released copy decides
+  // (and is logged, once); the others follow it.
+  if (replayRecent(s, in_port, *frame, view.generation, now.mono_ms)) return;
   decide::Decision d = decider_.decide(*sv, in_port, *frame, now, held);
   // Remembered as handle() does: the connection's next packets may still reach the controller
   // for a moment, and must follow this decision, not be decided as strays.
@@ -108,17 +111,17 @@ bool sameConnection(const Recent& r, std::uint32_t in_port, const packet::Frame&
 
 }  // namespace
 
-bool PacketPath::replayRecent(sw::Switch& s, const ofp::PacketIn& pi, const packet::Frame& f,
+bool PacketPath::replayRecent(sw::Switch& s, std::uint32_t in_port, const packet::Frame& f,
                               std::uint64_t generation, std::int64_t now_ms) {
   if (!f.isIpv4()) return false;
-  const Recent& r = slotFor(pi.inPort(), f);
+  const Recent& r = slotFor(in_port, f);
   if (r.at_ms < 0 || now_ms - r.at_ms > kRecentMs || r.generation != generation ||
-      !sameConnection(r, pi.inPort(), f))
+      !sameConnection(r, in_port, f))
     return false;
   repeats_.fetch_add(1, std::memory_order_relaxed);
   if (r.allow) {
     ofp::PacketOut po;
-    po.in_port = pi.inPort();
+    po.in_port = in_port;
     po.actions = r.actions;
     po.data.assign(f.raw.begin(), f.raw.end());
     s.sendPacketOut(po);

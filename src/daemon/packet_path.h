@@ -69,7 +69,7 @@ class PacketPath {
   void snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame);
   void apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
              const packet::Frame& frame, const decide::Decision& d, decide::Now now);
-  bool replayRecent(sw::Switch& s, const ofp::PacketIn& pi, const packet::Frame& f,
+  bool replayRecent(sw::Switch& s, std::uint32_t in_port, const packet::Frame& f,
                     std::uint64_t generation, std::int64_t now_ms);
   void rememberDecision(std::uint32_t in_port, const packet::Frame& f, const decide::Decision& d,
                         std::uint64_t generation, std::int64_t now_ms);

@@ -72,7 +72,7 @@ def test_allow_for_5_minutes_in_the_browser_releases_the_held_curl(ui):
         target = b("texts", testid="prompt-target")[0]
         assert "test.example" in target and TESTHOST_IP in target and "8080" in target, target
         b("screenshot", path=str(ARTIFACTS / "prompt.png"))
-        time.sleep(1)
+        time.sleep(1.5)
         assert p.poll() is None, "curl is held while the question is open"
         b("click", button="Allow for 5 minutes", within="prompt-dialog")
         code, err = finish(p)
@@ -87,6 +87,44 @@ def test_allow_for_5_minutes_in_the_browser_releases_the_held_curl(ui):
     assert 240 < left_s <= 300, left_s
     # The quick answer is for the name the cell resolved, and this port.
     assert '"test.example"' in rules[0]["text"] and "8080" in rules[0]["text"], rules[0]["text"]
+    # One connection, logged once, though its SYN was held twice (curl retransmitted it after
+    # 1 s): the released copies follow the first one's decision.
+    time.sleep(0.6)  # the log is written every 250 ms
+    log = [json.loads(l) for l in d.cli("log", "--app", "web-allow", "--json").stdout.splitlines()]
+    assert [(e["verdict"], e["remote_port"]) for e in log] == [("allow", 8080)], log
+
+
+def test_more_options_domain_any_port_for_two_connections(ui):
+    d, b, _ = ui
+    p = curl_in_cell(d, PROMPT, "web-more", host="api.example.test")
+    try:
+        b("visible", testid="prompt-dialog")
+        b("click_testid", testid="more-options")
+        b("select", testid="ans-scope", value="*.example.test")
+        b("check", testid="ans-anyport")
+        b("select", testid="ans-lifetime", value="connections")
+        b("fill", testid="ans-connections", value="2")
+        b("screenshot", path=str(ARTIFACTS / "prompt-more-options.png"))
+        b("click", button="Answer", within="prompt-dialog")
+        code, err = finish(p)
+        assert code == "200", (code, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    rules = rules_of(d, "web-more")
+    assert len(rules) == 1, rules
+    text = rules[0]["text"]
+    assert '"example.test"' in text and '"*.example.test"' in text and "ports" not in text, text
+    assert rules[0]["connections_max"] == 2, rules[0]
+    # The second connection: another name of the domain, another port's worth of rule; no question.
+    again = d.cli("run", "--app", "web-more", "--", "curl", "-s", "-o", "/dev/null", "--max-time", "5",
+                  "-w", "%{http_code}", "http://direct.example.test:8080/", check=False)
+    assert again.stdout == "200", (again.stdout, again.stderr)
+    assert open_questions(d) == []
+    deadline = time.time() + 5  # counts are persisted every 250 ms; the rule is then used up
+    while rules_of(d, "web-more") and time.time() < deadline:
+        time.sleep(0.2)
+    assert rules_of(d, "web-more") == []
 
 
 def test_reject_and_deny_answers_in_the_browser(ui):

@@ -42,7 +42,8 @@ peer_address = "10.250.0.1/24"
 CONF
 
 say "cellwalld: embedded Open vSwitch, bridge cw-br0, OpenFlow on 127.0.0.1:6653"
-"$bin/daemon/cellwalld" --state-dir "$state" --config "$state/cellwalld.toml" > "$state/cellwalld.log" 2>&1 &
+"$bin/daemon/cellwalld" --state-dir "$state" --config "$state/cellwalld.toml" --ui-listen 127.0.0.1:0 \
+  > "$state/cellwalld.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 1 300); do
   grep -q "programmed" "$state/cellwalld.log" 2>/dev/null && break
@@ -88,6 +89,28 @@ cw ps
 cw flows
 wait "$browser"
 echo "-> 'browser' exit status $?"
+
+say "cell 'asker' (policy: default = \"prompt\"): its connection is held until someone answers"
+printf 'default = "prompt"\nprompt_timeout = "30s"\n' > "$state/asker.toml"
+cw run --app asker --policy "$state/asker.toml" --user nobody -- \
+  curl -sS --max-time 20 -o /dev/null -w 'asker: HTTP %{http_code}\n' http://test.example:8080/index.html &
+asker=$!
+question=""
+for _ in $(seq 1 100); do
+  question=$(cw prompt --json | head -1)
+  [ -n "$question" ] && break
+  sleep 0.1
+done
+echo "the open question: $question"
+url=$(cw ui)
+echo "the web UI (open it in a browser on this machine while the demo runs): $url"
+id=$(printf '%s' "$question" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+echo "answering through the web UI's API, as its 'Allow for 5 minutes' button does:"
+curl -sS -H "Authorization: Bearer ${url##*token=}" -H 'Content-Type: application/json' \
+  -d "{\"cmd\":\"prompt.answer\",\"id\":$id,\"action\":\"allow\",\"scope\":\"host\",\"lifetime\":\"5m\"}" \
+  "${url%%\?token=*}api" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("-> ok" if r["ok"] else r); [print(x["text"]) for x in r.get("rules", [])]'
+echo "without the token the UI answers nothing: HTTP $(curl -s -o /dev/null -w '%{http_code}' "${url%%\?token=*}")"
+wait "$asker"
 set -e
 
 say "decision counters"

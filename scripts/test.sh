@@ -27,4 +27,5 @@ for r in "${results[@]}"; do
   if [ "${r##*:}" = pass ]; then p=$((p + 1)); else f=$((f + 1)); fi
 done
 echo "suites: $p passed, $f failed"
+echo "screenshots of the web UI's views: build/artifacts/web-ui/"
 [ "$f" -eq 0 ]

@@ -48,6 +48,7 @@ void WebUi::start(const std::string& listen, const std::filesystem::path& state_
     return;
   }
   o.token = token_ = *token;
+  token_file_ = state_dir / kTokenFile;
   o.api = std::move(api);
   o.events = &hub_;
   auto s = web::Server::start(std::move(o));
@@ -64,6 +65,11 @@ void WebUi::start(const std::string& listen, const std::filesystem::path& state_
 void WebUi::stop() {
   hub_.close();
   server_.reset();
+  if (!token_file_.empty()) {  // the token opens nothing any more: no file pretends it does
+    std::error_code ec;
+    std::filesystem::remove(token_file_, ec);
+    token_file_.clear();
+  }
 }
 
 std::string WebUi::url() const { return server_ ? server_->origin() + "?token=" + token_ : std::string(); }

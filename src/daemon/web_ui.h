@@ -60,6 +60,7 @@ class WebUi {
   web::EventHub hub_;
   std::unique_ptr<web::Server> server_;
   std::string token_, error_;
+  std::filesystem::path token_file_;
   std::map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> last_;  // cell -> (rx, tx)
   std::int64_t last_ms_ = 0;
 };

@@ -285,6 +285,25 @@ peer_address = "{TESTHOST_IP}/24"
         shutil.rmtree(self.state, ignore_errors=True)
 
 
+def curl_in_cell(d, policy, app, port=8080, max_time=20, host=TESTHOST_IP):
+    """curl in a new cell of `app`, in the background; returns the Popen, whose stdout is the
+    HTTP code ("000": no answer). policy None: the app's stored policy (no --policy)."""
+    argv = [str(CELLWALL), "--state-dir", d.state, "run", "--app", app]
+    if policy is not None:
+        pf = Path(d.state, f"{app}.toml")
+        pf.write_text(policy)
+        argv += ["--policy", str(pf)]
+    return subprocess.Popen(argv + ["--", "curl", "-s", "-o", "/dev/null", "--max-time", str(max_time),
+                                    "-w", "%{http_code}", f"http://{host}:{port}/"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(p, timeout=30):
+    """(stdout stripped, stderr) of a process from curl_in_cell, once it ends."""
+    out, err = p.communicate(timeout=timeout)
+    return out.strip(), err
+
+
 def leftovers():
     ns = [n for n in netns_list() if n.startswith("cw-c") or n.startswith("cw-g-")]
     ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l == "cw-br0"]

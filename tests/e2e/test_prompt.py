@@ -7,9 +7,8 @@ import pty
 import select
 import subprocess
 import time
-from pathlib import Path
 
-from conftest import CELLWALL, TESTHOST_IP
+from conftest import CELLWALL, TESTHOST_IP, curl_in_cell, finish
 
 PROMPT = 'default = "prompt"\n'
 
@@ -27,22 +26,6 @@ def wait_questions(d, n, timeout=15):
             return q
         time.sleep(0.1)
     raise AssertionError(f"expected {n} question(s), have {questions(d)}\n{d.new_log()[-2000:]}")
-
-
-def curl_in_cell(d, policy, app, port=8080, max_time=20):
-    """Starts curl in a new cell in the background; returns the Popen (stdout: the HTTP code)."""
-    pf = Path(d.state, f"{app}.toml")
-    pf.write_text(policy)
-    return subprocess.Popen(
-        [str(CELLWALL), "--state-dir", d.state, "run", "--app", app, "--policy", str(pf), "--",
-         "curl", "-s", "-o", "/dev/null", "--max-time", str(max_time), "-w", "%{http_code}",
-         f"http://{TESTHOST_IP}:{port}/"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(p, timeout=30):
-    out, err = p.communicate(timeout=timeout)
-    return out.strip(), err
 
 
 def test_an_allow_answer_releases_the_held_connection_and_becomes_a_rule(mdaemon):

@@ -3,39 +3,18 @@
 Screenshots of every view go to $CW_ARTIFACTS/web-ui (default build/artifacts/web-ui)."""
 import json
 import os
-import socket
-import stat
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from browser import Browser
-from conftest import CELLWALL, TESTHOST_IP, sh
+from conftest import CELLWALL, TESTHOST_IP, curl_in_cell, finish
 
 PROMPT = 'default = "prompt"\n'
 ARTIFACTS = Path(os.environ.get("CW_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "artifacts"),
                  "web-ui")
-
-
-def curl_in_cell(d, policy, app, port=8080, max_time=20, host=TESTHOST_IP):
-    """curl in a new cell, in the background; its stdout is the HTTP code ("000": no answer)."""
-    pf = Path(d.state, f"{app}.toml")
-    pf.write_text(policy)
-    return subprocess.Popen(
-        [str(CELLWALL), "--state-dir", d.state, "run", "--app", app, "--policy", str(pf), "--",
-         "curl", "-s", "-o", "/dev/null", "--max-time", str(max_time), "-w", "%{http_code}",
-         f"http://{host}:{port}/"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(p, timeout=30):
-    out, err = p.communicate(timeout=timeout)
-    return out.strip(), err
 
 
 def rules_of(d, app):
@@ -127,34 +106,29 @@ def test_more_options_domain_any_port_for_two_connections(ui):
     assert rules_of(d, "web-more") == []
 
 
+def answer_in_browser(d, b, app, button, max_time):
+    """A held curl of a new cell of `app`, answered by clicking `button`; its HTTP code."""
+    p = curl_in_cell(d, PROMPT, app, max_time=max_time)
+    try:
+        b("visible", testid="prompt-dialog")
+        b("click", button=button, within="prompt-dialog")
+        return finish(p)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 def test_reject_and_deny_answers_in_the_browser(ui):
     d, b, _ = ui
     # Reject forever: the held curl fails, and so does the next attempt, at once.
-    p = curl_in_cell(d, PROMPT, "web-reject", max_time=10)
-    try:
-        b("visible", testid="prompt-dialog")
-        b("click", button="Reject forever", within="prompt-dialog")
-        assert finish(p)[0] == "000"
-    finally:
-        if p.poll() is None:
-            p.kill()
+    assert answer_in_browser(d, b, "web-reject", "Reject forever", max_time=10) == "000"
     t0 = time.time()
-    again = d.cli("run", "--app", "web-reject", "--", "curl", "-s", "-o", "/dev/null", "--max-time", "8",
-                  "-w", "%{http_code}", f"http://{TESTHOST_IP}:8080/", check=False)
-    assert again.stdout == "000" and time.time() - t0 < 5, (again.stdout, time.time() - t0)
+    # (no policy: the app's stored one, with the rule the answer made)
+    again = finish(curl_in_cell(d, None, "web-reject", max_time=8))
+    assert again[0] == "000" and time.time() - t0 < 5, (again, time.time() - t0)
     # Deny forever: dropped; the next attempt is not asked about again and gets nowhere.
-    p = curl_in_cell(d, PROMPT, "web-deny", max_time=3)
-    try:
-        b("visible", testid="prompt-dialog")
-        b("click", button="Deny forever", within="prompt-dialog")
-        assert finish(p)[0] == "000"
-    finally:
-        if p.poll() is None:
-            p.kill()
-    # (no --policy: the app's stored policy, with the rule the answer made)
-    again = d.cli("run", "--app", "web-deny", "--", "curl", "-s", "-o", "/dev/null", "--max-time", "3",
-                  "-w", "%{http_code}", f"http://{TESTHOST_IP}:8080/", check=False)
-    assert again.stdout == "000", again.stderr
+    assert answer_in_browser(d, b, "web-deny", "Deny forever", max_time=3) == "000"
+    assert finish(curl_in_cell(d, None, "web-deny", max_time=3))[0] == "000"
     assert open_questions(d) == []
     assert [r["action"] for r in rules_of(d, "web-deny")] == ["deny"]
     b("hidden", testid="prompt-dialog")

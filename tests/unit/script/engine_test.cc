@@ -1,0 +1,161 @@
+// The script engine on its own: the seed style, the sandbox and the limits.
+#include "script/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/net.h"
+
+namespace cw::script {
+namespace {
+
+// A TCP/IPv4 frame from src to dst:dport (Ethernet + IP + TCP headers, no payload).
+std::string tcpFrame(const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport) {
+  std::string f(14 + 20 + 20, '\0');
+  f[12] = 0x08;
+  f[14] = 0x45;
+  f[14 + 9] = 6;
+  auto put32 = [&](std::size_t at, std::uint32_t v) {
+    for (unsigned i = 0; i < 4; ++i) f[at + i] = static_cast<char>(v >> (24 - 8 * i));
+  };
+  put32(14 + 12, Ip4::parse(src)->v);
+  put32(14 + 16, Ip4::parse(dst)->v);
+  f[34] = static_cast<char>(sport >> 8);
+  f[35] = static_cast<char>(sport);
+  f[36] = static_cast<char>(dport >> 8);
+  f[37] = static_cast<char>(dport);
+  return f;
+}
+
+Packet packetOf(const std::string& frame, const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport) {
+  Packet p;
+  p.frame = frame;
+  p.ip_src = Ip4::parse(src)->v;
+  p.ip_dst = Ip4::parse(dst)->v;
+  p.port_src = sport;
+  p.port_dst = dport;
+  p.proto = 6;
+  return p;
+}
+
+// Written as the seed design's scripts are: the frame sliced and unpacked by hand.
+constexpr const char* kSeedTelnet = R"(
+function filter_telnet(frame)
+  local ip = string.sub(frame, ETH_HEADER_LEN + 1)
+  local proto = string.unpack("B", ip, 10)
+  if proto ~= TCP then return end
+  local tcp = string.sub(ip, IP_HEADER_LEN + 1)
+  local dport = string.unpack(">H", tcp, 3)
+  if dport == TELNET then
+    drop(ip_src, port_dst)
+  end
+end
+)";
+
+TEST(Script, SeedStyleTelnetFilterDropsTelnetAndNothingElse) {
+  auto s = Script::load("telnet.lua", kSeedTelnet);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ((*s)->filters(), 1u);
+  auto telnet = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 23);
+  Effects e;
+  EXPECT_EQ((*s)->onPacket(packetOf(telnet, "10.0.0.5", "10.0.0.9", 40000, 23), e), Verdict::kDrop);
+  ASSERT_EQ(e.drops.size(), 1u);
+  EXPECT_EQ(e.drops[0].ip_src, Ip4::parse("10.0.0.5")->v);
+  EXPECT_EQ(e.drops[0].port_dst, 23);
+  auto http = tcpFrame("10.0.0.5", "10.0.0.9", 40001, 80);
+  Effects none;
+  EXPECT_EQ((*s)->onPacket(packetOf(http, "10.0.0.5", "10.0.0.9", 40001, 80), none), Verdict::kContinue);
+  EXPECT_TRUE(none.drops.empty());
+  EXPECT_FALSE((*s)->disabled());
+}
+
+TEST(Script, VerdictsAndLogsFromFiltersInNameOrder) {
+  auto s = Script::load("v.lua", R"(
+    function filter_b(frame) log("b saw", port_dst, #frame) return "reject" end
+    function filter_a(frame) if port_dst == 80 then return "allow" end end
+    helper = 1  -- not a filter
+  )");
+  ASSERT_TRUE(s) << s.error().message;
+  auto f = tcpFrame("10.0.0.1", "10.0.0.2", 1, 80);
+  Effects e;
+  EXPECT_EQ((*s)->onPacket(packetOf(f, "10.0.0.1", "10.0.0.2", 1, 80), e), Verdict::kAllow);  // a first
+  EXPECT_TRUE(e.logs.empty());
+  Effects e2;
+  EXPECT_EQ((*s)->onPacket(packetOf(f, "10.0.0.1", "10.0.0.2", 1, 81), e2), Verdict::kReject);
+  ASSERT_EQ(e2.logs.size(), 1u);
+  EXPECT_EQ(e2.logs[0], "b saw 81 54");
+}
+
+TEST(Script, SandboxHasNoFilesProcessesOrCodeLoading) {
+  auto s = Script::load("probe.lua", R"(
+    assert(io == nil and os == nil and debug == nil and package == nil)
+    assert(require == nil and load == nil and loadfile == nil and dofile == nil)
+    assert(string.dump == nil)
+    assert(string and table and math and utf8 and coroutine)
+  )");
+  EXPECT_TRUE(s) << s.error().message;
+  EXPECT_FALSE(Script::load("b.lua", "return load('return 1')()"));
+  EXPECT_FALSE(Script::load("c.lua", "x = = 1"));  // a syntax error is a load error
+  // Precompiled chunks are refused: text only.
+  EXPECT_FALSE(Script::load("d.lua", std::string("\x1bLua", 4)));
+}
+
+TEST(Script, ErrorsLoopsAndMemoryBombsDisableTheScriptNotTheCaller) {
+  struct Case {
+    const char* name;
+    const char* text;
+    const char* why;
+  } cases[] = {
+      {"error.lua", "function filter_x(f) error('boom') end", "boom"},
+      {"loop.lua", "function filter_x(f) while true do end end", "instruction budget"},
+      // pcall cannot save a script from its budget: every instruction raises once it is spent.
+      {"sneaky.lua", "function filter_x(f) while true do pcall(function() while true do end end) end end",
+       "instruction budget"},
+      {"bomb.lua", "function filter_x(f) local t = {} while true do t[#t + 1] = string.rep('x', 4096) .. #t end end",
+       "memory cap"},
+      {"sneaky_bomb.lua",
+       "function filter_x(f) local t = {} while true do pcall(function() t[#t + 1] = string.rep('y', 65536) .. #t end) end end",
+       "memory cap"},
+  };
+  auto frame = tcpFrame("10.0.0.1", "10.0.0.2", 1, 80);
+  for (const auto& c : cases) {
+    Limits l;
+    l.memory_bytes = 4u << 20;
+    auto s = Script::load(c.name, c.text, l);
+    ASSERT_TRUE(s) << c.name << ": " << s.error().message;
+    Effects e;
+    EXPECT_EQ((*s)->onPacket(packetOf(frame, "10.0.0.1", "10.0.0.2", 1, 80), e), Verdict::kContinue) << c.name;
+    EXPECT_TRUE((*s)->disabled()) << c.name;
+    EXPECT_NE((*s)->whyDisabled().find(c.why), std::string::npos) << c.name << ": " << (*s)->whyDisabled();
+    EXPECT_LE((*s)->memoryUsed(), l.memory_bytes) << c.name;
+    // Disabled: not called again.
+    EXPECT_EQ((*s)->onPacket(packetOf(frame, "10.0.0.1", "10.0.0.2", 1, 80), e), Verdict::kContinue);
+    EXPECT_EQ((*s)->calls(), 1u) << c.name;
+  }
+  // The same limits at load time: a script whose top level loops never loads.
+  auto top = Script::load("top.lua", "while true do end");
+  ASSERT_FALSE(top);
+  EXPECT_NE(top.error().message.find("instruction budget"), std::string::npos) << top.error().message;
+}
+
+TEST(Script, StateSurvivesBetweenCalls) {
+  auto s = Script::load("count.lua", R"(
+    seen = {}
+    function filter_count(f)
+      seen[ip_src] = (seen[ip_src] or 0) + 1
+      if seen[ip_src] > 3 then drop(ip_src) end
+    end
+  )");
+  ASSERT_TRUE(s);
+  auto frame = tcpFrame("10.0.0.7", "10.0.0.2", 1, 80);
+  Verdict v = Verdict::kContinue;
+  for (int i = 0; i < 4; ++i) {
+    Effects e;
+    v = (*s)->onPacket(packetOf(frame, "10.0.0.7", "10.0.0.2", 1, static_cast<std::uint16_t>(80 + i)), e);
+  }
+  EXPECT_EQ(v, Verdict::kDrop);  // the fourth: drop(ip_src) with no port is every port
+}
+
+}  // namespace
+}  // namespace cw::script

@@ -54,15 +54,25 @@ struct Script::State {
   const Packet* packet = nullptr;
   bool dropped_this = false;
   std::vector<int> refs;  // the filter functions, in name order
+  int on_packet = LUA_NOREF;  // on_packet(pkt)
+  int pkt = LUA_NOREF;        // the one packet userdata, reused: its fields are read on demand
+  lua_State* co = nullptr;    // run(), as a coroutine waiting in coroutine.yield()
+  int co_ref = LUA_NOREF;
 
   ~State() {
     if (L != nullptr) lua_close(L);
   }
 
-  void stopEverything(const char* why) {
+  void stopEverything(const char* why, lua_State* running = nullptr) {
     if (!over) over_why = why;
     over = true;
-    lua_sethook(L, &State::hook, LUA_MASKCOUNT, 1);
+    for (lua_State* t : {L, co, running})
+      if (t != nullptr) lua_sethook(t, &State::hook, LUA_MASKCOUNT, 1);
+  }
+
+  void rearm() {
+    for (lua_State* t : {L, co})
+      if (t != nullptr) lua_sethook(t, &State::hook, LUA_MASKCOUNT, kHookEvery);
   }
 
   static State* of(lua_State* L) {
@@ -92,7 +102,7 @@ struct Script::State {
   static void hook(lua_State* L, lua_Debug* /*ar*/) {
     State* st = of(L);
     st->steps += st->over ? 1 : kHookEvery;
-    if (!st->over && st->steps > st->limits.instructions_per_call) st->stopEverything("instruction budget exceeded");
+    if (!st->over && st->steps > st->limits.instructions_per_call) st->stopEverything("instruction budget exceeded", L);
     if (st->over) luaL_error(L, "%s", st->over_why.c_str());
   }
 
@@ -112,6 +122,44 @@ struct Script::State {
     else if (k == "port_dst") lua_pushinteger(L, p->port_dst);
     else return 0;
     return 1;
+  }
+
+  // pkt.<field>: read from the packet being handled (nil once the call is over).
+  static int packetField(lua_State* L) {
+    State* st = of(L);
+    const Packet* p = st->packet;
+    std::size_t len = 0;
+    const char* key = lua_tolstring(L, 2, &len);
+    if (p == nullptr || key == nullptr) return 0;
+    const std::string_view k(key, len);
+    if (k == "frame") lua_pushlstring(L, p->frame.data(), p->frame.size());
+    else if (k == "proto") lua_pushinteger(L, p->proto);
+    else if (k == "port_dst") lua_pushinteger(L, p->port_dst);
+    else if (k == "port_src") lua_pushinteger(L, p->port_src);
+    else if (k == "ip_src") lua_pushstring(L, dotted(p->ip_src).c_str());
+    else if (k == "ip_dst") lua_pushstring(L, dotted(p->ip_dst).c_str());
+    else if (k == "tcp_flags") lua_pushinteger(L, p->tcp_flags);
+    else if (k == "cell") lua_pushinteger(L, p->cell);
+    else if (k == "in_port") lua_pushinteger(L, p->in_port);
+    else if (k == "app") lua_pushlstring(L, p->app.data(), p->app.size());
+    else if (k == "names") lua_pushlstring(L, p->names.data(), p->names.size());
+    else if (k == "process") lua_pushlstring(L, p->process.data(), p->process.size());
+    else return 0;
+    return 1;
+  }
+
+  // count(name, n): adds n (default 1) to the script's counter `name` (shown by the CLI/UI).
+  static int count(lua_State* L) {
+    State* st = of(L);
+    std::size_t len = 0;
+    const char* name = luaL_checklstring(L, 1, &len);
+    const lua_Integer n = luaL_optinteger(L, 2, 1);
+    if (len == 0 || len > 64) return luaL_error(L, "count: a name of 1-64 characters");
+    if (st->effects != nullptr) {
+      if (st->effects->counts.size() >= 64) return luaL_error(L, "count: more than 64 in one call");
+      st->effects->counts.emplace_back(std::string(name, len), static_cast<std::int64_t>(n));
+    }
+    return 0;
   }
 
   // drop(ip, port): this source's traffic to that port (0 or nil: any) is dropped from now on.
@@ -190,6 +238,16 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
   lua_setglobal(L, "log");
   lua_pushcfunction(L, &State::log);
   lua_setglobal(L, "print");
+  lua_pushcfunction(L, &State::count);
+  lua_setglobal(L, "count");
+  lua_newuserdatauv(L, 0, 0);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, &State::packetField);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "packet");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  st.pkt = luaL_ref(L, LUA_REGISTRYINDEX);
 
   lua_pushglobaltable(L);
   lua_createtable(L, 0, 1);
@@ -225,6 +283,29 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
     lua_getglobal(L, f.c_str());
     st.refs.push_back(luaL_ref(L, LUA_REGISTRYINDEX));
   }
+  if (lua_getglobal(L, "on_packet") == LUA_TFUNCTION) {
+    st.on_packet = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    lua_pop(L, 1);
+  }
+  if (lua_getglobal(L, "run") == LUA_TFUNCTION) {
+    // Started now: it runs to its first coroutine.yield(), where it waits for a packet.
+    st.co = lua_newthread(L);
+    st.co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_xmove(L, st.co, 1);
+    st.steps = 0;
+    int nres = 0;
+    const int r = lua_resume(st.co, L, 0, &nres);
+    if (r != LUA_YIELD) {
+      std::string why = st.over ? st.over_why
+                        : r == LUA_OK ? "run() returned before its first coroutine.yield()"
+                                      : (lua_isstring(st.co, -1) ? lua_tostring(st.co, -1) : "error");
+      return fail(s->name_ + ": run: " + why);
+    }
+    lua_pop(st.co, nres);
+  } else {
+    lua_pop(L, 1);
+  }
   return s;
 }
 
@@ -233,6 +314,21 @@ Script::~Script() = default;
 std::size_t Script::memoryUsed() const { return state_->used; }
 
 void Script::disable(std::string why) { why_disabled_ = std::move(why); }
+
+namespace {
+
+Verdict verdictOf(lua_State* L, int index) {
+  if (lua_type(L, index) != LUA_TSTRING) return Verdict::kContinue;
+  const std::string_view v = lua_tostring(L, index);
+  if (v == "allow") return Verdict::kAllow;
+  if (v == "drop") return Verdict::kDrop;
+  if (v == "reject") return Verdict::kReject;
+  return Verdict::kContinue;
+}
+
+std::string errorText(lua_State* L) { return lua_isstring(L, -1) ? lua_tostring(L, -1) : "error"; }
+
+}  // namespace
 
 Verdict Script::onPacket(const Packet& p, Effects& out) {
   if (disabled()) return Verdict::kContinue;
@@ -245,29 +341,47 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
   st.steps = 0;
   Verdict verdict = Verdict::kContinue;
   const int top = lua_gettop(L);
-  for (std::size_t i = 0; i < st.refs.size() && verdict == Verdict::kContinue; ++i) {
+  std::string failed;  // which part failed, and why
+
+  if (st.on_packet != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st.on_packet);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st.pkt);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) failed = "on_packet: " + (st.over ? st.over_why : errorText(L));
+    else verdict = verdictOf(L, -1);
+    lua_settop(L, top);
+  }
+  if (failed.empty() && verdict == Verdict::kContinue && st.co != nullptr) {
+    lua_rawgeti(st.co, LUA_REGISTRYINDEX, st.pkt);
+    int nres = 0;
+    const int r = lua_resume(st.co, L, 1, &nres);
+    if (r == LUA_YIELD || r == LUA_OK) {
+      if (nres > 0) verdict = verdictOf(st.co, -nres);
+      lua_pop(st.co, nres);
+      if (r == LUA_OK) {  // run() returned: it has no more packets to see
+        luaL_unref(L, LUA_REGISTRYINDEX, st.co_ref);
+        st.co = nullptr;
+        st.co_ref = LUA_NOREF;
+      }
+    } else {
+      failed = "run: " + (st.over ? st.over_why : errorText(st.co));
+    }
+  }
+  for (std::size_t i = 0; failed.empty() && i < st.refs.size() && verdict == Verdict::kContinue; ++i) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st.refs[i]);
     lua_pushlstring(L, p.frame.data(), p.frame.size());
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      std::string why = st.over ? st.over_why : (lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
-      lua_settop(L, top);
-      lua_sethook(L, &State::hook, LUA_MASKCOUNT, kHookEvery);
-      st.effects = nullptr;
-      st.packet = nullptr;
-      disable(filters_[i] + ": " + why);
-      return Verdict::kContinue;  // its effects of this call still stand (out); the verdict does not
-    }
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      std::string_view v = lua_tostring(L, -1);
-      if (v == "allow") verdict = Verdict::kAllow;
-      else if (v == "drop") verdict = Verdict::kDrop;
-      else if (v == "reject") verdict = Verdict::kReject;
-    }
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) failed = filters_[i] + ": " + (st.over ? st.over_why : errorText(L));
+    else verdict = verdictOf(L, -1);
     lua_settop(L, top);
-    if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
+    if (failed.empty() && verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
   }
+  if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
   st.effects = nullptr;
   st.packet = nullptr;
+  if (!failed.empty()) {
+    st.rearm();
+    disable(std::move(failed));
+    return Verdict::kContinue;  // what it asked for before it failed (out) still stands; no verdict
+  }
   return verdict;
 }
 

@@ -7,6 +7,14 @@
 // and says why. Lua is Debian's C++ build (lua5.4-c++): its errors unwind as C++ exceptions,
 // so nothing in cellwalld is skipped by a longjmp.
 //
+// Three ways to write one, mixed freely:
+//  - on_packet(pkt): pkt's fields (frame, cell, app, in_port, ip_src, ip_dst, proto, port_src,
+//    port_dst, tcp_flags, names, process) are read on demand; it returns a verdict. pkt is a
+//    view of the packet being handled (no table is built per packet): keep fields, not pkt;
+//  - run(): a long-running coroutine that gets each packet as the value of coroutine.yield()
+//    and yields the packet's verdict: `local pkt = coroutine.yield()` ...
+//    `pkt = coroutine.yield("drop")`;
+//  - the seed style below.
 // Seed style (the BitVisor/Lua SDN design's scripts run unmodified): every global function
 // named filter_* is called with the Ethernet frame as a string, with the globals ip_src,
 // ip_dst, port_src, port_dst set for the packet, the constants ETH_HEADER_LEN, IP_HEADER_LEN,
@@ -42,6 +50,9 @@ struct Packet {
   std::uint32_t ip_src = 0, ip_dst = 0;  // host byte order
   std::uint16_t port_src = 0, port_dst = 0;
   std::uint8_t proto = 0;
+  std::uint8_t tcp_flags = 0;
+  std::string_view names;    // what the cell resolved to ip_dst, comma-separated
+  std::string_view process;  // "" until process attribution exists
 };
 
 // What a call asked for besides its verdict.
@@ -52,6 +63,7 @@ struct Effects {
   };
   std::vector<Drop> drops;
   std::vector<std::string> logs;
+  std::vector<std::pair<std::string, std::int64_t>> counts;  // count(name, n)
 };
 
 class Script {
@@ -61,8 +73,8 @@ class Script {
   Script(const Script&) = delete;
   Script& operator=(const Script&) = delete;
 
-  // Calls the script's filter_* functions in name order. The first that returns a verdict
-  // ("allow", "drop", "reject") decides; nil or "continue" goes on to the next.
+  // Calls on_packet, then the run() coroutine, then the filter_* functions in name order. The
+  // first that gives a verdict ("allow", "drop", "reject") decides; nil or "continue" goes on.
   Verdict onPacket(const Packet& p, Effects& out);
 
   const std::string& name() const { return name_; }

@@ -157,5 +157,77 @@ TEST(Script, StateSurvivesBetweenCalls) {
   EXPECT_EQ(v, Verdict::kDrop);  // the fourth: drop(ip_src) with no port is every port
 }
 
+TEST(Script, OnPacketReadsFieldsOnDemand) {
+  auto s = Script::load("fields.lua", R"(
+    kept = nil
+    function on_packet(pkt)
+      kept = pkt
+      count("packets")
+      if pkt.tcp_flags == 0x02 and pkt.names:find("ads.example", 1, true) then
+        log(pkt.app, pkt.cell, pkt.ip_src, pkt.ip_dst, pkt.port_dst, #pkt.frame, pkt.process == "")
+        return "reject"
+      end
+    end
+    function filter_later(frame) return "allow" end
+  )");
+  ASSERT_TRUE(s) << s.error().message;
+  auto frame = tcpFrame("10.200.0.2", "192.0.2.9", 40000, 443);
+  Packet p = packetOf(frame, "10.200.0.2", "192.0.2.9", 40000, 443);
+  p.app = "browser";
+  p.cell = 4;
+  p.tcp_flags = 0x02;
+  p.names = "cdn.example,ads.example";
+  Effects e;
+  EXPECT_EQ((*s)->onPacket(p, e), Verdict::kReject);
+  ASSERT_EQ(e.logs.size(), 1u);
+  EXPECT_EQ(e.logs[0], "browser 4 10.200.0.2 192.0.2.9 443 54 true");
+  ASSERT_EQ(e.counts.size(), 1u);
+  EXPECT_EQ(e.counts[0], (std::pair<std::string, std::int64_t>{"packets", 1}));
+  p.names = "cdn.example";
+  Effects e2;
+  EXPECT_EQ((*s)->onPacket(p, e2), Verdict::kAllow);  // on_packet said nothing: the filter decides
+  // pkt is a view of the packet being handled: one kept from an earlier call shows this one.
+  auto kept = Script::load("kept.lua", R"(
+    function on_packet(pkt) if old then assert(old.port_dst == pkt.port_dst) end old = pkt end
+  )");
+  ASSERT_TRUE(kept);
+  Effects e3;
+  (*kept)->onPacket(p, e3);
+  p.port_dst = 8443;
+  (*kept)->onPacket(p, e3);
+  EXPECT_FALSE((*kept)->disabled()) << (*kept)->whyDisabled();
+}
+
+TEST(Script, RunIsACoroutineThatGetsEachPacketFromYield) {
+  auto s = Script::load("every_third.lua", R"(
+    function run()
+      local n = 0
+      local pkt = coroutine.yield()
+      while true do
+        n = n + 1
+        local verdict = nil
+        if n % 3 == 0 then verdict = "drop" end
+        pkt = coroutine.yield(verdict)
+      end
+    end
+  )");
+  ASSERT_TRUE(s) << s.error().message;
+  auto frame = tcpFrame("10.0.0.1", "10.0.0.2", 1, 80);
+  std::string seen;
+  for (int i = 0; i < 6; ++i) {
+    Effects e;
+    seen += verdictName((*s)->onPacket(packetOf(frame, "10.0.0.1", "10.0.0.2", 1, 80), e));
+    seen += ' ';
+  }
+  EXPECT_EQ(seen, "continue continue drop continue continue drop ");
+  EXPECT_FALSE(Script::load("done.lua", "function run() end"));  // never waits for a packet
+  auto spin = Script::load("spin.lua", "function run() coroutine.yield() while true do end end");
+  ASSERT_TRUE(spin);
+  Effects e;
+  (*spin)->onPacket(packetOf(frame, "10.0.0.1", "10.0.0.2", 1, 80), e);
+  EXPECT_TRUE((*spin)->disabled());
+  EXPECT_NE((*spin)->whyDisabled().find("run: instruction budget"), std::string::npos) << (*spin)->whyDisabled();
+}
+
 }  // namespace
 }  // namespace cw::script

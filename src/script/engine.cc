@@ -106,47 +106,41 @@ struct Script::State {
     if (st->over) luaL_error(L, "%s", st->over_why.c_str());
   }
 
-  // The packet's globals (ip_src, ip_dst, port_src, port_dst) are not stored: _G's __index
-  // answers them from the packet being handled, so a call costs nothing for those it does not
-  // read (formatting two addresses for every packet was half the cost of an empty filter).
-  static int packetGlobal(lua_State* L) {
-    State* st = of(L);
-    const Packet* p = st->packet;
-    std::size_t len = 0;
-    const char* key = lua_tolstring(L, 2, &len);
-    if (p == nullptr || key == nullptr) return 0;
-    const std::string_view k(key, len);
-    if (k == "ip_src") lua_pushstring(L, dotted(p->ip_src).c_str());
-    else if (k == "ip_dst") lua_pushstring(L, dotted(p->ip_dst).c_str());
-    else if (k == "port_src") lua_pushinteger(L, p->port_src);
-    else if (k == "port_dst") lua_pushinteger(L, p->port_dst);
-    else return 0;
-    return 1;
-  }
-
-  // pkt.<field>: read from the packet being handled (nil once the call is over).
-  static int packetField(lua_State* L) {
-    State* st = of(L);
-    const Packet* p = st->packet;
-    std::size_t len = 0;
-    const char* key = lua_tolstring(L, 2, &len);
-    if (p == nullptr || key == nullptr) return 0;
-    const std::string_view k(key, len);
-    if (k == "frame") lua_pushlstring(L, p->frame.data(), p->frame.size());
-    else if (k == "proto") lua_pushinteger(L, p->proto);
-    else if (k == "port_dst") lua_pushinteger(L, p->port_dst);
+  // A field of the packet being handled, pushed; false (nothing pushed) for another key, or
+  // outside a call. seed_only: the four the seed style has as globals.
+  static bool pushField(lua_State* L, std::string_view k, bool seed_only) {
+    const Packet* p = of(L)->packet;
+    if (p == nullptr) return false;
+    if (k == "port_dst") lua_pushinteger(L, p->port_dst);
     else if (k == "port_src") lua_pushinteger(L, p->port_src);
     else if (k == "ip_src") lua_pushstring(L, dotted(p->ip_src).c_str());
     else if (k == "ip_dst") lua_pushstring(L, dotted(p->ip_dst).c_str());
+    else if (seed_only) return false;
+    else if (k == "frame") lua_pushlstring(L, p->frame.data(), p->frame.size());
+    else if (k == "proto") lua_pushinteger(L, p->proto);
     else if (k == "tcp_flags") lua_pushinteger(L, p->tcp_flags);
     else if (k == "cell") lua_pushinteger(L, p->cell);
     else if (k == "in_port") lua_pushinteger(L, p->in_port);
     else if (k == "app") lua_pushlstring(L, p->app.data(), p->app.size());
     else if (k == "names") lua_pushlstring(L, p->names.data(), p->names.size());
     else if (k == "process") lua_pushlstring(L, p->process.data(), p->process.size());
-    else return 0;
-    return 1;
+    else return false;
+    return true;
   }
+
+  static std::string_view keyOf(lua_State* L) {
+    std::size_t len = 0;
+    const char* key = lua_tolstring(L, 2, &len);
+    return key != nullptr ? std::string_view(key, len) : std::string_view();
+  }
+
+  // The packet's globals (ip_src, ip_dst, port_src, port_dst) are not stored: _G's __index
+  // answers them from the packet being handled, so a call costs nothing for those it does not
+  // read (formatting two addresses for every packet was half the cost of an empty filter).
+  static int packetGlobal(lua_State* L) { return pushField(L, keyOf(L), true) ? 1 : 0; }
+
+  // pkt.<field>: read from the packet being handled.
+  static int packetField(lua_State* L) { return pushField(L, keyOf(L), false) ? 1 : 0; }
 
   // count(name, n): adds n (default 1) to the script's counter `name` (shown by the CLI/UI).
   static int count(lua_State* L) {

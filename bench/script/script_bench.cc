@@ -48,7 +48,7 @@ void runScript(benchmark::State& state, const char* text) {
   Effects e;
   for (auto _ : state) {
     benchmark::DoNotOptimize((*s)->onPacket(p, e));
-    e.drops.clear();
+    e.flows.clear();
   }
   if ((*s)->disabled()) state.SkipWithError((*s)->whyDisabled().c_str());
 }

@@ -6,6 +6,8 @@
 #include <lualib.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -31,7 +33,67 @@ constexpr Constant kConstants[] = {
 
 std::string dotted(std::uint32_t v) { return Ip4{v}.str(); }
 
+constexpr std::size_t kMaxTimers = 256;
+constexpr std::size_t kMaxFlowsPerCall = 64;
+
+std::uint32_t prefixMask(std::uint8_t len) { return len == 0 ? 0 : ~std::uint32_t{0} << (32 - len); }
+
+std::string macAt(std::string_view frame, std::size_t at) {
+  if (frame.size() < at + 6) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < 6; ++i) {
+    auto b = static_cast<unsigned char>(frame[at + i]);
+    if (i > 0) out.push_back(':');
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::int64_t monotonicMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+bool Match::matches(const Packet& p) const {
+  if (cell != 0 && (p.cell != cell || p.direction != "out")) return false;
+  if (src_len != 0 && ((p.ip_src ^ ip_src) & prefixMask(src_len)) != 0) return false;
+  if (dst_len != 0 && ((p.ip_dst ^ ip_dst) & prefixMask(dst_len)) != 0) return false;
+  if (proto != 0 && p.proto != proto) return false;
+  if (port_src != 0 && p.port_src != port_src) return false;
+  if (port_dst != 0 && p.port_dst != port_dst) return false;
+  return true;
+}
+
+std::string Match::str() const {
+  std::string out;
+  auto add = [&out](const char* k, const std::string& v) {
+    if (!out.empty()) out.push_back(' ');
+    out.append(k).append("=").append(v);
+  };
+  if (cell != 0) add("cell", std::to_string(cell));
+  auto cidr = [](std::uint32_t ip, std::uint8_t len) {
+    return len == 32 ? dotted(ip) : dotted(ip).append("/").append(std::to_string(len));
+  };
+  if (src_len != 0) add("ip_src", cidr(ip_src, src_len));
+  if (dst_len != 0) add("ip_dst", cidr(ip_dst, dst_len));
+  if (proto != 0) add("proto", std::to_string(proto));
+  if (port_src != 0) add("port_src", std::to_string(port_src));
+  if (port_dst != 0) add("port_dst", std::to_string(port_dst));
+  return out.empty() ? "any" : out;
+}
+
+const char* actionName(FlowRequest::Action a) {
+  switch (a) {
+    case FlowRequest::Action::kDrop: return "drop";
+    case FlowRequest::Action::kAllow: return "allow";
+    case FlowRequest::Action::kLimit: return "limit";
+  }
+  return "?";
+}
 
 const char* verdictName(Verdict v) {
   switch (v) {
@@ -58,6 +120,14 @@ struct Script::State {
   int pkt = LUA_NOREF;        // the one packet userdata, reused: its fields are read on demand
   lua_State* co = nullptr;    // run(), as a coroutine waiting in coroutine.yield()
   int co_ref = LUA_NOREF;
+  struct Timer {
+    lua_Integer id = 0;
+    std::int64_t due_ms = 0;
+    std::int64_t period_ms = 0;  // 0: once
+    int fn = LUA_NOREF;
+  };
+  std::vector<Timer> timers;
+  lua_Integer next_timer_id = 1;
 
   ~State() {
     if (L != nullptr) lua_close(L);
@@ -122,7 +192,13 @@ struct Script::State {
     else if (k == "cell") lua_pushinteger(L, p->cell);
     else if (k == "in_port") lua_pushinteger(L, p->in_port);
     else if (k == "app") lua_pushlstring(L, p->app.data(), p->app.size());
-    else if (k == "names") lua_pushlstring(L, p->names.data(), p->names.size());
+    else if (k == "names") {
+      std::string_view n = p->names != nullptr ? p->names->get() : std::string_view();
+      lua_pushlstring(L, n.data(), n.size());
+    }
+    else if (k == "eth_src") lua_pushstring(L, macAt(p->frame, 6).c_str());
+    else if (k == "eth_dst") lua_pushstring(L, macAt(p->frame, 0).c_str());
+    else if (k == "direction") lua_pushlstring(L, p->direction.data(), p->direction.size());
     else if (k == "process") lua_pushlstring(L, p->process.data(), p->process.size());
     else return false;
     return true;
@@ -156,28 +232,189 @@ struct Script::State {
     return 0;
   }
 
-  // drop(ip, port): this source's traffic to that port (0 or nil: any) is dropped from now on.
-  static int drop(lua_State* L) {
-    State* st = of(L);
-    Effects::Drop d;
-    if (lua_type(L, 1) == LUA_TSTRING) {
-      auto ip = Ip4::parse(lua_tostring(L, 1));
-      if (!ip) return luaL_error(L, "drop: '%s' is not an IPv4 address", lua_tostring(L, 1));
-      d.ip_src = ip->v;
-    } else {
-      lua_Integer v = luaL_checkinteger(L, 1);
-      if (v < 0 || v > 0xffffffffLL) return luaL_error(L, "drop: address out of range");
-      d.ip_src = static_cast<std::uint32_t>(v);
+  // An address argument: "10.0.0.5", "10.0.0.0/8" or an integer (host byte order).
+  static void readAddress(lua_State* L, int idx, const char* what, std::uint32_t& ip, std::uint8_t& len) {
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+      lua_Integer v = luaL_checkinteger(L, idx);
+      if (v < 0 || v > 0xffffffffLL) luaL_error(L, "%s: address out of range", what);
+      ip = static_cast<std::uint32_t>(v);
+      len = 32;
+      return;
     }
+    const char* text = luaL_checkstring(L, idx);
+    std::string_view t(text);
+    std::uint8_t l = 32;
+    if (auto slash = t.find('/'); slash != std::string_view::npos) {
+      int n = 0;
+      for (char c : t.substr(slash + 1)) {
+        if (c < '0' || c > '9' || n > 32) luaL_error(L, "%s: '%s' is not an IPv4 address or prefix", what, text);
+        n = n * 10 + (c - '0');
+      }
+      if (slash + 1 == t.size() || n < 1 || n > 32) luaL_error(L, "%s: '%s': a prefix length is 1..32", what, text);
+      l = static_cast<std::uint8_t>(n);
+      t = t.substr(0, slash);
+    }
+    auto a = Ip4::parse(std::string(t));
+    if (!a) luaL_error(L, "%s: '%s' is not an IPv4 address or prefix", what, text);
+    ip = a->v & prefixMask(l);
+    len = l;
+  }
+
+  static lua_Integer intField(lua_State* L, const char* what, const char* key, lua_Integer lo, lua_Integer hi) {
+    int isnum = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (isnum == 0 || v < lo || v > hi)
+      luaL_error(L, "%s: %s must be an integer %d..%d", what, key, static_cast<int>(lo), static_cast<int>(hi));
+    return v;
+  }
+
+  static lua_Integer seconds(lua_State* L, const char* what, const char* key) {
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: %s must be a number of seconds", what, key);
+    lua_Number n = lua_tonumber(L, -1);
+    if (!(n >= 0 && n <= 65535)) luaL_error(L, "%s: %s must be 0..65535 seconds", what, key);
+    return static_cast<lua_Integer>(std::ceil(n));
+  }
+
+  // A flow described by the table at idx: match fields, then what to do and for how long.
+  static FlowRequest readFlow(lua_State* L, int idx, const char* what, FlowRequest r) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: keys are names (ip_src, port_dst, ...)", what);
+      std::string_view k = lua_tostring(L, -2);
+      if (k == "ip_src") readAddress(L, lua_gettop(L), what, r.match.ip_src, r.match.src_len);
+      else if (k == "ip_dst") readAddress(L, lua_gettop(L), what, r.match.ip_dst, r.match.dst_len);
+      else if (k == "proto") {
+        if (lua_type(L, -1) == LUA_TSTRING) {
+          std::string_view p = lua_tostring(L, -1);
+          r.match.proto = p == "tcp" ? 6 : p == "udp" ? 17 : p == "icmp" ? 1 : 0;
+          if (r.match.proto == 0) luaL_error(L, "%s: proto is \"tcp\", \"udp\", \"icmp\" or a number", what);
+        } else {
+          r.match.proto = static_cast<std::uint8_t>(intField(L, what, "proto", 1, 255));
+        }
+      }
+      else if (k == "port_src") r.match.port_src = static_cast<std::uint16_t>(intField(L, what, "port_src", 0, 65535));
+      else if (k == "port_dst") r.match.port_dst = static_cast<std::uint16_t>(intField(L, what, "port_dst", 0, 65535));
+      else if (k == "cell") r.match.cell = static_cast<std::uint32_t>(intField(L, what, "cell", 0, 0xffffff));
+      else if (k == "priority") r.priority = static_cast<std::uint16_t>(intField(L, what, "priority", 0, 999));
+      else if (k == "idle") r.idle = static_cast<std::uint16_t>(seconds(L, what, "idle"));
+      else if (k == "hard") r.hard = static_cast<std::uint16_t>(seconds(L, what, "hard"));
+      else if (k == "cookie") r.cookie = static_cast<std::uint32_t>(intField(L, what, "cookie", 0, 0xffffffffLL));
+      else if (k == "pps") r.rate_pps = static_cast<std::uint32_t>(intField(L, what, "pps", 1, 100000000));
+      else if (k == "kbps") r.rate_kbps = static_cast<std::uint32_t>(intField(L, what, "kbps", 1, 100000000));
+      else if (k == "burst") r.burst = static_cast<std::uint32_t>(intField(L, what, "burst", 0, 100000000));
+      else if (k == "action") {
+        std::string_view a = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        if (a == "drop") r.action = FlowRequest::Action::kDrop;
+        else if (a == "allow") r.action = FlowRequest::Action::kAllow;
+        else if (a == "limit") r.action = FlowRequest::Action::kLimit;
+        else luaL_error(L, "%s: action is \"drop\", \"allow\" or \"limit\"", what);
+      }
+      else luaL_error(L, "%s: unknown key '%s' (known: ip_src, ip_dst, proto, port_src, port_dst, cell, "
+                         "action, priority, idle, hard, cookie, pps, kbps, burst)", what, lua_tostring(L, -2));
+      lua_pop(L, 1);
+    }
+    if ((r.match.port_src != 0 || r.match.port_dst != 0) && r.match.proto != 0 && r.match.proto != 6 &&
+        r.match.proto != 17)
+      luaL_error(L, "%s: ports need proto tcp or udp (or no proto: both)", what);
+    if (r.action == FlowRequest::Action::kLimit && (r.rate_pps == 0) == (r.rate_kbps == 0))
+      luaL_error(L, "%s: a limit needs pps or kbps (one of them)", what);
+    if (r.action != FlowRequest::Action::kLimit && (r.rate_pps != 0 || r.rate_kbps != 0 || r.burst != 0))
+      luaL_error(L, "%s: pps, kbps and burst belong to a limit", what);
+    return r;
+  }
+
+  static int addFlow(lua_State* L, const FlowRequest& r, const char* what) {
+    State* st = of(L);
+    if (st->effects != nullptr) {
+      if (st->effects->flows.size() >= kMaxFlowsPerCall) return luaL_error(L, "%s: more than %d flows in one call", what, static_cast<int>(kMaxFlowsPerCall));
+      st->effects->flows.push_back(r);
+    }
+    if (r.action == FlowRequest::Action::kDrop && st->packet != nullptr && r.match.matches(*st->packet))
+      st->dropped_this = true;
+    return 0;
+  }
+
+  // drop(ip, port): the seed verb: this source's traffic to that port (0 or nil: any) is
+  // dropped from now on. drop{...}: a drop flow with a match and, optionally, priority,
+  // timeouts and cookie.
+  static int drop(lua_State* L) {
+    if (lua_type(L, 1) == LUA_TTABLE) return addFlow(L, readFlow(L, 1, "drop", FlowRequest{}), "drop");
+    FlowRequest r;
+    readAddress(L, 1, "drop", r.match.ip_src, r.match.src_len);
     lua_Integer port = luaL_optinteger(L, 2, 0);
     if (port < 0 || port > 65535) return luaL_error(L, "drop: port out of range");
-    d.port_dst = static_cast<std::uint16_t>(port);
+    r.match.port_dst = static_cast<std::uint16_t>(port);
+    return addFlow(L, r, "drop");
+  }
+
+  // allow{...}: traffic matching goes on to the connections, past the script's lower-priority
+  // flows (an exception to a wider drop).
+  static int allow(lua_State* L) {
+    FlowRequest r;
+    r.action = FlowRequest::Action::kAllow;
+    return addFlow(L, readFlow(L, 1, "allow", r), "allow");
+  }
+
+  // limit{..., pps= | kbps=, burst=}: traffic matching goes through a meter (QoS).
+  static int limit(lua_State* L) {
+    FlowRequest r;
+    r.action = FlowRequest::Action::kLimit;
+    return addFlow(L, readFlow(L, 1, "limit", r), "limit");
+  }
+
+  // flow{..., action = "drop" | "allow" | "limit"}.
+  static int flow(lua_State* L) { return addFlow(L, readFlow(L, 1, "flow", FlowRequest{}), "flow"); }
+
+  // remove_flows(cookie): the script's flows with that cookie.
+  static int removeFlows(lua_State* L) {
+    State* st = of(L);
+    lua_Integer c = luaL_checkinteger(L, 1);
+    if (c < 0 || c > 0xffffffffLL) return luaL_error(L, "remove_flows: a cookie is 0..4294967295");
     if (st->effects != nullptr) {
-      if (st->effects->drops.size() >= 64) return luaL_error(L, "drop: more than 64 in one call");
-      st->effects->drops.push_back(d);
+      if (st->effects->removes.size() >= kMaxFlowsPerCall) return luaL_error(L, "remove_flows: too many in one call");
+      st->effects->removes.push_back(static_cast<std::uint32_t>(c));
     }
-    if (st->packet != nullptr && d.ip_src == st->packet->ip_src && (d.port_dst == 0 || d.port_dst == st->packet->port_dst))
-      st->dropped_this = true;
+    return 0;
+  }
+
+  // now(): seconds on the monotonic clock (with ms).
+  static int now(lua_State* L) {
+    lua_pushnumber(L, static_cast<lua_Number>(monotonicMs()) / 1000.0);
+    return 1;
+  }
+
+  static int addTimer(lua_State* L, bool repeat) {
+    State* st = of(L);
+    const char* what = repeat ? "every" : "after";
+    lua_Number secs = luaL_checknumber(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!(secs >= 0 && secs <= 86400 * 365)) return luaL_error(L, "%s: seconds out of range", what);
+    if (repeat && secs < 0.01) return luaL_error(L, "every: at least 0.01 seconds");
+    if (st->timers.size() >= kMaxTimers) return luaL_error(L, "%s: more than %d timers", what, static_cast<int>(kMaxTimers));
+    Timer t;
+    t.id = st->next_timer_id++;
+    auto ms = static_cast<std::int64_t>(secs * 1000.0);
+    t.due_ms = monotonicMs() + ms;
+    t.period_ms = repeat ? ms : 0;
+    lua_pushvalue(L, 2);
+    t.fn = luaL_ref(L, LUA_REGISTRYINDEX);
+    st->timers.push_back(t);
+    lua_pushinteger(L, t.id);
+    return 1;
+  }
+  static int after(lua_State* L) { return addTimer(L, false); }
+  static int every(lua_State* L) { return addTimer(L, true); }
+
+  // cancel(id): a timer that has not run yet (or a repeating one) is dropped.
+  static int cancel(lua_State* L) {
+    State* st = of(L);
+    lua_Integer id = luaL_checkinteger(L, 1);
+    auto it = std::find_if(st->timers.begin(), st->timers.end(), [id](const Timer& t) { return t.id == id; });
+    if (it != st->timers.end()) {
+      luaL_unref(st->L, LUA_REGISTRYINDEX, it->fn);
+      st->timers.erase(it);
+    }
     return 0;
   }
 
@@ -197,7 +434,8 @@ struct Script::State {
   }
 };
 
-Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_view text, Limits limits) {
+Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_view text, Limits limits,
+                                               const std::vector<Setting>& settings) {
   std::unique_ptr<Script> s(new Script);
   s->name_ = std::move(name);
   s->state_ = std::make_unique<State>();
@@ -226,8 +464,27 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
     lua_pushinteger(L, c.value);
     lua_setglobal(L, c.name);
   }
-  lua_pushcfunction(L, &State::drop);
-  lua_setglobal(L, "drop");
+  const luaL_Reg verbs[] = {{"drop", &State::drop},   {"allow", &State::allow},
+                            {"limit", &State::limit}, {"flow", &State::flow},
+                            {"remove_flows", &State::removeFlows}, {"now", &State::now},
+                            {"after", &State::after}, {"every", &State::every},
+                            {"cancel", &State::cancel}};
+  for (const auto& v : verbs) {
+    lua_pushcfunction(L, v.func);
+    lua_setglobal(L, v.name);
+  }
+  lua_createtable(L, 0, static_cast<int>(settings.size()));
+  for (const auto& set : settings) {
+    std::visit([L](const auto& v) {
+      using T = std::decay_t<decltype(v)>;
+      if constexpr (std::is_same_v<T, std::int64_t>) lua_pushinteger(L, v);
+      else if constexpr (std::is_same_v<T, double>) lua_pushnumber(L, v);
+      else if constexpr (std::is_same_v<T, bool>) lua_pushboolean(L, v ? 1 : 0);
+      else lua_pushlstring(L, v.data(), v.size());
+    }, set.value);
+    lua_setfield(L, -2, set.key.c_str());
+  }
+  lua_setglobal(L, "config");
   lua_pushcfunction(L, &State::log);
   lua_setglobal(L, "log");
   lua_pushcfunction(L, &State::log);
@@ -251,6 +508,9 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
   lua_pop(L, 1);
 
   lua_sethook(L, &State::hook, LUA_MASKCOUNT, kHookEvery);
+  // What the chunk and run() ask for while loading (a drop{} at the top level) is kept for the
+  // host: takeLoadEffects().
+  st.effects = &s->load_effects_;
   const std::string chunk = "=" + s->name_;
   if (luaL_loadbufferx(L, text.data(), text.size(), chunk.c_str(), "t") != LUA_OK) {
     std::string why = lua_tostring(L, -1);
@@ -300,10 +560,61 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
   } else {
     lua_pop(L, 1);
   }
+  st.effects = nullptr;
   return s;
 }
 
 Script::~Script() = default;
+
+Effects Script::takeLoadEffects() { return std::exchange(load_effects_, Effects{}); }
+
+std::int64_t Script::nextTimer() const {
+  std::int64_t next = -1;
+  if (disabled()) return next;
+  for (const auto& t : state_->timers)
+    if (next < 0 || t.due_ms < next) next = t.due_ms;
+  return next;
+}
+
+int Script::runTimers(std::int64_t now_ms, Effects& out) {
+  State& st = *state_;
+  int ran = 0;
+  // Those due now, earliest first; one that a callback adds runs on a later call.
+  std::vector<State::Timer> due;
+  for (const auto& t : st.timers)
+    if (t.due_ms <= now_ms) due.push_back(t);
+  std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.due_ms < b.due_ms; });
+  lua_State* L = st.L;
+  for (const auto& t : due) {
+    if (disabled()) break;
+    auto it = std::find_if(st.timers.begin(), st.timers.end(), [&t](const auto& x) { return x.id == t.id; });
+    if (it == st.timers.end()) continue;  // an earlier callback cancelled it
+    if (it->period_ms > 0) {
+      // Next due a period after this one, but never in a burst to catch up.
+      it->due_ms = std::max(it->due_ms + it->period_ms, now_ms + 1);
+    } else {
+      st.timers.erase(it);
+    }
+    ++calls_;
+    ++ran;
+    st.effects = &out;
+    st.steps = 0;
+    const int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t.fn);
+    if (t.period_ms == 0) luaL_unref(L, LUA_REGISTRYINDEX, t.fn);
+    std::string failed;
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+      failed = "timer: " + (st.over ? st.over_why : (lua_isstring(L, -1) ? std::string(lua_tostring(L, -1)) : std::string("error")));
+    lua_settop(L, top);
+    st.effects = nullptr;
+    if (!failed.empty()) {
+      st.rearm();
+      st.over = false;
+      disable(std::move(failed));
+    }
+  }
+  return ran;
+}
 
 std::size_t Script::memoryUsed() const { return state_->used; }
 

@@ -27,6 +27,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/result.h"
@@ -38,11 +40,27 @@ struct Limits {
   std::uint64_t instructions_per_call = 200000;
 };
 
+// A setting the script reads as config.<key> (from cellwalld's configuration).
+struct Setting {
+  std::string key;
+  std::variant<std::int64_t, double, bool, std::string> value;
+};
+
+// The monotonic clock the timers and now() use, in ms.
+std::int64_t monotonicMs();
+
 enum class Verdict { kContinue, kAllow, kDrop, kReject };
 const char* verdictName(Verdict v);
 
 // What a script is shown of one packet (IPv4; ports 0 when the protocol has none).
 struct Packet {
+  // The names the cell resolved for ip_dst, comma-separated: asked for only when a script
+  // reads them (they take the cell's name-table lock).
+  struct Names {
+    virtual ~Names() = default;
+    virtual std::string_view get() const = 0;
+  };
+
   std::string_view frame;  // the whole Ethernet frame
   std::uint32_t cell = 0;
   std::string_view app;
@@ -51,31 +69,66 @@ struct Packet {
   std::uint16_t port_src = 0, port_dst = 0;
   std::uint8_t proto = 0;
   std::uint8_t tcp_flags = 0;
-  std::string_view names;    // what the cell resolved to ip_dst, comma-separated
+  const Names* names = nullptr;
+  std::string_view direction = "out";  // "out": sent by the cell; "in": towards it
   std::string_view process;  // "" until process attribution exists
 };
 
+// What a script's flow applies to. A zero field matches anything; a prefix length of 0 means
+// any address.
+struct Match {
+  std::uint32_t cell = 0;  // packets coming from this cell's port
+  std::uint32_t ip_src = 0, ip_dst = 0;  // host byte order
+  std::uint8_t src_len = 0, dst_len = 0;  // prefix lengths, 0..32
+  std::uint8_t proto = 0;
+  std::uint16_t port_src = 0, port_dst = 0;
+  bool matches(const Packet& p) const;
+  std::string str() const;  // "ip_src=10.0.0.5 port_dst=23"
+};
+
+// A flow a script asked for. In cellwalld it goes to the bridge's script table (after
+// anti-spoofing, before the connections): docs/scripts.md.
+struct FlowRequest {
+  enum class Action : std::uint8_t {
+    kDrop,   // dropped
+    kAllow,  // on to the connection table, past the script's lower-priority flows
+    kLimit,  // through a meter (rate_pps or rate_kbps, burst), then on to the connections
+  };
+  Match match;
+  Action action = Action::kDrop;
+  std::uint16_t priority = 100;  // 0..999, within the script table
+  std::uint16_t idle = 0, hard = 0;  // seconds, 0: none
+  std::uint32_t cookie = 0;  // the script's own: remove_flows(cookie) removes them
+  std::uint32_t rate_pps = 0, rate_kbps = 0, burst = 0;
+};
+const char* actionName(FlowRequest::Action a);
+
 // What a call asked for besides its verdict.
 struct Effects {
-  struct Drop {
-    std::uint32_t ip_src = 0;   // host byte order
-    std::uint16_t port_dst = 0;  // 0: every port
-  };
-  std::vector<Drop> drops;
+  std::vector<FlowRequest> flows;
+  std::vector<std::uint32_t> removes;  // remove_flows(cookie)
   std::vector<std::string> logs;
   std::vector<std::pair<std::string, std::int64_t>> counts;  // count(name, n)
+  bool empty() const { return flows.empty() && removes.empty() && logs.empty() && counts.empty(); }
 };
 
 class Script {
  public:
-  static Expected<std::unique_ptr<Script>> load(std::string name, std::string_view text, Limits limits = {});
+  static Expected<std::unique_ptr<Script>> load(std::string name, std::string_view text, Limits limits = {},
+                                                const std::vector<Setting>& settings = {});
   ~Script();
   Script(const Script&) = delete;
   Script& operator=(const Script&) = delete;
 
   // Calls on_packet, then the run() coroutine, then the filter_* functions in name order. The
   // first that gives a verdict ("allow", "drop", "reject") decides; nil or "continue" goes on.
+  // A drop flow asked for in the call that matches the packet makes its verdict "drop".
   Verdict onPacket(const Packet& p, Effects& out);
+
+  // Timers (after(), every()): runs those due by now, each with its own budget. Returns how
+  // many ran. nextTimer(): the monotonic time (ms) the next is due, or -1 for none.
+  int runTimers(std::int64_t now_ms, Effects& out);
+  std::int64_t nextTimer() const;
 
   const std::string& name() const { return name_; }
   bool disabled() const { return !why_disabled_.empty(); }
@@ -83,6 +136,8 @@ class Script {
   std::size_t memoryUsed() const;
   std::size_t filters() const { return filters_.size(); }
   std::uint64_t calls() const { return calls_; }
+  // What the script's top level asked for while it loaded (flows, logs, counts).
+  Effects takeLoadEffects();
 
   struct State;
 
@@ -95,6 +150,7 @@ class Script {
   std::vector<std::string> filters_;
   std::string why_disabled_;
   std::uint64_t calls_ = 0;
+  Effects load_effects_;
 };
 
 }  // namespace cw::script

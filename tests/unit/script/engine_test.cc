@@ -28,6 +28,12 @@ std::string tcpFrame(const char* src, const char* dst, std::uint16_t sport, std:
   return f;
 }
 
+struct FixedNames : Packet::Names {
+  explicit FixedNames(std::string n) : text(std::move(n)) {}
+  std::string_view get() const override { return text; }
+  std::string text;
+};
+
 Packet packetOf(const std::string& frame, const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport) {
   Packet p;
   p.frame = frame;
@@ -60,13 +66,15 @@ TEST(Script, SeedStyleTelnetFilterDropsTelnetAndNothingElse) {
   auto telnet = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 23);
   Effects e;
   EXPECT_EQ((*s)->onPacket(packetOf(telnet, "10.0.0.5", "10.0.0.9", 40000, 23), e), Verdict::kDrop);
-  ASSERT_EQ(e.drops.size(), 1u);
-  EXPECT_EQ(e.drops[0].ip_src, Ip4::parse("10.0.0.5")->v);
-  EXPECT_EQ(e.drops[0].port_dst, 23);
+  ASSERT_EQ(e.flows.size(), 1u);
+  EXPECT_EQ(e.flows[0].match.ip_src, Ip4::parse("10.0.0.5")->v);
+  EXPECT_EQ(e.flows[0].match.src_len, 32);
+  EXPECT_EQ(e.flows[0].match.port_dst, 23);
+  EXPECT_EQ(e.flows[0].action, FlowRequest::Action::kDrop);
   auto http = tcpFrame("10.0.0.5", "10.0.0.9", 40001, 80);
   Effects none;
   EXPECT_EQ((*s)->onPacket(packetOf(http, "10.0.0.5", "10.0.0.9", 40001, 80), none), Verdict::kContinue);
-  EXPECT_TRUE(none.drops.empty());
+  EXPECT_TRUE(none.flows.empty());
   EXPECT_FALSE((*s)->disabled());
 }
 
@@ -176,14 +184,15 @@ TEST(Script, OnPacketReadsFieldsOnDemand) {
   p.app = "browser";
   p.cell = 4;
   p.tcp_flags = 0x02;
-  p.names = "cdn.example,ads.example";
+  FixedNames two("cdn.example,ads.example"), one("cdn.example");
+  p.names = &two;
   Effects e;
   EXPECT_EQ((*s)->onPacket(p, e), Verdict::kReject);
   ASSERT_EQ(e.logs.size(), 1u);
   EXPECT_EQ(e.logs[0], "browser 4 10.200.0.2 192.0.2.9 443 54 true");
   ASSERT_EQ(e.counts.size(), 1u);
   EXPECT_EQ(e.counts[0], (std::pair<std::string, std::int64_t>{"packets", 1}));
-  p.names = "cdn.example";
+  p.names = &one;
   Effects e2;
   EXPECT_EQ((*s)->onPacket(p, e2), Verdict::kAllow);  // on_packet said nothing: the filter decides
   // pkt is a view of the packet being handled: one kept from an earlier call shows this one.
@@ -227,6 +236,132 @@ TEST(Script, RunIsACoroutineThatGetsEachPacketFromYield) {
   (*spin)->onPacket(packetOf(frame, "10.0.0.1", "10.0.0.2", 1, 80), e);
   EXPECT_TRUE((*spin)->disabled());
   EXPECT_NE((*spin)->whyDisabled().find("run: instruction budget"), std::string::npos) << (*spin)->whyDisabled();
+}
+
+
+TEST(Script, FlowVerbsDescribeMatchActionPriorityTimeoutsAndCookie) {
+  auto s = Script::load("flows.lua", R"(
+    function on_packet(pkt)
+      drop{ip_src = pkt.ip_src, proto = "tcp", port_dst = 22, priority = 7, hard = 60, cookie = 42}
+      allow{ip_src = "10.1.0.0/16", idle = 1.5}
+      limit{cell = pkt.cell, kbps = 800, burst = 100}
+      flow{ip_dst = "192.0.2.1", proto = UDP, port_dst = 53, action = "drop"}
+      remove_flows(41)
+    end
+  )");
+  ASSERT_TRUE(s) << s.error().message;
+  auto f = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 80);
+  Packet p = packetOf(f, "10.0.0.5", "10.0.0.9", 40000, 80);
+  p.cell = 3;
+  Effects e;
+  // The drop flow is for port 22: this packet (port 80) is not dropped by it.
+  EXPECT_EQ((*s)->onPacket(p, e), Verdict::kContinue);
+  ASSERT_EQ(e.flows.size(), 4u);
+  EXPECT_EQ(e.flows[0].match.str(), "ip_src=10.0.0.5 proto=6 port_dst=22");
+  EXPECT_EQ(e.flows[0].priority, 7);
+  EXPECT_EQ(e.flows[0].hard, 60);
+  EXPECT_EQ(e.flows[0].cookie, 42u);
+  EXPECT_EQ(e.flows[1].action, FlowRequest::Action::kAllow);
+  EXPECT_EQ(e.flows[1].match.str(), "ip_src=10.1.0.0/16");
+  EXPECT_EQ(e.flows[1].idle, 2);  // rounded up: never shorter than asked
+  EXPECT_EQ(e.flows[2].action, FlowRequest::Action::kLimit);
+  EXPECT_EQ(e.flows[2].match.cell, 3u);
+  EXPECT_EQ(e.flows[2].rate_kbps, 800u);
+  EXPECT_EQ(e.flows[2].burst, 100u);
+  EXPECT_EQ(e.flows[3].match.str(), "ip_dst=192.0.2.1 proto=17 port_dst=53");
+  EXPECT_EQ(e.removes, std::vector<std::uint32_t>{41});
+
+  // A drop flow that matches the packet being handled drops it.
+  auto t = Script::load("t.lua", "function on_packet(pkt) drop{ip_src = pkt.ip_src} end");
+  ASSERT_TRUE(t) << t.error().message;
+  Effects e2;
+  EXPECT_EQ((*t)->onPacket(p, e2), Verdict::kDrop);
+}
+
+TEST(Script, FlowVerbsRefuseWhatCannotBeAFlow) {
+  const char* bad[] = {
+      "drop{ip_src = '10.0.0.300'}",           "drop{ip_src = '10.0.0.0/33'}",
+      "drop{port = 22}",                        "drop{proto = 'sctp'}",
+      "drop{proto = ICMP, port_dst = 1}",       "limit{ip_src = '10.0.0.1'}",
+      "limit{ip_src = '10.0.0.1', pps = 1, kbps = 1}", "drop{ip_src = '10.0.0.1', pps = 5}",
+      "drop{priority = 1000}",                  "drop{hard = -1}",
+      "flow{action = 'forward'}",              "remove_flows(-1)",
+      "after(1, 'not a function')",             "every(0, function() end)",
+  };
+  for (const char* line : bad) {
+    auto s = Script::load("bad.lua", std::string("function on_packet(pkt) ") + line + " end");
+    ASSERT_TRUE(s) << s.error().message;
+    auto f = tcpFrame("10.0.0.5", "10.0.0.9", 1, 2);
+    Effects e;
+    (*s)->onPacket(packetOf(f, "10.0.0.5", "10.0.0.9", 1, 2), e);
+    EXPECT_TRUE((*s)->disabled()) << line;
+    EXPECT_TRUE(e.flows.empty()) << line;
+  }
+}
+
+TEST(Script, TimersRunWhenDueAndRepeat) {
+  auto s = Script::load("timers.lua", R"(
+    ticks, onces = 0, 0
+    every(0.01, function() ticks = ticks + 1; count("tick") end)
+    local id = after(0, function() onces = onces + 1; drop{ip_src = "192.0.2.7", hard = 5} end)
+    local gone = after(0, function() onces = onces + 100 end)
+    cancel(gone)
+    function on_packet(pkt) log("ticks", ticks, "onces", onces) end
+  )");
+  ASSERT_TRUE(s) << s.error().message;
+  std::int64_t t0 = monotonicMs();
+  EXPECT_GE((*s)->nextTimer(), t0);
+  EXPECT_LE((*s)->nextTimer(), t0 + 10);
+  Effects e;
+  EXPECT_EQ((*s)->runTimers(t0 + 1000, e), 2);  // the once and one tick: never a burst
+  ASSERT_EQ(e.flows.size(), 1u);
+  EXPECT_EQ(e.flows[0].match.str(), "ip_src=192.0.2.7");
+  EXPECT_EQ(e.counts.size(), 1u);
+  Effects e2;
+  EXPECT_EQ((*s)->runTimers(t0 + 2000, e2), 1);  // the repeating one only
+  auto f = tcpFrame("10.0.0.5", "10.0.0.9", 1, 2);
+  Effects e3;
+  (*s)->onPacket(packetOf(f, "10.0.0.5", "10.0.0.9", 1, 2), e3);
+  ASSERT_EQ(e3.logs.size(), 1u);
+  EXPECT_EQ(e3.logs[0], "ticks 2 onces 1");
+
+  // A timer that fails disables the script.
+  auto bad = Script::load("badtimer.lua", "after(0, function() error('boom') end)");
+  ASSERT_TRUE(bad) << bad.error().message;
+  Effects e4;
+  (*bad)->runTimers(monotonicMs() + 1, e4);
+  EXPECT_TRUE((*bad)->disabled());
+  EXPECT_NE((*bad)->whyDisabled().find("boom"), std::string::npos);
+  EXPECT_EQ((*bad)->nextTimer(), -1);
+}
+
+TEST(Script, SettingsAreConfigAndLoadEffectsAreKept) {
+  auto s = Script::load("cfg.lua", R"(
+    assert(config.threshold == 15 and config.window == 2.5 and config.on == true and config.mode == "x")
+    drop{ip_src = "198.51.100.1"}
+    log("loaded")
+  )", Limits{}, {{"threshold", std::int64_t{15}}, {"window", 2.5}, {"on", true}, {"mode", std::string("x")}});
+  ASSERT_TRUE(s) << s.error().message;
+  Effects e = (*s)->takeLoadEffects();
+  ASSERT_EQ(e.flows.size(), 1u);
+  ASSERT_EQ(e.logs.size(), 1u);
+  EXPECT_TRUE((*s)->takeLoadEffects().empty());
+}
+
+TEST(Script, MacsAndDirectionAreFields) {
+  auto s = Script::load("mac.lua", "function on_packet(pkt) log(pkt.eth_src, pkt.eth_dst, pkt.direction) end");
+  ASSERT_TRUE(s) << s.error().message;
+  auto f = tcpFrame("10.0.0.5", "10.0.0.9", 1, 2);
+  for (std::size_t i = 0; i < 6; ++i) {
+    f[i] = static_cast<char>(0xa0 + i);
+    f[6 + i] = static_cast<char>(0x0b);
+  }
+  Packet p = packetOf(f, "10.0.0.5", "10.0.0.9", 1, 2);
+  p.direction = "in";
+  Effects e;
+  (*s)->onPacket(p, e);
+  ASSERT_EQ(e.logs.size(), 1u);
+  EXPECT_EQ(e.logs[0], "0b:0b:0b:0b:0b:0b a0:a1:a2:a3:a4:a5 in");
 }
 
 }  // namespace

@@ -58,18 +58,18 @@ def main():
 
         def static(copy):
             unstatic()
-            sh(ofctl + ["add-flow", target, f"table=1,cookie=0xcafe,priority={PRIO_STATIC},udp,"
+            sh(ofctl + ["add-flow", target, f"table=2,cookie=0xcafe,priority={PRIO_STATIC},udp,"
                         f"in_port={cell['port']},nw_dst={gw_ip},tp_dst=53,actions=output:{gw_port}"])
             answer = f"output:{cell['port']}" + (",controller" if copy else "")
             # The copy carries cellwall's dns-answer cookie for this cell, as its own
             # resolver-answer flows do, so the controller snoops it and decides nothing.
             cookie = (0x04 << 56) | (int(cell["id"]) << 32) | 0xcafe
-            sh(ofctl + ["add-flow", target, f"table=1,cookie={cookie:#x},priority={PRIO_STATIC},udp,"
+            sh(ofctl + ["add-flow", target, f"table=2,cookie={cookie:#x},priority={PRIO_STATIC},udp,"
                         f"in_port={gw_port},nw_src={gw_ip},tp_src=53,nw_dst={cell['ip']},"
                         f"actions={answer}"])
 
         def unstatic():
-            sh(ofctl + ["del-flows", target, "table=1,cookie=0xcafe/0xffffffff"])
+            sh(ofctl + ["del-flows", target, "table=2,cookie=0xcafe/0xffffffff"])
 
         def run(n):
             r = sh(["ip", "netns", "exec", cell["netns"], "/usr/bin/python3", "-c", QUERIES, gw_ip,

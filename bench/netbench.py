@@ -134,9 +134,9 @@ def main():
                 f"other_config:{kv}"])
         # Static allow flows for ports 9000 and 5202 only: the same bridge, no controller.
         for port in (9000, 5202):
-            sh(ofctl + ["add-flow", target, f"table=1,priority=2000,tcp,in_port={cell['port']},"
+            sh(ofctl + ["add-flow", target, f"table=2,priority=2000,tcp,in_port={cell['port']},"
                         f"nw_dst={TESTHOST_IP},tp_dst={port},actions=output:{gw_port}"])
-            sh(ofctl + ["add-flow", target, f"table=1,priority=2000,tcp,in_port={gw_port},"
+            sh(ofctl + ["add-flow", target, f"table=2,priority=2000,tcp,in_port={gw_port},"
                         f"nw_src={TESTHOST_IP},tp_src={port},nw_dst={cell['ip']},"
                         f"actions=output:{cell['port']}"])
         connect_times(cell, 9001, 50)  # warm up caches on both paths

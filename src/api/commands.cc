@@ -19,7 +19,7 @@ json cellToJson(const CellInfo& c) {
               {"resolv_conf", c.resolv_conf}, {"hosts", c.hosts},
               {"cgroup", c.cgroup},   {"launcher_pid", c.launcher_pid},
               {"created_unix", c.created_unix}, {"published", c.published},
-              {"published_at", c.published_at}};
+              {"published_at", c.published_at}, {"inspect", c.inspect}};
 }
 
 CellInfo cellFromJson(const json& j) {
@@ -42,6 +42,7 @@ CellInfo cellFromJson(const json& j) {
   if (j.contains("published")) c.published = j["published"].get<std::vector<std::string>>();
   if (j.contains("published_at"))
     c.published_at = j["published_at"].get<std::vector<std::string>>();
+  c.inspect = j.value("inspect", false);
   return c;
 }
 
@@ -124,6 +125,14 @@ LogEntry logFromJson(const json& j) {
   return e;
 }
 
+}  // namespace
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ScriptInfo, name, origin, path, mode, state, why, calls,
+                                                allowed, dropped, rejected, flows, inspected, memory, filters,
+                                                loaded_ms, counters, logs)
+
+namespace {
+
 // No field of a command or reply is a fraction, and converting one that is out of an integer's
 // range is undefined behaviour: such a message is refused whole. (A loop, not recursion: a
 // message may nest as deep as its size allows.)
@@ -144,6 +153,7 @@ bool hasFraction(const json& root) {
 std::string ruleInfoJsonText(const RuleInfo& r) { return ruleToJson(r).dump(); }
 std::string logEntryJsonText(const LogEntry& e) { return logToJson(e).dump(); }
 std::string promptInfoJsonText(const PromptInfo& p) { return promptToJson(p).dump(); }
+std::string scriptInfoJsonText(const ScriptInfo& s) { return json(s).dump(); }
 
 std::string encodeCommand(const Command& c) {
   json j = std::visit(
@@ -152,7 +162,7 @@ std::string encodeCommand(const Command& c) {
         if constexpr (std::is_same_v<M, CellCreate>)
           return {{"cmd", "cell.create"}, {"app", m.app}, {"policy_text", m.policy_text},
                   {"policy_origin", m.policy_origin}, {"env", m.env},
-                  {"launcher_pid", m.launcher_pid}, {"publish", m.publish}};
+                  {"launcher_pid", m.launcher_pid}, {"publish", m.publish}, {"inspect", m.inspect}};
         else if constexpr (std::is_same_v<M, CellExit>)
           return {{"cmd", "cell.exit"}, {"id", m.id}, {"exit_status", m.exit_status}};
         else if constexpr (std::is_same_v<M, CellList>)
@@ -191,6 +201,15 @@ std::string encodeCommand(const Command& c) {
                   {"connections", m.connections}};
         else if constexpr (std::is_same_v<M, Shutdown>)
           return {{"cmd", "shutdown"}};
+        else if constexpr (std::is_same_v<M, ScriptList>)
+          return {{"cmd", "script.list"}};
+        else if constexpr (std::is_same_v<M, ScriptLoad>)
+          return {{"cmd", "script.load"}, {"name", m.name}, {"text", m.text}, {"origin", m.origin},
+                  {"helper", m.helper}};
+        else if constexpr (std::is_same_v<M, ScriptUnload>)
+          return {{"cmd", "script.unload"}, {"name", m.name}};
+        else if constexpr (std::is_same_v<M, ScriptReload>)
+          return {{"cmd", "script.reload"}, {"name", m.name}};
         else
           static_assert(sizeof(M) == 0, "a command without a wire form");
       },
@@ -208,7 +227,7 @@ Expected<Command> decodeCommand(const std::string& line) {
       return Command{CellCreate{j.value("app", ""), j.value("policy_text", ""),
                                 j.value("policy_origin", ""), j.value("env", ""),
                                 j.value("launcher_pid", std::int64_t{0}),
-                                j.value("publish", std::vector<std::string>{})}};
+                                j.value("publish", std::vector<std::string>{}), j.value("inspect", false)}};
     if (cmd == "cell.exit") return Command{CellExit{j.value("id", 0u), j.value("exit_status", 0)}};
     if (cmd == "cell.list") return Command{CellList{}};
     if (cmd == "flows") return Command{FlowDump{}};
@@ -237,6 +256,12 @@ Expected<Command> decodeCommand(const std::string& line) {
       return Command{PromptAnswer{j.value("id", std::uint64_t{0}), j.value("action", "allow"),
                                   j.value("scope", "ip"), j.value("host", ""), j.value("any_port", false),
                                   j.value("lifetime", "once"), j.value("connections", 0u)}};
+    if (cmd == "script.list") return Command{ScriptList{}};
+    if (cmd == "script.load")
+      return Command{ScriptLoad{j.value("name", ""), j.value("text", ""), j.value("origin", ""),
+                                j.value("helper", false)}};
+    if (cmd == "script.unload") return Command{ScriptUnload{j.value("name", "")}};
+    if (cmd == "script.reload") return Command{ScriptReload{j.value("name", "")}};
     return fail("unknown command '" + cmd + "'");
   } catch (const json::exception& e) {
     return fail(std::string("bad request: ") + e.what());
@@ -269,6 +294,7 @@ std::string encodeReply(const Reply& r) {
     j["prompts"] = std::move(prompts);
   }
   if (r.version != 0) j["version"] = r.version;
+  if (!r.scripts.empty()) j["scripts"] = r.scripts;
   return j.dump();
 }
 
@@ -291,6 +317,7 @@ Expected<Reply> decodeReply(const std::string& line) {
     if (j.contains("prompts"))
       for (const auto& x : j["prompts"]) r.prompts.push_back(promptFromJson(x));
     r.version = j.value("version", std::uint64_t{0});
+    if (j.contains("scripts")) r.scripts = j["scripts"].get<std::vector<ScriptInfo>>();
     return r;
   } catch (const json::exception& e) {
     return fail(std::string("daemon sent a bad reply: ") + e.what());

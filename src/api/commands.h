@@ -23,6 +23,8 @@ struct CellCreate {
   std::int64_t launcher_pid = 0;
   // Ports to make reachable from the environment's uplink: "PORT[:CELLPORT][/tcp|/udp]".
   std::vector<std::string> publish;
+  // Inspect mode: every packet of the cell goes through the scripts' inspect_* functions.
+  bool inspect = false;
 };
 struct CellInfo {
   std::uint32_t id = 0;
@@ -36,6 +38,7 @@ struct CellInfo {
   std::int64_t created_unix = 0;
   std::vector<std::string> published;     // "UPLINKPORT:CELLPORT/PROTO"
   std::vector<std::string> published_at;  // per published port, where it listens, for people
+  bool inspect = false;                   // inspect mode: every packet through the scripts
 };
 struct CellExit {
   std::uint32_t id = 0;
@@ -147,9 +150,35 @@ struct PromptAnswer {
 // The web UI's address with its token (reply text), for `cellwall ui`.
 struct UiInfo {};
 
+// ---- Lua scripts (docs/scripts.md) ----
+struct ScriptInfo {
+  std::string name, origin, path, mode;  // origin "shipped" | "user"; mode "in-process" | "helper"
+  std::string state, why;                // "running" | "disabled" (why)
+  std::uint64_t calls = 0, allowed = 0, dropped = 0, rejected = 0, flows = 0;
+  std::uint64_t inspected = 0;  // packets of inspected cells (inspect mode) it saw
+  std::uint64_t memory = 0, filters = 0;
+  std::int64_t loaded_ms = 0;  // unix ms
+  std::vector<std::pair<std::string, std::int64_t>> counters;  // count(name, n)
+  std::vector<std::string> logs;  // the newest log() lines
+};
+struct ScriptList {};
+// A user script: its text is kept as <state>/scripts/NAME.lua (so it loads at every start)
+// and loaded now, replacing one of that name. helper: run it in a helper process.
+struct ScriptLoad {
+  std::string name, text, origin;  // origin: the file it came from, for messages
+  bool helper = false;
+};
+struct ScriptUnload {
+  std::string name;
+};
+struct ScriptReload {
+  std::string name;  // empty: every script
+};
+
 using Command = std::variant<CellCreate, CellExit, CellList, FlowDump, Status, Shutdown, RulesList,
                              RuleAdd, RuleRemove, RuleReplace, RulesExplain, PolicyExport, PolicyImport,
-                             LogQuery, NamesQuery, PromptList, PromptAnswer, UiInfo>;
+                             LogQuery, NamesQuery, PromptList, PromptAnswer, UiInfo, ScriptList,
+                             ScriptLoad, ScriptUnload, ScriptReload>;
 
 // Replies.
 struct Reply {
@@ -162,6 +191,7 @@ struct Reply {
   std::string text;                // PolicyExport
   std::vector<PromptInfo> prompts;  // PromptList
   std::uint64_t version = 0;        // PromptList: pass back as after_version to wait for news
+  std::vector<ScriptInfo> scripts;  // ScriptList, ScriptLoad/ScriptReload (those loaded)
 
   static Reply failed(std::string why) {
     Reply r;
@@ -176,6 +206,7 @@ std::string encodeCommand(const Command& c);
 std::string ruleInfoJsonText(const RuleInfo& r);
 std::string logEntryJsonText(const LogEntry& e);
 std::string promptInfoJsonText(const PromptInfo& p);
+std::string scriptInfoJsonText(const ScriptInfo& s);
 Expected<Command> decodeCommand(const std::string& line);
 std::string encodeReply(const Reply& r);
 Expected<Reply> decodeReply(const std::string& line);

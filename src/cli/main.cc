@@ -18,6 +18,7 @@
 #include "cli/notify_cmd.h"
 #include "cli/prompt_cmd.h"
 #include "cli/rules_cmd.h"
+#include "cli/script_cmd.h"
 
 namespace {
 
@@ -73,7 +74,7 @@ cw::Expected<pid_t> startPrivateDaemon() {
 }
 
 int cmdRun(const std::string& app, const std::string& policy_file, const std::string& user,
-           const std::string& env, const std::vector<std::string>& publish,
+           const std::string& env, const std::vector<std::string>& publish, bool inspect,
            const std::vector<std::string>& command) {
   if (command.empty()) return die("nothing to run: cellwall run --app NAME -- CMD [ARGS...]", 2);
   if (::geteuid() != 0)
@@ -109,7 +110,7 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
     ::waitpid(private_daemon, &status, 0);
   };
 
-  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid(), publish};
+  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid(), publish, inspect};
   auto reply = client->call(req);
   if (!reply || !reply->ok || reply->cells.empty()) {
     stopPrivate();
@@ -202,6 +203,10 @@ int main(int argc, char** argv) {
   run->add_option("--policy", policy_file, "TOML policy file for this app");
   run->add_option("--user", user, "run as this user (default: the sudo user, else nobody)");
   run->add_option("--env", env, "network environment (default: the policy's, else 'default')");
+  bool run_inspect = false;
+  run->add_flag("--inspect", run_inspect,
+                "inspect mode: every packet of the cell goes through the scripts' inspect_* functions "
+                "(slow: see docs/scripts.md)");
   std::vector<std::string> publish;
   run->add_option("--publish,-p", publish,
                   "[ADDR:]PORT[:CELLPORT][/udp]: reachable from the environment's uplink (the host "
@@ -306,11 +311,30 @@ int main(int argc, char** argv) {
   auto* notifyc = app.add_subcommand("notify", "desktop notifications of questions (org.freedesktop.Notifications)");
   auto* uic = app.add_subcommand("ui", "print the web UI's address (with its secret token: keep it to yourself)");
 
+  auto* scriptc = app.add_subcommand("script", "Lua scripts: list, status, load, unload, reload");
+  scriptc->require_subcommand(1);
+  bool script_json = false;
+  std::string script_name, script_file;
+  bool script_helper = false;
+  auto* s_list = scriptc->add_subcommand("list", "the scripts loaded, their state and calls");
+  s_list->add_flag("--json", script_json, "one JSON object per script");
+  auto* s_status = scriptc->add_subcommand("status", "a script in detail: counters, flows, its newest log lines");
+  s_status->add_option("name", script_name, "the script (default: all)");
+  s_status->add_flag("--json", script_json, "one JSON object per script");
+  auto* s_load = scriptc->add_subcommand("load", "load a script now and at every start (replaces one of that name)");
+  s_load->add_option("file", script_file, "the script's file (NAME.lua)")->required();
+  s_load->add_option("--name", script_name, "its name (default: the file's name without .lua)");
+  s_load->add_flag("--helper", script_helper, "run it in a helper process (a crash there never touches cellwalld)");
+  auto* s_unload = scriptc->add_subcommand("unload", "stop a script (a user script's file is removed)");
+  s_unload->add_option("name", script_name, "the script")->required();
+  auto* s_reload = scriptc->add_subcommand("reload", "read scripts' files again (a disabled script runs again)");
+  s_reload->add_option("name", script_name, "the script (default: all)");
+
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
-  if (*run) return cmdRun(app_name, policy_file, user, env, publish, command);
-  if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc) {
+  if (*run) return cmdRun(app_name, policy_file, user, env, publish, run_inspect, command);
+  if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc || *scriptc) {
     auto client = Client::connect(socketPath());
     if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");
     if (*r_list) return cw::cli::rulesList(*client, rules_app, json);
@@ -329,6 +353,11 @@ int main(int argc, char** argv) {
     if (*logc) return cw::cli::log(*client, log_app, follow, log_json, log_limit);
     if (*namesc) return cw::cli::names(*client, names_cell);
     if (*notifyc) return cw::cli::notify(*client);
+    if (*s_list) return cw::cli::scriptList(*client, script_json);
+    if (*s_status) return cw::cli::scriptStatus(*client, script_name, script_json);
+    if (*s_load) return cw::cli::scriptLoad(*client, script_file, script_name, script_helper);
+    if (*s_unload) return cw::cli::scriptUnload(*client, script_name);
+    if (*s_reload) return cw::cli::scriptReload(*client, script_name);
     if (*promptc) {
       if (prompt_json || prompt_follow) return cw::cli::promptList(*client, prompt_json, prompt_follow);
       return cw::cli::promptInteractive(*client);

@@ -29,9 +29,51 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       auto v = value.value<std::string>();
       if (!v) return fail(where(file, value) + ": ui_listen must be a string, \"127.0.0.1:7780\" or \"off\"");
       cfg.ui_listen = *v;
+    } else if (key.str() == "inspect_apps") {
+      const toml::array* a = value.as_array();
+      if (a == nullptr) return fail(where(file, value) + ": inspect_apps must be an array of app names");
+      for (auto&& n : *a) {
+        auto app = n.value<std::string>();
+        if (!app) return fail(where(file, n) + ": inspect_apps: an app name is a string");
+        cfg.inspect_apps.push_back(*app);
+      }
+    } else if (key.str() == "scripts_dir") {
+      auto v = value.value<std::string>();
+      if (!v) return fail(where(file, value) + ": scripts_dir must be a directory's path");
+      cfg.scripts_dir = *v;
+    } else if (key.str() == "script") {
+      const toml::table* scripts = value.as_table();
+      if (scripts == nullptr) return fail(where(file, value) + ": script must be a table of [script.NAME] tables");
+      for (auto&& [name, node] : *scripts) {
+        const toml::table* t = node.as_table();
+        if (t == nullptr) return fail(where(file, node) + ": script." + std::string(name.str()) + " must be a table");
+        ScriptConf sc;
+        sc.name = std::string(name.str());
+        for (auto&& [k, v] : *t) {
+          std::string skey(k.str());
+          if (skey == "mode") {
+            auto m = v.value<std::string>();
+            if (!m || (*m != "helper" && *m != "in-process"))
+              return fail(where(file, v) + ": mode is \"in-process\" (the default) or \"helper\"");
+            sc.helper = *m == "helper";
+          } else if (auto i = v.as_integer()) {
+            sc.settings.push_back({skey, i->get()});
+          } else if (auto d = v.as_floating_point()) {
+            sc.settings.push_back({skey, d->get()});
+          } else if (auto b = v.as_boolean()) {
+            sc.settings.push_back({skey, b->get()});
+          } else if (auto str = v.as_string()) {
+            sc.settings.push_back({skey, str->get()});
+          } else {
+            return fail(where(file, v) + ": script." + sc.name + "." + skey +
+                        " must be a number, a boolean or a string");
+          }
+        }
+        cfg.scripts.push_back(std::move(sc));
+      }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, env)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

@@ -10,6 +10,7 @@
 
 #include "common/net.h"
 #include "common/result.h"
+#include "script/engine.h"
 
 namespace cw::daemon {
 
@@ -31,6 +32,14 @@ struct EnvSpec {
   UplinkSpec uplink;
 };
 
+// A script to run ([script.NAME] in the configuration file): a shipped one by its name, or a
+// user script's settings.
+struct ScriptConf {
+  std::string name;
+  bool helper = false;                    // mode = "helper"
+  std::vector<script::Setting> settings;  // every other key: config.<key> in the script
+};
+
 struct Config {
   std::filesystem::path state_dir = "/var/lib/cellwall";
   std::string of_address = "127.0.0.1";
@@ -49,9 +58,15 @@ struct Config {
   // The web UI: "ADDRESS:PORT" on loopback (port 0: any free one), or "off".
   std::string ui_listen = "127.0.0.1:7780";
   std::vector<EnvSpec> envs{EnvSpec{}};
+  // The scripts that ship with cellwall (NAME.lua); [script.NAME] runs one.
+  std::filesystem::path scripts_dir = CW_SHIPPED_SCRIPTS_DIR;
+  std::vector<ScriptConf> scripts;
+  // Apps whose cells always run in inspect mode (as `cellwall run --inspect`).
+  std::vector<std::string> inspect_apps;
 };
 
-// Reads the [env.NAME] tables of a TOML file into cfg.envs (replacing the default).
+// Reads a TOML file: openflow_port, ui_listen, scripts_dir, the [env.NAME] tables into cfg.envs
+// (replacing the default) and the [script.NAME] tables into cfg.scripts.
 Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg);
 
 }  // namespace cw::daemon

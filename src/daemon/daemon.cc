@@ -22,6 +22,8 @@
 #include "daemon/packet_path.h"
 #include "daemon/prompts.h"
 #include "daemon/rules.h"
+#include "daemon/script_admin.h"
+#include "daemon/scripts.h"
 #include "daemon/web_ui.h"
 #include "store/store.h"
 #include "decide/pipeline.h"
@@ -76,7 +78,8 @@ bool webAllowed(const api::Command& cmd) {
          std::holds_alternative<api::RuleRemove>(cmd) || std::holds_alternative<api::RuleReplace>(cmd) ||
          std::holds_alternative<api::RulesExplain>(cmd) || std::holds_alternative<api::PolicyExport>(cmd) ||
          std::holds_alternative<api::LogQuery>(cmd) || std::holds_alternative<api::NamesQuery>(cmd) ||
-         std::holds_alternative<api::PromptList>(cmd) || std::holds_alternative<api::PromptAnswer>(cmd);
+         std::holds_alternative<api::PromptList>(cmd) || std::holds_alternative<api::PromptAnswer>(cmd) ||
+         std::holds_alternative<api::ScriptList>(cmd);
 }
 
 }  // namespace
@@ -116,12 +119,15 @@ struct Daemon::Impl {
     s->post([s, ids] {
       for (auto id : ids) {
         if (id == 0) continue;  // 0 is "the app's default": never a rule of its own
-        ofp::FlowMod del;
-        del.command = ofp::FlowModCommand::kDelete;
-        del.table_id = ofp::kTableAll;
-        del.cookie = id;
-        del.cookie_mask = decide::kCookieRuleMask;
-        s->sendFlowMod(del);
+        // Connection flows only: a script's flows carry its own cookie in the same bits.
+        for (auto kind : {decide::CookieKind::kConnAllow, decide::CookieKind::kConnDeny}) {
+          ofp::FlowMod del;
+          del.command = ofp::FlowModCommand::kDelete;
+          del.table_id = ofp::kTableAll;
+          del.cookie = decide::makeCookie(kind, 0, id);
+          del.cookie_mask = decide::kCookieKindMask | decide::kCookieRuleMask;
+          s->sendFlowMod(del);
+        }
       }
     });
     std::string list;
@@ -336,7 +342,10 @@ struct Daemon::Impl {
         for (const auto& [id, c] : cells.all()) ifs.push_back(WebUi::CellIf{id, c.info.app, c.info.ifname_host});
         ui.sampleTraffic(ifs, now.unix_ms);
       }
-      if (ticks % 8 == 0 && ui.watched()) refreshLiveCounters();
+      if (ticks % 8 == 0 && ui.watched()) {
+        refreshLiveCounters();
+        if (scripts.any()) ui.scriptsChanged(script_admin.list().scripts);
+      }
       for (auto& [id, c] : cells.all()) {
         std::lock_guard lock(c.runtime->mu);
         c.runtime->names.expire(now.mono_ms, 10000);
@@ -358,6 +367,64 @@ struct Daemon::Impl {
   std::uint64_t generation = 0;
   asio::io_context control;
   std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
+
+  // ---- scripts ----
+  // What scripts asked to put on the bridge while it was not connected: sent when it is.
+  std::vector<std::pair<std::vector<ofp::MeterMod>, std::vector<ofp::FlowMod>>> pending_script_flows;
+  std::mutex pending_mu;
+  ScriptHost scripts{views, scriptHooks()};
+  ScriptAdmin script_admin{scripts, cfg, control};
+
+  ScriptHost::Hooks scriptHooks() {
+    ScriptHost::Hooks h;
+    h.send = [this](std::vector<ofp::MeterMod> meters, std::vector<ofp::FlowMod> flows) {
+      auto s = server && ovs ? bridge() : nullptr;
+      if (!s || !s->isConnected()) {
+        std::lock_guard lock(pending_mu);
+        pending_script_flows.emplace_back(std::move(meters), std::move(flows));
+        return;
+      }
+      s->post([s, meters = std::move(meters), flows = std::move(flows)] {
+        for (const auto& mm : meters) s->send(mm);
+        for (const auto& fm : flows) s->sendFlowMod(fm);
+      });
+    };
+    h.disabled = [this](const std::string& name, const std::string& why) {
+      spdlog::warn("script {} disabled: {}; traffic goes on without it (cellwall script reload {} "
+                   "runs it again)", name, why, name);
+      asio::post(control, [this] { ui.scriptsChanged(script_admin.list().scripts); });
+    };
+    h.log = [this](const std::string& name, const std::string& line) {
+      // At most 20 lines a second from all scripts reach the journal; every line is in
+      // `cellwall script status` (the newest 50 per script).
+      std::int64_t sec = clockNow().mono_ms / 1000;
+      std::lock_guard lock(script_log_mu);
+      if (sec != script_log_second) {
+        if (script_log_skipped > 0) spdlog::info("scripts: {} more log lines not shown", script_log_skipped);
+        script_log_second = sec;
+        script_log_lines = 0;
+        script_log_skipped = 0;
+      }
+      if (++script_log_lines <= 20) spdlog::info("script {}: {}", name, line);
+      else ++script_log_skipped;
+    };
+    return h;
+  }
+  std::mutex script_log_mu;
+  std::int64_t script_log_second = 0;
+  int script_log_lines = 0, script_log_skipped = 0;
+
+  void flushPendingScriptFlows(sw::Switch& s) {
+    std::vector<std::pair<std::vector<ofp::MeterMod>, std::vector<ofp::FlowMod>>> pending;
+    {
+      std::lock_guard lock(pending_mu);
+      pending.swap(pending_script_flows);
+    }
+    for (const auto& [meters, flows] : pending) {
+      for (const auto& mm : meters) s.send(mm);
+      for (const auto& fm : flows) s.sendFlowMod(fm);
+    }
+  }
 
   // ---- prompts (docs/prompts.md) ----
   struct Client;  // a control connection (below)
@@ -539,7 +606,7 @@ struct Daemon::Impl {
     }
     for (const auto& [id, c] : cells.all()) {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, rules->compiled(c.info.app),
-                  c.runtime};
+                  c.runtime, c.info.inspect};
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.cells_by_port[cp.ofport] = std::move(cp);
     }
@@ -574,7 +641,11 @@ struct Daemon::Impl {
         std::size_t stale = 0;
         for (const auto& f : flows) {
           std::uint32_t cell = decide::cookieCell(f.cookie);
-          if (cell == 0 || cellInView(*sv, cell)) continue;
+          if (decide::cookieKind(f.cookie) == decide::CookieKind::kScript) {
+            if (scripts.ownsFlowsOf(cell)) continue;  // the middle field is the script's id
+          } else if (cell == 0 || cellInView(*sv, cell)) {
+            continue;
+          }
           ofp::FlowMod del;
           del.command = ofp::FlowModCommand::kDeleteStrict;
           del.table_id = f.table_id;
@@ -596,6 +667,7 @@ struct Daemon::Impl {
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
           for (const auto& fm : decide::cellBaseFlows(s.version(), c, *gw, meterId(c.cell_id))) s.sendFlowMod(fm);
       }
+      flushPendingScriptFlows(s);
       s.barrier([dpid = s.datapathId()](bool done) {
         if (done) spdlog::info("switch {:016x} programmed", dpid);
       });
@@ -774,6 +846,8 @@ struct Daemon::Impl {
     rec.info.hosts = (dir / "hosts").string();
     rec.info.launcher_pid = req.launcher_pid;
     rec.info.created_unix = static_cast<std::int64_t>(::time(nullptr));
+    rec.info.inspect = req.inspect || std::find(cfg.inspect_apps.begin(), cfg.inspect_apps.end(), app) !=
+                                          cfg.inspect_apps.end();
     rec.ip = *ip;
     rec.mac = mac;
     rec.runtime = newRuntime();
@@ -791,8 +865,8 @@ struct Daemon::Impl {
       }
     (void)cells.save();
     publish();
-    spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}", id, name, rec.info.app,
-                 env, ip->str(), mac.str(), *ofport);
+    spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}{}", id, name, rec.info.app,
+                 env, ip->str(), mac.str(), *ofport, rec.info.inspect ? ", inspect mode" : "");
     for (const auto& at : rec.info.published_at) spdlog::info("cell {} published: {}", id, at);
     return rec.info;
   }
@@ -1039,6 +1113,11 @@ struct Daemon::Impl {
     return r;
   }
 
+  api::Reply scriptsChanged(api::Reply r) {
+    ui.scriptsChanged(script_admin.list().scripts);
+    return r;
+  }
+
   // Every command answered at once on the control thread, from the control socket or the web
   // UI (`origin` is what rules added by it are marked with).
   api::Reply executeNow(const api::Command& cmd, const char* origin) {
@@ -1054,6 +1133,10 @@ struct Daemon::Impl {
       wakePromptWaiters();
       return r;
     }
+    if (std::holds_alternative<api::ScriptList>(cmd)) return script_admin.list();
+    if (const auto* sl = std::get_if<api::ScriptLoad>(&cmd)) return scriptsChanged(script_admin.load(*sl));
+    if (const auto* su = std::get_if<api::ScriptUnload>(&cmd)) return scriptsChanged(script_admin.unload(*su));
+    if (const auto* sr = std::get_if<api::ScriptReload>(&cmd)) return scriptsChanged(script_admin.reload(*sr));
     if (std::holds_alternative<api::UiInfo>(cmd)) {
       std::string url = ui.url();
       if (url.empty()) return api::Reply::failed(ui.error());
@@ -1246,6 +1329,9 @@ Expected<void> Daemon::run() {
   im.rules = std::make_unique<RuleBook>(*im.db);
   im.cells.attach(im.db.get());
   if (auto r = im.rules->load(clockNow().unix_ms); !r) return r;
+  // Scripts load before any switch connects: what they ask for at load waits for the bridge.
+  if (auto r = im.script_admin.start(); !r) return r;
+  im.packets.setJudge(&im.scripts);
 
   im.observer.on_held = [&im](const decide::CellPort& cell, const decide::Decision& d,
                               const packet::Frame& f, std::uint64_t dpid, std::uint32_t in_port,
@@ -1295,6 +1381,7 @@ Expected<void> Daemon::run() {
   im.ui.start(im.cfg.ui_listen, im.cfg.state_dir, [&im](const std::string& body) { return im.webApi(body); });
   im.cellsChanged();
   im.ui.prompts(im.promptReply());
+  im.ui.scriptsChanged(im.script_admin.list().scripts);
   asio::signal_set signals(im.control, SIGINT, SIGTERM);
   signals.async_wait([&im](const asio::error_code&, int sig) {
     spdlog::info("signal {}: shutting down", sig);
@@ -1309,6 +1396,7 @@ Expected<void> Daemon::run() {
                im.cfg.of_address, im.cfg.of_port);
   im.control.run();
   im.ui.stop();  // first: its requests wait for the control thread, which runs no more
+  im.script_admin.stop();
 
   // Orderly stop: cells, gateways, the bridge (and embedded OVS), the channel. Rules that
   // last "until the app exits" stay: the apps did not exit, cellwalld did.

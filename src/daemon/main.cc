@@ -1,12 +1,16 @@
 // cellwalld: parses flags and runs the daemon. Everything else lives in the libraries.
 #include <filesystem>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/daemon.h"
+#include "daemon/script_helper.h"
 
 int main(int argc, char** argv) {
+  // A script helper process (daemon/script_helper.h): before anything of the daemon's starts.
+  if (argc >= 2 && std::string_view(argv[1]) == "--script-helper") return cw::daemon::scriptHelperMain();
   cw::daemon::Config cfg;
   std::string config_file;
   bool verbose = false;

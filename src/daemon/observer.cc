@@ -76,7 +76,7 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   e.cell = d.cell_id;
   if (cell != nullptr) e.app = cell->app;
   e.proto = protoName(f);
-  bool inbound = d.reason == decide::Reason::kInboundRule;
+  bool inbound = d.reason == decide::Reason::kInboundRule || d.inbound;
   bool ports = f.isTcp() || f.isUdp();
   if (f.isIp()) e.remote_ip = inbound ? f.ip_src.str() : f.ip_dst.str();
   e.remote_port = !ports ? 0 : inbound ? f.src_port : f.dst_port;
@@ -84,6 +84,7 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   e.verdict = policy::actionName(d.action);
   e.rule_id = d.rule_id;
   e.reason = decide::reasonName(d.reason);
+  if (!d.script.empty()) e.reason.append(":").append(d.script);
   e.counted_rule = d.counted_rule;
   e.allowed = d.action == policy::Action::kAllow;
   e.ip_proto = f.ip_proto;

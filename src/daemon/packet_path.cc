@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <unordered_map>
 
 namespace cw::daemon {
 
@@ -30,6 +31,15 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
     return;
   }
   decide::Now now = clockNow();
+  if (frame->isIpv4()) {
+    // Inspect mode: a packet from an inspected cell, or towards one.
+    const decide::CellPort* from = sv->cellOnPort(pi.inPort());
+    const decide::CellPort* to = from == nullptr || !from->inspect ? sv->cellWithIp(frame->ip_dst.v4()) : nullptr;
+    if (from != nullptr && from->inspect)
+      return inspectPacket(s, *sv, *from, pi.inPort(), *frame, false, view.generation, now);
+    if (to != nullptr && to->inspect)
+      return inspectPacket(s, *sv, *to, pi.inPort(), *frame, true, view.generation, now);
+  }
   if (replayRecent(s, pi.inPort(), *frame, view.generation, now.mono_ms)) return;
   decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now);
   rememberDecision(pi.inPort(), *frame, d, view.generation, now.mono_ms);
@@ -58,6 +68,8 @@ void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector
 void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
                        const packet::Frame& frame, const decide::Decision& d, decide::Now now) {
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  for (const auto& mm : d.scripts.meters) s.send(mm);
+  for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
   if (d.held) {
     const decide::CellPort* cell = sv.cellOnPort(in_port);
     if (observer_ != nullptr && cell != nullptr)
@@ -71,7 +83,7 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
   if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort &&
       d.reason != decide::Reason::kNotIpv4) {
     const decide::CellPort* cell = sv.cellOnPort(in_port);
-    if (cell == nullptr && d.reason == decide::Reason::kInboundRule && frame.isIpv4())
+    if (cell == nullptr && (d.reason == decide::Reason::kInboundRule || d.inbound) && frame.isIpv4())
       cell = sv.cellWithIp(frame.ip_dst.v4());
     observer_->onDecision(cell, d, frame, now);
   }
@@ -150,6 +162,145 @@ void PacketPath::rememberDecision(std::uint32_t in_port, const packet::Frame& f,
         if (out == nullptr || out->port != ofp::kPortController) r.actions.push_back(a);
       }
   if (r.allow && r.actions.empty()) r.at_ms = -1;  // nothing to replay with: decide again
+}
+
+namespace {
+
+// Inspect mode's connection table: what the flow pair of a decided connection would have done,
+// kept by the controller, which now forwards each packet itself. Per switch thread, bounded.
+struct InspectKey {
+  std::uint32_t in_port, src, dst;
+  std::uint16_t sport, dport;
+  std::uint8_t proto;
+  bool operator==(const InspectKey&) const = default;
+};
+struct InspectKeyHash {
+  std::size_t operator()(const InspectKey& k) const {
+    std::uint64_t h = (std::uint64_t{k.src} << 32 | k.dst) * 0x9e3779b97f4a7c15ULL;
+    h ^= (std::uint64_t{k.sport} << 16 | k.dport | std::uint64_t{k.in_port} << 40 |
+          std::uint64_t{k.proto} << 32) * 0xc2b2ae3d27d4eb4fULL;
+    return static_cast<std::size_t>(h ^ (h >> 29));
+  }
+};
+struct InspectConn {
+  std::uint64_t generation = 0;  // any policy change: decided again
+  std::int64_t last_ms = 0, idle_ms = 0;
+  bool allow = false;
+  bool snoop = false;  // the environment resolver's answers: learned from, as the flow would copy them
+  std::uint32_t cell_id = 0;
+  ofp::ActionList actions;
+};
+constexpr std::size_t kInspectConns = 65536;
+
+InspectKey keyOf(std::uint32_t in_port, const packet::Frame& f, bool reverse) {
+  InspectKey k{in_port, f.ip_src.v4().v, f.ip_dst.v4().v, f.src_port, f.dst_port, f.ip_proto};
+  if (reverse) {
+    std::swap(k.src, k.dst);
+    std::swap(k.sport, k.dport);
+  }
+  return k;
+}
+
+// A flow's output actions without its copy to the controller.
+ofp::ActionList forwardActions(const ofp::FlowMod& fm, bool* had_controller) {
+  ofp::ActionList out;
+  for (const auto& ins : fm.instructions)
+    if (const auto* apply = std::get_if<ofp::InstrApplyActions>(&ins))
+      for (const auto& a : apply->actions) {
+        const auto* o = std::get_if<ofp::ActionOutput>(&a);
+        if (o != nullptr && o->port == ofp::kPortController) *had_controller = true;
+        else out.push_back(a);
+      }
+  return out;
+}
+
+}  // namespace
+
+void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, const decide::CellPort& cell,
+                               std::uint32_t in_port, const packet::Frame& f, bool inbound,
+                               std::uint64_t generation, decide::Now now) {
+  inspected_.fetch_add(1, std::memory_order_relaxed);
+  if (judge_ != nullptr) {
+    decide::Decision::ScriptRequests req;
+    auto v = judge_->inspect(sv, cell, in_port, f, inbound, now, req);
+    for (const auto& mm : req.meters) s.send(mm);
+    for (const auto& fm : req.flows) s.sendFlowMod(fm);
+    if (v && v->action != policy::Action::kAllow) {
+      // This packet only: the connection goes on, and its next packet is asked again.
+      inspect_refused_.fetch_add(1, std::memory_order_relaxed);
+      if (v->action == policy::Action::kReject)
+        for (const auto& po : decider_.rejectOf(f, in_port).packet_outs) s.sendPacketOut(po);
+      return;
+    }
+  }
+  struct Table {
+    const PacketPath* owner = nullptr;
+    std::unordered_map<InspectKey, InspectConn, InspectKeyHash> conns;
+  };
+  thread_local Table table;
+  if (table.owner != this) {
+    table.owner = this;
+    table.conns.clear();
+  }
+  auto send = [&](const InspectConn& c) {
+    if (c.snoop) snoop(sv, c.cell_id, f);
+    if (!c.allow) return;
+    ofp::PacketOut po;
+    po.in_port = in_port;
+    po.actions = c.actions;
+    po.data.assign(f.raw.begin(), f.raw.end());
+    s.sendPacketOut(po);
+  };
+  const InspectKey key = keyOf(in_port, f, false);
+  if (auto it = table.conns.find(key); it != table.conns.end()) {
+    InspectConn& c = it->second;
+    if (c.generation == generation && now.mono_ms - c.last_ms <= c.idle_ms) {
+      c.last_ms = now.mono_ms;
+      send(c);
+      return;
+    }
+    table.conns.erase(it);
+  }
+  decide::Decision d = decider_.decide(sv, in_port, f, now);
+  reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  for (const auto& mm : d.scripts.meters) s.send(mm);
+  for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
+  if (d.held) {
+    if (observer_ != nullptr && !inbound) observer_->onHeld(cell, d, f, s.datapathId(), in_port, now);
+    return;
+  }
+  if (d.reason == decide::Reason::kUnknownPort || d.reason == decide::Reason::kNotIpv4) return;
+  (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
+  if (observer_ != nullptr) observer_->onDecision(&cell, d, f, now);
+  if (table.conns.size() >= kInspectConns) {
+    std::erase_if(table.conns, [&](const auto& kv) {
+      return kv.second.generation != generation || now.mono_ms - kv.second.last_ms > kv.second.idle_ms;
+    });
+    if (table.conns.size() >= kInspectConns) table.conns.clear();
+  }
+  if (d.action == policy::Action::kReject) {  // answered each time, as without inspect mode
+    for (const auto& po : d.packet_outs) s.sendPacketOut(po);
+    return;
+  }
+  // The flows the decision would install say what to do with each direction, and for how long.
+  for (std::size_t i = 0; i < d.flows.size() && i < 2; ++i) {
+    const ofp::FlowMod& fm = d.flows[i];
+    InspectConn c;
+    c.generation = generation;
+    c.last_ms = now.mono_ms;
+    c.idle_ms = std::int64_t{fm.idle_timeout} * 1000;
+    c.allow = d.action == policy::Action::kAllow;
+    c.cell_id = cell.cell_id;
+    c.actions = forwardActions(fm, &c.snoop);
+    table.conns[keyOf(fm.match.in_port, f, i == 1)] = std::move(c);
+  }
+  if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, f);
+  auto it = table.conns.find(key);
+  if (it != table.conns.end()) {
+    InspectConn first = it->second;
+    first.snoop = false;  // learned from above already
+    send(first);
+  }
 }
 
 void PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame) {

@@ -45,6 +45,12 @@ class PacketPath {
                       PacketObserver* observer = nullptr)
       : views_(views), decider_(timeouts), observer_(observer) {}
   void setObserver(PacketObserver* o) { observer_ = o; }
+  // Scripts asked before the app's rules, and about every packet of an inspected cell (null:
+  // none). Set before the first packet.
+  void setJudge(decide::PacketJudge* j) {
+    decider_.setJudge(j);
+    judge_ = j;
+  }
 
   void handle(sw::Switch& s, const ofp::PacketIn& pi);
   // Decides a held packet again, on the switch's thread: by the policy as it is now (an answer
@@ -64,9 +70,17 @@ class PacketPath {
   // Packet-Ins of a connection decided moments ago, forwarded (or dropped) as decided.
   std::uint64_t repeats() const { return repeats_.load(std::memory_order_relaxed); }
   std::uint64_t denied() const { return denied_.load(std::memory_order_relaxed); }
+  // Inspect mode: packets of inspected cells handled, and those an inspect_* function refused.
+  std::uint64_t inspected() const { return inspected_.load(std::memory_order_relaxed); }
+  std::uint64_t inspectRefused() const { return inspect_refused_.load(std::memory_order_relaxed); }
 
  private:
   void snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame);
+  // Inspect mode: the packet through the inspect_* functions, then on as its connection was
+  // decided (decided now if it is new), sent by the controller itself.
+  void inspectPacket(sw::Switch& s, const decide::SwitchView& sv, const decide::CellPort& cell,
+                     std::uint32_t in_port, const packet::Frame& f, bool inbound, std::uint64_t generation,
+                     decide::Now now);
   void apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
              const packet::Frame& frame, const decide::Decision& d, decide::Now now);
   bool replayRecent(sw::Switch& s, std::uint32_t in_port, const packet::Frame& f,
@@ -77,6 +91,8 @@ class PacketPath {
   const decide::ViewHolder& views_;
   decide::Decider decider_;
   PacketObserver* observer_;
+  decide::PacketJudge* judge_ = nullptr;
+  std::atomic<std::uint64_t> inspected_{0}, inspect_refused_{0};
   std::atomic<std::uint64_t> answers_seen_{0};
   std::atomic<std::uint64_t> repeats_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons_{};

@@ -100,6 +100,12 @@ void WebUi::counters(const std::vector<Counter>& c) {
 
 void WebUi::rulesChanged(const std::string& app) { hub_.event("rules", json{{"app", app}}.dump()); }
 
+void WebUi::scriptsChanged(const std::vector<api::ScriptInfo>& scripts) {
+  api::Reply r;
+  r.scripts = scripts;
+  hub_.state("scripts", api::encodeReply(r));
+}
+
 namespace {
 
 std::uint64_t readCounter(const std::string& ifname, const char* which) {

@@ -44,6 +44,8 @@ class WebUi {
   };
   void counters(const std::vector<Counter>& c);
   void rulesChanged(const std::string& app);  // "": any app
+  // The scripts, their state and counters (on a change, and every 2 s while watched).
+  void scriptsChanged(const std::vector<api::ScriptInfo>& scripts);
   struct CellIf {
     std::uint32_t id = 0;
     std::string app, ifname;

@@ -76,6 +76,7 @@ const char* reasonName(Reason r) {
     case Reason::kPrompt: return "prompt";
     case Reason::kPromptAnswer: return "prompt_answer";
     case Reason::kPromptTimeout: return "prompt_timeout";
+    case Reason::kScript: return "script";
     case Reason::kCount: break;
   }
   return "unknown";
@@ -168,7 +169,15 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
 
   policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_dst,
                       hasPorts(f) ? f.dst_port : std::uint16_t{0}};
-  if (held != nullptr) {
+  std::optional<ScriptVerdict> sv;
+  if (held == nullptr && judge_ != nullptr)
+    sv = judge_->judge(sw, cell, cell.ofport, f, false, now, d.scripts);
+  if (sv) {
+    d.action = sv->action;
+    d.reason = Reason::kScript;
+    d.script = std::move(sv->script);
+    joinNames(ResolvedNames(cell.runtime.get(), key.remote, now.mono_ms).get(), d.names);
+  } else if (held != nullptr) {
     d.action = held->action;
     d.reason = held->reason;
     joinNames(ResolvedNames(cell.runtime.get(), key.remote, now.mono_ms).get(), d.names);
@@ -220,6 +229,23 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
     return d;
   }
   d.cell_id = cell->cell_id;
+  if (judge_ != nullptr && f.ip_src.v4() != gw.ip) {
+    // Scripts see everything that comes in from the uplink side (a host probing the cell's
+    // published ports), but not the environment's resolver.
+    if (auto v = judge_->judge(sw, *cell, gw.ofport, f, true, now, d.scripts)) {
+      d.action = v->action;
+      d.reason = Reason::kScript;
+      d.script = std::move(v->script);
+      d.inbound = true;
+      if (d.action == Action::kAllow)
+        allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr);
+      else if (d.action == Action::kReject)
+        rejectReply(d, f, gw.ofport);
+      else
+        denyFlow(d, f, gw.ofport, cell->cell_id);
+      return d;
+    }
+  }
   // A reply whose flows timed out comes back here. It may pass only if it is the reverse of a
   // connection the cell's policy lets it open, and is not itself an opening (TCP SYN).
   bool opening = f.l4 == L4::kTcp && (f.tcp_flags & packet::kTcpSyn) != 0 &&
@@ -314,6 +340,14 @@ void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
   po.actions.emplace_back(ofp::ActionOutput{ofp::kPortTable, 0});
   po.data.assign(f.raw.begin(), f.raw.end());
   d.packet_outs.push_back(std::move(po));
+}
+
+Decision Decider::rejectOf(const Frame& f, std::uint32_t in_port) const {
+  Decision d;
+  d.action = Action::kReject;
+  d.reason = Reason::kScript;
+  rejectReply(d, f, in_port);
+  return d;
 }
 
 void Decider::denyFlow(Decision& d, const Frame& f, std::uint32_t in_port,

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,6 +42,7 @@ enum class Reason : std::uint8_t {
   kPrompt,           // no rule matched and the app's default is "prompt": held for an answer
   kPromptAnswer,     // a held connection, decided by an answer that made no rule ("once")
   kPromptTimeout,    // a held connection nobody answered: the app's prompt_timeout_action
+  kScript,           // a Lua script's verdict (before the app's rules)
   kCount
 };
 const char* reasonName(Reason r);
@@ -62,6 +64,40 @@ struct Decision {
   std::string names;  // the names the cell resolved for the remote address, comma-separated
   // Reason::kPrompt: nothing was installed or sent; the caller holds the packet for an answer.
   bool held = false;
+  // Reason::kScript: the script that decided.
+  std::string script;
+  bool inbound = false;  // a connection into the cell (from its gateway)
+  // What scripts asked for while deciding (their own table): sent before `flows`.
+  struct ScriptRequests {
+    std::vector<ofp::MeterMod> meters;  // first: the flows may use them
+    std::vector<ofp::FlowMod> flows;
+  } scripts;
+};
+
+// What scripts say about a packet (src/daemon/scripts.h). Asked on the switch threads,
+// concurrently, after anti-spoofing and the special destinations (the environment's resolver
+// and gateway), before the app's rules; never about a held packet being released.
+struct ScriptVerdict {
+  policy::Action action = policy::Action::kDeny;
+  std::string script;  // the one that decided
+};
+class PacketJudge {
+ public:
+  virtual ~PacketJudge() = default;
+  // `inbound`: the packet goes towards `cell` (it came from the cell's gateway). Meters and
+  // flows the scripts asked for are appended to `out`. nullopt: no script decided.
+  virtual std::optional<ScriptVerdict> judge(const SwitchView& sw, const CellPort& cell,
+                                             std::uint32_t in_port, const packet::Frame& f,
+                                             bool inbound, Now now,
+                                             Decision::ScriptRequests& out) = 0;
+  // Inspect mode: a packet of an inspected cell (any packet, not only a connection's first),
+  // before its connection's verdict is applied. nullopt: no script decided.
+  virtual std::optional<ScriptVerdict> inspect(const SwitchView& /*sw*/, const CellPort& /*cell*/,
+                                               std::uint32_t /*in_port*/, const packet::Frame& /*f*/,
+                                               bool /*inbound*/, Now /*now*/,
+                                               Decision::ScriptRequests& /*out*/) {
+    return std::nullopt;
+  }
 };
 
 // A verdict for a held connection that no rule gives (an answer "once", a timeout): decide()
@@ -104,6 +140,10 @@ class ResolvedNames {
 class Decider {
  public:
   explicit Decider(Timeouts timeouts = {}) : timeouts_(timeouts) {}
+  // Scripts to ask before the app's rules (null: none). Set before the first decide().
+  void setJudge(PacketJudge* judge) { judge_ = judge; }
+  // A reject's answer to a packet (TCP RST or ICMP unreachable), without a decision.
+  Decision rejectOf(const packet::Frame& f, std::uint32_t in_port) const;
 
   // `raw` is the Packet-In's frame; the PacketOut re-injects it through the tables so it
   // follows the flows just installed.
@@ -125,6 +165,7 @@ class Decider {
   void rejectReply(Decision& d, const packet::Frame& f, std::uint32_t in_port) const;
 
   Timeouts timeouts_;
+  PacketJudge* judge_ = nullptr;
 };
 
 }  // namespace cw::decide

@@ -82,6 +82,9 @@ struct CellPort {
   Ip4 ip;
   std::shared_ptr<const CompiledPolicy> policy;
   std::shared_ptr<CellRuntime> runtime;  // null: no names (tests, benchmarks)
+  // Inspect mode: every packet of the cell reaches the controller and the scripts'
+  // inspect_* functions (docs/scripts.md), not only a connection's first.
+  bool inspect = false;
 };
 
 struct GatewayPort {

@@ -47,10 +47,13 @@ ofp::InstrApplyActions toController(std::uint16_t max_len) {
 }  // namespace
 
 std::vector<FlowMod> switchBaseFlows(ofp::Version /*v*/) {
-  // Table-miss in both tables: no instructions = drop. Explicit rather than relying on the
-  // OpenFlow 1.3 default, which switches may configure otherwise.
+  // Table-miss in the ingress and connection tables: no instructions = drop. Explicit rather
+  // than relying on the OpenFlow 1.3 default, which switches may configure otherwise. What no
+  // script flow matches goes on from the script table to the connections.
   std::vector<FlowMod> out;
   out.push_back(add(kTableIngress, 0, makeCookie(CookieKind::kBase, 0, 0), Match(), {}));
+  out.push_back(add(kTableScript, 0, makeCookie(CookieKind::kBase, 0, 0), Match(),
+                    {ofp::InstrGotoTable{kTableConn}}));
   out.push_back(add(kTableConn, 0, makeCookie(CookieKind::kBase, 0, 0), Match(), {}));
   return out;
 }
@@ -62,7 +65,7 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
   // Anti-spoofing: only the cell's own MAC and IPv4 source go on.
   out.push_back(add(kTableIngress, kPrioIngress, cookie,
                     Match().inPort(cell.ofport).ethSrc(cell.mac).ethType(packet::kEthIpv4).ipv4Src(cell.ip),
-                    {ofp::InstrGotoTable{kTableConn}}));
+                    {ofp::InstrGotoTable{kTableScript}}));
   out.push_back(arpResponder(cell.ofport, cell.mac, cell.ip, gw.ip, gw.mac, cookie, true));
   // IPv6 is not routed by cellwall yet: dropped on purpose, never a way around the policy.
   out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
@@ -89,6 +92,20 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
                                                ofp::ActionOutput{ofp::kPortController,
                                                                  ofp::kControllerMaxLenNoBuffer}}}}));
   }
+  if (cell.inspect) {
+    // Inspect mode: every packet the cell sends, and every packet sent to it, goes to the
+    // controller (through the cell's meter: inspect mode is bounded by the cell's Packet-In
+    // rate), which forwards it itself once the scripts' inspect_* functions have seen it.
+    for (bool from_cell : {true, false}) {
+      Match m;
+      if (from_cell) m.inPort(cell.ofport).ethType(packet::kEthIpv4).ipv4Src(cell.ip);
+      else m.ethType(packet::kEthIpv4).ipv4Dst(cell.ip);
+      std::vector<ofp::Instruction> ins;
+      if (meter_id != 0 && v == ofp::Version::kOf13) ins.emplace_back(ofp::InstrMeter{meter_id});
+      ins.emplace_back(toController(ofp::kControllerMaxLenNoBuffer));
+      out.push_back(add(kTableScript, kPrioInspect, cookie, m, std::move(ins)));
+    }
+  }
   // Connection miss: to the controller, through the cell's meter so one cell cannot flood it.
   std::vector<ofp::Instruction> miss;
   if (meter_id != 0 && v == ofp::Version::kOf13) miss.emplace_back(ofp::InstrMeter{meter_id});
@@ -98,14 +115,31 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
 }
 
 std::vector<FlowMod> cellRemoveFlows(const CellPort& cell) {
-  FlowMod fm;
-  fm.command = ofp::FlowModCommand::kDelete;
-  fm.table_id = ofp::kTableAll;
-  fm.cookie = std::uint64_t{cell.cell_id & 0xffffff} << 32;
-  fm.cookie_mask = kCookieCellMask;
-  std::vector<FlowMod> out{fm};
-  // Connection flows towards the cell were installed on the other port's side with the same
-  // cell id in their cookie, so the mask above removes them too.
+  // One delete per kind of the cell's flows: a script's flows carry the script's id where a
+  // cell's carry the cell's, and are not the cell's to remove. Connection flows towards the
+  // cell were installed on the other port's side with the same cell id in their cookie, so
+  // these remove them too.
+  std::vector<FlowMod> out;
+  for (auto kind : {CookieKind::kBase, CookieKind::kConnAllow, CookieKind::kConnDeny, CookieKind::kDnsAnswer}) {
+    FlowMod fm;
+    fm.command = ofp::FlowModCommand::kDelete;
+    fm.table_id = ofp::kTableAll;
+    fm.cookie = makeCookie(kind, cell.cell_id, 0);
+    fm.cookie_mask = kCookieKindMask | kCookieCellMask;
+    out.push_back(fm);
+  }
+  // Script flows about the cell's address (a port-scan guard's block of it): the address goes
+  // back to the pool, and the next cell to get it must not inherit them. A non-strict delete
+  // takes every flow of the script table whose match includes that source (or destination).
+  for (bool src : {true, false}) {
+    FlowMod fm;
+    fm.command = ofp::FlowModCommand::kDelete;
+    fm.table_id = kTableScript;
+    fm.match.ethType(packet::kEthIpv4);
+    if (src) fm.match.ipv4Src(cell.ip);
+    else fm.match.ipv4Dst(cell.ip);
+    out.push_back(fm);
+  }
   return out;
 }
 
@@ -115,7 +149,7 @@ std::vector<FlowMod> gatewayBaseFlows(ofp::Version /*v*/, const GatewayPort& gw,
   std::vector<FlowMod> out;
   out.push_back(add(kTableIngress, kPrioIngress, cookie,
                     Match().inPort(gw.ofport).ethSrc(gw.mac).ethType(packet::kEthIpv4),
-                    {ofp::InstrGotoTable{kTableConn}}));
+                    {ofp::InstrGotoTable{kTableScript}}));
   out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
                     Match().inPort(gw.ofport).ethType(packet::kEthIpv6), {}));
   for (const CellPort* c : cells) out.push_back(gatewayArpForCell(gw, *c));

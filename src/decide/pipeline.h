@@ -3,7 +3,9 @@
 //
 //   table 0  ingress: per-port anti-spoofing (a cell may send only from its own MAC and IPv4
 //            address), ARP answered by the switch, IPv6 dropped explicitly; -> table 1.
-//   table 1  connections: exact flow pairs installed per decision (idle timeout: the flow
+//   table 1  scripts: the flows Lua scripts install (drop, allow past their lower flows, rate
+//            limit through a meter); miss -> table 2. Only reached through table 0.
+//   table 2  connections: exact flow pairs installed per decision (idle timeout: the flow
 //            table is the per-connection cache); per-port miss -> meter -> controller.
 //   everything else: table-miss drop. No NORMAL action anywhere; fail_mode=secure.
 #pragma once
@@ -17,7 +19,8 @@
 namespace cw::decide {
 
 inline constexpr std::uint8_t kTableIngress = 0;
-inline constexpr std::uint8_t kTableConn = 1;
+inline constexpr std::uint8_t kTableScript = 1;
+inline constexpr std::uint8_t kTableConn = 2;
 
 // Priorities.
 inline constexpr std::uint16_t kDnsPort = 53;
@@ -26,14 +29,19 @@ inline constexpr std::uint16_t kPrioConn = 1000;     // per-connection exact flo
 inline constexpr std::uint16_t kPrioIngress = 100;   // anti-spoofing / ARP answers
 inline constexpr std::uint16_t kPrioIpv6Drop = 50;
 inline constexpr std::uint16_t kPrioPortMiss = 1;    // per-port send-to-controller
+// Script table: a script's priority p (0..999) is kPrioScriptBase + p.
+inline constexpr std::uint16_t kPrioScriptBase = 1000;
+// Script table: every packet of an inspected cell, both ways, to the controller.
+inline constexpr std::uint16_t kPrioInspect = 2100;
 
 // Cookie layout: [63..56] kind, [55..32] cell id, [31..0] rule id. Flows of one cell, one
 // rule, or one kind can be deleted with a cookie mask.
 // kDnsAnswer marks the flow that carries the environment resolver's answers to a cell: it also
 // copies each answer to the controller (DNS snooping), and a Packet-In with that cookie is an
 // answer to learn from, never a connection to decide.
+// kScript: a flow a script installed; [55..32] is then the script's id, [31..0] its own cookie.
 enum class CookieKind : std::uint8_t {
-  kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04
+  kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04, kScript = 0x05
 };
 inline constexpr std::uint64_t kCookieKindMask = 0xff00000000000000ULL;
 inline constexpr std::uint64_t kCookieCellMask = 0x00ffffff00000000ULL;
@@ -56,7 +64,8 @@ struct Timeouts {
 
 // Flows every switch gets regardless of cells: table-miss drops.
 std::vector<ofp::FlowMod> switchBaseFlows(ofp::Version v);
-// A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)), and its DNS to the
+// A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)), in inspect mode the
+// flows that send all its packets to the controller (through its meter), and its DNS to the
 // environment's resolver (always allowed): queries straight through, answers to the cell and
 // copied to the controller (cookie (kDnsAnswer, cell_id, 0)) for DNS snooping. meter_id 0: none.
 std::vector<ofp::FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell,

@@ -116,6 +116,7 @@ struct Script::State {
   const Packet* packet = nullptr;
   bool dropped_this = false;
   std::vector<int> refs;  // the filter functions, in name order
+  std::vector<int> inspect_refs;  // the inspect_* functions, in name order
   int on_packet = LUA_NOREF;  // on_packet(pkt)
   int pkt = LUA_NOREF;        // the one packet userdata, reused: its fields are read on demand
   lua_State* co = nullptr;    // run(), as a coroutine waiting in coroutine.yield()
@@ -528,6 +529,7 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
     if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
       std::string key = lua_tostring(L, -2);
       if (key.rfind("filter_", 0) == 0) s->filters_.push_back(key);
+      if (key.rfind("inspect_", 0) == 0) s->inspectors_.push_back(key);
     }
     lua_pop(L, 1);
   }
@@ -536,6 +538,11 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
   for (const auto& f : s->filters_) {
     lua_getglobal(L, f.c_str());
     st.refs.push_back(luaL_ref(L, LUA_REGISTRYINDEX));
+  }
+  std::sort(s->inspectors_.begin(), s->inspectors_.end());
+  for (const auto& f : s->inspectors_) {
+    lua_getglobal(L, f.c_str());
+    st.inspect_refs.push_back(luaL_ref(L, LUA_REGISTRYINDEX));
   }
   if (lua_getglobal(L, "on_packet") == LUA_TFUNCTION) {
     st.on_packet = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -686,6 +693,40 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
     st.rearm();
     disable(std::move(failed));
     return Verdict::kContinue;  // what it asked for before it failed (out) still stands; no verdict
+  }
+  return verdict;
+}
+
+Verdict Script::onInspect(const Packet& p, Effects& out) {
+  if (disabled() || inspectors_.empty()) return Verdict::kContinue;
+  State& st = *state_;
+  lua_State* L = st.L;
+  ++calls_;
+  st.effects = &out;
+  st.packet = &p;
+  st.dropped_this = false;
+  st.steps = 0;
+  Verdict verdict = Verdict::kContinue;
+  const int top = lua_gettop(L);
+  std::string failed;
+  for (std::size_t i = 0; i < st.inspect_refs.size() && verdict == Verdict::kContinue; ++i) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st.inspect_refs[i]);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st.pkt);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      failed = inspectors_[i] + ": " + (st.over ? st.over_why : errorText(L));
+      break;
+    }
+    verdict = verdictOf(L, -1);
+    lua_settop(L, top);
+  }
+  lua_settop(L, top);
+  if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
+  st.effects = nullptr;
+  st.packet = nullptr;
+  if (!failed.empty()) {
+    st.rearm();
+    disable(std::move(failed));
+    return Verdict::kContinue;
   }
   return verdict;
 }

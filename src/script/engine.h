@@ -125,6 +125,12 @@ class Script {
   // A drop flow asked for in the call that matches the packet makes its verdict "drop".
   Verdict onPacket(const Packet& p, Effects& out);
 
+  // Inspect mode: every global inspect_* function, in name order, with the packet (as
+  // on_packet gets it); the first verdict decides. Called for every packet of a cell in
+  // inspect mode, not only a connection's first.
+  Verdict onInspect(const Packet& p, Effects& out);
+  std::size_t inspectors() const { return inspectors_.size(); }
+
   // Timers (after(), every()): runs those due by now, each with its own budget. Returns how
   // many ran. nextTimer(): the monotonic time (ms) the next is due, or -1 for none.
   int runTimers(std::int64_t now_ms, Effects& out);
@@ -148,6 +154,7 @@ class Script {
   std::string name_;
   std::unique_ptr<State> state_;
   std::vector<std::string> filters_;
+  std::vector<std::string> inspectors_;
   std::string why_disabled_;
   std::uint64_t calls_ = 0;
   Effects load_effects_;

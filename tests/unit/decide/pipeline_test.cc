@@ -21,7 +21,34 @@ TEST(Pipeline, CellIngressAdmitsOnlyItsOwnAddresses) {
   EXPECT_EQ(ingress->match.eth_src, net.web.mac);
   EXPECT_EQ(ingress->match.ipv4_src, net.web.ip);
   EXPECT_FALSE(ingress->match.hasMask(ofp::Field::kIpv4Src));
-  EXPECT_EQ(std::get<ofp::InstrGotoTable>(ingress->instructions[0]).table_id, kTableConn);
+  // On to the scripts' table, whose miss goes on to the connections.
+  EXPECT_EQ(std::get<ofp::InstrGotoTable>(ingress->instructions[0]).table_id, kTableScript);
+  bool script_miss = false;
+  for (const auto& f : switchBaseFlows(ofp::Version::kOf13))
+    if (f.table_id == kTableScript && f.priority == 0)
+      script_miss = std::get<ofp::InstrGotoTable>(f.instructions.at(0)).table_id == kTableConn;
+  EXPECT_TRUE(script_miss);
+  // No inspect-mode flows for a cell that is not inspected.
+  for (const auto& f : flows) EXPECT_NE(f.priority, kPrioInspect);
+}
+
+TEST(Pipeline, AnInspectedCellSendsEveryPacketBothWaysThroughItsMeterToTheController) {
+  Net net;
+  decide::CellPort c = net.web;
+  c.inspect = true;
+  int n = 0;
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, c, net.gw, 7)) {
+    if (f.priority != kPrioInspect) continue;
+    ++n;
+    EXPECT_EQ(f.table_id, kTableScript);  // after anti-spoofing, before every script flow
+    ASSERT_EQ(f.instructions.size(), 2u);
+    EXPECT_EQ(std::get<ofp::InstrMeter>(f.instructions[0]).meter_id, 7u);
+    const auto& out = std::get<ofp::ActionOutput>(std::get<ofp::InstrApplyActions>(f.instructions[1]).actions.at(0));
+    EXPECT_EQ(out.port, ofp::kPortController);
+    if (f.match.has(ofp::Field::kInPort)) EXPECT_EQ(f.match.ipv4_src, c.ip);
+    else EXPECT_EQ(f.match.ipv4_dst, c.ip);
+  }
+  EXPECT_EQ(n, 2);
 }
 
 TEST(Pipeline, NoFlowForwardsWithoutTheController) {
@@ -110,9 +137,18 @@ TEST(Pipeline, CookiesSelectCellsAndRules) {
   EXPECT_EQ(c & kCookieRuleMask, 0xdeadbeefu);
   Net net;
   auto del = cellRemoveFlows(net.web);
-  ASSERT_EQ(del.size(), 1u);
-  EXPECT_EQ(del[0].cookie_mask, kCookieCellMask);
-  EXPECT_EQ(cookieCell(del[0].cookie), net.web.cell_id);
+  ASSERT_EQ(del.size(), 6u);
+  // Script flows about the cell's address go with it (its address goes back to the pool).
+  EXPECT_EQ(del[4].table_id, kTableScript);
+  EXPECT_EQ(del[4].match.ipv4_src, net.web.ip);
+  EXPECT_EQ(del[5].match.ipv4_dst, net.web.ip);
+  del.resize(4);
+  for (const auto& d : del) {
+    EXPECT_EQ(d.cookie_mask, kCookieKindMask | kCookieCellMask);
+    EXPECT_EQ(cookieCell(d.cookie), net.web.cell_id);
+    // Never a script's flows, whose cookies carry the script's id in the cell's place.
+    EXPECT_NE(cookieKind(d.cookie), CookieKind::kScript);
+  }
 }
 
 }  // namespace

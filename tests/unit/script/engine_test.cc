@@ -364,5 +364,30 @@ TEST(Script, MacsAndDirectionAreFields) {
   EXPECT_EQ(e.logs[0], "0b:0b:0b:0b:0b:0b a0:a1:a2:a3:a4:a5 in");
 }
 
+TEST(Script, InspectFunctionsSeeEveryPacketApartFromOnPacket) {
+  auto s = Script::load("inspect.lua", R"(
+    function on_packet(pkt) count("first") end
+    function inspect_b(pkt) count("b") if pkt.port_dst == 6667 then return "drop" end end
+    function inspect_a(pkt) count("a") if #pkt.frame > 1000 then return "reject" end end
+  )");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ((*s)->inspectors(), 2u);
+  auto f = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 6667);
+  Effects e;
+  EXPECT_EQ((*s)->onInspect(packetOf(f, "10.0.0.5", "10.0.0.9", 40000, 6667), e), Verdict::kDrop);
+  ASSERT_EQ(e.counts.size(), 2u);
+  EXPECT_EQ(e.counts[0].first, "a");  // in name order
+  EXPECT_EQ(e.counts[1].first, "b");
+  auto g = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 80);
+  Effects e2;
+  EXPECT_EQ((*s)->onInspect(packetOf(g, "10.0.0.5", "10.0.0.9", 40000, 80), e2), Verdict::kContinue);
+  auto none = Script::load("none.lua", "function on_packet(pkt) end");
+  ASSERT_TRUE(none);
+  EXPECT_EQ((*none)->inspectors(), 0u);
+  Effects e3;
+  EXPECT_EQ((*none)->onInspect(packetOf(g, "10.0.0.5", "10.0.0.9", 40000, 80), e3), Verdict::kContinue);
+  EXPECT_EQ((*none)->calls(), 0u);  // nothing to call: not counted
+}
+
 }  // namespace
 }  // namespace cw::script

@@ -1,0 +1,175 @@
+// The scripts that ship in lua/, on their own: fed packets, what do they decide and ask for.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "common/net.h"
+#include "script/engine.h"
+
+namespace cw::script {
+namespace {
+
+std::unique_ptr<Script> loadShipped(const std::string& name, const std::vector<Setting>& settings = {}) {
+  std::ifstream in(std::string(CW_SHIPPED_SCRIPTS_DIR) + "/" + name + ".lua");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  auto s = Script::load(name, ss.str(), Limits{}, settings);
+  EXPECT_TRUE(s) << (s ? "" : s.error().message);
+  return s ? std::move(s.value()) : nullptr;
+}
+
+// A TCP/IPv4 frame with flags, or UDP when flags < 0.
+struct Pkt {
+  std::string frame;
+  Packet p;
+};
+Pkt probe(const char* src, const char* dst, std::uint16_t dport, int flags, const char* dir = "out",
+          std::uint32_t cell = 1, const char* app = "app") {
+  Pkt k;
+  k.frame.assign(14 + 20 + 20, '\0');
+  k.frame[12] = 0x08;
+  k.frame[14] = 0x45;
+  k.frame[14 + 9] = static_cast<char>(flags < 0 ? 17 : 6);
+  k.frame[36] = static_cast<char>(dport >> 8);
+  k.frame[37] = static_cast<char>(dport);
+  k.p.frame = k.frame;
+  k.p.ip_src = Ip4::parse(src)->v;
+  k.p.ip_dst = Ip4::parse(dst)->v;
+  k.p.port_src = 40000;
+  k.p.port_dst = dport;
+  k.p.proto = static_cast<std::uint8_t>(flags < 0 ? 17 : 6);
+  k.p.tcp_flags = static_cast<std::uint8_t>(flags < 0 ? 0 : flags);
+  k.p.direction = dir;
+  k.p.cell = cell;
+  k.p.app = app;
+  return k;
+}
+
+constexpr int kSyn = 0x02, kAck = 0x10, kFin = 0x01, kPsh = 0x08, kUrg = 0x20;
+
+TEST(PortscanGuard, BlocksAVerticalScanAtTheThreshold) {
+  auto s = loadShipped("portscan_guard");
+  ASSERT_TRUE(s);
+  for (std::uint16_t port = 1; port < 15; ++port) {
+    auto k = probe("10.200.0.2", "192.0.2.1", port, kSyn);
+    Effects e;
+    EXPECT_EQ(s->onPacket(k.p, e), Verdict::kContinue) << port;
+    EXPECT_TRUE(e.flows.empty());
+  }
+  auto k = probe("10.200.0.2", "192.0.2.1", 15, kSyn);
+  Effects e;
+  EXPECT_EQ(s->onPacket(k.p, e), Verdict::kDrop);
+  ASSERT_EQ(e.flows.size(), 1u);
+  EXPECT_EQ(e.flows[0].match.str(), "ip_src=10.200.0.2");
+  EXPECT_EQ(e.flows[0].hard, 300);
+  ASSERT_EQ(e.logs.size(), 1u);
+  EXPECT_NE(e.logs[0].find("blocked 10.200.0.2"), std::string::npos);
+  // Until the flow holds, the source's packets are dropped by the script itself.
+  auto again = probe("10.200.0.2", "192.0.2.9", 80, kSyn);
+  Effects e2;
+  EXPECT_EQ(s->onPacket(again.p, e2), Verdict::kDrop);
+  // Another source is not affected.
+  auto other = probe("10.200.0.3", "192.0.2.1", 80, kSyn);
+  Effects e3;
+  EXPECT_EQ(s->onPacket(other.p, e3), Verdict::kContinue);
+  EXPECT_FALSE(s->disabled()) << s->whyDisabled();
+}
+
+TEST(PortscanGuard, HorizontalUdpAndStealthScans) {
+  auto s = loadShipped("portscan_guard", {{"hosts", std::int64_t{5}}, {"block", std::int64_t{60}}});
+  ASSERT_TRUE(s);
+  Verdict last = Verdict::kContinue;
+  for (int h = 1; h <= 5; ++h) {
+    std::string dst = "192.0.2." + std::to_string(h);
+    auto k = probe("203.0.113.7", dst.c_str(), 161, -1, "in");
+    Effects e;
+    last = s->onPacket(k.p, e);
+    if (h < 5) {
+      EXPECT_EQ(last, Verdict::kContinue) << h;
+    }
+  }
+  EXPECT_EQ(last, Verdict::kDrop);
+  // NULL and Xmas probes are scans by themselves.
+  for (int flags : {0, kFin | kPsh | kUrg}) {
+    auto k = probe(flags == 0 ? "198.51.100.1" : "198.51.100.2", "10.200.0.2", 8080, flags, "in");
+    Effects e;
+    EXPECT_EQ(s->onPacket(k.p, e), Verdict::kDrop) << flags;
+    ASSERT_EQ(e.flows.size(), 1u);
+    EXPECT_EQ(e.flows[0].hard, 60);
+  }
+  // FIN probes count one each; established traffic (ACK) is not a probe.
+  for (int i = 0; i < 100; ++i) {
+    auto k = probe("198.51.100.9", "10.200.0.2", static_cast<std::uint16_t>(1000 + i), kAck);
+    Effects e;
+    EXPECT_EQ(s->onPacket(k.p, e), Verdict::kContinue);
+  }
+  EXPECT_FALSE(s->disabled()) << s->whyDisabled();
+}
+
+TEST(PortscanGuard, ForgetsSlowProbesAndBoundsItsMemory) {
+  auto s = loadShipped("portscan_guard", {{"window", 0.05}, {"sources", std::int64_t{100}}});
+  ASSERT_TRUE(s);
+  // 14 ports, a pause longer than the window, 14 more: never 15 within one window.
+  for (int round = 0; round < 2; ++round) {
+    for (std::uint16_t port = 1; port < 15; ++port) {
+      auto k = probe("10.200.0.2", "192.0.2.1", static_cast<std::uint16_t>(port + 100 * round), kSyn);
+      Effects e;
+      EXPECT_EQ(s->onPacket(k.p, e), Verdict::kContinue);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  }
+  // 10,000 sources: the oldest are forgotten; memory stays small.
+  for (std::uint32_t i = 0; i < 10000; ++i) {
+    auto k = probe("10.0.0.1", "192.0.2.1", 80, kSyn);
+    k.p.ip_src = 0x0a000000 + i;
+    Effects e;
+    s->onPacket(k.p, e);
+  }
+  EXPECT_FALSE(s->disabled()) << s->whyDisabled();
+  EXPECT_LT(s->memoryUsed(), std::size_t{2} << 20);
+}
+
+TEST(TelnetBlock, DropsTelnetOnly) {
+  auto s = loadShipped("telnet_block");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->filters(), 1u);
+  auto t = probe("10.200.0.2", "192.0.2.1", 23, kSyn);
+  t.frame[14 + 20 + 2] = 0;
+  t.frame[14 + 20 + 3] = 23;
+  t.p.frame = t.frame;
+  Effects e;
+  EXPECT_EQ(s->onPacket(t.p, e), Verdict::kDrop);
+  ASSERT_EQ(e.flows.size(), 1u);
+  EXPECT_EQ(e.flows[0].match.str(), "ip_src=10.200.0.2 port_dst=23");
+  auto h = probe("10.200.0.2", "192.0.2.1", 80, kSyn);
+  h.frame[14 + 20 + 3] = 80;
+  h.p.frame = h.frame;
+  Effects e2;
+  EXPECT_EQ(s->onPacket(h.p, e2), Verdict::kContinue);
+  EXPECT_TRUE(e2.flows.empty());
+}
+
+TEST(ConnRate, RejectsBeyondTheBurstPerApp) {
+  auto s = loadShipped("conn_rate", {{"rate", std::int64_t{1}}, {"burst", std::int64_t{3}}, {"apps", std::string("busy")}});
+  ASSERT_TRUE(s);
+  int rejected = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto k = probe("10.200.0.2", "192.0.2.1", 80, kSyn, "out", 1, "busy");
+    Effects e;
+    if (s->onPacket(k.p, e) == Verdict::kReject) ++rejected;
+  }
+  EXPECT_EQ(rejected, 7);
+  // Another app is not limited; nor is the busy app's inbound traffic.
+  auto other = probe("10.200.0.3", "192.0.2.1", 80, kSyn, "out", 2, "calm");
+  Effects e;
+  EXPECT_EQ(s->onPacket(other.p, e), Verdict::kContinue);
+  auto in = probe("192.0.2.1", "10.200.0.2", 80, kSyn, "in", 1, "busy");
+  EXPECT_EQ(s->onPacket(in.p, e), Verdict::kContinue);
+}
+
+}  // namespace
+}  // namespace cw::script

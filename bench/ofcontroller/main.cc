@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "daemon/packet_path.h"
+#include "daemon/scripts.h"
 #include "switch/server.h"
 
 namespace {
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
   app.add_option("--allow", allow_ip, "destination prefix the policy allows")->capture_default_str();
   app.add_option("--allow-ports", allow_ports, "TCP ports the policy allows (cw-ofload moves to new ports and addresses as source ports wrap)")->capture_default_str();
   app.add_option("--rules", rules, "extra /32 rules in every policy")->capture_default_str();
+  std::vector<std::string> script_files;
+  std::vector<std::string> script_settings;
+  app.add_option("--script", script_files, "a Lua script to load (repeatable: each is loaded once more)");
+  app.add_option("--script-setting", script_settings, "KEY=INTEGER for every script's config table");
   CLI11_PARSE(app, argc, argv);
 
   std::ostringstream toml;
@@ -106,6 +111,22 @@ int main(int argc, char** argv) {
   cw::decide::ViewHolder views;
   views.publish(view);
   cw::daemon::PacketPath path(views);
+  cw::daemon::ScriptHost scripts(views, {});
+  for (std::size_t i = 0; i < script_files.size(); ++i) {
+    cw::daemon::ScriptHost::Spec spec;
+    spec.name = std::string("s").append(std::to_string(i));
+    spec.path = script_files[i];
+    for (const auto& kv : script_settings) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) return 64;
+      spec.settings.push_back({kv.substr(0, eq), std::int64_t{std::stoll(kv.substr(eq + 1))}});
+    }
+    if (auto r = scripts.load(spec); !r) {
+      spdlog::error("{}", r.error().message);
+      return 1;
+    }
+  }
+  if (!script_files.empty()) path.setJudge(&scripts);
   Handler handler(path);
   cw::sw::ServerOptions so;
   so.tcp_port = port;
@@ -121,5 +142,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   server.stop();
   spdlog::info("allowed {} denied {}", path.allowed(), path.denied());
+  for (const auto& i : scripts.list())
+    spdlog::info("script {}: {} calls, {} dropped{}{}", i.name, i.calls, i.dropped, i.why.empty() ? "" : ", ", i.why);
   return 0;
 }

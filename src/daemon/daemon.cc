@@ -1082,6 +1082,8 @@ struct Daemon::Impl {
     r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
                       " denied=" + std::to_string(packets.denied()));
     r.lines.push_back("repeats " + std::to_string(packets.repeats()));
+    r.lines.push_back("inspect packets=" + std::to_string(packets.inspected()) +
+                      " refused=" + std::to_string(packets.inspectRefused()));
     r.lines.push_back("dns answers=" + std::to_string(packets.answersSnooped()) +
                       " parsed=" + std::to_string(observer.answersParsed()) +
                       " names_learned=" + std::to_string(observer.namesLearned()));

@@ -366,3 +366,77 @@ def test_inspect_mode_sends_every_packet_through_inspect_functions(daemon_with, 
     assert len(to_web) == 3, to_web
     assert any(e["names"] == "test.example" for e in to_web), to_web
     assert "inspect mode" in d.new_log()
+
+
+def test_a_script_cannot_get_around_anti_spoofing_or_reach_the_gateway(daemon_with, tmp_path):
+    from test_bypass import send_raw
+    d = daemon_with()
+    f = tmp_path / "yes.lua"
+    f.write_text('function on_packet(pkt) count("asked") return "allow" end\n')
+    d.cli("script", "load", str(f))
+    deny_all = 'default = "deny"\n'
+    p, cell = d.start_cell(deny_all, ["sleep", "120"], app="hostile")
+    try:
+        # Scripts come before the rules: its "allow" admits what the app's rules refuse.
+        r = d.sh_in_cell(cell, ["curl", "-s", "-o", "/dev/null", "--max-time", "5", "-w", "%{http_code}",
+                                f"http://{TESTHOST_IP}:8080/"])
+        assert r.stdout == "200"
+        asked = counter(scripts(d)["yes"], "asked")
+        assert asked >= 1
+        # A forged source never reaches a script (or the test host): table 0 drops it.
+        cap = d.testhost.capture("tcp dst port 8080")
+        send_raw(cell, cell["mac"], "10.200.99.99", "tcp", 41000, 8080)
+        assert cap.count() == 0
+        # The gateway is not a service host, whatever a script says: refused before scripts.
+        before = [l for l in d.cli("status").stdout.splitlines() if l.startswith("reason gateway_service")]
+        d.sh_in_cell(cell, ["nc", "-z", "-w", "2", "10.200.0.1", "22"])
+        after = [l for l in d.cli("status").stdout.splitlines() if l.startswith("reason gateway_service")]
+        assert after and after != before, (before, after)
+        assert counter(scripts(d)["yes"], "asked") == asked
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+QOS = """
+local limited, lifted = {}, false
+function on_packet(pkt)
+  if pkt.app == "lift" then remove_flows(7); lifted = true; return end
+  if pkt.app == "slow" and not lifted and not limited[pkt.ip_src] then
+    limited[pkt.ip_src] = true
+    -- Everything towards the cell, open connections included: 4 Mbit/s.
+    limit{ip_dst = pkt.ip_src, kbps = 4000, burst = 500, cookie = 7}
+  end
+end
+"""
+
+
+def test_a_script_rate_limits_with_a_meter_and_lifts_it_by_cookie(daemon_with, testhost, tmp_path):
+    d = daemon_with()
+    Path(testhost.www, "big.bin").write_bytes(b"x" * (2 << 20))
+    f = tmp_path / "qos.lua"
+    f.write_text(QOS)
+    d.cli("script", "load", str(f))
+
+    def speed(cell):
+        r = d.sh_in_cell(cell, ["curl", "-s", "-o", "/dev/null", "--max-time", "30", "-w", "%{speed_download}",
+                                f"http://{TESTHOST_IP}:8080/big.bin"], timeout=60)
+        return float(r.stdout or 0)
+
+    slow_p, slow = d.start_cell(ALLOW_ALL, ["sleep", "300"], app="slow")
+    fast_p, fast = d.start_cell(ALLOW_ALL, ["sleep", "300"], app="fast")
+    try:
+        limited = speed(slow)
+        unlimited = speed(fast)
+        assert 0 < limited < 1.0e6, limited          # 4 Mbit/s is 0.5 MB/s
+        assert unlimited > 4 * limited, (unlimited, limited)
+        flows = [l for l in d.cli("flows").stdout.splitlines() if "table=1 " in l and "meter:" in l]
+        assert len(flows) == 1 and f"nw_dst={slow['ip']}" in flows[0], flows
+        # A connection of app "lift" makes the script remove its flows with cookie 7.
+        assert finish(curl_in_cell(d, ALLOW_ALL, "lift"))[0] == "200"
+        assert not [l for l in d.cli("flows").stdout.splitlines() if "table=1 " in l and "meter:" in l]
+        assert speed(slow) > 4 * limited
+    finally:
+        for p in (slow_p, fast_p):
+            p.terminate()
+            p.wait(timeout=30)

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Scripts through a real cell (root; real Open vSwitch, namespaces, iperf3): issue 5's costs.
+
+1. TCP connect latency from a cell to the test host (every connect a new connection decided
+   by cellwalld) with 0, 1 and 10 scripts loaded and with the shipped port-scan guard; each
+   script reads a field of every Packet-In and lets the connection go on.
+2. Inspect mode: iperf3 TCP throughput from an inspected cell, where every packet goes through
+   the controller (and the scripts' inspect_* functions) both ways, with no inspect function
+   and with one; packets/s from cellwalld's own count. Run with the cells' Packet-In meter
+   (the default, 10,000/s) and without it (--cell-packet-in-rate 0) for the controller's own
+   capacity.
+
+    sudo bench/script_net.py [--connects N] [--seconds S] [--json]
+"""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import CELLWALL, TESTHOST_IP, Daemon, TestHost, sh  # noqa: E402
+from netbench import ACCEPT, connect_times, pct  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TYPICAL = "function on_packet(pkt) if pkt.port_dst == 23 then return 'drop' end end\n"
+INSPECT = "function inspect_count(pkt) if pkt.port_dst == 23 then return 'drop' end end\n"
+POLICY = f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
+
+
+def status_counter(d, prefix):
+    for line in d.cli("status").stdout.splitlines():
+        if line.startswith(prefix):
+            return int(line.split("packets=")[1].split()[0])
+    raise AssertionError("no " + prefix + " in status")
+
+
+def unload_all(d):
+    out = d.cli("script", "list", "--json").stdout
+    for l in out.splitlines():
+        if l.strip():
+            d.cli("script", "unload", json.loads(l)["name"])
+
+
+def start_cell(d, app, inspect):
+    pf = Path(d.state, f"{app}.toml")
+    pf.write_text(POLICY)
+    p = subprocess.Popen([str(CELLWALL), "--state-dir", d.state, "run", "--app", app, "--policy", str(pf)]
+                         + (["--inspect"] if inspect else []) + ["--", "sleep", "3600"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for c in d.cells():
+            if c["app"] == app:
+                return p, c
+        time.sleep(0.1)
+    p.kill()
+    raise AssertionError("cell did not start")
+
+
+def run(extra_args, args, res, tmp, prefix, connects):
+    th = TestHost()
+    d = Daemon(th, extra_args)
+    procs, cells = [], []
+    try:
+        d.start()
+        th.start_servers()
+        procs = [th.spawn(["/usr/bin/python3", "-c", ACCEPT, "9001"]), th.spawn(["iperf3", "-s", "-p", "5201"])]
+        time.sleep(0.5)
+        if connects:
+            p, cell = start_cell(d, "bench", False)
+            cells.append(p)
+            connect_times(cell, 9001, 100)  # warm-up
+            typical = Path(tmp, "typical.lua")
+            typical.write_text(TYPICAL)
+            for label, load in (("0", []), ("1", ["s0"]), ("10", [f"s{i}" for i in range(10)]), ("guard", None)):
+                unload_all(d)
+                if load is None:
+                    d.cli("script", "load", str(ROOT / "lua" / "portscan_guard.lua"), "--name", "guard")
+                for name in load or []:
+                    d.cli("script", "load", str(typical), "--name", name)
+                connect_times(cell, 9001, 50)
+                t0 = time.perf_counter()
+                xs = connect_times(cell, 9001, args.connects)
+                wall = time.perf_counter() - t0
+                res[f"connect_{label}_p50_us"] = pct(xs, 50)
+                res[f"connect_{label}_p90_us"] = pct(xs, 90)
+                res[f"connect_{label}_p99_us"] = pct(xs, 99)
+                res[f"connect_{label}_per_s"] = len(xs) / wall
+            unload_all(d)
+        p, icell = start_cell(d, "inspected", True)
+        cells.append(p)
+        ins = Path(tmp, "inspector.lua")
+        ins.write_text(INSPECT)
+        for label in ("none", "one"):
+            if label == "one":
+                d.cli("script", "load", str(ins))
+            before = status_counter(d, "inspect ")
+            t0 = time.perf_counter()
+            r = sh(["ip", "netns", "exec", icell["netns"], "iperf3", "-c", TESTHOST_IP, "-p", "5201", "-t",
+                    str(args.seconds), "-J"], timeout=args.seconds + 60)
+            wall = time.perf_counter() - t0
+            after = status_counter(d, "inspect ")
+            res[f"{prefix}inspect_{label}_mbps"] = json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+            res[f"{prefix}inspect_{label}_pps"] = (after - before) / wall
+    finally:
+        for p in cells:
+            p.terminate()
+            p.wait(timeout=30)
+        for p in procs:
+            p.kill()
+            p.wait()
+        d.stop()
+        th.close()
+        shutil.rmtree(d.state, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--connects", type=int, default=2000)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    res = {}
+    with tempfile.TemporaryDirectory(prefix="cw-bench-") as tmp:
+        run([], args, res, tmp, "metered_", True)
+        run(["--cell-packet-in-rate", "0"], args, res, tmp, "unmetered_", False)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:32s} {v:.1f}" if isinstance(v, float) else f"{k:32s} {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,23 +17,14 @@ local BLOCK = config.block or 300
 local SOURCES = config.sources or 4096
 
 local SYN, ACK, FIN, RST, PSH, URG = 0x02, 0x10, 0x01, 0x04, 0x08, 0x20
+local SCAN = FIN | PSH | URG
 
--- src -> {since = t, hosts = {[dst] = {[port] = true, n = k}}, ports = {[port] = {[dst] = true, n = k}}}
+-- Per source (its address as a number): since = when its window began, targets = the
+-- (host, port) pairs it probed in it, as numbers, ports/hosts = distinct counts per host and
+-- per port. Numbers, not strings: this runs for every new connection.
 local seen, tracked = {}, 0
 local order = {}   -- sources in the order first seen (for forgetting the oldest)
-local blocked = {} -- src -> until
-
--- 0: not a probe; 1: a probe; math.huge: a scan by itself.
-local function weight(pkt)
-  if pkt.proto == UDP then return 1 end
-  if pkt.proto ~= TCP then return 0 end
-  local f = pkt.tcp_flags
-  if f == 0 then return math.huge end                                    -- NULL scan
-  if f & (FIN | PSH | URG) == (FIN | PSH | URG) then return math.huge end -- Xmas scan
-  if f & (SYN | ACK | RST) == SYN then return 1 end                      -- SYN / connect scan
-  if f & (FIN | SYN | ACK | RST) == FIN then return 1 end                -- FIN scan
-  return 0
-end
+local blocked = {} -- source -> until
 
 local function forget(src)
   if seen[src] then seen[src] = nil; tracked = tracked - 1 end
@@ -44,47 +35,57 @@ local function block(pkt, src, why)
   forget(src)
   drop{ip_src = src, hard = BLOCK, priority = 500}
   count("blocked")
-  log(string.format("blocked %s for %ds (%s, %s of cell %d)", src, BLOCK, why,
+  log(string.format("blocked %s for %ds (%s, %s of cell %d)", ip_str(src), BLOCK, why,
                     pkt.direction == "out" and "from" or "to", pkt.cell))
   return "drop"
 end
 
-local function add(set, key)
-  if not set[key] then set[key] = true; set.n = set.n + 1 end
-  return set.n
-end
-
-function on_packet(pkt)
-  local w = weight(pkt)
-  if w == 0 then return end
-  local src = pkt.ip_src
-  local t = now()
+-- The fields it needs come as arguments (numbers): no field lookups on the way.
+function on_packet(pkt, proto, flags, src, dst, sport, port)
+  local heavy = false
+  if proto == TCP then
+    if flags & (SYN | ACK | RST) ~= SYN then                  -- not a SYN / connect scan probe:
+      if flags == 0 or flags & SCAN == SCAN then heavy = true -- NULL, Xmas: a scan by themselves
+      elseif flags & (FIN | SYN | ACK | RST) ~= FIN then return end -- nor a FIN probe
+    end
+  elseif proto ~= UDP then
+    return
+  end
   local until_ = blocked[src]
   if until_ then
-    if t < until_ then return "drop" end -- before the drop flow took hold
+    if now() < until_ then return "drop" end -- before the drop flow took hold
     blocked[src] = nil
   end
-  count("probes")
-  if w == math.huge then return block(pkt, src, "NULL/Xmas probe") end
+  if heavy then return block(pkt, src, "NULL/Xmas probe") end
+  local target = dst << 16 | port
   local s = seen[src]
-  if s and t - s.since > WINDOW then forget(src); s = nil end
+  -- A target probed before is nothing new (the common case: a client connecting again).
+  if s and s.targets[target] then return end
+  local t = now()
+  if s and t - s.since > WINDOW then
+    forget(src)
+    s = nil
+  end
   if not s then
     if tracked >= SOURCES then
       -- Forget the oldest tracked sources: memory stays bounded under a spoofed flood.
       while tracked >= SOURCES and #order > 0 do forget(table.remove(order, 1)) end
     end
-    s = {since = t, hosts = {}, ports = {}}
+    s = {since = t, targets = {}, ports = {}, hosts = {}}
     seen[src] = s
     tracked = tracked + 1
     order[#order + 1] = src
   end
-  local dst, port = pkt.ip_dst, pkt.port_dst
-  s.hosts[dst] = s.hosts[dst] or {n = 0}
-  s.ports[port] = s.ports[port] or {n = 0}
-  if add(s.hosts[dst], port) >= PORTS then
-    return block(pkt, src, string.format("%d ports of %s in %ds", PORTS, dst, WINDOW))
+  s.targets[target] = true
+  count("probes")
+  local np = (s.ports[dst] or 0) + 1 -- distinct ports of this host
+  s.ports[dst] = np
+  if np >= PORTS then
+    return block(pkt, src, string.format("%d ports of %s in %ds", PORTS, ip_str(dst), WINDOW))
   end
-  if add(s.ports[port], dst) >= HOSTS then
+  local nh = (s.hosts[port] or 0) + 1 -- distinct hosts on this port
+  s.hosts[port] = nh
+  if nh >= HOSTS then
     return block(pkt, src, string.format("%d hosts on port %d in %ds", HOSTS, port, WINDOW))
   end
 end

@@ -106,10 +106,15 @@ void run(benchmark::State& state, daemon::PacketPath& path) {
   state.counters["replays"] = static_cast<double>(path.repeats());
 }
 
-void BM_FlowSetup(benchmark::State& state) {
-  // One holder for every run, as in cellwalld: the packet path's per-thread view reader keeps a
-  // reference to the holder it first saw.
+// One holder for every run, as in cellwalld: the packet path's per-thread view reader keeps a
+// reference to the holder it first saw.
+decide::ViewHolder& holder() {
   static decide::ViewHolder views;
+  return views;
+}
+
+void BM_FlowSetup(benchmark::State& state) {
+  decide::ViewHolder& views = holder();
   views.publish(network(static_cast<unsigned>(state.range(0))));
   daemon::PacketPath path(views);
   run(state, path);
@@ -125,7 +130,7 @@ BENCHMARK(BM_FlowSetup)->Arg(0)->Arg(10000)->Arg(100000)->Unit(benchmark::kNanos
 constexpr const char* kTypical = "function on_packet(pkt) if pkt.port_dst == 23 then return 'drop' end end\n";
 
 void BM_FlowSetupScripts(benchmark::State& state) {
-  static decide::ViewHolder views;
+  decide::ViewHolder& views = holder();
   views.publish(network(0));
   daemon::ScriptHost host(views, {});
   const auto n = state.range(0);
@@ -152,6 +157,29 @@ void BM_FlowSetupScripts(benchmark::State& state) {
     if (i.state != "running") state.SkipWithError(std::string("script ").append(i.name).append(" stopped: ").append(i.why).c_str());
 }
 BENCHMARK(BM_FlowSetupScripts)->Arg(0)->Arg(1)->Arg(10)->Arg(-1)->Unit(benchmark::kNanosecond);
+
+// The scripts' share alone: ScriptHost::judge on one parsed SYN (no decision, no encoding).
+void BM_JudgeOnly(benchmark::State& state) {
+  decide::ViewHolder& views = holder();
+  auto view = network(0);
+  views.publish(view);
+  daemon::ScriptHost host(views, {});
+  for (std::int64_t i = 0; i < state.range(0); ++i) {
+    daemon::ScriptHost::Spec spec;
+    spec.name = std::string("s").append(std::to_string(i));
+    std::string text = kTypical;
+    if (auto r = host.load(spec, &text); !r) return state.SkipWithError(r.error().message.c_str());
+  }
+  const auto& sv = view->switches.at(1);
+  const auto& cell = sv.cells_by_port.at(1);
+  auto frame = packet::buildTcp4({*MacAddr::parse("02:00:00:c8:00:01"), *MacAddr::parse("02:d1:00:00:00:01"), 0},
+                                 *Ip4::parse("10.200.0.2"), *Ip4::parse("93.184.0.1"), 40000, 443, packet::kTcpSyn);
+  auto f = packet::parseFrame(frame);
+  decide::Decision::ScriptRequests out;
+  decide::Now now{1, 1};
+  for (auto _ : state) benchmark::DoNotOptimize(host.judge(sv, cell, 1, *f, false, now, out));
+}
+BENCHMARK(BM_JudgeOnly)->Arg(0)->Arg(1)->Arg(10);
 
 }  // namespace
 

@@ -56,6 +56,15 @@ void runScript(benchmark::State& state, const char* text) {
 void BM_EmptyFilter(benchmark::State& state) { runScript(state, "function filter_empty(frame) end"); }
 BENCHMARK(BM_EmptyFilter);
 
+// The issue's shape: an on_packet that reads one field and lets the packet go on.
+void BM_OnPacketOneField(benchmark::State& state) {
+  runScript(state, "function on_packet(pkt) if pkt.port_dst == 23 then return 'drop' end end");
+}
+BENCHMARK(BM_OnPacketOneField);
+
+void BM_OnPacketEmpty(benchmark::State& state) { runScript(state, "function on_packet(pkt) end"); }
+BENCHMARK(BM_OnPacketEmpty);
+
 void BM_SeedTelnetFilter(benchmark::State& state) {
   runScript(state, R"(
 function filter_telnet(frame)

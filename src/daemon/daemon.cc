@@ -79,7 +79,8 @@ bool webAllowed(const api::Command& cmd) {
          std::holds_alternative<api::RulesExplain>(cmd) || std::holds_alternative<api::PolicyExport>(cmd) ||
          std::holds_alternative<api::LogQuery>(cmd) || std::holds_alternative<api::NamesQuery>(cmd) ||
          std::holds_alternative<api::PromptList>(cmd) || std::holds_alternative<api::PromptAnswer>(cmd) ||
-         std::holds_alternative<api::ScriptList>(cmd);
+         std::holds_alternative<api::ScriptList>(cmd) ||
+         std::holds_alternative<api::ScriptReload>(cmd);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "daemon/script_helper.h"
 #include "decide/pipeline.h"
@@ -93,15 +94,33 @@ std::unique_ptr<ScriptRunner> inProcessRunner(std::unique_ptr<script::Script> s)
   return std::make_unique<InProcess>(std::move(s));
 }
 
+// The lock of one script: taken for every call on the packet path, where a pthread mutex's
+// lock and unlock cost more than the rest of the host's share. Spins briefly, then yields
+// (a helper-process call can take milliseconds).
+class SpinLock {
+ public:
+  void lock() {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins > 64) std::this_thread::yield();
+      }
+    }
+  }
+  void unlock() { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
 struct ScriptHost::Entry {
   Spec spec;
   std::string text;
   std::uint32_t id = 0;
   std::int64_t loaded_unix_ms = 0;
-  std::mutex mu;  // everything below
+  SpinLock mu;  // everything below; held for one call, never contended on a single bridge
   std::unique_ptr<ScriptRunner> runner;
   std::uint64_t calls = 0, allowed = 0, dropped = 0, rejected = 0, flows = 0, inspected = 0;
-  std::map<std::string, std::int64_t> counters;
+  std::vector<std::pair<std::string, std::int64_t>> counters;  // in the order first counted
   std::deque<std::string> logs;
   std::map<std::string, std::uint32_t> meters;  // rate and burst -> meter id
   bool reported = false;  // its being disabled was reported
@@ -338,17 +357,25 @@ std::optional<decide::ScriptVerdict> ScriptHost::ask(const decide::SwitchView& s
   }
   p.tcp_flags = f.l4 == packet::L4::kTcp ? f.tcp_flags : 0;
   p.direction = inbound ? "in" : "out";
+  p.now_ms = now.mono_ms;
   LazyNames names(cell.runtime.get(), inbound ? f.ip_src : f.ip_dst, now.mono_ms);
   p.names = &names;
 
+  // One Effects per thread, cleared between calls: its vectors keep their memory, so a call
+  // that counts or logs allocates nothing in the common case.
+  thread_local script::Effects fx;
   for (const auto& e : *cache.set) {
     std::lock_guard el(e->mu);
-    if (e->runner->disabled() || (inspect && e->runner->inspectors() == 0)) continue;
-    script::Effects fx;
-    script::Verdict v = inspect ? e->runner->onInspect(p, fx) : e->runner->onPacket(p, fx);
+    ScriptRunner& r = *e->runner;
+    if (r.disabled() || (inspect && r.inspectors() == 0)) continue;
+    fx.flows.clear();
+    fx.removes.clear();
+    fx.logs.clear();
+    fx.counts.clear();
+    script::Verdict v = inspect ? r.onInspect(p, fx) : r.onPacket(p, fx);
     ++e->calls;
     if (inspect) ++e->inspected;
-    if (!fx.empty()) toFlows(*e, fx, &sw, out.meters, out.flows);
+    if (!fx.flows.empty() || !fx.removes.empty()) toFlows(*e, fx, &sw, out.meters, out.flows);
     account(*e, fx);
     if (v == script::Verdict::kContinue) continue;
     (v == script::Verdict::kAllow ? e->allowed : v == script::Verdict::kReject ? e->rejected : e->dropped)++;
@@ -359,10 +386,11 @@ std::optional<decide::ScriptVerdict> ScriptHost::ask(const decide::SwitchView& s
 
 void ScriptHost::account(Entry& e, const script::Effects& fx) {
   for (const auto& [name, n] : fx.counts) {
-    auto it = e.counters.find(name);
+    // A few counters per script, looked up by a short name: a vector beats a map here.
+    auto it = std::find_if(e.counters.begin(), e.counters.end(), [&name](const auto& c) { return c.first == name; });
     if (it == e.counters.end()) {
       if (e.counters.size() >= kMaxCounters) continue;
-      it = e.counters.emplace(name, 0).first;
+      it = e.counters.insert(e.counters.end(), {name, 0});
     }
     it->second += n;
   }

@@ -114,6 +114,7 @@ struct Script::State {
   std::string over_why;
   Effects* effects = nullptr;
   const Packet* packet = nullptr;
+  std::int64_t call_ms = 0;  // now() during a call: the time the caller handles the packet at
   bool dropped_this = false;
   std::vector<int> refs;  // the filter functions, in name order
   std::vector<int> inspect_refs;  // the inspect_* functions, in name order
@@ -179,30 +180,66 @@ struct Script::State {
 
   // A field of the packet being handled, pushed; false (nothing pushed) for another key, or
   // outside a call. seed_only: the four the seed style has as globals.
+  static void pushDotted(lua_State* L, std::uint32_t v) {
+    char buf[16];
+    std::size_t n = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      unsigned b = (v >> shift) & 0xff;
+      if (b >= 100) buf[n++] = static_cast<char>('0' + b / 100);
+      if (b >= 10) buf[n++] = static_cast<char>('0' + b / 10 % 10);
+      buf[n++] = static_cast<char>('0' + b % 10);
+      if (shift > 0) buf[n++] = '.';
+    }
+    lua_pushlstring(L, buf, n);
+  }
+
+  static void pushView(lua_State* L, std::string_view v) { lua_pushlstring(L, v.data(), v.size()); }
+
+  // A field of the packet being handled, pushed; false (nothing pushed) for another key, or
+  // outside a call. seed_only: the four the seed style has as globals. Dispatched on the key's
+  // length first: this runs for every field a script reads.
   static bool pushField(lua_State* L, std::string_view k, bool seed_only) {
     const Packet* p = of(L)->packet;
     if (p == nullptr) return false;
-    if (k == "port_dst") lua_pushinteger(L, p->port_dst);
-    else if (k == "port_src") lua_pushinteger(L, p->port_src);
-    else if (k == "ip_src") lua_pushstring(L, dotted(p->ip_src).c_str());
-    else if (k == "ip_dst") lua_pushstring(L, dotted(p->ip_dst).c_str());
-    else if (seed_only) return false;
-    else if (k == "frame") lua_pushlstring(L, p->frame.data(), p->frame.size());
-    else if (k == "proto") lua_pushinteger(L, p->proto);
-    else if (k == "tcp_flags") lua_pushinteger(L, p->tcp_flags);
-    else if (k == "cell") lua_pushinteger(L, p->cell);
-    else if (k == "in_port") lua_pushinteger(L, p->in_port);
-    else if (k == "app") lua_pushlstring(L, p->app.data(), p->app.size());
-    else if (k == "names") {
-      std::string_view n = p->names != nullptr ? p->names->get() : std::string_view();
-      lua_pushlstring(L, n.data(), n.size());
+    switch (k.size()) {
+      case 6:
+        if (k == "ip_src") return pushDotted(L, p->ip_src), true;
+        if (k == "ip_dst") return pushDotted(L, p->ip_dst), true;
+        return false;
+      case 8:
+        if (k == "port_dst") return lua_pushinteger(L, p->port_dst), true;
+        if (k == "port_src") return lua_pushinteger(L, p->port_src), true;
+        if (seed_only) return false;
+        if (k == "ip_src_n") return lua_pushinteger(L, p->ip_src), true;
+        if (k == "ip_dst_n") return lua_pushinteger(L, p->ip_dst), true;
+        return false;
+      default: break;
     }
-    else if (k == "eth_src") lua_pushstring(L, macAt(p->frame, 6).c_str());
-    else if (k == "eth_dst") lua_pushstring(L, macAt(p->frame, 0).c_str());
-    else if (k == "direction") lua_pushlstring(L, p->direction.data(), p->direction.size());
-    else if (k == "process") lua_pushlstring(L, p->process.data(), p->process.size());
-    else return false;
-    return true;
+    if (seed_only) return false;
+    switch (k.size()) {
+      case 3:
+        if (k == "app") return pushView(L, p->app), true;
+        return false;
+      case 4:
+        if (k == "cell") return lua_pushinteger(L, p->cell), true;
+        return false;
+      case 5:
+        if (k == "proto") return lua_pushinteger(L, p->proto), true;
+        if (k == "frame") return pushView(L, p->frame), true;
+        if (k == "names") return pushView(L, p->names != nullptr ? p->names->get() : std::string_view()), true;
+        return false;
+      case 7:
+        if (k == "in_port") return lua_pushinteger(L, p->in_port), true;
+        if (k == "eth_src") return lua_pushstring(L, macAt(p->frame, 6).c_str()), true;
+        if (k == "eth_dst") return lua_pushstring(L, macAt(p->frame, 0).c_str()), true;
+        if (k == "process") return pushView(L, p->process), true;
+        return false;
+      case 9:
+        if (k == "tcp_flags") return lua_pushinteger(L, p->tcp_flags), true;
+        if (k == "direction") return pushView(L, p->direction), true;
+        return false;
+      default: return false;
+    }
   }
 
   static std::string_view keyOf(lua_State* L) {
@@ -381,7 +418,17 @@ struct Script::State {
 
   // now(): seconds on the monotonic clock (with ms).
   static int now(lua_State* L) {
-    lua_pushnumber(L, static_cast<lua_Number>(monotonicMs()) / 1000.0);
+    const State* st = of(L);
+    const std::int64_t ms = st->call_ms > 0 ? st->call_ms : monotonicMs();
+    lua_pushnumber(L, static_cast<lua_Number>(ms) / 1000.0);
+    return 1;
+  }
+
+  // ip_str(n): an address given as a number (pkt.ip_src_n) as text.
+  static int ipStr(lua_State* L) {
+    lua_Integer v = luaL_checkinteger(L, 1);
+    if (v < 0 || v > 0xffffffffLL) return luaL_error(L, "ip_str: not an IPv4 address");
+    pushDotted(L, static_cast<std::uint32_t>(v));
     return 1;
   }
 
@@ -469,7 +516,7 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
                             {"limit", &State::limit}, {"flow", &State::flow},
                             {"remove_flows", &State::removeFlows}, {"now", &State::now},
                             {"after", &State::after}, {"every", &State::every},
-                            {"cancel", &State::cancel}};
+                            {"cancel", &State::cancel}, {"ip_str", &State::ipStr}};
   for (const auto& v : verbs) {
     lua_pushcfunction(L, v.func);
     lua_setglobal(L, v.name);
@@ -605,6 +652,7 @@ int Script::runTimers(std::int64_t now_ms, Effects& out) {
     ++calls_;
     ++ran;
     st.effects = &out;
+    st.call_ms = now_ms;
     st.steps = 0;
     const int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t.fn);
@@ -614,6 +662,7 @@ int Script::runTimers(std::int64_t now_ms, Effects& out) {
       failed = "timer: " + (st.over ? st.over_why : (lua_isstring(L, -1) ? std::string(lua_tostring(L, -1)) : std::string("error")));
     lua_settop(L, top);
     st.effects = nullptr;
+    st.call_ms = 0;
     if (!failed.empty()) {
       st.rearm();
       st.over = false;
@@ -638,6 +687,20 @@ Verdict verdictOf(lua_State* L, int index) {
   return Verdict::kContinue;
 }
 
+// on_packet's and inspect_*'s arguments: pkt, then the fields most scripts read, as numbers:
+// proto, tcp_flags, ip_src, ip_dst (as numbers), port_src, port_dst. A function that declares
+// only pkt ignores the rest; one that names them reads them without a field lookup each.
+int pushArgs(lua_State* L, int pkt_ref, const Packet& p) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, pkt_ref);
+  lua_pushinteger(L, p.proto);
+  lua_pushinteger(L, p.tcp_flags);
+  lua_pushinteger(L, p.ip_src);
+  lua_pushinteger(L, p.ip_dst);
+  lua_pushinteger(L, p.port_src);
+  lua_pushinteger(L, p.port_dst);
+  return 7;
+}
+
 std::string errorText(lua_State* L) { return lua_isstring(L, -1) ? lua_tostring(L, -1) : "error"; }
 
 }  // namespace
@@ -649,6 +712,7 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
   ++calls_;
   st.effects = &out;
   st.packet = &p;
+  st.call_ms = p.now_ms;
   st.dropped_this = false;
   st.steps = 0;
   Verdict verdict = Verdict::kContinue;
@@ -657,8 +721,8 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
 
   if (st.on_packet != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st.on_packet);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, st.pkt);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) failed = "on_packet: " + (st.over ? st.over_why : errorText(L));
+    const int nargs = pushArgs(L, st.pkt, p);
+    if (lua_pcall(L, nargs, 1, 0) != LUA_OK) failed = "on_packet: " + (st.over ? st.over_why : errorText(L));
     else verdict = verdictOf(L, -1);
     lua_settop(L, top);
   }
@@ -689,6 +753,7 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
   if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
   st.effects = nullptr;
   st.packet = nullptr;
+  st.call_ms = 0;
   if (!failed.empty()) {
     st.rearm();
     disable(std::move(failed));
@@ -704,6 +769,7 @@ Verdict Script::onInspect(const Packet& p, Effects& out) {
   ++calls_;
   st.effects = &out;
   st.packet = &p;
+  st.call_ms = p.now_ms;
   st.dropped_this = false;
   st.steps = 0;
   Verdict verdict = Verdict::kContinue;
@@ -711,8 +777,8 @@ Verdict Script::onInspect(const Packet& p, Effects& out) {
   std::string failed;
   for (std::size_t i = 0; i < st.inspect_refs.size() && verdict == Verdict::kContinue; ++i) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st.inspect_refs[i]);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, st.pkt);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const int nargs = pushArgs(L, st.pkt, p);
+    if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
       failed = inspectors_[i] + ": " + (st.over ? st.over_why : errorText(L));
       break;
     }
@@ -723,6 +789,7 @@ Verdict Script::onInspect(const Packet& p, Effects& out) {
   if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
   st.effects = nullptr;
   st.packet = nullptr;
+  st.call_ms = 0;
   if (!failed.empty()) {
     st.rearm();
     disable(std::move(failed));

@@ -71,6 +71,7 @@ struct Packet {
   std::uint8_t tcp_flags = 0;
   const Names* names = nullptr;
   std::string_view direction = "out";  // "out": sent by the cell; "in": towards it
+  std::int64_t now_ms = 0;  // monotonic ms the caller handles it at (now()); 0: read the clock
   std::string_view process;  // "" until process attribution exists
 };
 

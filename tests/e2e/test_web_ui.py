@@ -247,3 +247,64 @@ def test_views_connections_rules_cells_traffic(ui):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_scripts_view_counters_a_disabled_script_and_reload(ui, tmp_path):
+    d, b, _ = ui
+    b("click_testid", testid="tab-scripts")
+    # No scripts yet: the view says how to load one.
+    b("visible", testid="scripts-empty")
+    assert "cellwall script load FILE" in b("texts", testid="scripts-empty")[0]
+    b("hidden", testid="scripts-alert")
+
+    good = tmp_path / "ui_seen.lua"
+    good.write_text('function on_packet(pkt) count("seen") end\n')
+    bad = tmp_path / "ui_boom.lua"
+    bad.write_text('function on_packet(pkt) error("boom") end\n')
+    d.cli("script", "load", str(good))
+    d.cli("script", "load", str(bad))
+    good_row = '[data-testid="script-row"][data-script="ui_seen"]'
+    bad_row = '[data-testid="script-row"][data-script="ui_boom"]'
+    try:
+        b("wait_count", testid="script-row", count=2)
+        b("hidden", testid="scripts-empty")
+        assert b("attr_css", css=bad_row, name="data-state") == "running"
+        # One connection: the failing script is disabled at its first packet, the other counts it.
+        assert finish(curl_in_cell(d, 'default = "allow"\n', "web-scripts"))[0] == "200"
+
+        b("wait_css", css=bad_row + '[data-state="disabled"]')
+        why = b("texts_css", css=bad_row + ' [data-testid="script-why"]')
+        assert len(why) == 1 and "boom" in why[0], why
+        b("visible", testid="scripts-alert")
+        assert b("texts", testid="scripts-alert") == ["1"]
+        assert b("attr_css", css=good_row, name="data-state") == "running"
+        assert b("texts_css", css=good_row + ' [data-testid="script-why"]') == [""]  # hidden, empty
+
+        # The counters come again every 2 s while the page watches.
+        seen = good_row + ' [data-testid="script-counter"][data-counter="seen"]'
+        b("wait_css", css=seen, timeout=10000)
+        deadline = time.time() + 10
+        value = 0
+        while time.time() < deadline:
+            value = int(b("attr_css", css=seen, name="data-value"))
+            if value >= 1:
+                break
+            time.sleep(0.3)
+        assert value >= 1, value
+        assert "seen" in b("texts_css", css=seen)[0]
+        # The log is there, collapsed.
+        assert b("attr_css", css=good_row + ' [data-testid="script-logs"]', name="open") is None
+        b("screenshot", path=str(ARTIFACTS / "scripts.png"))
+
+        b("click", button="Reload", within_css=bad_row)
+        b("wait_css", css=bad_row + '[data-state="running"]')
+        b("hidden", testid="scripts-alert")
+        b("hidden", testid="error")
+        info = {s["name"]: s for s in (json.loads(l) for l in
+                                       d.cli("script", "list", "--json").stdout.splitlines() if l.strip())}
+        assert info["ui_boom"]["state"] == "running", info
+    finally:
+        for name in ("ui_seen", "ui_boom"):
+            d.cli("script", "unload", name, check=False)
+    b("visible", testid="scripts-empty")
+    b("click_testid", testid="tab-connections")

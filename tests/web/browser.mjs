@@ -9,6 +9,8 @@
 //   {"op": "texts", "testid": ...}             {"op": "attr", "testid": ..., "name": ..., "nth": 0}
 //   {"op": "wait_count", "testid": ..., "count": n, "timeout": ms}   (visible ones)
 //   {"op": "screenshot", "path": ...}          {"op": "errors"}        {"op": "quit"}
+//   {"op": "wait_css", "css": selector, "state": "visible"|"hidden"|"attached"|"detached", "timeout": ms}
+//   {"op": "attr_css", "css": selector, "name": ..., "nth": 0}   {"op": "texts_css", "css": selector}
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -54,6 +56,11 @@ const ops = {
     }
     throw new Error(`${c.testid}: ${n} elements, not ${c.count}`);
   },
+  async wait_css(c) {
+    await page.locator(c.css).first().waitFor({ state: c.state ?? 'visible', timeout: c.timeout ?? 10000 });
+  },
+  async attr_css(c) { return await page.locator(c.css).nth(c.nth ?? 0).getAttribute(c.name, { timeout: 10000 }); },
+  async texts_css(c) { return await page.locator(c.css).allInnerTexts(); },
   async screenshot(c) { await page.screenshot({ path: c.path, fullPage: false }); },
   async errors() { return errors; },
   // For bench/prompt_latency.py: when the page's own script shows the prompt dialog, and a

@@ -1085,6 +1085,207 @@
     new ResizeObserver(() => { if (activeView === 'traffic') scheduleTrafficDraw(); }).observe(q('traffic-canvas'));
   }
 
+  // ---------------------------------------------------------------- scripts
+
+  // A card per script, kept across updates (the list comes again every 2 s): an open log, the
+  // focus and a click in progress survive; only the texts that changed are written.
+  const scriptsView = {
+    known: false,        // a `scripts` event came (before it: nothing to say yet)
+    list: [],            // [ScriptInfo] in the daemon's order (shipped, then user scripts by name)
+    cards: new Map(),    // name -> card
+  };
+
+  function fmtMemory(n) {
+    n = num(n);
+    if (n < 1024) return `${Math.round(n)} B`;
+    const units = ['KiB', 'MiB', 'GiB'];
+    let v = n;
+    let i = -1;
+    do { v /= 1024; i++; } while (v >= 1023.5 && i < units.length - 1);
+    return `${v < 99.95 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+  }
+  const fmtCount = (n) => num(n).toLocaleString('en-US');
+  const setText = (e, t) => { if (e.textContent !== t) e.textContent = t; };
+
+  function onScripts(d) {
+    scriptsView.known = true;
+    scriptsView.list = arr(d.scripts).filter((s) => s && typeof s === 'object' && str(s.name));
+    renderScripts();
+  }
+
+  const SCRIPT_STATS = [
+    ['calls', 'Calls', 'packets, timers and filters it was asked about'],
+    ['allowed', 'Allowed', 'connections it allowed'],
+    ['dropped', 'Dropped', 'connections it dropped'],
+    ['rejected', 'Rejected', 'connections it rejected'],
+    ['flows', 'Flows', 'flows it put in the script table'],
+    ['inspected', 'Inspected', 'packets of inspected cells it saw (inspect mode)'],
+    ['memory', 'Memory', 'Lua memory in use (at most 16 MiB)'],
+  ];
+
+  function buildScriptCard(name) {
+    const c = { name, lastCounters: null, lastLogs: null };
+    c.state = el('span', { class: 'badge' });
+    c.origin = el('span', { class: 'badge badge-plain', title: 'shipped: from the scripts directory; user: cellwall script load' });
+    c.mode = el('span', { class: 'badge badge-plain' });
+    c.loaded = el('span', { class: 'muted nowrap' });
+    c.reload = el('button', {
+      type: 'button',
+      class: 'btn btn-small',
+      testid: 'script-reload',
+      text: 'Reload',
+      title: `read ${name}'s file again and run it (a disabled script runs again)`,
+      onclick: () => reloadScript(c),
+    });
+    c.why = el('span', { class: 'script-why-text', testid: 'script-why' });
+    c.whyBox = el('div', { class: 'script-why', role: 'status', hidden: true },
+      el('span', { class: 'script-why-label', text: 'Disabled:' }),
+      c.why,
+      el('span', { class: 'script-why-hint', text: 'Traffic goes on without it; Reload runs it again.' }));
+    c.path = el('div', { class: 'script-path mono muted' });
+    c.stats = new Map();
+    const stats = el('dl', { class: 'script-stats' });
+    for (const [key, label, title] of SCRIPT_STATS) {
+      const v = el('dd', { class: `stat-value stat-${key}`, dataset: { stat: key } });
+      c.stats.set(key, v);
+      stats.append(el('div', { class: 'stat', title }, el('dt', { class: 'stat-label', text: label }), v));
+    }
+    c.counters = el('div', { class: 'script-counters', testid: 'script-counters' });
+    c.logsSummary = el('summary', {});
+    c.logsText = el('pre', { class: 'script-log-lines' });
+    c.logs = el('details', { class: 'script-logs', testid: 'script-logs' }, c.logsSummary, c.logsText);
+    c.logs.addEventListener('toggle', () => {
+      if (c.logs.open) c.logsText.scrollTop = c.logsText.scrollHeight;
+    });
+    c.root = el('article', { class: 'script-card', testid: 'script-row', dataset: { script: name } },
+      el('div', { class: 'script-head' },
+        el('span', { class: 'script-name', text: name }),
+        c.state, c.origin, c.mode, c.loaded,
+        el('span', { class: 'script-head-gap' }),
+        c.reload),
+      c.whyBox,
+      c.path,
+      stats,
+      el('div', { class: 'script-section' },
+        el('span', { class: 'script-section-label', text: 'Counters' }),
+        c.counters),
+      c.logs);
+    return c;
+  }
+
+  function updateScriptCard(c, s) {
+    const state = str(s.state) || 'running';
+    const disabled = state === 'disabled';
+    c.info = s;
+    if (c.root.dataset.state !== state) c.root.dataset.state = state;
+    c.root.classList.toggle('is-disabled', disabled);
+    setText(c.state, state);
+    c.state.className = `badge badge-${disabled ? 'disabled' : 'running'}`;
+    setText(c.origin, str(s.origin) || '?');
+    setText(c.mode, str(s.mode) || 'in-process');
+    c.mode.title = s.mode === 'helper' ? 'runs in a confined helper process' : 'runs inside cellwalld';
+    setText(c.loaded, num(s.loaded_ms) ? `loaded ${fmtDayOrTime(s.loaded_ms)}` : '');
+    c.loaded.title = num(s.loaded_ms) ? fmtDateTime(s.loaded_ms) : '';
+    c.whyBox.hidden = !disabled;
+    setText(c.why, disabled ? (str(s.why) || 'no reason given') : '');
+    setText(c.path, str(s.path));
+    c.path.title = str(s.path);
+    for (const [key, v] of c.stats) {
+      const t = key === 'memory' ? fmtMemory(s.memory) : fmtCount(s[key]);
+      setText(v, t);
+      v.classList.toggle('zero', key !== 'memory' && num(s[key]) === 0);
+    }
+    if (num(s.filters)) c.stats.get('calls').title = `${num(s.filters)} filter_* function${num(s.filters) === 1 ? '' : 's'}`;
+
+    // Counters: [[name, value], ...]; drawn again only when they changed.
+    const counters = arr(s.counters).filter((x) => Array.isArray(x) && x.length >= 2)
+      .map(([k, v]) => [str(k), num(v)]);
+    const ckey = JSON.stringify(counters);
+    if (ckey !== c.lastCounters) {
+      c.lastCounters = ckey;
+      if (!counters.length) {
+        c.counters.replaceChildren(el('span', { class: 'muted', text: 'none (count("name") makes one)' }));
+      } else {
+        c.counters.replaceChildren(...counters.map(([k, v]) => el('span', {
+          class: 'counter', testid: 'script-counter', dataset: { counter: k, value: String(v) }, title: `${k} = ${v}`,
+        },
+        el('span', { class: 'counter-name', text: k }),
+        el('span', { class: 'counter-value', text: fmtCount(v) }))));
+      }
+    }
+
+    // Log lines, newest last; the box stays as the user left it (open or not, scrolled).
+    const logs = arr(s.logs).map(str);
+    const lkey = JSON.stringify(logs);
+    if (lkey !== c.lastLogs) {
+      c.lastLogs = lkey;
+      const pre = c.logsText;
+      const atEnd = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 8;
+      setText(c.logsSummary, logs.length ? `Log: newest ${logs.length} line${logs.length === 1 ? '' : 's'}` : 'Log: nothing logged');
+      pre.textContent = logs.length ? logs.join('\n') : 'log("…") lines show here.';
+      pre.classList.toggle('muted', !logs.length);
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    }
+  }
+
+  function renderScripts() {
+    const list = scriptsView.list;
+    const box = q('scripts-list');
+    const disabled = list.filter((s) => s.state === 'disabled').length;
+
+    const alert = q('scripts-alert');
+    alert.hidden = disabled === 0;
+    setText(alert, disabled ? String(disabled) : '');
+    alert.title = disabled ? `${disabled} script${disabled === 1 ? '' : 's'} disabled` : '';
+    setText(q('scripts-count'), !scriptsView.known ? '' :
+      `${list.length} script${list.length === 1 ? '' : 's'}` + (disabled ? ` · ${disabled} disabled` : ''));
+
+    if (!list.length) {
+      for (const c of scriptsView.cards.values()) c.root.remove();
+      scriptsView.cards.clear();
+      q('scripts-empty').hidden = !scriptsView.known;
+      q('scripts-waiting').hidden = scriptsView.known;
+      return;
+    }
+    q('scripts-empty').hidden = true;
+    q('scripts-waiting').hidden = true;
+
+    const names = new Set(list.map((s) => str(s.name)));
+    for (const [name, c] of scriptsView.cards) {
+      if (!names.has(name)) {
+        c.root.remove();
+        scriptsView.cards.delete(name);
+      }
+    }
+    const order = [];
+    for (const s of list) {
+      const name = str(s.name);
+      let c = scriptsView.cards.get(name);
+      if (!c) {
+        c = buildScriptCard(name);
+        scriptsView.cards.set(name, c);
+      }
+      updateScriptCard(c, s);
+      order.push(c.root);
+    }
+    // Moved only when the order changed (moving a node loses its focus and a click under way).
+    const current = [...box.querySelectorAll(':scope > .script-card')];
+    if (current.length !== order.length || current.some((e, i) => e !== order[i])) {
+      for (const e of order) box.append(e);
+    }
+  }
+
+  async function reloadScript(c) {
+    const btn = c.reload;
+    btn.disabled = true;
+    setText(btn, 'Reloading…');
+    const r = await userApi({ cmd: 'script.reload', name: c.name });
+    btn.disabled = false;
+    setText(btn, 'Reload');
+    // A reload's answer lists every script loaded; the `scripts` event that follows says the same.
+    if (r && Array.isArray(r.scripts)) onScripts(r);
+  }
+
   // ---------------------------------------------------------------- events
 
   function resetSnapshotState() {
@@ -1106,6 +1307,7 @@
     log: onLog,
     counters: onCounters,
     traffic: onTraffic,
+    scripts: onScripts,
     rules: (d) => refreshRules(str(d.app)),
     resync: () => setLive('reconnecting'),
   };
@@ -1164,6 +1366,7 @@
   renderLog();
   renderRules();
   renderCells();
+  renderScripts();
   renderPrompts();
   setLive('connecting');
   setInterval(tickPrompts, 250);

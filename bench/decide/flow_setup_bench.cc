@@ -125,9 +125,12 @@ BENCHMARK(BM_FlowSetup)->Arg(0)->Arg(10000)->Arg(100000)->Unit(benchmark::kNanos
 // the port-scan guard, >= 80 % of the setup rate without scripts). Arg: 0 none, 1 one script,
 // 10 ten scripts, -1 the shipped port-scan guard. The scripts read a field and let the
 // connection go on, as most scripts do for most packets: every one of them runs for every
-// setup. The guard's host limit is raised so that this legitimate traffic (16 hosts, port 443)
-// is not taken for a scan.
+// setup. -2: one script that reads the port from its arguments instead. The guard's host
+// limit is raised so that this legitimate traffic (16 hosts, port 443) is not taken for a scan.
 constexpr const char* kTypical = "function on_packet(pkt) if pkt.port_dst == 23 then return 'drop' end end\n";
+// The same test on the port as an argument (no field lookup).
+constexpr const char* kTypicalArgs =
+    "function on_packet(pkt, proto, flags, src, dst, sport, dport) if dport == 23 then return 'drop' end end\n";
 
 void BM_FlowSetupScripts(benchmark::State& state) {
   decide::ViewHolder& views = holder();
@@ -140,7 +143,13 @@ void BM_FlowSetupScripts(benchmark::State& state) {
     std::string text = kTypical;
     if (auto r = host.load(spec, &text); !r) return state.SkipWithError(r.error().message.c_str());
   }
-  if (n < 0) {
+  if (n == -2) {
+    daemon::ScriptHost::Spec spec;
+    spec.name = "args";
+    std::string text = kTypicalArgs;
+    if (auto r = host.load(spec, &text); !r) return state.SkipWithError(r.error().message.c_str());
+  }
+  if (n == -1) {
     std::ifstream in(std::string(CW_SHIPPED_SCRIPTS_DIR) + "/portscan_guard.lua");
     std::ostringstream text;
     text << in.rdbuf();
@@ -156,7 +165,7 @@ void BM_FlowSetupScripts(benchmark::State& state) {
   for (const auto& i : host.list())
     if (i.state != "running") state.SkipWithError(std::string("script ").append(i.name).append(" stopped: ").append(i.why).c_str());
 }
-BENCHMARK(BM_FlowSetupScripts)->Arg(0)->Arg(1)->Arg(10)->Arg(-1)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_FlowSetupScripts)->Arg(0)->Arg(1)->Arg(-2)->Arg(10)->Arg(-1)->Unit(benchmark::kNanosecond);
 
 // The scripts' share alone: ScriptHost::judge on one parsed SYN (no decision, no encoding).
 void BM_JudgeOnly(benchmark::State& state) {
@@ -180,6 +189,32 @@ void BM_JudgeOnly(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(host.judge(sv, cell, 1, *f, false, now, out));
 }
 BENCHMARK(BM_JudgeOnly)->Arg(0)->Arg(1)->Arg(10);
+
+
+// One script in a helper process: a request and an answer over a socket per call.
+void BM_JudgeHelper(benchmark::State& state) {
+  decide::ViewHolder& views = holder();
+  auto view = network(0);
+  views.publish(view);
+  daemon::ScriptHost host(views, {});
+  host.setHelperExe(CELLWALLD_BIN);
+  daemon::ScriptHost::Spec spec;
+  spec.name = "helper";
+  spec.mode = daemon::ScriptHost::Mode::kHelper;
+  std::string text = kTypical;
+  if (auto r = host.load(spec, &text); !r) return state.SkipWithError(r.error().message.c_str());
+  const auto& sv = view->switches.at(1);
+  const auto& cell = sv.cells_by_port.at(1);
+  auto frame = packet::buildTcp4({*MacAddr::parse("02:00:00:c8:00:01"), *MacAddr::parse("02:d1:00:00:00:01"), 0},
+                                 *Ip4::parse("10.200.0.2"), *Ip4::parse("93.184.0.1"), 40000, 443, packet::kTcpSyn);
+  auto f = packet::parseFrame(frame);
+  decide::Decision::ScriptRequests out;
+  decide::Now now{1, 1};
+  for (auto _ : state) benchmark::DoNotOptimize(host.judge(sv, cell, 1, *f, false, now, out));
+  for (const auto& i : host.list())
+    if (i.state != "running") state.SkipWithError(i.why.c_str());
+}
+BENCHMARK(BM_JudgeHelper)->UseRealTime();
 
 }  // namespace
 

@@ -42,12 +42,13 @@ class InProcess final : public ScriptRunner {
 // The names the cell resolved for the remote address, looked up only if a script reads them.
 class LazyNames final : public script::Packet::Names {
  public:
-  LazyNames(const decide::CellRuntime* rt, IpAddr remote, std::int64_t now_ms)
+  // Nothing is copied or looked up until a script asks: this is built for every call.
+  LazyNames(const decide::CellRuntime* rt, const IpAddr* remote, std::int64_t now_ms)
       : rt_(rt), remote_(remote), now_ms_(now_ms) {}
   std::string_view get() const override {
     if (!done_) {
       done_ = true;
-      decide::ResolvedNames names(rt_, remote_, now_ms_);
+      decide::ResolvedNames names(rt_, *remote_, now_ms_);
       for (auto n : names.get()) {
         if (!text_.empty()) text_.push_back(',');
         text_.append(n);
@@ -58,7 +59,7 @@ class LazyNames final : public script::Packet::Names {
 
  private:
   const decide::CellRuntime* rt_;
-  IpAddr remote_;
+  const IpAddr* remote_;
   std::int64_t now_ms_;
   mutable bool done_ = false;
   mutable std::string text_;
@@ -151,7 +152,7 @@ Expected<void> ScriptHost::load(const Spec& spec, const std::string* given) {
   if (spec.mode == Mode::kHelper) {
     // The helper's kill-on-parent-death follows the thread that starts it: loads run on the
     // control thread, which lives as long as cellwalld.
-    auto r = helperRunner("/proc/self/exe", spec.name, *text, limits_, spec.settings);
+    auto r = helperRunner(helper_exe_, spec.name, *text, limits_, spec.settings);
     if (!r) return Unexpected(r.error());
     runner = std::move(r.value());
   } else {
@@ -358,7 +359,7 @@ std::optional<decide::ScriptVerdict> ScriptHost::ask(const decide::SwitchView& s
   p.tcp_flags = f.l4 == packet::L4::kTcp ? f.tcp_flags : 0;
   p.direction = inbound ? "in" : "out";
   p.now_ms = now.mono_ms;
-  LazyNames names(cell.runtime.get(), inbound ? f.ip_src : f.ip_dst, now.mono_ms);
+  LazyNames names(cell.runtime.get(), inbound ? &f.ip_src : &f.ip_dst, now.mono_ms);
   p.names = &names;
 
   // One Effects per thread, cleared between calls: its vectors keep their memory, so a call
@@ -376,7 +377,7 @@ std::optional<decide::ScriptVerdict> ScriptHost::ask(const decide::SwitchView& s
     ++e->calls;
     if (inspect) ++e->inspected;
     if (!fx.flows.empty() || !fx.removes.empty()) toFlows(*e, fx, &sw, out.meters, out.flows);
-    account(*e, fx);
+    if (!fx.counts.empty() || !fx.logs.empty() || r.disabled()) account(*e, fx);
     if (v == script::Verdict::kContinue) continue;
     (v == script::Verdict::kAllow ? e->allowed : v == script::Verdict::kReject ? e->rejected : e->dropped)++;
     return decide::ScriptVerdict{actionOf(v), e->spec.name};

@@ -76,6 +76,8 @@ class ScriptHost final : public decide::PacketJudge {
   };
 
   ScriptHost(const decide::ViewHolder& views, Hooks hooks, script::Limits limits = {});
+  // The binary a helper process runs (`<exe> --script-helper`): cellwalld itself by default.
+  void setHelperExe(std::string exe) { helper_exe_ = std::move(exe); }
   ~ScriptHost() override;
 
   // Loads a script, or replaces the one of that name (whose flows and meters are removed, and
@@ -129,6 +131,7 @@ class ScriptHost final : public decide::PacketJudge {
   const decide::ViewHolder& views_;
   Hooks hooks_;
   script::Limits limits_;
+  std::string helper_exe_ = "/proc/self/exe";
   mutable std::mutex mu_;  // set_ and the control thread's changes
   std::shared_ptr<const Set> set_;
   std::atomic<std::uint64_t> generation_{1};

@@ -171,5 +171,59 @@ TEST(ConnRate, RejectsBeyondTheBurstPerApp) {
   EXPECT_EQ(s->onPacket(in.p, e), Verdict::kContinue);
 }
 
+// The worked examples of docs/scripts.md, as printed there: they must load and do what the
+// text says.
+std::vector<std::string> docExamples() {
+  std::ifstream in(std::string(CW_SHIPPED_SCRIPTS_DIR) + "/../docs/scripts.md");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  std::vector<std::string> out;
+  for (std::size_t at = doc.find("## Worked example"); at != std::string::npos;
+       at = doc.find("## Worked example", at + 1)) {
+    std::size_t b = doc.find("```lua\n", at);
+    std::size_t e = doc.find("```", b + 7);
+    if (b == std::string::npos || e == std::string::npos) break;
+    out.push_back(doc.substr(b + 7, e - b - 7));
+  }
+  return out;
+}
+
+TEST(DocExamples, PortScanGuardAndQos) {
+  auto ex = docExamples();
+  ASSERT_EQ(ex.size(), 2u);
+  auto guard = Script::load("example1", ex[0]);
+  ASSERT_TRUE(guard) << guard.error().message;
+  Verdict last = Verdict::kContinue;
+  Effects e;
+  for (std::uint16_t port = 1; port <= 15; ++port) {
+    e = Effects{};
+    auto k = probe("10.200.0.2", "192.0.2.1", port, kSyn);
+    last = (*guard)->onPacket(k.p, e);
+  }
+  EXPECT_EQ(last, Verdict::kDrop);
+  ASSERT_EQ(e.flows.size(), 1u);
+  EXPECT_EQ(e.flows[0].hard, 300);
+  ASSERT_EQ(e.logs.size(), 1u);
+  EXPECT_EQ(e.logs[0], "blocked 10.200.0.2 after 15 ports in 10 s");
+
+  auto qos = Script::load("example2", ex[1]);
+  ASSERT_TRUE(qos) << qos.error().message;
+  auto smb = probe("10.200.0.2", "192.0.2.1", 445, kSyn, "out", 4, "backup");
+  Effects e2;
+  EXPECT_EQ((*qos)->onPacket(smb.p, e2), Verdict::kReject);
+  auto web = probe("10.200.0.2", "192.0.2.1", 443, kSyn, "out", 4, "backup");
+  Effects e3;
+  EXPECT_EQ((*qos)->onPacket(web.p, e3), Verdict::kContinue);
+  ASSERT_EQ(e3.flows.size(), 1u);
+  EXPECT_EQ(e3.flows[0].action, FlowRequest::Action::kLimit);
+  EXPECT_EQ(e3.flows[0].match.cell, 4u);
+  EXPECT_EQ(e3.flows[0].rate_kbps, 8000u);
+  Effects e4;  // once per cell
+  EXPECT_EQ((*qos)->onPacket(web.p, e4), Verdict::kContinue);
+  EXPECT_TRUE(e4.flows.empty());
+  EXPECT_FALSE((*qos)->disabled()) << (*qos)->whyDisabled();
+}
+
 }  // namespace
 }  // namespace cw::script

@@ -387,6 +387,7 @@ std::optional<decide::ScriptVerdict> ScriptHost::ask(const decide::SwitchView& s
 
 void ScriptHost::account(Entry& e, const script::Effects& fx) {
   for (const auto& [name, n] : fx.counts) {
+    if (name.empty() || name.size() > 64) continue;  // the engine's limit; a helper's answer is checked
     // A few counters per script, looked up by a short name: a vector beats a map here.
     auto it = std::find_if(e.counters.begin(), e.counters.end(), [&name](const auto& c) { return c.first == name; });
     if (it == e.counters.end()) {
@@ -396,9 +397,9 @@ void ScriptHost::account(Entry& e, const script::Effects& fx) {
     it->second += n;
   }
   for (const auto& line : fx.logs) {
-    e.logs.push_back(line);
+    e.logs.push_back(line.size() > 1024 ? line.substr(0, 1024) : line);
     if (e.logs.size() > kRecentLogs) e.logs.pop_front();
-    if (hooks_.log) hooks_.log(e.spec.name, line);
+    if (hooks_.log) hooks_.log(e.spec.name, e.logs.back());
   }
   if (!e.reported && e.runner->disabled()) {
     e.reported = true;
@@ -410,6 +411,16 @@ void ScriptHost::toFlows(Entry& e, const script::Effects& fx, const decide::Swit
                          std::vector<ofp::MeterMod>& meters, std::vector<ofp::FlowMod>& flows) {
   using script::FlowRequest;
   for (const auto& r : fx.flows) {
+    // The engine refuses these already; a helper process's answer is checked again here, as a
+    // helper whose Lua was subverted must not place a flow above the inspect-mode flows or
+    // give a meter a rate of nothing.
+    const bool limit = r.action == FlowRequest::Action::kLimit;
+    if (r.priority > 999 || r.match.src_len > 32 || r.match.dst_len > 32 ||
+        (limit && (r.rate_pps == 0) == (r.rate_kbps == 0)) ||
+        static_cast<std::uint8_t>(r.action) > static_cast<std::uint8_t>(FlowRequest::Action::kLimit)) {
+      if (hooks_.log) hooks_.log(e.spec.name, "a flow request out of range was refused: " + r.match.str());
+      continue;
+    }
     ofp::Match m;
     m.ethType(packet::kEthIpv4);
     if (r.match.cell != 0) {

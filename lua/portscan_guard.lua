@@ -19,24 +19,32 @@ local SOURCES = config.sources or 4096
 local SYN, ACK, FIN, RST, PSH, URG = 0x02, 0x10, 0x01, 0x04, 0x08, 0x20
 local SCAN = FIN | PSH | URG
 
--- Per source (its address as a number): since = when its window began, targets = the
--- (host, port) pairs it probed in it, as numbers, ports/hosts = distinct counts per host and
--- per port. Numbers, not strings: this runs for every new connection.
+-- Per source (a remote address as a number, or -cell id for a cell scanning out): since = when
+-- its window began, targets = the (host, port) pairs it probed in it, as numbers, ports/hosts =
+-- distinct counts per host and per port. Numbers, not strings: this runs for every new
+-- connection.
 local seen, tracked = {}, 0
 local order = {}   -- sources in the order first seen (for forgetting the oldest)
 local blocked = {} -- source -> until
 
-local function forget(src)
-  if seen[src] then seen[src] = nil; tracked = tracked - 1 end
+local function forget(key)
+  if seen[key] then seen[key] = nil; tracked = tracked - 1 end
 end
 
-local function block(pkt, src, why)
-  blocked[src] = now() + BLOCK
-  forget(src)
-  drop{ip_src = src, hard = BLOCK, priority = 500}
+-- A cell scanning out is blocked as that cell (its key: -cell id), not as its address: the
+-- address goes back to the pool when the cell ends, and the next cell to get it must not
+-- inherit the block. The drop flow names the cell, so it ends with the cell too.
+local function block(pkt, key, src, why)
+  blocked[key] = now() + BLOCK
+  forget(key)
   count("blocked")
-  log(string.format("blocked %s for %ds (%s, %s of cell %d)", ip_str(src), BLOCK, why,
-                    pkt.direction == "out" and "from" or "to", pkt.cell))
+  if key < 0 then
+    drop{cell = pkt.cell, hard = BLOCK, priority = 500}
+    log(string.format("blocked cell %d (%s, app %s) for %ds: %s", pkt.cell, ip_str(src), pkt.app, BLOCK, why))
+  else
+    drop{ip_src = src, hard = BLOCK, priority = 500}
+    log(string.format("blocked %s for %ds: %s (probing cell %d)", ip_str(src), BLOCK, why, pkt.cell))
+  end
   return "drop"
 end
 
@@ -51,19 +59,21 @@ function on_packet(pkt, proto, flags, src, dst, sport, port)
   elseif proto ~= UDP then
     return
   end
-  local until_ = blocked[src]
+  local key = src
+  if pkt.direction == "out" then key = -pkt.cell end
+  local until_ = blocked[key]
   if until_ then
     if now() < until_ then return "drop" end -- before the drop flow took hold
-    blocked[src] = nil
+    blocked[key] = nil
   end
-  if heavy then return block(pkt, src, "NULL/Xmas probe") end
+  if heavy then return block(pkt, key, src, "a NULL/Xmas probe") end
   local target = dst << 16 | port
-  local s = seen[src]
+  local s = seen[key]
   -- A target probed before is nothing new (the common case: a client connecting again).
   if s and s.targets[target] then return end
   local t = now()
   if s and t - s.since > WINDOW then
-    forget(src)
+    forget(key)
     s = nil
   end
   if not s then
@@ -72,21 +82,21 @@ function on_packet(pkt, proto, flags, src, dst, sport, port)
       while tracked >= SOURCES and #order > 0 do forget(table.remove(order, 1)) end
     end
     s = {since = t, targets = {}, ports = {}, hosts = {}}
-    seen[src] = s
+    seen[key] = s
     tracked = tracked + 1
-    order[#order + 1] = src
+    order[#order + 1] = key
   end
   s.targets[target] = true
   count("probes")
   local np = (s.ports[dst] or 0) + 1 -- distinct ports of this host
   s.ports[dst] = np
   if np >= PORTS then
-    return block(pkt, src, string.format("%d ports of %s in %ds", PORTS, ip_str(dst), WINDOW))
+    return block(pkt, key, src, string.format("%d ports of %s in %ds", PORTS, ip_str(dst), WINDOW))
   end
   local nh = (s.hosts[port] or 0) + 1 -- distinct hosts on this port
   s.hosts[port] = nh
   if nh >= HOSTS then
-    return block(pkt, src, string.format("%d hosts on port %d in %ds", HOSTS, port, WINDOW))
+    return block(pkt, key, src, string.format("%d hosts on port %d in %ds", HOSTS, port, WINDOW))
   end
 end
 
@@ -94,10 +104,10 @@ end
 every(WINDOW, function()
   local t = now()
   local kept = {}
-  for _, src in ipairs(order) do
-    local s = seen[src]
-    if s and t - s.since <= WINDOW then kept[#kept + 1] = src else forget(src) end
+  for _, key in ipairs(order) do
+    local s = seen[key]
+    if s and t - s.since <= WINDOW then kept[#kept + 1] = key else forget(key) end
   end
   order = kept
-  for src, u in pairs(blocked) do if t >= u then blocked[src] = nil end end
+  for key, u in pairs(blocked) do if t >= u then blocked[key] = nil end end
 end)

@@ -84,7 +84,7 @@ cw run --app blocked --policy "$state/blocked.toml" --user nobody -- \
 echo "-> 'blocked' exit status $? (its connection never left the switch)"
 
 say "cells running now, and the flows cellwalld installed"
-echo "(table 0: anti-spoofing and ARP answers; table 1: one exact flow pair per connection)"
+echo "(table 0: anti-spoofing and ARP answers; table 1: scripts' flows; table 2: one exact flow pair per connection)"
 cw ps
 cw flows
 wait "$browser"
@@ -111,6 +111,17 @@ curl -sS -H "Authorization: Bearer ${url##*token=}" -H 'Content-Type: applicatio
   "${url%%\?token=*}api" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("-> ok" if r["ok"] else r); [print(x["text"]) for x in r.get("rules", [])]'
 echo "without the token the UI answers nothing: HTTP $(curl -s -o /dev/null -w '%{http_code}' "${url%%\?token=*}")"
 wait "$asker"
+
+say "a Lua script on the decision path: the shipped port-scan guard"
+cw script load lua/portscan_guard.lua --name guard
+printf 'default = "allow"\n' > "$state/scanner.toml"
+echo "cell 'scanner' (policy: allow everything) runs nmap against the test host, then tries a real request:"
+cw run --app scanner --policy "$state/scanner.toml" --user nobody -- sh -c \
+  'nmap -sT -Pn -n -p 1-200 --max-retries 1 10.250.0.1 | grep -E "open|filtered|Nmap done"; curl -sS --max-time 3 -o /dev/null -w "scanner: HTTP %{http_code}\n" http://10.250.0.1:8080/ || true'
+cw script status guard
+echo "cell 'browser' again, unaffected:"
+cw run --app browser --policy "$state/browser.toml" --user nobody -- \
+  curl -sS --max-time 5 -o /dev/null -w 'browser: HTTP %{http_code}\n' http://test.example:8080/index.html
 set -e
 
 say "decision counters"

@@ -90,7 +90,7 @@ def test_portscan_guard_stops_a_cell_scanning_out_and_others_keep_working(daemon
         assert r.stdout.strip().endswith("000"), r.stdout  # the scanner's own request: blocked
         guard = scripts(d)["portscan_guard"]
         assert counter(guard, "blocked") == 1, guard
-        assert any(f"blocked {cell['ip']}" in l for l in guard["logs"]), guard
+        assert any(f"blocked cell {cell['id']} ({cell['ip']}, app scanner)" in l for l in guard["logs"]), guard
         assert "script portscan_guard: blocked" in d.new_log()
         # The drop flow is in the script table, with the block's hard timeout.
         flows = d.cli("flows").stdout.splitlines()

@@ -64,16 +64,21 @@ TEST(PortscanGuard, BlocksAVerticalScanAtTheThreshold) {
   Effects e;
   EXPECT_EQ(s->onPacket(k.p, e), Verdict::kDrop);
   ASSERT_EQ(e.flows.size(), 1u);
-  EXPECT_EQ(e.flows[0].match.str(), "ip_src=10.200.0.2");
+  // A cell scanning out is blocked as the cell (its address goes back to the pool with it).
+  EXPECT_EQ(e.flows[0].match.str(), "cell=1");
   EXPECT_EQ(e.flows[0].hard, 300);
   ASSERT_EQ(e.logs.size(), 1u);
-  EXPECT_NE(e.logs[0].find("blocked 10.200.0.2"), std::string::npos);
+  EXPECT_NE(e.logs[0].find("blocked cell 1 (10.200.0.2, app app)"), std::string::npos) << e.logs[0];
+  // A later cell with the same address is a new source.
+  auto reused = probe("10.200.0.2", "192.0.2.1", 1, kSyn, "out", 2);
+  Effects e0;
+  EXPECT_EQ(s->onPacket(reused.p, e0), Verdict::kContinue);
   // Until the flow holds, the source's packets are dropped by the script itself.
   auto again = probe("10.200.0.2", "192.0.2.9", 80, kSyn);
   Effects e2;
   EXPECT_EQ(s->onPacket(again.p, e2), Verdict::kDrop);
   // Another source is not affected.
-  auto other = probe("10.200.0.3", "192.0.2.1", 80, kSyn);
+  auto other = probe("10.200.0.3", "192.0.2.1", 80, kSyn, "out", 3);
   Effects e3;
   EXPECT_EQ(s->onPacket(other.p, e3), Verdict::kContinue);
   EXPECT_FALSE(s->disabled()) << s->whyDisabled();
@@ -124,7 +129,7 @@ TEST(PortscanGuard, ForgetsSlowProbesAndBoundsItsMemory) {
   }
   // 10,000 sources: the oldest are forgotten; memory stays small.
   for (std::uint32_t i = 0; i < 10000; ++i) {
-    auto k = probe("10.0.0.1", "192.0.2.1", 80, kSyn);
+    auto k = probe("10.0.0.1", "192.0.2.1", 80, kSyn, "in");
     k.p.ip_src = 0x0a000000 + i;
     Effects e;
     s->onPacket(k.p, e);

@@ -49,7 +49,7 @@ local function block(pkt, key, src, why)
 end
 
 -- The fields it needs come as arguments (numbers): no field lookups on the way.
-function on_packet(pkt, proto, flags, src, dst, sport, port)
+function on_packet(pkt, proto, flags, src, dst, sport, port, cell, inbound)
   local heavy = false
   if proto == TCP then
     if flags & (SYN | ACK | RST) ~= SYN then                  -- not a SYN / connect scan probe:
@@ -60,7 +60,7 @@ function on_packet(pkt, proto, flags, src, dst, sport, port)
     return
   end
   local key = src
-  if pkt.direction == "out" then key = -pkt.cell end
+  if not inbound then key = -cell end
   local until_ = blocked[key]
   if until_ then
     if now() < until_ then return "drop" end -- before the drop flow took hold

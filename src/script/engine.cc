@@ -687,9 +687,10 @@ Verdict verdictOf(lua_State* L, int index) {
   return Verdict::kContinue;
 }
 
-// on_packet's and inspect_*'s arguments: pkt, then the fields most scripts read, as numbers:
-// proto, tcp_flags, ip_src, ip_dst (as numbers), port_src, port_dst. A function that declares
-// only pkt ignores the rest; one that names them reads them without a field lookup each.
+// on_packet's and inspect_*'s arguments: pkt, then the fields most scripts read: proto,
+// tcp_flags, ip_src, ip_dst (as numbers), port_src, port_dst, cell, inbound (a boolean: the
+// packet goes towards the cell). A function that declares only pkt ignores the rest; one that
+// names them reads them without a field lookup each.
 int pushArgs(lua_State* L, int pkt_ref, const Packet& p) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, pkt_ref);
   lua_pushinteger(L, p.proto);
@@ -698,7 +699,9 @@ int pushArgs(lua_State* L, int pkt_ref, const Packet& p) {
   lua_pushinteger(L, p.ip_dst);
   lua_pushinteger(L, p.port_src);
   lua_pushinteger(L, p.port_dst);
-  return 7;
+  lua_pushinteger(L, p.cell);
+  lua_pushboolean(L, p.direction == "in" ? 1 : 0);
+  return 9;
 }
 
 std::string errorText(lua_State* L) { return lua_isstring(L, -1) ? lua_tostring(L, -1) : "error"; }

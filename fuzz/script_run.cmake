@@ -1,0 +1,1 @@
+cw_fuzz_target(script_run LIBS cw_script)

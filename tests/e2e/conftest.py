@@ -146,13 +146,17 @@ class Capture:
             line = self.p.stderr.readline()
         assert "listening" in line, "tcpdump did not start"
 
-    def count(self):
+    def lines(self):
+        """Stops the capture; the packets as tcpdump prints them, one line each."""
         time.sleep(0.5)
         self.p.send_signal(signal.SIGINT)
         self.p.wait(timeout=10)
         out = sh(["tcpdump", "-n", "-r", self.file], check=False).stdout
         os.unlink(self.file)
-        return len([l for l in out.splitlines() if l.strip()])
+        return [l for l in out.splitlines() if l.strip()]
+
+    def count(self):
+        return len(self.lines())
 
 
 class Daemon:

@@ -111,6 +111,34 @@ def test_portscan_guard_stops_a_cell_scanning_out_and_others_keep_working(daemon
             p.wait(timeout=30)
 
 
+def test_portscan_guard_stops_udp_fin_and_xmas_scans_from_cells(daemon_with, testhost):
+    d = daemon_with("[script.portscan_guard]\n")
+    # At most 14 distinct ports get through before the 15th is dropped (the default: 15).
+    kinds = [("-sU", "udp and dst host %s" % TESTHOST_IP, 14),
+             ("-sF", "tcp[tcpflags] & (tcp-fin|tcp-syn|tcp-ack) == tcp-fin and dst host %s" % TESTHOST_IP, 14),
+             ("-sX", "tcp[tcpflags] & (tcp-fin|tcp-push|tcp-urg) == (tcp-fin|tcp-push|tcp-urg) and dst host %s"
+              % TESTHOST_IP, 0)]
+    cells = []
+    try:
+        for i, (flag, bpf, most) in enumerate(kinds):
+            p, cell = d.start_cell(ALLOW_ALL, ["sleep", "300"], app=f"scan{i}")
+            cells.append(p)
+            cap = testhost.capture(bpf)
+            time.sleep(0.5)
+            # Raw-socket scans: as root in the cell's namespace (what an app with root in its
+            # cell could do).
+            d.sh_in_cell(cell, ["nmap", flag, "-Pn", "-n", "-p", "1000-1100", "--max-retries", "1",
+                                "--host-timeout", "40s", TESTHOST_IP], timeout=90)
+            # Probes: distinct destination ports (nmap sends a probe again when no answer comes).
+            probes = {l.split(" > ")[1].split(":")[0].rsplit(".", 1)[1] for l in cap.lines() if " > " in l}
+            assert len(probes) <= most, (flag, sorted(probes))
+            assert counter(scripts(d)["portscan_guard"], "blocked") == i + 1, flag
+    finally:
+        for p in cells:
+            p.terminate()
+            p.wait(timeout=30)
+
+
 def test_portscan_guard_stops_a_host_scanning_published_ports(daemon_with, testhost):
     d = daemon_with("[script.portscan_guard]\nports = 10\n")
     ports = list(range(18000, 18016))

@@ -92,7 +92,7 @@ struct Match {
 struct FlowRequest {
   enum class Action : std::uint8_t {
     kDrop,   // dropped
-    kAllow,  // on to the connection table, past the script's lower-priority flows
+    kAllow,  // on to the connection table, past every lower-priority script flow
     kLimit,  // through a meter (rate_pps or rate_kbps, burst), then on to the connections
   };
   Match match;

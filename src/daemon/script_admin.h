@@ -10,12 +10,17 @@
 // Control thread only.
 #pragma once
 
-#include <asio.hpp>
-
+// A C library header before asio: asio decides whether it may use aligned_alloc from glibc's
+// version macros, and a file that included asio first would compile its allocator differently
+// from the others (one handler allocated with operator new, freed with free: ASan's
+// alloc-dealloc-mismatch).
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <asio.hpp>
 
 #include "api/commands.h"
 #include "common/result.h"

@@ -213,6 +213,10 @@ TEST(ScriptAdmin, UserScriptsAreFilesAndAMissingConfiguredScriptStopsTheStart) {
     EXPECT_TRUE(admin.unload({"guard"}).ok);
     EXPECT_TRUE(std::filesystem::exists(cfg.scripts_dir / "guard.lua"));
     admin.stop();
+    // The cancelled timer and inotify read complete here, as in cellwalld's loop, rather than
+    // being destroyed with the io_context.
+    io.restart();
+    io.poll();
   }
   cfg.scripts.push_back({"missing", false, {}});
   Host h2;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -140,15 +142,22 @@ TEST(ScriptHost, JudgeRunsScriptsInOrderAndReportsOneThatStops) {
   EXPECT_EQ(list[2].state, "disabled");
 }
 
-std::filesystem::path tempDir() {
-  auto d = std::filesystem::temp_directory_path() /
-           ("cw-scripts-test-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
-  std::filesystem::create_directories(d);
-  return d;
-}
+// A directory of its own, removed however the test ends.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/cw-scripts-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 TEST(ScriptConfig, ScriptTablesAndInspectApps) {
-  auto dir = tempDir();
+  TempDir tmp;
+  const auto& dir = tmp.path;
   auto file = dir / "cellwalld.toml";
   std::ofstream(file) << "inspect_apps = [\"watched\"]\nscripts_dir = \"/opt/lua\"\n"
                          "[script.portscan_guard]\nports = 20\nwindow = 2.5\nverbose = true\nnote = \"x\"\n"
@@ -174,11 +183,11 @@ TEST(ScriptConfig, ScriptTablesAndInspectApps) {
   EXPECT_NE(r.error().message.find("mode is"), std::string::npos);
   std::ofstream(file) << "[script.x]\nlist = [1, 2]\n";
   EXPECT_FALSE(loadConfigFile(file, bad));
-  std::filesystem::remove_all(dir);
 }
 
 TEST(ScriptAdmin, UserScriptsAreFilesAndAMissingConfiguredScriptStopsTheStart) {
-  auto dir = tempDir();
+  TempDir tmp;
+  const auto& dir = tmp.path;
   Config cfg;
   cfg.state_dir = dir;
   cfg.scripts_dir = dir / "shipped";
@@ -224,7 +233,6 @@ TEST(ScriptAdmin, UserScriptsAreFilesAndAMissingConfiguredScriptStopsTheStart) {
   auto r = admin2.start();
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("[script.missing]: no such script"), std::string::npos) << r.error().message;
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

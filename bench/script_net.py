@@ -16,7 +16,6 @@
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import CELLWALL, TESTHOST_IP, Daemon, TestHost, sh  # noqa: E402
+from conftest import TESTHOST_IP, Daemon, TestHost, sh  # noqa: E402
 from netbench import ACCEPT, connect_times, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,22 +46,6 @@ def unload_all(d):
             d.cli("script", "unload", json.loads(l)["name"])
 
 
-def start_cell(d, app, inspect):
-    pf = Path(d.state, f"{app}.toml")
-    pf.write_text(POLICY)
-    p = subprocess.Popen([str(CELLWALL), "--state-dir", d.state, "run", "--app", app, "--policy", str(pf)]
-                         + (["--inspect"] if inspect else []) + ["--", "sleep", "3600"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        for c in d.cells():
-            if c["app"] == app:
-                return p, c
-        time.sleep(0.1)
-    p.kill()
-    raise AssertionError("cell did not start")
-
-
 def run(extra_args, args, res, tmp, prefix, connects):
     th = TestHost()
     d = Daemon(th, extra_args)
@@ -73,7 +56,7 @@ def run(extra_args, args, res, tmp, prefix, connects):
         procs = [th.spawn(["/usr/bin/python3", "-c", ACCEPT, "9001"]), th.spawn(["iperf3", "-s", "-p", "5201"])]
         time.sleep(0.5)
         if connects:
-            p, cell = start_cell(d, "bench", False)
+            p, cell = d.start_cell(POLICY, ["sleep", "3600"], app="bench")
             cells.append(p)
             connect_times(cell, 9001, 100)  # warm-up
             typical = Path(tmp, "typical.lua")
@@ -100,7 +83,7 @@ def run(extra_args, args, res, tmp, prefix, connects):
                 res[f"connect_{label}_p99_us"] = pct(xs, 99)
                 res[f"connect_{label}_per_s"] = len(xs) / walls[label]
             unload_all(d)
-        p, icell = start_cell(d, "inspected", True)
+        p, icell = d.start_cell(POLICY, ["sleep", "3600"], app="inspected", run_args=["--inspect"])
         cells.append(p)
         ins = Path(tmp, "inspector.lua")
         ins.write_text(INSPECT)

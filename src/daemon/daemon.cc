@@ -609,6 +609,7 @@ struct Daemon::Impl {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, rules->compiled(c.info.app),
                   c.runtime, c.info.inspect};
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
+      sv.any_inspect = sv.any_inspect || cp.inspect;
       sv.cells_by_port[cp.ofport] = std::move(cp);
     }
     views.publish(std::move(v));

@@ -31,7 +31,7 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
     return;
   }
   decide::Now now = clockNow();
-  if (frame->isIpv4()) {
+  if (sv->any_inspect && frame->isIpv4()) {
     // Inspect mode: a packet from an inspected cell, or towards one.
     const decide::CellPort* from = sv->cellOnPort(pi.inPort());
     const decide::CellPort* to = from == nullptr || !from->inspect ? sv->cellWithIp(frame->ip_dst.v4()) : nullptr;

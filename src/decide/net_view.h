@@ -101,6 +101,8 @@ struct SwitchView {
   std::unordered_map<std::uint32_t, std::uint32_t> cell_port_by_ip;  // Ip4::v -> ofport
   std::unordered_map<std::uint32_t, GatewayPort> gateways_by_port;
   std::unordered_map<std::string, std::uint32_t> gateway_port_by_env;
+  // Whether any cell here is in inspect mode: without one, the packet path looks for none.
+  bool any_inspect = false;
 
   const CellPort* cellOnPort(std::uint32_t port) const {
     auto it = cells_by_port.find(port);

@@ -708,16 +708,35 @@ std::string errorText(lua_State* L) { return lua_isstring(L, -1) ? lua_tostring(
 
 }  // namespace
 
-Verdict Script::onPacket(const Packet& p, Effects& out) {
-  if (disabled()) return Verdict::kContinue;
+void Script::beginCall(const Packet& p, Effects& out) {
   State& st = *state_;
-  lua_State* L = st.L;
   ++calls_;
   st.effects = &out;
   st.packet = &p;
   st.call_ms = p.now_ms;
   st.dropped_this = false;
   st.steps = 0;
+}
+
+Verdict Script::endCall(Verdict verdict, std::string failed) {
+  State& st = *state_;
+  if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
+  st.effects = nullptr;
+  st.packet = nullptr;
+  st.call_ms = 0;
+  if (!failed.empty()) {
+    st.rearm();
+    disable(std::move(failed));
+    return Verdict::kContinue;  // what it asked for before it failed (out) still stands; no verdict
+  }
+  return verdict;
+}
+
+Verdict Script::onPacket(const Packet& p, Effects& out) {
+  if (disabled()) return Verdict::kContinue;
+  State& st = *state_;
+  lua_State* L = st.L;
+  beginCall(p, out);
   Verdict verdict = Verdict::kContinue;
   const int top = lua_gettop(L);
   std::string failed;  // which part failed, and why
@@ -753,28 +772,14 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
     lua_settop(L, top);
     if (failed.empty() && verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
   }
-  if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
-  st.effects = nullptr;
-  st.packet = nullptr;
-  st.call_ms = 0;
-  if (!failed.empty()) {
-    st.rearm();
-    disable(std::move(failed));
-    return Verdict::kContinue;  // what it asked for before it failed (out) still stands; no verdict
-  }
-  return verdict;
+  return endCall(verdict, std::move(failed));
 }
 
 Verdict Script::onInspect(const Packet& p, Effects& out) {
   if (disabled() || inspectors_.empty()) return Verdict::kContinue;
   State& st = *state_;
   lua_State* L = st.L;
-  ++calls_;
-  st.effects = &out;
-  st.packet = &p;
-  st.call_ms = p.now_ms;
-  st.dropped_this = false;
-  st.steps = 0;
+  beginCall(p, out);
   Verdict verdict = Verdict::kContinue;
   const int top = lua_gettop(L);
   std::string failed;
@@ -789,16 +794,7 @@ Verdict Script::onInspect(const Packet& p, Effects& out) {
     lua_settop(L, top);
   }
   lua_settop(L, top);
-  if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
-  st.effects = nullptr;
-  st.packet = nullptr;
-  st.call_ms = 0;
-  if (!failed.empty()) {
-    st.rearm();
-    disable(std::move(failed));
-    return Verdict::kContinue;
-  }
-  return verdict;
+  return endCall(verdict, std::move(failed));
 }
 
 }  // namespace cw::script

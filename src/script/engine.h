@@ -151,6 +151,10 @@ class Script {
  private:
   Script() = default;
   void disable(std::string why);
+  // A packet call's set-up and end: the verdict (a matching drop flow makes it "drop"), or none
+  // if the call failed, which disables the script.
+  void beginCall(const Packet& p, Effects& out);
+  Verdict endCall(Verdict verdict, std::string failed);
 
   std::string name_;
   std::unique_ptr<State> state_;

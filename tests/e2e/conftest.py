@@ -228,11 +228,12 @@ peer_address = "{TESTHOST_IP}/24"
         return sh([str(CELLWALL), "--state-dir", self.state, "run", "--app", app, "--policy",
                    str(pf), "--user", user, "--"] + command, check=False, timeout=timeout)
 
-    def start_cell(self, policy, command, app="bg", user="nobody"):
-        """A cell in the background; returns (Popen, cell dict from `cellwall ps`)."""
+    def start_cell(self, policy, command, app="bg", user="nobody", run_args=()):
+        """A cell in the background; returns (Popen, cell dict from `cellwall ps`).
+        run_args: more `cellwall run` flags (--inspect, --publish ...)."""
         pf = Path(self.state, f"{app}.toml")
         pf.write_text(policy)
-        p = subprocess.Popen([str(CELLWALL), "--state-dir", self.state, "run", "--app", app,
+        p = subprocess.Popen([str(CELLWALL), "--state-dir", self.state, "run", "--app", app, *run_args,
                               "--policy", str(pf), "--user", user, "--"] + command,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 30

@@ -4,6 +4,11 @@
 // whole round trip over loopback TCP.
 #include <benchmark/benchmark.h>
 
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -125,16 +130,93 @@ BENCHMARK(BM_FlowSetup)->Arg(0)->Arg(10000)->Arg(100000)->Unit(benchmark::kNanos
 // the port-scan guard, >= 80 % of the setup rate without scripts). Arg: 0 none, 1 one script,
 // 10 ten scripts, -1 the shipped port-scan guard. The scripts read a field and let the
 // connection go on, as most scripts do for most packets: every one of them runs for every
-// setup. -2: one script that reads the port from its arguments instead. The guard's host
+// setup. -2: one script that reads the port from its arguments instead. -3: a bare Lua call
+// (BareLuaJudge). -4: the one script called straight, without ScriptHost (DirectJudge). The guard's host
 // limit is raised so that this legitimate traffic (16 hosts, port 443) is not taken for a scan.
 constexpr const char* kTypical = "function on_packet(pkt) if pkt.port_dst == 23 then return 'drop' end end\n";
 // The same test on the port as an argument (no field lookup).
 constexpr const char* kTypicalArgs =
     "function on_packet(pkt, proto, flags, src, dst, sport, dport) if dport == 23 then return 'drop' end end\n";
 
+// The floor a script is measured against: in the script's place, a bare Lua call with four
+// scalar arguments on a plain state (no sandbox, no budget, no packet view), the issue's
+// "plain Lua call". What it costs here, on top of its cost in a loop of its own, is the cost of
+// touching a Lua state at all between two packets of a path that streams through the cache.
+class BareLuaJudge final : public decide::PacketJudge {
+ public:
+  BareLuaJudge() : L_(luaL_newstate()) {
+    luaL_dostring(L_, "function f(a, b, c, d) if d == 23 then return 'drop' end end");
+    lua_getglobal(L_, "f");
+    ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+  }
+  ~BareLuaJudge() override { lua_close(L_); }
+  std::optional<decide::ScriptVerdict> judge(const decide::SwitchView&, const decide::CellPort&, std::uint32_t,
+                                             const packet::Frame& f, bool, decide::Now,
+                                             decide::Decision::ScriptRequests&) override {
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, ref_);
+    lua_pushinteger(L_, f.ip_proto);
+    lua_pushinteger(L_, f.ip_dst.v4().v);
+    lua_pushinteger(L_, f.src_port);
+    lua_pushinteger(L_, f.dst_port);
+    lua_pcall(L_, 4, 1, 0);
+    const bool drop = lua_type(L_, -1) == LUA_TSTRING;
+    lua_pop(L_, 1);
+    if (drop) return decide::ScriptVerdict{policy::Action::kDeny, "bare"};
+    return std::nullopt;
+  }
+
+ private:
+  lua_State* L_;
+  int ref_ = LUA_NOREF;
+};
+
+// The same script as -1's, called straight (a Script, no ScriptHost around it).
+class DirectJudge final : public decide::PacketJudge {
+ public:
+  explicit DirectJudge(std::unique_ptr<script::Script> s) : s_(std::move(s)) {}
+  std::optional<decide::ScriptVerdict> judge(const decide::SwitchView&, const decide::CellPort& cell, std::uint32_t,
+                                             const packet::Frame& f, bool, decide::Now now,
+                                             decide::Decision::ScriptRequests&) override {
+    script::Packet p;
+    p.cell = cell.cell_id;
+    p.ip_src = f.ip_src.v4().v;
+    p.ip_dst = f.ip_dst.v4().v;
+    p.proto = f.ip_proto;
+    p.port_src = f.src_port;
+    p.port_dst = f.dst_port;
+    p.direction = "out";
+    p.now_ms = now.mono_ms;
+    fx_.flows.clear();
+    if (s_->onPacket(p, fx_) != script::Verdict::kContinue) return decide::ScriptVerdict{policy::Action::kDeny, "x"};
+    return std::nullopt;
+  }
+
+ private:
+  std::unique_ptr<script::Script> s_;
+  script::Effects fx_;
+};
+
 void BM_FlowSetupScripts(benchmark::State& state) {
   decide::ViewHolder& views = holder();
   views.publish(network(0));
+  if (state.range(0) == -4) {
+    // CW_BENCH_DIRECT_SCRIPT: another script's text, to take the cost apart (bench/README.md).
+    const char* text = std::getenv("CW_BENCH_DIRECT_SCRIPT");
+    auto s = script::Script::load("direct", text != nullptr ? text : kTypical);
+    if (!s) return state.SkipWithError(s.error().message.c_str());
+    DirectJudge direct(std::move(s.value()));
+    daemon::PacketPath path(views);
+    path.setJudge(&direct);
+    run(state, path);
+    return;
+  }
+  if (state.range(0) == -3) {
+    BareLuaJudge bare;
+    daemon::PacketPath path(views);
+    path.setJudge(&bare);
+    run(state, path);
+    return;
+  }
   daemon::ScriptHost host(views, {});
   const auto n = state.range(0);
   for (std::int64_t i = 0; i < n; ++i) {
@@ -165,7 +247,7 @@ void BM_FlowSetupScripts(benchmark::State& state) {
   for (const auto& i : host.list())
     if (i.state != "running") state.SkipWithError(std::string("script ").append(i.name).append(" stopped: ").append(i.why).c_str());
 }
-BENCHMARK(BM_FlowSetupScripts)->Arg(0)->Arg(1)->Arg(-2)->Arg(10)->Arg(-1)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_FlowSetupScripts)->Arg(0)->Arg(1)->Arg(-2)->Arg(10)->Arg(-1)->Arg(-3)->Arg(-4)->Unit(benchmark::kNanosecond);
 
 // The scripts' share alone: ScriptHost::judge on one parsed SYN (no decision, no encoding).
 void BM_JudgeOnly(benchmark::State& state) {

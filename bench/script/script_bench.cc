@@ -2,6 +2,8 @@
 // Script::onPacket on a 74-byte TCP SYN frame with
 //  - an empty filter (the floor: globals set, the frame pushed, one protected call),
 //  - the seed-style telnet filter (slices and unpacks the frame by hand),
+//  - the shipped port-scan guard on a connection to a target its source has opened before (its
+//    common case),
 //  - a bare C++ -> Lua call with scalar arguments, for comparison (the issue's ~90 ns).
 // Run: build/release/bench/script/cw-script-bench
 #include <benchmark/benchmark.h>
@@ -10,6 +12,8 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "common/net.h"
@@ -31,7 +35,7 @@ std::string synFrame() {
   return f;
 }
 
-void runScript(benchmark::State& state, const char* text) {
+void runScript(benchmark::State& state, const std::string& text, std::uint8_t tcp_flags = 0) {
   auto s = Script::load("bench.lua", text);
   if (!s) {
     state.SkipWithError(s.error().message.c_str());
@@ -45,6 +49,9 @@ void runScript(benchmark::State& state, const char* text) {
   p.port_src = 40000;
   p.port_dst = 80;
   p.proto = 6;
+  p.tcp_flags = tcp_flags;
+  p.cell = 1;
+  p.direction = "out";
   Effects e;
   for (auto _ : state) {
     benchmark::DoNotOptimize((*s)->onPacket(p, e));
@@ -76,6 +83,14 @@ function filter_telnet(frame)
 end)");
 }
 BENCHMARK(BM_SeedTelnetFilter);
+
+void BM_PortScanGuard(benchmark::State& state) {
+  std::ifstream in(CW_SHIPPED_SCRIPTS_DIR "/portscan_guard.lua");
+  std::ostringstream text;
+  text << in.rdbuf();
+  runScript(state, text.str(), 0x02);  // a SYN; the first call makes the target known
+}
+BENCHMARK(BM_PortScanGuard);
 
 void BM_BareLuaCallScalars(benchmark::State& state) {
   lua_State* L = luaL_newstate();

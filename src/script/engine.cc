@@ -6,18 +6,22 @@
 #include <lualib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
 #include "common/net.h"
+#include "script/watchdog.h"
 
 namespace cw::script {
 
 namespace {
 
 constexpr int kHookEvery = 1000;  // instructions between budget checks
+constexpr int kPacketArgs = 9;     // on_packet(pkt, proto, flags, src, dst, sport, dport, cell, inbound)
 
 // The seed design's constants.
 struct Constant {
@@ -105,8 +109,13 @@ const char* verdictName(Verdict v) {
   return "?";
 }
 
-struct Script::State {
+struct Script::State final : watchdog::Armable {
   lua_State* L = nullptr;
+  // The watchdog runs: a call starts without the count hook and is armed if it runs long
+  // (watchdog.h). Otherwise the hook is set for good.
+  bool watched = false;
+  volatile std::sig_atomic_t armed = 0;  // this call's hook is set (by the watchdog, or by enter())
+  lua_State* volatile running = nullptr;  // the Lua thread the call runs now: L, or co in a resume
   Limits limits;
   std::size_t used = 0;
   std::uint64_t steps = 0;
@@ -117,8 +126,14 @@ struct Script::State {
   std::int64_t call_ms = 0;  // now() during a call: the time the caller handles the packet at
   bool dropped_this = false;
   std::vector<int> refs;  // the filter functions, in name order
-  std::vector<int> inspect_refs;  // the inspect_* functions, in name order
-  int on_packet = LUA_NOREF;  // on_packet(pkt)
+  // A packet function and how many of the packet arguments it declares (pushArgs): a function
+  // that names only pkt is given only pkt.
+  struct PacketFn {
+    int ref = LUA_NOREF;
+    int nargs = 0;
+  };
+  std::vector<PacketFn> inspect_fns;  // the inspect_* functions, in name order
+  PacketFn on_packet;                 // on_packet(pkt, ...)
   int pkt = LUA_NOREF;        // the one packet userdata, reused: its fields are read on demand
   lua_State* co = nullptr;    // run(), as a coroutine waiting in coroutine.yield()
   int co_ref = LUA_NOREF;
@@ -135,16 +150,47 @@ struct Script::State {
     if (L != nullptr) lua_close(L);
   }
 
-  void stopEverything(const char* why, lua_State* running = nullptr) {
+  // A call into the script begins and ends (a packet, a timer, the top level): its budget.
+  void enter() {
+    steps = 0;
+    armed = 0;
+    running = L;
+    if (!watchdog::begin(this) && watched) arm(L);  // not watched on this thread: counted from the start
+  }
+  void leave() {
+    watchdog::end();
+    running = nullptr;
+    if (armed != 0 && watched) {
+      for (lua_State* t : {L, co})
+        if (t != nullptr) lua_sethook(t, nullptr, 0, 0);
+    }
+    armed = 0;
+  }
+  void arm(lua_State* t) {
+    lua_sethook(t, &State::hook, LUA_MASKCOUNT, kHookEvery);
+    armed = 1;
+  }
+  void armFromSignal() noexcept override {
+    lua_State* t = running;
+    if (over || t == nullptr) return;  // already made to stop at its next instruction
+    arm(t);
+  }
+
+  void stopEverything(const char* why, lua_State* current = nullptr) {
     if (!over) over_why = why;
     over = true;
-    for (lua_State* t : {L, co, running})
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // seen by the watchdog's handler before the hooks change
+    for (lua_State* t : {L, co, current, static_cast<lua_State*>(running)})
       if (t != nullptr) lua_sethook(t, &State::hook, LUA_MASKCOUNT, 1);
   }
 
+  // After a failed call: the hooks as a call starts with them.
   void rearm() {
-    for (lua_State* t : {L, co})
-      if (t != nullptr) lua_sethook(t, &State::hook, LUA_MASKCOUNT, kHookEvery);
+    for (lua_State* t : {L, co}) {
+      if (t == nullptr) continue;
+      if (watched) lua_sethook(t, nullptr, 0, 0);
+      else lua_sethook(t, &State::hook, LUA_MASKCOUNT, kHookEvery);
+    }
   }
 
   static State* of(lua_State* L) {
@@ -482,6 +528,81 @@ struct Script::State {
   }
 };
 
+namespace {
+
+// Forwards a call to the function in upvalue 1 with the same arguments, keeping its results.
+int forward(lua_State* L, int nresults) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, nresults);
+  return lua_gettop(L);
+}
+
+// A coroutine the script makes counts its instructions from its start: the watchdog arms only
+// the Lua thread a call runs in (L, or run()'s coroutine), never one the script made.
+void budgetFromStart(lua_State* L, lua_State* co) {
+  if (co == nullptr) return;
+  const Script::State* st = Script::State::of(L);
+  lua_sethook(co, &Script::State::hook, LUA_MASKCOUNT, st->over ? 1 : kHookEvery);
+}
+
+int coCreate(lua_State* L) {
+  forward(L, 1);
+  budgetFromStart(L, lua_tothread(L, -1));
+  return 1;
+}
+
+int coWrap(lua_State* L) {
+  forward(L, 1);  // a C closure with its coroutine as upvalue 1
+  if (lua_getupvalue(L, -1, 1) != nullptr) {
+    budgetFromStart(L, lua_tothread(L, -1));
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+// Lua runs finalizers with hooks off, so nothing could stop a __gc that loops: a script may not
+// have one. (Only setmetatable marks a table for finalization, and only for a __gc it has then.)
+int setMetatable(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    const bool gc = lua_rawget(L, 2) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (gc) return luaL_error(L, "setmetatable: scripts cannot have __gc metamethods");
+  }
+  return forward(L, LUA_MULTRET);
+}
+
+// Replaces t[name] (t on the stack top) by f, with the original as f's upvalue.
+void wrapField(lua_State* L, const char* name, lua_CFunction f) {
+  lua_getfield(L, -1, name);
+  lua_pushcclosure(L, f, 1);
+  lua_setfield(L, -2, name);
+}
+
+// The function on the stack top, taken into the registry with how many packet arguments it
+// declares.
+Script::State::PacketFn packetFn(lua_State* L) {
+  lua_Debug ar;
+  lua_pushvalue(L, -1);
+  lua_getinfo(L, ">u", &ar);
+  Script::State::PacketFn f;
+  f.nargs = ar.isvararg != 0 ? kPacketArgs : std::clamp<int>(ar.nparams, 1, kPacketArgs);
+  f.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return f;
+}
+
+void wrapSandboxed(lua_State* L) {
+  lua_pushglobaltable(L);
+  wrapField(L, "setmetatable", &setMetatable);
+  lua_getfield(L, -1, LUA_COLIBNAME);
+  wrapField(L, "create", &coCreate);
+  wrapField(L, "wrap", &coWrap);
+  lua_pop(L, 2);
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_view text, Limits limits,
                                                const std::vector<Setting>& settings) {
   std::unique_ptr<Script> s(new Script);
@@ -555,7 +676,9 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
   lua_setmetatable(L, -2);
   lua_pop(L, 1);
 
-  lua_sethook(L, &State::hook, LUA_MASKCOUNT, kHookEvery);
+  wrapSandboxed(L);
+  st.watched = watchdog::start();
+  if (!st.watched) lua_sethook(L, &State::hook, LUA_MASKCOUNT, kHookEvery);
   // What the chunk and run() ask for while loading (a drop{} at the top level) is kept for the
   // host: takeLoadEffects().
   st.effects = &s->load_effects_;
@@ -564,8 +687,10 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
     std::string why = lua_tostring(L, -1);
     return fail(why);
   }
-  st.steps = 0;
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+  st.enter();
+  const int loaded = lua_pcall(L, 0, 0, 0);
+  st.leave();
+  if (loaded != LUA_OK) {
     std::string why = st.over ? st.over_why : lua_tostring(L, -1);
     return fail(s->name_ + ": " + why);
   }
@@ -589,10 +714,10 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
   std::sort(s->inspectors_.begin(), s->inspectors_.end());
   for (const auto& f : s->inspectors_) {
     lua_getglobal(L, f.c_str());
-    st.inspect_refs.push_back(luaL_ref(L, LUA_REGISTRYINDEX));
+    st.inspect_fns.push_back(packetFn(L));
   }
   if (lua_getglobal(L, "on_packet") == LUA_TFUNCTION) {
-    st.on_packet = luaL_ref(L, LUA_REGISTRYINDEX);
+    st.on_packet = packetFn(L);
   } else {
     lua_pop(L, 1);
   }
@@ -601,9 +726,11 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
     st.co = lua_newthread(L);
     st.co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_xmove(L, st.co, 1);
-    st.steps = 0;
     int nres = 0;
+    st.enter();
+    st.running = st.co;
     const int r = lua_resume(st.co, L, 0, &nres);
+    st.leave();
     if (r != LUA_YIELD) {
       std::string why = st.over ? st.over_why
                         : r == LUA_OK ? "run() returned before its first coroutine.yield()"
@@ -653,12 +780,14 @@ int Script::runTimers(std::int64_t now_ms, Effects& out) {
     ++ran;
     st.effects = &out;
     st.call_ms = now_ms;
-    st.steps = 0;
     const int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t.fn);
     if (t.period_ms == 0) luaL_unref(L, LUA_REGISTRYINDEX, t.fn);
     std::string failed;
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
+    st.enter();
+    const int r = lua_pcall(L, 0, 0, 0);
+    st.leave();
+    if (r != LUA_OK)
       failed = "timer: " + (st.over ? st.over_why : (lua_isstring(L, -1) ? std::string(lua_tostring(L, -1)) : std::string("error")));
     lua_settop(L, top);
     st.effects = nullptr;
@@ -691,17 +820,14 @@ Verdict verdictOf(lua_State* L, int index) {
 // tcp_flags, ip_src, ip_dst (as numbers), port_src, port_dst, cell, inbound (a boolean: the
 // packet goes towards the cell). A function that declares only pkt ignores the rest; one that
 // names them reads them without a field lookup each.
-int pushArgs(lua_State* L, int pkt_ref, const Packet& p) {
+// Only the first n are pushed: as many as the function declares (all if it takes `...`).
+int pushArgs(lua_State* L, int pkt_ref, const Packet& p, int n) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, pkt_ref);
-  lua_pushinteger(L, p.proto);
-  lua_pushinteger(L, p.tcp_flags);
-  lua_pushinteger(L, p.ip_src);
-  lua_pushinteger(L, p.ip_dst);
-  lua_pushinteger(L, p.port_src);
-  lua_pushinteger(L, p.port_dst);
-  lua_pushinteger(L, p.cell);
-  lua_pushboolean(L, p.direction == "in" ? 1 : 0);
-  return 9;
+  const lua_Integer ints[] = {p.proto, p.tcp_flags, p.ip_src, p.ip_dst, p.port_src, p.port_dst, p.cell};
+  const int k = std::clamp(n, 1, kPacketArgs);
+  for (int i = 1; i < k && i <= 7; ++i) lua_pushinteger(L, ints[i - 1]);
+  if (k == kPacketArgs) lua_pushboolean(L, p.direction == "in" ? 1 : 0);
+  return k;
 }
 
 std::string errorText(lua_State* L) { return lua_isstring(L, -1) ? lua_tostring(L, -1) : "error"; }
@@ -715,11 +841,12 @@ void Script::beginCall(const Packet& p, Effects& out) {
   st.packet = &p;
   st.call_ms = p.now_ms;
   st.dropped_this = false;
-  st.steps = 0;
+  st.enter();
 }
 
 Verdict Script::endCall(Verdict verdict, std::string failed) {
   State& st = *state_;
+  st.leave();
   if (verdict == Verdict::kContinue && st.dropped_this) verdict = Verdict::kDrop;
   st.effects = nullptr;
   st.packet = nullptr;
@@ -741,9 +868,9 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
   const int top = lua_gettop(L);
   std::string failed;  // which part failed, and why
 
-  if (st.on_packet != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, st.on_packet);
-    const int nargs = pushArgs(L, st.pkt, p);
+  if (st.on_packet.ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st.on_packet.ref);
+    const int nargs = pushArgs(L, st.pkt, p, st.on_packet.nargs);
     if (lua_pcall(L, nargs, 1, 0) != LUA_OK) failed = "on_packet: " + (st.over ? st.over_why : errorText(L));
     else verdict = verdictOf(L, -1);
     lua_settop(L, top);
@@ -751,7 +878,9 @@ Verdict Script::onPacket(const Packet& p, Effects& out) {
   if (failed.empty() && verdict == Verdict::kContinue && st.co != nullptr) {
     lua_rawgeti(st.co, LUA_REGISTRYINDEX, st.pkt);
     int nres = 0;
+    st.running = st.co;
     const int r = lua_resume(st.co, L, 1, &nres);
+    st.running = L;
     if (r == LUA_YIELD || r == LUA_OK) {
       if (nres > 0) verdict = verdictOf(st.co, -nres);
       lua_pop(st.co, nres);
@@ -783,9 +912,9 @@ Verdict Script::onInspect(const Packet& p, Effects& out) {
   Verdict verdict = Verdict::kContinue;
   const int top = lua_gettop(L);
   std::string failed;
-  for (std::size_t i = 0; i < st.inspect_refs.size() && verdict == Verdict::kContinue; ++i) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, st.inspect_refs[i]);
-    const int nargs = pushArgs(L, st.pkt, p);
+  for (std::size_t i = 0; i < st.inspect_fns.size() && verdict == Verdict::kContinue; ++i) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st.inspect_fns[i].ref);
+    const int nargs = pushArgs(L, st.pkt, p, st.inspect_fns[i].nargs);
     if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
       failed = inspectors_[i] + ": " + (st.over ? st.over_why : errorText(L));
       break;

@@ -2,9 +2,9 @@
 //
 // One Script is one Lua 5.4 state running one script's text, sandboxed: only the base library
 // without its file and code loaders, and string (without dump), table, math, utf8 and
-// coroutine. Every call has an instruction budget and the state a memory cap; a script that
-// raises an error, exceeds either or loops is disabled for good (until it is loaded again)
-// and says why. Lua is Debian's C++ build (lua5.4-c++): its errors unwind as C++ exceptions,
+// coroutine. Every call has an instruction budget (counted once the call has run a tick of the
+// watchdog: watchdog.h) and the state a memory cap; a script that raises an error, exceeds
+// either or loops is disabled for good (until it is loaded again) and says why. Lua is Debian's C++ build (lua5.4-c++): its errors unwind as C++ exceptions,
 // so nothing in cellwalld is skipped by a longjmp.
 //
 // Three ways to write one, mixed freely:

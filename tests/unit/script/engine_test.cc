@@ -2,8 +2,11 @@
 #include "script/engine.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <csignal>
 #include <string>
+#include <thread>
 
 #include "common/net.h"
 
@@ -120,6 +123,15 @@ TEST(Script, ErrorsLoopsAndMemoryBombsDisableTheScriptNotTheCaller) {
       // pcall cannot save a script from its budget: every instruction raises once it is spent.
       {"sneaky.lua", "function filter_x(f) while true do pcall(function() while true do end end) end end",
        "instruction budget"},
+      // The watchdog arms the Lua thread a call began on; a coroutine the script made counts
+      // from its start, whether created or wrapped.
+      {"co_loop.lua", "function on_packet() coroutine.resume(coroutine.create(function() while true do end end)) end",
+       "instruction budget"},
+      {"wrap_loop.lua", "function on_packet() coroutine.wrap(function() while true do end end)() end",
+       "instruction budget"},
+      {"hop.lua",
+       "function on_packet() while true do coroutine.wrap(function() for i = 1, 100 do end end)() end end",
+       "instruction budget"},
       {"bomb.lua", "function filter_x(f) local t = {} while true do t[#t + 1] = string.rep('x', 4096) .. #t end end",
        "memory cap"},
       {"sneaky_bomb.lua",
@@ -145,6 +157,76 @@ TEST(Script, ErrorsLoopsAndMemoryBombsDisableTheScriptNotTheCaller) {
   auto top = Script::load("top.lua", "while true do end");
   ASSERT_FALSE(top);
   EXPECT_NE(top.error().message.find("instruction budget"), std::string::npos) << top.error().message;
+}
+
+// Finalizers run with Lua's hooks off: nothing could stop one that loops, so none are allowed.
+TEST(Script, NoGcMetamethods) {
+  auto s = Script::load("gc.lua", "setmetatable({}, {__gc = function() while true do end end})");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("__gc"), std::string::npos) << s.error().message;
+  // Other metatables are fine, and a __gc added later marks nothing.
+  auto ok = Script::load("mt.lua", R"(
+    local mt = {__index = function() return 7 end}
+    local t = setmetatable({}, mt)
+    mt.__gc = function() while true do end end
+    assert(t.x == 7)
+    t = nil
+    collectgarbage()
+  )");
+  EXPECT_TRUE(ok) << ok.error().message;
+}
+
+// The watchdog signals the thread making a call; one that blocks every signal (as daemons'
+// worker threads often do) is still stopped, and a timer's loop is too.
+TEST(Script, LoopsAreStoppedOnThreadsThatBlockSignalsAndInTimers) {
+  std::string why;
+  std::thread t([&why] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    auto s = Script::load("spin.lua", "function on_packet() while true do end end");
+    if (!s) return;
+    auto frame = tcpFrame("10.0.0.1", "10.0.0.2", 1, 80);
+    Effects e;
+    (*s)->onPacket(packetOf(frame, "10.0.0.1", "10.0.0.2", 1, 80), e);
+    why = (*s)->whyDisabled();
+  });
+  t.join();
+  EXPECT_NE(why.find("instruction budget"), std::string::npos) << why;
+
+  auto timer = Script::load("tick.lua", "after(0, function() while true do end end)");
+  ASSERT_TRUE(timer) << timer.error().message;
+  Effects e;
+  EXPECT_EQ((*timer)->runTimers(monotonicMs() + 1, e), 1);
+  EXPECT_NE((*timer)->whyDisabled().find("timer: instruction budget"), std::string::npos) << (*timer)->whyDisabled();
+}
+
+// A packet function is given as many of the packet arguments as it declares; `...` gets all.
+TEST(Script, PacketFunctionsGetTheArgumentsTheyDeclare) {
+  auto frame = tcpFrame("10.0.0.1", "10.0.0.2", 1234, 80);
+  auto p = packetOf(frame, "10.0.0.1", "10.0.0.2", 1234, 80);
+  p.cell = 5;
+  p.direction = "in";
+  struct Case {
+    const char* text;
+    Verdict want;
+  } cases[] = {
+      {"function on_packet(pkt, proto) if proto == 6 then return 'drop' end end", Verdict::kDrop},
+      {"function on_packet(pkt, ...) if select('#', ...) == 8 and select(8, ...) == true then return 'drop' end end",
+       Verdict::kDrop},
+      {"function on_packet(pkt, a, b, c, d, e, dport, cell, inbound, extra) "
+       "if dport == 80 and cell == 5 and inbound and extra == nil then return 'drop' end end",
+       Verdict::kDrop},
+      {"function inspect_x(pkt, proto, flags, src) if src == pkt.ip_src_n then return 'reject' end end",
+       Verdict::kReject},
+  };
+  for (const auto& c : cases) {
+    auto s = Script::load("args.lua", c.text);
+    ASSERT_TRUE(s) << s.error().message;
+    Effects e;
+    const Verdict v = (*s)->inspectors() > 0 ? (*s)->onInspect(p, e) : (*s)->onPacket(p, e);
+    EXPECT_EQ(v, c.want) << c.text << " " << (*s)->whyDisabled();
+  }
 }
 
 TEST(Script, StateSurvivesBetweenCalls) {

@@ -14,7 +14,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
-  libsqlite3-dev libmnl-dev libssl-dev libmicrohttpd-dev libsystemd-dev liblua5.4-dev
+  libsqlite3-dev libmnl-dev libssl-dev libmicrohttpd-dev libsystemd-dev liblua5.4-dev libbpf-dev
   # run
   openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
   # tests and demo

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +35,9 @@ constexpr std::size_t kRtaHeader = align4(sizeof(rtattr));
 Expected<int> netlinkSocket() {
   const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) return fail("cannot open a sock_diag netlink socket: " + errnoText(errno));
+  // The kernel answers within the request's own system call; a lookup never waits long for it.
+  const timeval limit{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   return fd;
 }
 
@@ -131,6 +135,7 @@ Expected<std::optional<SocketInfo>> SockDiag::find(const SocketId& id, bool allo
     const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return fail("sock_diag: no answer from the kernel within 1 s");
       return fail("sock_diag: cannot read the answer: " + errnoText(errno));
     }
     const char* at = buf.data();

@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -274,8 +276,18 @@ Expected<std::string> createCgroup(const std::string& name) {
   return dir;
 }
 
-void removeCgroup(const std::string& dir) {
-  if (!dir.empty()) ::rmdir(dir.c_str());
+Expected<void> removeCgroup(const std::string& dir) {
+  if (dir.empty()) return {};
+  // What CMD left running (a child in the background) is killed with the cell: its network is
+  // gone, and a confined app's process must not outlive its cell unseen. cgroup.kill (Linux
+  // 5.14) kills every process in the cgroup at once, forks racing it included.
+  if (std::ofstream kill(dir + "/cgroup.kill"); kill) kill << "1\n";
+  for (int i = 0; i < 200; ++i) {  // the killed processes leave the cgroup once reaped: up to 2 s
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return {};
+    if (errno != EBUSY) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return fail("cannot remove " + dir + ": " + std::strerror(errno));
 }
 
 }  // namespace cw::cell

@@ -45,6 +45,7 @@ int waitForward(pid_t pid);
 
 // Creates cellwall/<name> in the cgroup v2 hierarchy; "" with a reason when unavailable.
 Expected<std::string> createCgroup(const std::string& name);
-void removeCgroup(const std::string& dir);
+// Kills what is left in the cell's cgroup and removes it.
+Expected<void> removeCgroup(const std::string& dir);
 
 }  // namespace cw::cell

@@ -148,7 +148,10 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
     // The daemon restarted while CMD ran: tell the new one.
     if (auto again = Client::connect(socketPath())) (void)again->call(cw::api::CellExit{cell.id, status});
   }
-  if (cgroup) cw::cell::removeCgroup(*cgroup);
+  if (cgroup) {
+    if (auto removed = cw::cell::removeCgroup(*cgroup); !removed)
+      std::fprintf(stderr, "cellwall: warning: %s\n", removed.error().message.c_str());
+  }
   stopPrivate();
   return status;
 }

@@ -1,5 +1,7 @@
 """The core promise: a cell reaches only what its policy allows, nothing else gets past the
 switch, and the switch stays closed when the controller is gone."""
+import os
+import signal
 import subprocess
 import time
 
@@ -108,6 +110,46 @@ def test_exit_status_is_relayed_and_cell_removed(mdaemon):
     assert r.returncode == 42
     assert mdaemon.cells() == []
     assert not [n for n in sh(["ip", "netns", "list"]).stdout.split() if n.startswith("cw-c")]
+
+
+def _cgroup2_mount():
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, where, kind = line.split()[:3]
+            if kind == "cgroup2":
+                return where
+    return None
+
+
+def test_what_the_app_leaves_running_ends_with_its_cell(mdaemon):
+    # CMD exits at once, leaving a child in the background: the child is killed with the cell,
+    # and the cell's cgroup is removed.
+    r = mdaemon.run_cell(DENY_ALL, ["sh", "-c", "grep '^0::' /proc/self/cgroup; sleep 300 >/dev/null 2>&1 & echo $!"])
+    assert r.returncode == 0, r.stderr
+    cgroup_line, pid = r.stdout.split()
+    mount = _cgroup2_mount()
+    assert mount is not None
+    cgroup = mount + cgroup_line[len("0::"):]
+    assert "/cellwall/cw-c" in cgroup, cgroup
+
+    def alive():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.time() + 3
+    while alive() and time.time() < deadline:
+        time.sleep(0.05)
+    if alive():
+        os.kill(int(pid), signal.SIGKILL)  # the test's own leftover: never left running
+        time.sleep(0.5)
+        if os.path.isdir(cgroup):
+            os.rmdir(cgroup)
+        raise AssertionError(f"the app's background child {pid} outlived its cell")
+    assert not os.path.exists(cgroup), cgroup
+    assert "warning" not in r.stderr, r.stderr
 
 
 def test_app_runs_unprivileged(mdaemon):

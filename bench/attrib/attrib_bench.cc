@@ -22,6 +22,7 @@
 
 #include "attrib/owners.h"
 #include "attrib/sock_diag.h"
+#include "common/cgroup.h"
 
 namespace {
 
@@ -118,18 +119,14 @@ BENCHMARK(BM_SockDiagFind)->Arg(10)->Arg(1000)->Arg(10000)->Arg(20000)->Unit(ben
 class OwnCgroup {
  public:
   OwnCgroup() {
-    std::ifstream cg("/proc/self/cgroup");
-    std::string line;
-    while (std::getline(cg, line))
-      if (line.rfind("0::", 0) == 0) old_ = line.substr(3);
-    std::ifstream mounts("/proc/mounts");
-    std::string dev, dir, type;
-    while (mounts >> dev >> dir >> type && std::getline(mounts, line))
-      if (type == "cgroup2") mnt_ = dir;
-    if (mnt_.empty()) {
-      why_ = "no cgroup v2 hierarchy";
+    auto mnt = cgroup::root();
+    auto old = cgroup::ofProcess();
+    if (!mnt || !old) {
+      why_ = !mnt ? mnt.error().message : old.error().message;
       return;
     }
+    mnt_ = *mnt;
+    old_ = *old;
     dir_ = mnt_ + "/cw-bench-attrib-" + std::to_string(::getpid());
     if (::mkdir(dir_.c_str(), 0755) != 0) {
       why_ = "cannot make " + dir_ + " (run as root)";
@@ -146,7 +143,7 @@ class OwnCgroup {
   }
   ~OwnCgroup() {
     if (dir_.empty()) return;
-    std::ofstream(mnt_ + old_ + "/cgroup.procs") << ::getpid() << "\n";
+    std::ofstream(old_ + "/cgroup.procs") << ::getpid() << "\n";
     owners_.reset();
     ::rmdir(dir_.c_str());
   }

@@ -253,41 +253,4 @@ int waitForward(pid_t pid) {
   return 127;
 }
 
-Expected<std::string> createCgroup(const std::string& name) {
-  // Find the cgroup v2 mount (pure v2 at /sys/fs/cgroup, or hybrid at .../unified).
-  std::ifstream mounts("/proc/self/mounts");
-  std::string line, root;
-  while (std::getline(mounts, line)) {
-    std::istringstream ls(line);
-    std::string dev, dir, type;
-    ls >> dev >> dir >> type;
-    if (type == "cgroup2") {
-      root = dir;
-      break;
-    }
-  }
-  if (root.empty()) return fail("no cgroup v2 hierarchy is mounted");
-  std::string base = root + "/cellwall";
-  if (::mkdir(base.c_str(), 0755) != 0 && errno != EEXIST)
-    return fail("cannot create " + base + ": " + std::strerror(errno));
-  std::string dir = base + "/" + name;
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return fail("cannot create " + dir + ": " + std::strerror(errno));
-  return dir;
-}
-
-Expected<void> removeCgroup(const std::string& dir) {
-  if (dir.empty()) return {};
-  // What CMD left running (a child in the background) is killed with the cell: its network is
-  // gone, and a confined app's process must not outlive its cell unseen. cgroup.kill (Linux
-  // 5.14) kills every process in the cgroup at once, forks racing it included.
-  if (std::ofstream kill(dir + "/cgroup.kill"); kill) kill << "1\n";
-  for (int i = 0; i < 200; ++i) {  // the killed processes leave the cgroup once reaped: up to 2 s
-    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return {};
-    if (errno != EBUSY) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return fail("cannot remove " + dir + ": " + std::strerror(errno));
-}
-
 }  // namespace cw::cell

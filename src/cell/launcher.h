@@ -43,9 +43,4 @@ Expected<pid_t> launch(const LaunchSpec& spec);
 // status (128+N for a signal).
 int waitForward(pid_t pid);
 
-// Creates cellwall/<name> in the cgroup v2 hierarchy; "" with a reason when unavailable.
-Expected<std::string> createCgroup(const std::string& name);
-// Kills what is left in the cell's cgroup and removes it.
-Expected<void> removeCgroup(const std::string& dir);
-
 }  // namespace cw::cell

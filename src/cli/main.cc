@@ -118,17 +118,17 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
   }
   const cw::api::CellInfo cell = reply->cells.front();
   for (const auto& at : cell.published_at) std::fprintf(stderr, "cellwall: published %s\n", at.c_str());
-  auto cgroup = cw::cell::createCgroup(cell.netns);
-  if (!cgroup)
-    std::fprintf(stderr, "cellwall: warning: cell %s gets no cgroup: %s\n", cell.netns.c_str(),
-                 cgroup.error().message.c_str());
-
+  // The daemon made the cell's cgroup and removes it, with whatever is left in it, when the
+  // cell ends, also when this process is killed.
+  if (cell.cgroup.empty())
+    std::fprintf(stderr, "cellwall: warning: cell %s has no cgroup (cellwalld's log says why): its "
+                 "processes are not attributed and not killed with it\n", cell.netns.c_str());
   cw::cell::LaunchSpec spec;
   spec.cell_name = cell.netns;
   spec.netns_path = "/run/netns/" + cell.netns;
   spec.resolv_conf = cell.resolv_conf;
   spec.hosts = cell.hosts;
-  spec.cgroup_dir = cgroup ? *cgroup : std::string();
+  spec.cgroup_dir = cell.cgroup;
   spec.hide_dir = fs::absolute(g_state_dir).string();
   spec.uid = target->uid;
   spec.gid = target->gid;
@@ -147,10 +147,6 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
   if (!client->call(cw::api::CellExit{cell.id, status})) {
     // The daemon restarted while CMD ran: tell the new one.
     if (auto again = Client::connect(socketPath())) (void)again->call(cw::api::CellExit{cell.id, status});
-  }
-  if (cgroup) {
-    if (auto removed = cw::cell::removeCgroup(*cgroup); !removed)
-      std::fprintf(stderr, "cellwall: warning: %s\n", removed.error().message.c_str());
   }
   stopPrivate();
   return status;

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/commands.h"
+#include "common/cgroup.h"
 #include "daemon/cell_table.h"
 #include "daemon/gateways.h"
 #include "daemon/observer.h"
@@ -847,6 +848,13 @@ struct Daemon::Impl {
     rec.info.resolv_conf = (dir / "resolv.conf").string();
     rec.info.hosts = (dir / "hosts").string();
     rec.info.launcher_pid = req.launcher_pid;
+    // The cell's processes live in their own cgroup: attribution checks a socket's cgroup
+    // against it, and removing the cell kills what is left in it.
+    if (auto cg = cgroup::create(name)) {
+      rec.info.cgroup = *cg;
+    } else {
+      spdlog::warn("cell {} gets no cgroup: {}", id, cg.error().message);
+    }
     rec.info.created_unix = static_cast<std::int64_t>(::time(nullptr));
     rec.info.inspect = req.inspect || std::find(cfg.inspect_apps.begin(), cfg.inspect_apps.end(), app) !=
                                           cfg.inspect_apps.end();
@@ -933,6 +941,8 @@ struct Daemon::Impl {
         s->send(mm);
       });
     }
+    if (auto r = cgroup::killAndRemove(c.info.cgroup); !r)
+      spdlog::warn("cell {}: {}", id, r.error().message);
     (void)ovs->delPort(c.info.netns);
     (void)ops.deleteNetns(c.info.netns);
     (void)ops.deleteLink("", c.info.netns);
@@ -962,6 +972,8 @@ struct Daemon::Impl {
       auto dir = cells.cellDir(info.id);
       bool alive = processAlive(info.launcher_pid) && ops.netnsExists(info.netns);
       if (!alive) {
+        if (auto r = cgroup::killAndRemove(info.cgroup); !r)
+          spdlog::warn("stale cell {}: {}", info.id, r.error().message);
         (void)ovs->delPort(info.netns);
         (void)ops.deleteNetns(info.netns);
         (void)ops.deleteLink("", info.netns);

@@ -287,6 +287,13 @@ peer_address = "{TESTHOST_IP}/24"
         for l in links():
             if l.startswith("cw-c") or l.startswith("cw-g-") or l.startswith("cw-br"):
                 sh(["ip", "link", "del", l], check=False)
+        for cg in cell_cgroups():
+            try:
+                Path(cg, "cgroup.kill").write_text("1\n")
+                time.sleep(0.2)
+                os.rmdir(cg)
+            except OSError:
+                pass
         shutil.rmtree(self.state, ignore_errors=True)
 
 
@@ -314,7 +321,15 @@ def leftovers():
     ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l == "cw-br0"]
     procs = (sh(["pgrep", "-a", "-f", "cw-state-"], check=False).stdout +
              sh(["pgrep", "-a", "-f", "netns/cw-g-"], check=False).stdout).strip()
+    procs += " ".join(cell_cgroups())
     return ns, ls, procs
+
+
+def cell_cgroups():
+    """Cells' cgroups (cellwall/cw-c*) that exist now."""
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[2] == "cgroup2"]
+    return [str(p) for m in mounts for p in Path(m, "cellwall").glob("cw-c*")]
 
 
 @pytest.fixture

@@ -121,6 +121,15 @@ def _cgroup2_mount():
     return None
 
 
+def _running(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_what_the_app_leaves_running_ends_with_its_cell(mdaemon):
     # CMD exits at once, leaving a child in the background: the child is killed with the cell,
     # and the cell's cgroup is removed.
@@ -133,11 +142,7 @@ def test_what_the_app_leaves_running_ends_with_its_cell(mdaemon):
     assert "/cellwall/cw-c" in cgroup, cgroup
 
     def alive():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except FileNotFoundError:
-            return False
+        return _running(pid)
 
     deadline = time.time() + 3
     while alive() and time.time() < deadline:
@@ -150,6 +155,31 @@ def test_what_the_app_leaves_running_ends_with_its_cell(mdaemon):
         raise AssertionError(f"the app's background child {pid} outlived its cell")
     assert not os.path.exists(cgroup), cgroup
     assert "warning" not in r.stderr, r.stderr
+
+
+def test_a_killed_launcher_takes_its_apps_processes_with_it(mdaemon):
+    # `cellwall run` killed with SIGKILL cannot clean up: cellwalld notices its launcher is
+    # gone, removes the cell and kills what ran in it.
+    p, cell = mdaemon.start_cell(DENY_ALL, ["sh", "-c", "grep '^0::' /proc/self/cgroup; exec sleep 300"],
+                                 app="orphan")
+    cgroup_line = p.stdout.readline().strip()
+    mount = _cgroup2_mount()
+    cgroup = mount + cgroup_line[len("0::"):]
+    assert "/cellwall/" + cell["netns"] in cgroup, cgroup
+    with open(cgroup + "/cgroup.procs") as f:
+        pids = [int(x) for x in f.read().split()]
+    assert pids, "the app is not in its cell's cgroup"
+    p.kill()
+    p.communicate()
+    deadline = time.time() + 10
+    while os.path.exists(cgroup) and time.time() < deadline:
+        time.sleep(0.1)
+    survivors = [pid for pid in pids if _running(pid)]
+    for pid in survivors:  # the test's own leftover: never left running
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"{survivors} outlived their cell"
+    assert not os.path.exists(cgroup), cgroup
+    assert not [c for c in mdaemon.cells() if c["app"] == "orphan"]
 
 
 def test_app_runs_unprivileged(mdaemon):

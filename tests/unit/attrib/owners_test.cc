@@ -21,19 +21,12 @@
 #include <thread>
 
 #include "attrib/sock_diag.h"
+#include "common/cgroup.h"
 
 namespace cw::attrib {
 namespace {
 
 constexpr std::uint32_t kLoopback = 0x7f000001;
-
-std::string cgroup2Mount() {
-  std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type, rest;
-  while (mounts >> dev >> dir >> type && std::getline(mounts, rest))
-    if (type == "cgroup2") return dir;
-  return {};
-}
 
 sockaddr_in loopback(std::uint16_t port) {
   sockaddr_in a{};
@@ -122,10 +115,10 @@ struct Scene {
 
 TEST(OwnerMap, RecordsWhoMadeConnectedAndSentFromEachSocket) {
   if (::geteuid() != 0) GTEST_SKIP() << "BPF programs and cgroups need root";
-  const std::string mnt = cgroup2Mount();
-  if (mnt.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
+  auto mnt = cgroup::root();
+  if (!mnt) GTEST_SKIP() << mnt.error().message;
   Scene scene;
-  scene.dir = mnt + "/cw-test-owners-" + std::to_string(::getpid());
+  scene.dir = *mnt + "/cw-test-owners-" + std::to_string(::getpid());
   ASSERT_EQ(::mkdir(scene.dir.c_str(), 0755), 0) << scene.dir << ": " << std::strerror(errno);
   struct stat st{};
   ASSERT_EQ(::stat(scene.dir.c_str(), &st), 0);

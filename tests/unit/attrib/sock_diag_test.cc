@@ -11,6 +11,8 @@
 #include <fstream>
 #include <string>
 
+#include "common/cgroup.h"
+
 namespace cw::attrib {
 namespace {
 
@@ -103,18 +105,10 @@ TEST(SockDiag, FindsBothEndsOfATcpConnectionAndItsListenerOnlyWhenAsked) {
 // The cgroup v2 directory this process is in, as the kernel's id for it (its inode); 0 if there
 // is no cgroup v2 hierarchy.
 std::uint64_t ownCgroupId() {
-  std::ifstream cg("/proc/self/cgroup");
-  std::string line, path;
-  while (std::getline(cg, line))
-    if (line.rfind("0::", 0) == 0) path = line.substr(3);
-  std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type;
-  while (mounts >> dev >> dir >> type && std::getline(mounts, line)) {
-    if (type != "cgroup2") continue;
-    struct stat st{};
-    if (::stat((dir + path).c_str(), &st) == 0) return st.st_ino;
-  }
-  return 0;
+  auto dir = cgroup::ofProcess();
+  if (!dir) return 0;
+  auto id = cgroup::id(*dir);
+  return id ? *id : 0;
 }
 
 // The socket's cgroup comes with the answer: what tells a cell's sockets from others.

@@ -2,6 +2,7 @@
 // value, keys in a fixed order, defaults left out, so that the text is a function of the model
 // and parse → export is a fixed point (tested as a property in parse_test.cc).
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -146,6 +147,15 @@ std::string exportRule(const Rule& rule) {
   writeList(out, m.direction == Direction::kInbound ? "from" : "to", m.addresses,
             [](const Cidr& c) { return tomlString(c.str()); });
   writeList(out, "ports", m.ports, portText);
+  auto str = [](const std::string& x) { return tomlString(x); };
+  writeList(out, "exe", m.exe, str);
+  writeList(out, "process", m.process, str);
+  writeList(out, "user", m.users, [](const std::string& u) {
+    const bool uid = !u.empty() && std::all_of(u.begin(), u.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return uid ? u : tomlString(u);
+  });
+  writeList(out, "parent", m.parent, str);
+  writeList(out, "pid", m.pids, [](std::uint32_t p) { return std::to_string(p); });
   const Lifetime& l = rule.lifetime;
   if (l.for_ms > 0) out += "for = \"" + formatDuration(l.for_ms) + "\"\n";
   if (l.until_ms != 0 && l.until_exit) {

@@ -43,9 +43,9 @@ namespace cw::policy {
 namespace {
 
 constexpr std::uint32_t kNone = 0xffffffffu;
-constexpr std::size_t kProtocols = 4;  // indexed by Protocol
+constexpr std::size_t kProtocols = 4;           // indexed by Protocol
 constexpr std::uint32_t kAnyPortWidth = 65537;  // wider than any explicit range
-constexpr std::size_t kRun = 4;  // entries kept per segment for filters to skip through
+constexpr std::size_t kRun = 4;       // entries kept per segment for filters to skip through
 constexpr unsigned kStrideBits = 16;  // the first step of a big trie's walk, direct-indexed
 // A family's stride (256 KiB) is built from this many nodes of that family on: at most 128 B
 // a node, against a walk of a dozen levels or more from the root.
@@ -57,8 +57,7 @@ unsigned bitAt(const IpAddr& a, unsigned i) {
 
 IpAddr masked(const IpAddr& a, unsigned len) {
   IpAddr m = a;
-  for (unsigned i = len; i < 128; ++i)
-    m.b[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
+  for (unsigned i = len; i < 128; ++i) m.b[i / 8] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
   return m;
 }
 
@@ -98,7 +97,9 @@ struct Entry {
   Rank rank;
 };
 
-bool isPortProtocol(Protocol p) { return p == Protocol::kTcp || p == Protocol::kUdp; }
+bool isPortProtocol(Protocol p) {
+  return p == Protocol::kTcp || p == Protocol::kUdp;
+}
 
 bool entryServes(const Entry& e, Protocol rule_proto, Protocol key_proto) {
   if (rule_proto != Protocol::kAny && rule_proto != key_proto) return false;
@@ -107,7 +108,9 @@ bool entryServes(const Entry& e, Protocol rule_proto, Protocol key_proto) {
   return true;
 }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool sameName(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -150,7 +153,8 @@ class FlatNameMap {
   void emplace(std::string_view name, V value) {
     if ((count_ + 1) * 4 > slots_.size() * 3) grow();
     std::uint64_t h = nameHash(name);
-    place(h, static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(name.size()), value);
+    place(h, static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(name.size()),
+          value);
     arena_.append(name);
     ++count_;
     setBloom(h);
@@ -199,9 +203,7 @@ class FlatNameMap {
   }
   // A blocked filter: both bits in one 64-bit word, so a probe costs one load. The word comes
   // from the hash's upper half (the slot index uses the lower bits), the two bits from its top.
-  void setBloom(std::uint64_t h) {
-    bloom_[(h >> 32) & bloom_mask_] |= bloomBits(h);
-  }
+  void setBloom(std::uint64_t h) { bloom_[(h >> 32) & bloom_mask_] |= bloomBits(h); }
   bool inBloom(std::uint64_t h) const {
     std::uint64_t bits = bloomBits(h);
     return (bloom_[(h >> 32) & bloom_mask_] & bits) == bits;
@@ -288,7 +290,11 @@ struct Matcher::Index {
     std::uint32_t max_wildcard_labels = 0;
   };
 
-  std::array<Side, 2> by_direction;  // indexed by Direction
+  std::array<Side, 2> by_direction;  // rules naming no process, indexed by Direction
+  // Rules naming a process, by tier (RuleMatch::processTier() - 1) and direction; searched
+  // before by_direction, highest tier first, only for attributed keys.
+  std::array<std::array<Side, 2>, 3> by_tier;
+  std::array<bool, 3> tier_used{};
   std::vector<Entry> entries;
   std::vector<std::uint32_t> order;  // entry indices
   std::vector<std::uint32_t> runs;   // entry indices
@@ -313,6 +319,11 @@ struct Matcher::Index {
   std::uint32_t buildTable(const std::vector<Entry>& es, const std::vector<Rule>& rules);
   std::uint32_t firstUsable(std::uint32_t table, Protocol proto, std::uint16_t port,
                             const std::vector<Rule>& rules, const RuleFilter& filter) const;
+  // Places the rules of `tier` with direction d in `side`.
+  void build(Side& side, std::size_t d, unsigned tier, const std::vector<Rule>& rules);
+  // The best usable entry for `key` on one side, or kNone.
+  std::uint32_t search(const Side& side, const ConnKey& key, const std::vector<Rule>& rules,
+                       const RuleFilter& filter) const;
 };
 
 std::uint32_t Matcher::Index::insert(Side& s, const IpAddr& addr, unsigned len) {
@@ -466,8 +477,8 @@ std::uint32_t Matcher::Index::buildTable(const std::vector<Entry>& es,
   return static_cast<std::uint32_t>(tables.size() - 1);
 }
 
-std::uint32_t Matcher::Index::firstUsable(std::uint32_t table, Protocol proto,
-                                          std::uint16_t port, const std::vector<Rule>& rules,
+std::uint32_t Matcher::Index::firstUsable(std::uint32_t table, Protocol proto, std::uint16_t port,
+                                          const std::vector<Rule>& rules,
                                           const RuleFilter& filter) const {
   const Table& t = tables[table];
   const Span& span = t.by_protocol[static_cast<std::size_t>(proto)];
@@ -496,76 +507,94 @@ std::uint32_t Matcher::Index::firstUsable(std::uint32_t table, Protocol proto,
   return kNone;
 }
 
-Matcher::Matcher(AppPolicy policy) : policy_(std::move(policy)), index_(new Index) {
-  const auto& rules = policy_.rules;
-  for (std::size_t d = 0; d < 2; ++d) {
-    Index::Side& side = index_->by_direction[d];
-    side.nodes.push_back(Index::Node{});  // the root, ::/0
-    std::vector<std::vector<Entry>> node_entries;
-    std::vector<Entry> any_entries;
-    std::unordered_map<std::string, std::vector<Entry>> exact_entries, wildcard_entries;
-    for (std::size_t ri = 0; ri < rules.size(); ++ri) {
-      const Rule& r = rules[ri];
-      if (static_cast<std::size_t>(r.match.direction) != d) continue;
-      Rank base{kAnyPortWidth, r.match.protocol == Protocol::kAny ? std::uint8_t{1} : std::uint8_t{0},
-                r.action == Action::kAllow ? std::uint8_t{1} : std::uint8_t{0}, r.id,
-                static_cast<std::uint32_t>(ri)};
-      std::vector<Entry> es;
-      if (r.match.ports.empty()) {
-        es.push_back(Entry{static_cast<std::uint32_t>(ri), 0, 65535, true, base});
-      } else {
-        for (const auto& pr : r.match.ports) {
-          if (pr.lo > pr.hi) continue;  // an empty range matches nothing
-          Rank rk = base;
-          rk.width = std::uint32_t{pr.hi} - pr.lo + 1;
-          es.push_back(Entry{static_cast<std::uint32_t>(ri), pr.lo, pr.hi, false, rk});
-        }
-      }
-      if (r.match.addresses.empty() && r.match.hosts.empty()) {
-        any_entries.insert(any_entries.end(), es.begin(), es.end());
-        continue;
-      }
-      for (const HostPattern& h : r.match.hosts) {
-        // The parser gives lowercase without a trailing dot; rules built in code may not.
-        std::string name(normalName(h.name));
-        std::transform(name.begin(), name.end(), name.begin(), lower);
-        auto& bucket = h.wildcard ? wildcard_entries[name] : exact_entries[name];
-        bucket.insert(bucket.end(), es.begin(), es.end());
-      }
-      for (const auto& c : r.match.addresses) {
-        if (c.bits() > 128) continue;  // malformed (only possible through the API)
-        std::uint32_t n = index_->insert(side, c.addr, c.bits());
-        if (node_entries.size() < side.nodes.size()) node_entries.resize(side.nodes.size());
-        node_entries[n].insert(node_entries[n].end(), es.begin(), es.end());
+void Matcher::Index::build(Side& side, std::size_t d, unsigned tier,
+                           const std::vector<Rule>& rules) {
+  side.nodes.push_back(Index::Node{});  // the root, ::/0
+  std::vector<std::vector<Entry>> node_entries;
+  std::vector<Entry> any_entries;
+  std::unordered_map<std::string, std::vector<Entry>> exact_entries, wildcard_entries;
+  for (std::size_t ri = 0; ri < rules.size(); ++ri) {
+    const Rule& r = rules[ri];
+    if (static_cast<std::size_t>(r.match.direction) != d || r.match.processTier() != tier) continue;
+    Rank base{kAnyPortWidth, r.match.protocol == Protocol::kAny ? std::uint8_t{1} : std::uint8_t{0},
+              r.action == Action::kAllow ? std::uint8_t{1} : std::uint8_t{0}, r.id,
+              static_cast<std::uint32_t>(ri)};
+    std::vector<Entry> es;
+    if (r.match.ports.empty()) {
+      es.push_back(Entry{static_cast<std::uint32_t>(ri), 0, 65535, true, base});
+    } else {
+      for (const auto& pr : r.match.ports) {
+        if (pr.lo > pr.hi) continue;  // an empty range matches nothing
+        Rank rk = base;
+        rk.width = std::uint32_t{pr.hi} - pr.lo + 1;
+        es.push_back(Entry{static_cast<std::uint32_t>(ri), pr.lo, pr.hi, false, rk});
       }
     }
-    node_entries.resize(side.nodes.size());
-    for (std::size_t n = 0; n < side.nodes.size(); ++n)
-      if (!node_entries[n].empty()) side.nodes[n].table = index_->buildTable(node_entries[n], rules);
-    Index::link(side);
-    if (!any_entries.empty()) side.any_address = index_->buildTable(any_entries, rules);
-    for (const auto& [name, es] : exact_entries)
-      if (!es.empty()) side.exact.emplace(name, Index::NameSlot{index_->buildTable(es, rules), labelCount(name)});
-    for (const auto& [name, es] : wildcard_entries) {
-      if (es.empty()) continue;
-      std::uint32_t labels = labelCount(name);
-      side.wildcard.emplace(name, Index::NameSlot{index_->buildTable(es, rules), labels});
-      side.max_wildcard_labels = std::max(side.max_wildcard_labels, labels);
+    if (r.match.addresses.empty() && r.match.hosts.empty()) {
+      any_entries.insert(any_entries.end(), es.begin(), es.end());
+      continue;
     }
+    for (const HostPattern& h : r.match.hosts) {
+      // The parser gives lowercase without a trailing dot; rules built in code may not.
+      std::string name(normalName(h.name));
+      std::transform(name.begin(), name.end(), name.begin(), lower);
+      auto& bucket = h.wildcard ? wildcard_entries[name] : exact_entries[name];
+      bucket.insert(bucket.end(), es.begin(), es.end());
+    }
+    for (const auto& c : r.match.addresses) {
+      if (c.bits() > 128) continue;  // malformed (only possible through the API)
+      std::uint32_t n = insert(side, c.addr, c.bits());
+      if (node_entries.size() < side.nodes.size()) node_entries.resize(side.nodes.size());
+      node_entries[n].insert(node_entries[n].end(), es.begin(), es.end());
+    }
+  }
+  node_entries.resize(side.nodes.size());
+  for (std::size_t n = 0; n < side.nodes.size(); ++n)
+    if (!node_entries[n].empty()) side.nodes[n].table = buildTable(node_entries[n], rules);
+  Index::link(side);
+  if (!any_entries.empty()) side.any_address = buildTable(any_entries, rules);
+  for (const auto& [name, es] : exact_entries)
+    if (!es.empty())
+      side.exact.emplace(name, Index::NameSlot{buildTable(es, rules), labelCount(name)});
+  for (const auto& [name, es] : wildcard_entries) {
+    if (es.empty()) continue;
+    std::uint32_t labels = labelCount(name);
+    side.wildcard.emplace(name, Index::NameSlot{buildTable(es, rules), labels});
+    side.max_wildcard_labels = std::max(side.max_wildcard_labels, labels);
   }
 }
 
-Matcher::~Matcher() { delete index_; }
+Matcher::Matcher(AppPolicy policy) : policy_(std::move(policy)), index_(new Index) {
+  const auto& rules = policy_.rules;
+  for (const Rule& r : rules)
+    if (unsigned t = r.match.processTier(); t > 0) index_->tier_used[t - 1] = true;
+  for (std::size_t d = 0; d < 2; ++d) {
+    index_->build(index_->by_direction[d], d, 0, rules);
+    for (unsigned t = 1; t <= 3; ++t)
+      if (index_->tier_used[t - 1]) index_->build(index_->by_tier[t - 1][d], d, t, rules);
+  }
+  names_processes_ = index_->tier_used[0] || index_->tier_used[1] || index_->tier_used[2];
+}
+
+Matcher::~Matcher() {
+  delete index_;
+}
 
 Verdict Matcher::fallback() const {
   Verdict v;
   v.fallback = policy_.default_action;
   switch (policy_.default_action) {
-    case DefaultAction::kAllow: v.action = Action::kAllow; break;
-    case DefaultAction::kReject: v.action = Action::kReject; break;
+    case DefaultAction::kAllow:
+      v.action = Action::kAllow;
+      break;
+    case DefaultAction::kReject:
+      v.action = Action::kReject;
+      break;
     // Until a prompt answers, the connection is held as if denied.
     case DefaultAction::kDeny:
-    case DefaultAction::kPrompt: v.action = Action::kDeny; break;
+    case DefaultAction::kPrompt:
+      v.action = Action::kDeny;
+      break;
   }
   return v;
 }
@@ -587,24 +616,13 @@ void Matcher::prefetch(const ConnKey& key) const {
     __builtin_prefetch(slot);
 }
 
-Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
-  Verdict v = fallback();
-  auto d = static_cast<std::size_t>(key.direction);
-  auto proto_index = static_cast<std::size_t>(key.protocol);
-  if (d >= 2 || proto_index >= kProtocols) return v;
-  const Index& ix = *index_;
-  const Index::Side& side = ix.by_direction[d];
-  const auto& rules = policy_.rules;
-
-  auto found = [&](std::uint32_t e) {
-    v.rule = &rules[ix.entries[e].rule];
-    v.action = v.rule->action;
-    return v;
-  };
+std::uint32_t Matcher::Index::search(const Side& side, const ConnKey& key,
+                                     const std::vector<Rule>& rules,
+                                     const RuleFilter& filter) const {
   // Keeps the better of the running best and what table t offers.
   auto consider = [&](std::uint32_t table, std::uint32_t& best) {
-    std::uint32_t e = ix.firstUsable(table, key.protocol, key.remote_port, rules, filter);
-    if (e != kNone && (best == kNone || ix.entries[e].rank < ix.entries[best].rank)) best = e;
+    std::uint32_t e = firstUsable(table, key.protocol, key.remote_port, rules, filter);
+    if (e != kNone && (best == kNone || entries[e].rank < entries[best].rank)) best = e;
   };
 
   const bool v4 = key.remote.is_v4();
@@ -620,7 +638,7 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
       if (n.empty()) continue;
       if (const auto* slot = side.exact.find(n)) consider(slot->table, best);
     }
-    if (best != kNone) return found(best);
+    if (best != kNone) return best;
   }
   {
     // By now the start node has arrived: fetch the child the walk will visit first while the
@@ -640,7 +658,7 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
       if (suffix.data() == nullptr) continue;  // too few labels
       if (const auto* slot = side.wildcard.find(suffix)) consider(slot->table, best);
     }
-    if (best != kNone) return found(best);
+    if (best != kNone) return best;
   }
   // 3. Address prefixes, longest first: walk down from the first stride's node (or the root)
   // collecting tables, then climb from that node by its up links. (`start` was looked up and
@@ -658,21 +676,47 @@ Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
   while (depth > 0) {
     std::uint32_t best = kNone;
     consider(path[--depth], best);
-    if (best != kNone) return found(best);
+    if (best != kNone) return best;
   }
   for (std::uint32_t u = side.up[start]; u != kNone && side.nodes[u].len >= min_depth;
        u = side.up[u]) {
     std::uint32_t best = kNone;
     consider(side.nodes[u].table, best);
-    if (best != kNone) return found(best);
+    if (best != kNone) return best;
   }
   // 4. No destination.
   if (side.any_address != kNone) {
     std::uint32_t best = kNone;
     consider(side.any_address, best);
-    if (best != kNone) return found(best);
+    if (best != kNone) return best;
   }
-  return v;
+  return kNone;
+}
+
+Verdict Matcher::decide(const ConnKey& key, RuleFilter filter) const {
+  Verdict v = fallback();
+  auto d = static_cast<std::size_t>(key.direction);
+  auto proto_index = static_cast<std::size_t>(key.protocol);
+  if (d >= 2 || proto_index >= kProtocols) return v;
+  const Index& ix = *index_;
+  const auto& rules = policy_.rules;
+  auto found = [&](std::uint32_t e) {
+    v.rule = &rules[ix.entries[e].rule];
+    v.action = v.rule->action;
+    return v;
+  };
+  // 0. Rules naming the process, the most specific tier first; only for an attributed key.
+  if (names_processes_ && key.process != nullptr) {
+    auto own = [&](const Rule& r) { return processMatches(r.match, key.process) && filter(r); };
+    const RuleFilter mine = RuleFilter::of(own);
+    for (std::size_t t = 3; t-- > 0;) {
+      if (!ix.tier_used[t]) continue;
+      std::uint32_t e = ix.search(ix.by_tier[t][d], key, rules, mine);
+      if (e != kNone) return found(e);
+    }
+  }
+  std::uint32_t e = ix.search(ix.by_direction[d], key, rules, filter);
+  return e != kNone ? found(e) : v;
 }
 
 // --- explain: a literal ranking of every rule -------------------------------------------
@@ -682,9 +726,13 @@ namespace {
 constexpr const char* kClassName[] = {"an exact host", "a wildcard host", "an address prefix",
                                       "no destination"};
 
+constexpr const char* kTierName[] = {"no process", "a user",
+                                     "an executable, process name or parent", "a pid"};
+
 struct Scored {
   std::size_t index;
   // Smaller is better, field by field (docs/policy.md).
+  std::uint8_t tier_rank;  // 3 - processTier(): a rule naming a pid first
   std::uint8_t cls;        // 0 exact host, 1 wildcard, 2 prefix, 3 none
   std::uint32_t dest_len;  // wildcard labels / prefix bits in the family; larger is better
   std::uint32_t width;
@@ -693,11 +741,15 @@ struct Scored {
   std::uint32_t id;
   std::string what;
   auto key() const {
-    return std::make_tuple(cls, kNone - dest_len, width, any_protocol, is_allow, id, index);
+    return std::make_tuple(tier_rank, cls, kNone - dest_len, width, any_protocol, is_allow, id,
+                           index);
   }
 };
 
 std::string whyBelow(const Scored& up, const Scored& me) {
+  if (up.tier_rank != me.tier_rank)
+    return std::string("a rule naming ") + kTierName[3 - up.tier_rank] + " beats one naming " +
+           kTierName[3 - me.tier_rank];
   if (up.cls != me.cls) return std::string(kClassName[up.cls]) + " beats " + kClassName[me.cls];
   if (up.dest_len != me.dest_len) {
     std::string a = std::to_string(me.dest_len), b = std::to_string(up.dest_len);
@@ -727,8 +779,16 @@ Explanation Matcher::explain(const ConnKey& key, RuleFilter filter) const {
     const RuleMatch& m = r.match;
     if (m.direction != key.direction) continue;
     if (m.protocol != Protocol::kAny && m.protocol != key.protocol) continue;
-    Scored s{i, 4, 0, kAnyPortWidth, m.protocol == Protocol::kAny ? std::uint8_t{1} : std::uint8_t{0},
-             r.action == Action::kAllow ? std::uint8_t{1} : std::uint8_t{0}, r.id, {}};
+    if (!processMatches(m, key.process)) continue;
+    Scored s{i,
+             static_cast<std::uint8_t>(3 - m.processTier()),
+             4,
+             0,
+             kAnyPortWidth,
+             m.protocol == Protocol::kAny ? std::uint8_t{1} : std::uint8_t{0},
+             r.action == Action::kAllow ? std::uint8_t{1} : std::uint8_t{0},
+             r.id,
+             {}};
     auto offer = [&](std::uint8_t cls, std::uint32_t len, std::string what) {
       if (cls < s.cls || (cls == s.cls && len > s.dest_len)) {
         s.cls = cls;
@@ -757,7 +817,8 @@ Explanation Matcher::explain(const ConnKey& key, RuleFilter filter) const {
       if (!isPortProtocol(key.protocol)) continue;
       const PortRange* best = nullptr;
       for (const PortRange& pr : m.ports)
-        if (pr.contains(key.remote_port) && (best == nullptr || pr.hi - pr.lo < best->hi - best->lo))
+        if (pr.contains(key.remote_port) &&
+            (best == nullptr || pr.hi - pr.lo < best->hi - best->lo))
           best = &pr;
       if (best == nullptr) continue;
       s.width = std::uint32_t{best->hi} - best->lo + 1;
@@ -767,7 +828,10 @@ Explanation Matcher::explain(const ConnKey& key, RuleFilter filter) const {
     } else {
       s.what += ", any port";
     }
-    s.what += m.protocol == Protocol::kAny ? ", any proto" : ", proto " + std::string(protocolName(m.protocol));
+    s.what += m.protocol == Protocol::kAny ? ", any proto"
+                                           : ", proto " + std::string(protocolName(m.protocol));
+    if (m.processTier() > 0)
+      s.what += ", process (" + std::string(kTierName[m.processTier()]) + ")";
     s.what += ", ";
     s.what += actionName(r.action);
     scored.push_back(std::move(s));

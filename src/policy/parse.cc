@@ -61,6 +61,8 @@ class Parser {
   Result<void, PolicyError> parseAddresses(const toml::node& v, std::string_view key,
                                            std::vector<Cidr>& out) const;
   Result<void, PolicyError> parseHosts(const toml::node& v, std::vector<HostPattern>& out) const;
+  // exe, process, user, parent, pid: one value or an array of them.
+  Result<void, PolicyError> parseProcessKey(const toml::node& v, std::string_view key, RuleMatch& m) const;
   Result<void, PolicyError> parsePorts(const toml::node& v, std::vector<PortRange>& out) const;
   Result<PortRange, PolicyError> parsePortItem(const toml::node& v) const;
   Result<void, PolicyError> parseUntil(const toml::node& v, Lifetime& out) const;
@@ -342,6 +344,9 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
       auto r = parseHosts(value, out.match.hosts);
       if (!r) return r;
       hosts_at = key.source();
+    } else if (k == "exe" || k == "process" || k == "user" || k == "parent" || k == "pid") {
+      auto r = parseProcessKey(value, k, out.match);
+      if (!r) return r;
     } else if (k == "host") {
       return Unexp(error(key.source(), "unknown key \"host\"" + in +
                                            "; write hosts = \"name\" or hosts = [...]"));
@@ -390,7 +395,8 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
       out.lifetime.connections = static_cast<std::uint32_t>(n);
     } else {
       std::string keys =
-          "proto, direction, hosts, to, from, ports, for, until, connections or comment";
+          "proto, direction, hosts, to, from, ports, exe, process, user, parent, pid, for, until, "
+          "connections or comment";
       if (!implied) keys = "action, " + keys;
       return Unexp(error(key.source(), "unknown key " + quoted(k) + in + "; expected " + keys));
     }
@@ -457,6 +463,62 @@ Result<void, PolicyError> Parser::parseHosts(const toml::node& v,
   return Unexp(error(v.source(), std::string("hosts must be a string or an array of strings "
                                              "(host names), not ") +
                                      typeName(v)));
+}
+
+Result<void, PolicyError> Parser::parseProcessKey(const toml::node& v, std::string_view key,
+                                                  RuleMatch& m) const {
+  const std::string k(key);
+  auto one = [&](const toml::node& n) -> Result<void, PolicyError> {
+    if (k == "pid" || (k == "user" && n.is_integer())) {
+      const auto* i = n.as_integer();
+      if (i == nullptr)
+        return Unexp(error(n.source(), "pid must be an integer (a process id) or an array of them, not " +
+                                           std::string(typeName(n))));
+      const std::int64_t x = i->get();
+      if (x < (k == "pid" ? 1 : 0) || x > 4294967294LL)
+        return Unexp(error(n.source(), k + " = " + std::to_string(x) + " is out of range"));
+      if (k == "pid")
+        m.pids.push_back(static_cast<std::uint32_t>(x));
+      else
+        m.users.push_back(std::to_string(x));
+      return {};
+    }
+    const auto* s = n.as_string();
+    if (s == nullptr)
+      return Unexp(error(n.source(), k + " must be a string" + (k == "user" ? " or a uid" : std::string()) +
+                                         ", or an array of them, not " + typeName(n)));
+    const std::string& t = s->get();
+    if (t.empty() || t.size() > 4096 || t.find('\0') != std::string::npos)
+      return Unexp(error(n.source(), k + " = " + quoted(t) + " is empty or not a valid value"));
+    if ((k == "exe" || k == "parent") && t.front() != '/' && t.front() != '*')
+      return Unexp(error(n.source(), k + " = " + quoted(t) +
+                                         ": write the executable's absolute path (a glob such as "
+                                         "\"/usr/bin/*\" is fine); for a program's name use process"));
+    if (k == "process" && t.size() > 15 && t.find_first_of("*?[") == std::string::npos)
+      return Unexp(error(n.source(), "process = " + quoted(t) +
+                                         " is longer than 15 bytes, and the kernel keeps only the "
+                                         "first 15 of a process name; use exe for the full path"));
+    if (k == "user") {
+      const bool name = std::all_of(t.begin(), t.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-' || c == '.' || c == '$';
+      });
+      if (!name || t.size() > 64)
+        return Unexp(error(n.source(), "user = " + quoted(t) + " is not a user name or uid"));
+    }
+    (k == "exe" ? m.exe : k == "process" ? m.process : k == "user" ? m.users : m.parent).push_back(t);
+    return {};
+  };
+  if (const auto* arr = v.as_array()) {
+    if (arr->empty())
+      return Unexp(error(v.source(), k + " = [] is empty; omit " + k + " to match any process"));
+    for (const auto& n : *arr) {
+      auto r = one(n);
+      if (!r) return r;
+    }
+    return {};
+  }
+  return one(v);
 }
 
 Result<void, PolicyError> Parser::parseUntilItem(const toml::node& v, bool in_array,

@@ -1,4 +1,7 @@
+#include <fnmatch.h>
+
 #include <algorithm>
+#include <charconv>
 
 #include "policy/policy.h"
 
@@ -23,6 +26,31 @@ bool isLabelChar(char c) {
 }
 
 }  // namespace
+
+bool processMatches(const RuleMatch& m, const ProcessKey* p) {
+  if (m.processTier() == 0) return true;
+  if (p == nullptr) return false;
+  auto glob = [](const std::vector<std::string>& patterns, std::string_view value) {
+    if (patterns.empty()) return true;
+    if (value.empty()) return false;  // unknown: no pattern admits it
+    const std::string v(value);
+    for (const auto& pat : patterns)
+      if (::fnmatch(pat.c_str(), v.c_str(), 0) == 0) return true;
+    return false;
+  };
+  if (!m.pids.empty() && std::find(m.pids.begin(), m.pids.end(), p->pid) == m.pids.end()) return false;
+  if (!m.users.empty()) {
+    bool any = false;
+    for (const auto& u : m.users) {
+      std::uint32_t uid = 0;
+      auto [end, ec] = std::from_chars(u.data(), u.data() + u.size(), uid);
+      const bool numeric = ec == std::errc() && end == u.data() + u.size();
+      if (numeric ? uid == p->uid : (!p->user.empty() && u == p->user)) any = true;
+    }
+    if (!any) return false;
+  }
+  return glob(m.exe, p->exe) && glob(m.process, p->comm) && glob(m.parent, p->parent_exe);
+}
 
 std::string HostPattern::str() const { return wildcard ? "*." + name : name; }
 

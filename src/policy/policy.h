@@ -65,7 +65,23 @@ struct RuleMatch {
   // Outbound only. A rule names hosts or addresses, not both (the parser refuses both; a rule
   // built in code with both matches either). Matched against ConnKey::names.
   std::vector<HostPattern> hosts;
+  // The process inside the cell that owns the connection (docs/policy.md, "Rules by
+  // process"). Each list, when not empty, must match (any of its items); a rule naming any of
+  // them matches only connections attributed to a process. Globs are fnmatch(3) patterns
+  // without flags: '*' also crosses '/'.
+  std::vector<std::string> exe;      // the executable's path: "/usr/bin/curl", "/opt/*"
+  std::vector<std::string> process;  // the process name (comm, at most 15 bytes), glob
+  std::vector<std::string> users;    // the process's user: a name, or a uid in decimal
+  std::vector<std::string> parent;   // the parent process's executable path, glob
+  std::vector<std::uint32_t> pids;   // the process id (as the host sees it): auto-rules
   bool operator==(const RuleMatch&) const = default;
+  // Where a rule stands among process rules: 3 names pids, 2 an executable, name or parent,
+  // 1 only users, 0 no process at all. A higher tier ranks first (Matcher).
+  unsigned processTier() const {
+    if (!pids.empty()) return 3;
+    if (!exe.empty() || !process.empty() || !parent.empty()) return 2;
+    return users.empty() ? 0 : 1;
+  }
 };
 
 // How long a rule lives: whichever limit is reached first ends it. All zero / false: forever.
@@ -166,6 +182,21 @@ Result<std::int64_t, std::string> parseTimestamp(std::string_view text);
 std::string formatTimestamp(std::int64_t unix_ms);
 
 // A connection as policy sees it.
+// The process a connection was attributed to, as rules see it (the daemon fills it from
+// kernel state: docs/attribution.md). Views into the caller's strings.
+struct ProcessKey {
+  std::uint32_t pid = 0;
+  std::uint32_t uid = 0;
+  std::string_view user;        // the uid's name; empty if it has none
+  std::string_view exe;         // empty if unknown (the process exited before it was read)
+  std::string_view comm;
+  std::string_view parent_exe;  // empty if unknown
+};
+
+// Whether a rule's process fields admit the process (true for a rule without any; false for
+// one with some when `p` is null: an unattributed connection).
+bool processMatches(const RuleMatch& m, const ProcessKey* p);
+
 struct ConnKey {
   ConnKey() = default;
   ConnKey(Protocol p, Direction d, IpAddr remote_addr, std::uint16_t port,
@@ -182,6 +213,9 @@ struct ConnKey {
   // case, trailing dot allowed. Host rules match only through these. Owned by the caller;
   // only read during decide()/explain().
   std::span<const std::string_view> names;
+  // The owning process; null when the connection was not attributed (process rules then do
+  // not match it).
+  const ProcessKey* process = nullptr;
 };
 
 struct Verdict {
@@ -230,6 +264,8 @@ struct Explanation {
 //
 // Precedence (docs/policy.md, "Which rule wins"). Among the rules matching a key, the usable
 // one that ranks first decides:
+//  0. Process specificity (RuleMatch::processTier): a rule naming pids > one naming an
+//     executable, process name or parent > one naming only users > one naming no process.
 //  1. Destination specificity: an exact host name > a wildcard host (more labels in the
 //     pattern wins: *.a.example.org > *.example.org) > an address prefix (longer wins; any
 //     prefix, ::/0 and 0.0.0.0/0 included, beats none) > a rule without hosts or addresses.
@@ -270,6 +306,8 @@ class Matcher {
   // For `cellwall rules explain`: allocates, and costs linear time in the number of rules.
   Explanation explain(const ConnKey& key, RuleFilter filter = {}) const;
   const AppPolicy& policy() const { return policy_; }
+  // Whether any rule names a process: only then does a connection need attributing.
+  bool namesProcesses() const { return names_processes_; }
 
   // The shape of the index, for tests and benchmarks.
   struct IndexStats {
@@ -284,6 +322,7 @@ class Matcher {
   Verdict fallback() const;
   AppPolicy policy_;
   Index* index_;
+  bool names_processes_ = false;
 };
 
 }  // namespace cw::policy

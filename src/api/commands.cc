@@ -46,6 +46,23 @@ CellInfo cellFromJson(const json& j) {
   return c;
 }
 
+json processToJson(const ProcessRef& p) {
+  return json{{"pid", p.pid}, {"uid", p.uid}, {"user", p.user}, {"exe", p.exe}, {"cmdline", p.cmdline},
+              {"exited", p.exited}};
+}
+
+ProcessRef processFromJson(const json& j) {
+  ProcessRef p;
+  if (!j.is_object()) return p;
+  p.pid = j.value("pid", 0u);
+  p.uid = j.value("uid", 0u);
+  p.user = j.value("user", "");
+  p.exe = j.value("exe", "");
+  p.cmdline = j.value("cmdline", "");
+  p.exited = j.value("exited", false);
+  return p;
+}
+
 json promptToJson(const PromptInfo& p) {
   return json{{"id", p.id},
               {"app", p.app},
@@ -57,7 +74,8 @@ json promptToJson(const PromptInfo& p) {
               {"asked_ms", p.asked_ms},
               {"timeout_in_ms", p.timeout_in_ms},
               {"timeout_action", p.timeout_action},
-              {"connections", p.connections}};
+              {"connections", p.connections},
+              {"process", processToJson(p.process)}};
 }
 
 PromptInfo promptFromJson(const json& j) {
@@ -73,6 +91,7 @@ PromptInfo promptFromJson(const json& j) {
   p.timeout_in_ms = j.value("timeout_in_ms", std::int64_t{0});
   p.timeout_action = j.value("timeout_action", "");
   p.connections = j.value("connections", 0u);
+  if (j.contains("process")) p.process = processFromJson(j["process"]);
   return p;
 }
 
@@ -104,7 +123,7 @@ json logToJson(const LogEntry& e) {
               {"cell", e.cell},   {"proto", e.proto},       {"remote_ip", e.remote_ip},
               {"remote_port", e.remote_port}, {"names", e.names}, {"verdict", e.verdict},
               {"rule_id", e.rule_id}, {"reason", e.reason}, {"packets", e.packets},
-              {"bytes", e.bytes}};
+              {"bytes", e.bytes}, {"process", processToJson(e.process)}};
 }
 
 LogEntry logFromJson(const json& j) {
@@ -122,6 +141,7 @@ LogEntry logFromJson(const json& j) {
   e.reason = j.value("reason", "");
   e.packets = j.value("packets", std::uint64_t{0});
   e.bytes = j.value("bytes", std::uint64_t{0});
+  if (j.contains("process")) e.process = processFromJson(j["process"]);
   return e;
 }
 

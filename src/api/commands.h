@@ -98,6 +98,12 @@ struct LogQuery {
   std::int64_t after_id = 0;  // only entries newer than this id (for --follow)
   std::uint32_t limit = 50;
 };
+// The process inside the cell that owns a connection (pid 0: not attributed).
+struct ProcessRef {
+  std::uint32_t pid = 0, uid = 0;
+  std::string user, exe, cmdline;
+  bool exited = false;  // gone when it was looked up: exe and cmdline unknown
+};
 struct LogEntry {
   std::int64_t id = 0, time_ms = 0;
   std::string app;
@@ -108,6 +114,7 @@ struct LogEntry {
   std::uint32_t rule_id = 0;
   std::string reason;
   std::uint64_t packets = 0, bytes = 0;
+  ProcessRef process;
 };
 struct NamesQuery {
   std::uint32_t cell = 0;
@@ -125,6 +132,7 @@ struct PromptInfo {
   std::int64_t timeout_in_ms = 0;  // left before the timeout action applies
   std::string timeout_action;
   std::uint32_t connections = 0;
+  ProcessRef process;  // who asked (the first held connection's owner)
 };
 // The open questions. With wait_ms > 0 and nothing newer than `after_version`, the answer
 // waits (up to wait_ms) until a question opens or closes: how `cellwall prompt` and the UI

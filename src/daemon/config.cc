@@ -37,6 +37,11 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
         if (!app) return fail(where(file, n) + ": inspect_apps: an app name is a string");
         cfg.inspect_apps.push_back(*app);
       }
+    } else if (key.str() == "attribution") {
+      auto v = value.value<std::string>();
+      if (!v || (*v != "off" && *v != "rules" && *v != "always"))
+        return fail(where(file, value) + ": attribution must be \"off\", \"rules\" or \"always\"");
+      cfg.attribution = *v;
     } else if (key.str() == "scripts_dir") {
       auto v = value.value<std::string>();
       if (!v) return fail(where(file, value) + ": scripts_dir must be a directory's path");
@@ -73,7 +78,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, env, script)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

@@ -61,6 +61,9 @@ struct Config {
   // The scripts that ship with cellwall (NAME.lua); [script.NAME] runs one.
   std::filesystem::path scripts_dir = CW_SHIPPED_SCRIPTS_DIR;
   std::vector<ScriptConf> scripts;
+  // Process attribution (docs/attribution.md): "off", "rules" (only apps whose rules name a
+  // process: the default) or "always" (every connection, so the log shows its process).
+  std::string attribution = "rules";
   // Apps whose cells always run in inspect mode (as `cellwall run --inspect`).
   std::vector<std::string> inspect_apps;
 };

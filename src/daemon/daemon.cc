@@ -17,6 +17,7 @@
 
 #include "api/commands.h"
 #include "common/cgroup.h"
+#include "daemon/attribution.h"
 #include "daemon/cell_table.h"
 #include "daemon/gateways.h"
 #include "daemon/observer.h"
@@ -53,6 +54,11 @@ bool validAppName(const std::string& s) {
 
 bool processAlive(std::int64_t pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
 
+api::ProcessRef processRefOf(const decide::ProcessInfo& p) {
+  return api::ProcessRef{p.pid, p.uid, p.user, p.exe.empty() && p.exited ? "[" + p.comm + "]" : p.exe,
+                         p.cmdline, p.exited};
+}
+
 api::LogEntry logEntryOf(const store::LogRow& row) {
   api::LogEntry e;
   e.id = row.id;
@@ -68,6 +74,7 @@ api::LogEntry logEntryOf(const store::LogRow& row) {
   e.reason = row.reason;
   e.packets = row.packets;
   e.bytes = row.bytes;
+  e.process = api::ProcessRef{row.pid, row.uid, row.user, row.exe, row.cmdline, !row.exe.empty() && row.exe.front() == '['};
   return e;
 }
 
@@ -87,7 +94,13 @@ bool webAllowed(const api::Command& cmd) {
 }  // namespace
 
 struct Daemon::Impl {
-  explicit Impl(Config c) : cfg(std::move(c)), ops(runner), cells(cfg.state_dir) {}
+  explicit Impl(Config c)
+      : cfg(std::move(c)),
+        ops(runner),
+        cells(cfg.state_dir),
+        attribution(cfg.attribution == "off"      ? AttributionMode::kOff
+                    : cfg.attribution == "always" ? AttributionMode::kAlways
+                                                  : AttributionMode::kRules) {}
 
   Config cfg;
   SystemRunner runner;
@@ -98,6 +111,7 @@ struct Daemon::Impl {
   std::unique_ptr<sw::SwitchServer> server;
   decide::ViewHolder views;
   Observer observer;
+  Attribution attribution;
   PacketPath packets{views, {}, &observer};
   std::unique_ptr<store::Store> db;
   std::unique_ptr<RuleBook> rules;
@@ -151,8 +165,9 @@ struct Daemon::Impl {
       req.cookie = std::uint64_t{id} << 32;
       req.cookie_mask = decide::kCookieCellMask;
       std::uint32_t cell_id = id;
-      s->post([s, req, view, cell_id] {
-        s->dumpFlows(req, [s, view, cell_id](bool ok, std::vector<ofp::FlowStats> flows) {
+      decide::ProcessFinder* finder = attribution.mode() != AttributionMode::kOff ? &attribution : nullptr;
+      s->post([s, req, view, cell_id, finder] {
+        s->dumpFlows(req, [s, view, cell_id, finder](bool ok, std::vector<ofp::FlowStats> flows) {
           if (!ok) return;
           const decide::SwitchView* sv = view->find(s->datapathId());
           if (sv == nullptr) return;
@@ -175,7 +190,16 @@ struct Daemon::Impl {
             key.remote_port = m.has(ofp::Field::kTcpDst)   ? m.tcp_dst
                               : m.has(ofp::Field::kUdpDst) ? m.udp_dst
                                                            : 0;
-            policy::Verdict v = decide::verdictForOpen(*cell->policy, key, now, cell->runtime.get());
+            // Rules by process: the connection's owner decides, as when it opened.
+            std::shared_ptr<const decide::ProcessInfo> owner;
+            const std::uint16_t sport = m.has(ofp::Field::kTcpSrc) ? m.tcp_src : m.has(ofp::Field::kUdpSrc) ? m.udp_src : 0;
+            if (finder != nullptr && key.remote_port != 0 && cell->policy->matcher->namesProcesses())
+              owner = finder->find(*cell, decide::ConnTuple{m.ip_proto, m.ipv4_src, m.ipv4_dst, sport,
+                                                             key.remote_port, false});
+            policy::ProcessKey pkey;
+            if (owner) pkey = owner->key();
+            policy::Verdict v = decide::verdictForOpen(*cell->policy, key, now, cell->runtime.get(),
+                                                       owner ? &pkey : nullptr);
             std::uint32_t rule_now = v.rule != nullptr ? v.rule->id : 0;
             auto rule_was = static_cast<std::uint32_t>(f.cookie & decide::kCookieRuleMask);
             bool allow_now = v.action == policy::Action::kAllow;
@@ -309,6 +333,13 @@ struct Daemon::Impl {
         r.verdict = e.verdict;
         r.rule_id = e.rule_id;
         r.reason = e.reason;
+        if (e.process) {
+          r.pid = e.process->pid;
+          r.uid = e.process->uid;
+          r.user = e.process->user;
+          r.exe = e.process->exited && e.process->exe.empty() ? "[" + e.process->comm + "]" : e.process->exe;
+          r.cmdline = e.process->cmdline;
+        }
         if (e.allowed && e.remote4 != 0)
           watch.emplace_back(rows.size(), ConnId{e.cell, e.ip_proto, e.remote4, e.local_port, e.remote_port});
         rows.push_back(std::move(r));
@@ -450,6 +481,7 @@ struct Daemon::Impl {
     a.port = ports ? f.dst_port : 0;
     a.local_port = ports ? f.src_port : 0;
     a.names = d.names;
+    a.process = d.process;
     a.now_unix_ms = now.unix_ms;
     a.now_mono_ms = now.mono_ms;
     a.timeout_ms = pol.prompt_timeout_ms;
@@ -489,6 +521,7 @@ struct Daemon::Impl {
       p.timeout_in_ms = std::max<std::int64_t>(0, q.deadline_mono_ms - mono);
       p.timeout_action = policy::actionName(q.timeout_action);
       p.connections = q.connections;
+      if (q.process) p.process = processRefOf(*q.process);
       r.prompts.push_back(std::move(p));
     }
     return r;
@@ -866,10 +899,13 @@ struct Daemon::Impl {
       rec.info.published_at.push_back(gw->gateway->publishedWhere(toPublished(spec, *ip)) +
                                       " -> cell port " + spec.substr(spec.rfind(':') + 1));
     cells.add(rec);
+    attribution.addCell(id, "/run/netns/" + name, rec.info.cgroup);
     if (!published.empty())
       if (auto pr = republish(env); !pr) {
         cells.remove(id);
+        attribution.removeCell(id);
         (void)republish(env);
+        (void)cgroup::killAndRemove(rec.info.cgroup);
         undo();
         return Unexpected(pr.error());
       }
@@ -914,6 +950,7 @@ struct Daemon::Impl {
     if (rec == nullptr) return;
     CellRecord c = *rec;
     cells.remove(id);
+    attribution.removeCell(id);
     cellsChanged();
     if (!prompts.forgetCell(id).empty()) wakePromptWaiters();
     (void)cells.save();
@@ -993,6 +1030,7 @@ struct Daemon::Impl {
       rec.mac = *MacAddr::parse(info.mac);
       rec.runtime = newRuntime();
       cells.add(rec);
+      attribution.addCell(info.id, "/run/netns/" + info.netns, info.cgroup);
       spdlog::info("adopted running cell {} ({}) of app '{}'", info.id, info.netns, info.app);
     }
     (void)cells.save();
@@ -1348,6 +1386,8 @@ Expected<void> Daemon::run() {
   // Scripts load before any switch connects: what they ask for at load waits for the bridge.
   if (auto r = im.script_admin.start(); !r) return r;
   im.packets.setJudge(&im.scripts);
+  spdlog::info("{}", im.attribution.start());
+  if (im.attribution.mode() != AttributionMode::kOff) im.packets.setProcessFinder(&im.attribution);
 
   im.observer.on_held = [&im](const decide::CellPort& cell, const decide::Decision& d,
                               const packet::Frame& f, std::uint64_t dpid, std::uint32_t in_port,

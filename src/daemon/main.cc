@@ -36,6 +36,11 @@ int main(int argc, char** argv) {
   app.add_option("--ui-listen", cfg.ui_listen,
                  "web UI on this loopback ADDRESS:PORT (port 0: any free one), or \"off\"")
       ->capture_default_str();
+  app.add_option("--attribution", cfg.attribution,
+                 "which connections are attributed to their process: off | rules (apps whose rules name "
+                 "a process) | always")
+      ->check(CLI::IsMember({"off", "rules", "always"}))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);

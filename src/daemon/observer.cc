@@ -90,6 +90,7 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   e.ip_proto = f.ip_proto;
   e.remote4 = !f.isIpv4() ? 0 : inbound ? f.ip_src.v4().v : f.ip_dst.v4().v;
   e.local_port = !ports ? 0 : inbound ? f.dst_port : f.src_port;
+  e.process = d.process;
   std::lock_guard lock(mu_);
   if (queue_.size() >= kMaxQueued && d.counted_rule == 0) {
     dropped_.fetch_add(1, std::memory_order_relaxed);

@@ -35,6 +35,7 @@ struct DecisionEvent {
   std::uint8_t ip_proto = 0;
   std::uint32_t remote4 = 0;    // the remote IPv4 address, for matching the flows' counters
   std::uint16_t local_port = 0;  // the cell's port
+  std::shared_ptr<const decide::ProcessInfo> process;  // null: not attributed
 };
 
 class Observer : public PacketObserver {

@@ -52,6 +52,9 @@ class PacketPath {
     judge_ = j;
   }
 
+  // Who owns connections (null: nobody is asked). Set before the first packet.
+  void setProcessFinder(decide::ProcessFinder* f) { decider_.setProcessFinder(f); }
+
   void handle(sw::Switch& s, const ofp::PacketIn& pi);
   // Decides a held packet again, on the switch's thread: by the policy as it is now (an answer
   // made a rule), or by `held` (an answer that made none, a timeout). It is held again if the

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "common/net.h"
+#include "decide/decider.h"
 #include "policy/policy.h"
 
 namespace cw::daemon {
@@ -47,6 +49,7 @@ struct Question {
   std::uint32_t connections = 0;  // distinct connections held (by source port)
   std::uint32_t dropped = 0;      // packets not held: the question's or the store's bound
   std::vector<HeldPacket> held;
+  std::shared_ptr<const decide::ProcessInfo> process;  // the first asker's owner, if attributed
 };
 
 class Prompts {
@@ -72,6 +75,7 @@ class Prompts {
     std::uint16_t port = 0;
     std::uint16_t local_port = 0;  // tells the app's connections apart
     std::string names;
+    std::shared_ptr<const decide::ProcessInfo> process;
     std::int64_t now_unix_ms = 0, now_mono_ms = 0;
     std::int64_t timeout_ms = 0;
     policy::Action timeout_action = policy::Action::kDeny;

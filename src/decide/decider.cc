@@ -89,9 +89,10 @@ ResolvedNames::ResolvedNames(const CellRuntime* runtime, const IpAddr& ip, std::
 }
 
 policy::Verdict verdictForOpen(const CompiledPolicy& p, policy::ConnKey key, Now now,
-                               const CellRuntime* runtime) {
+                               const CellRuntime* runtime, const policy::ProcessKey* process) {
   ResolvedNames names(runtime, key.remote, now.mono_ms);
   key.names = names.get();
+  key.process = process;
   auto timely = [&p, unix_now = now.unix_ms](const policy::Rule& r) {
     const RuleLimit* l = p.limitOf(r.id);
     return l == nullptr || l->until_ms == 0 || unix_now < l->until_ms;
@@ -132,6 +133,12 @@ PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now
   return out;
 }
 
+std::shared_ptr<const ProcessInfo> Decider::attribute(const CellPort& cell, const ConnTuple& t) const {
+  if (finder_ == nullptr || (t.proto != packet::kProtoTcp && t.proto != packet::kProtoUdp)) return nullptr;
+  if (!finder_->always() && (!cell.policy || !cell.policy->matcher->namesProcesses())) return nullptr;
+  return finder_->find(cell, t);
+}
+
 Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Frame& f, Now now,
                           const HeldVerdict* held) const {
   if (const CellPort* cell = sw.cellOnPort(in_port)) return fromCell(sw, *cell, f, now, held);
@@ -169,6 +176,14 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
 
   policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_dst,
                       hasPorts(f) ? f.dst_port : std::uint16_t{0}};
+  policy::ProcessKey pkey;
+  if (held == nullptr && hasPorts(f)) {
+    d.process = attribute(cell, ConnTuple{f.ip_proto, f.ip_src.v4(), dst, f.src_port, f.dst_port, false});
+    if (d.process) {
+      pkey = d.process->key();
+      key.process = &pkey;
+    }
+  }
   std::optional<ScriptVerdict> sv;
   if (held == nullptr && judge_ != nullptr)
     sv = judge_->judge(sw, cell, cell.ofport, f, false, now, d.scripts);
@@ -260,7 +275,13 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
       // when it opened), and rules that ended no longer re-admit anything.
       policy::ConnKey key{protocolOf(f), policy::Direction::kOutbound, f.ip_src,
                           hasPorts(f) ? f.src_port : std::uint16_t{0}};
-      policy::Verdict v = verdictForOpen(*cell->policy, key, now, cell->runtime.get());
+      // The cell's end owns the connection: process rules decide its replies too.
+      std::shared_ptr<const ProcessInfo> owner;
+      if (hasPorts(f) && cell->policy->matcher->namesProcesses())
+        owner = attribute(*cell, ConnTuple{f.ip_proto, f.ip_dst.v4(), f.ip_src.v4(), f.dst_port, f.src_port, false});
+      policy::ProcessKey pkey;
+      if (owner) pkey = owner->key();
+      policy::Verdict v = verdictForOpen(*cell->policy, key, now, cell->runtime.get(), owner ? &pkey : nullptr);
       allowed = v.action == Action::kAllow;
       d.rule_id = v.rule != nullptr ? v.rule->id : 0;
     }
@@ -271,6 +292,14 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
     // `default` is about the connections it opens).
     policy::ConnKey key{protocolOf(f), policy::Direction::kInbound, f.ip_src,
                         hasPorts(f) ? f.dst_port : std::uint16_t{0}};
+    // The process that will accept it: the owner of the listening socket.
+    if (hasPorts(f))
+      d.process = attribute(*cell, ConnTuple{f.ip_proto, f.ip_dst.v4(), f.ip_src.v4(), f.dst_port, f.src_port, true});
+    policy::ProcessKey pkey;
+    if (d.process) {
+      pkey = d.process->key();
+      key.process = &pkey;
+    }
     PolicyOutcome o = decideWithPolicy(*cell->policy, key, now, nullptr, nullptr);
     if (o.verdict.rule != nullptr) {
       d.rule_id = o.verdict.rule->id;

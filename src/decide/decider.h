@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -50,6 +51,43 @@ const char* reasonName(Reason r);
 // The policy's protocol for a frame (kAny for what is neither TCP, UDP nor ICMP).
 policy::Protocol protocolOf(const packet::Frame& f);
 
+// Who owns a connection inside its cell (docs/attribution.md): from kernel state the app
+// cannot forge.
+struct ProcessInfo {
+  std::uint32_t pid = 0;
+  std::uint32_t uid = 0;
+  std::string user;        // the uid's name ("" if it has none)
+  std::string exe;         // "" if unknown: the process exited before it was read
+  std::string comm;        // the process name the kernel recorded (15 bytes at most)
+  std::string cmdline;     // arguments joined by spaces (bounded); "" if unknown
+  std::string parent_exe;  // "" if unknown
+  bool exited = false;     // gone by the time its details were read
+  const char* how = "";    // where the owner came from: "socket", "listener", "port", "fd-scan"
+  // The rules' view (views into this object).
+  policy::ProcessKey key() const { return policy::ProcessKey{pid, uid, user, exe, comm, parent_exe}; }
+};
+
+// A connection as seen from its cell: the cell's end is `local`.
+struct ConnTuple {
+  std::uint8_t proto = 0;  // IPPROTO_TCP or IPPROTO_UDP
+  Ip4 local, remote;
+  std::uint16_t local_port = 0, remote_port = 0;
+  bool inbound = false;  // a connection into the cell: attributed through its listener
+};
+
+// Finds the process behind a connection (the daemon's attrib/ code). Called on switch threads,
+// concurrently.
+class ProcessFinder {
+ public:
+  virtual ~ProcessFinder() = default;
+  // null: not attributable (not TCP/UDP, the socket is gone and nothing recorded it, the cell
+  // has no cgroup).
+  virtual std::shared_ptr<const ProcessInfo> find(const CellPort& cell, const ConnTuple& t) = 0;
+  // Attribute every connection (for the log), not only those of apps whose rules name a
+  // process.
+  virtual bool always() const { return false; }
+};
+
 struct Decision {
   policy::Action action = policy::Action::kDeny;
   Reason reason = Reason::kMalformed;
@@ -67,6 +105,8 @@ struct Decision {
   // Reason::kScript: the script that decided.
   std::string script;
   bool inbound = false;  // a connection into the cell (from its gateway)
+  // The process that owns the connection, when it was attributed.
+  std::shared_ptr<const ProcessInfo> process;
   // What scripts asked for while deciding (their own table): sent before `flows`.
   struct ScriptRequests {
     std::vector<ofp::MeterMod> meters;  // first: the flows may use them
@@ -122,7 +162,7 @@ PolicyOutcome decideWithPolicy(const CompiledPolicy& p, policy::ConnKey key, Now
 // skipped, but connection counts are neither checked nor charged — the connection was counted
 // when it opened.
 policy::Verdict verdictForOpen(const CompiledPolicy& p, policy::ConnKey key, Now now,
-                               const CellRuntime* runtime);
+                               const CellRuntime* runtime, const policy::ProcessKey* process = nullptr);
 
 // The names a cell resolved for one address, valid while this object lives: it holds the
 // cell's name-table lock (null runtime: no names).
@@ -142,6 +182,9 @@ class Decider {
   explicit Decider(Timeouts timeouts = {}) : timeouts_(timeouts) {}
   // Scripts to ask before the app's rules (null: none). Set before the first decide().
   void setJudge(PacketJudge* judge) { judge_ = judge; }
+  // Who owns connections (null: nobody is asked, process rules never match). Set before the
+  // first decide().
+  void setProcessFinder(ProcessFinder* finder) { finder_ = finder; }
   // A reject's answer to a packet (TCP RST or ICMP unreachable), without a decision.
   Decision rejectOf(const packet::Frame& f, std::uint32_t in_port) const;
 
@@ -164,8 +207,12 @@ class Decider {
                 std::uint32_t cell_id) const;
   void rejectReply(Decision& d, const packet::Frame& f, std::uint32_t in_port) const;
 
+  // The owner of a connection of `cell`, when its policy or the log needs it.
+  std::shared_ptr<const ProcessInfo> attribute(const CellPort& cell, const ConnTuple& t) const;
+
   Timeouts timeouts_;
   PacketJudge* judge_ = nullptr;
+  ProcessFinder* finder_ = nullptr;
 };
 
 }  // namespace cw::decide

@@ -14,7 +14,7 @@ using detail::Transaction;
 
 constexpr std::string_view kLogColumns =
     "id, time_ms, app, cell, proto, remote_ip, remote_port, names, verdict, rule_id, reason, "
-    "packets, bytes, ended_ms";
+    "packets, bytes, ended_ms, pid, uid, user, exe, cmdline";
 
 // Counters are unsigned 64-bit in C++ and signed 64-bit in SQLite: stored bit for bit (no real
 // counter reaches 2^63).
@@ -37,6 +37,11 @@ LogRow readLog(const Statement& st) {
   r.packets = fromDb(st.int64(11));
   r.bytes = fromDb(st.int64(12));
   r.ended_ms = st.int64(13);
+  r.pid = static_cast<std::uint32_t>(st.int64(14));
+  r.uid = static_cast<std::uint32_t>(st.int64(15));
+  r.user = st.text(16);
+  r.exe = st.text(17);
+  r.cmdline = st.text(18);
   return r;
 }
 
@@ -89,8 +94,8 @@ Expected<std::vector<std::int64_t>> Store::appendLog(std::span<const LogRow> row
   if (!tx) return Unexpected(std::move(tx).error());
   auto st = db_->prepare(
       "INSERT INTO log (time_ms, app, cell, proto, remote_ip, remote_port, names, verdict, "
-      "rule_id, reason, packets, bytes, ended_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+      "rule_id, reason, packets, bytes, ended_ms, pid, uid, user, exe, cmdline) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
       what);
   if (!st) return Unexpected(std::move(st).error());
   for (const LogRow& r : rows) {
@@ -106,7 +111,12 @@ Expected<std::vector<std::int64_t>> Store::appendLog(std::span<const LogRow> row
         .bind(10, r.reason)
         .bind(11, toDb(r.packets))
         .bind(12, toDb(r.bytes))
-        .bind(13, r.ended_ms);
+        .bind(13, r.ended_ms)
+        .bind(14, std::int64_t{r.pid})
+        .bind(15, std::int64_t{r.uid})
+        .bind(16, r.user)
+        .bind(17, r.exe)
+        .bind(18, r.cmdline);
     auto done = st->run(what);
     if (!done) return Unexpected(std::move(done).error());
     ids.push_back(db_->lastInsertRowid());

@@ -84,6 +84,15 @@ ALTER TABLE apps ADD COLUMN prompt_timeout_ms INTEGER NOT NULL DEFAULT 60000;
 ALTER TABLE apps ADD COLUMN prompt_timeout_action TEXT NOT NULL DEFAULT 'deny';
 )sql";
 
+// Version 3: the process that owns each logged connection (issue 6).
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE log ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE log ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE log ADD COLUMN user TEXT NOT NULL DEFAULT '';
+ALTER TABLE log ADD COLUMN exe TEXT NOT NULL DEFAULT '';
+ALTER TABLE log ADD COLUMN cmdline TEXT NOT NULL DEFAULT '';
+)sql";
+
 // Migration hook: kMigrations[i] takes a database from version i to i + 1 (version 0 is an
 // empty file). To change the schema, append a step and bump kSchemaVersion; never edit a step
 // that has shipped.
@@ -94,6 +103,7 @@ struct Migration {
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
+    {3, kSchemaV3},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

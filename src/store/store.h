@@ -43,7 +43,7 @@ class Connection;
 }
 
 // The schema this build writes. A file with a higher PRAGMA user_version is refused.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct Options {
   // How long a write waits for another process holding the write lock before failing with
@@ -106,6 +106,9 @@ struct LogRow {
   std::uint64_t packets = 0;
   std::uint64_t bytes = 0;
   std::int64_t ended_ms = 0;  // 0 = still open (counters arrive when the flow ends)
+  // The process that owns the connection (pid 0: not attributed).
+  std::uint32_t pid = 0, uid = 0;
+  std::string user, exe, cmdline;
   auto operator<=>(const LogRow&) const = default;
 };
 

@@ -42,6 +42,12 @@ class StoreTest : public ::testing::Test {
     sqlite3_close(db);
   }
 
+  // Takes the file back to schema version 2 (the log without its process columns).
+  void dropVersionThree() {
+    for (const char* c : {"pid", "uid", "user", "exe", "cmdline"})
+      rawExec(std::string("ALTER TABLE log DROP COLUMN ") + c);
+  }
+
   fs::path dir;
   fs::path file;
 };

@@ -49,6 +49,47 @@ TEST_F(StoreTest, RefusesNewerSchema) {
                 "); run a newer cellwall, or move the file away to start afresh");
 }
 
+// A version-2 file (before the log's process columns) opens as version 3: its rows are kept,
+// unattributed; rows logged from then on keep their process.
+TEST_F(StoreTest, MigratesVersionTwoToThree) {
+  LogRow old;
+  old.time_ms = 1;
+  old.app = "old";
+  old.cell = "1";
+  old.proto = "tcp";
+  old.remote_ip = "192.0.2.1";
+  old.remote_port = 80;
+  old.verdict = "allow";
+  {
+    auto s = Store::open(file);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->appendLog(std::vector<LogRow>{old}));
+  }
+  dropVersionThree();
+  rawExec("PRAGMA user_version = 2");
+  auto s = Store::open(file);
+  ASSERT_TRUE(s) << s.error().message;
+  LogRow now = old;
+  now.pid = 4321;
+  now.uid = 1000;
+  now.user = "alice";
+  now.exe = "/usr/bin/curl";
+  now.cmdline = "curl -s http://x/";
+  ASSERT_TRUE((*s)->appendLog(std::vector<LogRow>{now}));
+  LogQuery q;
+  q.newest_first = false;
+  auto rows = (*s)->queryLog(q);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].pid, 0u);
+  EXPECT_EQ((*rows)[0].exe, "");
+  EXPECT_EQ((*rows)[1].pid, 4321u);
+  EXPECT_EQ((*rows)[1].uid, 1000u);
+  EXPECT_EQ((*rows)[1].user, "alice");
+  EXPECT_EQ((*rows)[1].exe, "/usr/bin/curl");
+  EXPECT_EQ((*rows)[1].cmdline, "curl -s http://x/");
+}
+
 // A version-1 file (before the prompt settings) opens as version 2: its apps are kept and get
 // the default prompt settings; new settings are stored from then on.
 TEST_F(StoreTest, MigratesVersionOneToTwo) {
@@ -57,6 +98,7 @@ TEST_F(StoreTest, MigratesVersionOneToTwo) {
     ASSERT_TRUE(s) << s.error().message;
     ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny"}));
   }
+  dropVersionThree();
   rawExec("ALTER TABLE apps DROP COLUMN prompt_timeout_ms");
   rawExec("ALTER TABLE apps DROP COLUMN prompt_timeout_action");
   rawExec("PRAGMA user_version = 1");

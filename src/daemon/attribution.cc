@@ -1,0 +1,123 @@
+#include "daemon/attribution.h"
+
+#include <spdlog/spdlog.h>
+
+#include "attrib/fd_scan.h"
+#include "common/cgroup.h"
+#include "packet/frame.h"
+
+namespace cw::daemon {
+
+const char* attributionModeName(AttributionMode m) {
+  switch (m) {
+    case AttributionMode::kOff: return "off";
+    case AttributionMode::kRules: return "rules";
+    case AttributionMode::kAlways: return "always";
+  }
+  return "?";
+}
+
+std::string Attribution::start() {
+  if (mode_ == AttributionMode::kOff) return "process attribution is off";
+  auto dir = cgroup::cellwallDir();
+  if (!dir) return "process attribution: no cgroup v2 (" + dir.error().message + "): connections are not attributed";
+  auto owners = attrib::OwnerMap::attach(*dir);
+  if (!owners)
+    return "process attribution without BPF (" + owners.error().message +
+           "): owners are found by scanning the cell's open files, whose cost grows with them";
+  owners_ = std::move(owners).value();
+  return "process attribution: BPF owner programs on " + *dir + " (" + attributionModeName(mode_) + ")";
+}
+
+void Attribution::addCell(std::uint32_t id, const std::string& netns_path, const std::string& cgroup_dir) {
+  if (mode_ == AttributionMode::kOff || cgroup_dir.empty()) return;
+  auto diag = attrib::SockDiag::openIn(netns_path);
+  if (!diag) {
+    spdlog::warn("cell {}: its connections will not be attributed: {}", id, diag.error().message);
+    return;
+  }
+  auto cg = cgroup::id(cgroup_dir);
+  if (!cg) {
+    spdlog::warn("cell {}: its connections will not be attributed: {}", id, cg.error().message);
+    return;
+  }
+  auto c = std::make_shared<Cell>(Cell{std::move(diag).value(), cgroup_dir, *cg});
+  std::unique_lock lock(cells_mu_);
+  cells_[id] = std::move(c);
+}
+
+void Attribution::removeCell(std::uint32_t id) {
+  std::unique_lock lock(cells_mu_);
+  cells_.erase(id);
+}
+
+Attribution::Stats Attribution::stats() const {
+  return Stats{found_.load(std::memory_order_relaxed), no_socket_.load(std::memory_order_relaxed),
+               no_owner_.load(std::memory_order_relaxed), errors_.load(std::memory_order_relaxed)};
+}
+
+std::string Attribution::user(std::uint32_t uid) {
+  std::lock_guard lock(users_mu_);
+  auto it = users_.find(uid);
+  if (it != users_.end()) return it->second;
+  std::string name = attrib::userName(uid);
+  if (name == std::to_string(uid)) name.clear();  // no name: rules by name never match it
+  if (users_.size() < 4096) users_.emplace(uid, name);
+  return name;
+}
+
+std::shared_ptr<const decide::ProcessInfo> Attribution::details(std::uint32_t pid, std::uint32_t uid,
+                                                                const std::string& comm, const char* how) {
+  auto p = std::make_shared<decide::ProcessInfo>();
+  p->pid = pid;
+  p->how = how;
+  if (auto info = procs_.lookup(pid)) {
+    p->uid = info->uid;
+    p->exe = std::move(info->exe);
+    p->comm = std::move(info->comm);
+    p->cmdline = info->cmdline();
+    p->parent_exe = std::move(info->parent_exe);
+    p->exited = info->exited;
+  } else {
+    // Gone already (a process that exited right after connect()): what the kernel recorded.
+    p->uid = uid;
+    p->comm = comm;
+    p->exited = true;
+  }
+  p->user = user(p->uid);
+  found_.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+std::shared_ptr<const decide::ProcessInfo> Attribution::find(const decide::CellPort& port,
+                                                             const decide::ConnTuple& t) {
+  std::shared_ptr<Cell> cell;
+  {
+    std::shared_lock lock(cells_mu_);
+    auto it = cells_.find(port.cell_id);
+    if (it == cells_.end()) return nullptr;
+    cell = it->second;
+  }
+  auto sock = cell->diag.find(attrib::SocketId{t.proto, t.local, t.local_port, t.remote, t.remote_port},
+                              t.inbound);
+  if (!sock) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (owners_ != nullptr) {
+    if (*sock) {
+      if (auto o = owners_->bySocket((*sock)->cookie))
+        return details(o->pid, o->uid, o->comm, (*sock)->listener ? "listener" : "socket");
+    }
+    // A UDP socket already closed (a one-shot query), or one whose owner was not recorded:
+    // the last process of this cell that sent from or bound the port.
+    if (auto o = owners_->byPort(cell->cgroup_id, t.proto, t.local_port)) return details(o->pid, o->uid, o->comm, "port");
+  } else if (*sock && (*sock)->inode != 0) {
+    if (auto pid = attrib::findSocketOwner(cell->cgroup_dir, (*sock)->inode))
+      return details(*pid, (*sock)->uid, "", "fd-scan");
+  }
+  (*sock ? no_owner_ : no_socket_).fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+}  // namespace cw::daemon

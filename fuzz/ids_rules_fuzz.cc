@@ -43,12 +43,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Bytes payload(data, size);
   std::uint64_t now = 1;
   engine.onFrame(packet::buildTcp4({}, c, s, 40000, 80, packet::kTcpSyn, 0), now++, alerts);
-  engine.onFrame(packet::buildTcp4({}, s, c, 80, 40000, packet::kTcpSyn | packet::kTcpAck, 0, 1), now++, alerts);
-  engine.onFrame(packet::buildTcp4({}, c, s, 40000, 80, packet::kTcpAck, 1, 1, payload.first(size / 2)), now++,
-                 alerts);
-  engine.onFrame(packet::buildTcp4({}, c, s, 40000, 80, packet::kTcpAck | packet::kTcpPsh,
-                                   static_cast<std::uint32_t>(1 + size / 2), 1, payload.subspan(size / 2)),
+  engine.onFrame(packet::buildTcp4({}, s, c, 80, 40000, packet::kTcpSyn | packet::kTcpAck, 0, 1),
                  now++, alerts);
+  engine.onFrame(
+      packet::buildTcp4({}, c, s, 40000, 80, packet::kTcpAck, 1, 1, payload.first(size / 2)), now++,
+      alerts);
+  engine.onFrame(
+      packet::buildTcp4({}, c, s, 40000, 80, packet::kTcpAck | packet::kTcpPsh,
+                        static_cast<std::uint32_t>(1 + size / 2), 1, payload.subspan(size / 2)),
+      now++, alerts);
   engine.onFrame(packet::buildUdp4({}, c, s, 5353, 53, payload), now++, alerts);
   for (const Alert& a : alerts)
     if (a.sid == 0) std::abort();

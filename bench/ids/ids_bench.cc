@@ -31,11 +31,13 @@ constexpr int kFlows = 100;
 constexpr int kSegments = 100;  // per flow: 100 x 100 x 1448 B = 14.5 MB of payload
 constexpr std::size_t kSegmentSize = 1448;
 
-const char* kWords[] = {"the", "user", "admin", "password", "GET", "POST", "HTTP/1.1", "Host:",
-                        "json", "data", "value", "id", "name", "token", "session", "cookie",
-                        "content", "type", "length", "application", "text", "html", "image",
-                        "upload", "file", "path", "query", "select", "from", "where", "and",
-                        "key", "secret", "login", "logout", "status", "200", "404", "error"};
+const char* kWords[] = {"the",      "user",        "admin",   "password", "GET",     "POST",
+                        "HTTP/1.1", "Host:",       "json",    "data",     "value",   "id",
+                        "name",     "token",       "session", "cookie",   "content", "type",
+                        "length",   "application", "text",    "html",     "image",   "upload",
+                        "file",     "path",        "query",   "select",   "from",    "where",
+                        "and",      "key",         "secret",  "login",    "logout",  "status",
+                        "200",      "404",         "error"};
 
 std::string shippedRules() {
   std::ifstream in(std::string(CW_SOURCE_DIR) + "/rules/ids/cellwall.rules");
@@ -66,8 +68,9 @@ std::string wordRules(int n) {
   const auto words = std::size(kWords);
   for (int i = 0; i < n; ++i) {
     const std::string sid = std::to_string(2000000 + i);
-    out += "alert tcp any any -> any any (msg:\"words " + sid + "\"; content:\"" + kWords[rng() % words] +
-           "\"; content:\"" + kWords[rng() % words] + "\"; distance:1; within:16; sid:" + sid + ";)\n";
+    out += "alert tcp any any -> any any (msg:\"words " + sid + "\"; content:\"" +
+           kWords[rng() % words] + "\"; content:\"" + kWords[rng() % words] +
+           "\"; distance:1; within:16; sid:" + sid + ";)\n";
   }
   return out;
 }
@@ -87,16 +90,21 @@ struct Traffic {
     for (int f = 0; f < kFlows; ++f) {
       const auto port = static_cast<std::uint16_t>(40000 + f);
       frames.push_back(packet::buildTcp4({}, client(f), server, port, 443, packet::kTcpSyn, 999));
-      frames.push_back(packet::buildTcp4({}, server, client(f), 443, port, packet::kTcpSyn | packet::kTcpAck, 0, 1000));
-      frames.push_back(packet::buildTcp4({}, client(f), server, port, 443, packet::kTcpAck, 1000, 1));
+      frames.push_back(packet::buildTcp4({}, server, client(f), 443, port,
+                                         packet::kTcpSyn | packet::kTcpAck, 0, 1000));
+      frames.push_back(
+          packet::buildTcp4({}, client(f), server, port, 443, packet::kTcpAck, 1000, 1));
     }
     for (int s = 0; s < kSegments; ++s) {
       for (int f = 0; f < kFlows; ++f) {
-        const std::size_t at = (static_cast<std::size_t>(s) * 7919 + static_cast<std::size_t>(f) * 104729) %
-                               (text.size() - kSegmentSize);
+        const std::size_t at =
+            (static_cast<std::size_t>(s) * 7919 + static_cast<std::size_t>(f) * 104729) %
+            (text.size() - kSegmentSize);
         const Bytes payload(reinterpret_cast<const std::uint8_t*>(text.data()) + at, kSegmentSize);
-        const auto seq = static_cast<std::uint32_t>(1000 + static_cast<std::size_t>(s) * kSegmentSize);
-        frames.push_back(packet::buildTcp4({}, client(f), server, static_cast<std::uint16_t>(40000 + f), 443,
+        const auto seq =
+            static_cast<std::uint32_t>(1000 + static_cast<std::size_t>(s) * kSegmentSize);
+        frames.push_back(packet::buildTcp4({}, client(f), server,
+                                           static_cast<std::uint16_t>(40000 + f), 443,
                                            packet::kTcpAck | packet::kTcpPsh, seq, 1, payload));
       }
     }
@@ -133,14 +141,20 @@ void run(benchmark::State& state, const std::string& rules_text) {
     bytes += t.bytes;
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-  state.counters["Gbit/s"] = benchmark::Counter(static_cast<double>(bytes) * 8 / 1e9, benchmark::Counter::kIsRate);
+  state.counters["Gbit/s"] =
+      benchmark::Counter(static_cast<double>(bytes) * 8 / 1e9, benchmark::Counter::kIsRate);
   state.counters["rules"] = static_cast<double>(report.loaded);
   state.counters["alerts/pass"] =
-      static_cast<double>(alerts_total) / static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
+      static_cast<double>(alerts_total) /
+      static_cast<double>(std::max<std::int64_t>(1, state.iterations()));
 }
 
-void Empty(benchmark::State& state) { run(state, ""); }
-void Shipped(benchmark::State& state) { run(state, shippedRules()); }
+void Empty(benchmark::State& state) {
+  run(state, "");
+}
+void Shipped(benchmark::State& state) {
+  run(state, shippedRules());
+}
 void Random(benchmark::State& state) {
   run(state, shippedRules() + randomRules(static_cast<int>(state.range(0))));
 }

@@ -114,7 +114,8 @@ RuleInfo ruleInfo(const Rule& r, const std::vector<int>& pcre2) {
   for (std::size_t i = 0; i < r.patterns.size(); ++i) {
     const Pattern& p = r.patterns[i];
     const bool hs = pcre2[i] < 0;
-    info.size.push_back(p.kind == Pattern::Kind::kContent ? static_cast<std::uint32_t>(p.bytes.size()) : 0);
+    info.size.push_back(
+        p.kind == Pattern::Kind::kContent ? static_cast<std::uint32_t>(p.bytes.size()) : 0);
     info.prev.push_back(p.relative() ? last_positive : -1);
     if (!p.negated) {
       any_positive = true;
@@ -124,12 +125,14 @@ RuleInfo ruleInfo(const Rule& r, const std::vector<int>& pcre2) {
       }
     }
   }
-  info.kind = info.hs_positive > 0 ? RuleKind::kHs : any_positive ? RuleKind::kPcreOnly : RuleKind::kHeader;
+  info.kind = info.hs_positive > 0 ? RuleKind::kHs
+              : any_positive       ? RuleKind::kPcreOnly
+                                   : RuleKind::kHeader;
   return info;
 }
 
-std::vector<Expression> expressions(const std::vector<Rule>& rules, const std::vector<RuleInfo>& infos,
-                                    bool stream) {
+std::vector<Expression> expressions(const std::vector<Rule>& rules,
+                                    const std::vector<RuleInfo>& infos, bool stream) {
   std::vector<Expression> out;
   for (std::size_t ri = 0; ri < rules.size(); ++ri) {
     const Rule& r = rules[ri];
@@ -193,7 +196,8 @@ Result<HsDatabase, DbError> compileDb(const std::vector<Expression>& exprs, unsi
   if (hs_compile_ext_multi(texts.data(), flags.data(), ids.data(), exts.data(),
                            static_cast<unsigned>(exprs.size()), mode, nullptr, &db,
                            &err) != HS_SUCCESS) {
-    DbError e{err != nullptr ? err->expression : -1, err != nullptr ? err->message : "unknown error"};
+    DbError e{err != nullptr ? err->expression : -1,
+              err != nullptr ? err->message : "unknown error"};
     hs_free_compile_error(err);
     return Unexpected<DbError>(std::move(e));
   }
@@ -204,8 +208,12 @@ Result<HsDatabase, DbError> compileDb(const std::vector<Expression>& exprs, unsi
 
 RuleSet::RuleSet(std::unique_ptr<CompiledRules> c) : c_(std::move(c)) {}
 RuleSet::~RuleSet() = default;
-std::size_t RuleSet::size() const { return c_->rules.size(); }
-const Rule& RuleSet::rule(std::size_t i) const { return c_->rules.at(i); }
+std::size_t RuleSet::size() const {
+  return c_->rules.size();
+}
+const Rule& RuleSet::rule(std::size_t i) const {
+  return c_->rules.at(i);
+}
 
 Expected<std::shared_ptr<const RuleSet>> compileRules(std::string_view text, const Variables& vars,
                                                       LoadReport& report) {
@@ -247,7 +255,8 @@ Expected<std::shared_ptr<const RuleSet>> compileRules(std::vector<Rule> rules, L
     auto stream_exprs = expressions(kept, infos, true);
     auto block_exprs = expressions(kept, infos, false);
     auto stream_db = compileDb(stream_exprs, HS_MODE_STREAM);
-    auto block_db = stream_db ? compileDb(block_exprs, HS_MODE_BLOCK) : Result<HsDatabase, DbError>(HsDatabase());
+    auto block_db = stream_db ? compileDb(block_exprs, HS_MODE_BLOCK)
+                              : Result<HsDatabase, DbError>(HsDatabase());
     if (stream_db && block_db) {
       c->stream_db = std::move(stream_db).value();
       c->block_db = std::move(block_db).value();

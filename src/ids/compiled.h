@@ -58,8 +58,8 @@ struct CompiledRules {
   // TCP rules with a positive PCRE2 pattern: judged again on each packet that brings data,
   // once their Hyperscan patterns have matched, since the PCRE2 match may come later.
   std::vector<std::uint32_t> stream_pcre2;
-  std::vector<std::uint32_t> packet_rules;      // kHeader rules, and non-TCP kPcreOnly rules
-  bool stream_needs_window = false;  // a TCP rule has a PCRE2 pattern
+  std::vector<std::uint32_t> packet_rules;  // kHeader rules, and non-TCP kPcreOnly rules
+  bool stream_needs_window = false;         // a TCP rule has a PCRE2 pattern
 };
 
 }  // namespace cw::ids

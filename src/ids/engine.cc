@@ -25,7 +25,7 @@ using packet::Frame;
 // What is known about one pattern's matches in one stream (or packet).
 struct PatternState {
   bool seen = false;
-  std::uint64_t first = 0;                 // the earliest end: best for distance alone
+  std::uint64_t first = 0;                // the earliest end: best for distance alone
   std::array<std::uint64_t, 4> recent{};  // the latest ends: best for within
   std::uint8_t count = 0, next = 0;
 
@@ -40,8 +40,8 @@ struct PatternState {
 
 struct Progress {
   std::vector<PatternState> patterns;
-  std::uint64_t epoch = 0;     // the packet that last touched it
-  std::uint32_t hs_seen = 0;   // positive Hyperscan patterns matched
+  std::uint64_t epoch = 0;    // the packet that last touched it
+  std::uint32_t hs_seen = 0;  // positive Hyperscan patterns matched
   bool fired = false;
 };
 // Progress by rule index: open addressing over a power-of-two table, since this lookup runs
@@ -133,10 +133,14 @@ struct Packet {
 
 bool protoMatches(Proto p, const Frame& f) {
   switch (p) {
-    case Proto::kIp: return true;
-    case Proto::kTcp: return f.isTcp();
-    case Proto::kUdp: return f.isUdp();
-    case Proto::kIcmp: return f.l4 == packet::L4::kIcmp || f.l4 == packet::L4::kIcmpv6;
+    case Proto::kIp:
+      return true;
+    case Proto::kTcp:
+      return f.isTcp();
+    case Proto::kUdp:
+      return f.isUdp();
+    case Proto::kIcmp:
+      return f.l4 == packet::L4::kIcmp || f.l4 == packet::L4::kIcmpv6;
   }
   return false;
 }
@@ -168,7 +172,8 @@ bool relativeOk(const Pattern& p, std::uint32_t size, const PatternState& prev, 
   auto fits = [&](std::uint64_t e) {
     const auto from = static_cast<std::int64_t>(e) + d;
     if (start < from) return false;
-    return !p.within || static_cast<std::int64_t>(end) <= from + static_cast<std::int64_t>(*p.within);
+    return !p.within ||
+           static_cast<std::int64_t>(end) <= from + static_cast<std::int64_t>(*p.within);
   };
   if (fits(prev.first)) return true;
   for (std::uint8_t i = 0; i < prev.count; ++i)
@@ -243,7 +248,8 @@ struct Engine::Impl {
     if (p.patterns.empty()) p.patterns.resize(rule.patterns.size());
     const Pattern& pat = rule.patterns[ref.pattern];
     const int prev = info.prev[ref.pattern];
-    if (prev >= 0 && !relativeOk(pat, info.size[ref.pattern], p.patterns[static_cast<std::size_t>(prev)], end))
+    if (prev >= 0 &&
+        !relativeOk(pat, info.size[ref.pattern], p.patterns[static_cast<std::size_t>(prev)], end))
       return;
     PatternState& st = p.patterns[ref.pattern];
     if (!st.seen && !pat.negated) ++p.hs_seen;
@@ -256,8 +262,8 @@ struct Engine::Impl {
 
   bool pcre2Matches(int program, Bytes window) {
     if (!match_data) return false;
-    int rc = pcre2_match(c.pcre2[static_cast<std::size_t>(program)].get(), window.data(), window.size(), 0, 0,
-                         match_data.get(), match_ctx.get());
+    int rc = pcre2_match(c.pcre2[static_cast<std::size_t>(program)].get(), window.data(),
+                         window.size(), 0, 0, match_data.get(), match_ctx.get());
     if (rc >= 0) return true;
     if (rc != PCRE2_ERROR_NOMATCH) ++stats.scan_errors;
     return false;
@@ -313,19 +319,23 @@ struct Engine::Impl {
     if (chunk.size() > room) chunk = chunk.first(static_cast<std::size_t>(room));
     if (c.stream_db && scratch && !d.hs) {
       hs_stream_t* s = nullptr;
-      if (hs_open_stream(c.stream_db.get(), 0, &s) == HS_SUCCESS) d.hs.reset(s);
-      else ++stats.scan_errors;
+      if (hs_open_stream(c.stream_db.get(), 0, &s) == HS_SUCCESS)
+        d.hs.reset(s);
+      else
+        ++stats.scan_errors;
     }
     if (d.hs && !chunk.empty()) {
       Scan scan{this, &c.stream_refs, &d.progress, &touched};
       if (hs_scan_stream(d.hs.get(), reinterpret_cast<const char*>(chunk.data()),
-                         static_cast<unsigned>(chunk.size()), 0, scratch.get(), onMatch, &scan) != HS_SUCCESS)
+                         static_cast<unsigned>(chunk.size()), 0, scratch.get(), onMatch,
+                         &scan) != HS_SUCCESS)
         ++stats.scan_errors;
     }
     if (c.stream_needs_window) {
       d.window.insert(d.window.end(), chunk.begin(), chunk.end());
       if (d.window.size() > limits.pcre_window)
-        d.window.erase(d.window.begin(), d.window.end() - static_cast<std::ptrdiff_t>(limits.pcre_window));
+        d.window.erase(d.window.begin(),
+                       d.window.end() - static_cast<std::ptrdiff_t>(limits.pcre_window));
     }
     d.inspected += chunk.size();
     stats.stream_bytes += chunk.size();
@@ -341,11 +351,13 @@ struct Engine::Impl {
     ++epoch;  // fresh Progress entries must count as untouched by this scan
     block_progress.clear();
     block_touched.clear();
-    const bool scan = c.block_db && scratch && !pk.payload.empty() && (!pk.f->isTcp() || block_for_tcp);
+    const bool scan =
+        c.block_db && scratch && !pk.payload.empty() && (!pk.f->isTcp() || block_for_tcp);
     if (scan) {
       Scan s{this, &c.block_refs, &block_progress, &block_touched};
       if (hs_scan(c.block_db.get(), reinterpret_cast<const char*>(pk.payload.data()),
-                  static_cast<unsigned>(pk.payload.size()), 0, scratch.get(), onMatch, &s) != HS_SUCCESS)
+                  static_cast<unsigned>(pk.payload.size()), 0, scratch.get(), onMatch,
+                  &s) != HS_SUCCESS)
         ++stats.scan_errors;
     }
     for (std::uint32_t ri : block_touched) {
@@ -356,7 +368,8 @@ struct Engine::Impl {
       const bool stream = c.info[ri].stream;
       ProgressMap* map = stream ? (d != nullptr ? &d->progress : nullptr) : &block_progress;
       const Progress* p = map != nullptr ? map->find(ri) : nullptr;
-      Bytes window = stream && d != nullptr && c.stream_needs_window ? Bytes(d->window) : pk.payload;
+      Bytes window =
+          stream && d != nullptr && c.stream_needs_window ? Bytes(d->window) : pk.payload;
       if (judge(ri, pk, p, window)) raise(ri, pk, out);
     }
   }
@@ -479,8 +492,10 @@ struct Engine::Impl {
     pk.f = &f;
     pk.now = now;
     pk.payload = f.l4 == packet::L4::kNone || f.l4 == packet::L4::kOther ? f.ip_payload : f.payload;
-    if (f.isTcp()) tcp(f, pk, out);
-    else other(f, pk, out);
+    if (f.isTcp())
+      tcp(f, pk, out);
+    else
+      other(f, pk, out);
   }
 };
 

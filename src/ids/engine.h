@@ -36,27 +36,27 @@ struct Alert {
 };
 
 struct Limits {
-  std::size_t max_flows = 65536;              // beyond: the least recently used flow goes
+  std::size_t max_flows = 65536;                    // beyond: the least recently used flow goes
   std::uint64_t idle_timeout_ns = 300'000'000'000;  // 5 minutes without a packet
-  std::uint64_t stream_depth = 1 << 20;       // bytes inspected per TCP direction
-  std::size_t ooo_limit = 64 * 1024;          // out-of-order bytes held per TCP direction
-  std::size_t pcre_window = 4096;             // stream bytes PCRE2 patterns look back over
-  std::size_t max_threshold_entries = 65536;  // threshold/detection_filter trackers
+  std::uint64_t stream_depth = 1 << 20;             // bytes inspected per TCP direction
+  std::size_t ooo_limit = 64 * 1024;                // out-of-order bytes held per TCP direction
+  std::size_t pcre_window = 4096;                   // stream bytes PCRE2 patterns look back over
+  std::size_t max_threshold_entries = 65536;        // threshold/detection_filter trackers
 };
 
 // Counters; every way input is bad or dropped has one.
 struct Stats {
   std::uint64_t frames = 0, bytes = 0;
-  std::uint64_t parse_errors = 0;   // parseFrame refused the frame
-  std::uint64_t not_ip = 0;         // ARP and others: not inspected
-  std::uint64_t fragments = 0;      // later IP fragments: not inspected (no defragmentation)
-  std::uint64_t flows = 0;          // flows now in the table
+  std::uint64_t parse_errors = 0;  // parseFrame refused the frame
+  std::uint64_t not_ip = 0;        // ARP and others: not inspected
+  std::uint64_t fragments = 0;     // later IP fragments: not inspected (no defragmentation)
+  std::uint64_t flows = 0;         // flows now in the table
   std::uint64_t flows_created = 0, flows_closed = 0, flows_expired = 0, flow_evictions = 0;
-  std::uint64_t stream_bytes = 0;      // TCP bytes fed to Hyperscan in order
-  std::uint64_t trimmed_bytes = 0;     // retransmitted TCP bytes not inspected twice
-  std::uint64_t out_of_order = 0;      // TCP segments held for a hole
-  std::uint64_t gaps = 0;              // TCP directions whose inspection a hole ended
-  std::uint64_t depth_reached = 0;     // TCP directions inspected up to stream_depth
+  std::uint64_t stream_bytes = 0;   // TCP bytes fed to Hyperscan in order
+  std::uint64_t trimmed_bytes = 0;  // retransmitted TCP bytes not inspected twice
+  std::uint64_t out_of_order = 0;   // TCP segments held for a hole
+  std::uint64_t gaps = 0;           // TCP directions whose inspection a hole ended
+  std::uint64_t depth_reached = 0;  // TCP directions inspected up to stream_depth
   std::uint64_t alerts = 0;
   std::uint64_t alerts_suppressed = 0;  // held back by threshold/detection_filter
   std::uint64_t scan_errors = 0;        // Hyperscan or PCRE2 failures (e.g. PCRE2 match limit)

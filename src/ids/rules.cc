@@ -24,7 +24,9 @@ Parsed fault(std::string keyword, std::string reason) {
 template <class T>
 using R = Result<T, Fault>;
 
-bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+bool isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && isSpace(s.front())) s.remove_prefix(1);
@@ -93,7 +95,8 @@ R<Expr> parseSet(std::string_view text, const Variables& vars, const char* what,
     std::string_view name = text.substr(1);
     auto it = vars.find(name);
     if (it == vars.end()) return fault(what, "unknown variable $" + std::string(name));
-    if (var_depth >= kMaxVarDepth) return fault(what, "variables nested too deep at $" + std::string(name));
+    if (var_depth >= kMaxVarDepth)
+      return fault(what, "variables nested too deep at $" + std::string(name));
     auto inner = parseSet<Expr>(it->second, vars, what, depth + 1, var_depth + 1, leaf);
     if (!inner) return inner;
     Expr out = std::move(inner).value();
@@ -119,7 +122,9 @@ R<Expr> parseSet(std::string_view text, const Variables& vars, const char* what,
   return e;
 }
 
-std::optional<Cidr> addrLeaf(std::string_view t) { return Cidr::parse(t); }
+std::optional<Cidr> addrLeaf(std::string_view t) {
+  return Cidr::parse(t);
+}
 
 std::optional<PortRange> portLeaf(std::string_view t) {
   auto colon = t.find(':');
@@ -270,7 +275,8 @@ R<Pattern> parsePcre(std::string_view v) {
   // quoted() removed one level of escaping; pcre keeps its own, so take the raw text instead.
   std::string_view raw = trim(v);
   raw = raw.substr(1, raw.size() - 2);
-  if (raw.empty() || raw.front() != '/') return fault("pcre", "pcre must look like \"/regex/flags\"");
+  if (raw.empty() || raw.front() != '/')
+    return fault("pcre", "pcre must look like \"/regex/flags\"");
   auto last = raw.rfind('/');
   if (last == 0) return fault("pcre", "pcre has no closing '/'");
   std::string body;
@@ -287,17 +293,35 @@ R<Pattern> parsePcre(std::string_view v) {
   p.bytes = std::move(body);
   for (char f : raw.substr(last + 1)) {
     switch (f) {
-      case 'i': p.nocase = true; break;
-      case 's': p.dotall = true; break;
-      case 'm': p.multiline = true; break;
-      case 'x': p.extended = true; break;
-      case 'A': p.anchored = true; break;
-      case 'G': p.ungreedy = true; break;
-      case 'E': p.dollar_endonly = true; break;
-      case 'B': case 'O': break;  // rawbytes, override match limits: no effect here
-      case 'R': return fault("pcre", "pcre flag R (relative) is not supported");
+      case 'i':
+        p.nocase = true;
+        break;
+      case 's':
+        p.dotall = true;
+        break;
+      case 'm':
+        p.multiline = true;
+        break;
+      case 'x':
+        p.extended = true;
+        break;
+      case 'A':
+        p.anchored = true;
+        break;
+      case 'G':
+        p.ungreedy = true;
+        break;
+      case 'E':
+        p.dollar_endonly = true;
+        break;
+      case 'B':
+      case 'O':
+        break;  // rawbytes, override match limits: no effect here
+      case 'R':
+        return fault("pcre", "pcre flag R (relative) is not supported");
       default:
-        return fault("pcre", std::string("pcre flag ") + f + " is not supported (HTTP buffers and others)");
+        return fault("pcre",
+                     std::string("pcre flag ") + f + " is not supported (HTTP buffers and others)");
     }
   }
   return p;
@@ -308,7 +332,8 @@ R<Dsize> parseDsize(std::string_view v) {
   Dsize d;
   auto range = v.find("<>");
   if (range != std::string_view::npos) {
-    auto lo = number<std::uint32_t>(v.substr(0, range)), hi = number<std::uint32_t>(v.substr(range + 2));
+    auto lo = number<std::uint32_t>(v.substr(0, range)),
+         hi = number<std::uint32_t>(v.substr(range + 2));
     if (!lo || !hi || *lo > *hi) return fault("dsize", "bad dsize range '" + std::string(v) + "'");
     d.op = Dsize::Op::kRange;
     d.lo = *lo;
@@ -329,16 +354,44 @@ std::optional<std::uint8_t> flagBits(std::string_view s) {
   std::uint8_t bits = 0;
   for (char c : s) {
     switch (c) {
-      case 'F': case 'f': bits |= 0x01; break;
-      case 'S': case 's': bits |= 0x02; break;
-      case 'R': case 'r': bits |= 0x04; break;
-      case 'P': case 'p': bits |= 0x08; break;
-      case 'A': case 'a': bits |= 0x10; break;
-      case 'U': case 'u': bits |= 0x20; break;
-      case 'E': case 'e': case '2': bits |= 0x40; break;
-      case 'C': case 'c': case '1': bits |= 0x80; break;
-      case '0': break;
-      default: return std::nullopt;
+      case 'F':
+      case 'f':
+        bits |= 0x01;
+        break;
+      case 'S':
+      case 's':
+        bits |= 0x02;
+        break;
+      case 'R':
+      case 'r':
+        bits |= 0x04;
+        break;
+      case 'P':
+      case 'p':
+        bits |= 0x08;
+        break;
+      case 'A':
+      case 'a':
+        bits |= 0x10;
+        break;
+      case 'U':
+      case 'u':
+        bits |= 0x20;
+        break;
+      case 'E':
+      case 'e':
+      case '2':
+        bits |= 0x40;
+        break;
+      case 'C':
+      case 'c':
+      case '1':
+        bits |= 0x80;
+        break;
+      case '0':
+        break;
+      default:
+        return std::nullopt;
     }
   }
   return bits;
@@ -356,10 +409,17 @@ R<FlagsTest> parseFlags(std::string_view v) {
   }
   auto modifier = [&](char c) {
     switch (c) {
-      case '+': t.mode = FlagsTest::Mode::kAll; return true;
-      case '*': t.mode = FlagsTest::Mode::kAny; return true;
-      case '!': t.mode = FlagsTest::Mode::kNone; return true;
-      default: return false;
+      case '+':
+        t.mode = FlagsTest::Mode::kAll;
+        return true;
+      case '*':
+        t.mode = FlagsTest::Mode::kAny;
+        return true;
+      case '!':
+        t.mode = FlagsTest::Mode::kNone;
+        return true;
+      default:
+        return false;
     }
   };
   if (!v.empty() && modifier(v.front())) {
@@ -402,20 +462,30 @@ R<Threshold> parseThreshold(std::string_view v, const char* what, bool filter) {
   bool have_type = filter, have_track = false, have_count = false, have_seconds = false;
   for (std::string_view item : splitComma(v)) {
     auto sp = item.find_first_of(" \t");
-    if (sp == std::string_view::npos) return fault(what, "bad " + std::string(what) + " item '" + std::string(item) + "'");
+    if (sp == std::string_view::npos)
+      return fault(what, "bad " + std::string(what) + " item '" + std::string(item) + "'");
     std::string_view key = item.substr(0, sp), val = trim(item.substr(sp));
     if (key == "type" && !filter) {
-      if (val == "limit") t.type = Threshold::Type::kLimit;
-      else if (val == "threshold") t.type = Threshold::Type::kThreshold;
-      else if (val == "both") t.type = Threshold::Type::kBoth;
-      else return fault(what, "unknown threshold type '" + std::string(val) + "'");
+      if (val == "limit")
+        t.type = Threshold::Type::kLimit;
+      else if (val == "threshold")
+        t.type = Threshold::Type::kThreshold;
+      else if (val == "both")
+        t.type = Threshold::Type::kBoth;
+      else
+        return fault(what, "unknown threshold type '" + std::string(val) + "'");
       have_type = true;
     } else if (key == "track") {
-      if (val == "by_src") t.track = Threshold::Track::kBySrc;
-      else if (val == "by_dst") t.track = Threshold::Track::kByDst;
-      else if (val == "by_rule") t.track = Threshold::Track::kByRule;
-      else if (val == "by_both") t.track = Threshold::Track::kByBoth;
-      else return fault(what, "unknown track '" + std::string(val) + "'");
+      if (val == "by_src")
+        t.track = Threshold::Track::kBySrc;
+      else if (val == "by_dst")
+        t.track = Threshold::Track::kByDst;
+      else if (val == "by_rule")
+        t.track = Threshold::Track::kByRule;
+      else if (val == "by_both")
+        t.track = Threshold::Track::kByBoth;
+      else
+        return fault(what, "unknown track '" + std::string(val) + "'");
       have_track = true;
     } else if (key == "count") {
       auto n = number<std::uint32_t>(val);
@@ -438,8 +508,9 @@ R<Threshold> parseThreshold(std::string_view v, const char* what, bool filter) {
 
 // Keywords accepted and ignored: they describe the rule, they do not change what matches.
 const std::set<std::string_view, std::less<>>& ignoredKeywords() {
-  static const std::set<std::string_view, std::less<>> k = {
-      "classtype", "reference", "metadata", "priority", "gid", "target", "fast_pattern", "rawbytes"};
+  static const std::set<std::string_view, std::less<>> k = {"classtype",    "reference", "metadata",
+                                                            "priority",     "gid",       "target",
+                                                            "fast_pattern", "rawbytes"};
   return k;
 }
 
@@ -485,7 +556,8 @@ std::optional<Fault> parseOptions(Rule& r, std::string_view body) {
   for (std::string_view opt : splitOptions(body)) {
     auto colon = opt.find(':');
     std::string_view key = trim(opt.substr(0, colon));
-    std::string_view val = colon == std::string_view::npos ? std::string_view{} : trim(opt.substr(colon + 1));
+    std::string_view val =
+        colon == std::string_view::npos ? std::string_view{} : trim(opt.substr(colon + 1));
     auto note = [&](Fault f) {
       if (!first) first = std::move(f);
     };
@@ -501,12 +573,16 @@ std::optional<Fault> parseOptions(Rule& r, std::string_view body) {
       continue;  // only the sid still matters
     } else if (key == "msg") {
       auto m = quoted(val, "msg");
-      if (m) r.msg = std::move(m).value();
-      else note(std::move(m).error());
+      if (m)
+        r.msg = std::move(m).value();
+      else
+        note(std::move(m).error());
     } else if (key == "rev") {
       auto n = number<std::uint32_t>(val);
-      if (n) r.rev = *n;
-      else note({"rev", "bad rev '" + std::string(val) + "'"});
+      if (n)
+        r.rev = *n;
+      else
+        note({"rev", "bad rev '" + std::string(val) + "'"});
     } else if (ignoredKeywords().count(key) != 0) {
       // accepted, no effect
     } else if (key == "content") {
@@ -528,28 +604,40 @@ std::optional<Fault> parseOptions(Rule& r, std::string_view body) {
       if (auto f = applyModifier(r, key, val)) note(std::move(*f));
     } else if (key == "pcre") {
       auto p = parsePcre(val);
-      if (p) r.patterns.push_back(std::move(p).value());
-      else note(std::move(p).error());
+      if (p)
+        r.patterns.push_back(std::move(p).value());
+      else
+        note(std::move(p).error());
     } else if (key == "dsize") {
       auto d = parseDsize(val);
-      if (d) r.dsize = *d;
-      else note(std::move(d).error());
+      if (d)
+        r.dsize = *d;
+      else
+        note(std::move(d).error());
     } else if (key == "flags") {
       auto f = parseFlags(val);
-      if (f) r.flags = *f;
-      else note(std::move(f).error());
+      if (f)
+        r.flags = *f;
+      else
+        note(std::move(f).error());
     } else if (key == "flow") {
       auto f = parseFlow(val, r.flow);
-      if (f) r.flow = *f;
-      else note(std::move(f).error());
+      if (f)
+        r.flow = *f;
+      else
+        note(std::move(f).error());
     } else if (key == "threshold") {
       auto t = parseThreshold(val, "threshold", false);
-      if (t) r.threshold = *t;
-      else note(std::move(t).error());
+      if (t)
+        r.threshold = *t;
+      else
+        note(std::move(t).error());
     } else if (key == "detection_filter") {
       auto t = parseThreshold(val, "detection_filter", true);
-      if (t) r.detection_filter = *t;
-      else note(std::move(t).error());
+      if (t)
+        r.detection_filter = *t;
+      else
+        note(std::move(t).error());
     } else if (key.empty()) {
       note({"", "empty option"});
     } else {
@@ -567,30 +655,42 @@ std::optional<Fault> parseOptions(Rule& r, std::string_view body) {
 
 const char* protoName(Proto p) {
   switch (p) {
-    case Proto::kIp: return "ip";
-    case Proto::kTcp: return "tcp";
-    case Proto::kUdp: return "udp";
-    case Proto::kIcmp: return "icmp";
+    case Proto::kIp:
+      return "ip";
+    case Proto::kTcp:
+      return "tcp";
+    case Proto::kUdp:
+      return "udp";
+    case Proto::kIcmp:
+      return "icmp";
   }
   return "?";
 }
 
 bool Dsize::matches(std::size_t size) const {
   switch (op) {
-    case Op::kEq: return size == lo;
-    case Op::kLt: return size < lo;
-    case Op::kGt: return size > lo;
-    case Op::kRange: return size > lo && size < hi;
+    case Op::kEq:
+      return size == lo;
+    case Op::kLt:
+      return size < lo;
+    case Op::kGt:
+      return size > lo;
+    case Op::kRange:
+      return size > lo && size < hi;
   }
   return false;
 }
 
 bool FlagsTest::matches(std::uint8_t f) const {
   switch (mode) {
-    case Mode::kExact: return (f & ~ignore & 0xff) == bits;
-    case Mode::kAll: return (f & bits) == bits;
-    case Mode::kAny: return (f & bits) != 0;
-    case Mode::kNone: return (f & bits) == 0;
+    case Mode::kExact:
+      return (f & ~ignore & 0xff) == bits;
+    case Mode::kAll:
+      return (f & bits) == bits;
+    case Mode::kAny:
+      return (f & bits) != 0;
+    case Mode::kNone:
+      return (f & bits) == 0;
   }
   return false;
 }
@@ -599,10 +699,11 @@ Variables defaultVariables() {
   Variables v = {
       {"HOME_NET", "any"},
       {"EXTERNAL_NET", "any"},
-      {"HTTP_PORTS", "[80,81,311,383,591,593,901,1220,1414,1741,1830,2301,2381,2809,3037,3128,3702,"
-                     "4343,4848,5250,6988,7000,7001,7144,7145,7510,7777,7779,8000,8008,8014,8028,"
-                     "8080,8085,8088,8090,8118,8123,8180,8181,8243,8280,8300,8800,8888,8899,9000,"
-                     "9060,9080,9090,9091,9443,9999,11371,34443,34444,41080,50002,55555]"},
+      {"HTTP_PORTS",
+       "[80,81,311,383,591,593,901,1220,1414,1741,1830,2301,2381,2809,3037,3128,3702,"
+       "4343,4848,5250,6988,7000,7001,7144,7145,7510,7777,7779,8000,8008,8014,8028,"
+       "8080,8085,8088,8090,8118,8123,8180,8181,8243,8280,8300,8800,8888,8899,9000,"
+       "9060,9080,9090,9091,9443,9999,11371,34443,34444,41080,50002,55555]"},
       {"SHELLCODE_PORTS", "!80"},
       {"ORACLE_PORTS", "1521"},
       {"SSH_PORTS", "22"},
@@ -613,10 +714,10 @@ Variables defaultVariables() {
       {"DNP3_PORTS", "20000"},
       {"MODBUS_PORTS", "502"},
   };
-  for (const char* s : {"HTTP_SERVERS", "SMTP_SERVERS", "SQL_SERVERS", "DNS_SERVERS",
-                        "TELNET_SERVERS", "AIM_SERVERS", "DC_SERVERS", "DNP3_SERVER",
-                        "DNP3_CLIENT", "MODBUS_CLIENT", "MODBUS_SERVER", "ENIP_CLIENT",
-                        "ENIP_SERVER", "SIP_SERVERS", "SSH_SERVERS", "FTP_SERVERS"})
+  for (const char* s :
+       {"HTTP_SERVERS", "SMTP_SERVERS", "SQL_SERVERS", "DNS_SERVERS", "TELNET_SERVERS",
+        "AIM_SERVERS", "DC_SERVERS", "DNP3_SERVER", "DNP3_CLIENT", "MODBUS_CLIENT", "MODBUS_SERVER",
+        "ENIP_CLIENT", "ENIP_SERVER", "SIP_SERVERS", "SSH_SERVERS", "FTP_SERVERS"})
     v.emplace(s, "$HOME_NET");
   return v;
 }
@@ -636,17 +737,25 @@ Result<Rule, Skipped> parseRule(std::string_view text, const Variables& vars, in
   if (auto f = parseOptions(r, body)) return skip(std::move(*f));
 
   auto tok = headerTokens(text.substr(0, open));
-  if (tok.size() != 7) return skip({"", "the header needs 7 fields, found " + std::to_string(tok.size())});
+  if (tok.size() != 7)
+    return skip({"", "the header needs 7 fields, found " + std::to_string(tok.size())});
   std::string_view action = tok[0], proto = tok[1];
   if (action != "alert" && action != "drop" && action != "reject" && action != "sdrop")
     return skip({std::string(action), "unsupported action " + std::string(action)});
-  if (proto == "tcp") r.proto = Proto::kTcp;
-  else if (proto == "udp") r.proto = Proto::kUdp;
-  else if (proto == "icmp") r.proto = Proto::kIcmp;
-  else if (proto == "ip") r.proto = Proto::kIp;
-  else return skip({std::string(proto), "unsupported protocol " + std::string(proto)});
-  if (tok[4] == "<>") r.bidirectional = true;
-  else if (tok[4] != "->") return skip({std::string(tok[4]), "bad direction " + std::string(tok[4])});
+  if (proto == "tcp")
+    r.proto = Proto::kTcp;
+  else if (proto == "udp")
+    r.proto = Proto::kUdp;
+  else if (proto == "icmp")
+    r.proto = Proto::kIcmp;
+  else if (proto == "ip")
+    r.proto = Proto::kIp;
+  else
+    return skip({std::string(proto), "unsupported protocol " + std::string(proto)});
+  if (tok[4] == "<>")
+    r.bidirectional = true;
+  else if (tok[4] != "->")
+    return skip({std::string(tok[4]), "bad direction " + std::string(tok[4])});
 
   auto addr = [&](std::string_view t, AddrExpr& out) -> std::optional<Fault> {
     auto e = parseSet<AddrExpr>(t, vars, "address", 0, 0, addrLeaf);
@@ -699,7 +808,8 @@ std::vector<Rule> parseRules(std::string_view text, const Variables& vars_in, Lo
       auto rest = sp == std::string_view::npos ? std::string_view{} : trim(rule.substr(sp));
       auto sp2 = rest.find_first_of(" \t");
       if (rest.empty() || sp2 == std::string_view::npos) {
-        report.skipped.push_back({first_line, 0, std::string(word), std::string(word) + " needs a name and a value"});
+        report.skipped.push_back(
+            {first_line, 0, std::string(word), std::string(word) + " needs a name and a value"});
       } else {
         std::string name(rest.substr(0, sp2));
         if (!name.empty() && name.front() == '$') name.erase(0, 1);

@@ -148,7 +148,7 @@ struct Rule {
   Proto proto = Proto::kIp;
   AddrExpr src, dst;
   PortExpr sport, dport;
-  bool bidirectional = false;  // `<>`
+  bool bidirectional = false;     // `<>`
   std::vector<Pattern> patterns;  // in rule order
   std::optional<Dsize> dsize;
   std::optional<FlagsTest> flags;

@@ -24,9 +24,9 @@ std::size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   };
   mix(k.a.b.data(), k.a.b.size());
   mix(k.b.b.data(), k.b.b.size());
-  const std::uint8_t rest[5] = {static_cast<std::uint8_t>(k.port_a >> 8), static_cast<std::uint8_t>(k.port_a),
-                                static_cast<std::uint8_t>(k.port_b >> 8), static_cast<std::uint8_t>(k.port_b),
-                                k.proto};
+  const std::uint8_t rest[5] = {
+      static_cast<std::uint8_t>(k.port_a >> 8), static_cast<std::uint8_t>(k.port_a),
+      static_cast<std::uint8_t>(k.port_b >> 8), static_cast<std::uint8_t>(k.port_b), k.proto};
   mix(rest, sizeof rest);
   return static_cast<std::size_t>(h);
 }

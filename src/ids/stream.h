@@ -52,7 +52,7 @@ class Reassembler {
   bool failed() const { return failed_; }
   std::uint64_t delivered() const { return next_off_; }  // bytes delivered so far
   std::size_t buffered() const { return pending_size_; }
-  std::uint64_t trimmedBytes() const { return trimmed_; }      // retransmitted, dropped
+  std::uint64_t trimmedBytes() const { return trimmed_; }    // retransmitted, dropped
   std::uint64_t outOfOrderSegments() const { return ooo_; }  // held for a hole
 
  private:

@@ -20,10 +20,17 @@ bool ThresholdTable::allow(const Threshold& t, std::uint32_t rule, const IpAddr&
   k.rule = rule;
   k.kind = t.type == Threshold::Type::kDetectionFilter ? 1 : 0;
   switch (t.track) {
-    case Threshold::Track::kBySrc: k.a = src; break;
-    case Threshold::Track::kByDst: k.a = dst; break;
-    case Threshold::Track::kByRule: break;
-    case Threshold::Track::kByBoth: k.a = src, k.b = dst; break;
+    case Threshold::Track::kBySrc:
+      k.a = src;
+      break;
+    case Threshold::Track::kByDst:
+      k.a = dst;
+      break;
+    case Threshold::Track::kByRule:
+      break;
+    case Threshold::Track::kByBoth:
+      k.a = src, k.b = dst;
+      break;
   }
   const std::uint64_t span = std::uint64_t{t.seconds} * kNsPerSecond;
   auto it = map_.find(k);
@@ -42,13 +49,16 @@ bool ThresholdTable::allow(const Threshold& t, std::uint32_t rule, const IpAddr&
   if (!w.open || now >= w.end) w = Window{now + span, 0, true};
   ++w.count;
   switch (t.type) {
-    case Threshold::Type::kLimit: return w.count <= t.count;
+    case Threshold::Type::kLimit:
+      return w.count <= t.count;
     case Threshold::Type::kThreshold:
       if (w.count < t.count) return false;
       w.count = 0;
       return true;
-    case Threshold::Type::kBoth: return w.count == t.count;
-    case Threshold::Type::kDetectionFilter: return w.count > t.count;
+    case Threshold::Type::kBoth:
+      return w.count == t.count;
+    case Threshold::Type::kDetectionFilter:
+      return w.count > t.count;
   }
   return true;
 }

@@ -27,7 +27,9 @@ TEST(IdsFuzzCorpus, ReplaysWithoutCrashing) {
     Engine engine(*rules);
     std::vector<Alert> alerts;
     const Bytes payload(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
-    engine.onFrame(packet::buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53, payload.first(std::min<std::size_t>(1400, payload.size()))), 1, alerts);
+    engine.onFrame(packet::buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53,
+                                     payload.first(std::min<std::size_t>(1400, payload.size()))),
+                   1, alerts);
     ++count;
   }
   EXPECT_GT(count, 0u);

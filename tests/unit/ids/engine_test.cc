@@ -24,7 +24,9 @@ using packet::kTcpSyn;
 
 constexpr std::uint64_t kSecond = 1'000'000'000;
 
-Bytes bytes(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
+Bytes bytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
 
 struct Harness {
   std::shared_ptr<const RuleSet> rules;
@@ -36,7 +38,8 @@ struct Harness {
   explicit Harness(std::string_view text, Limits limits = {}) {
     auto r = compileRules(text, defaultVariables(), report);
     EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
-    for (const Skipped& s : report.skipped) ADD_FAILURE() << "skipped line " << s.line << ": " << s.reason;
+    for (const Skipped& s : report.skipped)
+      ADD_FAILURE() << "skipped line " << s.line << ": " << s.reason;
     rules = *r;
     engine = std::make_unique<Engine>(rules, limits);
   }
@@ -72,13 +75,17 @@ struct Conn {
   }
   void sendAt(std::uint32_t seq, std::string_view data, bool from_client = true) {
     if (from_client)
-      h.frame(buildTcp4({}, client, server, cport, sport, kTcpPsh | kTcpAck, seq, sseq, bytes(data)));
+      h.frame(
+          buildTcp4({}, client, server, cport, sport, kTcpPsh | kTcpAck, seq, sseq, bytes(data)));
     else
-      h.frame(buildTcp4({}, server, client, sport, cport, kTcpPsh | kTcpAck, seq, cseq, bytes(data)));
+      h.frame(
+          buildTcp4({}, server, client, sport, cport, kTcpPsh | kTcpAck, seq, cseq, bytes(data)));
   }
   void flags(std::uint8_t f, bool from_client = true) {
-    if (from_client) h.frame(buildTcp4({}, client, server, cport, sport, f, cseq, sseq));
-    else h.frame(buildTcp4({}, server, client, sport, cport, f, sseq, cseq));
+    if (from_client)
+      h.frame(buildTcp4({}, client, server, cport, sport, f, cseq, sseq));
+    else
+      h.frame(buildTcp4({}, server, client, sport, cport, f, sseq, cseq));
   }
 };
 
@@ -117,7 +124,8 @@ TEST(IdsEngine, DirectionAndEstablished) {
   // Data on a SYN (fast open): the flow is not established yet.
   Conn d{h};
   d.cport = 40001;
-  h.frame(buildTcp4({}, d.client, d.server, d.cport, d.sport, kTcpSyn, 99, 0, bytes("CW-EXFIL-TEST")));
+  h.frame(
+      buildTcp4({}, d.client, d.server, d.cport, d.sport, kTcpSyn, 99, 0, bytes("CW-EXFIL-TEST")));
   EXPECT_TRUE(h.alerts.empty());
   // Picked up mid-stream: the first sender is the client and the flow counts as established.
   Conn e{h};
@@ -180,16 +188,17 @@ TEST(IdsEngine, NocaseOffsetDepth) {
 }
 
 TEST(IdsEngine, DistanceWithin) {
-  Harness h(R"(alert tcp any any -> any any (content:"USER"; content:"root"; distance:1; within:10; sid:7;))");
+  Harness h(
+      R"(alert tcp any any -> any any (content:"USER"; content:"root"; distance:1; within:10; sid:7;))");
   struct Case {
     const char* data;
     bool alerts;
   } cases[] = {
       {"USER root\r\n", true},
-      {"USERroot\r\n", false},                    // distance 1 not met
+      {"USERroot\r\n", false},                      // distance 1 not met
       {"USER                    root\r\n", false},  // beyond within
-      {"root USER\r\n", false},                   // wrong order
-      {"USER USER    root", true},                // only relative to the second USER
+      {"root USER\r\n", false},                     // wrong order
+      {"USER USER    root", true},                  // only relative to the second USER
   };
   std::uint16_t port = 100;
   for (const Case& k : cases) {
@@ -264,9 +273,18 @@ TEST(IdsEngine, UdpIsPerDatagram) {
   h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53, bytes("xxevi")));
   h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53, bytes("lcom")));
   EXPECT_TRUE(h.alerts.empty());
-  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53, bytes("\x04" "evil\x03" "com")));
-  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53, bytes("\x04" "evil\x03" "com")));  // again
-  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 54, bytes("\x04" "evil\x03" "com")));  // other port
+  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53,
+                    bytes("\x04"
+                          "evil\x03"
+                          "com")));
+  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 53,
+                    bytes("\x04"
+                          "evil\x03"
+                          "com")));  // again
+  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5353, 54,
+                    bytes("\x04"
+                          "evil\x03"
+                          "com")));  // other port
   EXPECT_EQ(h.sids(), (Sids{30, 30}));
 }
 
@@ -283,9 +301,11 @@ TEST(IdsEngine, ThresholdLimitAndDetectionFilter) {
   Harness h(
       "alert udp any any -> any any (content:\"L\"; threshold:type limit, track by_src, count 2, "
       "seconds 60; sid:40;)\n"
-      "alert udp any any -> any any (content:\"D\"; detection_filter:track by_dst, count 2, seconds 60; "
+      "alert udp any any -> any any (content:\"D\"; detection_filter:track by_dst, count 2, "
+      "seconds 60; "
       "sid:41;)\n"
-      "alert udp any any -> any any (content:\"T\"; threshold:type threshold, track by_rule, count 3, "
+      "alert udp any any -> any any (content:\"T\"; threshold:type threshold, track by_rule, count "
+      "3, "
       "seconds 60; sid:42;)\n"
       "alert udp any any -> any any (content:\"B\"; threshold:type both, track by_src, count 2, "
       "seconds 60; sid:43;)\n");
@@ -377,8 +397,10 @@ TEST(IdsEngine, HeaderAddressesPortsAndBidirectional) {
   udp(0x0a000009, 1000, 0x08080808, 53);  // forward
   udp(0x08080808, 53, 0x0a000009, 1000);  // reverse, through <>
   udp(0x0a000008, 1000, 0x08080808, 53);  // other host
-  e.onFrame(buildTcp4({}, Ip4{0x0a000001}, Ip4{0x0a000002}, 1, 443, kTcpAck, 0, 0, bytes("x")), 1, out);
-  e.onFrame(buildTcp4({}, Ip4{0x0a000001}, Ip4{0x01010101}, 1, 443, kTcpAck, 0, 0, bytes("x")), 1, out);
+  e.onFrame(buildTcp4({}, Ip4{0x0a000001}, Ip4{0x0a000002}, 1, 443, kTcpAck, 0, 0, bytes("x")), 1,
+            out);
+  e.onFrame(buildTcp4({}, Ip4{0x0a000001}, Ip4{0x01010101}, 1, 443, kTcpAck, 0, 0, bytes("x")), 1,
+            out);
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].sid, 51u);
   EXPECT_EQ(out[1].sid, 51u);
@@ -391,7 +413,8 @@ TEST(IdsEngine, Ipv6) {
   auto c = *Ip6::parse("2001:db8::2"), s = *Ip6::parse("2001:db8::1");
   h.frame(packet::buildTcp6({}, c, s, 4000, 443, kTcpSyn, 10));
   h.frame(packet::buildTcp6({}, s, c, 443, 4000, kTcpSyn | kTcpAck, 50, 11));
-  h.frame(packet::buildTcp6({}, c, s, 4000, 443, kTcpAck | kTcpPsh, 11, 51, bytes("CW-EXFIL-TEST")));
+  h.frame(
+      packet::buildTcp6({}, c, s, 4000, 443, kTcpAck | kTcpPsh, 11, 51, bytes("CW-EXFIL-TEST")));
   ASSERT_EQ(h.sids(), Sids{9000001});
   EXPECT_EQ(h.alerts[0].src, IpAddr(c));
 }
@@ -446,7 +469,9 @@ TEST(IdsCompile, ShippedRulesLoadWhole) {
   Ip4 c{0x0a000002}, s{0x5db8d822};
   e.onFrame(buildTcp4({}, c, s, 40000, 80, kTcpSyn, 0), 1, out);
   e.onFrame(buildTcp4({}, s, c, 80, 40000, kTcpSyn | kTcpAck, 0, 1), 2, out);
-  e.onFrame(buildTcp4({}, c, s, 40000, 80, kTcpAck | kTcpPsh, 1, 1, bytes("data CW-EXFIL-TEST data")), 3, out);
+  e.onFrame(
+      buildTcp4({}, c, s, 40000, 80, kTcpAck | kTcpPsh, 1, 1, bytes("data CW-EXFIL-TEST data")), 3,
+      out);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].sid, 9000001u);
 }

@@ -18,7 +18,9 @@ Skipped parseBad(std::string_view text, const Variables& vars = defaultVariables
   return r ? Skipped{} : r.error();
 }
 
-IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+IpAddr ip(const char* s) {
+  return *IpAddr::parse(s);
+}
 
 TEST(IdsRules, EveryKeyword) {
   Rule r = parseOk(
@@ -129,25 +131,35 @@ TEST(IdsRules, Ports) {
 }
 
 TEST(IdsRules, Content) {
-  Rule r = parseOk(R"(alert tcp any any -> any any (content:"|00 0a|x|ff|"; content:!"no"; sid:1;))");
+  Rule r =
+      parseOk(R"(alert tcp any any -> any any (content:"|00 0a|x|ff|"; content:!"no"; sid:1;))");
   EXPECT_EQ(r.patterns[0].bytes, std::string("\0\nx\xff", 4));
   EXPECT_TRUE(r.patterns[1].negated);
   EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"|0|"; sid:1;))").keyword, "content");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"|zz|"; sid:1;))").keyword, "content");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"ab|41"; sid:1;))").keyword, "content");
+  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"|zz|"; sid:1;))").keyword,
+            "content");
+  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"ab|41"; sid:1;))").keyword,
+            "content");
   EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:""; sid:1;))").keyword, "content");
   EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:abc; sid:1;))").keyword, "content");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (nocase; content:"a"; sid:1;))").keyword, "nocase");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"abcd"; depth:2; sid:1;))").keyword, "depth");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"a"; content:"bc"; within:1; sid:1;))").keyword,
-            "within");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"a"; offset:1; distance:2; sid:1;))").keyword,
+  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (nocase; content:"a"; sid:1;))").keyword,
+            "nocase");
+  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"abcd"; depth:2; sid:1;))").keyword,
+            "depth");
+  EXPECT_EQ(
+      parseBad(R"(alert tcp any any -> any any (content:"a"; content:"bc"; within:1; sid:1;))")
+          .keyword,
+      "within");
+  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"a"; offset:1; distance:2; sid:1;))")
+                .keyword,
             "distance");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"a"; offset:x; sid:1;))").keyword, "offset");
-  EXPECT_EQ(parseOk(R"(alert tcp any any -> any any (content:"a"; content:"b"; distance:-3; sid:1;))")
-                .patterns[1]
-                .distance,
-            -3);
+  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"a"; offset:x; sid:1;))").keyword,
+            "offset");
+  EXPECT_EQ(
+      parseOk(R"(alert tcp any any -> any any (content:"a"; content:"b"; distance:-3; sid:1;))")
+          .patterns[1]
+          .distance,
+      -3);
 }
 
 TEST(IdsRules, Pcre) {
@@ -166,7 +178,8 @@ TEST(IdsRules, Pcre) {
 
 TEST(IdsRules, DsizeFlagsFlow) {
   auto dsize = [](const char* v) {
-    return parseOk(std::string("alert tcp any any -> any any (dsize:") + v + "; sid:1;)").dsize.value();
+    return parseOk(std::string("alert tcp any any -> any any (dsize:") + v + "; sid:1;)")
+        .dsize.value();
   };
   EXPECT_TRUE(dsize("5").matches(5));
   EXPECT_FALSE(dsize("5").matches(6));
@@ -179,7 +192,8 @@ TEST(IdsRules, DsizeFlagsFlow) {
   EXPECT_EQ(parseBad("alert tcp any any -> any any (dsize:5<>2; sid:1;)").keyword, "dsize");
 
   auto flags = [](const char* v) {
-    return parseOk(std::string("alert tcp any any -> any any (flags:") + v + "; sid:1;)").flags.value();
+    return parseOk(std::string("alert tcp any any -> any any (flags:") + v + "; sid:1;)")
+        .flags.value();
   };
   EXPECT_TRUE(flags("S").matches(0x02));
   EXPECT_FALSE(flags("S").matches(0x12));  // exact: SYN-ACK is not SYN
@@ -193,37 +207,47 @@ TEST(IdsRules, DsizeFlagsFlow) {
   EXPECT_TRUE(flags("0").matches(0));
   EXPECT_EQ(parseBad("alert tcp any any -> any any (flags:SX; sid:1;)").keyword, "flags");
 
-  Rule f = parseOk("alert tcp any any -> any any (flow:from_server,not_established,stateless; sid:1;)");
+  Rule f =
+      parseOk("alert tcp any any -> any any (flow:from_server,not_established,stateless; sid:1;)");
   EXPECT_TRUE(f.flow.to_client && f.flow.not_established && f.flow.stateless);
   parseOk("alert tcp any any -> any any (flow:only_stream; flow:no_stream; sid:1;)");
-  EXPECT_EQ(parseBad("alert tcp any any -> any any (flow:to_server,to_client; sid:1;)").keyword, "flow");
+  EXPECT_EQ(parseBad("alert tcp any any -> any any (flow:to_server,to_client; sid:1;)").keyword,
+            "flow");
   EXPECT_EQ(parseBad("alert tcp any any -> any any (flow:sideways; sid:1;)").keyword, "flow");
 }
 
 TEST(IdsRules, Thresholds) {
   Rule r = parseOk(
-      "alert tcp any any -> any any (threshold: type both, track by_both, count 3, seconds 9; sid:1;)");
+      "alert tcp any any -> any any (threshold: type both, track by_both, count 3, seconds 9; "
+      "sid:1;)");
   EXPECT_EQ(r.threshold->type, Threshold::Type::kBoth);
   EXPECT_EQ(r.threshold->track, Threshold::Track::kByBoth);
-  EXPECT_EQ(parseBad("alert tcp any any -> any any (threshold:type limit, count 3, seconds 9; sid:1;)").keyword,
-            "threshold");
-  EXPECT_EQ(parseBad("alert tcp any any -> any any (threshold:type often, track by_src, count 3, seconds 9; "
-                     "sid:1;)")
-                .keyword,
-            "threshold");
-  EXPECT_EQ(parseBad("alert tcp any any -> any any (detection_filter:track by_src, count 0, seconds 9; "
-                     "sid:1;)")
-                .keyword,
-            "detection_filter");
+  EXPECT_EQ(
+      parseBad("alert tcp any any -> any any (threshold:type limit, count 3, seconds 9; sid:1;)")
+          .keyword,
+      "threshold");
+  EXPECT_EQ(
+      parseBad(
+          "alert tcp any any -> any any (threshold:type often, track by_src, count 3, seconds 9; "
+          "sid:1;)")
+          .keyword,
+      "threshold");
+  EXPECT_EQ(
+      parseBad("alert tcp any any -> any any (detection_filter:track by_src, count 0, seconds 9; "
+               "sid:1;)")
+          .keyword,
+      "detection_filter");
 }
 
 TEST(IdsRules, UnsupportedKeywordIsReportedWithItsSid) {
   // The sid comes after the keyword at fault and is still reported.
-  Skipped s = parseBad(R"(alert tcp any any -> any any (msg:"x"; flowbits:set,foo; sid:42; rev:1;))");
+  Skipped s =
+      parseBad(R"(alert tcp any any -> any any (msg:"x"; flowbits:set,foo; sid:42; rev:1;))");
   EXPECT_EQ(s.keyword, "flowbits");
   EXPECT_EQ(s.sid, 42u);
   EXPECT_EQ(s.reason, "unsupported keyword flowbits");
-  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"a"; http_uri; sid:3;))").keyword, "http_uri");
+  EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (content:"a"; http_uri; sid:3;))").keyword,
+            "http_uri");
   EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (msg:"no sid";))").keyword, "sid");
   EXPECT_EQ(parseBad(R"(alert tcp any any -> any any (sid:0;))").keyword, "sid");
   EXPECT_EQ(parseBad(R"(alert tcp any any -> any any sid:1;)").keyword, "");
@@ -266,8 +290,14 @@ TEST(IdsRules, FileCommentsContinuationVarsDuplicates) {
 
 TEST(IdsRules, GarbageNeverThrows) {
   LoadReport report;
-  const char* junk[] = {"(", ")", "alert", "alert tcp any any -> any any (", "alert tcp any any -> any any ()",
-                        "alert tcp [[[[ any -> any any (sid:1;)", "\\", "alert tcp any any -> any any (;;;;sid:1;)",
+  const char* junk[] = {"(",
+                        ")",
+                        "alert",
+                        "alert tcp any any -> any any (",
+                        "alert tcp any any -> any any ()",
+                        "alert tcp [[[[ any -> any any (sid:1;)",
+                        "\\",
+                        "alert tcp any any -> any any (;;;;sid:1;)",
                         "alert tcp any any -> any any (content:\"\\\"; sid:1;)"};
   for (const char* j : junk) parseRules(j, defaultVariables(), report);
   EXPECT_GE(report.skipped.size(), 6u);

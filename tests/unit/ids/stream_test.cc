@@ -8,7 +8,9 @@
 namespace cw::ids {
 namespace {
 
-Bytes bytes(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
+Bytes bytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
 
 struct Sink {
   std::string out;
@@ -47,11 +49,11 @@ TEST(IdsReassembler, RetransmissionsAreTrimmedFirstCopyWins) {
   Reassembler r;
   Sink s;
   r.segment(100, bytes("abcdef"), s);
-  r.segment(100, bytes("XXXXXX"), s);      // all old
-  r.segment(103, bytes("XXXghi"), s);      // half old
-  r.segment(112, bytes("mno"), s);         // after a hole
-  r.segment(110, bytes("XXXXXX"), s);      // overlaps the held segment... held, shorter key
-  r.segment(109, bytes("jXX"), s);         // fills the hole; then the held ones overlap
+  r.segment(100, bytes("XXXXXX"), s);  // all old
+  r.segment(103, bytes("XXXghi"), s);  // half old
+  r.segment(112, bytes("mno"), s);     // after a hole
+  r.segment(110, bytes("XXXXXX"), s);  // overlaps the held segment... held, shorter key
+  r.segment(109, bytes("jXX"), s);     // fills the hole; then the held ones overlap
   EXPECT_EQ(s.out, "abcdefghijXXXXXX");
   EXPECT_EQ(r.trimmedBytes(), 6u + 3u + 2u + 3u);
 }
@@ -81,7 +83,8 @@ TEST(IdsFlowTable, BothDirectionsOneKey) {
   auto a = *IpAddr::parse("10.0.0.1"), b = *IpAddr::parse("10.0.0.2");
   EXPECT_EQ(FlowKey::of(a, 1000, b, 80, 6), FlowKey::of(b, 80, a, 1000, 6));
   EXPECT_FALSE(FlowKey::of(a, 1000, b, 80, 6) == FlowKey::of(a, 1000, b, 80, 17));
-  EXPECT_EQ(FlowKeyHash{}(FlowKey::of(a, 1000, b, 80, 6)), FlowKeyHash{}(FlowKey::of(b, 80, a, 1000, 6)));
+  EXPECT_EQ(FlowKeyHash{}(FlowKey::of(a, 1000, b, 80, 6)),
+            FlowKeyHash{}(FlowKey::of(b, 80, a, 1000, 6)));
 }
 
 TEST(IdsFlowTable, LruEvictionAndExpiry) {

@@ -478,3 +478,20 @@ TEST(IdsCompile, ShippedRulesLoadWhole) {
 
 }  // namespace
 }  // namespace cw::ids
+
+namespace cw::ids {
+namespace {
+
+TEST(IdsEngine, PcreFlagsExtendedAnchoredNegated) {
+  Harness h(
+      "alert udp any any -> any any (pcre:\"/ev il \\d/x\"; sid:60;)\n"
+      "alert udp any any -> any any (pcre:\"/abc/A\"; sid:61;)\n"
+      "alert udp any any -> any any (content:\"zz\"; pcre:!\"/q+/\"; sid:62;)\n");
+  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5, 6, bytes("an evil1 abc")));  // 60; abc not at start
+  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5, 6, bytes("abc zz")));         // 61, 62
+  h.frame(buildUdp4({}, Ip4{1}, Ip4{2}, 5, 6, bytes("zz qq")));          // q present: nothing
+  EXPECT_EQ(h.sids(), (Sids{60, 61, 62}));
+}
+
+}  // namespace
+}  // namespace cw::ids

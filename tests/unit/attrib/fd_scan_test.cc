@@ -21,20 +21,12 @@
 #include <string>
 #include <thread>
 
+#include "common/cgroup.h"
+
 namespace cw::attrib {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The cgroup v2 mount (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid system); copied
-// from owners_test.cc until the tests share a helper.
-std::string cgroup2Mount() {
-  std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type, rest;
-  while (mounts >> dev >> dir >> type && std::getline(mounts, rest))
-    if (type == "cgroup2") return dir;
-  return {};
-}
 
 // The cgroup and the child in it, both removed however the test ends.
 struct Scene {
@@ -52,8 +44,9 @@ struct Scene {
 
 TEST(FindSocketOwner, FindsTheProcessInTheCgroupHoldingTheSocket) {
   if (::geteuid() != 0) GTEST_SKIP() << "cgroups and other processes' fds need root";
-  const std::string mnt = cgroup2Mount();
-  if (mnt.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy is mounted";
+  const auto root = cgroup::root();
+  if (!root) GTEST_SKIP() << root.error().message;
+  const std::string& mnt = *root;
   Scene scene;
   scene.dir = mnt + "/cw-test-fdscan-" + std::to_string(::getpid());
   ASSERT_EQ(::mkdir(scene.dir.c_str(), 0755), 0) << scene.dir << ": " << std::strerror(errno);

@@ -77,7 +77,10 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::details(std::uint32_t pi
     p->comm = std::move(info->comm);
     p->cmdline = info->cmdline();
     p->parent_exe = std::move(info->parent_exe);
-    p->exited = info->exited;
+    // cellwalld reads any process's exe; one it cannot read is exiting (its memory is gone
+    // before it becomes a zombie).
+    p->exited = info->exited || p->exe.empty();
+    if (p->comm.empty()) p->comm = comm;
   } else {
     // Gone already (a process that exited right after connect()): what the kernel recorded.
     p->uid = uid;
@@ -102,6 +105,7 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::find(const decide::CellP
                               t.inbound);
   if (!sock) {
     errors_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("cell {}: attribution: {}", port.cell_id, sock.error().message);
     return nullptr;
   }
   if (owners_ != nullptr) {
@@ -117,6 +121,9 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::find(const decide::CellP
       return details(*pid, (*sock)->uid, "", "fd-scan");
   }
   (*sock ? no_owner_ : no_socket_).fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("cell {}: {} {}:{} -> {}:{}{}: {}", port.cell_id, t.proto == packet::kProtoTcp ? "tcp" : "udp",
+                t.local.str(), t.local_port, t.remote.str(), t.remote_port, t.inbound ? " (inbound)" : "",
+                *sock ? "a socket without a recorded owner" : "no socket");
   return nullptr;
 }
 

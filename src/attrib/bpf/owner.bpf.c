@@ -5,7 +5,8 @@
 // cw_owner: socket cookie -> the process that made it, or that connected, sent or bound with
 // it last (after a fork or an fd passed over a Unix socket, the one using it).
 // cw_port_owner: (cgroup, protocol, local port) -> the last process that sent or bound from
-// that port: found even after the socket was closed (a one-shot UDP query).
+// that port: found even after the socket was closed (a one-shot UDP query); UDP ports are
+// recorded as datagrams leave (cgroup_skb/egress).
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
@@ -116,6 +117,31 @@ int cw_sendmsg4(struct bpf_sock_addr *ctx) {
   bpf_map_update_elem(&cw_owner, &cookie, &o, BPF_ANY);
   struct bpf_sock *sk = ctx->sk;
   if (sk) byPort(&o, sk->protocol, sk->src_port);
+  return 1;
+}
+
+// A UDP datagram leaving a cell: its socket now has its local port (an unbound socket gets one
+// only after cgroup/sendmsg4 has run), so the port is recorded here, from the socket's owner.
+// Then a one-shot sender that closed its socket before cellwalld looked is still found by the
+// datagram's source port. One hash lookup per datagram; the map is written only when the
+// port's owner changes.
+SEC("cgroup_skb/egress")
+int cw_egress(struct __sk_buff *skb) {
+  struct bpf_sock *sk = skb->sk;
+  if (!sk) return 1;
+  sk = bpf_sk_fullsock(sk);
+  if (!sk || sk->protocol != IPPROTO_UDP || sk->family != CW_AF_INET) return 1;
+  __u64 cookie = bpf_get_socket_cookie(skb);
+  struct cw_owner *o = bpf_map_lookup_elem(&cw_owner, &cookie);
+  if (!o) return 1;
+  struct cw_port_key k = {};
+  k.cgroup_id = o->cgroup_id;
+  k.port = (__u16)sk->src_port;
+  k.proto = IPPROTO_UDP;
+  struct cw_owner *known = bpf_map_lookup_elem(&cw_port_owner, &k);
+  if (known && known->tgid == o->tgid) return 1;
+  struct cw_owner copy = *o;
+  bpf_map_update_elem(&cw_port_owner, &k, &copy, BPF_ANY);
   return 1;
 }
 

@@ -111,6 +111,23 @@ std::uint64_t ownCgroupId() {
   return id ? *id : 0;
 }
 
+// A listener bound to every address (0.0.0.0) takes an inbound SYN to any local address.
+TEST(SockDiag, FindsAListenerBoundToAnyAddress) {
+  auto diag = SockDiag::open();
+  ASSERT_TRUE(diag) << diag.error().message;
+  Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  ASSERT_EQ(::bind(listener.fd, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  ASSERT_EQ(::listen(listener.fd, 4), 0);
+  Fd spare = bound(SOCK_STREAM);
+  auto l = diag->find(SocketId{IPPROTO_TCP, Ip4{kLoopback}, listener.port(), Ip4{0x0a000001}, spare.port()}, true);
+  ASSERT_TRUE(l) << l.error().message;
+  ASSERT_TRUE(l->has_value());
+  EXPECT_TRUE((*l)->listener);
+  EXPECT_EQ((*l)->inode, listener.inode());
+}
+
 // The socket's cgroup comes with the answer: what tells a cell's sockets from others.
 TEST(SockDiag, AnswersCarryTheSocketsCgroup) {
   const std::uint64_t own = ownCgroupId();

@@ -10,6 +10,10 @@ namespace {
 
 using nlohmann::json;
 
+// The wire text. Strings from a cell (a process's argv, which it chooses) need not be UTF-8:
+// bytes that are not are sent as U+FFFD instead of failing the whole reply.
+std::string wire(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json cellToJson(const CellInfo& c) {
   return json{{"id", c.id},           {"app", c.app},
               {"env", c.env},         {"netns", c.netns},
@@ -170,10 +174,10 @@ bool hasFraction(const json& root) {
 
 }  // namespace
 
-std::string ruleInfoJsonText(const RuleInfo& r) { return ruleToJson(r).dump(); }
-std::string logEntryJsonText(const LogEntry& e) { return logToJson(e).dump(); }
-std::string promptInfoJsonText(const PromptInfo& p) { return promptToJson(p).dump(); }
-std::string scriptInfoJsonText(const ScriptInfo& s) { return json(s).dump(); }
+std::string ruleInfoJsonText(const RuleInfo& r) { return wire(ruleToJson(r)); }
+std::string logEntryJsonText(const LogEntry& e) { return wire(logToJson(e)); }
+std::string promptInfoJsonText(const PromptInfo& p) { return wire(promptToJson(p)); }
+std::string scriptInfoJsonText(const ScriptInfo& s) { return wire(json(s)); }
 
 std::string encodeCommand(const Command& c) {
   json j = std::visit(
@@ -234,7 +238,7 @@ std::string encodeCommand(const Command& c) {
           static_assert(sizeof(M) == 0, "a command without a wire form");
       },
       c);
-  return j.dump();
+  return wire(j);
 }
 
 Expected<Command> decodeCommand(const std::string& line) {
@@ -315,7 +319,7 @@ std::string encodeReply(const Reply& r) {
   }
   if (r.version != 0) j["version"] = r.version;
   if (!r.scripts.empty()) j["scripts"] = r.scripts;
-  return j.dump();
+  return wire(j);
 }
 
 Expected<Reply> decodeReply(const std::string& line) {

@@ -44,5 +44,31 @@ TEST(Commands, FractionsAndNonObjectsAreRefusedWhole) {
   EXPECT_TRUE(decodeCommand(R"({"cmd":"rules.rm","id":12})"));
 }
 
+TEST(Commands, ArgvThatIsNotUtf8StillEncodes) {
+  // A process in a cell chooses its own argv: bytes that are not UTF-8 must not make the reply
+  // (the log, the open questions, the UI's events) fail to encode.
+  LogEntry e;
+  e.id = 1;
+  e.process.pid = 7;
+  e.process.exe = "/usr/bin/curl";
+  e.process.cmdline = "curl \xff\xfe http://x/";
+  PromptInfo q;
+  q.id = 2;
+  q.process = e.process;
+  Reply r;
+  r.log.push_back(e);
+  r.prompts.push_back(q);
+  std::string text;
+  ASSERT_NO_THROW(text = encodeReply(r));
+  auto back = decodeReply(text);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->log.size(), 1u);
+  EXPECT_EQ(back->log[0].process.cmdline, "curl \xef\xbf\xbd\xef\xbf\xbd http://x/");  // U+FFFD each
+  ASSERT_EQ(back->prompts.size(), 1u);
+  EXPECT_EQ(back->prompts[0].process.cmdline, back->log[0].process.cmdline);
+  EXPECT_NO_THROW(logEntryJsonText(e));
+  EXPECT_NO_THROW(promptInfoJsonText(q));
+}
+
 }  // namespace
 }  // namespace cw::api

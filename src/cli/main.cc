@@ -269,13 +269,13 @@ int main(int argc, char** argv) {
   r_import->add_option("file", import_file, "policy file")->required();
   r_import->add_flag("--merge", merge, "add the file's rules instead of replacing the policy");
 
-  auto* logc = app.add_subcommand("log", "the connection log");
+  auto* logc = app.add_subcommand("log", "the connection log (attributed connections end with their process)");
   std::string log_app;
   bool follow = false, log_json = false;
   std::uint32_t log_limit = 50;
   logc->add_option("--app", log_app, "only this application");
   logc->add_flag("-f,--follow", follow, "keep printing new entries");
-  logc->add_flag("--json", log_json, "JSON output, one object per line");
+  logc->add_flag("--json", log_json, "JSON output, one object per line (with the whole command line)");
   logc->add_option("-n,--limit", log_limit, "entries to show")->capture_default_str();
 
   auto* namesc = app.add_subcommand("names", "host names a cell resolved (DNS snooping)");

@@ -11,12 +11,16 @@
 #include <map>
 #include <memory>
 
+#include "cli/process_text.h"
+
 namespace cw::cli {
 
 namespace {
 
 constexpr const char* kService = "org.freedesktop.Notifications";
 constexpr const char* kPath = "/org/freedesktop/Notifications";
+// A notification is a few lines on a small card: the command line is cut sooner than on a terminal.
+constexpr std::size_t kNotifyCommandMax = 160;
 
 std::string escapeMarkup(const std::string& s) {
   std::string out;
@@ -87,12 +91,15 @@ void withdraw(sd_bus* bus, std::uint32_t id) {
 
 NotificationText notificationText(const api::PromptInfo& p) {
   NotificationText t;
-  t.summary = p.app;
+  // The summary is plain text (no markup); a process's name is what the user recognises first.
+  const std::string who = processName(p.process);
+  t.summary = who.empty() ? p.app : std::string(who).append(" in ").append(p.app);
   t.summary.append(" wants to connect");
   std::string where = p.remote_ip;
   if (!p.names.empty()) where = std::string(p.names).append(" (").append(p.remote_ip).append(")");
   if (p.remote_port != 0) where.append(" port ").append(std::to_string(p.remote_port));
   t.body = escapeMarkup(std::string(p.proto).append(" ").append(where));
+  if (p.process.pid != 0) t.body.append("\n").append(escapeMarkup(processText(p.process, kNotifyCommandMax)));
   if (p.connections > 1) t.body.append("\n").append(std::to_string(p.connections)).append(" connections wait");
   t.body.append("\nAnswer in the web UI (cellwall ui) or with cellwall prompt; unanswered: ")
       .append(escapeMarkup(p.timeout_action))

@@ -1,5 +1,6 @@
 // `cellwall notify`: a desktop notification for each question cellwalld asks (held
-// connections, docs/prompts.md), through org.freedesktop.Notifications on the session bus.
+// connections, docs/prompts.md), through org.freedesktop.Notifications on the session bus;
+// when the connection was attributed, it says which process asks (cli/process_text.h).
 // It answers nothing itself: the notification says where to (the web UI, `cellwall prompt`),
 // and is withdrawn when the question is answered or times out.
 //

@@ -2,11 +2,14 @@
 #include "cli/rules_cmd.h"
 
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "cli/process_text.h"
 
 namespace cw::cli {
 
@@ -48,6 +51,20 @@ std::string timeText(std::int64_t ms) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
   return buf;
+}
+
+// printf into a string of whatever length it takes (the names of a busy host can be long).
+[[gnu::format(printf, 1, 2)]] std::string formatted(const char* format, ...) {
+  std::va_list args, again;
+  va_start(args, format);
+  va_copy(again, args);
+  const int n = std::vsnprintf(nullptr, 0, format, args);
+  va_end(args);
+  std::string out(n > 0 ? static_cast<std::size_t>(n) + 1 : 1, '\0');
+  std::vsnprintf(out.data(), out.size(), format, again);
+  va_end(again);
+  out.pop_back();
+  return out;
 }
 
 std::string lifetimeText(const api::RuleInfo& r) {
@@ -178,32 +195,42 @@ int rulesImport(Client& c, const std::string& app, const std::string& file, bool
   return 0;
 }
 
+std::string logHeader() {
+  return formatted("%-19s %-12s %-5s %-5s %-22s %-30s %-7s %-6s %-13s %s", "TIME", "APP", "CELL", "PROTO", "REMOTE",
+                   "NAMES", "VERDICT", "RULE", "PACKETS/BYTES", "PROCESS");
+}
+
+std::string logLine(const api::LogEntry& e) {
+  std::string remote = e.remote_ip;
+  if (e.remote_port != 0) {
+    remote += ':';
+    remote += std::to_string(e.remote_port);
+  }
+  const std::string counts = std::to_string(e.packets) + "/" + std::to_string(e.bytes);
+  std::string line = formatted("%-19s %-12s %-5u %-5s %-22s %-30s %-7s %-6s ", timeText(e.time_ms).c_str(),
+                               e.app.c_str(), e.cell, e.proto.c_str(), remote.c_str(),
+                               e.names.empty() ? "-" : e.names.c_str(), e.verdict.c_str(),
+                               e.rule_id ? std::to_string(e.rule_id).c_str() : "default");
+  line += counts;
+  if (e.process.pid == 0) return line;  // not attributed: nothing to add
+  if (counts.size() < 13) line.append(13 - counts.size(), ' ');
+  return line.append(" ").append(processText(e.process, kLogCommandMax));
+}
+
 int log(Client& c, const std::string& app, bool follow, bool json, std::uint32_t limit) {
   std::int64_t after = 0;
   bool first = true;
   for (;;) {
     auto r = c.callOk(api::LogQuery{app, after, limit});
     if (!r) return die(r.error().message);
-    if (first && !json)
-      std::printf("%-19s %-12s %-5s %-5s %-22s %-30s %-7s %-6s %s\n", "TIME", "APP", "CELL", "PROTO",
-                  "REMOTE", "NAMES", "VERDICT", "RULE", "PACKETS/BYTES");
+    if (first && !json) std::printf("%s\n", logHeader().c_str());
     first = false;
     for (const auto& e : r->log) {
       after = std::max(after, e.id);
-      if (json) {
+      if (json)
         std::printf("%s\n", api::logEntryJsonText(e).c_str());
-        continue;
-      }
-      std::string remote = e.remote_ip;
-      if (e.remote_port != 0) {
-        remote += ':';
-        remote += std::to_string(e.remote_port);
-      }
-      std::printf("%-19s %-12s %-5u %-5s %-22s %-30s %-7s %-6s %llu/%llu\n", timeText(e.time_ms).c_str(),
-                  e.app.c_str(), e.cell, e.proto.c_str(), remote.c_str(),
-                  e.names.empty() ? "-" : e.names.c_str(), e.verdict.c_str(),
-                  e.rule_id ? std::to_string(e.rule_id).c_str() : "default",
-                  static_cast<unsigned long long>(e.packets), static_cast<unsigned long long>(e.bytes));
+      else
+        std::printf("%s\n", logLine(e).c_str());
     }
     std::fflush(stdout);
     if (!follow) return 0;

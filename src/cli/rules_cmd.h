@@ -1,6 +1,7 @@
 // `cellwall rules list|add|rm|explain|export|import`, `cellwall log`, `cellwall names`.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +29,11 @@ int rulesExplain(Client& c, const api::RulesExplain& q, bool json);
 int rulesExport(Client& c, const std::string& app);
 int rulesImport(Client& c, const std::string& app, const std::string& file, bool merge);
 int log(Client& c, const std::string& app, bool follow, bool json, std::uint32_t limit);
+// `cellwall log`'s table. A row of an attributed connection ends with its process
+// (cli/process_text.h), the command line cut at kLogCommandMax bytes; other rows are unchanged.
+constexpr std::size_t kLogCommandMax = 120;
+std::string logHeader();
+std::string logLine(const api::LogEntry& e);
 int names(Client& c, std::uint32_t cell);
 
 }  // namespace cw::cli

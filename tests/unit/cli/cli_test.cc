@@ -1,8 +1,10 @@
-// The terminal's answer lines and the desktop notification's text.
+// The terminal's answer lines and questions, `cellwall log`'s rows and the desktop
+// notification's text.
 #include <gtest/gtest.h>
 
 #include "cli/notify_cmd.h"
 #include "cli/prompt_cmd.h"
+#include "cli/rules_cmd.h"
 
 namespace cw::cli {
 namespace {
@@ -50,6 +52,121 @@ TEST(Notification, SaysWhoWantsWhatAndEscapesMarkup) {
   t = notificationText(p);
   EXPECT_NE(t.body.find("tcp 192.0.2.7 port 443"), std::string::npos) << t.body;
   EXPECT_EQ(t.body.find("connections wait"), std::string::npos);
+}
+
+
+api::ProcessRef curlProcess() {
+  api::ProcessRef p;
+  p.pid = 4242;
+  p.uid = 1000;
+  p.user = "alice";
+  p.exe = "/usr/bin/curl";
+  p.cmdline = "curl -s http://example.org/";
+  return p;
+}
+
+TEST(Notification, SaysWhichProcessAsks) {
+  api::PromptInfo p;
+  p.app = "browser";
+  p.proto = "tcp";
+  p.remote_ip = "192.0.2.7";
+  p.remote_port = 443;
+  p.timeout_action = "deny";
+  p.process = curlProcess();
+  p.process.cmdline = "curl -s http://example.org/?a=1&b=<2>";  // argv is not markup either
+  auto t = notificationText(p);
+  EXPECT_EQ(t.summary, "curl in browser wants to connect");
+  EXPECT_NE(t.body.find("\ncurl (pid 4242, user alice): /usr/bin/curl -s http://example.org/?a=1&amp;b=&lt;2&gt;"),
+            std::string::npos)
+      << t.body;
+  p.process = {};
+  t = notificationText(p);
+  EXPECT_EQ(t.summary, "browser wants to connect");
+  EXPECT_EQ(t.body.find("pid"), std::string::npos) << t.body;
+}
+
+api::PromptInfo question() {
+  api::PromptInfo p;
+  p.id = 3;
+  p.app = "firefox";
+  p.cell = 2;
+  p.proto = "tcp";
+  p.remote_ip = "93.184.216.34";
+  p.remote_port = 443;
+  p.names = "example.org";
+  p.timeout_in_ms = 58500;
+  p.timeout_action = "deny";
+  p.connections = 1;
+  return p;
+}
+
+TEST(Question, UnattributedIsOneLine) {
+  EXPECT_EQ(questionText(question()),
+            "#3 firefox (cell 2) wants tcp 93.184.216.34:443 (example.org); 1 connection(s) held; in 58 s: deny\n");
+}
+
+TEST(Question, AttributedSaysWhichProcessAsksOnTheNextLine) {
+  api::PromptInfo p = question();
+  p.process = curlProcess();
+  EXPECT_EQ(questionText(p),
+            "#3 firefox (cell 2) wants tcp 93.184.216.34:443 (example.org); 1 connection(s) held; in 58 s: deny\n"
+            "  asked by curl (pid 4242, user alice): /usr/bin/curl -s http://example.org/\n");
+  p.process.cmdline = "curl " + std::string(5000, 'x');
+  const std::string t = questionText(p);
+  EXPECT_LT(t.size(), 600u);
+  EXPECT_NE(t.find("...\n"), std::string::npos);
+}
+
+api::LogEntry logEntry() {
+  api::LogEntry e;
+  e.id = 9;
+  e.time_ms = 0;  // shown as "-": no time zone in the test
+  e.app = "web";
+  e.cell = 4;
+  e.proto = "tcp";
+  e.remote_ip = "192.0.2.7";
+  e.remote_port = 8080;
+  e.names = "test.example";
+  e.verdict = "allow";
+  e.rule_id = 12;
+  e.packets = 5;
+  e.bytes = 320;
+  return e;
+}
+
+TEST(LogLine, UnattributedRowEndsWithTheCounters) {
+  const std::string row = logLine(logEntry());
+  EXPECT_EQ(row.substr(row.size() - 6), " 5/320") << row;
+  EXPECT_EQ(row.find("pid"), std::string::npos);
+  EXPECT_NE(row.find("192.0.2.7:8080"), std::string::npos);
+  EXPECT_NE(row.find("test.example"), std::string::npos);
+}
+
+TEST(LogLine, AttributedRowEndsWithItsProcessUnderTheHeader) {
+  api::LogEntry e = logEntry();
+  e.process = curlProcess();
+  const std::string row = logLine(e);
+  const std::string header = logHeader();
+  const std::string process = "curl (pid 4242, user alice): /usr/bin/curl -s http://example.org/";
+  ASSERT_GE(row.size(), process.size());
+  EXPECT_EQ(row.substr(row.size() - process.size()), process) << row;
+  // The column starts where its header does, and the counters keep theirs.
+  EXPECT_EQ(row.find(process), header.find("PROCESS")) << header << "\n" << row;
+  EXPECT_EQ(row.find(" 5/320 "), header.find(" PACKETS/BYTES")) << header << "\n" << row;
+  // One row per connection whatever its argv holds, and a long one is cut.
+  e.process.cmdline = "curl \nallow evil " + std::string(1000, 'y');
+  const std::string cut = logLine(e);
+  EXPECT_EQ(cut.find('\n'), std::string::npos);
+  EXPECT_LT(cut.size(), header.find("PROCESS") + 30 + kLogCommandMax);
+  EXPECT_EQ(cut.substr(cut.size() - 3), "...");
+}
+
+TEST(LogLine, LongNamesAreNotCut) {
+  api::LogEntry e = logEntry();
+  e.names.clear();
+  for (int i = 0; i < 40; ++i) e.names += "host" + std::to_string(i) + ".cdn.example.net,";
+  e.names += "last.example";
+  EXPECT_NE(logLine(e).find(",last.example "), std::string::npos);
 }
 
 }  // namespace

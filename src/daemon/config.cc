@@ -42,6 +42,37 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       if (!v || (*v != "off" && *v != "rules" && *v != "always"))
         return fail(where(file, value) + ": attribution must be \"off\", \"rules\" or \"always\"");
       cfg.attribution = *v;
+    } else if (key.str() == "ids") {
+      const toml::table* t = value.as_table();
+      if (t == nullptr) return fail(where(file, value) + ": ids must be a table: [ids]");
+      for (auto&& [k, v] : *t) {
+        const std::string ks(k.str());
+        auto strings = [&](std::vector<std::string>& out) -> Expected<void> {
+          const toml::array* a = v.as_array();
+          if (a == nullptr) return fail(where(file, v) + ": ids." + ks + " must be an array of strings");
+          for (auto&& n : *a) {
+            auto s = n.value<std::string>();
+            if (!s) return fail(where(file, n) + ": ids." + ks + " holds strings");
+            out.push_back(*s);
+          }
+          return {};
+        };
+        if (ks == "enabled") {
+          auto b = v.value<bool>();
+          if (!b) return fail(where(file, v) + ": ids.enabled must be true or false");
+          cfg.ids = *b;
+        } else if (ks == "rules") {
+          if (auto r = strings(cfg.ids_rules); !r) return r;
+        } else if (ks == "apps") {
+          if (auto r = strings(cfg.ids_apps); !r) return r;
+        } else if (ks == "fold_after") {
+          auto n = v.value<std::int64_t>();
+          if (!n || *n < 1 || *n > 1000) return fail(where(file, v) + ": ids.fold_after must be 1..1000");
+          cfg.ids_fold = static_cast<unsigned>(*n);
+        } else {
+          return fail(where(file, v) + ": unknown key ids." + ks + " (known: enabled, rules, apps, fold_after)");
+        }
+      }
     } else if (key.str() == "scripts_dir") {
       auto v = value.value<std::string>();
       if (!v) return fail(where(file, value) + ": scripts_dir must be a directory's path");
@@ -78,7 +109,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, env, script)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, ids, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

@@ -64,6 +64,13 @@ struct Config {
   // Process attribution (docs/attribution.md): "off", "rules" (only apps whose rules name a
   // process: the default) or "always" (every connection, so the log shows its process).
   std::string attribution = "rules";
+  // The IDS (docs/ids.md): off unless asked for. Its rules (Snort/Suricata subset); empty: the
+  // shipped rules/ids/cellwall.rules. The apps it watches (empty: every app). K: that many
+  // auto-rules for different processes of one user become one rule for the user.
+  bool ids = false;
+  std::vector<std::string> ids_rules;
+  std::vector<std::string> ids_apps;
+  unsigned ids_fold = 3;
   // Apps whose cells always run in inspect mode (as `cellwall run --inspect`).
   std::vector<std::string> inspect_apps;
 };

@@ -10,14 +10,18 @@
 #include <future>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <asio.hpp>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "api/commands.h"
 #include "common/cgroup.h"
 #include "daemon/attribution.h"
+#include "daemon/auto_rules.h"
+#include "daemon/ids_monitor.h"
 #include "daemon/cell_table.h"
 #include "daemon/gateways.h"
 #include "daemon/observer.h"
@@ -112,6 +116,7 @@ struct Daemon::Impl {
   decide::ViewHolder views;
   Observer observer;
   Attribution attribution;
+  IdsMonitor ids_monitor;
   PacketPath packets{views, {}, &observer};
   std::unique_ptr<store::Store> db;
   std::unique_ptr<RuleBook> rules;
@@ -468,6 +473,92 @@ struct Daemon::Impl {
   };
   std::vector<PromptWaiter> prompt_waiters;
 
+  bool idsWatches(const std::string& app) const {
+    return ids_monitor.running() &&
+           (cfg.ids_apps.empty() || std::find(cfg.ids_apps.begin(), cfg.ids_apps.end(), app) != cfg.ids_apps.end());
+  }
+
+  // Control thread: what the IDS found. Each alert denies the process that raised it (or, not
+  // attributed, the connection's destination) in its app, and its connections are decided
+  // again at once: the offending process's flows are cut, the others' stay. K such rules for
+  // processes of one user become one rule for the user.
+  void onAlerts(const std::vector<ids::Alert>& alerts) {
+    Now now = clockNow();
+    std::vector<store::LogRow> rows;
+    std::set<std::string> apps;
+    for (const auto& a : alerts) {
+      const CellRecord* cell = nullptr;
+      for (const auto& [id, c] : cells.all())
+        if (a.src.is_v4() && c.ip == a.src.v4()) cell = &c;
+      if (cell == nullptr) {
+        spdlog::warn("IDS sid {} \"{}\": {} -> {}: from no cell (gone already)", a.sid, a.msg, a.src.str(), a.dst.str());
+        continue;
+      }
+      const std::string app = cell->info.app;
+      std::shared_ptr<const decide::ProcessInfo> who;
+      if (attribution.mode() != AttributionMode::kOff && a.dst.is_v4()) {
+        decide::CellPort cp;
+        cp.cell_id = cell->info.id;
+        who = attribution.find(cp, decide::ConnTuple{a.proto, a.src.v4(), a.dst.v4(), a.sport, a.dport, false});
+      }
+      store::LogRow row;
+      row.time_ms = now.unix_ms;
+      row.app = app;
+      row.cell = std::to_string(cell->info.id);
+      row.proto = a.proto == packet::kProtoTcp ? "tcp" : a.proto == packet::kProtoUdp ? "udp" : "ip";
+      row.remote_ip = a.dst.str();
+      row.remote_port = a.dport;
+      row.verdict = "alert";
+      row.reason = "ids:" + std::to_string(a.sid) + " " + a.msg;
+      if (who) {
+        row.pid = who->pid;
+        row.uid = who->uid;
+        row.user = who->user;
+        row.exe = who->exe.empty() ? "[" + who->comm + "]" : who->exe;
+        row.cmdline = who->cmdline;
+      }
+      rows.push_back(row);
+      const auto existing = rules->list(app);
+      if (who && alreadyDenied(existing, *who)) continue;
+      auto text = policy::exportRule(autoRuleFor(a, who.get()));
+      auto added = rules->addRule(app, text, kIdsOrigin, now.unix_ms);
+      if (!added) {
+        spdlog::error("IDS sid {}: cannot add its rule for '{}': {}", a.sid, app, added.error().message);
+        continue;
+      }
+      spdlog::warn("IDS sid {} \"{}\" in cell {} ({}): rule {} denies {}", a.sid, a.msg, cell->info.id, app,
+                   added->id, who ? (who->exe.empty() ? who->comm : who->exe) + " pid " + std::to_string(who->pid)
+                                  : a.dst.str() + ":" + std::to_string(a.dport));
+      apps.insert(app);
+      if (auto fold = foldAutoRules(rules->list(app), cfg.ids_fold)) {
+        auto user_rule = rules->addRule(app, policy::exportRule(fold->rule), kIdsFoldOrigin, now.unix_ms);
+        if (!user_rule) {
+          spdlog::error("IDS: cannot fold the rules of uid {}: {}", fold->uid, user_rule.error().message);
+          continue;
+        }
+        for (auto id : fold->remove) (void)rules->removeRule(id);
+        spdlog::warn("IDS: {} processes of uid {} in '{}' raised alerts: rule {} denies the user, replacing rules {}",
+                     fold->remove.size(), fold->uid, app, user_rule->id, fmt::join(fold->remove, ", "));
+      }
+    }
+    if (!rows.empty()) {
+      if (auto ids_done = db->appendLog(rows)) {
+        std::vector<api::LogEntry> entries;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+          rows[i].id = (*ids_done)[i];
+          entries.push_back(logEntryOf(rows[i]));
+        }
+        ui.log(entries);
+      }
+    }
+    if (apps.empty()) return;
+    publish();
+    for (const auto& app : apps) {
+      recheckApp(app);  // the offending process's open connections are cut now
+      ui.rulesChanged(app);
+    }
+  }
+
   // A switch thread: a connection no rule covers, of an app that asks.
   void onHeld(const decide::CellPort& cell, const decide::Decision& d, const packet::Frame& f,
               std::uint64_t dpid, std::uint32_t in_port, Now now) {
@@ -635,13 +726,14 @@ struct Daemon::Impl {
     v->generation = ++generation;
     decide::SwitchView& sv = v->switches[ovs->datapathId()];
     sv.dpid = ovs->datapathId();
+    sv.ids_port = ids_monitor.ofport();
     for (const auto& g : gateways.all()) {
       sv.gateways_by_port[g.port.ofport] = g.port;
       sv.gateway_port_by_env[g.port.env] = g.port.ofport;
     }
     for (const auto& [id, c] : cells.all()) {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, rules->compiled(c.info.app),
-                  c.runtime, c.info.inspect};
+                  c.runtime, c.info.inspect, idsWatches(c.info.app)};
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.any_inspect = sv.any_inspect || cp.inspect;
       sv.cells_by_port[cp.ofport] = std::move(cp);
@@ -1422,6 +1514,19 @@ Expected<void> Daemon::run() {
       return r;
     }
   }
+  if (im.cfg.ids) {
+    std::vector<std::string> files = im.cfg.ids_rules;
+    if (files.empty()) files.push_back(CW_SHIPPED_IDS_RULES);
+    std::string home;
+    for (const auto& e : im.cfg.envs) home += (home.empty() ? "" : ",") + e.pool.str();
+    auto started = im.ids_monitor.start(files, "[" + home + "]", im.ops, *im.ovs, [&im](std::vector<ids::Alert> alerts) {
+      asio::post(im.control, [&im, alerts = std::move(alerts)] { im.onAlerts(alerts); });
+    });
+    if (!started) {
+      im.gateways.stopAll(im.ops, *im.ovs);
+      return started;
+    }
+  }
   im.recoverCells();
   for (const auto& g : im.gateways.all())
     if (auto r = im.republish(g.port.env); !r) spdlog::warn("republishing ports: {}", r.error().message);
@@ -1460,6 +1565,7 @@ Expected<void> Daemon::run() {
   std::vector<std::uint32_t> ids;
   for (const auto& [id, c] : im.cells.all()) ids.push_back(id);
   for (auto id : ids) im.removeCell(id, "cellwalld stopping");
+  im.ids_monitor.stop(im.ops, *im.ovs);
   im.gateways.stopAll(im.ops, *im.ovs);
   auto stopped = im.ovs->stop(true);
   im.server->stop();

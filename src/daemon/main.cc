@@ -41,6 +41,12 @@ int main(int argc, char** argv) {
                  "a process) | always")
       ->check(CLI::IsMember({"off", "rules", "always"}))
       ->capture_default_str();
+  app.add_flag("--ids", cfg.ids, "inspect what cells send with the IDS (docs/ids.md)");
+  app.add_option("--ids-rules", cfg.ids_rules, "IDS rules file (repeatable; default: the shipped rules)");
+  app.add_option("--ids-fold", cfg.ids_fold,
+                 "IDS: this many auto-rules for different processes of one user become one rule for the user")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);

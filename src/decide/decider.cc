@@ -217,11 +217,13 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
   }
 
   if (d.action == Action::kAllow) {
+    const std::uint32_t ids = cell.ids ? sw.ids_port : 0;
     if (const CellPort* peer = sw.cellWithIp(dst)) {
       // Cell to cell: straight across the bridge, addressed as if through the gateway.
-      allowPair(d, f, peer->ofport, cell.ofport, cell.cell_id, &gw->mac, &peer->mac, &cell.mac);
+      allowPair(d, f, peer->ofport, cell.ofport, cell.cell_id, &gw->mac, &peer->mac, &cell.mac, 0,
+                cell.ofport, ids);
     } else {
-      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr);
+      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr, 0, cell.ofport, ids);
     }
   } else if (d.action == Action::kReject) {
     rejectReply(d, f, cell.ofport);
@@ -307,7 +309,8 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
       d.action = o.verdict.action;
       d.reason = Reason::kInboundRule;
       if (d.action == Action::kAllow)
-        allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr);
+        allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr, 0, cell->ofport,
+                  cell->ids ? sw.ids_port : 0);
       else if (d.action == Action::kReject)
         rejectReply(d, f, gw.ofport);
       else
@@ -332,7 +335,7 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
 void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
                         std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
                         const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev,
-                        std::uint32_t snoop_from) const {
+                        std::uint32_t snoop_from, std::uint32_t copy_from, std::uint32_t copy_to) const {
   std::uint16_t idle = f.l4 == L4::kTcp   ? timeouts_.tcp_idle
                        : f.l4 == L4::kUdp ? timeouts_.udp_idle
                                           : timeouts_.icmp_idle;
@@ -351,6 +354,8 @@ void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
     if (rewrite_src != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethSrc(*rewrite_src)});
     if (dst_mac != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethDst(*dst_mac)});
     acts.emplace_back(ofp::ActionOutput{to, 0});
+    // The IDS's copy of what the cell sends: after the real output, so it never delays it.
+    if (copy_to != 0 && from == copy_from) acts.emplace_back(ofp::ActionOutput{copy_to, 0});
     if (snoop_from != 0 && from == snoop_from) {
       // The resolver's answers go to the cell and, as a copy, to the controller (DNS
       // snooping). Delivered to the cell first: the copy never delays the answer.

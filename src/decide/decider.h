@@ -202,7 +202,7 @@ class Decider {
   void allowPair(Decision& d, const packet::Frame& f, std::uint32_t out_port,
                  std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
                  const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev,
-                 std::uint32_t snoop_from = 0) const;
+                 std::uint32_t snoop_from = 0, std::uint32_t copy_from = 0, std::uint32_t copy_to = 0) const;
   void denyFlow(Decision& d, const packet::Frame& f, std::uint32_t in_port,
                 std::uint32_t cell_id) const;
   void rejectReply(Decision& d, const packet::Frame& f, std::uint32_t in_port) const;

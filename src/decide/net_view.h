@@ -85,6 +85,9 @@ struct CellPort {
   // Inspect mode: every packet of the cell reaches the controller and the scripts'
   // inspect_* functions (docs/scripts.md), not only a connection's first.
   bool inspect = false;
+  // The IDS watches the cell: its allowed connections' packets from the cell are also copied
+  // to the switch's IDS port (SwitchView::ids_port).
+  bool ids = false;
 };
 
 struct GatewayPort {
@@ -103,6 +106,8 @@ struct SwitchView {
   std::unordered_map<std::string, std::uint32_t> gateway_port_by_env;
   // Whether any cell here is in inspect mode: without one, the packet path looks for none.
   bool any_inspect = false;
+  // Where copies for the IDS go (docs/ids.md); 0: no IDS on this switch.
+  std::uint32_t ids_port = 0;
 
   const CellPort* cellOnPort(std::uint32_t port) const {
     auto it = cells_by_port.find(port);

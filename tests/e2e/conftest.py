@@ -282,10 +282,10 @@ peer_address = "{TESTHOST_IP}/24"
         for pidfile in Path(self.state).rglob("*.pid"):
             pass
         for ns in netns_list():
-            if ns.startswith("cw-c") or ns.startswith("cw-g-"):
+            if ns.startswith("cw-c") or ns.startswith("cw-g-") or ns == "cw-ids":
                 sh(["ip", "netns", "del", ns], check=False)
         for l in links():
-            if l.startswith("cw-c") or l.startswith("cw-g-") or l.startswith("cw-br"):
+            if l.startswith("cw-c") or l.startswith("cw-g-") or l.startswith("cw-br") or l == "cw-ids":
                 sh(["ip", "link", "del", l], check=False)
         for cg in cell_cgroups():
             try:
@@ -317,8 +317,8 @@ def finish(p, timeout=30):
 
 
 def leftovers():
-    ns = [n for n in netns_list() if n.startswith("cw-c") or n.startswith("cw-g-")]
-    ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l == "cw-br0"]
+    ns = [n for n in netns_list() if n.startswith("cw-c") or n.startswith("cw-g-") or n == "cw-ids"]
+    ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l in ("cw-br0", "cw-ids")]
     procs = (sh(["pgrep", "-a", "-f", "cw-state-"], check=False).stdout +
              sh(["pgrep", "-a", "-f", "netns/cw-g-"], check=False).stdout).strip()
     procs += " ".join(cell_cgroups())

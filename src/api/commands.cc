@@ -207,7 +207,8 @@ std::string encodeCommand(const Command& c) {
           return {{"cmd", "ui"}};
         else if constexpr (std::is_same_v<M, RulesExplain>)
           return {{"cmd", "rules.explain"}, {"app", m.app}, {"cell", m.cell}, {"proto", m.proto},
-                  {"remote", m.remote}, {"port", m.port}, {"inbound", m.inbound}};
+                  {"remote", m.remote}, {"port", m.port}, {"inbound", m.inbound}, {"pid", m.pid},
+                  {"exe", m.exe}, {"process", m.process}, {"user", m.user}, {"parent", m.parent}};
         else if constexpr (std::is_same_v<M, PolicyExport>)
           return {{"cmd", "rules.export"}, {"app", m.app}};
         else if constexpr (std::is_same_v<M, PolicyImport>)
@@ -265,7 +266,8 @@ Expected<Command> decodeCommand(const std::string& line) {
     if (cmd == "rules.explain")
       return Command{RulesExplain{j.value("app", ""), j.value("cell", 0u), j.value("proto", "tcp"),
                                   j.value("remote", ""), j.value("port", std::uint16_t{0}),
-                                  j.value("inbound", false)}};
+                                  j.value("inbound", false), j.value("pid", 0u), j.value("exe", ""),
+                                  j.value("process", ""), j.value("user", ""), j.value("parent", "")}};
     if (cmd == "rules.export") return Command{PolicyExport{j.value("app", "")}};
     if (cmd == "rules.import")
       return Command{PolicyImport{j.value("app", ""), j.value("text", ""), j.value("origin", ""),

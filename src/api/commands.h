@@ -78,6 +78,9 @@ struct RulesExplain {
   std::string remote;      // an address, or a host name
   std::uint16_t port = 0;
   bool inbound = false;
+  // As if this process owned the connection (pid 0 and the rest empty: not attributed).
+  std::uint32_t pid = 0;
+  std::string exe, process, user, parent;  // user: a name or a uid
 };
 // Edits a rule: same id and app, new text (docs/policy.md); its connection count restarts.
 struct RuleReplace {

@@ -258,6 +258,11 @@ int main(int argc, char** argv) {
   r_explain->add_option("--cell", ex.cell, "use the names this cell resolved");
   r_explain->add_option("--proto", ex.proto, "tcp | udp | icmp")->capture_default_str();
   r_explain->add_flag("--inbound", ex.inbound, "a connection into the cell");
+  r_explain->add_option("--pid", ex.pid, "as if this process id owned the connection");
+  r_explain->add_option("--exe", ex.exe, "... this executable (absolute path)");
+  r_explain->add_option("--process", ex.process, "... this process name");
+  r_explain->add_option("--user", ex.user, "... this user (name or uid)");
+  r_explain->add_option("--parent", ex.parent, "... this parent executable");
   r_explain->add_option("remote", ex.remote, "address or host name")->required();
   r_explain->add_option("port", ex.port, "port");
   auto* r_export = rules->add_subcommand("export", "print the app's policy as TOML");

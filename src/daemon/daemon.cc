@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/commands.h"
+#include "attrib/proc_info.h"
 #include "common/cgroup.h"
 #include "daemon/attribution.h"
 #include "daemon/auto_rules.h"
@@ -1388,6 +1390,31 @@ struct Daemon::Impl {
                    : q.proto == "any"  ? policy::Protocol::kAny
                                        : policy::Protocol::kTcp;
     key.remote_port = q.port;
+    // The process, when one is named: rules by process take part as for an attributed
+    // connection.
+    policy::ProcessKey proc;
+    std::string user_name = q.user;
+    if (q.pid != 0 || !q.exe.empty() || !q.process.empty() || !q.user.empty() || !q.parent.empty()) {
+      proc.pid = q.pid;
+      proc.exe = q.exe;
+      proc.comm = q.process;
+      proc.parent_exe = q.parent;
+      if (!q.user.empty() && std::all_of(q.user.begin(), q.user.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        proc.uid = static_cast<std::uint32_t>(std::strtoul(q.user.c_str(), nullptr, 10));
+        user_name = attrib::userName(proc.uid);
+        if (user_name == q.user) user_name.clear();
+      } else if (!q.user.empty()) {
+        struct passwd pw {};
+        struct passwd* found = nullptr;
+        std::array<char, 4096> buf{};
+        if (::getpwnam_r(q.user.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr)
+          proc.uid = found->pw_uid;
+        else
+          proc.uid = 0xffffffffu;  // a name with no uid: only rules by that name match
+      }
+      proc.user = user_name;
+      key.process = &proc;
+    }
     api::Reply r;
     if (auto ip = IpAddr::parse(q.remote)) {
       key.remote = *ip;

@@ -380,6 +380,15 @@ std::vector<std::string> RuleBook::explain(const std::string& app, policy::ConnK
   policy::Explanation e = c.matcher->explain(key, policy::RuleFilter::of(usable));
   std::string what = std::string(policy::protocolName(key.protocol)) + " " + key.remote.str() +
                      (key.remote_port != 0 ? ":" + std::to_string(key.remote_port) : std::string());
+  if (key.process != nullptr) {
+    const policy::ProcessKey& p = *key.process;
+    what += " from";
+    if (p.pid != 0) what += " pid " + std::to_string(p.pid);
+    if (!p.exe.empty()) what += " " + std::string(p.exe);
+    if (!p.comm.empty()) what += " [" + std::string(p.comm) + "]";
+    if (!p.user.empty() || p.uid != 0) what += " user " + (p.user.empty() ? std::to_string(p.uid) : std::string(p.user));
+    if (!p.parent_exe.empty()) what += " parent " + std::string(p.parent_exe);
+  }
   if (!key.names.empty()) {
     what += " (";
     for (std::size_t i = 0; i < key.names.size(); ++i) {

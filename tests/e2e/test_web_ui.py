@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from browser import Browser
-from conftest import CELLWALL, TESTHOST_IP, curl_in_cell, finish
+from conftest import CELLWALL, TESTHOST_IP, _daemon, curl_in_cell, finish
 
 PROMPT = 'default = "prompt"\n'
 ARTIFACTS = Path(os.environ.get("CW_ARTIFACTS", Path(__file__).resolve().parents[2] / "build" / "artifacts"),
@@ -28,15 +28,21 @@ def open_questions(d):
 
 
 @pytest.fixture(scope="module")
-def ui(mdaemon):
+def adaemon(module_testhost):
+    """The module's daemon, attributing every connection to its process: the page shows which."""
+    yield from _daemon(module_testhost, ["--attribution", "always"])
+
+
+@pytest.fixture(scope="module")
+def ui(adaemon):
     """(daemon, browser on the UI page, url)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    url = mdaemon.ui_url()
+    url = adaemon.ui_url()
     b = Browser()
     try:
         b("goto", url=url)
         b("visible", testid="live")
-        yield mdaemon, b, url
+        yield adaemon, b, url
         assert b("errors") == [], "the page logged errors"
     finally:
         b.close()
@@ -50,6 +56,16 @@ def test_allow_for_5_minutes_in_the_browser_releases_the_held_curl(ui):
         assert "web-allow" in b("texts", testid="prompt-app")[0]
         target = b("texts", testid="prompt-target")[0]
         assert "test.example" in target and TESTHOST_IP in target and "8080" in target, target
+        # Which process asks: curl, its pid, and its command line with the URL.
+        b("visible", testid="prompt-process")
+        assert b("texts", testid="prompt-process-name") == ["curl"]
+        assert b("texts", testid="prompt-process-who")[0].startswith("(pid "), b("texts", testid="prompt-process-who")
+        cmd = b("texts", testid="prompt-process-cmd")[0]
+        assert cmd.split(" ")[0].endswith("/curl") and "http://test.example:8080/" in cmd, cmd
+        # The terminal's question says the same.
+        asked = subprocess.run([str(CELLWALL), "--state-dir", d.state, "prompt"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=30).stdout
+        assert "  asked by curl (pid " in asked and "http://test.example:8080/" in asked, asked
         b("screenshot", path=str(ARTIFACTS / "prompt.png"))
         time.sleep(1.5)
         assert p.poll() is None, "curl is held while the question is open"
@@ -71,6 +87,9 @@ def test_allow_for_5_minutes_in_the_browser_releases_the_held_curl(ui):
     time.sleep(0.6)  # the log is written every 250 ms
     log = [json.loads(l) for l in d.cli("log", "--app", "web-allow", "--json").stdout.splitlines()]
     assert [(e["verdict"], e["remote_port"]) for e in log] == [("allow", 8080)], log
+    assert log[0]["process"]["pid"] > 0 and log[0]["process"]["exe"].endswith("/curl"), log
+    row = d.cli("log", "--app", "web-allow").stdout.splitlines()[-1]
+    assert "curl (pid %d, " % log[0]["process"]["pid"] in row, row
 
 
 def test_more_options_domain_any_port_for_two_connections(ui):
@@ -202,6 +221,11 @@ def test_views_connections_rules_cells_traffic(ui):
             verdicts = {b("attr", testid="conn-row", name="data-verdict", nth=i) for i in range(min(n, 20))}
             time.sleep(0.3)
         assert {"allow", "deny"} <= verdicts, verdicts
+        # Each row names the process that made the connection: the loop's curl.
+        procs = [t.split()[0] for t in b("texts", testid="conn-process")[:20]]
+        assert "curl" in procs and set(procs) <= {"curl", "—"}, procs
+        tip = b("attr", testid="conn-process", name="title", nth=procs.index("curl"))
+        assert "executable: " in tip and "command line: curl " in tip and "http://" in tip, tip
         b("screenshot", path=str(ARTIFACTS / "connections.png"))
 
         b("click_testid", testid="tab-cells")

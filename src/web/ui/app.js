@@ -97,6 +97,56 @@
     return `${withBrackets}:${num(port)}`;
   }
 
+  // ---------------------------------------------------------------- processes
+
+  // What a process put in its argv (or its name) is shown, never obeyed: controls, line
+  // separators and the bidi marks and overrides (which would reorder what follows them) are
+  // written as escapes, as `cellwall log` does.
+  const HIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+  function visible(s) {
+    return str(s).replace(HIDDEN_CHARS, (c) => {
+      const n = c.codePointAt(0);
+      return n < 0x80 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16).padStart(4, '0')}}`;
+    });
+  }
+  const attributed = (p) => !!p && num(p.pid) > 0;
+  const baseName = (path) => path.slice(path.lastIndexOf('/') + 1);
+  const withoutDeleted = (exe) => (exe.endsWith(' (deleted)') ? exe.slice(0, -' (deleted)'.length) : exe);
+  // "[curl]": cellwalld's stand-in for the exe of a process gone before it was read.
+  const placeholder = (exe) => exe.startsWith('[');
+
+  // The executable's file name ("curl"; "[curl]" when it had exited).
+  function procName(p) {
+    const exe = str(p.exe);
+    if (exe) return visible(placeholder(exe) ? exe : baseName(withoutDeleted(exe)));
+    return visible(baseName(str(p.cmdline).split(' ')[0])) || '?';
+  }
+  function procWho(p) {
+    const user = str(p.user) ? `user ${visible(p.user)}` : `uid ${num(p.uid)}`;
+    return `pid ${num(p.pid)}, ${user}${p.exited ? ', exited' : ''}`;
+  }
+  // What it runs: the full path in place of argv[0] when both name the same program, both
+  // when they do not (a multi-call binary, a process that renamed itself).
+  function procCommand(p) {
+    const exe = str(p.exe);
+    const cmd = str(p.cmdline);
+    if (!exe || placeholder(exe)) return visible(cmd);
+    if (!cmd) return visible(exe);
+    const space = cmd.indexOf(' ');
+    const argv0 = space < 0 ? cmd : cmd.slice(0, space);
+    const args = space < 0 ? '' : cmd.slice(space);
+    const real = withoutDeleted(exe);
+    if (argv0 === real || baseName(argv0) === baseName(real)) return visible(exe + args);
+    return visible(`${exe} (argv: ${cmd})`);
+  }
+  function procTitle(p) {
+    const lines = [`${procName(p)} (${procWho(p)}${str(p.user) ? `, uid ${num(p.uid)}` : ''})`];
+    const exe = str(p.exe);
+    if (exe && !placeholder(exe)) lines.push(`executable: ${visible(exe)}`);
+    if (str(p.cmdline)) lines.push(`command line: ${visible(p.cmdline)}`);
+    return lines.join('\n');
+  }
+
   function sortApps(set) {
     return [...set].filter((a) => a !== '').sort((a, b) => a.localeCompare(b));
   }
@@ -337,6 +387,7 @@
     q('prompt-app').textContent = str(p.app);
     q('prompt-cell').textContent = num(p.cell) ? `(cell ${num(p.cell)})` : '';
     q('prompt-target').textContent = promptTargetText(p);
+    showPromptProcess(p.process);
     const c = Math.max(1, num(p.connections));
     q('prompt-connections').textContent = `${c} connection${c === 1 ? '' : 's'} waiting`;
     q('prompt-countdown').textContent = countdownText(p);
@@ -361,7 +412,8 @@
         testid: 'prompt-item',
         dataset: { promptId: String(x.id) },
         'aria-pressed': x.id === p.id ? 'true' : 'false',
-        title: `${str(x.app)}: ${promptTargetText(x)}`,
+        title: `${str(x.app)}: ${promptTargetText(x)}` +
+          (attributed(x.process) ? `\nasked by ${procName(x.process)} (${procWho(x.process)})` : ''),
         onclick: () => { promptState.selected = x.id; renderPrompts(); },
       },
       el('span', { class: 'item-app', text: str(x.app) }),
@@ -373,6 +425,16 @@
     }
     const box = q('prompt-list');
     box.replaceChildren(...items);
+  }
+
+  function showPromptProcess(proc) {
+    const box = q('prompt-process');
+    const has = attributed(proc);
+    box.hidden = !has;
+    box.title = has ? procTitle(proc) : '';
+    q('prompt-process-name').textContent = has ? procName(proc) : '';
+    q('prompt-process-who').textContent = has ? `(${procWho(proc)})` : '';
+    q('prompt-process-cmd').textContent = has ? procCommand(proc) : '';
   }
 
   function tickPrompts() {
@@ -568,6 +630,17 @@
     return r ? str(r.text) : `rule #${id} (not loaded)`;
   }
 
+  function processCell(p) {
+    if (!attributed(p)) {
+      return el('td', { class: 'proc muted', testid: 'conn-process', text: '—',
+        title: 'not attributed to a process (see cellwalld --attribution)' });
+    }
+    return el('td', { class: `proc${p.exited ? ' exited' : ''}`, testid: 'conn-process', title: procTitle(p),
+      dataset: { pid: String(num(p.pid)) } },
+    el('span', { class: 'proc-name', text: procName(p) }), ' ',
+    el('span', { class: 'proc-pid', text: String(num(p.pid)) }));
+  }
+
   function buildLogRow(e) {
     const names = splitNames(e.names);
     const verdict = str(e.verdict);
@@ -592,7 +665,7 @@
       el('td', { class: 'dest', title: names.length ? `${names.join(', ')}\n${hostPort(e.remote_ip, e.remote_port, e.proto)}` : null },
         names.length ? el('span', { class: 'dest-name', text: names.join(', ') }) : null,
         el('span', { class: names.length ? 'dest-addr' : 'dest-addr dest-only', text: hostPort(e.remote_ip, e.remote_port, e.proto) })),
-      el('td', { class: 'muted', text: '—', title: 'process attribution is not available yet' }),
+      processCell(e.process),
       el('td', {}, el('span', { class: `badge badge-${verdict || 'unknown'}`, text: verdict || '?' })),
       ruleCell,
       el('td', { class: 'muted', text: str(e.reason) }),

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -25,8 +26,17 @@ struct RawOwner {
   std::uint32_t tgid, tid, uid, gid;
   std::uint64_t cgroup_id, when_ns;
   char comm[16];
+  std::uint64_t start_ns, exec_id;
 };
-static_assert(sizeof(RawOwner) == 48);
+static_assert(sizeof(RawOwner) == 64);
+struct RawConnKey {
+  std::uint64_t cgroup_id;
+  std::uint32_t local, remote;  // network order
+  std::uint16_t local_port, remote_port;
+  std::uint8_t proto;
+  std::uint8_t pad[3];
+};
+static_assert(sizeof(RawConnKey) == 24);
 struct RawPortKey {
   std::uint64_t cgroup_id;
   std::uint16_t port;
@@ -44,6 +54,8 @@ Owner ownerOf(const RawOwner& r) {
   o.cgroup_id = r.cgroup_id;
   o.when_ns = r.when_ns;
   o.comm.assign(r.comm, strnlen(r.comm, sizeof r.comm));
+  o.start_ns = r.start_ns;
+  o.exec_id = r.exec_id;
   return o;
 }
 
@@ -97,7 +109,9 @@ Expected<std::unique_ptr<OwnerMap>> OwnerMap::attach(const std::string& cgroup_d
   ::close(cg);
   m->by_socket_fd_ = bpf_object__find_map_fd_by_name(m->obj_, "cw_owner");
   m->by_port_fd_ = bpf_object__find_map_fd_by_name(m->obj_, "cw_port_owner");
-  if (m->by_socket_fd_ < 0 || m->by_port_fd_ < 0) return fail("cellwall's BPF object has no owner maps");
+  m->by_conn_fd_ = bpf_object__find_map_fd_by_name(m->obj_, "cw_conn_owner");
+  if (m->by_socket_fd_ < 0 || m->by_port_fd_ < 0 || m->by_conn_fd_ < 0)
+    return fail("cellwall's BPF object has no owner maps");
   return m;
 }
 
@@ -119,6 +133,20 @@ std::optional<Owner> OwnerMap::byPort(std::uint64_t cgroup_id, std::uint8_t prot
   k.proto = proto;
   RawOwner r{};
   if (bpf_map_lookup_elem(by_port_fd_, &k, &r) != 0) return std::nullopt;
+  return ownerOf(r);
+}
+
+std::optional<Owner> OwnerMap::byConnection(std::uint64_t cgroup_id, std::uint8_t proto, Ip4 local,
+                                            std::uint16_t local_port, Ip4 remote, std::uint16_t remote_port) const {
+  RawConnKey k{};
+  k.cgroup_id = cgroup_id;
+  k.local = htonl(local.v);
+  k.remote = htonl(remote.v);
+  k.local_port = local_port;
+  k.remote_port = remote_port;
+  k.proto = proto;
+  RawOwner r{};
+  if (bpf_map_lookup_elem(by_conn_fd_, &k, &r) != 0) return std::nullopt;
   return ownerOf(r);
 }
 

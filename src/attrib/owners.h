@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/net.h"
 #include "common/result.h"
 
 struct bpf_object;
@@ -27,6 +28,8 @@ struct Owner {
   std::uint64_t cgroup_id = 0;  // the process's cgroup v2 id at the time
   std::uint64_t when_ns = 0;    // CLOCK_MONOTONIC, when it was recorded
   std::string comm;             // the process's name (its first 15 bytes)
+  std::uint64_t start_ns = 0;   // when the process started (CLOCK_BOOTTIME): pid + this = the process
+  std::uint64_t exec_id = 0;    // its execs so far: the program it runs changes with this
 };
 
 class OwnerMap {
@@ -42,6 +45,10 @@ class OwnerMap {
   // The last process in cgroup `cgroup_id` that sent or bound from this local port (TCP or
   // UDP): found even after its socket was closed.
   std::optional<Owner> byPort(std::uint64_t cgroup_id, std::uint8_t proto, std::uint16_t port) const;
+  // The process that opened this connection (TCP: connect(); UDP: sent on it last), from the
+  // cell whose cgroup is `cgroup_id`: one lookup, no socket lookup needed.
+  std::optional<Owner> byConnection(std::uint64_t cgroup_id, std::uint8_t proto, Ip4 local, std::uint16_t local_port,
+                                    Ip4 remote, std::uint16_t remote_port) const;
 
  private:
   OwnerMap() = default;
@@ -49,6 +56,7 @@ class OwnerMap {
   std::vector<bpf_link*> links_;
   int by_socket_fd_ = -1;
   int by_port_fd_ = -1;
+  int by_conn_fd_ = -1;
 };
 
 }  // namespace cw::attrib

@@ -162,6 +162,36 @@ std::optional<ProcessInfo> ProcessCache::lookup(std::uint32_t pid) {
   return info;
 }
 
+std::optional<ProcessInfo> ProcessCache::lookupKnown(std::uint32_t pid, std::uint64_t start_ticks,
+                                                     std::uint64_t exec_id) {
+  {
+    std::lock_guard lock(mu_);
+    const auto cached = by_pid_.find(pid);
+    if (cached != by_pid_.end() && cached->second->exec_id_known && cached->second->exec_id == exec_id &&
+        cached->second->start_time == start_ticks) {
+      ++stats_.hits;
+      lru_.splice(lru_.begin(), lru_, cached->second);
+      return *cached->second;
+    }
+    // Another exec of the same process, even of a program with the same name: read afresh.
+    if (cached != by_pid_.end() && cached->second->exec_id_known && cached->second->start_time == start_ticks) {
+      ++stats_.execs;
+      lru_.erase(cached->second);
+      by_pid_.erase(cached);
+    }
+  }
+  std::optional<ProcessInfo> info = lookup(pid);
+  if (!info || info->start_time != start_ticks) return std::nullopt;
+  std::lock_guard lock(mu_);
+  if (const auto cached = by_pid_.find(pid); cached != by_pid_.end() && cached->second->start_time == start_ticks) {
+    cached->second->exec_id = exec_id;
+    cached->second->exec_id_known = true;
+  }
+  info->exec_id = exec_id;
+  info->exec_id_known = true;
+  return info;
+}
+
 std::optional<ProcessInfo> ProcessCache::readProcess(std::uint32_t pid,
                                                      std::string_view stat_text) const {
   const std::string dir = proc_root_ + "/" + std::to_string(pid);

@@ -6,7 +6,8 @@
 // still the same process, by its start time. A pid that was reused (another start time) is read
 // afresh, never served the earlier process's details. exec() keeps the pid and the start time:
 // it is noticed by the name (comm) in the same stat line changing, and the process read again;
-// an exec of a program with the same name as the one before is not noticed.
+// an exec of a program with the same name as the one before is not noticed by lookup(). It is
+// by lookupKnown(), which is given the exec count the BPF programs recorded.
 //
 // What /proc can and cannot say:
 //   - exe is readlink(/proc/<pid>/exe). A binary deleted or replaced since the process started
@@ -52,6 +53,10 @@ struct ProcessInfo {
   // for a process /proc no longer has.
   bool exited = false;
 
+  // Which exec of the process the details are of, when the BPF record said (lookupKnown).
+  std::uint64_t exec_id = 0;
+  bool exec_id_known = false;
+
   // The command line as one string, arguments joined by spaces.
   std::string cmdline() const;
 };
@@ -75,6 +80,12 @@ class ProcessCache {
   // The details of process `pid`; nullopt if it no longer exists (the caller then shows what
   // the BPF map recorded, marked exited).
   std::optional<ProcessInfo> lookup(std::uint32_t pid);
+
+  // The details of the process the BPF programs recorded: pid, start time (clock ticks, as
+  // /proc has it) and exec count. A cached entry of exactly that process and exec is served
+  // without reading /proc at all (no system call); otherwise as lookup(), and nullopt when
+  // the pid is now another process (the one recorded has exited).
+  std::optional<ProcessInfo> lookupKnown(std::uint32_t pid, std::uint64_t start_ticks, std::uint64_t exec_id);
 
   Stats stats() const;
   std::size_t size() const;

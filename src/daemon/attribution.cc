@@ -1,5 +1,7 @@
 #include "daemon/attribution.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "attrib/fd_scan.h"
@@ -26,6 +28,7 @@ std::string Attribution::start() {
     return "process attribution without BPF (" + owners.error().message +
            "): owners are found by scanning the cell's open files, whose cost grows with them";
   owners_ = std::move(owners).value();
+  if (const long hz = ::sysconf(_SC_CLK_TCK); hz > 0) ns_per_tick_ = 1'000'000'000ULL / static_cast<std::uint64_t>(hz);
   return "process attribution: BPF owner programs on " + *dir + " (" + attributionModeName(mode_) + ")";
 }
 
@@ -92,6 +95,29 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::details(std::uint32_t pi
   return p;
 }
 
+std::shared_ptr<const decide::ProcessInfo> Attribution::details(const attrib::Owner& o, const char* how) {
+  if (o.start_ns == 0) return details(o.pid, o.uid, o.comm, how);
+  auto p = std::make_shared<decide::ProcessInfo>();
+  p->pid = o.pid;
+  p->how = how;
+  if (auto info = procs_.lookupKnown(o.pid, o.start_ns / ns_per_tick_, o.exec_id)) {
+    p->uid = info->uid;
+    p->exe = std::move(info->exe);
+    p->comm = std::move(info->comm);
+    p->cmdline = info->cmdline();
+    p->parent_exe = std::move(info->parent_exe);
+    p->exited = info->exited || p->exe.empty();
+  } else {
+    p->uid = o.uid;
+    p->comm = o.comm;
+    p->exited = true;
+  }
+  if (p->comm.empty()) p->comm = o.comm;
+  p->user = user(p->uid);
+  found_.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
 std::shared_ptr<const decide::ProcessInfo> Attribution::find(const decide::CellPort& port,
                                                              const decide::ConnTuple& t) {
   std::shared_ptr<Cell> cell;
@@ -100,6 +126,17 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::find(const decide::CellP
     auto it = cells_.find(port.cell_id);
     if (it == cells_.end()) return nullptr;
     cell = it->second;
+  }
+  if (owners_ != nullptr) {
+    // One lookup: the connection's opener as the kernel recorded it when the SYN (or the
+    // datagram) left; an inbound connection's listener by its port. The socket lookup below is
+    // the fallback (a socket made before the programs were attached).
+    std::optional<attrib::Owner> o;
+    if (t.inbound && t.proto == packet::kProtoTcp)
+      o = owners_->byPort(cell->cgroup_id, t.proto, t.local_port);
+    else if (!t.inbound)
+      o = owners_->byConnection(cell->cgroup_id, t.proto, t.local, t.local_port, t.remote, t.remote_port);
+    if (o) return details(*o, t.inbound ? "listener" : "connection");
   }
   auto sock = cell->diag.find(attrib::SocketId{t.proto, t.local, t.local_port, t.remote, t.remote_port},
                               t.inbound);
@@ -110,12 +147,11 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::find(const decide::CellP
   }
   if (owners_ != nullptr) {
     if (*sock) {
-      if (auto o = owners_->bySocket((*sock)->cookie))
-        return details(o->pid, o->uid, o->comm, (*sock)->listener ? "listener" : "socket");
+      if (auto o = owners_->bySocket((*sock)->cookie)) return details(*o, (*sock)->listener ? "listener" : "socket");
     }
     // A UDP socket already closed (a one-shot query), or one whose owner was not recorded:
     // the last process of this cell that sent from or bound the port.
-    if (auto o = owners_->byPort(cell->cgroup_id, t.proto, t.local_port)) return details(o->pid, o->uid, o->comm, "port");
+    if (auto o = owners_->byPort(cell->cgroup_id, t.proto, t.local_port)) return details(*o, "port");
   } else if (*sock && (*sock)->inode != 0) {
     if (auto pid = attrib::findSocketOwner(cell->cgroup_dir, (*sock)->inode))
       return details(*pid, (*sock)->uid, "", "fd-scan");

@@ -64,6 +64,8 @@ class Attribution final : public decide::ProcessFinder {
   };
   std::shared_ptr<const decide::ProcessInfo> details(std::uint32_t pid, std::uint32_t uid,
                                                      const std::string& comm, const char* how);
+  // From a BPF record: the cached details of exactly that process and exec, else /proc.
+  std::shared_ptr<const decide::ProcessInfo> details(const attrib::Owner& o, const char* how);
   std::string user(std::uint32_t uid);
 
   const AttributionMode mode_;
@@ -74,6 +76,7 @@ class Attribution final : public decide::ProcessFinder {
   std::mutex users_mu_;
   std::map<std::uint32_t, std::string> users_;
   std::atomic<std::uint64_t> found_{0}, no_socket_{0}, no_owner_{0}, errors_{0};
+  std::uint64_t ns_per_tick_ = 10'000'000;  // /proc's clock ticks (USER_HZ)
 };
 
 }  // namespace cw::daemon

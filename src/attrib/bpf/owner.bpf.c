@@ -23,6 +23,27 @@ struct cw_owner {
   __u64 cgroup_id;
   __u64 when_ns;
   char comm[16];
+  __u64 start_ns;  // the process's start (boot-time clock): with tgid, names the process
+  __u64 exec_id;   // how many execs the process has made: its program changes with it
+};
+
+// What the programs read of the kernel's task: its offset found at load time from the
+// kernel's BTF (CO-RE), so no kernel headers are needed.
+struct task_struct {
+  struct task_struct *group_leader;
+  __u64 start_boottime;
+  __u64 self_exec_id;
+} __attribute__((preserve_access_index));
+
+// A connection as its cell sees it: addresses in network order, ports in host order.
+struct cw_conn_key {
+  __u64 cgroup_id;
+  __u32 local;
+  __u32 remote;
+  __u16 local_port;
+  __u16 remote_port;
+  __u8 proto;
+  __u8 pad[3];
 };
 
 struct cw_port_key {
@@ -46,6 +67,17 @@ struct {
   __type(value, struct cw_owner);
 } cw_port_owner SEC(".maps");
 
+// cw_conn_owner: a connection's 4-tuple (and the cell's cgroup) -> the process that opened it:
+// an outgoing TCP connection when its SYN is about to leave (sockops, TCP_CONNECT_CB: the
+// local port is chosen by then), a UDP flow as its datagrams leave. cellwalld finds a new
+// connection's owner with this one lookup; the socket lookup (sock_diag) is the fallback.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct cw_conn_key);
+  __type(value, struct cw_owner);
+} cw_conn_owner SEC(".maps");
+
 static __always_inline void fill(struct cw_owner *o) {
   __u64 pt = bpf_get_current_pid_tgid();
   __u64 ug = bpf_get_current_uid_gid();
@@ -56,6 +88,9 @@ static __always_inline void fill(struct cw_owner *o) {
   o->cgroup_id = bpf_get_current_cgroup_id();
   o->when_ns = bpf_ktime_get_ns();
   bpf_get_current_comm(o->comm, sizeof o->comm);
+  struct task_struct *t = bpf_get_current_task_btf();
+  o->start_ns = t->group_leader->start_boottime;
+  o->exec_id = t->group_leader->self_exec_id;
 }
 
 static __always_inline int inet(__u32 family, __u32 protocol) {
@@ -138,10 +173,44 @@ int cw_egress(struct __sk_buff *skb) {
   k.cgroup_id = o->cgroup_id;
   k.port = (__u16)sk->src_port;
   k.proto = IPPROTO_UDP;
-  struct cw_owner *known = bpf_map_lookup_elem(&cw_port_owner, &k);
-  if (known && known->tgid == o->tgid) return 1;
   struct cw_owner copy = *o;
-  bpf_map_update_elem(&cw_port_owner, &k, &copy, BPF_ANY);
+  struct cw_owner *known = bpf_map_lookup_elem(&cw_port_owner, &k);
+  if (!known || known->tgid != o->tgid) bpf_map_update_elem(&cw_port_owner, &k, &copy, BPF_ANY);
+  // The datagram's own addresses (an unconnected socket has no remote end of its own).
+  __u8 ip[20];
+  if (bpf_skb_load_bytes(skb, 0, ip, sizeof ip) != 0 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_UDP) return 1;
+  __u8 ports[4];
+  if (bpf_skb_load_bytes(skb, (ip[0] & 0xf) * 4, ports, sizeof ports) != 0) return 1;
+  struct cw_conn_key c = {};
+  c.cgroup_id = o->cgroup_id;
+  __builtin_memcpy(&c.local, &ip[12], 4);
+  __builtin_memcpy(&c.remote, &ip[16], 4);
+  c.local_port = (__u16)(ports[0] << 8 | ports[1]);
+  c.remote_port = (__u16)(ports[2] << 8 | ports[3]);
+  c.proto = IPPROTO_UDP;
+  known = bpf_map_lookup_elem(&cw_conn_owner, &c);
+  if (!known || known->tgid != o->tgid) bpf_map_update_elem(&cw_conn_owner, &c, &copy, BPF_ANY);
+  return 1;
+}
+
+SEC("sockops")
+int cw_sockops(struct bpf_sock_ops *ops) {
+  if (ops->op != BPF_SOCK_OPS_TCP_CONNECT_CB || ops->family != CW_AF_INET) return 1;
+  __u64 cookie = bpf_get_socket_cookie(ops);
+  struct cw_owner *o = bpf_map_lookup_elem(&cw_owner, &cookie);
+  if (!o) return 1;
+  struct cw_conn_key c = {};
+  c.cgroup_id = o->cgroup_id;
+  c.local = ops->local_ip4;
+  c.remote = ops->remote_ip4;
+  c.local_port = (__u16)ops->local_port;
+  // remote_port holds the port in network order, in the upper half on little-endian kernels.
+  __u32 rp = ops->remote_port;
+  if (rp > 0xffff) rp >>= 16;
+  c.remote_port = (__u16)((rp & 0xff) << 8 | (rp >> 8 & 0xff));
+  c.proto = IPPROTO_TCP;
+  struct cw_owner copy = *o;
+  bpf_map_update_elem(&cw_conn_owner, &c, &copy, BPF_ANY);
   return 1;
 }
 

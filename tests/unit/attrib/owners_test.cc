@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -177,6 +178,38 @@ TEST(OwnerMap, RecordsWhoMadeConnectedAndSentFromEachSocket) {
   ASSERT_TRUE(u.has_value());
   EXPECT_EQ(u->pid, static_cast<std::uint32_t>(r.child));
   EXPECT_FALSE(owners.value()->byPort(cgroup_id + 1, IPPROTO_UDP, r.udp_port).has_value());
+
+  // By connection, without a socket lookup: each connection's opener, as the kernel had it
+  // when the SYN left (TCP) or the datagram did (UDP, its socket closed since).
+  auto byc = owners.value()->byConnection(cgroup_id, IPPROTO_TCP, Ip4{kLoopback}, r.child_port, Ip4{kLoopback}, server);
+  ASSERT_TRUE(byc.has_value());
+  EXPECT_EQ(byc->pid, static_cast<std::uint32_t>(r.child));
+  EXPECT_EQ(byc->comm, "cw-owner-kid");
+  auto byg = owners.value()->byConnection(cgroup_id, IPPROTO_TCP, Ip4{kLoopback}, r.grandchild_port, Ip4{kLoopback},
+                                          server);
+  ASSERT_TRUE(byg.has_value());
+  EXPECT_EQ(byg->pid, static_cast<std::uint32_t>(r.grandchild));
+  auto byu = owners.value()->byConnection(cgroup_id, IPPROTO_UDP, Ip4{kLoopback}, r.udp_port, Ip4{kLoopback},
+                                          portOf(udp));
+  ASSERT_TRUE(byu.has_value());
+  EXPECT_EQ(byu->pid, static_cast<std::uint32_t>(r.child));
+  EXPECT_FALSE(owners.value()->byConnection(cgroup_id + 1, IPPROTO_TCP, Ip4{kLoopback}, r.child_port, Ip4{kLoopback},
+                                            server).has_value());
+  // Which process, exactly: its start time (as /proc has it, in clock ticks) and its execs.
+  {
+    std::ifstream stat("/proc/" + std::to_string(r.child) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && rest >> field; ++i) {
+    }
+    const auto ticks = std::stoull(field);
+    const auto per_tick = 1'000'000'000ull / static_cast<unsigned long long>(::sysconf(_SC_CLK_TCK));
+    EXPECT_EQ(byc->start_ns / per_tick, ticks);
+    EXPECT_EQ(byc->start_ns, o->start_ns);
+    EXPECT_NE(byc->start_ns, byg->start_ns);
+  }
 
   // A socket outside the cgroup (the test's own accepted end) was never recorded.
   auto server_end = diag->find(SocketId{IPPROTO_TCP, Ip4{kLoopback}, server, Ip4{kLoopback}, r.child_port});

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "attrib/owners.h"
+#include "attrib/proc_info.h"
 #include "attrib/sock_diag.h"
 #include "common/cgroup.h"
 
@@ -148,6 +149,10 @@ class OwnCgroup {
     ::rmdir(dir_.c_str());
   }
   const OwnerMap* owners() const { return owners_.get(); }
+  std::uint64_t id() const {
+    auto i = cgroup::id(dir_);
+    return i ? *i : 0;
+  }
   const std::string& why() const { return why_; }
 
  private:
@@ -172,6 +177,30 @@ void BM_Attribute(benchmark::State& state) {
   state.counters["sockets"] = static_cast<double>(socks.count());
 }
 BENCHMARK(BM_Attribute)->Arg(10)->Arg(1000)->Arg(10000)->Arg(20000)->Unit(benchmark::kNanosecond);
+
+// What cellwalld does for a new connection (daemon/attribution.cc): the opener by the
+// connection's 4-tuple (one bpf() call), then the process's details from the cache, checked
+// against the recorded start time and exec count (no system call when it is known).
+void BM_AttributeByConnection(benchmark::State& state) {
+  raiseFdLimit();
+  OwnCgroup cg;
+  if (cg.owners() == nullptr) return state.SkipWithError(cg.why().c_str());
+  Sockets socks(state.range(0));
+  const std::uint64_t cgid = cg.id();
+  const SocketId c = socks.measured();
+  ProcessCache procs;
+  const std::uint64_t per_tick = 1'000'000'000ull / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK));
+  for (auto _ : state) {
+    auto o = cg.owners()->byConnection(cgid, 6, c.local, c.local_port, c.remote, c.remote_port);
+    if (!o) return state.SkipWithError("no owner recorded for the connection");
+    auto p = procs.lookupKnown(o->pid, o->start_ns / per_tick, o->exec_id);
+    if (!p) return state.SkipWithError("the process was not found");
+    benchmark::DoNotOptimize(p->exe.data());
+  }
+  state.counters["sockets"] = static_cast<double>(socks.count());
+  state.counters["proc_reads"] = static_cast<double>(procs.stats().misses);
+}
+BENCHMARK(BM_AttributeByConnection)->Arg(10)->Arg(1000)->Arg(10000)->Arg(20000)->Unit(benchmark::kNanosecond);
 
 }  // namespace
 

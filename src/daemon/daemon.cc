@@ -1240,6 +1240,22 @@ struct Daemon::Impl {
                           std::to_string(observer.dnsErrors(e)));
     }
     r.lines.push_back("log dropped=" + std::to_string(observer.dropped()));
+    {
+      const auto a = attribution.stats();
+      r.lines.push_back(std::string("attribution mode=") + attributionModeName(attribution.mode()) +
+                        " bpf=" + (attribution.usesBpf() ? "yes" : "no") + " found=" + std::to_string(a.found) +
+                        " no_socket=" + std::to_string(a.no_socket) + " no_owner=" + std::to_string(a.no_owner) +
+                        " errors=" + std::to_string(a.errors));
+    }
+    if (ids_monitor.running()) {
+      const auto st = ids_monitor.stats();
+      r.lines.push_back("ids rules=" + std::to_string(ids_monitor.rules()) +
+                        " skipped=" + std::to_string(ids_monitor.report().skipped.size()) +
+                        " frames=" + std::to_string(st.engine.frames) + " bytes=" + std::to_string(st.engine.bytes) +
+                        " flows=" + std::to_string(st.engine.flows) + " alerts=" + std::to_string(st.engine.alerts) +
+                        " gaps=" + std::to_string(st.engine.gaps) + " ring_drops=" + std::to_string(st.ring.drops) +
+                        " ring_packets=" + std::to_string(st.ring.packets));
+    }
     for (std::size_t i = 0; i < static_cast<std::size_t>(decide::Reason::kCount); ++i) {
       auto reason = static_cast<decide::Reason>(i);
       r.lines.push_back(std::string("reason ") + decide::reasonName(reason) + " " +

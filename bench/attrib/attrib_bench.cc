@@ -200,6 +200,19 @@ void BM_AttributeByConnection(benchmark::State& state) {
   state.counters["sockets"] = static_cast<double>(socks.count());
   state.counters["proc_reads"] = static_cast<double>(procs.stats().misses);
 }
+// The first connection of a process: its details read from /proc (exe, cmdline, status, the
+// parent's exe), once per process and exec.
+void BM_ProcessDetailsFirstSight(benchmark::State& state) {
+  const auto self = static_cast<std::uint32_t>(::getpid());
+  for (auto _ : state) {
+    ProcessCache procs;
+    auto p = procs.lookup(self);
+    if (!p) return state.SkipWithError("cannot read this process");
+    benchmark::DoNotOptimize(p->exe.data());
+  }
+}
+BENCHMARK(BM_ProcessDetailsFirstSight)->Unit(benchmark::kMicrosecond);
+
 BENCHMARK(BM_AttributeByConnection)->Arg(10)->Arg(1000)->Arg(10000)->Arg(20000)->Unit(benchmark::kNanosecond);
 
 }  // namespace

@@ -15,10 +15,13 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libsqlite3-dev libmnl-dev libssl-dev libmicrohttpd-dev libsystemd-dev liblua5.4-dev libbpf-dev
+  libhyperscan-dev libpcre2-dev
   # run
   openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
+  # benchmarks (bench/nginx_bench.py): an HTTP server in a cell and load generators
+  nginx apache2-utils wrk
   # the web UI's browser tests: Debian's chromium, driven by playwright-core (npm, below)
   chromium fonts-liberation fonts-dejavu-core
   # desktop notification tests: a private session bus and a notification service in Python
@@ -36,7 +39,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   # tshark asks whether non-root users may capture; answer no without a prompt.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages must not start services (nginx would listen on the host's port 80): a
+  # policy-rc.d for the install only, unless the machine has its own.
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  status=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  [ "$own_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ "$status" -eq 0 ] || { echo "setup: apt-get install failed" >&2; exit "$status"; }
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then

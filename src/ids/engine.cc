@@ -380,10 +380,19 @@ struct Engine::Impl {
     const bool rst = (fl & packet::kTcpRst) != 0, fin = (fl & packet::kTcpFin) != 0;
     const FlowKey key = FlowKey::of(f.ip_src, f.src_port, f.ip_dst, f.dst_port, f.ip_proto);
     Flow* flow = flows.find(key, pk.now);
-    // A new connection on the tuple of an old one: start over.
+    // A new connection on the tuple of an old one: start over. But not for the SYN of this
+    // very connection arriving after its first data: copies sent to the monitor port from
+    // different CPUs can reach it out of order, and starting over would leave a hole where
+    // that data was (and end the direction's inspection).
     if (flow != nullptr && syn && !ack && flow->dir[0].reasm.delivered() > 0) {
-      flows.erase(key);
-      flow = nullptr;
+      const Reassembler& r = flow->dir[0].reasm;
+      const std::uint32_t ahead = r.firstSeq() - (tcpSeq(f) + 1);  // serial arithmetic
+      const bool late_syn = !r.sawSyn() && f.ip_src == flow->client && f.src_port == flow->client_port &&
+                            ahead < (1u << 20);
+      if (!late_syn) {
+        flows.erase(key);
+        flow = nullptr;
+      }
     }
     if (flow == nullptr) {
       // No flow from a packet that ends one, or a bare ACK (e.g. the last of a close).

@@ -33,8 +33,8 @@ std::size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
 
 void Reassembler::syn(std::uint32_t seq) {
   if (next_off_ > 0 || !pending_.empty()) return;
-  started_ = true;
-  next_seq_ = seq + 1;
+  started_ = saw_syn_ = true;
+  next_seq_ = first_seq_ = seq + 1;
 }
 
 }  // namespace cw::ids

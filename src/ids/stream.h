@@ -50,6 +50,9 @@ class Reassembler {
   void segment(std::uint32_t seq, Bytes data, Deliver&& deliver);
 
   bool failed() const { return failed_; }
+  bool sawSyn() const { return saw_syn_; }
+  // Where the stream started: the SYN's seq + 1, or the first segment's seq.
+  std::uint32_t firstSeq() const { return first_seq_; }
   std::uint64_t delivered() const { return next_off_; }  // bytes delivered so far
   std::size_t buffered() const { return pending_size_; }
   std::uint64_t trimmedBytes() const { return trimmed_; }    // retransmitted, dropped
@@ -60,7 +63,8 @@ class Reassembler {
   void drain(Deliver& deliver);
 
   std::size_t ooo_limit_;
-  bool started_ = false, failed_ = false;
+  bool started_ = false, failed_ = false, saw_syn_ = false;
+  std::uint32_t first_seq_ = 0;
   std::uint32_t next_seq_ = 0;  // sequence number of the next byte to deliver
   std::uint64_t next_off_ = 0;  // its offset from the start of the stream
   std::map<std::uint64_t, std::vector<std::uint8_t>> pending_;  // by stream offset
@@ -73,7 +77,7 @@ void Reassembler::segment(std::uint32_t seq, Bytes data, Deliver&& deliver) {
   if (failed_ || data.empty()) return;
   if (!started_) {
     started_ = true;
-    next_seq_ = seq;
+    next_seq_ = first_seq_ = seq;
   }
   // Serial-number arithmetic: how far this segment starts after the next expected byte.
   auto rel = static_cast<std::int32_t>(seq - next_seq_);

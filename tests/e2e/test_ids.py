@@ -15,30 +15,33 @@ from conftest import TESTHOST_IP, _daemon
 POLICY = f'default = "deny"\n[[allow]]\nto = "{TESTHOST_IP}"\n'
 
 # One TCP connection to the test host's echo server, echoing every 100 ms for `secs` seconds.
-# With `bad`, after 1 s it sends the shipped test signature's marker. Prints
+# With `bad` (or `badN`), after 1 s (or N s) it sends the shipped test signature's marker. Prints
 # "<name> <pid> connected", then "<name> <pid> cut <seconds after the marker>" when an echo does
 # not come back within 1 s, or "<name> <pid> ok <echoes after the marker>".
 CLIENT = f"""
 import os, socket, sys, time
-name, bad, secs = sys.argv[1], sys.argv[2] == "bad", float(sys.argv[3])
+name, bad, secs = sys.argv[1], sys.argv[2].startswith("bad"), float(sys.argv[3])
+at = float(sys.argv[2][3:] or 1) if bad else 0  # "bad2.5": the marker 2.5 s in
 pid = os.getpid()
+def say(*words):  # one write: lines of the clients sharing the pipe never interleave
+    os.write(1, (" ".join(str(w) for w in words) + "\\n").encode())
 s = socket.create_connection(("{TESTHOST_IP}", 7777), timeout=3)
-print(name, pid, "connected", flush=True)
+say(name, pid, "connected")
 s.settimeout(1.0)
 t0 = time.time(); marked = None; after = 0
 while time.time() - t0 < secs:
-    if bad and marked is None and time.time() - t0 > 1:
+    if bad and marked is None and time.time() - t0 > at:
         s.sendall(b"exfil: CW-EXFIL-TEST payload"); s.recv(64); marked = time.time()
     try:
         s.sendall(b"x")
         if not s.recv(16):
             break
     except OSError:
-        print(name, pid, "cut", round(time.time() - (marked or t0), 2), flush=True); sys.exit(0)
+        say(name, pid, "cut", round(time.time() - (marked or t0), 2)); sys.exit(0)
     if marked is not None or not bad:
         after += 1
     time.sleep(0.1)
-print(name, pid, "ok", after, flush=True)
+say(name, pid, "ok", after)
 """
 
 
@@ -90,7 +93,7 @@ def run_clients(d, client, app, clients, secs=6):
 
 def test_an_alert_blocks_only_the_offending_process_at_once(idaemon, client):
     out, auto, lines = run_clients(idaemon, client, "idsone", [("good", "plain"), ("bad", "bad")])
-    assert set(out) == {"good", "bad"}, (lines, idaemon.new_log()[-3000:])
+    assert set(out) == {"good", "bad"}, (lines, idaemon.cli("status").stdout, idaemon.new_log()[-3000:])
     bad_pid, bad_what, bad_after = out["bad"]
     good_pid, good_what, good_echoes = out["good"]
     assert bad_what == "cut" and bad_after < 5, out  # blocked within a bounded time
@@ -129,10 +132,12 @@ def test_an_ids_rule_is_explained_like_any_rule(idaemon, client):
 
 
 def test_k_offending_processes_of_one_user_become_one_rule_for_the_user(idaemon, client):
-    # Two offenders (K = 2) of one user while a third process of that user runs.
-    out, rules, lines = run_clients(idaemon, client, "idsfold", [("bad2", "bad"), ("bad3", "bad"), ("late", "plain")],
+    # Two offenders (K = 2) of one user, one second apart, while a third process of that user
+    # runs.
+    out, rules, lines = run_clients(idaemon, client, "idsfold", [("bad2", "bad1"), ("bad3", "bad2"), ("late", "plain")],
                                     secs=8)
-    assert out.get("bad2", (0, ""))[1] == "cut" and out.get("bad3", (0, ""))[1] == "cut", lines
+    assert out.get("bad2", (0, ""))[1] == "cut" and out.get("bad3", (0, ""))[1] == "cut", (
+        lines, rules, idaemon.cli("status").stdout, idaemon.new_log()[-4000:])
     # Folded: the user's rule replaced the two process rules, and it denies every process of
     # that user, so the plain client (same user, no alert of its own) is cut too.
     assert out.get("late", (0, ""))[1] == "cut", (out, rules)

@@ -146,6 +146,27 @@ TEST(IdsEngine, OutOfOrderSegments) {
   EXPECT_EQ(h.sids(), Sids{9000001});
 }
 
+// Copies reach the monitor port from several CPUs and can arrive out of order: a SYN that comes
+// after its connection's first data is that connection's, not a new one on the same tuple.
+TEST(IdsEngine, ASynArrivingAfterItsOwnDataDoesNotRestartTheFlow) {
+  Harness h(kExfil);
+  Conn c{h};
+  c.send("x");                                                                   // data first,
+  h.frame(buildTcp4({}, c.client, c.server, c.cport, c.sport, kTcpSyn, c.cseq - 2));  // its SYN after
+  c.flags(kTcpAck);
+  c.send("y");
+  c.send("exfil: CW-EXFIL-TEST");
+  EXPECT_EQ(h.sids(), Sids{9000001});
+  EXPECT_EQ(h.engine->stats().gaps, 0u);
+  // A SYN from far away on the same tuple is a new connection: inspection starts over.
+  h.alerts.clear();
+  h.frame(buildTcp4({}, c.client, c.server, c.cport, c.sport, kTcpSyn, c.cseq + 5'000'000));
+  c.cseq += 5'000'001;
+  c.flags(kTcpAck);
+  c.send("again CW-EXFIL-TEST");
+  EXPECT_EQ(h.sids(), Sids{9000001});
+}
+
 TEST(IdsEngine, RetransmissionIsNotInspectedTwice) {
   Harness h(R"(alert tcp any any -> any any (content:"abcabc"; sid:1;))");
   Conn c{h};

@@ -69,12 +69,13 @@ std::string Attribution::user(std::uint32_t uid) {
   return name;
 }
 
-std::shared_ptr<const decide::ProcessInfo> Attribution::details(std::uint32_t pid, std::uint32_t uid,
-                                                                const std::string& comm, const char* how) {
+std::shared_ptr<const decide::ProcessInfo> Attribution::details(const attrib::Owner& o, const char* how) {
   auto p = std::make_shared<decide::ProcessInfo>();
-  p->pid = pid;
+  p->pid = o.pid;
   p->how = how;
-  if (auto info = procs_.lookup(pid)) {
+  // With the BPF record's start time and exec count, a known process costs no /proc read.
+  auto info = o.start_ns != 0 ? procs_.lookupKnown(o.pid, o.start_ns / ns_per_tick_, o.exec_id) : procs_.lookup(o.pid);
+  if (info) {
     p->uid = info->uid;
     p->exe = std::move(info->exe);
     p->comm = std::move(info->comm);
@@ -83,33 +84,9 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::details(std::uint32_t pi
     // cellwalld reads any process's exe; one it cannot read is exiting (its memory is gone
     // before it becomes a zombie).
     p->exited = info->exited || p->exe.empty();
-    if (p->comm.empty()) p->comm = comm;
   } else {
     // Gone already (a process that exited right after connect()): what the kernel recorded.
-    p->uid = uid;
-    p->comm = comm;
-    p->exited = true;
-  }
-  p->user = user(p->uid);
-  found_.fetch_add(1, std::memory_order_relaxed);
-  return p;
-}
-
-std::shared_ptr<const decide::ProcessInfo> Attribution::details(const attrib::Owner& o, const char* how) {
-  if (o.start_ns == 0) return details(o.pid, o.uid, o.comm, how);
-  auto p = std::make_shared<decide::ProcessInfo>();
-  p->pid = o.pid;
-  p->how = how;
-  if (auto info = procs_.lookupKnown(o.pid, o.start_ns / ns_per_tick_, o.exec_id)) {
-    p->uid = info->uid;
-    p->exe = std::move(info->exe);
-    p->comm = std::move(info->comm);
-    p->cmdline = info->cmdline();
-    p->parent_exe = std::move(info->parent_exe);
-    p->exited = info->exited || p->exe.empty();
-  } else {
     p->uid = o.uid;
-    p->comm = o.comm;
     p->exited = true;
   }
   if (p->comm.empty()) p->comm = o.comm;
@@ -153,8 +130,12 @@ std::shared_ptr<const decide::ProcessInfo> Attribution::find(const decide::CellP
     // the last process of this cell that sent from or bound the port.
     if (auto o = owners_->byPort(cell->cgroup_id, t.proto, t.local_port)) return details(*o, "port");
   } else if (*sock && (*sock)->inode != 0) {
-    if (auto pid = attrib::findSocketOwner(cell->cgroup_dir, (*sock)->inode))
-      return details(*pid, (*sock)->uid, "", "fd-scan");
+    if (auto pid = attrib::findSocketOwner(cell->cgroup_dir, (*sock)->inode)) {
+      attrib::Owner found;  // no record: /proc tells the rest
+      found.pid = *pid;
+      found.uid = (*sock)->uid;
+      return details(found, "fd-scan");
+    }
   }
   (*sock ? no_owner_ : no_socket_).fetch_add(1, std::memory_order_relaxed);
   spdlog::debug("cell {}: {} {}:{} -> {}:{}{}: {}", port.cell_id, t.proto == packet::kProtoTcp ? "tcp" : "udp",

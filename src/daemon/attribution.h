@@ -62,9 +62,8 @@ class Attribution final : public decide::ProcessFinder {
     std::string cgroup_dir;
     std::uint64_t cgroup_id = 0;
   };
-  std::shared_ptr<const decide::ProcessInfo> details(std::uint32_t pid, std::uint32_t uid,
-                                                     const std::string& comm, const char* how);
-  // From a BPF record: the cached details of exactly that process and exec, else /proc.
+  // The process's details: from the cache, checked against the record's start time and exec
+  // count when it has them (BPF), else read from /proc; what was recorded if it is gone.
   std::shared_ptr<const decide::ProcessInfo> details(const attrib::Owner& o, const char* how);
   std::string user(std::uint32_t uid);
 

@@ -11,17 +11,16 @@ The same run without --ids gives the data path's own throughput for comparison.
     sudo flock /tmp/cw-e2e.lock bench/ids_net.py [--seconds S] [--rules FILE] [--json]
 """
 import argparse
-import contextlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from conftest import TESTHOST_IP, Daemon, TestHost, sh  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import TESTHOST_IP, sh  # noqa: E402
+from netbench import bench_cell  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -47,34 +46,8 @@ def ids_status(d):
     return {}
 
 
-@contextlib.contextmanager
-def watched_cell(extra_args):
-    th = TestHost()
-    d = Daemon(th, extra_args)
-    cell_proc = None
-    srv = None
-    try:
-        d.start()
-        th.start_servers()
-        srv = th.spawn(["iperf3", "-s", "-p", "5201"])
-        time.sleep(0.5)
-        policy = f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
-        cell_proc, cell = d.start_cell(policy, ["sleep", "3600"], app="idsbench")
-        yield d, cell
-    finally:
-        if cell_proc:
-            cell_proc.terminate()
-            cell_proc.wait(timeout=30)
-        if srv:
-            srv.kill()
-            srv.wait()
-        d.stop()
-        th.close()
-        shutil.rmtree(d.state, ignore_errors=True)
-
-
 def run(extra_args, seconds):
-    with watched_cell(extra_args) as (d, cell):
+    with bench_cell([["iperf3", "-s", "-p", "5201"]], extra_args) as (d, cell):
         before = ids_status(d)
         cpu0 = thread_cpu(d.proc.pid, "cw-ids")
         r = sh(["ip", "netns", "exec", cell["netns"], "iperf3", "-c", TESTHOST_IP, "-p", "5201", "-t",

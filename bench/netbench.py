@@ -85,11 +85,12 @@ def plain_veth(seconds):
 
 
 @contextlib.contextmanager
-def bench_cell(servers):
-    """cellwalld, the test host running `servers` (argv lists), and one cell allowed to reach
-    the test host over TCP; yields (daemon, cell). Everything is removed afterwards."""
+def bench_cell(servers, daemon_args=()):
+    """cellwalld (with `daemon_args`), the test host running `servers` (argv lists), and one
+    cell allowed to reach the test host over TCP; yields (daemon, cell). Everything is removed
+    afterwards."""
     th = TestHost()
-    d = Daemon(th)
+    d = Daemon(th, daemon_args)
     cell_proc = None
     procs = []
     try:

@@ -18,6 +18,8 @@ packages=(
   libhyperscan-dev libpcre2-dev
   # run
   openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
+  # VPN uplinks of network environments (docs/environments.md); openssl makes the tests' PKI
+  wireguard-go wireguard-tools openvpn openssl
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
   # benchmarks (bench/nginx_bench.py): an HTTP server in a cell and load generators

@@ -120,6 +120,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
     if (t == nullptr) return fail(where(file, node) + ": env." + std::string(name.str()) + " must be a table");
     EnvSpec e;
     e.name = std::string(name.str());
+    std::string kill_switch_line;
     for (auto&& [k, v] : *t) {
       std::string key(k.str());
       if (key == "pool") {
@@ -143,21 +144,43 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
           auto s = uv.value<std::string>();
           if (!s) return fail(where(file, uv) + ": uplink." + ukey + " must be a string");
           if (ukey == "kind") e.uplink.kind = *s;
+          else if (ukey == "config") e.uplink.config = *s;
+          else if (ukey == "carrier") e.uplink.carrier = *s;
           else if (ukey == "netns") e.uplink.netns = *s;
           else if (ukey == "address") e.uplink.address = *s;
           else if (ukey == "peer_address") e.uplink.peer_address = *s;
           else if (ukey == "next_hop") e.uplink.next_hop = *s;
           else return fail(where(file, uv) + ": unknown key uplink." + ukey +
-                           " (known: kind, netns, address, peer_address, next_hop)");
+                           " (known: kind, config, carrier, netns, address, peer_address, next_hop)");
         }
-        if (e.uplink.kind != "host" && e.uplink.kind != "netns" && e.uplink.kind != "host-nat")
+        const auto& kind = e.uplink.kind;
+        const bool vpn = kind == "wireguard" || kind == "openvpn";
+        if (kind != "host" && kind != "netns" && kind != "host-nat" && !vpn)
           return fail(where(file, v) + ": uplink.kind must be \"host\" (user-mode, the default), "
-                      "\"host-nat\" or \"netns\"");
+                      "\"host-nat\", \"netns\", \"wireguard\" or \"openvpn\"");
+        if (vpn && e.uplink.config.empty())
+          return fail(where(file, v) + ": a " + kind + " uplink needs config = \"FILE\"");
+        if (!vpn && !e.uplink.config.empty())
+          return fail(where(file, v) + ": uplink.config is for wireguard and openvpn uplinks");
+        const auto& c = e.uplink.carrier;
+        if (c != "host" && c != "netns" && c != "host-nat")
+          return fail(where(file, v) + ": uplink.carrier must be \"host\" (the default), \"host-nat\" or \"netns\"");
+        if (!vpn && c != "host")
+          return fail(where(file, v) + ": uplink.carrier is for wireguard and openvpn uplinks");
+        if (vpn && !e.uplink.config.empty() && std::filesystem::path(e.uplink.config).is_relative())
+          e.uplink.config = (std::filesystem::absolute(file).parent_path() / e.uplink.config).string();
+      } else if (key == "kill_switch") {
+        auto b = v.value<bool>();
+        if (!b) return fail(where(file, v) + ": kill_switch must be true or false");
+        e.kill_switch = *b;
+        kill_switch_line = where(file, v);
       } else {
         return fail(where(file, v) + ": unknown key '" + key + "' in env." + e.name +
-                    " (known: pool, dns, uplink)");
+                    " (known: pool, dns, uplink, kill_switch)");
       }
     }
+    if (!kill_switch_line.empty() && e.uplink.kind != "wireguard" && e.uplink.kind != "openvpn")
+      return fail(kill_switch_line + ": kill_switch is for wireguard and openvpn uplinks");
     cfg.envs.push_back(std::move(e));
   }
   return {};

@@ -17,8 +17,11 @@ namespace cw::daemon {
 struct UplinkSpec {
   // "host": the host's connectivity through user-mode networking (slirp4netns): nothing on
   // the host is changed. "host-nat": a veth into the root namespace with forwarding and NAT
-  // there. "netns": a veth into an existing namespace.
+  // there. "netns": a veth into an existing namespace. "wireguard", "openvpn": a tunnel in
+  // the gateway, whose own packets take the carrier (one of the first three).
   std::string kind = "host";
+  std::string config;         // wireguard, openvpn: the configuration file
+  std::string carrier = "host";  // wireguard, openvpn: the kind the netns/address keys describe
   std::string netns;          // kind netns: the namespace to attach to
   std::string address;        // gateway side, "10.250.0.2/24"
   std::string peer_address;   // the other side, "10.250.0.1/24"
@@ -30,6 +33,7 @@ struct EnvSpec {
   Cidr pool = *Cidr::parse("10.200.0.0/16");
   std::vector<std::string> dns;  // upstream resolvers of the env's DNS forwarder
   UplinkSpec uplink;
+  bool kill_switch = true;       // VPN uplinks: nothing leaves through the carrier
 };
 
 // A script to run ([script.NAME] in the configuration file): a shipped one by its name, or a

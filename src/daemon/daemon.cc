@@ -378,6 +378,7 @@ struct Daemon::Impl {
       }
       cutRules(expired);
       if (ticks % 4 == 0) {  // every second
+        for (const auto& e : gateways.supervise()) spdlog::warn("{}", e);
         std::vector<WebUi::CellIf> ifs;
         for (const auto& [id, c] : cells.all()) ifs.push_back(WebUi::CellIf{id, c.info.app, c.info.ifname_host});
         ui.sampleTraffic(ifs, now.unix_ms);
@@ -929,8 +930,15 @@ struct Daemon::Impl {
     auto dir = cells.cellDir(id);
     std::filesystem::create_directories(dir);
     {
-      std::ofstream(dir / "resolv.conf") << "# written by cellwall: the environment's resolver\n"
-                                         << "nameserver " << gw->port.ip.str() << "\n";
+      std::ofstream resolv(dir / "resolv.conf");
+      resolv << "# written by cellwall: the environment's resolver\n"
+             << "nameserver " << gw->port.ip.str() << "\n";
+      auto search = gw->gateway->status().search;
+      if (!search.empty()) {
+        resolv << "search";
+        for (const auto& d : search) resolv << " " << d;
+        resolv << "\n";
+      }
       std::ofstream(dir / "hosts") << "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n";
     }
     auto undo = [&] {
@@ -1550,6 +1558,11 @@ Expected<void> Daemon::run() {
                im.ovs->dbTarget(), im.ovs->bridge(), im.ovs->datapathType());
   if (auto r = im.ovs->ensureBridge(); !r) return r;
 
+  // Gateways left by a crashed daemon are rebuilt from scratch: they hold no state worth
+  // keeping, and rebuilding guarantees their configuration matches the file. Once, before
+  // any starts: a second sweep would take the first environment's new gateway for a stale one.
+  if (auto r = Gateway::removeStale(im.cfg.state_dir, im.ops); !r)
+    spdlog::warn("removing gateways of an earlier run: {}", r.error().message);
   for (const auto& e : im.cfg.envs) {
     auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir, im.runner);
     if (!r) {

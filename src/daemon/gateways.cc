@@ -14,9 +14,21 @@ Expected<EnvConfig> toEnvConfig(const EnvSpec& spec) {
     e.dns_upstreams.push_back(*a);
   }
   auto& u = e.uplink;
-  u.kind = spec.uplink.kind == "netns"      ? UplinkConfig::Kind::kNetns
-           : spec.uplink.kind == "host-nat" ? UplinkConfig::Kind::kHost
-                                            : UplinkConfig::Kind::kUser;
+  std::string carrier = spec.uplink.kind;
+  if (spec.uplink.kind == "wireguard" || spec.uplink.kind == "openvpn") {
+    TunnelConfig t;
+    t.kind = spec.uplink.kind == "wireguard" ? TunnelConfig::Kind::kWireGuard : TunnelConfig::Kind::kOpenVpn;
+    t.file = spec.uplink.config;
+    t.kill_switch = spec.kill_switch;
+    // openvpn runs this program as its up and down scripts (cellwalld --openvpn-up).
+    std::error_code ec;
+    t.up_helper = std::filesystem::read_symlink("/proc/self/exe", ec);
+    e.tunnel = t;
+    carrier = spec.uplink.carrier;
+  }
+  u.kind = carrier == "netns"      ? UplinkConfig::Kind::kNetns
+           : carrier == "host-nat" ? UplinkConfig::Kind::kHost
+                                   : UplinkConfig::Kind::kUser;
   u.netns = spec.uplink.netns;
   if (u.kind == UplinkConfig::Kind::kUser) return e;
   auto addr = [&](const std::string& text, const char* what, const std::string& fallback) -> Expected<IfAddress> {
@@ -52,9 +64,6 @@ Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
                                const std::filesystem::path& state_dir, CommandRunner& runner) {
   auto cfg = toEnvConfig(spec);
   if (!cfg) return Unexpected(cfg.error());
-  // A gateway left by a crashed daemon is rebuilt from scratch: it holds no state worth
-  // keeping, and rebuilding guarantees its configuration matches the file.
-  (void)Gateway::removeStale(state_dir, ops);
   auto gw = Gateway::create(*cfg, state_dir, ops);
   if (!gw) return Unexpected(gw.error());
   GatewayInfo info = (*gw)->info();
@@ -95,6 +104,16 @@ Expected<void> Gateways::setPublished(const std::string& env, const std::vector<
   for (auto& e : entries_)
     if (e.port.env == env) return e.gateway->setPublished(ports);
   return fail("no network environment named '" + env + "'");
+}
+
+std::vector<std::string> Gateways::supervise() {
+  std::vector<std::string> events;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& e : entries_) {
+    auto more = e.gateway->supervise(now);
+    events.insert(events.end(), more.begin(), more.end());
+  }
+  return events;
 }
 
 const Gateways::Entry* Gateways::find(const std::string& env) const {

@@ -30,6 +30,8 @@ class Gateways {
   const Entry* find(const std::string& env) const;
   Expected<void> setPublished(const std::string& env, const std::vector<Published>& ports);
   const std::vector<Entry>& all() const { return entries_; }
+  // Every gateway's supervise() (env/gateway.h); what happened, to log.
+  std::vector<std::string> supervise();
 
  private:
   std::vector<Entry> entries_;

@@ -1,5 +1,7 @@
 // cellwalld: parses flags and runs the daemon. Everything else lives in the libraries.
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string_view>
 
 #include <CLI/CLI.hpp>
@@ -7,10 +9,37 @@
 
 #include "daemon/daemon.h"
 #include "daemon/script_helper.h"
+#include "env/ovpn_config.h"
+
+namespace {
+
+int openVpnUp(const char* path) {
+  const std::string record = cw::env::openVpnUpRecord([](const char* name) { return std::getenv(name); });
+  const std::string tmp = std::string(path) + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << record;
+    if (!f) return 1;
+  }
+  // Renamed into place: the gateway reads a whole record or none.
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return ec ? 1 : 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // A script helper process (daemon/script_helper.h): before anything of the daemon's starts.
   if (argc >= 2 && std::string_view(argv[1]) == "--script-helper") return cw::daemon::scriptHelperMain();
+  // OpenVPN's up and down scripts, run by openvpn inside an environment's gateway
+  // (env/tunnel.h): record what the server pushed, or that the tunnel went down.
+  if (argc >= 3 && std::string_view(argv[1]) == "--openvpn-up") return openVpnUp(argv[2]);
+  if (argc >= 3 && std::string_view(argv[1]) == "--openvpn-down") {
+    std::error_code ec;
+    std::filesystem::remove(argv[2], ec);
+    return ec ? 1 : 0;
+  }
   cw::daemon::Config cfg;
   std::string config_file;
   bool verbose = false;

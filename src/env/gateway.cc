@@ -32,10 +32,16 @@ std::string hostTable(const std::string& env) {
 
 Ip4 gatewayIp(const Cidr& pool) { return Ip4{pool.addr.v4().v + 1}; }
 
+constexpr const char* kUserNextHop = "10.0.2.2";
+// Without the kill switch: the carrier's route for when the tunnel's is gone.
+constexpr std::uint32_t kFallbackMetric = 1000;
+
 struct StateFile {
   std::string mode;  // "host", "netns" or "user"
   pid_t dnsmasq_pid = 0;
   pid_t uplink_pid = 0;
+  std::string tunnel;  // the tunnel daemon's name, "" without one
+  pid_t tunnel_pid = 0;
 };
 
 pid_t parsePid(const std::string& value) {
@@ -64,6 +70,8 @@ StateFile readState(const fs::path& path) {
     if (key == "mode") s.mode = value;
     if (key == "dnsmasq_pid") s.dnsmasq_pid = parsePid(value);
     if (key == "uplink_pid") s.uplink_pid = parsePid(value);
+    if (key == "tunnel") s.tunnel = value;
+    if (key == "tunnel_pid") s.tunnel_pid = parsePid(value);
   }
   return s;
 }
@@ -93,6 +101,8 @@ Expected<void> Gateway::validate(const EnvConfig& c) {
       return fail("invalid environment name '" + c.name + "': 1 to 10 characters of a-z, 0-9 and -");
   if (!c.pool.is_v4() || c.pool.length < 8 || c.pool.length > 29)
     return fail("environment " + c.name + ": address pool " + c.pool.str() + " must be IPv4, /8 to /29");
+  if (c.tunnel && c.tunnel->file.empty())
+    return fail("environment " + c.name + ": the " + Tunnel::kindName(c.tunnel->kind) + " uplink needs a configuration file");
   const auto& u = c.uplink;
   if (u.kind == UplinkConfig::Kind::kUser) return {};
   if (!u.gateway_side.addr.is_v4() || !u.peer_side.addr.is_v4() || u.gateway_side.prefix_length == 0 ||
@@ -109,6 +119,18 @@ Expected<void> Gateway::validate(const EnvConfig& c) {
 }
 
 std::string Gateway::gatewayRuleset(const EnvConfig& c) {
+  // Where cells' traffic may leave: the uplink, or with a tunnel the tunnel alone (the kill
+  // switch) or the tunnel and then the carrier.
+  const std::string tun = c.tunnel ? Tunnel::ifnameFor(c.tunnel->kind, c.name) : "";
+  const bool kill_switch = c.tunnel && c.tunnel->kill_switch;
+  auto set = [](std::vector<std::string> names) {
+    if (names.size() == 1) return "\"" + names[0] + "\"";
+    std::string out = "{ ";
+    for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", \"" : "\"") + names[i] + "\"";
+    return out + " }";
+  };
+  const std::string outs = !c.tunnel ? set({kUplinkSide}) : kill_switch ? set({tun}) : set({tun, kUplinkSide});
+  const std::string outside = c.tunnel ? set({kUplinkSide, tun}) : set({kUplinkSide});
   std::ostringstream r;
   // Cells -> uplink and the answers back; nothing from the uplink in, and nothing hairpinned
   // from the cell side back to it (the switch alone decides cell-to-cell).
@@ -123,10 +145,10 @@ std::string Gateway::gatewayRuleset(const EnvConfig& c) {
     << "  }\n"
     << "  chain prerouting {\n"
     << "    type filter hook prerouting priority raw; policy accept;\n"
-    // Nothing from the uplink may claim a cell-side address (the gateway's own included): a
+    // Nothing from outside may claim a cell-side address (the gateway's own included): a
     // forged "answer from the environment's resolver" must never reach a cell, where the
     // switch would take it for a real one and learn host names from it.
-    << "    iifname \"" << kUplinkSide << "\" ip saddr " << c.pool.str() << " drop\n"
+    << "    iifname " << outside << " ip saddr " << c.pool.str() << " drop\n"
     << "  }\n"
     << "  chain forward {\n"
     << "    type filter hook forward priority filter; policy drop;\n"
@@ -134,17 +156,24 @@ std::string Gateway::gatewayRuleset(const EnvConfig& c) {
     // New connections from the uplink only through a published port (DNAT'ed below); the
     // switch then decides them by the cell's inbound rules.
     << "    iifname \"" << kUplinkSide << "\" oifname \"" << kCellSide << "\" ct status dnat accept\n"
-    << "    iifname \"" << kCellSide << "\" oifname \"" << kUplinkSide << "\" ip saddr " << c.pool.str()
-    << " accept\n"
-    << "  }\n"
-    << "}\n"
+    << "    iifname \"" << kCellSide << "\" oifname " << outs << " ip saddr " << c.pool.str() << " accept\n"
+    << "  }\n";
+  if (kill_switch) {
+    // The kill switch for the gateway's own packets (the DNS forwarder's queries): only the
+    // tunnel daemon's, marked, may take the carrier, whatever routes exist.
+    r << "  chain output {\n"
+      << "    type filter hook output priority filter; policy accept;\n"
+      << "    oifname \"" << kUplinkSide << "\" meta mark != " << Tunnel::kCarrierMark << " drop\n"
+      << "  }\n";
+  }
+  r << "}\n"
     << "table ip cw_gw_nat {\n"
     << "  chain prerouting {\n"
     << "    type nat hook prerouting priority dstnat; policy accept;\n"
     << "  }\n"
     << "  chain postrouting {\n"
     << "    type nat hook postrouting priority srcnat; policy accept;\n"
-    << "    oifname \"" << kUplinkSide << "\" masquerade\n"
+    << "    oifname " << outs << " masquerade\n"
     << "  }\n"
     << "}\n";
   return r.str();
@@ -238,6 +267,12 @@ Expected<std::unique_ptr<Gateway>> Gateway::create(const EnvConfig& config, cons
   if (ec) return fail("cannot create state directory " + dir.string() + ": " + ec.message());
 
   std::unique_ptr<Gateway> gw(new Gateway(config, dir, net));
+  if (config.tunnel) {
+    // The tunnel's file is read and checked before anything is built.
+    auto t = Tunnel::load(*config.tunnel, config.name, gatewayNetns(config.name), dir, net);
+    if (!t) return fail("cannot create gateway for environment " + config.name + ": " + t.error().message);
+    gw->tunnel_ = std::move(*t);
+  }
   if (auto r = gw->build(); !r) {
     (void)teardown(config.name, dir, net);  // best effort; the build error is the one to show
     return fail("cannot create gateway for environment " + config.name + ": " + r.error().message);
@@ -250,6 +285,9 @@ Expected<void> Gateway::writeState() const {
   f << "mode=" << modeName(config_.uplink.kind) << "\n"
     << "dnsmasq_pid=" << dns_pid_ << "\n"
     << "uplink_pid=" << uplink_pid_ << "\n";
+  if (tunnel_)
+    f << "tunnel=" << Tunnel::daemonName(tunnel_->config().kind) << "\n"
+      << "tunnel_pid=" << tunnel_->pid() << "\n";
   f.close();
   if (!f) return fail("cannot write " + (dir_ / "gateway.state").string());
   return {};
@@ -281,8 +319,22 @@ Expected<void> Gateway::build() {
   // Uplink.
   if (up.kind == UplinkConfig::Kind::kUser) {
     if (auto r = startUserUplink(); !r) return r;
+    if (config_.tunnel) {
+      // slirp4netns routes by default through itself; with a tunnel that route belongs to
+      // the carrier's table.
+      if (auto r = net_.deleteRoute(ns, "default"); !r) return r;
+      if (auto r = net_.addRoute(ns, "default", IpAddr::parse(kUserNextHop), kUplinkSide, false,
+                                 Tunnel::kCarrierTable);
+          !r)
+        return r;
+      if (!config_.tunnel->kill_switch)
+        if (auto r = net_.addRoute(ns, "default", IpAddr::parse(kUserNextHop), kUplinkSide, false, 0, kFallbackMetric);
+            !r)
+          return r;
+    }
     if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
     if (auto r = net_.nft(ns, gatewayRuleset(config_)); !r) return r;
+    if (auto r = startTunnel(); !r) return r;
     return startDns();
   }
   if (auto r = net_.createVethPair(peer, kUplinkSide, ns, std::nullopt); !r) return r;
@@ -294,7 +346,13 @@ Expected<void> Gateway::build() {
   if (auto r = net_.addAddress(peer_ns, peer, up.peer_side); !r) return r;
   if (auto r = net_.setLinkUp(peer_ns, peer); !r) return r;
   bool onlink = !up.gateway_side.network().contains(IpAddr(up.next_hop));
-  if (auto r = net_.addRoute(ns, "default", IpAddr(up.next_hop), kUplinkSide, onlink); !r) return r;
+  if (auto r = net_.addRoute(ns, "default", IpAddr(up.next_hop), kUplinkSide, onlink,
+                             config_.tunnel ? Tunnel::kCarrierTable : 0);
+      !r)
+    return r;
+  if (config_.tunnel && !config_.tunnel->kill_switch)
+    if (auto r = net_.addRoute(ns, "default", IpAddr(up.next_hop), kUplinkSide, onlink, 0, kFallbackMetric); !r)
+      return r;
 
   // Forwarding and filtering inside the gateway.
   if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
@@ -306,7 +364,19 @@ Expected<void> Gateway::build() {
     if (auto r = net_.setSysctl("", "net.ipv4.conf." + peer + ".forwarding", "1"); !r) return r;
     if (auto r = net_.nft("", hostRuleset(config_)); !r) return r;
   }
+  if (auto r = startTunnel(); !r) return r;
   return startDns();
+}
+
+Expected<void> Gateway::startTunnel() {
+  if (!tunnel_) return {};
+  const auto ns = gatewayNetns(config_.name);
+  if (auto r = net_.addMarkRule(ns, Tunnel::kCarrierMark, Tunnel::kCarrierTable); !r) return r;
+  auto r = tunnel_->start();
+  // Recorded even on failure: teardown must find a daemon that started and then failed.
+  if (auto w = writeState(); !w) return w;
+  if (!r) return fail(std::string(Tunnel::kindName(config_.tunnel->kind)) + " uplink: " + r.error().message);
+  return writeState();
 }
 
 Expected<void> Gateway::startUserUplink() {
@@ -344,11 +414,8 @@ Expected<void> Gateway::startDns() {
               "--no-resolv", "--no-hosts", "--bind-interfaces",
               "--listen-address=" + gatewayIp(config_.pool).str(),
               "--log-facility=-", "--cache-size=1000"};
-  for (const auto& s : config_.dns_upstreams) cmd.argv.push_back("--server=" + (s.is_v4() ? s.v4().str() : s.str()));
-  // With a user-mode uplink and no servers configured, the host's own resolver answers
-  // through slirp4netns's DNS address.
-  if (config_.dns_upstreams.empty() && config_.uplink.kind == UplinkConfig::Kind::kUser)
-    cmd.argv.push_back(std::string("--server=") + kUserResolver);
+  running_dns_ = wantedDns();
+  for (const auto& s : running_dns_) cmd.argv.push_back("--server=" + (s.is_v4() ? s.v4().str() : s.str()));
   auto log = (dir_ / "dnsmasq.log").string();
   auto pid = net_.runner().spawn(cmd, log);
   if (!pid) return fail("cannot start the DNS forwarder: " + pid.error().message);
@@ -374,6 +441,65 @@ GatewayInfo Gateway::info() const {
 
 bool Gateway::dnsAlive() { return net_.runner().alive(dns_pid_, "dnsmasq"); }
 
+std::vector<IpAddr> Gateway::wantedDns() const {
+  if (!config_.dns_upstreams.empty()) return config_.dns_upstreams;
+  // A tunnel's environment never falls back to the host's resolver: its names stay in it.
+  if (tunnel_) return tunnel_->dns();
+  // With a user-mode uplink and no servers configured, the host's own resolver answers
+  // through slirp4netns's DNS address.
+  if (config_.uplink.kind == UplinkConfig::Kind::kUser) return {*IpAddr::parse(kUserResolver)};
+  return {};
+}
+
+std::vector<std::string> Gateway::supervise(std::chrono::steady_clock::time_point now) {
+  std::vector<std::string> events;
+  const auto& env = config_.name;
+  if (tunnel_) {
+    const pid_t before = tunnel_->pid();
+    const bool was_up = tunnel_->up();
+    if (tunnel_->poll(now) || tunnel_->pid() != before) {
+      (void)writeState();
+      if (was_up != tunnel_->up())
+        events.push_back("environment " + env + ": tunnel " + tunnel_->ifname() +
+                         (tunnel_->up() ? " is up" : " is down; its cells have no connectivity until it is back"));
+      else if (tunnel_->pid() != before && tunnel_->pid() != 0)
+        events.push_back("environment " + env + ": restarted " + Tunnel::daemonName(tunnel_->config().kind));
+    }
+    if (tunnel_->pid() == 0 && !tunnel_->lastError().empty())
+      events.push_back("environment " + env + ": cannot restart the tunnel: " + tunnel_->lastError());
+  }
+  const bool dns_dead = dns_pid_ != 0 && !dnsAlive();
+  if (dns_dead || (dns_pid_ != 0 && wantedDns() != running_dns_)) {
+    if (dns_pid_ != 0) (void)net_.runner().terminate(dns_pid_, kDnsGrace);
+    dns_pid_ = 0;
+    auto r = startDns();
+    events.push_back("environment " + env + ": " + (dns_dead ? "DNS forwarder had exited; " : "DNS servers changed; ") +
+                     (r ? "restarted" : "cannot restart it: " + r.error().message));
+  }
+  return events;
+}
+
+GatewayStatus Gateway::status() const {
+  GatewayStatus s;
+  switch (config_.uplink.kind) {
+    case UplinkConfig::Kind::kUser: s.uplink = "host"; break;
+    case UplinkConfig::Kind::kHost: s.uplink = "host-nat"; break;
+    case UplinkConfig::Kind::kNetns: s.uplink = "netns"; break;
+  }
+  if (tunnel_) {
+    s.uplink = Tunnel::kindName(tunnel_->config().kind);
+    s.tunnel = true;
+    s.tunnel_up = tunnel_->up();
+    s.kill_switch = tunnel_->config().kill_switch;
+    s.tunnel_restarts = tunnel_->restarts();
+    s.tunnel_error = tunnel_->lastError();
+    s.search = tunnel_->searchDomains();
+  }
+  s.dns_running = dns_pid_ != 0;
+  s.dns = running_dns_;
+  return s;
+}
+
 Expected<void> Gateway::destroy() {
   auto r = teardown(config_.name, dir_, net_);
   dns_pid_ = 0;
@@ -387,6 +513,9 @@ Expected<void> Gateway::teardown(const std::string& env, const fs::path& dir, Ne
     if (auto r = net.runner().terminate(state.dnsmasq_pid, kDnsGrace); !r) errors += r.error().message + "; ";
   if (state.uplink_pid != 0 && net.runner().alive(state.uplink_pid, "slirp4netns"))
     if (auto r = net.runner().terminate(state.uplink_pid, kDnsGrace); !r) errors += r.error().message + "; ";
+  if (state.tunnel_pid != 0 && !state.tunnel.empty() && net.runner().alive(state.tunnel_pid, state.tunnel))
+    if (auto r = net.runner().terminate(state.tunnel_pid, kDnsGrace); !r) errors += r.error().message + "; ";
+  Tunnel::removeLeftovers(env);
   if (state.mode == "host") {
     std::string table = hostTable(env);
     if (auto r = net.nft("", "table ip " + table + "\ndelete table ip " + table + "\n"); !r)

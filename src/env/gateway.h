@@ -21,7 +21,9 @@
 // Threading: one call at a time.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <map>
 #include <tuple>
 #include <memory>
@@ -31,6 +33,7 @@
 
 #include "common/net.h"
 #include "common/result.h"
+#include "env/tunnel.h"
 #include "netdev/net_ops.h"
 
 namespace cw {
@@ -49,7 +52,22 @@ struct EnvConfig {
   std::string name;                    // [a-z0-9-], 1..10 characters (interface names <= 15)
   Cidr pool;                           // IPv4, /8../29: gateway = first host, cells from .2
   std::vector<IpAddr> dns_upstreams;   // servers dnsmasq forwards to, reached via the uplink
+  // With a tunnel, `uplink` is its carrier: only the tunnel's own packets to its server take
+  // it, and the environment's traffic and DNS go through the tunnel (docs/environments.md).
   UplinkConfig uplink;
+  std::optional<TunnelConfig> tunnel;
+};
+
+struct GatewayStatus {
+  std::string uplink;           // "host", "host-nat", "netns", "wireguard", "openvpn"
+  bool tunnel = false;
+  bool tunnel_up = false;       // device configured and routed
+  bool kill_switch = false;
+  unsigned tunnel_restarts = 0;
+  std::string tunnel_error;     // the last restart's failure
+  bool dns_running = false;
+  std::vector<IpAddr> dns;      // the servers the forwarder uses now
+  std::vector<std::string> search;
 };
 
 struct GatewayInfo {
@@ -87,8 +105,13 @@ class Gateway {
   ~Gateway() = default;
 
   GatewayInfo info() const;
-  // Whether the DNS forwarder is still running (the daemon may restart the gateway if not).
+  // Whether the DNS forwarder is still running.
   bool dnsAlive();
+  // About once a second: restarts a DNS forwarder or tunnel daemon that died, follows the
+  // tunnel's state (the forwarder's servers when OpenVPN pushes new ones). Returns what
+  // happened, for the daemon's log.
+  std::vector<std::string> supervise(std::chrono::steady_clock::time_point now);
+  GatewayStatus status() const;
   // Removes everything create() made: dnsmasq, namespace (and so both veth pairs), the host
   // nft table in host mode, the state files. Keeps going past failures, reports them all.
   Expected<void> destroy();
@@ -118,6 +141,10 @@ class Gateway {
   Gateway(EnvConfig config, std::filesystem::path dir, NetOps& net);
   Expected<void> build();
   Expected<void> startDns();
+  Expected<void> startTunnel();
+  // The servers the forwarder should use: the environment's own, else the tunnel's, else
+  // (user-mode uplink) the host's resolver through slirp4netns.
+  std::vector<IpAddr> wantedDns() const;
   Expected<void> startUserUplink();
   Expected<void> setHostForwards(const std::vector<Published>& ports);
   std::filesystem::path slirpSocket() const { return dir_ / "slirp4netns.sock"; }
@@ -130,6 +157,8 @@ class Gateway {
   NetOps& net_;
   pid_t dns_pid_ = 0;
   pid_t uplink_pid_ = 0;  // slirp4netns (kUser)
+  std::unique_ptr<Tunnel> tunnel_;
+  std::vector<IpAddr> running_dns_;
   // kUser: slirp's forward id per published (udp, port, listen address).
   std::map<std::tuple<bool, std::uint16_t, std::string>, int> host_forwards_;
 };

@@ -217,7 +217,8 @@ Expected<void> NetOps::addAddress(const std::string& ns, const std::string& ifna
 }
 
 Expected<void> NetOps::addRoute(const std::string& ns, const std::string& dest,
-                                std::optional<IpAddr> via, const std::string& dev, bool onlink) {
+                                std::optional<IpAddr> via, const std::string& dev, bool onlink,
+                                std::uint32_t table, std::uint32_t metric) {
   if (!validIfName(dev)) return fail("invalid interface name '" + dev + "'");
   if (dest != "default" && !Cidr::parse(dest)) return fail("invalid route destination '" + dest + "'");
   std::vector<std::string> args{"route", "add", dest};
@@ -228,7 +229,39 @@ Expected<void> NetOps::addRoute(const std::string& ns, const std::string& dest,
   args.push_back("dev");
   args.push_back(dev);
   if (onlink) args.push_back("onlink");
+  if (table != 0) {
+    args.push_back("table");
+    args.push_back(std::to_string(table));
+  }
+  if (metric != 0) {
+    args.push_back("metric");
+    args.push_back(std::to_string(metric));
+  }
   return check("add route " + dest + " dev " + dev + nsSuffix(ns), "", ip(ns, args));
+}
+
+Expected<void> NetOps::deleteRoute(const std::string& ns, const std::string& dest, std::uint32_t table) {
+  if (dest != "default" && !Cidr::parse(dest)) return fail("invalid route destination '" + dest + "'");
+  std::vector<std::string> args{"route", "del", dest};
+  if (table != 0) {
+    args.push_back("table");
+    args.push_back(std::to_string(table));
+  }
+  auto r = check("delete route " + dest + nsSuffix(ns), "", ip(ns, args));
+  if (!r && r.error().message.find("No such process") != std::string::npos) return {};
+  return r;
+}
+
+Expected<void> NetOps::addMarkRule(const std::string& ns, std::uint32_t mark, std::uint32_t table) {
+  if (ns.empty()) return fail("refusing to add a routing rule to the host's namespace");
+  return check("add rule fwmark " + std::to_string(mark) + nsSuffix(ns), "",
+               ip(ns, {"rule", "add", "fwmark", std::to_string(mark), "table", std::to_string(table)}));
+}
+
+Expected<void> NetOps::setMtu(const std::string& ns, const std::string& ifname, std::uint32_t mtu) {
+  if (!validIfName(ifname)) return fail("invalid interface name '" + ifname + "'");
+  return check("set MTU " + std::to_string(mtu) + " on " + ifname + nsSuffix(ns), "",
+               ip(ns, {"link", "set", "dev", ifname, "mtu", std::to_string(mtu)}));
 }
 
 Expected<void> NetOps::deleteLink(const std::string& ns, const std::string& ifname) {

@@ -80,9 +80,17 @@ class NetOps {
   Expected<void> addAddress(const std::string& ns, const std::string& ifname,
                             const IfAddress& addr);
   // dest is a prefix ("10.0.0.0/8") or "default"; via may be empty for a device route;
-  // onlink lets the next hop lie outside the interface's subnet.
+  // onlink lets the next hop lie outside the interface's subnet. table 0 is the main table;
+  // metric 0 leaves the kernel's default.
   Expected<void> addRoute(const std::string& ns, const std::string& dest,
-                          std::optional<IpAddr> via, const std::string& dev, bool onlink);
+                          std::optional<IpAddr> via, const std::string& dev, bool onlink,
+                          std::uint32_t table = 0, std::uint32_t metric = 0);
+  // Deleting a route that does not exist is success.
+  Expected<void> deleteRoute(const std::string& ns, const std::string& dest, std::uint32_t table = 0);
+  // A policy rule: packets whose mark is `mark` look up `table` (a VPN gateway's own
+  // packets to its server). Never in the root namespace.
+  Expected<void> addMarkRule(const std::string& ns, std::uint32_t mark, std::uint32_t table);
+  Expected<void> setMtu(const std::string& ns, const std::string& ifname, std::uint32_t mtu);
   // Deleting a link that does not exist is success. Root-namespace links must be "cw-".
   Expected<void> deleteLink(const std::string& ns, const std::string& ifname);
   Expected<std::vector<LinkInfo>> listLinks(const std::string& ns, std::string_view prefix);

@@ -281,6 +281,9 @@ peer_address = "{TESTHOST_IP}/24"
                 pass
         for pidfile in Path(self.state).rglob("*.pid"):
             pass
+        sh(["pkill", "-9", "-f", "wireguard-go -f cw-w-"], check=False)
+        for sock in Path("/run/wireguard").glob("cw-w-*.sock"):
+            sock.unlink(missing_ok=True)
         for ns in netns_list():
             if ns.startswith("cw-c") or ns.startswith("cw-g-") or ns == "cw-ids":
                 sh(["ip", "netns", "del", ns], check=False)
@@ -320,7 +323,9 @@ def leftovers():
     ns = [n for n in netns_list() if n.startswith("cw-c") or n.startswith("cw-g-") or n == "cw-ids"]
     ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l in ("cw-br0", "cw-ids")]
     procs = (sh(["pgrep", "-a", "-f", "cw-state-"], check=False).stdout +
-             sh(["pgrep", "-a", "-f", "netns/cw-g-"], check=False).stdout).strip()
+             sh(["pgrep", "-a", "-f", "netns/cw-g-"], check=False).stdout +
+             sh(["pgrep", "-a", "-f", "wireguard-go -f cw-w-"], check=False).stdout).strip()
+    procs += " ".join(str(p) for p in Path("/run/wireguard").glob("cw-w-*.sock"))
     procs += " ".join(cell_cgroups())
     return ns, ls, procs
 

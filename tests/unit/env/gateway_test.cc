@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -334,6 +335,164 @@ TEST_F(GatewayTest, RemoveStaleUsesRecordedState) {
   EXPECT_EQ(changes(), (std::vector<std::string>{"terminate 777", "nft -f -", "ip netns del cw-g-home",
                                                  "ip link del dev cw-u-home"}));
   EXPECT_FALSE(fs::exists(state / "env/home"));
+}
+
+// A WireGuard uplink over a veth carrier: the carrier's route lives in its own table, which
+// only the tunnel's marked packets use; the default route goes through the tunnel.
+TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {
+  fs::create_directories(state);
+  auto file = state / "office.conf";
+  std::ofstream(file) << "[Interface]\nPrivateKey = aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=\n"
+                         "Address = 10.66.0.2/32\nDNS = 192.168.11.53, office.example\nMTU = 1380\n"
+                         "[Peer]\nPublicKey = d29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGU=\n"
+                         "Endpoint = 172.31.0.2:51820\nAllowedIPs = 0.0.0.0/0\n";
+  config.dns_upstreams.clear();
+  config.tunnel = TunnelConfig{TunnelConfig::Kind::kWireGuard, file, true, ""};
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  auto dir = (state / "env/office").string();
+  auto all = changes();
+  auto from = std::find(all.begin(), all.end(), "ip -n vpn link set dev cw-u-office up");
+  ASSERT_NE(from, all.end());
+  const std::vector<std::string> expected = {
+      "ip -n vpn link set dev cw-u-office up",
+      "ip -n cw-g-office route add default via 10.254.0.1 dev cwup0 table 100",
+      "ip netns exec cw-g-office sysctl -q -w net.ipv4.ip_forward=1",
+      "ip netns exec cw-g-office nft -f -",
+      "ip -n cw-g-office rule add fwmark 25463 table 100",
+      "spawn: ip netns exec cw-g-office wireguard-go -f cw-w-office > " + dir + "/wireguard.log",
+      "ip netns exec cw-g-office wg show cw-w-office",
+      "ip netns exec cw-g-office wg setconf cw-w-office " + dir + "/wg-setconf.conf",
+      "ip netns exec cw-g-office wg set cw-w-office fwmark 25463",
+      "ip -n cw-g-office addr add 10.66.0.2/32 dev cw-w-office",
+      "ip -n cw-g-office link set dev cw-w-office mtu 1380",
+      "ip -n cw-g-office link set dev cw-w-office up",
+      "ip -n cw-g-office route add default dev cw-w-office",
+      // The file's DNS server, reached through the tunnel; never the host's resolver.
+      "spawn: ip netns exec cw-g-office dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= "
+      "--no-resolv --no-hosts --bind-interfaces --listen-address=10.200.0.1 --log-facility=- --cache-size=1000 "
+      "--server=192.168.11.53 > " + dir + "/dnsmasq.log",
+  };
+  EXPECT_EQ(std::vector<std::string>(from, all.end()), expected);
+  // The private key is readable by root only.
+  auto perms = fs::status(state / "env/office/wg-setconf.conf").permissions();
+  EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
+  auto st = (*gw)->status();
+  EXPECT_EQ(st.uplink, "wireguard");
+  EXPECT_TRUE(st.tunnel_up);
+  EXPECT_TRUE(st.kill_switch);
+  EXPECT_EQ(st.search, std::vector<std::string>{"office.example"});
+
+  // The kill switch: cells leave only through the tunnel, the gateway's own packets only
+  // marked through the carrier.
+  auto rules = Gateway::gatewayRuleset(config);
+  EXPECT_NE(rules.find("iifname \"cwgw0\" oifname \"cw-w-office\" ip saddr 10.200.0.0/16 accept"), std::string::npos);
+  EXPECT_EQ(rules.find("oifname \"cwup0\" ip saddr"), std::string::npos);
+  EXPECT_NE(rules.find("oifname \"cwup0\" meta mark != 25463 drop"), std::string::npos);
+  EXPECT_NE(rules.find("iifname { \"cwup0\", \"cw-w-office\" } ip saddr 10.200.0.0/16 drop"), std::string::npos);
+  EXPECT_NE(rules.find("oifname \"cw-w-office\" masquerade"), std::string::npos);
+
+  // wireguard-go dies: the supervisor starts it again at once, and backs off after that.
+  runner.clear();
+  runner.live_.clear();
+  auto now = std::chrono::steady_clock::now();
+  auto events = (*gw)->supervise(now);
+  EXPECT_EQ(runner.matching("spawn: ip netns exec cw-g-office wireguard-go").size(), 1u);
+  EXPECT_EQ(runner.matching("wg setconf").size(), 1u);
+  EXPECT_EQ(runner.matching("dnsmasq").size(), 1u);  // it had died with everything else
+  EXPECT_EQ((*gw)->status().tunnel_restarts, 1u);
+  runner.clear();
+  runner.live_.erase(runner.next_pid_ - 2);  // the new wireguard-go
+  (void)(*gw)->supervise(now + std::chrono::milliseconds(100));
+  EXPECT_TRUE(runner.matching("wireguard-go").empty());  // waits a second first
+  EXPECT_FALSE((*gw)->status().tunnel_up);
+  (void)(*gw)->supervise(now + std::chrono::milliseconds(1200));
+  EXPECT_EQ(runner.matching("wireguard-go").size(), 1u);
+  EXPECT_TRUE((*gw)->status().tunnel_up);
+  ASSERT_FALSE(events.empty());
+
+  runner.clear();
+  ASSERT_TRUE((*gw)->destroy());
+  EXPECT_EQ(runner.matching("terminate").size(), 2u);  // dnsmasq and wireguard-go
+}
+
+TEST_F(GatewayTest, WithoutKillSwitchTheCarrierIsAFallback) {
+  fs::create_directories(state);
+  auto file = state / "office.conf";
+  std::ofstream(file) << "[Interface]\nPrivateKey = aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=\n"
+                         "Address = 10.66.0.2/32\n[Peer]\nPublicKey = d29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGU=\n"
+                         "Endpoint = 172.31.0.2:51820\nAllowedIPs = 0.0.0.0/0\n";
+  config.tunnel = TunnelConfig{TunnelConfig::Kind::kWireGuard, file, false, ""};
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  EXPECT_EQ(runner.matching("route add default via 10.254.0.1 dev cwup0 metric 1000").size(), 1u);
+  auto rules = Gateway::gatewayRuleset(config);
+  EXPECT_NE(rules.find("oifname { \"cw-w-office\", \"cwup0\" } ip saddr 10.200.0.0/16 accept"), std::string::npos);
+  EXPECT_EQ(rules.find("meta mark"), std::string::npos);
+  // The environment's own servers win over the file's.
+  EXPECT_EQ(runner.matching("--server=192.0.2.53 --server=192.0.2.54").size(), 1u);
+}
+
+TEST_F(GatewayTest, TunnelConfigurationErrorsStopTheBuild) {
+  fs::create_directories(state);
+  auto file = state / "office.conf";
+  std::ofstream(file) << "[Interface]\nPrivateKey = x\nAddress = 10.66.0.2/32\nPostUp = iptables -F\n[Peer]\n";
+  config.tunnel = TunnelConfig{TunnelConfig::Kind::kWireGuard, file, true, ""};
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_FALSE(gw);
+  EXPECT_NE(gw.error().message.find(file.string() + ":4: PostUp runs commands on the host"), std::string::npos)
+      << gw.error().message;
+  EXPECT_TRUE(changes().empty());  // checked before anything was built
+  config.tunnel->file = state / "missing.conf";
+  gw = Gateway::create(config, state, net);
+  ASSERT_FALSE(gw);
+  EXPECT_NE(gw.error().message.find("cannot read " + (state / "missing.conf").string()), std::string::npos);
+}
+
+// OpenVPN: cellwall's own device, mark and up helper; routed once the helper's record says
+// the tunnel is up, with the servers it pushed.
+TEST_F(GatewayTest, OpenVpnUplinkFollowsTheUpHelper) {
+  fs::create_directories(state);
+  auto file = state / "office.ovpn";
+  std::ofstream(file) << "client\nremote 172.31.0.2 1194\nproto udp\n<ca>\nx\n</ca>\n";
+  config.dns_upstreams.clear();
+  config.tunnel = TunnelConfig{TunnelConfig::Kind::kOpenVpn, file, true, "/usr/sbin/cellwalld"};
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  auto dir = state / "env/office";
+  auto spawn = runner.matching("spawn: ip netns exec cw-g-office openvpn");
+  ASSERT_EQ(spawn.size(), 1u);
+  EXPECT_EQ(spawn[0], "spawn: ip netns exec cw-g-office openvpn --cd " + state.string() + " --connect-retry 1 5 --config " +
+                          (dir / "openvpn.conf").string() +
+                          " --dev cw-o-office --dev-type tun --route-noexec --mark 25463 --script-security 2"
+                          " --up /usr/sbin/cellwalld --openvpn-up " + (dir / "openvpn.up").string() +
+                          " --down /usr/sbin/cellwalld --openvpn-down " + (dir / "openvpn.up").string() +
+                          " --up-restart > " + (dir / "openvpn.log").string());
+  EXPECT_FALSE((*gw)->status().tunnel_up);
+  auto dns = runner.matching("dnsmasq");
+  ASSERT_EQ(dns.size(), 1u);
+  EXPECT_EQ(dns[0].find("--server"), std::string::npos);  // nothing until the server pushes
+
+  std::ofstream(dir / "openvpn.up") << "dev=cw-o-office\ndns=192.168.11.53\ndomain=office.example\n";
+  runner.clear();
+  auto events = (*gw)->supervise(std::chrono::steady_clock::now());
+  EXPECT_EQ(changes(), (std::vector<std::string>{
+                           "ip -n cw-g-office route del default",
+                           "ip -n cw-g-office route add default dev cw-o-office",
+                           "terminate 4243",
+                           "spawn: ip netns exec cw-g-office dnsmasq --keep-in-foreground --conf-file=/dev/null "
+                           "--pid-file= --no-resolv --no-hosts --bind-interfaces --listen-address=10.200.0.1 "
+                           "--log-facility=- --cache-size=1000 --server=192.168.11.53 > " +
+                               (dir / "dnsmasq.log").string()}));
+  EXPECT_TRUE((*gw)->status().tunnel_up);
+  EXPECT_EQ((*gw)->status().search, std::vector<std::string>{"office.example"});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0], "environment office: tunnel cw-o-office is up");
+
+  fs::remove(dir / "openvpn.up");  // the down helper
+  events = (*gw)->supervise(std::chrono::steady_clock::now());
+  EXPECT_FALSE((*gw)->status().tunnel_up);
+  EXPECT_NE(events.at(0).find("is down"), std::string::npos);
 }
 
 TEST(GatewayMac, StableLocalUnicast) {

@@ -1,0 +1,198 @@
+"""Network environments with VPN uplinks (issue 7): two sites that both use 192.168.11.0/24,
+each with a host 192.168.11.5 and a DNS server that answers www.site.test differently
+(tests/e2e/sites.py). App A lives in the "local" environment, whose uplink is the local site;
+app B in the "remote" environment, whose uplink is a tunnel (wireguard-go, or OpenVPN) to the
+remote site over a carrier through the local site. Each must reach its own site, by address
+and by name, at the same time; nothing of B's may show in the clear on the local side; when
+the tunnel goes down B loses connectivity (the kill switch) while A keeps it; and the host's
+routes, rules, nftables and resolv.conf stay as they were.
+
+The "local" environment's uplink is a namespace (the local site) rather than the host's own
+connectivity: a test must not route 192.168.11.0/24 on the machine it runs on."""
+import difflib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CELLWALL, Capture, Daemon, leftovers, sh
+from sites import Sites
+from test_host_uplink import host_state
+
+POOL = "10.201.0.0/24"  # the same for both environments: the switch keeps them apart by port
+REMOTE_GW = "cw-g-remote"
+ALLOW = 'default = "allow"\nenv = "{env}"\n'
+
+# Each fetch prints one line: "<what> <answer>"; the answer is the site's body, or "fail".
+FETCHES = r"""
+for i in $(seq {rounds}); do
+  echo "ip $(curl -s --max-time 5 http://192.168.11.5/ || echo fail)"
+  echo "name $(curl -s --max-time 5 http://www.site.test/ || echo fail)"
+  echo "ptr $(getent hosts 192.168.11.5 | awk '{{print $2}}')"
+done
+"""
+
+
+def config(sites, tunnel_kind, tunnel_file, env_dns):
+    dns_line = f'dns = ["{sites.LOCAL_DNS}"]\n' if env_dns else ""
+    return f"""
+[env.local]
+pool = "{POOL}"
+dns = ["{sites.LOCAL_DNS}"]
+[env.local.uplink]
+kind = "netns"
+netns = "{sites.lan_ns}"
+address = "10.254.0.2/30"
+peer_address = "10.254.0.1/30"
+
+[env.remote]
+pool = "{POOL}"
+{dns_line}[env.remote.uplink]
+kind = "{tunnel_kind}"
+config = "{tunnel_file}"
+carrier = "netns"
+netns = "{sites.lan_ns}"
+address = "10.254.1.2/30"
+peer_address = "10.254.1.1/30"
+"""
+
+
+def start_fetches(d, app, env, rounds):
+    pf = Path(d.state, f"{app}.toml")
+    pf.write_text(ALLOW.format(env=env))
+    return subprocess.Popen([str(CELLWALL), "--state-dir", d.state, "run", "--app", app, "--policy", str(pf),
+                             "--", "sh", "-c", FETCHES.format(rounds=rounds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def fetch_lines(p, timeout=120):
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err
+    return [l for l in out.splitlines() if l.strip()]
+
+
+def expected(site, rounds):
+    name_host = "192.168.11.5" if site == "local" else "192.168.11.7"
+    return [f"ip {site} 192.168.11.5", f"name {site} {name_host}", f"ptr host5.{site}.test"] * rounds
+
+
+def fetch_once(d, app, env, max_time=3):
+    pf = Path(d.state, f"{app}.toml")
+    pf.write_text(ALLOW.format(env=env))
+    r = d.cli("run", "--app", app, "--policy", str(pf), "--", "curl", "-s", "--max-time", str(max_time),
+              "http://192.168.11.5/", check=False, timeout=60)
+    return r.stdout.strip() if r.returncode == 0 else "fail"
+
+
+def wait_fetch(d, app, env, want, timeout=40):
+    deadline = time.time() + timeout
+    got = None
+    while time.time() < deadline:
+        got = fetch_once(d, app, env)
+        if got == want:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{app} still gets {got!r}, not {want!r}:\n" + d.new_log()[-3000:])
+
+
+def cleartext(lines, port):
+    """Captured packets that are not the tunnel's own: UDP to or from the server's port, and
+    the server's "port unreachable" while it is down."""
+    return [l for l in lines if f".{port}:" not in l and f".{port} >" not in l
+            and f"udp port {port} unreachable" not in l]
+
+
+def tunnel_pid(d):
+    for line in Path(d.state, "env", "remote", "gateway.state").read_text().splitlines():
+        if line.startswith("tunnel_pid="):
+            return int(line.split("=", 1)[1])
+    raise AssertionError("no tunnel_pid in the gateway's state")
+
+
+def run_two_sites(tunnel_kind, tmp_path, rounds=3):
+    """The shared scenario; tunnel_kind "wireguard" or "openvpn"."""
+    before = host_state()
+    with Sites(openvpn=tunnel_kind == "openvpn") as sites:
+        if tunnel_kind == "wireguard":
+            tunnel_file, port = Path(tmp_path, "remote.conf"), sites.WG_PORT
+            tunnel_file.write_text(sites.wireguard_client_config())
+        else:
+            tunnel_file, port = Path(tmp_path, "remote.ovpn"), sites.OVPN_PORT
+            tunnel_file.write_text(sites.openvpn_client_config())
+        # WireGuard: DNS from the file's DNS =; OpenVPN: pushed by the server. Neither is in
+        # cellwalld.toml.
+        d = Daemon(None, config_text=config(sites, tunnel_kind, tunnel_file, env_dns=False))
+        during = None
+        try:
+            started = time.time()
+            d.start()
+            if tunnel_kind == "openvpn":
+                wait_fetch(d, "b", "remote", "remote 192.168.11.5")
+            print(f"daemon with two environments up in {time.time() - started:.1f} s")
+
+            # A and B at once, each several times, by address, by name and in reverse.
+            carrier = Capture(sites.lan_ns, "cw-u-remote", "ip")
+            a = start_fetches(d, "a", "local", rounds)
+            b = start_fetches(d, "b", "remote", rounds)
+            got_a, got_b = fetch_lines(a), fetch_lines(b)
+            leaked = cleartext(carrier.lines(), port)
+            assert got_a == expected("local", rounds), got_a
+            assert got_b == expected("remote", rounds), (got_b, d.new_log()[-3000:])
+            # Everything of B's on the local side was the tunnel's own packets.
+            assert leaked == [], leaked[:20]
+            # B's names were asked of the remote site's server only.
+            local_log = Path(sites.dns_log("local")).read_text()
+            assert "10.254.1." not in local_log, local_log[-2000:]
+
+            # The kill switch. The server goes away, then the gateway's tunnel daemon dies,
+            # and a route through the carrier is there to fall back on: B gets nothing, and
+            # nothing of B's leaves in the clear; A is unaffected.
+            if tunnel_kind == "wireguard":
+                sites.stop_wireguard()
+            else:
+                sites.stop_openvpn()
+            sh(["kill", "-9", str(tunnel_pid(d))])
+            sh(["ip", "-n", REMOTE_GW, "route", "add", "default", "via", "10.254.1.1", "dev", "cwup0",
+                "metric", "50"])
+            carrier = Capture(sites.lan_ns, "cw-u-remote", "ip")
+            assert fetch_once(d, "b", "remote") == "fail"
+            assert fetch_once(d, "a", "local") == "local 192.168.11.5"
+            leaked = cleartext(carrier.lines(), port)
+            assert leaked == [], leaked[:20]
+            sh(["ip", "-n", REMOTE_GW, "route", "del", "default", "via", "10.254.1.1", "dev", "cwup0",
+                "metric", "50"])
+
+            # The daemon restarted the tunnel; with the server back, B is back.
+            if tunnel_kind == "wireguard":
+                sites.start_wireguard()
+            else:
+                sites.start_openvpn()
+            wait_fetch(d, "b", "remote", "remote 192.168.11.5")
+            log = d.new_log()
+            assert "environment remote: restarted" in log or "is up" in log, log[-3000:]
+            status = d.cli("env", "list", check=False)
+            during = host_state()
+        finally:
+            d.stop()
+            ns, links, procs = leftovers()
+            if ns or links or procs:
+                d.force_cleanup()
+            shutil.rmtree(d.state, ignore_errors=True)
+        assert not ns and not links and not procs, (ns, links, procs)
+        assert not Path("/run/wireguard/cw-w-remote.sock").exists()
+    after = host_state()
+    for name, state in (("during", during), ("after", after)):
+        for key in before:
+            diff = "\n".join(difflib.unified_diff(before[key].splitlines(), state[key].splitlines(),
+                                                  "before", name, lineterm=""))
+            assert not diff, f"host {key} changed:\n{diff}"
+
+
+def test_two_sites_over_wireguard(tmp_path):
+    run_two_sites("wireguard", tmp_path)
+
+
+def test_two_sites_over_openvpn(tmp_path):
+    run_two_sites("openvpn", tmp_path, rounds=2)

@@ -154,6 +154,9 @@ LogEntry logFromJson(const json& j) {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ScriptInfo, name, origin, path, mode, state, why, calls,
                                                 allowed, dropped, rejected, flows, inspected, memory, filters,
                                                 loaded_ms, counters, logs)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EnvInfo, name, origin, stored, state, error, uplink, carrier, pool,
+                                                gateway, dns, search, routes, kill_switch, tunnel_restarts, cells,
+                                                definition)
 
 namespace {
 
@@ -178,6 +181,7 @@ std::string ruleInfoJsonText(const RuleInfo& r) { return wire(ruleToJson(r)); }
 std::string logEntryJsonText(const LogEntry& e) { return wire(logToJson(e)); }
 std::string promptInfoJsonText(const PromptInfo& p) { return wire(promptToJson(p)); }
 std::string scriptInfoJsonText(const ScriptInfo& s) { return wire(json(s)); }
+std::string envInfoJsonText(const EnvInfo& e) { return wire(json(e)); }
 
 std::string encodeCommand(const Command& c) {
   json j = std::visit(
@@ -235,6 +239,12 @@ std::string encodeCommand(const Command& c) {
           return {{"cmd", "script.unload"}, {"name", m.name}};
         else if constexpr (std::is_same_v<M, ScriptReload>)
           return {{"cmd", "script.reload"}, {"name", m.name}};
+        else if constexpr (std::is_same_v<M, EnvList>)
+          return {{"cmd", "env.list"}};
+        else if constexpr (std::is_same_v<M, EnvAdd>)
+          return {{"cmd", "env.add"}, {"toml", m.toml}, {"origin", m.origin}};
+        else if constexpr (std::is_same_v<M, EnvRemove>)
+          return {{"cmd", "env.rm"}, {"name", m.name}, {"force", m.force}};
         else
           static_assert(sizeof(M) == 0, "a command without a wire form");
       },
@@ -288,6 +298,9 @@ Expected<Command> decodeCommand(const std::string& line) {
                                 j.value("helper", false)}};
     if (cmd == "script.unload") return Command{ScriptUnload{j.value("name", "")}};
     if (cmd == "script.reload") return Command{ScriptReload{j.value("name", "")}};
+    if (cmd == "env.list") return Command{EnvList{}};
+    if (cmd == "env.add") return Command{EnvAdd{j.value("toml", ""), j.value("origin", "")}};
+    if (cmd == "env.rm") return Command{EnvRemove{j.value("name", ""), j.value("force", false)}};
     return fail("unknown command '" + cmd + "'");
   } catch (const json::exception& e) {
     return fail(std::string("bad request: ") + e.what());
@@ -321,6 +334,7 @@ std::string encodeReply(const Reply& r) {
   }
   if (r.version != 0) j["version"] = r.version;
   if (!r.scripts.empty()) j["scripts"] = r.scripts;
+  if (!r.envs.empty()) j["envs"] = r.envs;
   return wire(j);
 }
 
@@ -344,6 +358,7 @@ Expected<Reply> decodeReply(const std::string& line) {
       for (const auto& x : j["prompts"]) r.prompts.push_back(promptFromJson(x));
     r.version = j.value("version", std::uint64_t{0});
     if (j.contains("scripts")) r.scripts = j["scripts"].get<std::vector<ScriptInfo>>();
+    if (j.contains("envs")) r.envs = j["envs"].get<std::vector<EnvInfo>>();
     return r;
   } catch (const json::exception& e) {
     return fail(std::string("daemon sent a bad reply: ") + e.what());

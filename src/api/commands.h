@@ -186,10 +186,39 @@ struct ScriptReload {
   std::string name;  // empty: every script
 };
 
+// ---- network environments (docs/environments.md) ----
+struct EnvInfo {
+  std::string name;
+  std::string origin;            // the configuration file, or the stored file (`cellwall env add`)
+  bool stored = false;           // added with `cellwall env add` (and so removable with env rm)
+  std::string state;             // "up", "down" (its tunnel is not connected), "failed"
+  std::string error;             // why it failed, or the tunnel's last restart failure
+  std::string uplink, carrier;   // "host", "host-nat", "netns", "wireguard", "openvpn"
+  std::string pool, gateway;
+  std::vector<std::string> dns, search, routes;
+  bool kill_switch = false;
+  std::uint32_t tunnel_restarts = 0;
+  std::uint32_t cells = 0;
+  std::string definition;        // its [env.NAME] table as stored, or the uplink's config file
+};
+struct EnvList {};
+// Stores an environment (its [env.NAME] table, the keys of cellwalld.toml) as
+// <state>/envs/NAME.toml and starts it now and at every start.
+struct EnvAdd {
+  std::string toml;
+  std::string origin;  // where the text came from, for messages ("cli", a file name)
+};
+// Stops and forgets a stored environment. Refused while cells live in it, unless force
+// (which ends them).
+struct EnvRemove {
+  std::string name;
+  bool force = false;
+};
+
 using Command = std::variant<CellCreate, CellExit, CellList, FlowDump, Status, Shutdown, RulesList,
                              RuleAdd, RuleRemove, RuleReplace, RulesExplain, PolicyExport, PolicyImport,
                              LogQuery, NamesQuery, PromptList, PromptAnswer, UiInfo, ScriptList,
-                             ScriptLoad, ScriptUnload, ScriptReload>;
+                             ScriptLoad, ScriptUnload, ScriptReload, EnvList, EnvAdd, EnvRemove>;
 
 // Replies.
 struct Reply {
@@ -203,6 +232,7 @@ struct Reply {
   std::vector<PromptInfo> prompts;  // PromptList
   std::uint64_t version = 0;        // PromptList: pass back as after_version to wait for news
   std::vector<ScriptInfo> scripts;  // ScriptList, ScriptLoad/ScriptReload (those loaded)
+  std::vector<EnvInfo> envs;        // EnvList, EnvAdd (the new one)
 
   static Reply failed(std::string why) {
     Reply r;
@@ -218,6 +248,7 @@ std::string ruleInfoJsonText(const RuleInfo& r);
 std::string logEntryJsonText(const LogEntry& e);
 std::string promptInfoJsonText(const PromptInfo& p);
 std::string scriptInfoJsonText(const ScriptInfo& s);
+std::string envInfoJsonText(const EnvInfo& e);
 Expected<Command> decodeCommand(const std::string& line);
 std::string encodeReply(const Reply& r);
 Expected<Reply> decodeReply(const std::string& line);

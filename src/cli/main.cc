@@ -15,6 +15,7 @@
 
 #include "cell/launcher.h"
 #include "cli/client.h"
+#include "cli/env_cmd.h"
 #include "cli/notify_cmd.h"
 #include "cli/prompt_cmd.h"
 #include "cli/rules_cmd.h"
@@ -334,11 +335,45 @@ int main(int argc, char** argv) {
   auto* s_reload = scriptc->add_subcommand("reload", "read scripts' files again (a disabled script runs again)");
   s_reload->add_option("name", script_name, "the script (default: all)");
 
+  auto* envc = app.add_subcommand("env", "network environments: list, show, add, rm");
+  envc->require_subcommand(1);
+  bool env_json = false, env_force = false;
+  std::string env_name;
+  cw::cli::EnvAddFlags ef;
+  auto* e_list = envc->add_subcommand("list", "every environment: state, uplink, pool, DNS, cells");
+  e_list->add_flag("--json", env_json, "one JSON object per environment");
+  auto* e_show = envc->add_subcommand("show", "one environment in detail, with its definition");
+  e_show->add_option("name", env_name, "the environment")->required();
+  e_show->add_flag("--json", env_json, "JSON output");
+  auto* e_add = envc->add_subcommand("add", "add an environment, started now and at every start");
+  e_add->add_option("name", ef.name, "its name: 1 to 10 of a-z, 0-9 and -");
+  e_add->add_option("--file", ef.file, "a TOML file with one [env.NAME] table (cellwalld.toml's keys) instead of flags");
+  e_add->add_option("--uplink", ef.uplink, "host, host-nat, netns, wireguard or openvpn")
+      ->check(CLI::IsMember({"host", "host-nat", "netns", "wireguard", "openvpn"}))
+      ->capture_default_str();
+  e_add->add_option("--config", ef.config, "wireguard, openvpn: the configuration file");
+  e_add->add_option("--carrier", ef.carrier, "wireguard, openvpn: how the tunnel reaches its server (host, host-nat, netns)")
+      ->check(CLI::IsMember({"host", "host-nat", "netns"}))
+      ->capture_default_str();
+  e_add->add_option("--pool", ef.pool, "its cells' addresses (default 10.200.0.0/16)");
+  e_add->add_option("--dns", ef.dns, "DNS servers (default: the tunnel's, or the host's resolver)");
+  e_add->add_option("--search", ef.search, "search domains for its cells");
+  e_add->add_option("--route", ef.routes, "\"PREFIX via ADDRESS\" through the uplink (VPN: needs --no-kill-switch)");
+  e_add->add_flag("--no-kill-switch", ef.no_kill_switch, "VPN: fall back to the carrier while the tunnel is down");
+  e_add->add_option("--netns", ef.netns, "netns uplink or carrier: the namespace");
+  e_add->add_option("--address", ef.address, "veth uplink or carrier: the gateway's side, ADDRESS/PREFIX");
+  e_add->add_option("--peer-address", ef.peer_address, "veth uplink or carrier: the other side, ADDRESS/PREFIX");
+  e_add->add_option("--next-hop", ef.next_hop, "veth uplink or carrier: the gateway's next hop");
+  e_add->add_flag("--json", env_json, "JSON output");
+  auto* e_rm = envc->add_subcommand("rm", "remove an environment added with env add");
+  e_rm->add_option("name", env_name, "the environment")->required();
+  e_rm->add_flag("--force", env_force, "end the cells that live in it");
+
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
   if (*run) return cmdRun(app_name, policy_file, user, env, publish, run_inspect, command);
-  if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc || *scriptc) {
+  if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc || *scriptc || *envc) {
     auto client = Client::connect(socketPath());
     if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");
     if (*r_list) return cw::cli::rulesList(*client, rules_app, json);
@@ -357,6 +392,10 @@ int main(int argc, char** argv) {
     if (*logc) return cw::cli::log(*client, log_app, follow, log_json, log_limit);
     if (*namesc) return cw::cli::names(*client, names_cell);
     if (*notifyc) return cw::cli::notify(*client);
+    if (*e_list) return cw::cli::envList(*client, env_json);
+    if (*e_show) return cw::cli::envShow(*client, env_name, env_json);
+    if (*e_add) return cw::cli::envAdd(*client, ef, env_json);
+    if (*e_rm) return cw::cli::envRemove(*client, env_name, env_force);
     if (*s_list) return cw::cli::scriptList(*client, script_json);
     if (*s_status) return cw::cli::scriptStatus(*client, script_name, script_json);
     if (*s_load) return cw::cli::scriptLoad(*client, script_file, script_name, script_helper);

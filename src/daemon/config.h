@@ -5,11 +5,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
 #include "common/net.h"
 #include "common/result.h"
+#include "env/gateway.h"
 #include "script/engine.h"
 
 namespace cw::daemon {
@@ -32,9 +35,16 @@ struct EnvSpec {
   std::string name = "default";
   Cidr pool = *Cidr::parse("10.200.0.0/16");
   std::vector<std::string> dns;  // upstream resolvers of the env's DNS forwarder
+  std::vector<std::string> search;  // search domains in the cells' resolv.conf
+  // "PREFIX via ADDRESS": more routes in the gateway, through the uplink (or a VPN's carrier:
+  // split tunnelling, without the kill switch).
+  std::vector<std::string> routes;
   UplinkSpec uplink;
   bool kill_switch = true;       // VPN uplinks: nothing leaves through the carrier
+  std::string origin;            // the file that defined it, for messages
 };
+
+std::optional<GatewayRoute> parseExtraRoute(std::string_view text);
 
 // A script to run ([script.NAME] in the configuration file): a shipped one by its name, or a
 // user script's settings.
@@ -82,5 +92,11 @@ struct Config {
 // Reads a TOML file: openflow_port, ui_listen, scripts_dir, the [env.NAME] tables into cfg.envs
 // (replacing the default) and the [script.NAME] tables into cfg.scripts.
 Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg);
+// Only [env.NAME] tables (a stored environment, `cellwall env add`); origin names the text in
+// messages and anchors relative paths.
+Expected<std::vector<EnvSpec>> loadEnvText(std::string_view text, const std::filesystem::path& origin);
+// The [env.NAME] table that loadEnvText reads back as `e` (paths as they are: absolute ones
+// stay valid wherever the text is kept).
+std::string envToToml(const EnvSpec& e);
 
 }  // namespace cw::daemon

@@ -25,6 +25,7 @@
 #include "daemon/auto_rules.h"
 #include "daemon/ids_monitor.h"
 #include "daemon/cell_table.h"
+#include "daemon/env_admin.h"
 #include "daemon/gateways.h"
 #include "daemon/observer.h"
 #include "daemon/packet_path.h"
@@ -113,6 +114,7 @@ struct Daemon::Impl {
   NetOps ops;
   std::unique_ptr<Ovs> ovs;
   Gateways gateways;
+  EnvAdmin env_admin{cfg, gateways, ops, runner};
   CellTable cells;
   std::unique_ptr<sw::SwitchServer> server;
   decide::ViewHolder views;
@@ -1285,6 +1287,33 @@ struct Daemon::Impl {
     return r;
   }
 
+  std::map<std::string, std::uint32_t> cellsPerEnv() const {
+    std::map<std::string, std::uint32_t> n;
+    for (const auto& [id, c] : cells.all()) ++n[c.info.env];
+    return n;
+  }
+
+  // The switch learns of a gateway port added or gone.
+  api::Reply envsChanged(api::Reply r) {
+    if (!r.ok) return r;
+    publish();
+    if (auto s = bridge()) s->post([this, s] { reconcile(*s); });
+    return r;
+  }
+
+  api::Reply removeEnv(const api::EnvRemove& cmd) {
+    std::vector<std::uint32_t> inside;
+    for (const auto& [id, c] : cells.all())
+      if (c.info.env == cmd.name) inside.push_back(id);
+    if (env_admin.fromFile(cmd.name))
+      return api::Reply::failed("environment '" + cmd.name + "' is defined in the configuration file; remove it there");
+    if (!inside.empty() && !cmd.force)
+      return api::Reply::failed(std::to_string(inside.size()) + " cell(s) live in environment '" + cmd.name +
+                                "' (cellwall ps): end them first, or use --force to end them");
+    for (auto id : inside) removeCell(id, "its environment was removed");
+    return envsChanged(env_admin.remove(cmd.name, *ovs));
+  }
+
   api::Reply scriptsChanged(api::Reply r) {
     ui.scriptsChanged(script_admin.list().scripts);
     return r;
@@ -1306,6 +1335,9 @@ struct Daemon::Impl {
       return r;
     }
     if (std::holds_alternative<api::ScriptList>(cmd)) return script_admin.list();
+    if (std::holds_alternative<api::EnvList>(cmd)) return env_admin.list(cellsPerEnv());
+    if (const auto* ea = std::get_if<api::EnvAdd>(&cmd)) return envsChanged(env_admin.add(*ea, *ovs));
+    if (const auto* er = std::get_if<api::EnvRemove>(&cmd)) return removeEnv(*er);
     if (const auto* sl = std::get_if<api::ScriptLoad>(&cmd)) return scriptsChanged(script_admin.load(*sl));
     if (const auto* su = std::get_if<api::ScriptUnload>(&cmd)) return scriptsChanged(script_admin.unload(*su));
     if (const auto* sr = std::get_if<api::ScriptReload>(&cmd)) return scriptsChanged(script_admin.reload(*sr));
@@ -1570,6 +1602,7 @@ Expected<void> Daemon::run() {
       return r;
     }
   }
+  im.env_admin.startStored(*im.ovs);
   if (im.cfg.ids) {
     std::vector<std::string> files = im.cfg.ids_rules;
     if (files.empty()) files.push_back(CW_SHIPPED_IDS_RULES);

@@ -13,6 +13,12 @@ Expected<EnvConfig> toEnvConfig(const EnvSpec& spec) {
     if (!a) return fail("env " + spec.name + ": dns server '" + d + "' is not an IP address");
     e.dns_upstreams.push_back(*a);
   }
+  e.search = spec.search;
+  for (const auto& text : spec.routes) {
+    auto r = parseExtraRoute(text);
+    if (!r) return fail("env " + spec.name + ": route '" + text + "' is not \"PREFIX via ADDRESS\"");
+    e.routes.push_back(*r);
+  }
   auto& u = e.uplink;
   std::string carrier = spec.uplink.kind;
   if (spec.uplink.kind == "wireguard" || spec.uplink.kind == "openvpn") {
@@ -85,6 +91,7 @@ Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
   e.port = decide::GatewayPort{spec.name, *ofport, info.mac, info.ip};
   e.pool = info.pool;
   e.gateway = std::move(gw.value());
+  e.spec = spec;
   spdlog::info("environment '{}': gateway {} ({}) on port {}, cells from {}", spec.name,
                info.ip.str(), info.netns, *ofport, info.pool.str());
   entries_.push_back(std::move(e));
@@ -103,6 +110,17 @@ void Gateways::stopAll(NetOps& /*ops*/, Ovs& ovs) {
 Expected<void> Gateways::setPublished(const std::string& env, const std::vector<Published>& ports) {
   for (auto& e : entries_)
     if (e.port.env == env) return e.gateway->setPublished(ports);
+  return fail("no network environment named '" + env + "'");
+}
+
+Expected<void> Gateways::stop(const std::string& env, Ovs& ovs) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->port.env != env) continue;
+    (void)ovs.delPort(it->gateway->info().ovs_ifname);
+    auto r = it->gateway->destroy();
+    entries_.erase(it);
+    return r;
+  }
   return fail("no network environment named '" + env + "'");
 }
 

@@ -22,11 +22,14 @@ class Gateways {
     decide::GatewayPort port;
     Cidr pool;
     std::unique_ptr<Gateway> gateway;
+    EnvSpec spec;
   };
 
   Expected<void> start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
                        const std::filesystem::path& state_dir, CommandRunner& runner);
   void stopAll(NetOps& ops, Ovs& ovs);
+  // Unplugs and removes one environment's gateway.
+  Expected<void> stop(const std::string& env, Ovs& ovs);
   const Entry* find(const std::string& env) const;
   Expected<void> setPublished(const std::string& env, const std::vector<Published>& ports);
   const std::vector<Entry>& all() const { return entries_; }

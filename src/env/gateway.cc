@@ -101,6 +101,10 @@ Expected<void> Gateway::validate(const EnvConfig& c) {
       return fail("invalid environment name '" + c.name + "': 1 to 10 characters of a-z, 0-9 and -");
   if (!c.pool.is_v4() || c.pool.length < 8 || c.pool.length > 29)
     return fail("environment " + c.name + ": address pool " + c.pool.str() + " must be IPv4, /8 to /29");
+  if (!c.routes.empty() && c.uplink.kind == UplinkConfig::Kind::kUser)
+    return fail("environment " + c.name + ": routes need a veth uplink (netns or host-nat)");
+  if (!c.routes.empty() && c.tunnel && c.tunnel->kill_switch)
+    return fail("environment " + c.name + ": routes through the carrier bypass the tunnel; they need the kill switch off");
   if (c.tunnel && c.tunnel->file.empty())
     return fail("environment " + c.name + ": the " + Tunnel::kindName(c.tunnel->kind) + " uplink needs a configuration file");
   const auto& u = c.uplink;
@@ -353,6 +357,10 @@ Expected<void> Gateway::build() {
   if (config_.tunnel && !config_.tunnel->kill_switch)
     if (auto r = net_.addRoute(ns, "default", IpAddr(up.next_hop), kUplinkSide, onlink, 0, kFallbackMetric); !r)
       return r;
+  for (const auto& route : config_.routes) {
+    bool direct = up.gateway_side.network().contains(IpAddr(route.via));
+    if (auto r = net_.addRoute(ns, route.prefix.str(), IpAddr(route.via), kUplinkSide, !direct); !r) return r;
+  }
 
   // Forwarding and filtering inside the gateway.
   if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
@@ -495,6 +503,8 @@ GatewayStatus Gateway::status() const {
     s.tunnel_error = tunnel_->lastError();
     s.search = tunnel_->searchDomains();
   }
+  // The environment's own domains first, then the tunnel's.
+  s.search.insert(s.search.begin(), config_.search.begin(), config_.search.end());
   s.dns_running = dns_pid_ != 0;
   s.dns = running_dns_;
   return s;

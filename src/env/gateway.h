@@ -48,10 +48,18 @@ struct UplinkConfig {
   Ip4 next_hop;            // the gateway's default route, usually peer_side's address
 };
 
+// A route in the gateway beyond its default: through the uplink (or a tunnel's carrier).
+struct GatewayRoute {
+  Cidr prefix;
+  Ip4 via;
+};
+
 struct EnvConfig {
   std::string name;                    // [a-z0-9-], 1..10 characters (interface names <= 15)
   Cidr pool;                           // IPv4, /8../29: gateway = first host, cells from .2
   std::vector<IpAddr> dns_upstreams;   // servers dnsmasq forwards to, reached via the uplink
+  std::vector<std::string> search;     // search domains for the cells' resolv.conf
+  std::vector<GatewayRoute> routes;    // through cwup0 (a VPN's carrier: without the kill switch)
   // With a tunnel, `uplink` is its carrier: only the tunnel's own packets to its server take
   // it, and the environment's traffic and DNS go through the tunnel (docs/environments.md).
   UplinkConfig uplink;

@@ -196,3 +196,67 @@ def test_two_sites_over_wireguard(tmp_path):
 
 def test_two_sites_over_openvpn(tmp_path):
     run_two_sites("openvpn", tmp_path, rounds=2)
+
+
+def test_env_commands_add_list_show_rm_and_keep_across_restarts(daemon, testhost, tmp_path):
+    """`cellwall env add|list|show|rm`: an environment added at run time serves cells at once,
+    is kept across a restart, and is removed with its gateway; mistakes are refused with a
+    reason and leave nothing stored."""
+    d = daemon
+    office = ["env", "add", "office", "--uplink", "netns", "--netns", testhost.ns,
+              "--address", "10.250.5.2/24", "--peer-address", "10.250.5.1/24",
+              "--pool", "10.202.0.0/24", "--dns", "10.250.0.1", "--search", "corp.test"]
+    out = d.cli(*office).stdout
+    assert "added environment office" in out, out
+    policy = 'default = "allow"\n'
+
+    # --env puts the cell in it; its names go to the environment's server, its search
+    # domain is in the cell's resolv.conf.
+    pf = Path(d.state, "o.toml")
+    pf.write_text(policy)
+    r = d.cli("run", "--app", "o", "--env", "office", "--policy", str(pf), "--", "sh", "-c",
+              "grep ^search /etc/resolv.conf; curl -s --max-time 5 -o /dev/null -w '%{http_code}' "
+              "http://test.example:8080/", check=False)
+    assert r.stdout.split("\n") == ["search corp.test", "200"], (r.stdout, r.stderr, d.new_log()[-2000:])
+
+    rows = {line.split()[0]: line for line in d.cli("env", "list").stdout.splitlines()[1:]}
+    assert set(rows) == {"default", "office"}, rows
+    assert "up" in rows["office"] and "env add" in rows["office"], rows["office"]
+    show = d.cli("env", "show", "office").stdout
+    assert "10.202.0.0/24" in show and "corp.test" in show and 'kind = "netns"' in show, show
+
+    # Mistakes: refused, nothing stored, nothing left running.
+    for args, why in ((office, "exists; remove it first"),
+                      (["env", "add", "Bad_Name"], "invalid environment name"),
+                      (["env", "add", "vpn", "--uplink", "wireguard", "--config", str(tmp_path / "none.conf")],
+                       "cannot read"),
+                      (["env", "rm", "default"], "defined in the configuration file"),
+                      (["env", "rm", "nothere"], "no network environment named 'nothere'")):
+        r = d.cli(*args, check=False)
+        assert r.returncode != 0 and why in r.stderr, (args, r.stderr)
+    assert sorted(p.name for p in Path(d.state, "envs").iterdir()) == ["office.toml"]
+    assert "cw-g-vpn" not in sh(["ip", "netns", "list"]).stdout
+
+    # Kept across a restart.
+    d.stop()
+    d.start()
+    r = d.cli("run", "--app", "o", "--env", "office", "--policy", str(pf), "--", "curl", "-s", "--max-time", "5",
+              "-o", "/dev/null", "-w", "%{http_code}", "http://10.250.5.1:8080/", check=False)
+    assert r.stdout == "200", (r.stdout, r.stderr)
+
+    # Not removed under a running cell, unless forced (which ends the cell).
+    p, cell = d.start_cell(policy, ["sleep", "300"], app="bg", run_args=("--env", "office"))
+    try:
+        r = d.cli("env", "rm", "office", check=False)
+        assert r.returncode != 0 and "1 cell(s) live in environment 'office'" in r.stderr, r.stderr
+        assert d.cli("env", "rm", "office", "--force").stdout.strip() == "removed environment office"
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "office" not in d.cli("env", "list").stdout
+    assert "cw-g-office" not in sh(["ip", "netns", "list"]).stdout
+    assert not Path(d.state, "envs", "office.toml").exists()
+    r = d.cli("run", "--app", "o", "--env", "office", "--policy", str(pf), "--", "true", check=False)
+    assert r.returncode != 0 and "office" in r.stderr, r.stderr

@@ -33,6 +33,32 @@ TEST(Commands, RoundTripThroughTheWireForm) {
   EXPECT_TRUE(std::holds_alternative<UiInfo>(*decodeCommand(R"({"cmd":"ui"})")));
 }
 
+TEST(Commands, EnvironmentsRoundTrip) {
+  auto add = decodeCommand(encodeCommand(Command{EnvAdd{"[env.office]\npool = \"10.9.0.0/24\"\n", "cli"}}));
+  ASSERT_TRUE(add) << add.error().message;
+  ASSERT_NE(std::get_if<EnvAdd>(&*add), nullptr);
+  EXPECT_EQ(std::get_if<EnvAdd>(&*add)->toml, "[env.office]\npool = \"10.9.0.0/24\"\n");
+  auto rm = decodeCommand(encodeCommand(Command{EnvRemove{"office", true}}));
+  ASSERT_TRUE(rm && std::get_if<EnvRemove>(&*rm));
+  EXPECT_TRUE(std::get_if<EnvRemove>(&*rm)->force);
+  Reply r;
+  EnvInfo e;
+  e.name = "office";
+  e.uplink = "wireguard";
+  e.carrier = "host";
+  e.dns = {"192.168.11.53"};
+  e.kill_switch = true;
+  e.cells = 2;
+  r.envs.push_back(e);
+  auto back = decodeReply(encodeReply(r));
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->envs.size(), 1u);
+  EXPECT_EQ(back->envs[0].uplink, "wireguard");
+  EXPECT_EQ(back->envs[0].dns, std::vector<std::string>{"192.168.11.53"});
+  EXPECT_TRUE(back->envs[0].kill_switch);
+  EXPECT_EQ(back->envs[0].cells, 2u);
+}
+
 TEST(Commands, FractionsAndNonObjectsAreRefusedWhole) {
   // 1e300 into a 32-bit id would be undefined behaviour (the fuzzer found it).
   EXPECT_FALSE(decodeCommand(R"({"cmd":"rules.rm","id":1e300})"));

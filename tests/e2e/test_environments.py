@@ -35,9 +35,21 @@ done
 """
 
 
-def config(sites, tunnel_kind, tunnel_file, env_dns):
+def config(sites, tunnel_kind, tunnel_file, env_dns, second_wireguard=None):
+    """second_wireguard: a WireGuard file for a second tunnel environment, "wg", at once."""
     dns_line = f'dns = ["{sites.LOCAL_DNS}"]\n' if env_dns else ""
-    return f"""
+    second = "" if second_wireguard is None else f"""
+[env.wg]
+pool = "{POOL}"
+[env.wg.uplink]
+kind = "wireguard"
+config = "{second_wireguard}"
+carrier = "netns"
+netns = "{sites.lan_ns}"
+address = "10.254.2.2/30"
+peer_address = "10.254.2.1/30"
+"""
+    return second + f"""
 [env.local]
 pool = "{POOL}"
 dns = ["{sites.LOCAL_DNS}"]
@@ -78,11 +90,11 @@ def expected(site, rounds):
     return [f"ip {site} 192.168.11.5", f"name {site} {name_host}", f"ptr host5.{site}.test"] * rounds
 
 
-def fetch_once(d, app, env, max_time=3):
+def fetch_once(d, app, env, max_time=3, url="http://192.168.11.5/", policy=None):
     pf = Path(d.state, f"{app}.toml")
-    pf.write_text(ALLOW.format(env=env))
+    pf.write_text(policy if policy is not None else ALLOW.format(env=env))
     r = d.cli("run", "--app", app, "--policy", str(pf), "--", "curl", "-s", "--max-time", str(max_time),
-              "http://192.168.11.5/", check=False, timeout=60)
+              url, check=False, timeout=60)
     return r.stdout.strip() if r.returncode == 0 else "fail"
 
 
@@ -112,7 +124,8 @@ def tunnel_pid(d):
 
 
 def run_two_sites(tunnel_kind, tmp_path, rounds=3):
-    """The shared scenario; tunnel_kind "wireguard" or "openvpn"."""
+    """The shared scenario; tunnel_kind "wireguard" or "openvpn". With OpenVPN, a WireGuard
+    environment runs at the same time: two tunnel daemons side by side, each in its gateway."""
     before = host_state()
     with Sites(openvpn=tunnel_kind == "openvpn") as sites:
         if tunnel_kind == "wireguard":
@@ -123,7 +136,11 @@ def run_two_sites(tunnel_kind, tmp_path, rounds=3):
             tunnel_file.write_text(sites.openvpn_client_config())
         # WireGuard: DNS from the file's DNS =; OpenVPN: pushed by the server. Neither is in
         # cellwalld.toml.
-        d = Daemon(None, config_text=config(sites, tunnel_kind, tunnel_file, env_dns=False))
+        second = None
+        if tunnel_kind == "openvpn":
+            second = Path(tmp_path, "wg.conf")
+            second.write_text(sites.wireguard_client_config())
+        d = Daemon(None, config_text=config(sites, tunnel_kind, tunnel_file, env_dns=False, second_wireguard=second))
         during = None
         try:
             started = time.time()
@@ -145,6 +162,16 @@ def run_two_sites(tunnel_kind, tmp_path, rounds=3):
             # B's names were asked of the remote site's server only.
             local_log = Path(sites.dns_log("local")).read_text()
             assert "10.254.1." not in local_log, local_log[-2000:]
+            if second is not None:
+                assert fetch_once(d, "c", "wg", url="http://www.site.test/") == "remote 192.168.11.7"
+
+            # Name rules work in a tunnel's environment: the switch snoops the answers there too.
+            by_name = ALLOW.format(env="remote").replace('"allow"', '"deny"') + \
+                '[[allow]]\nhosts = "www.site.test"\nports = 80\n'
+            assert fetch_once(d, "n", "remote", url="http://www.site.test/", policy=by_name) == "remote 192.168.11.7"
+            assert fetch_once(d, "n", "remote", policy=by_name) == "fail"
+            # An app moved to another environment: its next cell lives there.
+            assert fetch_once(d, "b", "local") == "local 192.168.11.5"
 
             # The kill switch. The server goes away, then the gateway's tunnel daemon dies,
             # and a route through the carrier is there to fall back on: B gets nothing, and

@@ -16,8 +16,13 @@ Uplink types, and the baseline each is compared with:
              same wireguard-go, the same file, set up by hand).
   openvpn    the same with openvpn and bare_openvpn_client.
 
+A third path, "gateway", runs the same measurement from inside the environment's gateway
+namespace: cellwall's own tunnel (or uplink) without the cell, the switch and the forwarding
+hop, which tells the tunnel's cost from the switch's.
+
 Measured from the cell's network namespace (ip netns exec: the packets take the cell's real
-path, cell -> Open vSwitch -> gateway -> uplink or tunnel) and from the client namespace:
+path, cell -> Open vSwitch -> gateway -> uplink or tunnel), from the gateway namespace and from
+the client namespace:
 - iperf3 TCP, one stream, --seconds each way (client sends; with -R the site's host sends);
 - TCP connect latency: --connects connect() calls to the site's host, each a new connection
   (through cellwall every one is a flow setup by cellwalld, policy default allow).
@@ -42,7 +47,7 @@ throwaway first environment "boot" takes the bridge's own setup, so:
 Root; takes /tmp/cw-e2e.lock (end-to-end tests use the same names); everything it makes carries
 cw- and is removed at the end, also on failure.
 
-    flock /tmp/cw-e2e.lock /usr/bin/python3 bench/env_bench.py [--rounds 2] [--seconds 5]
+    flock /tmp/cw-e2e.lock /usr/bin/python3 bench/env_bench.py [--rounds 2] [--seconds 4]
         [--connects 200] [--bringups 1] [--no-reverse] [--json FILE]
 """
 import argparse
@@ -71,6 +76,7 @@ ACCEPT_PORT = 9000
 ALLOW = 'default = "allow"\nenv = "{env}"\n'
 TUNNELS = ("wireguard", "openvpn")
 TYPES = ("nat",) + TUNNELS
+PATHS = ("cellwall", "gateway", "bare")
 ENV_OF = {"nat": "local", "wireguard": "remote", "openvpn": "remote"}
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\] \[(\w+)\] (.*)$")
 ENV_LINE = re.compile(r"^environment '([a-z0-9-]+)': gateway ")
@@ -240,12 +246,14 @@ def cellwall_run(sites, kind, tunnel_file, args, measure_it):
         res = {"bringup": bring_up(d, kind, probes)}
         if not measure_it:
             return res
+        res["cellwall"], res["gateway"] = {}, {}
         for typ in (("nat", kind) if kind == "wireguard" else (kind,)):
             env = ENV_OF[typ]
             p, cell = d.start_cell(ALLOW.format(env=env), ["sleep", "3600"], app=f"bench-{env}")
             cells.append(p)
-            res[typ] = measure(cell["netns"], args)
-            res[typ]["mtu_gateway"] = mtus(f"cw-g-{env}")
+            res["cellwall"][typ] = measure(cell["netns"], args)
+            # The same uplink or tunnel from inside the gateway: no switch, no forwarding.
+            res["gateway"][typ] = measure(f"cw-g-{env}", args)
         return res
     finally:
         for p in list(probes.values()) + cells:
@@ -286,18 +294,17 @@ def summarize(rounds, bringups, args):
     for typ in TYPES:
         row = {}
         for way in ("fwd", "rev") if args.reverse else ("fwd",):
-            cw = [r["cellwall"][typ][way]["gbps"] for r in rounds]
-            bare = [r["bare"][typ][way]["gbps"] for r in rounds]
-            row[way] = {"cellwall_gbps": med(cw), "bare_gbps": med(bare),
-                        "ratio": med([c / b for c, b in zip(cw, bare)]),
-                        "ratios": [round(c / b, 3) for c, b in zip(cw, bare)],
-                        "mss_cellwall": rounds[0]["cellwall"][typ][way]["mss"],
-                        "mss_bare": rounds[0]["bare"][typ][way]["mss"],
-                        "retransmits_cellwall": [r["cellwall"][typ][way]["retransmits"] for r in rounds],
-                        "retransmits_bare": [r["bare"][typ][way]["retransmits"] for r in rounds]}
+            g = {who: [r[who][typ][way]["gbps"] for r in rounds] for who in PATHS}
+            row[way] = {f"{who}_gbps": med(g[who]) for who in PATHS}
+            for name, a, b in (("ratio", "cellwall", "bare"), ("gateway_vs_bare", "gateway", "bare"),
+                               ("cellwall_vs_gateway", "cellwall", "gateway")):
+                row[way][name] = med([x / y for x, y in zip(g[a], g[b])])
+                row[way][name + "_all"] = [round(x / y, 3) for x, y in zip(g[a], g[b])]
+            row[way]["mss"] = {who: rounds[0][who][typ][way]["mss"] for who in PATHS}
+            row[way]["retransmits"] = {who: [r[who][typ][way]["retransmits"] for r in rounds] for who in PATHS}
         s["throughput"][typ] = row
         lat = {}
-        for who in ("cellwall", "bare"):
+        for who in PATHS:
             xs = [x for r in rounds for x in r[who][typ]["connect_us"]]
             lat[who] = {"n": len(xs), "p50_us": pct(xs, 50), "p90_us": pct(xs, 90), "p99_us": pct(xs, 99)}
         lat["extra_p50_us"] = lat["cellwall"]["p50_us"] - lat["bare"]["p50_us"]
@@ -311,31 +318,29 @@ def summarize(rounds, bringups, args):
                              if any(k in r for r in rows)}
     s["bringup"]["daemon_ready_s"] = med([b["daemon_ready_s"] for b in bringups])
     s["bringup"]["bridge_and_boot_env_s"] = med([b["bridge_and_boot_env_s"] for b in bringups])
-    s["mtu"] = {typ: {"cellwall_cell": rounds[0]["cellwall"][typ]["mtu"],
-                      "cellwall_gateway": rounds[0]["cellwall"][typ]["mtu_gateway"],
-                      "bare": rounds[0]["bare"][typ]["mtu"]} for typ in TYPES}
+    s["mtu"] = {typ: {who: rounds[0][who][typ]["mtu"] for who in PATHS} for typ in TYPES}
     return s
 
 
 def report(s, args):
     f = lambda x, fmt="{:.3f}": "-" if x is None else fmt.format(x)  # noqa: E731
-    print(f"\nthroughput, iperf3 TCP {args.seconds} s, 1 stream (medians of {args.rounds} rounds; ratio: median of "
-          "per-round ratios)")
-    print(f"{'uplink':10s} {'way':4s} {'cellwall Gbit/s':>16s} {'bare Gbit/s':>12s} {'ratio':>6s}  ratios  "
-          "MSS cw/bare  retransmits cw / bare")
+    print(f"\nthroughput, iperf3 TCP {args.seconds} s, 1 stream, Gbit/s (medians of {args.rounds} rounds; ratios: "
+          "median of the per-round ratios). gateway: from the gateway namespace itself (same uplink or tunnel, "
+          "no switch)")
+    print(f"{'uplink':10s} {'way':4s} {'cellwall':>9s} {'gateway':>9s} {'bare':>9s} {'cw/bare':>8s} {'gw/bare':>8s} "
+          f"{'cw/gw':>6s}  per round cw/bare   MSS cw/gw/bare")
     for typ, row in s["throughput"].items():
         for way, r in row.items():
-            print(f"{typ:10s} {way:4s} {f(r['cellwall_gbps']):>16s} {f(r['bare_gbps']):>12s} {f(r['ratio']):>6s}  "
-                  f"{r['ratios']}  {r['mss_cellwall']}/{r['mss_bare']}  {r['retransmits_cellwall']} / "
-                  f"{r['retransmits_bare']}")
-    print(f"\nTCP connect latency, µs ({args.connects} connects a round, pooled)")
-    print(f"{'uplink':10s} {'cellwall p50/p90/p99':>24s} {'bare p50/p90/p99':>24s} {'extra p50':>10s} {'extra p99':>10s}")
+            print(f"{typ:10s} {way:4s} {f(r['cellwall_gbps']):>9s} {f(r['gateway_gbps']):>9s} {f(r['bare_gbps']):>9s} "
+                  f"{f(r['ratio']):>8s} {f(r['gateway_vs_bare']):>8s} {f(r['cellwall_vs_gateway']):>6s}  "
+                  f"{str(r['ratio_all']):18s} {'/'.join(str(r['mss'][w]) for w in PATHS)}")
+    print(f"\nTCP connect latency, µs ({args.connects} connects a round, all rounds pooled): p50/p90/p99")
+    print(f"{'uplink':10s} {'cellwall':>18s} {'gateway':>18s} {'bare':>18s} {'extra p50':>10s} {'extra p99':>10s}")
     for typ, lat in s["latency"].items():
-        cw, b = lat["cellwall"], lat["bare"]
-        print(f"{typ:10s} {cw['p50_us']:8.0f}/{cw['p90_us']:.0f}/{cw['p99_us']:.0f}".ljust(35)
-              + f" {b['p50_us']:8.0f}/{b['p90_us']:.0f}/{b['p99_us']:.0f}".ljust(25)
+        cols = ["{:.0f}/{:.0f}/{:.0f}".format(lat[w]["p50_us"], lat[w]["p90_us"], lat[w]["p99_us"]) for w in PATHS]
+        print(f"{typ:10s} " + " ".join(f"{c:>18s}" for c in cols)
               + f" {lat['extra_p50_us']:10.0f} {lat['extra_p99_us']:10.0f}")
-    print("\nbring-up, s (median; all daemon starts)")
+    print("\nbring-up, s from the start of the environment's gateway (median; every daemon start)")
     for typ in TYPES:
         for k, v in s["bringup"][typ].items():
             print(f"{typ:10s} {k:16s} {f(v['median'])}  {v['all']}")
@@ -347,7 +352,7 @@ def report(s, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--seconds", type=int, default=5, help="iperf3 time each way")
+    ap.add_argument("--seconds", type=int, default=4, help="iperf3 time each way")
     ap.add_argument("--connects", type=int, default=200)
     ap.add_argument("--bringups", type=int, default=1,
                     help="extra daemon starts per tunnel type for bring-up times only")
@@ -356,7 +361,7 @@ def main():
     args = ap.parse_args()
 
     take_lock()
-    started = time.time()
+    t0 = time.time()
     rounds, bringups = [], []
     tmp = tempfile.mkdtemp(prefix="cw-envbench-")
     try:
@@ -366,21 +371,22 @@ def main():
             files["openvpn"].write_text(sites.openvpn_client_config())
             start_servers(sites)
             for i in range(args.rounds):
-                rnd = {"cellwall": {}, "bare": {}}
+                rnd = {who: {} for who in PATHS}
                 for kind in TUNNELS:
                     order = ("cellwall", "bare") if i % 2 == 0 else ("bare", "cellwall")
                     for who in order:
-                        t = time.time()
                         if who == "cellwall":
                             r = cellwall_run(sites, kind, files[kind], args, True)
                             bringups.append(r.pop("bringup"))
                         else:
-                            r = bare_run(sites, kind, args, with_nat=kind == "wireguard")
-                        rnd[who].update(r)
-                        print(f"round {i + 1} {kind:9s} {who:8s} " + "  ".join(
-                            f"{typ} {v['fwd']['gbps']:.3f}" + (f"/{v['rev']['gbps']:.3f}" if "rev" in v else "")
-                            + f" Gbit/s p50 {pct(v['connect_us'], 50):.0f} µs" for typ, v in r.items())
-                            + f"  ({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
+                            r = {"bare": bare_run(sites, kind, args, with_nat=kind == "wireguard")}
+                        t = time.time() - t0
+                        for path, byp in r.items():
+                            rnd[path].update(byp)
+                            print(f"round {i + 1} {kind:9s} {path:8s} " + "  ".join(
+                                f"{typ} {v['fwd']['gbps']:.3f}" + (f"/{v['rev']['gbps']:.3f}" if "rev" in v else "")
+                                + f" Gbit/s p50 {pct(v['connect_us'], 50):.0f} µs" for typ, v in byp.items())
+                                + f"  (at {t:.0f} s)", file=sys.stderr, flush=True)
                 rounds.append(rnd)
             for _ in range(args.bringups):
                 for kind in TUNNELS:
@@ -388,7 +394,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     s = summarize(rounds, bringups, args)
-    s["elapsed_s"] = round(time.time() - started, 1)
+    s["elapsed_s"] = round(time.time() - t0, 1)
     report(s, args)
     print(f"\nelapsed {s['elapsed_s']} s")
     if args.json:

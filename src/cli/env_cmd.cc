@@ -97,7 +97,7 @@ int envAdd(Client& c, const EnvAddFlags& f, bool json) {
     if (!f.config.empty()) t += "config = " + tomlString(fs::absolute(f.config).string()) + "\n";
     if (f.carrier != "host") t += "carrier = " + tomlString(f.carrier) + "\n";
     const std::pair<const char*, const std::string*> keys[] = {
-        {"netns", &f.netns}, {"address", &f.address}, {"peer_address", &f.peer_address}, {"next_hop", &f.next_hop}};
+        {"netns", &f.netns}, {"interface", &f.interface}, {"address", &f.address}, {"peer_address", &f.peer_address}, {"next_hop", &f.next_hop}};
     for (const auto& [key, value] : keys)
       if (!value->empty()) t += std::string(key) + " = " + tomlString(*value) + "\n";
     cmd.toml = t;

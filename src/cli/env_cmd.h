@@ -14,7 +14,7 @@ struct EnvAddFlags {
   std::string name;
   std::string file;  // a TOML file with one [env.NAME] table, instead of the flags
   std::string uplink = "host", config, carrier = "host";
-  std::string pool, netns, address, peer_address, next_hop;
+  std::string pool, netns, interface, address, peer_address, next_hop;
   std::vector<std::string> dns, search, routes;
   bool no_kill_switch = false;
 };

@@ -348,12 +348,13 @@ int main(int argc, char** argv) {
   auto* e_add = envc->add_subcommand("add", "add an environment, started now and at every start");
   e_add->add_option("name", ef.name, "its name: 1 to 10 of a-z, 0-9 and -");
   e_add->add_option("--file", ef.file, "a TOML file with one [env.NAME] table (cellwalld.toml's keys) instead of flags");
-  e_add->add_option("--uplink", ef.uplink, "host, host-nat, netns, wireguard or openvpn")
-      ->check(CLI::IsMember({"host", "host-nat", "netns", "wireguard", "openvpn"}))
+  e_add->add_option("--uplink", ef.uplink, "host, host-nat, netns, interface, wireguard or openvpn")
+      ->check(CLI::IsMember({"host", "host-nat", "netns", "interface", "wireguard", "openvpn"}))
       ->capture_default_str();
   e_add->add_option("--config", ef.config, "wireguard, openvpn: the configuration file");
-  e_add->add_option("--carrier", ef.carrier, "wireguard, openvpn: how the tunnel reaches its server (host, host-nat, netns)")
-      ->check(CLI::IsMember({"host", "host-nat", "netns"}))
+  e_add->add_option("--carrier", ef.carrier,
+                    "wireguard, openvpn: how the tunnel reaches its server (host, host-nat, netns, interface)")
+      ->check(CLI::IsMember({"host", "host-nat", "netns", "interface"}))
       ->capture_default_str();
   e_add->add_option("--pool", ef.pool, "its cells' addresses (default 10.200.0.0/16)");
   e_add->add_option("--dns", ef.dns, "DNS servers (default: the tunnel's, or the host's resolver)");
@@ -361,6 +362,7 @@ int main(int argc, char** argv) {
   e_add->add_option("--route", ef.routes, "\"PREFIX via ADDRESS\" through the uplink (VPN: needs --no-kill-switch)");
   e_add->add_flag("--no-kill-switch", ef.no_kill_switch, "VPN: fall back to the carrier while the tunnel is down");
   e_add->add_option("--netns", ef.netns, "netns uplink or carrier: the namespace");
+  e_add->add_option("--interface", ef.interface, "interface uplink or carrier: the host's interface (moved into the gateway)");
   e_add->add_option("--address", ef.address, "veth uplink or carrier: the gateway's side, ADDRESS/PREFIX");
   e_add->add_option("--peer-address", ef.peer_address, "veth uplink or carrier: the other side, ADDRESS/PREFIX");
   e_add->add_option("--next-hop", ef.next_hop, "veth uplink or carrier: the gateway's next hop");

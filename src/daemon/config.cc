@@ -69,26 +69,33 @@ Expected<EnvSpec> parseEnvTable(const std::string& env_name, const toml::node& n
         else if (ukey == "config") e.uplink.config = *s;
         else if (ukey == "carrier") e.uplink.carrier = *s;
         else if (ukey == "netns") e.uplink.netns = *s;
+        else if (ukey == "interface") e.uplink.interface = *s;
         else if (ukey == "address") e.uplink.address = *s;
         else if (ukey == "peer_address") e.uplink.peer_address = *s;
         else if (ukey == "next_hop") e.uplink.next_hop = *s;
         else return fail(where(file, uv) + ": unknown key uplink." + ukey +
-                         " (known: kind, config, carrier, netns, address, peer_address, next_hop)");
+                         " (known: kind, config, carrier, netns, interface, address, peer_address, next_hop)");
       }
       const auto& kind = e.uplink.kind;
       const bool vpn = kind == "wireguard" || kind == "openvpn";
-      if (kind != "host" && kind != "netns" && kind != "host-nat" && !vpn)
+      if (kind != "host" && kind != "netns" && kind != "host-nat" && kind != "interface" && !vpn)
         return fail(where(file, v) + ": uplink.kind must be \"host\" (user-mode, the default), "
-                    "\"host-nat\", \"netns\", \"wireguard\" or \"openvpn\"");
+                    "\"host-nat\", \"netns\", \"interface\", \"wireguard\" or \"openvpn\"");
       if (vpn && e.uplink.config.empty())
         return fail(where(file, v) + ": a " + kind + " uplink needs config = \"FILE\"");
       if (!vpn && !e.uplink.config.empty())
         return fail(where(file, v) + ": uplink.config is for wireguard and openvpn uplinks");
       const auto& c = e.uplink.carrier;
-      if (c != "host" && c != "netns" && c != "host-nat")
-        return fail(where(file, v) + ": uplink.carrier must be \"host\" (the default), \"host-nat\" or \"netns\"");
+      if (c != "host" && c != "netns" && c != "host-nat" && c != "interface")
+        return fail(where(file, v) + ": uplink.carrier must be \"host\" (the default), \"host-nat\", \"netns\" "
+                    "or \"interface\"");
       if (!vpn && c != "host")
         return fail(where(file, v) + ": uplink.carrier is for wireguard and openvpn uplinks");
+      const bool on_interface = kind == "interface" || (vpn && c == "interface");
+      if (on_interface && (e.uplink.interface.empty() || e.uplink.address.empty()))
+        return fail(where(file, v) + ": an interface uplink needs interface = \"NAME\" and address = \"ADDRESS/PREFIX\"");
+      if (!on_interface && !e.uplink.interface.empty())
+        return fail(where(file, v) + ": uplink.interface is for interface uplinks and carriers");
       if (vpn && !e.uplink.config.empty() && std::filesystem::path(e.uplink.config).is_relative())
         e.uplink.config = (std::filesystem::absolute(file).parent_path() / e.uplink.config).string();
     } else if (key == "kill_switch") {
@@ -104,7 +111,7 @@ Expected<EnvSpec> parseEnvTable(const std::string& env_name, const toml::node& n
   if (!kill_switch_line.empty() && e.uplink.kind != "wireguard" && e.uplink.kind != "openvpn")
     return fail(kill_switch_line + ": kill_switch is for wireguard and openvpn uplinks");
   if (!e.routes.empty() && (e.uplink.kind == "host" || (e.uplink.kind != "netns" && e.uplink.kind != "host-nat" && e.uplink.carrier == "host")))
-    return fail(where(file, node) + ": env." + e.name + ": routes need a veth uplink or carrier (netns or host-nat): "
+    return fail(where(file, node) + ": env." + e.name + ": routes need a veth or interface uplink or carrier: "
                 "slirp4netns has one way out");
   if (!e.routes.empty() && (e.uplink.kind == "wireguard" || e.uplink.kind == "openvpn") && e.kill_switch)
     return fail(where(file, node) + ": env." + e.name + ": routes through the carrier bypass the tunnel; "
@@ -272,6 +279,7 @@ std::string envToToml(const EnvSpec& e) {
   t += "kind = " + quoted(e.uplink.kind) + "\n";
   if (vpn) t += "config = " + quoted(e.uplink.config) + "\ncarrier = " + quoted(e.uplink.carrier) + "\n";
   const std::pair<const char*, const std::string*> keys[] = {{"netns", &e.uplink.netns},
+                                                             {"interface", &e.uplink.interface},
                                                              {"address", &e.uplink.address},
                                                              {"peer_address", &e.uplink.peer_address},
                                                              {"next_hop", &e.uplink.next_hop}};

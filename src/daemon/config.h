@@ -20,12 +20,14 @@ namespace cw::daemon {
 struct UplinkSpec {
   // "host": the host's connectivity through user-mode networking (slirp4netns): nothing on
   // the host is changed. "host-nat": a veth into the root namespace with forwarding and NAT
-  // there. "netns": a veth into an existing namespace. "wireguard", "openvpn": a tunnel in
-  // the gateway, whose own packets take the carrier (one of the first three).
+  // there. "netns": a veth into an existing namespace. "interface": an existing interface of
+  // the host, moved into the gateway while it runs. "wireguard", "openvpn": a tunnel in the
+  // gateway, whose own packets take the carrier (one of the first four).
   std::string kind = "host";
   std::string config;         // wireguard, openvpn: the configuration file
   std::string carrier = "host";  // wireguard, openvpn: the kind the netns/address keys describe
   std::string netns;          // kind netns: the namespace to attach to
+  std::string interface;      // kind interface: the host's interface to use (moved into the gateway)
   std::string address;        // gateway side, "10.250.0.2/24"
   std::string peer_address;   // the other side, "10.250.0.1/24"
   std::string next_hop;       // default route of the gateway

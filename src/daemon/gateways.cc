@@ -32,11 +32,24 @@ Expected<EnvConfig> toEnvConfig(const EnvSpec& spec) {
     e.tunnel = t;
     carrier = spec.uplink.carrier;
   }
-  u.kind = carrier == "netns"      ? UplinkConfig::Kind::kNetns
-           : carrier == "host-nat" ? UplinkConfig::Kind::kHost
-                                   : UplinkConfig::Kind::kUser;
+  u.kind = carrier == "netns"       ? UplinkConfig::Kind::kNetns
+           : carrier == "host-nat"  ? UplinkConfig::Kind::kHost
+           : carrier == "interface" ? UplinkConfig::Kind::kInterface
+                                    : UplinkConfig::Kind::kUser;
   u.netns = spec.uplink.netns;
+  u.ifname = spec.uplink.interface;
   if (u.kind == UplinkConfig::Kind::kUser) return e;
+  if (u.kind == UplinkConfig::Kind::kInterface) {
+    auto a = IfAddress::parse(spec.uplink.address);
+    if (!a) return fail("env " + spec.name + ": uplink address '" + spec.uplink.address + "' is not ADDRESS/PREFIX");
+    u.gateway_side = *a;
+    if (!spec.uplink.next_hop.empty()) {
+      auto hop = Ip4::parse(spec.uplink.next_hop);
+      if (!hop) return fail("env " + spec.name + ": uplink next_hop '" + spec.uplink.next_hop + "' is not an IPv4 address");
+      u.next_hop = *hop;
+    }
+    return e;
+  }
   auto addr = [&](const std::string& text, const char* what, const std::string& fallback) -> Expected<IfAddress> {
     auto a = IfAddress::parse(text.empty() ? fallback : text);
     if (!a) return fail("env " + spec.name + ": uplink " + what + " '" + text + "' is not ADDRESS/PREFIX");

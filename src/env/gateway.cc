@@ -1,5 +1,7 @@
 #include "env/gateway.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -42,6 +44,11 @@ struct StateFile {
   pid_t uplink_pid = 0;
   std::string tunnel;  // the tunnel daemon's name, "" without one
   pid_t tunnel_pid = 0;
+  // kInterface: the host's interface, to give back as it was.
+  std::string interface;
+  bool interface_up = false;
+  bool interface_no_ipv6 = false;
+  std::vector<IfAddress> interface_addrs;
 };
 
 pid_t parsePid(const std::string& value) {
@@ -54,6 +61,7 @@ const char* modeName(UplinkConfig::Kind k) {
     case UplinkConfig::Kind::kHost: return "host";
     case UplinkConfig::Kind::kNetns: return "netns";
     case UplinkConfig::Kind::kUser: return "user";
+    case UplinkConfig::Kind::kInterface: return "interface";
   }
   return "?";
 }
@@ -72,6 +80,11 @@ StateFile readState(const fs::path& path) {
     if (key == "uplink_pid") s.uplink_pid = parsePid(value);
     if (key == "tunnel") s.tunnel = value;
     if (key == "tunnel_pid") s.tunnel_pid = parsePid(value);
+    if (key == "interface" && validIfName(value)) s.interface = value;
+    if (key == "interface_up") s.interface_up = value == "1";
+    if (key == "interface_no_ipv6") s.interface_no_ipv6 = value == "1";
+    if (key == "interface_addr")
+      if (auto a = IfAddress::parse(value)) s.interface_addrs.push_back(*a);
   }
   return s;
 }
@@ -109,6 +122,18 @@ Expected<void> Gateway::validate(const EnvConfig& c) {
     return fail("environment " + c.name + ": the " + Tunnel::kindName(c.tunnel->kind) + " uplink needs a configuration file");
   const auto& u = c.uplink;
   if (u.kind == UplinkConfig::Kind::kUser) return {};
+  if (u.kind == UplinkConfig::Kind::kInterface) {
+    // Not one of cellwall's own links (a cell's, a gateway's, the bridge).
+    bool ours = false;
+    for (const char* p : {"cw-c", "cw-g-", "cw-u-", "cw-br", "cw-ids"}) ours = ours || u.ifname.rfind(p, 0) == 0;
+    if (!validIfName(u.ifname) || u.ifname == "lo" || ours)
+      return fail("environment " + c.name + ": uplink interface '" + u.ifname + "' is not a host interface's name");
+    if (!u.gateway_side.addr.is_v4() || u.gateway_side.prefix_length == 0)
+      return fail("environment " + c.name + ": an interface uplink needs its address, IPv4 with a prefix length");
+    if (c.pool.contains(u.gateway_side.addr))
+      return fail("environment " + c.name + ": uplink address overlaps the pool " + c.pool.str());
+    return {};
+  }
   if (!u.gateway_side.addr.is_v4() || !u.peer_side.addr.is_v4() || u.gateway_side.prefix_length == 0 ||
       u.peer_side.prefix_length == 0)
     return fail("environment " + c.name + ": uplink addresses must be IPv4 with a prefix length");
@@ -289,6 +314,13 @@ Expected<void> Gateway::writeState() const {
   f << "mode=" << modeName(config_.uplink.kind) << "\n"
     << "dnsmasq_pid=" << dns_pid_ << "\n"
     << "uplink_pid=" << uplink_pid_ << "\n";
+  if (adopted_) {
+    f << "interface=" << adopted_->name << "\ninterface_up=" << (adopted_->up ? 1 : 0) << "\n"
+      << "interface_no_ipv6=" << (adopted_no_ipv6_ ? 1 : 0) << "\n";
+    // Link-local IPv6 addresses come back by themselves when the link comes up.
+    for (const auto& a : adopted_->addresses)
+      if (a.addr.is_v4() || !Cidr::parse("fe80::/10")->contains(a.addr)) f << "interface_addr=" << a.str() << "\n";
+  }
   if (tunnel_)
     f << "tunnel=" << Tunnel::daemonName(tunnel_->config().kind) << "\n"
       << "tunnel_pid=" << tunnel_->pid() << "\n";
@@ -341,22 +373,37 @@ Expected<void> Gateway::build() {
     if (auto r = startTunnel(); !r) return r;
     return startDns();
   }
-  if (auto r = net_.createVethPair(peer, kUplinkSide, ns, std::nullopt); !r) return r;
-  if (!host) {
-    if (auto r = net_.moveLink(peer, up.netns); !r) return r;
+  if (up.kind == UplinkConfig::Kind::kInterface) {
+    // The host's interface, as it is now: recorded before the move (which removes its
+    // addresses), so that teardown gives it back as it was, even after a crash.
+    auto link = net_.linkInfo("", up.ifname);
+    if (!link) return fail("uplink interface: " + link.error().message);
+    adopted_ = *link;
+    // A per-interface setting the move resets.
+    std::ifstream v6("/proc/sys/net/ipv6/conf/" + up.ifname + "/disable_ipv6");
+    std::string flag;
+    adopted_no_ipv6_ = (v6 >> flag) && flag == "1";
+    if (auto r = writeState(); !r) return r;
+    if (auto r = net_.adoptLink(up.ifname, ns, kUplinkSide); !r) return r;
+  } else {
+    if (auto r = net_.createVethPair(peer, kUplinkSide, ns, std::nullopt); !r) return r;
+    if (!host) {
+      if (auto r = net_.moveLink(peer, up.netns); !r) return r;
+    }
   }
   if (auto r = net_.addAddress(ns, kUplinkSide, up.gateway_side); !r) return r;
   if (auto r = net_.setLinkUp(ns, kUplinkSide); !r) return r;
-  if (auto r = net_.addAddress(peer_ns, peer, up.peer_side); !r) return r;
-  if (auto r = net_.setLinkUp(peer_ns, peer); !r) return r;
-  bool onlink = !up.gateway_side.network().contains(IpAddr(up.next_hop));
-  if (auto r = net_.addRoute(ns, "default", IpAddr(up.next_hop), kUplinkSide, onlink,
-                             config_.tunnel ? Tunnel::kCarrierTable : 0);
-      !r)
+  if (up.kind != UplinkConfig::Kind::kInterface) {
+    if (auto r = net_.addAddress(peer_ns, peer, up.peer_side); !r) return r;
+    if (auto r = net_.setLinkUp(peer_ns, peer); !r) return r;
+  }
+  // Without a next hop (an interface's point-to-point link): a device route.
+  const bool onlink = up.next_hop.v != 0 && !up.gateway_side.network().contains(IpAddr(up.next_hop));
+  const auto via = up.next_hop.v != 0 ? std::optional<IpAddr>(IpAddr(up.next_hop)) : std::nullopt;
+  if (auto r = net_.addRoute(ns, "default", via, kUplinkSide, onlink, config_.tunnel ? Tunnel::kCarrierTable : 0); !r)
     return r;
   if (config_.tunnel && !config_.tunnel->kill_switch)
-    if (auto r = net_.addRoute(ns, "default", IpAddr(up.next_hop), kUplinkSide, onlink, 0, kFallbackMetric); !r)
-      return r;
+    if (auto r = net_.addRoute(ns, "default", via, kUplinkSide, onlink, 0, kFallbackMetric); !r) return r;
   for (const auto& route : config_.routes) {
     bool direct = up.gateway_side.network().contains(IpAddr(route.via));
     if (auto r = net_.addRoute(ns, route.prefix.str(), IpAddr(route.via), kUplinkSide, !direct); !r) return r;
@@ -493,6 +540,7 @@ GatewayStatus Gateway::status() const {
     case UplinkConfig::Kind::kUser: s.uplink = "host"; break;
     case UplinkConfig::Kind::kHost: s.uplink = "host-nat"; break;
     case UplinkConfig::Kind::kNetns: s.uplink = "netns"; break;
+    case UplinkConfig::Kind::kInterface: s.uplink = "interface"; break;
   }
   if (tunnel_) {
     s.uplink = Tunnel::kindName(tunnel_->config().kind);
@@ -526,6 +574,24 @@ Expected<void> Gateway::teardown(const std::string& env, const fs::path& dir, Ne
   if (state.tunnel_pid != 0 && !state.tunnel.empty() && net.runner().alive(state.tunnel_pid, state.tunnel))
     if (auto r = net.runner().terminate(state.tunnel_pid, kDnsGrace); !r) errors += r.error().message + "; ";
   Tunnel::removeLeftovers(env);
+  if (!state.interface.empty() && net.netnsExists(gatewayNetns(env))) {
+    // The host's interface goes back before the namespace (deleting it would destroy a
+    // virtual device), with the addresses it had.
+    auto links = net.listLinks(gatewayNetns(env), kUplinkSide);
+    if (links && !links->empty()) {
+      if (auto r = net.returnLink(gatewayNetns(env), kUplinkSide, state.interface, ::getpid()); !r) {
+        errors += r.error().message + "; ";
+      } else {
+        if (state.interface_no_ipv6)
+          if (auto r2 = net.setSysctl("", "net.ipv6.conf." + state.interface + ".disable_ipv6", "1"); !r2)
+            errors += r2.error().message + "; ";
+        for (const auto& a : state.interface_addrs)
+          if (auto r2 = net.addAddress("", state.interface, a); !r2) errors += r2.error().message + "; ";
+        if (state.interface_up)
+          if (auto r2 = net.setLinkUp("", state.interface); !r2) errors += r2.error().message + "; ";
+      }
+    }
+  }
   if (state.mode == "host") {
     std::string table = hostTable(env);
     if (auto r = net.nft("", "table ip " + table + "\ndelete table ip " + table + "\n"); !r)

@@ -11,6 +11,10 @@
 //     kNetns a veth to cw-u-<env> inside an existing namespace (tests, VPN namespaces).
 //     kHost  a veth to cw-u-<env> in the root namespace, which forwards and masquerades
 //            (faster, but the host must forward on its uplink too: docs/ovs.md).
+//     kInterface  an interface of the host (a NIC, or a tunnel some other program made),
+//            moved into the gateway and renamed cwup0 while the environment runs, then given
+//            back with its name and addresses (routes it had in the host are not restored).
+//   With a tunnel (env/tunnel.h) the uplink above is its carrier.
 //   dnsmasq inside the gateway ns, listening only on the gateway address, forwarding to the
 //     configured upstreams; supervised as a child of the daemon, pid kept in the state dir.
 //
@@ -39,13 +43,15 @@
 namespace cw {
 
 struct UplinkConfig {
-  enum class Kind { kNetns, kHost, kUser };
+  enum class Kind { kNetns, kHost, kUser, kInterface };
   Kind kind = Kind::kUser;
   std::string netns;       // kNetns: the existing namespace to attach to
+  std::string ifname;      // kInterface: the host's interface, moved into the gateway meanwhile
   // kNetns and kHost only (kUser: slirp4netns's fixed 10.0.2.100/24 via 10.0.2.2):
   IfAddress gateway_side;  // on cwup0 inside the gateway, e.g. 10.254.0.2/30
   IfAddress peer_side;     // on cw-u-<env> in netns (kNetns) or the root ns (kHost)
-  Ip4 next_hop;            // the gateway's default route, usually peer_side's address
+  Ip4 next_hop;            // the gateway's default route, usually peer_side's address (kInterface:
+                           // 0 for a device route)
 };
 
 // A route in the gateway beyond its default: through the uplink (or a tunnel's carrier).
@@ -166,6 +172,8 @@ class Gateway {
   pid_t dns_pid_ = 0;
   pid_t uplink_pid_ = 0;  // slirp4netns (kUser)
   std::unique_ptr<Tunnel> tunnel_;
+  std::optional<LinkInfo> adopted_;  // kInterface: the host's interface as it was
+  bool adopted_no_ipv6_ = false;     // and its disable_ipv6 setting
   std::vector<IpAddr> running_dns_;
   // kUser: slirp's forward id per published (udp, port, listen address).
   std::map<std::tuple<bool, std::uint16_t, std::string>, int> host_forwards_;

@@ -97,6 +97,16 @@ Expected<std::vector<LinkInfo>> parseLinkList(std::string_view json) {
     if (entry.contains("flags") && entry["flags"].is_array())
       for (const auto& f : entry["flags"])
         if (f.is_string() && f.get<std::string>() == "UP") link.up = true;
+    if (entry.contains("addr_info") && entry["addr_info"].is_array())
+      for (const auto& a : entry["addr_info"]) {
+        if (!a.is_object() || !a.contains("local") || !a["local"].is_string() || !a.contains("prefixlen") ||
+            !a["prefixlen"].is_number_unsigned())
+          continue;
+        auto addr = IpAddr::parse(a["local"].get<std::string>());
+        auto len = a["prefixlen"].get<std::uint64_t>();
+        if (addr && len <= (addr->is_v4() ? 32u : 128u))
+          link.addresses.push_back(IfAddress{*addr, static_cast<std::uint8_t>(len)});
+      }
     links.push_back(std::move(link));
   }
   return links;
@@ -262,6 +272,40 @@ Expected<void> NetOps::setMtu(const std::string& ns, const std::string& ifname, 
   if (!validIfName(ifname)) return fail("invalid interface name '" + ifname + "'");
   return check("set MTU " + std::to_string(mtu) + " on " + ifname + nsSuffix(ns), "",
                ip(ns, {"link", "set", "dev", ifname, "mtu", std::to_string(mtu)}));
+}
+
+Expected<void> NetOps::adoptLink(const std::string& ifname, const std::string& to_ns, const std::string& new_name) {
+  if (!validIfName(ifname) || !validIfName(new_name)) return fail("invalid interface name '" + ifname + "'");
+  if (ifname == "lo") return fail("refusing to move the loopback interface");
+  if (!validNetnsName(to_ns) || !owned(to_ns)) return fail("invalid network namespace name '" + to_ns + "'");
+  if (auto r = check("move " + ifname + " into namespace " + to_ns, "", {"ip", "link", "set", "dev", ifname, "netns", to_ns});
+      !r)
+    return r;
+  return check("rename " + ifname + " to " + new_name + nsSuffix(to_ns), "",
+               ip(to_ns, {"link", "set", "dev", ifname, "name", new_name}));
+}
+
+Expected<void> NetOps::returnLink(const std::string& ns, const std::string& name, const std::string& original,
+                                  pid_t to_pid) {
+  if (!validIfName(name) || !validIfName(original)) return fail("invalid interface name '" + original + "'");
+  if (!validNetnsName(ns)) return fail("invalid network namespace name '" + ns + "'");
+  if (auto r = check("rename " + name + " back to " + original + nsSuffix(ns), "",
+                     ip(ns, {"link", "set", "dev", name, "down", "name", original}));
+      !r)
+    return r;
+  return check("move " + original + " back to the host", "",
+               ip(ns, {"link", "set", "dev", original, "netns", std::to_string(to_pid)}));
+}
+
+Expected<LinkInfo> NetOps::linkInfo(const std::string& ns, const std::string& ifname) {
+  if (!validIfName(ifname)) return fail("invalid interface name '" + ifname + "'");
+  auto r = runIn("", ip(ns, {"-json", "addr", "show", "dev", ifname}));
+  if (!r) return fail("cannot look at interface " + ifname + nsSuffix(ns) + ": " + r.error().message);
+  if (!r->ok()) return fail("cannot look at interface " + ifname + nsSuffix(ns) + ": " + trimmed(r->err));
+  auto all = parseLinkList(r->out);
+  if (!all) return Unexpected(all.error());
+  if (all->size() != 1) return fail("interface " + ifname + nsSuffix(ns) + " not found");
+  return all->front();
 }
 
 Expected<void> NetOps::deleteLink(const std::string& ns, const std::string& ifname) {

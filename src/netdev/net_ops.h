@@ -44,7 +44,8 @@ struct LinkInfo {
   int ifindex = 0;
   MacAddr mac;
   bool up = false;  // administratively up (IFF_UP)
-  auto operator<=>(const LinkInfo&) const = default;
+  std::vector<IfAddress> addresses;  // IPv4 and IPv6, from `ip -json addr` (empty from `ip link`)
+  bool operator==(const LinkInfo&) const = default;
 };
 
 // Interface names: 1..15 bytes, no '/', whitespace, ':' or leading '-'. Netns names the same
@@ -91,6 +92,15 @@ class NetOps {
   // packets to its server). Never in the root namespace.
   Expected<void> addMarkRule(const std::string& ns, std::uint32_t mark, std::uint32_t table);
   Expected<void> setMtu(const std::string& ns, const std::string& ifname, std::uint32_t mtu);
+  // A host interface cellwall did not create, given to an environment's gateway as its uplink:
+  // moved into to_ns and renamed new_name there (the move removes its addresses).
+  Expected<void> adoptLink(const std::string& ifname, const std::string& to_ns, const std::string& new_name);
+  // The way back: renamed `original` and moved into the network namespace of process to_pid
+  // (the daemon's own: the host's).
+  Expected<void> returnLink(const std::string& ns, const std::string& name, const std::string& original,
+                            pid_t to_pid);
+  // One link with its addresses.
+  Expected<LinkInfo> linkInfo(const std::string& ns, const std::string& ifname);
   // Deleting a link that does not exist is success. Root-namespace links must be "cw-".
   Expected<void> deleteLink(const std::string& ns, const std::string& ifname);
   Expected<std::vector<LinkInfo>> listLinks(const std::string& ns, std::string_view prefix);

@@ -10,6 +10,8 @@ routes, rules, nftables and resolv.conf stay as they were.
 The "local" environment's uplink is a namespace (the local site) rather than the host's own
 connectivity: a test must not route 192.168.11.0/24 on the machine it runs on."""
 import difflib
+import json
+import random
 import shutil
 import subprocess
 import time
@@ -287,3 +289,66 @@ def test_env_commands_add_list_show_rm_and_keep_across_restarts(daemon, testhost
     assert not Path(d.state, "envs", "office.toml").exists()
     r = d.cli("run", "--app", "o", "--env", "office", "--policy", str(pf), "--", "true", check=False)
     assert r.returncode != 0 and "office" in r.stderr, r.stderr
+
+
+def test_an_existing_interface_as_uplink_is_given_back_as_it_was():
+    """uplink kind "interface": a link of the host's (here a veth the test made, standing for a
+    NIC or a tunnel another program runs) is moved into the gateway while the environment
+    runs, and given back with its name, address and state, after a crash too."""
+    tag = "%04x" % random.randrange(0x10000)
+    ifname, ns = "cw-xi" + tag, "cw-xi" + tag + "n"
+    server = None
+    try:
+        sh(["ip", "netns", "add", ns])
+        sh(["ip", "link", "add", ifname, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        sh(["sysctl", "-q", "-w", f"net.ipv6.conf.{ifname}.disable_ipv6=1"])
+        sh(["ip", "addr", "add", "10.250.9.5/24", "dev", ifname])
+        sh(["ip", "link", "set", ifname, "up"])
+        for argv in (["addr", "add", "10.250.9.1/24", "dev", "eth0"], ["link", "set", "eth0", "up"],
+                     ["link", "set", "lo", "up"]):
+            sh(["ip", "-n", ns] + argv)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3", "-m", "http.server", "8080",
+                                   "--bind", "10.250.9.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        before = sh(["ip", "-json", "addr", "show", "dev", ifname]).stdout
+        before_routes = sh(["ip", "route", "show", "table", "all"]).stdout
+        d = Daemon(None, config_text=f"""
+[env.default]
+pool = "10.200.0.0/16"
+[env.default.uplink]
+kind = "interface"
+interface = "{ifname}"
+address = "10.250.9.2/24"
+next_hop = "10.250.9.1"
+""")
+        fetch = ["curl", "-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://10.250.9.1:8080/"]
+        try:
+            d.start()
+            r = d.run_cell('default = "allow"\n', fetch)
+            assert r.stdout == "200", (r.stdout, r.stderr, d.new_log()[-2000:])
+            assert ifname not in sh(["ip", "-o", "link", "show"]).stdout  # in the gateway meanwhile
+            # A crash: the next start gives the interface back, then takes it again.
+            d.kill9()
+            d.start()
+            r = d.run_cell('default = "allow"\n', fetch)
+            assert r.stdout == "200", (r.stdout, r.stderr, d.new_log()[-2000:])
+        finally:
+            d.stop()
+            ns_left, links_left, procs = leftovers()
+            if ns_left or links_left or procs:
+                d.force_cleanup()
+            shutil.rmtree(d.state, ignore_errors=True)
+        assert not ns_left and not links_left and not procs, (ns_left, links_left, procs)
+        after = sh(["ip", "-json", "addr", "show", "dev", ifname], check=False).stdout
+
+        def essentials(text):
+            link = json.loads(text)[0]
+            return (link["ifname"], "UP" in link["flags"],
+                    sorted((a["local"], a["prefixlen"]) for a in link.get("addr_info", [])))
+        assert after and essentials(after) == essentials(before), (before, after)
+        assert sh(["ip", "route", "show", "table", "all"]).stdout == before_routes
+    finally:
+        if server:
+            server.kill()
+            server.wait()
+        sh(["ip", "netns", "del", ns], check=False)
+        sh(["ip", "link", "del", ifname], check=False)

@@ -495,6 +495,45 @@ TEST_F(GatewayTest, OpenVpnUplinkFollowsTheUpHelper) {
   EXPECT_NE(events.at(0).find("is down"), std::string::npos);
 }
 
+// A host interface as the uplink: moved in and renamed, given back with its addresses.
+TEST_F(GatewayTest, InterfaceUplinkIsGivenBackAsItWas) {
+  config.uplink = UplinkConfig{};
+  config.uplink.kind = UplinkConfig::Kind::kInterface;
+  config.uplink.ifname = "eth1";
+  config.uplink.gateway_side = *IfAddress::parse("192.0.2.10/24");
+  runner.onOutput("-json addr show dev eth1",
+                  R"([{"ifindex":4,"ifname":"eth1","flags":["BROADCAST","UP"],"address":"02:00:00:00:00:04",)"
+                  R"("addr_info":[{"family":"inet","local":"192.0.2.77","prefixlen":24},)"
+                  R"({"family":"inet6","local":"fe80::1","prefixlen":64}]}])");
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  auto all = changes();
+  auto from = std::find(all.begin(), all.end(), "ip link set dev eth1 netns cw-g-office");
+  ASSERT_NE(from, all.end());
+  EXPECT_EQ(std::vector<std::string>(from, from + 5),
+            (std::vector<std::string>{"ip link set dev eth1 netns cw-g-office",
+                                      "ip -n cw-g-office link set dev eth1 name cwup0",
+                                      "ip -n cw-g-office addr add 192.0.2.10/24 dev cwup0",
+                                      "ip -n cw-g-office link set dev cwup0 up",
+                                      "ip -n cw-g-office route add default dev cwup0"}));
+  EXPECT_TRUE(runner.matching("veth").size() == 1u);  // the cell side only
+
+  runner.clear();
+  runner.onOutput("netns list", R"([{"name":"cw-g-office"}])");
+  runner.onOutput("-n cw-g-office -json link show", R"([{"ifindex":4,"ifname":"cwup0","flags":["UP"]}])");
+  ASSERT_TRUE((*gw)->destroy());
+  const auto back = changes();
+  auto give = std::find(back.begin(), back.end(), "ip -n cw-g-office link set dev cwup0 down name eth1");
+  ASSERT_NE(give, back.end());
+  EXPECT_EQ(*(give + 1), "ip -n cw-g-office link set dev eth1 netns " + std::to_string(::getpid()));
+  EXPECT_EQ(*(give + 2), "ip addr add 192.0.2.77/24 dev eth1");
+  EXPECT_EQ(*(give + 3), "ip link set dev eth1 up");  // fe80::1 comes back by itself
+  EXPECT_EQ(back.back(), "ip netns del cw-g-office");  // only after it is out
+
+  config.uplink.ifname = "cw-g-x";
+  EXPECT_FALSE(Gateway::validate(config));
+}
+
 TEST(GatewayMac, StableLocalUnicast) {
   auto a = Gateway::macFor("office");
   EXPECT_EQ(a, Gateway::macFor("office"));

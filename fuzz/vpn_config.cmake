@@ -1,0 +1,1 @@
+cw_fuzz_target(vpn_config LIBS cw_env)

@@ -47,7 +47,7 @@ throwaway first environment "boot" takes the bridge's own setup, so:
 Root; takes /tmp/cw-e2e.lock (end-to-end tests use the same names); everything it makes carries
 cw- and is removed at the end, also on failure.
 
-    flock /tmp/cw-e2e.lock /usr/bin/python3 bench/env_bench.py [--rounds 2] [--seconds 4]
+    flock /tmp/cw-e2e.lock /usr/bin/python3 bench/env_bench.py [--rounds 3] [--seconds 3]
         [--connects 200] [--bringups 1] [--no-reverse] [--json FILE]
 """
 import argparse
@@ -351,8 +351,8 @@ def report(s, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--seconds", type=int, default=4, help="iperf3 time each way")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=3, help="iperf3 time each way")
     ap.add_argument("--connects", type=int, default=200)
     ap.add_argument("--bringups", type=int, default=1,
                     help="extra daemon starts per tunnel type for bring-up times only")

@@ -181,6 +181,10 @@ std::string Gateway::gatewayRuleset(const EnvConfig& c) {
     << "  }\n"
     << "  chain forward {\n"
     << "    type filter hook forward priority filter; policy drop;\n"
+    // A TCP connection's segments fit the smaller of the two links (a tunnel's MTU is below
+    // the cells' 1500): ICMP "fragmentation needed" from the gateway never reaches a cell,
+    // which the switch keeps from trusting the gateway's own packets but DNS answers.
+    << "    tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n"
     << "    ct state established,related accept\n"
     // New connections from the uplink only through a published port (DNAT'ed below); the
     // switch then decides them by the cell's inbound rules.
@@ -442,7 +446,9 @@ Expected<void> Gateway::startUserUplink() {
   // --api-socket: published ports are forwarded through it (setHostForwards).
   std::error_code ec;
   fs::remove(slirpSocket(), ec);
-  cmd.argv = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+  // --mtu=1500, the cells' own MTU: slirp's TCP sends segments as large as its link allows,
+  // whatever MSS the cell announced, and a segment larger than the cell's link never arrives.
+  cmd.argv = {"slirp4netns", "--configure", "--mtu=1500", "--disable-host-loopback",
               "--api-socket=" + slirpSocket().string(),
               "--netns-type=path", "/run/netns/" + ns, kUplinkSide};
   auto log = (dir_ / "slirp4netns.log").string();

@@ -121,7 +121,7 @@ class Gateway {
   GatewayInfo info() const;
   // Whether the DNS forwarder is still running.
   bool dnsAlive();
-  // About once a second: restarts a DNS forwarder or tunnel daemon that died, follows the
+  // Four times a second: restarts a DNS forwarder or tunnel daemon that died, follows the
   // tunnel's state (the forwarder's servers when OpenVPN pushes new ones). Returns what
   // happened, for the daemon's log.
   std::vector<std::string> supervise(std::chrono::steady_clock::time_point now);

@@ -188,10 +188,25 @@ Expected<void> Tunnel::waitForProcess(const char* what) {
 
 Expected<void> Tunnel::startWireGuard() {
   removeLeftovers(env_);
-  auto setconf = resolveWgEndpoints(setconf_);
-  if (!setconf) return Unexpected(setconf.error());
+  auto resolved = resolveWgEndpoints(setconf_);
+  if (!resolved) return Unexpected(resolved.error());
+  // The mark is part of the configuration, not set after it: wireguard-go sends its first
+  // handshake as soon as it has a peer, and unmarked it would find no route (and wait 5 s to
+  // try again). A FwMark of the file's is replaced: the carrier's routing depends on this one.
+  std::string setconf;
+  {
+    std::istringstream in(*resolved);
+    for (std::string line; std::getline(in, line);) {
+      std::string key = line.substr(0, line.find('='));
+      key.erase(key.find_last_not_of(" \t") + 1);
+      std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (key == "fwmark") continue;
+      setconf.append(line).append("\n");
+      if (line == "[Interface]") setconf.append("FwMark = ").append(std::to_string(kCarrierMark)).append("\n");
+    }
+  }
   auto conf_path = dir_ / "wg-setconf.conf";
-  if (auto r = writePrivate(conf_path, *setconf); !r) return r;
+  if (auto r = writePrivate(conf_path, setconf); !r) return r;
   Command cmd;
   cmd.argv = {"ip", "netns", "exec", netns_, "wireguard-go", "-f", ifname_};
   auto pid = net_.runner().spawn(cmd, logPath());
@@ -217,8 +232,6 @@ Expected<void> Tunnel::startWireGuard() {
   if (!ready) return fail("wireguard-go did not come up; see " + logPath());
   if (auto r = wg({"setconf", ifname_, conf_path.string()}, "configure " + ifname_ + " from " + config_.file.string());
       !r)
-    return r;
-  if (auto r = wg({"set", ifname_, "fwmark", std::to_string(kCarrierMark)}, "mark " + ifname_ + "'s packets"); !r)
     return r;
   for (const auto& a : addresses_) {
     if (!a.addr.is_v4()) continue;  // environments are IPv4 (the pool, the gateway, the NAT)

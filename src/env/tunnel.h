@@ -79,7 +79,7 @@ class Tunnel {
   // Starts the daemon. WireGuard: returns once the device is configured and routed.
   // OpenVPN: once the process runs; the connection comes up asynchronously (poll()).
   Expected<void> start();
-  // About once a second: restarts a daemon that died (after 1, 2, 4 ... 30 s), and routes
+  // Four times a second: restarts a daemon that died (after 1, 2, 4 ... 30 s), and routes
   // through OpenVPN's device once it is up. Returns true when up() or dns() changed.
   bool poll(std::chrono::steady_clock::time_point now);
   Expected<void> stop();

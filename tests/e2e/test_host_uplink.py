@@ -142,7 +142,11 @@ kind = "host"
         cap = Capture(lan, "eth0", f"tcp port 8080 and src host {HOST_IP}")
         ok = d.run_cell(allow, ["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w",
                                 "%{http_code}", "http://test.example:8080/"])
-        assert ok.returncode == 0, ok.stderr
+        assert ok.returncode == 0, (ok.stderr, d.new_log()[-3000:],
+                                    sh(["ip", "-n", "cw-g-default", "route", "show", "table", "all"], check=False).stdout,
+                                    sh(["ip", "-n", "cw-g-default", "rule"], check=False).stdout,
+                                    sh(["ip", "netns", "exec", "cw-g-default", "nft", "list", "ruleset"], check=False).stdout,
+                                    open(Path(d.state, "env", "default", "slirp4netns.log")).read()[-2000:])
         assert ok.stdout == "200"
         # The connection arrived from the host's own address: it left through the host.
         assert cap.count() > 0

@@ -63,7 +63,7 @@ TEST_F(GatewayTest, UserUplinkRunsSlirp4netnsAndTouchesNothingOnTheHost) {
   auto dir = (state / "env/office").string();
   auto slirp = runner.matching("slirp4netns");
   ASSERT_EQ(slirp.size(), 1u);
-  EXPECT_EQ(slirp[0], "spawn: slirp4netns --configure --mtu=65520 --disable-host-loopback "
+  EXPECT_EQ(slirp[0], "spawn: slirp4netns --configure --mtu=1500 --disable-host-loopback "
                       "--api-socket=" + dir + "/slirp4netns.sock "
                       "--netns-type=path /run/netns/cw-g-office cwup0 > " + dir + "/slirp4netns.log");
   // No veth uplink, no host table, no host forwarding.
@@ -274,6 +274,7 @@ TEST_F(GatewayTest, Rulesets) {
             "}\n");
   auto gw = Gateway::gatewayRuleset(config);
   EXPECT_NE(gw.find("chain forward {\n    type filter hook forward priority filter; policy drop;\n"
+                    "    tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n"
                     "    ct state established,related accept\n"
                     "    iifname \"cwup0\" oifname \"cwgw0\" ct status dnat accept\n"
                     "    iifname \"cwgw0\" oifname \"cwup0\" ip saddr 10.200.0.0/16 accept\n"),
@@ -363,7 +364,6 @@ TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {
       "spawn: ip netns exec cw-g-office wireguard-go -f cw-w-office > " + dir + "/wireguard.log",
       "ip netns exec cw-g-office wg show cw-w-office",
       "ip netns exec cw-g-office wg setconf cw-w-office " + dir + "/wg-setconf.conf",
-      "ip netns exec cw-g-office wg set cw-w-office fwmark 25463",
       "ip -n cw-g-office addr add 10.66.0.2/32 dev cw-w-office",
       "ip -n cw-g-office link set dev cw-w-office mtu 1380",
       "ip -n cw-g-office link set dev cw-w-office up",
@@ -374,6 +374,10 @@ TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {
       "--server=192.168.11.53 > " + dir + "/dnsmasq.log",
   };
   EXPECT_EQ(std::vector<std::string>(from, all.end()), expected);
+  // The mark comes with the configuration, before the first handshake.
+  std::ifstream conf(state / "env/office/wg-setconf.conf");
+  std::string text((std::istreambuf_iterator<char>(conf)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.substr(0, 27), "[Interface]\nFwMark = 25463\n");
   // The private key is readable by root only.
   auto perms = fs::status(state / "env/office/wg-setconf.conf").permissions();
   EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);

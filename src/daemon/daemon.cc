@@ -957,6 +957,9 @@ struct Daemon::Impl {
     if (r) r = ops.setSysctl(name, "net.ipv4.ping_group_range", "0 2147483647");
     if (r) r = ops.setLinkUp(name, "lo");
     if (r) r = ops.setLinkUp(name, "eth0");
+    // A tunnel's MTU, so that the cell's own stack sizes its datagrams for it: the gateway's
+    // "fragmentation needed" would not reach it.
+    if (const auto mtu = gw->gateway->status().cell_mtu; r && mtu != 0) r = ops.setMtu(name, "eth0", mtu);
     // The bridge side carries no addresses: without IPv6 it adds no routes to the host.
     if (r) r = ops.setSysctl("", "net.ipv6.conf." + name + ".disable_ipv6", "1");
     if (r) r = ops.setLinkUp("", name);

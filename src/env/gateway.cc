@@ -556,6 +556,7 @@ GatewayStatus Gateway::status() const {
     s.tunnel_restarts = tunnel_->restarts();
     s.tunnel_error = tunnel_->lastError();
     s.search = tunnel_->searchDomains();
+    s.cell_mtu = tunnel_->mtu();
   }
   // The environment's own domains first, then the tunnel's.
   s.search.insert(s.search.begin(), config_.search.begin(), config_.search.end());

@@ -82,6 +82,7 @@ struct GatewayStatus {
   bool dns_running = false;
   std::vector<IpAddr> dns;      // the servers the forwarder uses now
   std::vector<std::string> search;
+  std::uint32_t cell_mtu = 0;   // the MTU cells should use (a tunnel's), 0: their default
 };
 
 struct GatewayInfo {

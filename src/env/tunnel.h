@@ -69,6 +69,13 @@ class Tunnel {
   // Servers from the file (WireGuard's DNS =) or pushed by the server (OpenVPN).
   const std::vector<IpAddr>& dns() const { return dns_; }
   const std::vector<std::string>& searchDomains() const { return search_; }
+  // The tunnel device's MTU for the cells: WireGuard's (the file's, or wireguard-go's 1420);
+  // 0 for OpenVPN, which fragments inside the tunnel by itself.
+  std::uint32_t mtu() const {
+    if (config_.kind != TunnelConfig::Kind::kWireGuard) return 0;
+    return mtu_ != 0 ? mtu_ : kWireGuardDefaultMtu;
+  }
+  static constexpr std::uint32_t kWireGuardDefaultMtu = 1420;
   // The device is configured and the default route goes through it.
   bool up() const { return up_; }
   unsigned restarts() const { return restarts_; }

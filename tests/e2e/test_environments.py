@@ -172,6 +172,12 @@ def run_two_sites(tunnel_kind, tmp_path, rounds=3):
                 '[[allow]]\nhosts = "www.site.test"\nports = 80\n'
             assert fetch_once(d, "n", "remote", url="http://www.site.test/", policy=by_name) == "remote 192.168.11.7"
             assert fetch_once(d, "n", "remote", policy=by_name) == "fail"
+            # A WireGuard environment's cells get the tunnel's MTU (wireguard-go's 1420).
+            pf = Path(d.state, "m.toml")
+            pf.write_text(ALLOW.format(env="remote"))
+            link = d.cli("run", "--app", "m", "--policy", str(pf), "--", "ip", "-o", "link", "show", "eth0").stdout
+            mtu = link.split(" mtu ")[1].split()[0]
+            assert mtu == ("1420" if tunnel_kind == "wireguard" else "1500"), mtu
             # An app moved to another environment: its next cell lives there.
             assert fetch_once(d, "b", "local") == "local 192.168.11.5"
 

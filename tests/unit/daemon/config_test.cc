@@ -70,6 +70,45 @@ TEST_F(EnvConfigFile, OpenVpnOverTheHostWithoutKillSwitch) {
   EXPECT_EQ(typed->uplink.kind, UplinkConfig::Kind::kUser);  // the carrier: slirp4netns
 }
 
+TEST_F(EnvConfigFile, StoredFormReadsBackTheSame) {
+  auto cfg = load(R"([env.lab]
+pool = "10.203.0.0/24"
+dns = ["192.0.2.53"]
+search = ["lab.example", "co\"rp\\\\x"]
+routes = ["10.9.0.0/16 via 10.254.3.1"]
+kill_switch = false
+[env.lab.uplink]
+kind = "openvpn"
+config = "/etc/lab.ovpn"
+carrier = "netns"
+netns = "site"
+address = "10.254.3.2/30"
+peer_address = "10.254.3.1/30"
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  ASSERT_EQ(cfg->envs.size(), 1u);
+  const auto text = envToToml(cfg->envs[0]);
+  auto back = loadEnvText(text, dir / "lab.toml");
+  ASSERT_TRUE(back) << back.error().message << "\n" << text;
+  ASSERT_EQ(back->size(), 1u);
+  const auto& a = cfg->envs[0];
+  const auto& b = back->front();
+  EXPECT_EQ(b.name, "lab");
+  EXPECT_EQ(b.pool.str(), a.pool.str());
+  EXPECT_EQ(b.dns, a.dns);
+  EXPECT_EQ(b.search, a.search);
+  EXPECT_EQ(b.routes, a.routes);
+  EXPECT_EQ(b.kill_switch, false);
+  EXPECT_EQ(b.uplink.kind, "openvpn");
+  EXPECT_EQ(b.uplink.config, "/etc/lab.ovpn");
+  EXPECT_EQ(b.uplink.carrier, "netns");
+  EXPECT_EQ(b.uplink.netns, "site");
+  EXPECT_EQ(b.uplink.address, "10.254.3.2/30");
+  EXPECT_EQ(b.uplink.peer_address, "10.254.3.1/30");
+  // Only environment tables in a stored file.
+  EXPECT_FALSE(loadEnvText("ui_listen = \"off\"\n", dir / "x.toml"));
+}
+
 TEST_F(EnvConfigFile, MistakesNameTheLine) {
   const std::map<std::string, std::string> cases = {
       {"[env.a.uplink]\nkind = \"wireguard\"\n", ":1: a wireguard uplink needs config = \"FILE\""},
@@ -79,6 +118,13 @@ TEST_F(EnvConfigFile, MistakesNameTheLine) {
       {"[env.a.uplink]\nkind = \"host\"\ncarrier = \"netns\"\n", ":1: uplink.carrier is for wireguard"},
       {"[env.a]\nkill_switch = false\n", ":2: kill_switch is for wireguard and openvpn uplinks"},
       {"[env.a]\nkill_switch = \"yes\"\n", ":2: kill_switch must be true or false"},
+      {"[env.a]\nroutes = [\"10.9.0.0/16\"]\n", ":2: route '10.9.0.0/16' is not \"PREFIX via ADDRESS\""},
+      {"[env.a]\nroutes = [\"10.9.0.0/16 via 10.0.0.1\"]\n", ":1: env.a: routes need a veth or interface uplink"},
+      {"[env.a]\nroutes = [\"10.9.0.0/16 via 10.0.0.1\"]\n[env.a.uplink]\nkind = \"wireguard\"\nconfig = \"/x\"\n"
+       "carrier = \"netns\"\nnetns = \"n\"\n",
+       ":1: env.a: routes through the carrier bypass the tunnel"},
+      {"[env.a]\nsearch = [\"a b\"]\n", ":2: 'a b' is not a domain"},
+      {"[env.a.uplink]\nkind = \"interface\"\n", ":1: an interface uplink needs interface"},
   };
   for (const auto& [text, message] : cases) {
     auto cfg = load(text);

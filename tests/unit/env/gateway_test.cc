@@ -231,6 +231,29 @@ TEST_F(GatewayTest, NetnsUplinkCommands) {
   EXPECT_FALSE(fs::exists(dir));
 }
 
+TEST_F(GatewayTest, ExtraRoutesGoThroughTheUplink) {
+  config.routes = {GatewayRoute{*Cidr::parse("10.9.0.0/16"), *Ip4::parse("10.254.0.1")},
+                   GatewayRoute{*Cidr::parse("172.20.0.0/16"), *Ip4::parse("192.0.2.1")}};
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  EXPECT_EQ(runner.matching("route add 10.9.0.0/16"),
+            std::vector<std::string>{"ip -n cw-g-office route add 10.9.0.0/16 via 10.254.0.1 dev cwup0"});
+  // A next hop outside the uplink's subnet is reached on-link.
+  EXPECT_EQ(runner.matching("route add 172.20.0.0/16"),
+            std::vector<std::string>{"ip -n cw-g-office route add 172.20.0.0/16 via 192.0.2.1 dev cwup0 onlink"});
+  // Not with slirp4netns (one way out), nor through a tunnel's carrier with the kill switch on.
+  auto user = config;
+  user.uplink = UplinkConfig{};
+  EXPECT_FALSE(Gateway::validate(user));
+  auto vpn = config;
+  vpn.tunnel = TunnelConfig{TunnelConfig::Kind::kWireGuard, "/x.conf", true, ""};
+  auto refused = Gateway::validate(vpn);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("bypass the tunnel"), std::string::npos);
+  vpn.tunnel->kill_switch = false;
+  EXPECT_TRUE(Gateway::validate(vpn));
+}
+
 TEST_F(GatewayTest, HostUplinkTouchesOnlyItsOwnHostState) {
   config.uplink.kind = UplinkConfig::Kind::kHost;
   config.uplink.netns.clear();
@@ -386,6 +409,7 @@ TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {
   EXPECT_TRUE(st.tunnel_up);
   EXPECT_TRUE(st.kill_switch);
   EXPECT_EQ(st.search, std::vector<std::string>{"office.example"});
+  EXPECT_EQ(st.cell_mtu, 1380u);  // the file's MTU, for the cells' links
 
   // The kill switch: cells leave only through the tunnel, the gateway's own packets only
   // marked through the carrier.

@@ -3,6 +3,7 @@
 Everything a test creates carries a cw- name and is removed by a finalizer, even when the
 test fails. Traffic only ever goes between namespaces these fixtures create.
 """
+import atexit
 import json
 import os
 import random
@@ -145,6 +146,15 @@ class Capture:
         while time.time() < deadline and "listening" not in line:
             line = self.p.stderr.readline()
         assert "listening" in line, "tcpdump did not start"
+        # A test that fails before lines() still leaves nothing behind.
+        atexit.register(self.discard)
+
+    def discard(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        if os.path.exists(self.file):
+            os.unlink(self.file)
 
     def lines(self):
         """Stops the capture; the packets as tcpdump prints them, one line each."""

@@ -932,14 +932,14 @@ struct Daemon::Impl {
     std::string name = "cw-c" + std::to_string(id);
     auto dir = cells.cellDir(id);
     std::filesystem::create_directories(dir);
+    const auto env_status = gw->gateway->status();
     {
       std::ofstream resolv(dir / "resolv.conf");
       resolv << "# written by cellwall: the environment's resolver\n"
              << "nameserver " << gw->port.ip.str() << "\n";
-      auto search = gw->gateway->status().search;
-      if (!search.empty()) {
+      if (!env_status.search.empty()) {
         resolv << "search";
-        for (const auto& d : search) resolv << " " << d;
+        for (const auto& d : env_status.search) resolv << " " << d;
         resolv << "\n";
       }
       std::ofstream(dir / "hosts") << "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n";
@@ -959,7 +959,7 @@ struct Daemon::Impl {
     if (r) r = ops.setLinkUp(name, "eth0");
     // A tunnel's MTU, so that the cell's own stack sizes its datagrams for it: the gateway's
     // "fragmentation needed" would not reach it.
-    if (const auto mtu = gw->gateway->status().cell_mtu; r && mtu != 0) r = ops.setMtu(name, "eth0", mtu);
+    if (r && env_status.cell_mtu != 0) r = ops.setMtu(name, "eth0", env_status.cell_mtu);
     // The bridge side carries no addresses: without IPv6 it adds no routes to the host.
     if (r) r = ops.setSysctl("", "net.ipv6.conf." + name + ".disable_ipv6", "1");
     if (r) r = ops.setLinkUp("", name);

@@ -4,21 +4,14 @@
 
 #include <algorithm>
 #include <fstream>
-#include <sstream>
+
+#include "common/file.h"
 
 namespace cw::daemon {
 
 namespace {
 
 namespace fs = std::filesystem;
-
-Expected<std::string> readText(const fs::path& path) {
-  std::ifstream f(path);
-  if (!f) return fail("cannot read " + path.string());
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 }  // namespace
 
@@ -35,7 +28,7 @@ void EnvAdmin::startStored(Ovs& ovs) {
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
     const auto name = file.stem().string();
-    auto text = readText(file);
+    auto text = readTextFile(file);
     auto specs = text ? loadEnvText(*text, file) : Expected<std::vector<EnvSpec>>(Unexpected(text.error()));
     if (specs && (specs->size() != 1 || specs->front().name != name))
       specs = fail(file.string() + ": holds something other than one [env." + name + "] table");
@@ -148,7 +141,7 @@ api::Reply EnvAdmin::list(const std::map<std::string, std::uint32_t>& cells) con
     e.stored = true;
     e.state = "failed";
     e.error = why;
-    auto text = readText(fileOf(name));
+    auto text = readTextFile(fileOf(name));
     e.definition = text ? *text : "";
     r.envs.push_back(std::move(e));
   }

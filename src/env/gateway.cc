@@ -518,6 +518,7 @@ std::vector<std::string> Gateway::supervise(std::chrono::steady_clock::time_poin
   if (tunnel_) {
     const pid_t before = tunnel_->pid();
     const bool was_up = tunnel_->up();
+    const unsigned attempts = tunnel_->restarts();
     if (tunnel_->poll(now) || tunnel_->pid() != before) {
       (void)writeState();
       if (was_up != tunnel_->up())
@@ -526,7 +527,8 @@ std::vector<std::string> Gateway::supervise(std::chrono::steady_clock::time_poin
       else if (tunnel_->pid() != before && tunnel_->pid() != 0)
         events.push_back("environment " + env + ": restarted " + Tunnel::daemonName(tunnel_->config().kind));
     }
-    if (tunnel_->pid() == 0 && !tunnel_->lastError().empty())
+    // Once per failed attempt, not at every tick of the backoff that follows it.
+    if (tunnel_->restarts() != attempts && tunnel_->pid() == 0)
       events.push_back("environment " + env + ": cannot restart the tunnel: " + tunnel_->lastError());
   }
   const bool dns_dead = dns_pid_ != 0 && !dnsAlive();

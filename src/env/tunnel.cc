@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/file.h"
 #include "env/ovpn_config.h"
 #include "env/wg_config.h"
 
@@ -22,14 +23,6 @@ constexpr auto kMaxBackoff = std::chrono::seconds(30);
 constexpr auto kStableAfter = std::chrono::seconds(60);
 constexpr auto kStopGrace = std::chrono::seconds(3);
 constexpr const char* kWgSocketDir = "/run/wireguard";
-
-Expected<std::string> readFile(const fs::path& path) {
-  std::ifstream f(path);
-  if (!f) return fail("cannot read " + path.string());
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 // The tunnel's server is looked up by cellwalld in the host's namespace, with the host's
 // resolver, as any VPN client would: inside the gateway the kill switch lets only the
@@ -145,7 +138,7 @@ std::string Tunnel::logPath() const { return (dir_ / (std::string(kindName(confi
 
 Expected<std::unique_ptr<Tunnel>> Tunnel::load(const TunnelConfig& config, const std::string& env,
                                                const std::string& netns, fs::path dir, NetOps& net) {
-  auto text = readFile(config.file);
+  auto text = readTextFile(config.file);
   if (!text) return fail("environment " + env + ": " + text.error().message);
   std::unique_ptr<Tunnel> t(new Tunnel(config, env, netns, std::move(dir), net));
   if (config.kind == TunnelConfig::Kind::kWireGuard) {
@@ -249,7 +242,7 @@ Expected<void> Tunnel::startOpenVpn() {
   std::error_code ec;
   fs::remove(upRecord(), ec);
   record_time_ = {};
-  auto text = readFile(config_.file);
+  auto text = readTextFile(config_.file);
   if (!text) return Unexpected(text.error());
   auto resolved = resolveOvpnRemotes(*text);
   if (!resolved) return Unexpected(resolved.error());
@@ -295,9 +288,12 @@ bool Tunnel::poll(std::chrono::steady_clock::time_point now) {
   }
   if (pid_ == 0 && now >= next_start_) {
     ++restarts_;
-    if (auto r = start(); !r) {
-      backoff_ = std::min(kMaxBackoff, std::max(std::chrono::seconds(1), backoff_ * 2));
-      next_start_ = now + backoff_;
+    if (auto r = start(); r) {
+      last_error_.clear();
+    } else {
+      // After 1, 2, 4 ... 30 s.
+      next_start_ = now + std::max(std::chrono::seconds(1), backoff_);
+      backoff_ = std::min(kMaxBackoff, std::max(std::chrono::seconds(2), backoff_ * 2));
       last_error_ = r.error().message;
     }
   }
@@ -309,7 +305,7 @@ bool Tunnel::poll(std::chrono::steady_clock::time_point now) {
       record_time_ = {};
     } else if (t != record_time_) {
       record_time_ = t;
-      auto text = readFile(upRecord());
+      auto text = readTextFile(upRecord());
       auto pushed = env::parseOpenVpnUpRecord(text ? *text : "");
       dns_ = pushed.dns;
       search_ = pushed.domains;

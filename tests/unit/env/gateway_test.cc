@@ -444,6 +444,38 @@ TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {
   EXPECT_EQ(runner.matching("terminate").size(), 2u);  // dnsmasq and wireguard-go
 }
 
+// A restart that fails is reported once per attempt, not at every tick of its backoff, and
+// its error goes once a restart works.
+TEST_F(GatewayTest, AFailedTunnelRestartIsReportedOncePerAttempt) {
+  fs::create_directories(state);
+  auto file = state / "office.conf";
+  std::ofstream(file) << "[Interface]\nPrivateKey = aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=\n"
+                         "Address = 10.66.0.2/32\n[Peer]\nPublicKey = d29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGU=\n"
+                         "Endpoint = 172.31.0.2:51820\nAllowedIPs = 0.0.0.0/0\n";
+  config.tunnel = TunnelConfig{TunnelConfig::Kind::kWireGuard, file, true, ""};
+  auto gw = Gateway::create(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  for (auto it = runner.live_.begin(); it != runner.live_.end();)
+    it = it->second == "wireguard-go" ? runner.live_.erase(it) : std::next(it);
+  runner.onFail("wg setconf", "Line unrecognized");
+  auto failures = [](const std::vector<std::string>& events) {
+    return std::count_if(events.begin(), events.end(),
+                         [](const std::string& e) { return e.find("cannot restart the tunnel") != std::string::npos; });
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(failures((*gw)->supervise(t0)), 1);
+  EXPECT_EQ((*gw)->status().tunnel_error.find("cannot configure cw-w-office"), 0u) << (*gw)->status().tunnel_error;
+  EXPECT_EQ(failures((*gw)->supervise(t0 + std::chrono::milliseconds(250))), 0);  // waiting out the backoff
+  EXPECT_EQ(failures((*gw)->supervise(t0 + std::chrono::milliseconds(500))), 0);
+  EXPECT_EQ(failures((*gw)->supervise(t0 + std::chrono::milliseconds(1250))), 1);  // the next attempt
+  runner.onOutput("wg setconf", "");
+  auto events = (*gw)->supervise(t0 + std::chrono::seconds(4));
+  EXPECT_EQ(failures(events), 0);
+  EXPECT_TRUE((*gw)->status().tunnel_up);
+  EXPECT_EQ((*gw)->status().tunnel_error, "");
+  EXPECT_EQ((*gw)->status().tunnel_restarts, 3u);
+}
+
 TEST_F(GatewayTest, WithoutKillSwitchTheCarrierIsAFallback) {
   fs::create_directories(state);
   auto file = state / "office.conf";

@@ -23,7 +23,8 @@ json cellToJson(const CellInfo& c) {
               {"resolv_conf", c.resolv_conf}, {"hosts", c.hosts},
               {"cgroup", c.cgroup},   {"launcher_pid", c.launcher_pid},
               {"created_unix", c.created_unix}, {"published", c.published},
-              {"published_at", c.published_at}, {"inspect", c.inspect}};
+              {"published_at", c.published_at}, {"inspect", c.inspect},
+              {"backend", c.backend}, {"vm_accel", c.vm_accel}, {"mtu", c.mtu}};
 }
 
 CellInfo cellFromJson(const json& j) {
@@ -47,12 +48,15 @@ CellInfo cellFromJson(const json& j) {
   if (j.contains("published_at"))
     c.published_at = j["published_at"].get<std::vector<std::string>>();
   c.inspect = j.value("inspect", false);
+  c.backend = j.value("backend", "netns");
+  c.vm_accel = j.value("vm_accel", "");
+  c.mtu = j.value("mtu", 0u);
   return c;
 }
 
 json processToJson(const ProcessRef& p) {
   return json{{"pid", p.pid}, {"uid", p.uid}, {"user", p.user}, {"exe", p.exe}, {"cmdline", p.cmdline},
-              {"exited", p.exited}};
+              {"exited", p.exited}, {"note", p.note}};
 }
 
 ProcessRef processFromJson(const json& j) {
@@ -64,6 +68,7 @@ ProcessRef processFromJson(const json& j) {
   p.exe = j.value("exe", "");
   p.cmdline = j.value("cmdline", "");
   p.exited = j.value("exited", false);
+  p.note = j.value("note", "");
   return p;
 }
 
@@ -190,7 +195,8 @@ std::string encodeCommand(const Command& c) {
         if constexpr (std::is_same_v<M, CellCreate>)
           return {{"cmd", "cell.create"}, {"app", m.app}, {"policy_text", m.policy_text},
                   {"policy_origin", m.policy_origin}, {"env", m.env},
-                  {"launcher_pid", m.launcher_pid}, {"publish", m.publish}, {"inspect", m.inspect}};
+                  {"launcher_pid", m.launcher_pid}, {"publish", m.publish}, {"inspect", m.inspect},
+                  {"backend", m.backend}, {"vm_accel", m.vm_accel}};
         else if constexpr (std::is_same_v<M, CellExit>)
           return {{"cmd", "cell.exit"}, {"id", m.id}, {"exit_status", m.exit_status}};
         else if constexpr (std::is_same_v<M, CellList>)
@@ -262,7 +268,8 @@ Expected<Command> decodeCommand(const std::string& line) {
       return Command{CellCreate{j.value("app", ""), j.value("policy_text", ""),
                                 j.value("policy_origin", ""), j.value("env", ""),
                                 j.value("launcher_pid", std::int64_t{0}),
-                                j.value("publish", std::vector<std::string>{}), j.value("inspect", false)}};
+                                j.value("publish", std::vector<std::string>{}), j.value("inspect", false),
+                                j.value("backend", "netns"), j.value("vm_accel", "")}};
     if (cmd == "cell.exit") return Command{CellExit{j.value("id", 0u), j.value("exit_status", 0)}};
     if (cmd == "cell.list") return Command{CellList{}};
     if (cmd == "flows") return Command{FlowDump{}};

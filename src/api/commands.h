@@ -25,6 +25,10 @@ struct CellCreate {
   std::vector<std::string> publish;
   // Inspect mode: every packet of the cell goes through the scripts' inspect_* functions.
   bool inspect = false;
+  // "netns" (the default) or "vm": a micro-VM whose NIC is a tap on the switch
+  // (docs/vm-cells.md). vm_accel says how the launcher runs it ("kvm" or "tcg"), for the log.
+  std::string backend = "netns";
+  std::string vm_accel;
 };
 struct CellInfo {
   std::uint32_t id = 0;
@@ -39,6 +43,9 @@ struct CellInfo {
   std::vector<std::string> published;     // "UPLINKPORT:CELLPORT/PROTO"
   std::vector<std::string> published_at;  // per published port, where it listens, for people
   bool inspect = false;                   // inspect mode: every packet through the scripts
+  std::string backend = "netns";          // "netns" or "vm" (CellCreate::backend)
+  std::string vm_accel;                   // a VM cell's "kvm" or "tcg"
+  std::uint32_t mtu = 0;                  // the cell NIC's MTU; 0: the default (1500)
 };
 struct CellExit {
   std::uint32_t id = 0;
@@ -106,6 +113,8 @@ struct ProcessRef {
   std::uint32_t pid = 0, uid = 0;
   std::string user, exe, cmdline;
   bool exited = false;  // gone when it was looked up: exe and cmdline unknown
+  // Why there is no process (pid 0) when that is known, e.g. "not visible (VM cell)".
+  std::string note;
 };
 struct LogEntry {
   std::int64_t id = 0, time_ms = 0;

@@ -111,7 +111,7 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
     ::waitpid(private_daemon, &status, 0);
   };
 
-  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid(), publish, inspect};
+  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid(), publish, inspect, "netns", ""};
   auto reply = client->call(req);
   if (!reply || !reply->ok || reply->cells.empty()) {
     stopPrivate();

@@ -63,7 +63,7 @@ bool processAlive(std::int64_t pid) { return pid > 0 && ::kill(static_cast<pid_t
 
 api::ProcessRef processRefOf(const decide::ProcessInfo& p) {
   return api::ProcessRef{p.pid, p.uid, p.user, p.exe.empty() && p.exited ? "[" + p.comm + "]" : p.exe,
-                         p.cmdline, p.exited};
+                         p.cmdline, p.exited, ""};
 }
 
 api::LogEntry logEntryOf(const store::LogRow& row) {
@@ -81,7 +81,7 @@ api::LogEntry logEntryOf(const store::LogRow& row) {
   e.reason = row.reason;
   e.packets = row.packets;
   e.bytes = row.bytes;
-  e.process = api::ProcessRef{row.pid, row.uid, row.user, row.exe, row.cmdline, !row.exe.empty() && row.exe.front() == '['};
+  e.process = api::ProcessRef{row.pid, row.uid, row.user, row.exe, row.cmdline, !row.exe.empty() && row.exe.front() == '[', ""};
   return e;
 }
 

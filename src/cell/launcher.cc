@@ -38,17 +38,33 @@ bool stepFail(StepError& e, const char* step, const char* what) {
   return false;
 }
 
-bool closeInheritedFds(int keep, StepError& e) {
-  // Everything above stderr except the error pipe goes; the pipe is close-on-exec.
-  for (int fd = 3; fd < 1024; ++fd) {
-    if (fd != keep) ::close(fd);
-  }
+// Everything above stderr goes except the error pipe (close-on-exec) and the descriptors to
+// pass, which end up at 3, 4, ...: first moved out of the way (high numbers), then placed.
+bool placeFds(const LaunchSpec& s, int& err_fd, StepError& e) {
+  for (int i = 0; i < 3; ++i)
+    if (s.std_fds[i] >= 0 && ::dup2(s.std_fds[i], i) < 0) return stepFail(e, "stdio", "dup2");
+  constexpr int kHigh = 900;
+  err_fd = ::fcntl(err_fd, F_DUPFD_CLOEXEC, kHigh + 64);
+  if (err_fd < 0) return stepFail(e, "close inherited fds", "move the error pipe");
+  const int n = static_cast<int>(s.pass_fds.size());
+  for (int i = 0; i < n; ++i)
+    if (::dup3(s.pass_fds[static_cast<std::size_t>(i)], kHigh + i, O_CLOEXEC) < 0)
+      return stepFail(e, "pass fds", "dup3");
+  for (int fd = 3; fd < 1024; ++fd)
+    if (fd != err_fd && (fd < kHigh || fd >= kHigh + n)) ::close(fd);
   if (::syscall(SYS_close_range, 1024U, ~0U, 0U) != 0 && errno != ENOSYS && errno != EINVAL)
     return stepFail(e, "close inherited fds", "close_range");
+  for (int i = 0; i < n; ++i) {
+    if (::dup2(kHigh + i, 3 + i) < 0) return stepFail(e, "pass fds", "dup2");
+    ::close(kHigh + i);
+  }
   return true;
 }
 
-std::vector<std::string> cleanEnvironment(const LaunchSpec& s) {
+}  // namespace
+
+std::vector<std::string> cellEnvironment(const std::string& user_name, const std::string& home,
+                                         const std::string& shell) {
   std::vector<std::string> env;
   for (char** p = environ; *p != nullptr; ++p) {
     std::string_view kv(*p);
@@ -59,12 +75,14 @@ std::vector<std::string> cleanEnvironment(const LaunchSpec& s) {
       continue;
     env.emplace_back(kv);
   }
-  env.push_back("HOME=" + s.home);
-  env.push_back("USER=" + s.user_name);
-  env.push_back("LOGNAME=" + s.user_name);
-  env.push_back("SHELL=" + s.shell);
+  env.push_back("HOME=" + home);
+  env.push_back("USER=" + user_name);
+  env.push_back("LOGNAME=" + user_name);
+  env.push_back("SHELL=" + shell);
   return env;
 }
+
+namespace {
 
 bool enterCgroup(const LaunchSpec& s, StepError& e) {
   if (s.cgroup_dir.empty()) return true;
@@ -142,7 +160,11 @@ bool dropPrivileges(const LaunchSpec& s, StepError& e) {
   ::signal(SIGTERM, SIG_DFL);
   ::signal(SIGQUIT, SIG_DFL);
   ::signal(SIGHUP, SIG_DFL);
-  bool ok = closeInheritedFds(err_fd, e) && enterCgroup(s, e) && enterNetns(s, e) &&
+  ::signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  bool ok = placeFds(s, err_fd, e) && enterCgroup(s, e) && enterNetns(s, e) &&
             setupMounts(s, e) && dropPrivileges(s, e);
   if (ok) {
     if (!s.home.empty() && ::chdir(s.home.c_str()) != 0) {
@@ -194,7 +216,7 @@ Expected<pid_t> launch(const LaunchSpec& spec) {
   if (::geteuid() != 0)
     return fail("cellwall run needs root (setns and mount need CAP_SYS_ADMIN); try sudo");
   // Everything the child needs is prepared before fork: after it, no allocation.
-  std::vector<std::string> env = cleanEnvironment(spec);
+  std::vector<std::string> env = cellEnvironment(spec.user_name, spec.home, spec.shell);
   std::vector<char*> argv, envp;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);

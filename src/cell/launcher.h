@@ -22,6 +22,10 @@ struct LaunchSpec {
   std::vector<gid_t> groups;
   std::string user_name, home, shell;
   std::vector<std::string> argv;
+  // Descriptors the command gets at 3, 4, ... in this order (a VM cell's devices); -1 in the
+  // std_fds keeps the caller's stdin, stdout, stderr.
+  std::vector<int> pass_fds;
+  int std_fds[3] = {-1, -1, -1};
 };
 
 struct TargetUser {
@@ -34,6 +38,11 @@ struct TargetUser {
 
 // --user NAME|UID, else SUDO_UID, else nobody (see docs/launcher.md).
 Expected<TargetUser> resolveUser(const std::string& requested);
+
+// The environment a cell's command gets: the caller's, without cellwall's and the loader's
+// variables, with the target user's HOME, USER, LOGNAME and SHELL.
+std::vector<std::string> cellEnvironment(const std::string& user_name, const std::string& home,
+                                         const std::string& shell);
 
 // Forks, runs the steps in the child and execs. Returns the child's pid; fails if any step
 // failed in the child (its message says which).

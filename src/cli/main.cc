@@ -9,11 +9,15 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "cell/launcher.h"
+#include "cell/vm_cell.h"
+#include "vm/image.h"
+#include "common/file.h"
 #include "cli/client.h"
 #include "cli/env_cmd.h"
 #include "cli/notify_cmd.h"
@@ -74,21 +78,67 @@ cw::Expected<pid_t> startPrivateDaemon() {
   return cw::fail("cellwalld did not come up within 30 s; its log is " + log);
 }
 
-int cmdRun(const std::string& app, const std::string& policy_file, const std::string& user,
-           const std::string& env, const std::vector<std::string>& publish, bool inspect,
-           const std::vector<std::string>& command) {
-  if (command.empty()) return die("nothing to run: cellwall run --app NAME -- CMD [ARGS...]", 2);
+// `cellwall run`'s flags.
+struct RunOptions {
+  std::string app = "app", policy_file, user, env;
+  std::vector<std::string> publish;
+  bool inspect = false;
+  bool vm = false;
+  std::uint32_t vm_memory = 256, vm_cpus = 1;
+  std::vector<std::string> command;
+};
+
+std::string vmInitBinary() {
+  for (const auto& p : {selfDir() / "cw-vminit", fs::path("/usr/lib/cellwall/cw-vminit")})
+    if (fs::exists(p)) return p.string();
+  return (selfDir() / "cw-vminit").string();
+}
+
+// What a VM cell needs before the daemon makes it: the accelerator, the guest kernel, the
+// initramfs (built once per kernel, in the state directory).
+struct VmPlan {
+  cw::vm::AccelChoice accel;
+  cw::vm::GuestKernel kernel;
+  std::string initrd;
+};
+
+cw::Expected<VmPlan> planVm() {
+  VmPlan plan;
+  plan.accel = cw::vm::detectAccel();
+  auto kernel = cw::vm::findGuestKernel();
+  if (!kernel) return cw::Unexpected(kernel.error());
+  plan.kernel = *kernel;
+  auto initrd = cw::vm::ensureInitramfs(plan.kernel, vmInitBinary(), (g_state_dir / "vm").string());
+  if (!initrd) return cw::Unexpected(initrd.error());
+  plan.initrd = *initrd;
+  return plan;
+}
+
+int cmdRun(const RunOptions& o) {
+  if (o.command.empty()) return die("nothing to run: cellwall run --app NAME -- CMD [ARGS...]", 2);
   if (::geteuid() != 0)
-    return die("cellwall run needs root: it enters network and mount namespaces (CAP_SYS_ADMIN); try sudo", 2);
-  auto target = cw::cell::resolveUser(user);
+    return die(o.vm ? "cellwall run --vm needs root: it attaches the cell's tap and starts the VM in the "
+                      "cell's namespaces and cgroup (CAP_NET_ADMIN, CAP_SYS_ADMIN); try sudo"
+                    : "cellwall run needs root: it enters network and mount namespaces (CAP_SYS_ADMIN); try sudo",
+               2);
+  auto target = cw::cell::resolveUser(o.user);
   if (!target) return die(target.error().message, 2);
   if (target->defaulted_to_nobody)
     std::fprintf(stderr, "cellwall: running as root: the app runs as 'nobody' (use --user to choose)\n");
   std::string policy_text;
-  if (!policy_file.empty()) {
-    std::ifstream in(policy_file);
-    if (!in) return die("cannot read policy file " + policy_file, 2);
+  if (!o.policy_file.empty()) {
+    std::ifstream in(o.policy_file);
+    if (!in) return die("cannot read policy file " + o.policy_file, 2);
     policy_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::optional<VmPlan> vm;
+  if (o.vm) {
+    auto plan = planVm();
+    if (!plan) return die("cannot start a VM cell: " + plan.error().message, 2);
+    vm = *plan;
+    if (vm->accel.accel == cw::vm::Accel::kTcg)
+      std::fprintf(stderr, "cellwall: no KVM (%s): the VM runs under software emulation (TCG), much slower\n",
+                   vm->accel.why.c_str());
   }
 
   pid_t private_daemon = 0;
@@ -111,7 +161,8 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
     ::waitpid(private_daemon, &status, 0);
   };
 
-  cw::api::CellCreate req{app, policy_text, policy_file, env, ::getpid(), publish, inspect, "netns", ""};
+  cw::api::CellCreate req{o.app, policy_text, o.policy_file, o.env, ::getpid(), o.publish, o.inspect,
+                          vm ? "vm" : "netns", vm ? cw::vm::accelName(vm->accel.accel) : ""};
   auto reply = client->call(req);
   if (!reply || !reply->ok || reply->cells.empty()) {
     stopPrivate();
@@ -124,26 +175,52 @@ int cmdRun(const std::string& app, const std::string& policy_file, const std::st
   if (cell.cgroup.empty())
     std::fprintf(stderr, "cellwall: warning: cell %s has no cgroup (cellwalld's log says why): its "
                  "processes are not attributed and not killed with it\n", cell.netns.c_str());
-  cw::cell::LaunchSpec spec;
-  spec.cell_name = cell.netns;
-  spec.netns_path = "/run/netns/" + cell.netns;
-  spec.resolv_conf = cell.resolv_conf;
-  spec.hosts = cell.hosts;
-  spec.cgroup_dir = cell.cgroup;
-  spec.hide_dir = fs::absolute(g_state_dir).string();
-  spec.uid = target->uid;
-  spec.gid = target->gid;
-  spec.groups = target->groups;
-  spec.user_name = target->name;
-  spec.home = target->home;
-  spec.shell = target->shell;
-  spec.argv = command;
   int status = 127;
-  auto pid = cw::cell::launch(spec);
-  if (!pid) {
-    std::fprintf(stderr, "cellwall: %s\n", pid.error().message.c_str());
+  if (vm) {
+    cw::cell::VmCellSpec spec;
+    spec.cell_name = cell.netns;
+    spec.netns_path = "/run/netns/" + cell.netns;
+    spec.cgroup_dir = cell.cgroup;
+    spec.hide_dir = fs::absolute(g_state_dir).string();
+    spec.mac = cell.mac;
+    spec.ip = cell.ip;
+    spec.gateway = cell.gateway;
+    spec.mtu = cell.mtu;
+    auto resolv = cw::readTextFile(cell.resolv_conf);
+    auto hosts = cw::readTextFile(cell.hosts);
+    spec.resolv_conf = resolv ? *resolv : "";
+    spec.hosts = hosts ? *hosts : "";
+    spec.user = *target;
+    spec.argv = o.command;
+    spec.vm.accel = vm->accel.accel;
+    spec.vm.memory_mib = o.vm_memory;
+    spec.vm.cpus = o.vm_cpus;
+    spec.kernel = vm->kernel.image;
+    spec.initrd = vm->initrd;
+    auto r = cw::cell::runVmCell(spec, cw::vm::QemuMicrovm());
+    if (r) status = *r;
+    else std::fprintf(stderr, "cellwall: %s\n", r.error().message.c_str());
   } else {
-    status = cw::cell::waitForward(*pid);
+    cw::cell::LaunchSpec spec;
+    spec.cell_name = cell.netns;
+    spec.netns_path = "/run/netns/" + cell.netns;
+    spec.resolv_conf = cell.resolv_conf;
+    spec.hosts = cell.hosts;
+    spec.cgroup_dir = cell.cgroup;
+    spec.hide_dir = fs::absolute(g_state_dir).string();
+    spec.uid = target->uid;
+    spec.gid = target->gid;
+    spec.groups = target->groups;
+    spec.user_name = target->name;
+    spec.home = target->home;
+    spec.shell = target->shell;
+    spec.argv = o.command;
+    auto pid = cw::cell::launch(spec);
+    if (!pid) {
+      std::fprintf(stderr, "cellwall: %s\n", pid.error().message.c_str());
+    } else {
+      status = cw::cell::waitForward(*pid);
+    }
   }
   if (!client->call(cw::api::CellExit{cell.id, status})) {
     // The daemon restarted while CMD ran: tell the new one.
@@ -181,9 +258,12 @@ int cmdPs() {
   if (!reply->ok) return die(reply->error);
   std::printf("%-5s %-16s %-10s %-9s %-15s %-17s %-6s %s\n", "ID", "APP", "ENV", "BACKEND", "IP", "MAC",
               "PORT", "NETNS");
-  for (const auto& c : reply->cells)
+  for (const auto& c : reply->cells) {
+    // "vm/tcg": a VM cell under software emulation.
+    std::string backend = c.backend + (c.vm_accel.empty() ? "" : "/" + c.vm_accel);
     std::printf("%-5u %-16s %-10s %-9s %-15s %-17s %-6u %s\n", c.id, c.app.c_str(), c.env.c_str(),
-                "netns", c.ip.c_str(), c.mac.c_str(), c.ofport, c.netns.c_str());
+                backend.c_str(), c.ip.c_str(), c.mac.c_str(), c.ofport, c.netns.c_str());
+  }
   return 0;
 }
 
@@ -197,22 +277,23 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "state directory (default /var/lib/cellwall, or $CELLWALL_STATE_DIR)");
 
   auto* run = app.add_subcommand("run", "run a command in a new cell");
-  std::string app_name = "app", policy_file, user, env;
-  std::vector<std::string> command;
-  run->add_option("--app", app_name, "application name")->capture_default_str();
-  run->add_option("--policy", policy_file, "TOML policy file for this app");
-  run->add_option("--user", user, "run as this user (default: the sudo user, else nobody)");
-  run->add_option("--env", env, "network environment (default: the policy's, else 'default')");
-  bool run_inspect = false;
-  run->add_flag("--inspect", run_inspect,
+  RunOptions ro;
+  run->add_option("--app", ro.app, "application name")->capture_default_str();
+  run->add_option("--policy", ro.policy_file, "TOML policy file for this app");
+  run->add_option("--user", ro.user, "run as this user (default: the sudo user, else nobody)");
+  run->add_option("--env", ro.env, "network environment (default: the policy's, else 'default')");
+  run->add_flag("--vm", ro.vm,
+                "run CMD in a micro-VM: its own kernel, the host's files read-only (see docs/vm-cells.md)");
+  run->add_option("--vm-memory", ro.vm_memory, "the VM's memory in MiB")->capture_default_str()->check(CLI::Range(64, 65536));
+  run->add_option("--vm-cpus", ro.vm_cpus, "the VM's virtual CPUs")->capture_default_str()->check(CLI::Range(1, 64));
+  run->add_flag("--inspect", ro.inspect,
                 "inspect mode: every packet of the cell goes through the scripts' inspect_* functions "
                 "(slow: see docs/scripts.md)");
-  std::vector<std::string> publish;
-  run->add_option("--publish,-p", publish,
+  run->add_option("--publish,-p", ro.publish,
                   "[ADDR:]PORT[:CELLPORT][/udp]: reachable from the environment's uplink (the host "
                   "uplink: 127.0.0.1, or ADDR), subject to inbound rules")
       ->allow_extra_args(false);  // one value per --publish (repeatable): never swallows `--` and CMD
-  run->add_option("command", command, "CMD [ARGS...] after --")->required();
+  run->add_option("command", ro.command, "CMD [ARGS...] after --")->required();
   run->prefix_command(false);
 
   auto* ps = app.add_subcommand("ps", "list cells");
@@ -374,7 +455,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!state_dir.empty()) g_state_dir = state_dir;
 
-  if (*run) return cmdRun(app_name, policy_file, user, env, publish, run_inspect, command);
+  if (*run) {
+    if (!ro.vm && (run->count("--vm-memory") > 0 || run->count("--vm-cpus") > 0))
+      return die("--vm-memory and --vm-cpus need --vm", 2);
+    return cmdRun(ro);
+  }
   if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc || *scriptc || *envc) {
     auto client = Client::connect(socketPath());
     if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");

@@ -950,23 +950,32 @@ struct Daemon::Impl {
       (void)ops.deleteLink("", name);
       std::filesystem::remove_all(dir);
     };
+    const bool vm = req.backend == "vm";
+    if (req.backend != "netns" && !vm) return fail("unknown cell backend '" + req.backend + "' (netns or vm)");
+    // A VM cell's port is a tap the VMM attaches to; its (empty) namespace is where the VMM
+    // runs, so that even a compromised VMM has no network but the tap.
     Expected<void> r = ops.createNetns(name);
-    if (r) r = ops.createVethPair(name, "eth0", name, mac);
-    if (r) r = ops.setSysctl(name, "net.ipv6.conf.all.disable_ipv6", "1");
-    // ICMP echo without CAP_NET_RAW (ping's datagram sockets) for the unprivileged app.
-    if (r) r = ops.setSysctl(name, "net.ipv4.ping_group_range", "0 2147483647");
-    if (r) r = ops.setLinkUp(name, "lo");
-    if (r) r = ops.setLinkUp(name, "eth0");
-    // A tunnel's MTU, so that the cell's own stack sizes its datagrams for it: the gateway's
-    // "fragmentation needed" would not reach it.
-    if (r && env_status.cell_mtu != 0) r = ops.setMtu(name, "eth0", env_status.cell_mtu);
+    if (r && vm) {
+      r = ops.createTap(name);
+      if (r) r = ops.setLinkUp(name, "lo");
+    } else if (r) {
+      r = ops.createVethPair(name, "eth0", name, mac);
+      if (r) r = ops.setSysctl(name, "net.ipv6.conf.all.disable_ipv6", "1");
+      // ICMP echo without CAP_NET_RAW (ping's datagram sockets) for the unprivileged app.
+      if (r) r = ops.setSysctl(name, "net.ipv4.ping_group_range", "0 2147483647");
+      if (r) r = ops.setLinkUp(name, "lo");
+      if (r) r = ops.setLinkUp(name, "eth0");
+      // A tunnel's MTU, so that the cell's own stack sizes its datagrams for it: the
+      // gateway's "fragmentation needed" would not reach it. (A VM's guest sets it itself.)
+      if (r && env_status.cell_mtu != 0) r = ops.setMtu(name, "eth0", env_status.cell_mtu);
+    }
     // The bridge side carries no addresses: without IPv6 it adds no routes to the host.
     if (r) r = ops.setSysctl("", "net.ipv6.conf." + name + ".disable_ipv6", "1");
     if (r) r = ops.setLinkUp("", name);
-    if (r) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
-    if (r) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
-    if (r) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
-    if (r && needSoftwareChecksums()) r = disableTxChecksum(runner, name, "eth0");
+    if (r && !vm) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
+    if (r && !vm) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
+    if (r && !vm) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
+    if (r && !vm && needSoftwareChecksums()) r = disableTxChecksum(runner, name, "eth0");
     if (!r) {
       undo();
       return Unexpected(r.error());
@@ -989,6 +998,9 @@ struct Daemon::Impl {
     rec.info.resolv_conf = (dir / "resolv.conf").string();
     rec.info.hosts = (dir / "hosts").string();
     rec.info.launcher_pid = req.launcher_pid;
+    rec.info.backend = req.backend;
+    rec.info.vm_accel = vm ? req.vm_accel : "";
+    rec.info.mtu = env_status.cell_mtu;
     // The cell's processes live in their own cgroup: attribution checks a socket's cgroup
     // against it, and removing the cell kills what is left in it.
     if (auto cg = cgroup::create(name)) {
@@ -1007,7 +1019,8 @@ struct Daemon::Impl {
       rec.info.published_at.push_back(gw->gateway->publishedWhere(toPublished(spec, *ip)) +
                                       " -> cell port " + spec.substr(spec.rfind(':') + 1));
     cells.add(rec);
-    attribution.addCell(id, "/run/netns/" + name, rec.info.cgroup);
+    // Attribution cannot see into a VM: its sockets are the guest kernel's.
+    if (!vm) attribution.addCell(id, "/run/netns/" + name, rec.info.cgroup);
     if (!published.empty())
       if (auto pr = republish(env); !pr) {
         cells.remove(id);
@@ -1019,8 +1032,11 @@ struct Daemon::Impl {
       }
     (void)cells.save();
     publish();
-    spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}{}", id, name, rec.info.app,
-                 env, ip->str(), mac.str(), *ofport, rec.info.inspect ? ", inspect mode" : "");
+    spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}{}{}", id, name, rec.info.app,
+                 env, ip->str(), mac.str(), *ofport, rec.info.inspect ? ", inspect mode" : "",
+                 vm ? ", a VM (" + std::string(req.vm_accel == "kvm" ? "KVM" : "software emulation") +
+                          "): its processes are not visible to attribution"
+                    : "");
     for (const auto& at : rec.info.published_at) spdlog::info("cell {} published: {}", id, at);
     return rec.info;
   }
@@ -1138,7 +1154,7 @@ struct Daemon::Impl {
       rec.mac = *MacAddr::parse(info.mac);
       rec.runtime = newRuntime();
       cells.add(rec);
-      attribution.addCell(info.id, "/run/netns/" + info.netns, info.cgroup);
+      if (info.backend != "vm") attribution.addCell(info.id, "/run/netns/" + info.netns, info.cgroup);
       spdlog::info("adopted running cell {} ({}) of app '{}'", info.id, info.netns, info.app);
     }
     (void)cells.save();

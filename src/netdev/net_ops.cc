@@ -200,6 +200,12 @@ Expected<void> NetOps::createVethPair(const std::string& host_name, const std::s
   return check("create veth pair " + host_name + " <-> " + peer_name + nsSuffix(peer_netns), "", argv);
 }
 
+Expected<void> NetOps::createTap(const std::string& name) {
+  if (!validIfName(name) || !owned(name))
+    return fail("invalid interface name '" + name + "' (cw-..., at most 15 characters)");
+  return check("create tap " + name, "", {"ip", "tuntap", "add", "dev", name, "mode", "tap"});
+}
+
 Expected<void> NetOps::moveLink(const std::string& ifname, const std::string& to_ns) {
   if (!validIfName(ifname) || !owned(ifname))
     return fail("refusing to move interface '" + ifname + "': not created by cellwall");

@@ -73,6 +73,9 @@ class NetOps {
   // root), optionally with a fixed MAC on the peer. Both ends stay down.
   Expected<void> createVethPair(const std::string& host_name, const std::string& peer_name,
                                 const std::string& peer_netns, std::optional<MacAddr> peer_mac);
+  // A persistent tap in the root namespace (a VM cell's port; the VMM attaches to it): no
+  // packet information, no virtio-net header. Deleted with deleteLink.
+  Expected<void> createTap(const std::string& name);
   // Moves a root-namespace link into to_ns (used to hand one end of a veth to a namespace
   // cellwall did not create, e.g. an environment's uplink namespace).
   Expected<void> moveLink(const std::string& ifname, const std::string& to_ns);

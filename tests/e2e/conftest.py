@@ -261,7 +261,7 @@ peer_address = "{TESTHOST_IP}/24"
         cells = []
         for line in out:
             f = line.split()
-            cells.append({"id": f[0], "app": f[1], "env": f[2], "ip": f[4], "mac": f[5],
+            cells.append({"id": f[0], "app": f[1], "env": f[2], "backend": f[3], "ip": f[4], "mac": f[5],
                           "port": f[6], "netns": f[7]})
         return cells
 
@@ -292,6 +292,7 @@ peer_address = "{TESTHOST_IP}/24"
         for pidfile in Path(self.state).rglob("*.pid"):
             pass
         sh(["pkill", "-9", "-f", "wireguard-go -f cw-w-"], check=False)
+        sh(["pkill", "-9", "-f", "name=cw.ctl"], check=False)
         for sock in Path("/run/wireguard").glob("cw-w-*.sock"):
             sock.unlink(missing_ok=True)
         for ns in netns_list():
@@ -334,7 +335,9 @@ def leftovers():
     ls = [l for l in links() if l.startswith("cw-c") or l.startswith("cw-g-") or l in ("cw-br0", "cw-ids")]
     procs = (sh(["pgrep", "-a", "-f", "cw-state-"], check=False).stdout +
              sh(["pgrep", "-a", "-f", "netns/cw-g-"], check=False).stdout +
-             sh(["pgrep", "-a", "-f", "wireguard-go -f cw-w-"], check=False).stdout).strip()
+             sh(["pgrep", "-a", "-f", "wireguard-go -f cw-w-"], check=False).stdout +
+             # a VM cell's VMM (its control port's name is cellwall's)
+             sh(["pgrep", "-a", "-f", "name=cw.ctl"], check=False).stdout).strip()
     procs += " ".join(str(p) for p in Path("/run/wireguard").glob("cw-w-*.sock"))
     procs += " ".join(cell_cgroups())
     return ns, ls, procs

@@ -1,0 +1,140 @@
+"""VM cells (docs/vm-cells.md): a real QEMU micro-VM on the cell's tap, under KVM when this
+machine has it and software emulation otherwise. One daemon for the module and one boot per
+test (a boot under emulation takes several seconds): each boot checks several things."""
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (CELLWALL, GATEWAY_IP, TESTHOST_IP, Capture, cell_cgroups, links, sh)
+from test_bypass import gateway_mac
+from test_core import ALLOW_WEB, DENY_ALL
+
+HERE = Path(__file__).resolve().parent
+
+
+def vm_argv(d, policy, app, user="nobody", extra=()):
+    pf = Path(d.state, f"{app}.toml")
+    pf.write_text(policy)
+    return [str(CELLWALL), "--state-dir", d.state, "run", "--vm", *extra, "--app", app, "--policy", str(pf),
+            "--user", user, "--"]
+
+
+def vmm_processes():
+    """QEMU processes of VM cells (their control port is named cw.ctl)."""
+    return sh(["pgrep", "-a", "-f", "name=cw.ctl"], check=False).stdout.strip()
+
+
+def wait_line(proc, want, timeout=120):
+    """Reads proc's stdout until a line equal to want (the guest's command is running)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.strip() == want:
+            return
+    proc.kill()
+    out, err = proc.communicate()
+    raise AssertionError(f"the VM cell never printed {want!r}: {out}\n{err}")
+
+
+def assert_cell_gone(d, cell_netns, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (not any(c["netns"] == cell_netns for c in d.cells()) and cell_netns not in links()
+                and not vmm_processes() and not any(cg.endswith(cell_netns) for cg in cell_cgroups())):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"VM cell {cell_netns} left behind: ps={d.cells()} vmm={vmm_processes()} "
+                         f"links={[l for l in links() if l == cell_netns]} cgroups={cell_cgroups()}")
+
+
+def test_vm_cell_runs_under_the_policy(mdaemon):
+    """Allowed and denied connections, DNS, the user, stdin, stdout, stderr and the exit code,
+    `cellwall ps`'s backend and the log's note on attribution, from one boot."""
+    script = (f"curl -s -o /dev/null -w '%{{http_code}}\\n' http://{TESTHOST_IP}:8080/; "
+              f"curl -s --max-time 3 -o /dev/null -w '%{{http_code}}\\n' http://{TESTHOST_IP}:7777/; "
+              "getent hosts test.example; id -u; grep -o rdinit=/init /proc/cmdline; cat; echo to-stderr >&2; exit 7")
+    p = subprocess.Popen(vm_argv(mdaemon, ALLOW_WEB, "vmweb") + ["/bin/sh", "-c", script],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    backend = None
+    deadline = time.time() + 30
+    while backend is None and time.time() < deadline and p.poll() is None:
+        backend = next((c["backend"] for c in mdaemon.cells() if c["app"] == "vmweb"), None)
+        time.sleep(0.2)
+    out, err = p.communicate(input="from-stdin\n", timeout=180)
+    assert p.returncode == 7, f"exit {p.returncode}\n{out}\n{err}"
+    lines = out.splitlines()
+    assert lines[0] == "200", out            # allowed by the policy
+    assert lines[1] == "000", out            # denied: no answer
+    assert lines[2].split() == [TESTHOST_IP, "test.example"], out  # the environment's DNS
+    assert lines[3] == "65534", out          # --user nobody inside the guest
+    assert lines[4] == "rdinit=/init", out  # the guest's kernel, booted by cellwall
+    assert lines[5] == "from-stdin", out
+    assert "to-stderr" in err
+    assert "to-stderr" not in out
+    assert backend in ("vm/tcg", "vm/kvm"), backend
+
+    deadline = time.time() + 15
+    denied = []
+    while not denied and time.time() < deadline:
+        entries = [json.loads(l) for l in mdaemon.cli("log", "--app", "vmweb", "--json").stdout.splitlines()
+                   if l.strip()]
+        denied = [e for e in entries if e.get("remote_port") == 7777]
+        time.sleep(0.3)
+    assert denied, "the denied connection is not in the log"
+    assert denied[0]["process"]["pid"] == 0
+    assert denied[0]["process"]["note"] == "not visible (VM cell)"
+    assert "not visible (VM cell)" in mdaemon.cli("log", "--app", "vmweb").stdout
+
+
+def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
+    """As root in the guest: raw frames with forged addresses, ARP, IPv6, a VLAN tag, frames to
+    another cell and to the gateway. Captures on the uplink, in the other cell and on the
+    gateway see only the control frame."""
+    victim_proc, victim = mdaemon.start_cell(DENY_ALL, ["sleep", "300"], app="victim")
+    try:
+        # The guest learns its targets from stdin: its own addresses are known only once the
+        # cell exists.
+        script = f"echo booted; read args; cd {HERE} && exec /usr/bin/python3 vm_hostile.py $args"
+        p = subprocess.Popen(vm_argv(mdaemon, ALLOW_WEB, "vmroot", user="root") + ["/bin/sh", "-c", script],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_line(p, "booted")
+        me = next(c for c in mdaemon.cells() if c["app"] == "vmroot")
+        uplink = module_testhost.capture("tcp dst port 8080 or udp port 5353 or ip6 or vlan")
+        at_victim = Capture(victim["netns"], "eth0", f"ether src {me['mac']} or src host {me['ip']} or ip6")
+        at_gateway = Capture("cw-g-default", "cwgw0", f"tcp dst port 22 or ip6 or (arp and ether src {me['mac']})")
+        p.stdin.write(f"{me['mac']} {me['ip']} {gateway_mac()} {GATEWAY_IP} {TESTHOST_IP} "
+                      f"{victim['mac']} {victim['ip']}\n")
+        p.stdin.flush()  # communicate() closes it
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0 and "sent" in out, f"{p.returncode}\n{out}\n{err}"
+        up = uplink.lines()
+        assert any(".41000 >" in l for l in up), f"the control frame did not get out: {up}"
+        assert [l for l in up if ".41000 >" not in l] == [], up
+        assert at_victim.lines() == []
+        # The guest's kernel may answer the gateway's ARP for its own address: honest, and
+        # allowed. Nothing may claim the gateway's address.
+        assert [l for l in at_gateway.lines() if "ARP" not in l or GATEWAY_IP in l] == []
+    finally:
+        victim_proc.send_signal(signal.SIGTERM)
+        victim_proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("how", ["interrupt", "kill"])
+def test_vm_cell_ends_with_its_launcher(mdaemon, how):
+    """Ctrl-C (SIGINT) ends the VM with status 130; a killed launcher's VM is ended by the
+    daemon (its cgroup). Either way nothing is left: no VMM, tap, cgroup or cell."""
+    p = subprocess.Popen(vm_argv(mdaemon, DENY_ALL, "vm" + how) + ["/bin/sh", "-c", "echo up; exec sleep 300"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_line(p, "up")
+    cell = next(c for c in mdaemon.cells() if c["app"] == "vm" + how)
+    assert vmm_processes()
+    p.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGKILL)
+    p.communicate(timeout=30)
+    assert p.returncode == (130 if how == "interrupt" else -signal.SIGKILL)
+    assert_cell_gone(mdaemon, cell["netns"])

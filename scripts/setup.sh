@@ -20,6 +20,8 @@ packages=(
   openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
   # VPN uplinks of network environments (docs/environments.md); openssl makes the tests' PKI
   wireguard-go wireguard-tools openvpn openssl
+  # VM cells (docs/vm-cells.md): QEMU's microvm and a Debian guest kernel with 9p modules
+  qemu-system-x86 linux-image-amd64
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
   # benchmarks (bench/nginx_bench.py): an HTTP server in a cell and load generators

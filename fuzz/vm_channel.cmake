@@ -1,0 +1,1 @@
+cw_fuzz_target(vm_channel LIBS cw_vm)

@@ -1,12 +1,15 @@
 #include "vm/image.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "common/file.h"
 #include "vm/initramfs.h"
@@ -43,7 +46,78 @@ std::vector<std::string> builtinModules(const fs::path& dir) {
   return names;
 }
 
+// Runs `argv` with stdin from `in` and stdout to `out`; true if it exits 0.
+bool runFiltered(const std::vector<std::string>& argv, const fs::path& in, const fs::path& out) {
+  int ifd = ::open(in.c_str(), O_RDONLY | O_CLOEXEC);
+  int ofd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  pid_t pid = (ifd >= 0 && ofd >= 0) ? ::fork() : -1;
+  if (pid == 0) {
+    ::dup2(ifd, 0);
+    ::dup2(ofd, 1);
+    int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) ::dup2(null, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  if (ifd >= 0) ::close(ifd);
+  if (ofd >= 0) ::close(ofd);
+  int status = 0;
+  return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 }  // namespace
+
+Expected<std::string> ensureVmlinux(const GuestKernel& kernel, const std::string& cache_dir) {
+  fs::path out = fs::path(cache_dir) / ("vmlinux-" + kernel.version);
+  std::error_code ec;
+  if (fs::exists(out, ec)) return out.string();
+  auto image = readBinary(kernel.image);
+  if (!image) return Unexpected(image.error());
+  fs::create_directories(cache_dir, ec);
+  if (ec) return fail("cannot create " + cache_dir + ": " + ec.message());
+  struct Format {
+    std::string_view magic;
+    std::vector<std::string> argv;
+  };
+  const Format formats[] = {
+      {std::string_view("\xfd" "7zXZ\0", 6), {"xz", "-dc", "--single-stream"}},
+      {std::string_view("\x28\xb5\x2f\xfd", 4), {"zstd", "-dcq"}},
+      {std::string_view("\x1f\x8b\x08\x00", 4), {"gzip", "-dc"}},
+  };
+  const std::string tag = ".tmp" + std::to_string(::getpid());
+  fs::path payload = out, elf = out;
+  payload += tag + ".in";
+  elf += tag;
+  std::string tried;
+  for (const auto& f : formats) {
+    // The first place the magic appears is the payload (later ones may be inside it).
+    auto at = image->find(f.magic);
+    if (at == std::string::npos) continue;
+    tried += (tried.empty() ? "" : ", ") + f.argv[0];
+    {
+      std::ofstream p(payload, std::ios::binary | std::ios::trunc);
+      p.write(image->data() + at, static_cast<std::streamsize>(image->size() - at));
+    }
+    // gzip and zstd complain about what follows the payload but write it whole: the ELF
+    // header decides.
+    (void)runFiltered(f.argv, payload, elf);
+    std::ifstream e(elf, std::ios::binary);
+    char head[4] = {};
+    e.read(head, 4);
+    if (std::string_view(head, 4) == std::string_view("\x7f" "ELF", 4)) {
+      fs::remove(payload, ec);
+      fs::rename(elf, out, ec);
+      if (ec) return fail("cannot write " + out.string() + ": " + ec.message());
+      return out.string();
+    }
+  }
+  fs::remove(payload, ec);
+  fs::remove(elf, ec);
+  return fail(kernel.image + ": no compressed kernel found in it" + (tried.empty() ? "" : " (tried " + tried + ")"));
+}
 
 Expected<std::string> ensureInitramfs(const GuestKernel& kernel, const std::string& init_path,
                                       const std::string& cache_dir) {

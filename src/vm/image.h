@@ -19,4 +19,10 @@ extern const char* const kGuestModules[];
 Expected<std::string> ensureInitramfs(const GuestKernel& kernel, const std::string& init_path,
                                       const std::string& cache_dir);
 
+// The kernel as an uncompressed ELF (vmlinux), which QEMU boots directly through the kernel's
+// PVH entry: under TCG, decompressing a bzImage inside the guest costs seconds. Extracted once
+// from the bzImage (its xz, zstd or gzip payload, with the system's decompressor) and cached in
+// `cache_dir`. Fails when the image has no payload that decompresses to an ELF file.
+Expected<std::string> ensureVmlinux(const GuestKernel& kernel, const std::string& cache_dir);
+
 }  // namespace cw::vm

@@ -1,8 +1,14 @@
 """VM cells (docs/vm-cells.md): a real QEMU micro-VM on the cell's tap, under KVM when this
 machine has it and software emulation otherwise. One daemon for the module and one boot per
 test (a boot under emulation takes several seconds): each boot checks several things."""
+import fcntl
 import json
+import os
+import pty
+import select
 import signal
+import struct
+import termios
 import subprocess
 import time
 from pathlib import Path
@@ -51,6 +57,34 @@ def assert_cell_gone(d, cell_netns, timeout=20):
         time.sleep(0.2)
     raise AssertionError(f"VM cell {cell_netns} left behind: ps={d.cells()} vmm={vmm_processes()} "
                          f"links={[l for l in links() if l == cell_netns]} cgroups={cell_cgroups()}")
+
+
+def test_vm_cell_gives_a_terminal_and_ctrl_c_reaches_the_command(mdaemon):
+    """With a terminal on stdin and stdout, the guest's command gets a terminal of its own, of
+    the host terminal's size; Ctrl-C typed there interrupts the command, which ends the VM."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    p = subprocess.Popen(vm_argv(mdaemon, DENY_ALL, "vmtty")
+                         + ["/bin/sh", "-c", "tty; stty size; echo up; exec sleep 300"],
+                         stdin=slave, stdout=slave, stderr=subprocess.PIPE, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    deadline = time.time() + 120
+    while b"up" not in seen and time.time() < deadline and p.poll() is None:
+        r, _, _ = select.select([master], [], [], 1)
+        if r:
+            seen += os.read(master, 4096)
+    try:
+        text = seen.decode(errors="replace")
+        assert "/dev/pts/" in text and "33 101" in text and "up" in text, text
+        os.write(master, b"\x03")
+        p.wait(timeout=30)
+        assert p.returncode == 130  # sleep's SIGINT, as the guest's shell reports it
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
 
 
 def test_vm_cell_runs_under_the_policy(mdaemon):
@@ -105,9 +139,11 @@ def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_line(p, "booted")
         me = next(c for c in mdaemon.cells() if c["app"] == "vmroot")
-        uplink = module_testhost.capture("tcp dst port 8080 or udp port 5353 or ip6 or vlan")
-        at_victim = Capture(victim["netns"], "eth0", f"ether src {me['mac']} or src host {me['ip']} or ip6")
-        at_gateway = Capture("cw-g-default", "cwgw0", f"tcp dst port 22 or ip6 or (arp and ether src {me['mac']})")
+        # The guest's IPv6 datagrams go to UDP port 46000; the gateway's own interfaces may
+        # solicit routers over IPv6, which is not the guest's doing.
+        uplink = module_testhost.capture("tcp dst port 8080 or udp port 5353 or (ip6 and udp port 46000) or vlan")
+        at_victim = Capture(victim["netns"], "eth0", f"ether src {me['mac']} or src host {me['ip']} or (ip6 and udp port 46000)")
+        at_gateway = Capture("cw-g-default", "cwgw0", f"tcp dst port 22 or (ip6 and udp port 46000) or (arp and ether src {me['mac']})")
         p.stdin.write(f"{me['mac']} {me['ip']} {gateway_mac()} {GATEWAY_IP} {TESTHOST_IP} "
                       f"{victim['mac']} {victim['ip']}\n")
         p.stdin.flush()  # communicate() closes it

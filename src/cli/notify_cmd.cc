@@ -99,7 +99,8 @@ NotificationText notificationText(const api::PromptInfo& p) {
   if (!p.names.empty()) where = std::string(p.names).append(" (").append(p.remote_ip).append(")");
   if (p.remote_port != 0) where.append(" port ").append(std::to_string(p.remote_port));
   t.body = escapeMarkup(std::string(p.proto).append(" ").append(where));
-  if (p.process.pid != 0) t.body.append("\n").append(escapeMarkup(processText(p.process, kNotifyCommandMax)));
+  if (const std::string process = processText(p.process, kNotifyCommandMax); !process.empty())
+    t.body.append(p.process.pid != 0 ? "\n" : "\nprocess: ").append(escapeMarkup(process));
   if (p.connections > 1) t.body.append("\n").append(std::to_string(p.connections)).append(" connections wait");
   t.body.append("\nAnswer in the web UI (cellwall ui) or with cellwall prompt; unanswered: ")
       .append(escapeMarkup(p.timeout_action))

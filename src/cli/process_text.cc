@@ -131,7 +131,7 @@ std::string processName(const api::ProcessRef& p) {
 }
 
 std::string processText(const api::ProcessRef& p, std::size_t max_command) {
-  if (p.pid == 0) return {};
+  if (p.pid == 0) return printable(p.note);
   std::string out = processName(p);
   if (out.empty()) out.push_back('?');  // push_back: g++ 12 -O3 sees a false -Wrestrict in = "?"
   out.append(" (pid ").append(std::to_string(p.pid));

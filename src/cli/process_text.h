@@ -5,7 +5,8 @@
 // full path stands in for argv[0] when argv[0] names the same program; when it does not (a
 // multi-call binary, a process that renamed itself) both are shown:
 //   busybox (pid 7, uid 1000): /bin/busybox (argv: wget -q http://example.org/)
-// A process gone before it was read: "[curl] (pid 1234, user alice, exited)".
+// A process gone before it was read: "[curl] (pid 1234, user alice, exited)". No process
+// (pid 0): why, when cellwalld knows it ("not visible (VM cell)"), and nothing otherwise.
 //
 // The command line is whatever the process put in its argv: it is made safe to print (control
 // characters, invalid UTF-8 and bidirectional overrides shown as escapes, so it cannot move the
@@ -21,7 +22,7 @@
 
 namespace cw::cli {
 
-// "" when the connection was not attributed (pid 0).
+// For pid 0 the note (ProcessRef::note), "" when there is none.
 std::string processText(const api::ProcessRef& p, std::size_t max_command = 0);
 // The short name: the executable's file name ("curl", "[curl]" when exited); "" for pid 0.
 std::string processName(const api::ProcessRef& p);

@@ -43,7 +43,8 @@ std::string questionText(const api::PromptInfo& p) {
       .append(" s: ")
       .append(p.timeout_action)
       .append("\n");
-  if (p.process.pid != 0) out.append("  asked by ").append(processText(p.process, kPromptCommandMax)).append("\n");
+  const std::string process = processText(p.process, kPromptCommandMax);
+  if (!process.empty()) out.append(p.process.pid != 0 ? "  asked by " : "  process: ").append(process).append("\n");
   return out;
 }
 

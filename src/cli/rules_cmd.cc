@@ -212,9 +212,10 @@ std::string logLine(const api::LogEntry& e) {
                                e.names.empty() ? "-" : e.names.c_str(), e.verdict.c_str(),
                                e.rule_id ? std::to_string(e.rule_id).c_str() : "default");
   line += counts;
-  if (e.process.pid == 0) return line;  // not attributed: nothing to add
+  const std::string process = processText(e.process, kLogCommandMax);
+  if (process.empty()) return line;  // not attributed, for no known reason: nothing to add
   if (counts.size() < 13) line.append(13 - counts.size(), ' ');
-  return line.append(" ").append(processText(e.process, kLogCommandMax));
+  return line.append(" ").append(process);
 }
 
 int log(Client& c, const std::string& app, bool follow, bool json, std::uint32_t limit) {

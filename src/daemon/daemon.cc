@@ -61,6 +61,10 @@ bool validAppName(const std::string& s) {
 
 bool processAlive(std::int64_t pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
 
+// Why a connection has no process, when that is known: a VM cell's guest runs its own kernel,
+// and attribution reads the host's.
+std::string noProcessNote(bool vm_cell) { return vm_cell ? "not visible (VM cell)" : ""; }
+
 api::ProcessRef processRefOf(const decide::ProcessInfo& p) {
   return api::ProcessRef{p.pid, p.uid, p.user, p.exe.empty() && p.exited ? "[" + p.comm + "]" : p.exe,
                          p.cmdline, p.exited, ""};
@@ -81,7 +85,8 @@ api::LogEntry logEntryOf(const store::LogRow& row) {
   e.reason = row.reason;
   e.packets = row.packets;
   e.bytes = row.bytes;
-  e.process = api::ProcessRef{row.pid, row.uid, row.user, row.exe, row.cmdline, !row.exe.empty() && row.exe.front() == '[', ""};
+  e.process = api::ProcessRef{row.pid, row.uid, row.user, row.exe, row.cmdline,
+                              !row.exe.empty() && row.exe.front() == '[', row.note};
   return e;
 }
 
@@ -348,6 +353,8 @@ struct Daemon::Impl {
           r.user = e.process->user;
           r.exe = e.process->exited && e.process->exe.empty() ? "[" + e.process->comm + "]" : e.process->exe;
           r.cmdline = e.process->cmdline;
+        } else {
+          r.note = noProcessNote(e.vm);
         }
         if (e.allowed && e.remote4 != 0)
           watch.emplace_back(rows.size(), ConnId{e.cell, e.ip_proto, e.remote4, e.local_port, e.remote_port});
@@ -522,6 +529,8 @@ struct Daemon::Impl {
         row.user = who->user;
         row.exe = who->exe.empty() ? "[" + who->comm + "]" : who->exe;
         row.cmdline = who->cmdline;
+      } else {
+        row.note = noProcessNote(cell->info.backend == "vm");
       }
       rows.push_back(row);
       const auto existing = rules->list(app);
@@ -579,6 +588,7 @@ struct Daemon::Impl {
     a.local_port = ports ? f.src_port : 0;
     a.names = d.names;
     a.process = d.process;
+    a.vm = cell.vm;
     a.now_unix_ms = now.unix_ms;
     a.now_mono_ms = now.mono_ms;
     a.timeout_ms = pol.prompt_timeout_ms;
@@ -618,7 +628,10 @@ struct Daemon::Impl {
       p.timeout_in_ms = std::max<std::int64_t>(0, q.deadline_mono_ms - mono);
       p.timeout_action = policy::actionName(q.timeout_action);
       p.connections = q.connections;
-      if (q.process) p.process = processRefOf(*q.process);
+      if (q.process)
+        p.process = processRefOf(*q.process);
+      else
+        p.process.note = noProcessNote(q.vm);
       r.prompts.push_back(std::move(p));
     }
     return r;
@@ -739,7 +752,7 @@ struct Daemon::Impl {
     }
     for (const auto& [id, c] : cells.all()) {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, rules->compiled(c.info.app),
-                  c.runtime, c.info.inspect, idsWatches(c.info.app)};
+                  c.runtime, c.info.inspect, idsWatches(c.info.app), c.info.backend == "vm"};
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.any_inspect = sv.any_inspect || cp.inspect;
       sv.cells_by_port[cp.ofport] = std::move(cp);

@@ -74,7 +74,10 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   DecisionEvent e;
   e.time_ms = now.unix_ms;
   e.cell = d.cell_id;
-  if (cell != nullptr) e.app = cell->app;
+  if (cell != nullptr) {
+    e.app = cell->app;
+    e.vm = cell->vm;
+  }
   e.proto = protoName(f);
   bool inbound = d.reason == decide::Reason::kInboundRule || d.inbound;
   bool ports = f.isTcp() || f.isUdp();

@@ -36,6 +36,10 @@ struct DecisionEvent {
   std::uint32_t remote4 = 0;    // the remote IPv4 address, for matching the flows' counters
   std::uint16_t local_port = 0;  // the cell's port
   std::shared_ptr<const decide::ProcessInfo> process;  // null: not attributed
+  // From the view the decision used (CellPort::vm), not looked up when the row is written: the
+  // cell may be gone by then (events wait up to 250 ms), and its row must still say why it
+  // has no process.
+  bool vm = false;
 };
 
 class Observer : public PacketObserver {

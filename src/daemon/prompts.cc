@@ -23,6 +23,7 @@ Prompts::Held Prompts::hold(const Ask& ask, HeldPacket packet) {
       q.port = ask.port;
       q.names = ask.names;
       q.process = ask.process;
+      q.vm = ask.vm;
       q.asked_unix_ms = ask.now_unix_ms;
       q.deadline_mono_ms = ask.now_mono_ms + ask.timeout_ms;
       q.timeout_action = ask.timeout_action;

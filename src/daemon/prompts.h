@@ -50,6 +50,7 @@ struct Question {
   std::uint32_t dropped = 0;      // packets not held: the question's or the store's bound
   std::vector<HeldPacket> held;
   std::shared_ptr<const decide::ProcessInfo> process;  // the first asker's owner, if attributed
+  bool vm = false;  // the first asker is a VM cell's (CellPort::vm): why there is no process
 };
 
 class Prompts {
@@ -76,6 +77,7 @@ class Prompts {
     std::uint16_t local_port = 0;  // tells the app's connections apart
     std::string names;
     std::shared_ptr<const decide::ProcessInfo> process;
+    bool vm = false;
     std::int64_t now_unix_ms = 0, now_mono_ms = 0;
     std::int64_t timeout_ms = 0;
     policy::Action timeout_action = policy::Action::kDeny;

@@ -88,6 +88,10 @@ struct CellPort {
   // The IDS watches the cell: its allowed connections' packets from the cell are also copied
   // to the switch's IDS port (SwitchView::ids_port).
   bool ids = false;
+  // A VM cell (api::CellInfo::backend "vm"): its app runs under the guest's kernel, which
+  // attribution cannot see into, so its connections have no process; the log and prompts say
+  // why.
+  bool vm = false;
 };
 
 struct GatewayPort {

@@ -14,7 +14,7 @@ using detail::Transaction;
 
 constexpr std::string_view kLogColumns =
     "id, time_ms, app, cell, proto, remote_ip, remote_port, names, verdict, rule_id, reason, "
-    "packets, bytes, ended_ms, pid, uid, user, exe, cmdline";
+    "packets, bytes, ended_ms, pid, uid, user, exe, cmdline, note";
 
 // Counters are unsigned 64-bit in C++ and signed 64-bit in SQLite: stored bit for bit (no real
 // counter reaches 2^63).
@@ -42,6 +42,7 @@ LogRow readLog(const Statement& st) {
   r.user = st.text(16);
   r.exe = st.text(17);
   r.cmdline = st.text(18);
+  r.note = st.text(19);
   return r;
 }
 
@@ -94,8 +95,8 @@ Expected<std::vector<std::int64_t>> Store::appendLog(std::span<const LogRow> row
   if (!tx) return Unexpected(std::move(tx).error());
   auto st = db_->prepare(
       "INSERT INTO log (time_ms, app, cell, proto, remote_ip, remote_port, names, verdict, "
-      "rule_id, reason, packets, bytes, ended_ms, pid, uid, user, exe, cmdline) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+      "rule_id, reason, packets, bytes, ended_ms, pid, uid, user, exe, cmdline, note) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
       what);
   if (!st) return Unexpected(std::move(st).error());
   for (const LogRow& r : rows) {
@@ -116,7 +117,8 @@ Expected<std::vector<std::int64_t>> Store::appendLog(std::span<const LogRow> row
         .bind(15, std::int64_t{r.uid})
         .bind(16, r.user)
         .bind(17, r.exe)
-        .bind(18, r.cmdline);
+        .bind(18, r.cmdline)
+        .bind(19, r.note);
     auto done = st->run(what);
     if (!done) return Unexpected(std::move(done).error());
     ids.push_back(db_->lastInsertRowid());

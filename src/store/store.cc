@@ -93,6 +93,12 @@ ALTER TABLE log ADD COLUMN exe TEXT NOT NULL DEFAULT '';
 ALTER TABLE log ADD COLUMN cmdline TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 4: why a logged connection has no process, when that is known (a VM cell's: the
+// host cannot see into its guest). Stored because a row outlives the cell it names.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE log ADD COLUMN note TEXT NOT NULL DEFAULT '';
+)sql";
+
 // Migration hook: kMigrations[i] takes a database from version i to i + 1 (version 0 is an
 // empty file). To change the schema, append a step and bump kSchemaVersion; never edit a step
 // that has shipped.
@@ -104,6 +110,7 @@ constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
+    {4, kSchemaV4},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

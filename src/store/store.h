@@ -43,7 +43,7 @@ class Connection;
 }
 
 // The schema this build writes. A file with a higher PRAGMA user_version is refused.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct Options {
   // How long a write waits for another process holding the write lock before failing with
@@ -109,6 +109,7 @@ struct LogRow {
   // The process that owns the connection (pid 0: not attributed).
   std::uint32_t pid = 0, uid = 0;
   std::string user, exe, cmdline;
+  std::string note;  // pid 0: why, when that is known (api::ProcessRef::note)
   auto operator<=>(const LogRow&) const = default;
 };
 

@@ -139,6 +139,16 @@
     if (argv0 === real || baseName(argv0) === baseName(real)) return visible(exe + args);
     return visible(`${exe} (argv: ${cmd})`);
   }
+  // Why a connection has no process, when cellwalld knows it (its note), and what that means.
+  const NOTE_TITLES = new Map([
+    ['not visible (VM cell)', "the app runs in a VM cell: the guest's kernel is not the host's, " +
+      'so process attribution cannot see into it'],
+  ]);
+  function procNote(p) {
+    if (!p || attributed(p) || !str(p.note)) return null;
+    const text = visible(p.note);
+    return { text, title: NOTE_TITLES.get(str(p.note)) || `no process: ${text}` };
+  }
   function procTitle(p) {
     const lines = [`${procName(p)} (${procWho(p)}${str(p.user) ? `, uid ${num(p.uid)}` : ''})`];
     const exe = str(p.exe);
@@ -405,6 +415,7 @@
     promptItemEls.clear();
     for (const x of list) {
       const cd = el('span', { class: 'item-countdown', text: `${secondsLeft(x)} s` });
+      const note = procNote(x.process);
       const conns = Math.max(1, num(x.connections));
       const item = el('button', {
         type: 'button',
@@ -413,7 +424,8 @@
         dataset: { promptId: String(x.id) },
         'aria-pressed': x.id === p.id ? 'true' : 'false',
         title: `${str(x.app)}: ${promptTargetText(x)}` +
-          (attributed(x.process) ? `\nasked by ${procName(x.process)} (${procWho(x.process)})` : ''),
+          (attributed(x.process) ? `\nasked by ${procName(x.process)} (${procWho(x.process)})` : '') +
+          (note ? `\nprocess: ${note.text}` : ''),
         onclick: () => { promptState.selected = x.id; renderPrompts(); },
       },
       el('span', { class: 'item-app', text: str(x.app) }),
@@ -430,9 +442,13 @@
   function showPromptProcess(proc) {
     const box = q('prompt-process');
     const has = attributed(proc);
-    box.hidden = !has;
-    box.title = has ? procTitle(proc) : '';
-    q('prompt-process-name').textContent = has ? procName(proc) : '';
+    const note = procNote(proc);
+    box.hidden = !has && !note;
+    box.title = has ? procTitle(proc) : note ? note.title : '';
+    q('prompt-process-label').textContent = has ? 'asked by' : 'process:';
+    const name = q('prompt-process-name');
+    name.textContent = has ? procName(proc) : note ? note.text : '';
+    name.classList.toggle('muted', !has);
     q('prompt-process-who').textContent = has ? `(${procWho(proc)})` : '';
     q('prompt-process-cmd').textContent = has ? procCommand(proc) : '';
   }
@@ -632,8 +648,9 @@
 
   function processCell(p) {
     if (!attributed(p)) {
-      return el('td', { class: 'proc muted', testid: 'conn-process', text: '—',
-        title: 'not attributed to a process (see cellwalld --attribution)' });
+      const note = procNote(p);
+      return el('td', { class: 'proc muted', testid: 'conn-process', text: note ? note.text : '—',
+        title: note ? note.title : 'not attributed to a process (see cellwalld --attribution)' });
     }
     return el('td', { class: `proc${p.exited ? ' exited' : ''}`, testid: 'conn-process', title: procTitle(p),
       dataset: { pid: String(num(p.pid)) } },

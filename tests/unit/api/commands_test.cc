@@ -59,6 +59,60 @@ TEST(Commands, EnvironmentsRoundTrip) {
   EXPECT_EQ(back->envs[0].cells, 2u);
 }
 
+TEST(Commands, VmCellsAndProcessNotesRoundTrip) {
+  CellCreate create;
+  create.app = "browser";
+  create.backend = "vm";
+  create.vm_accel = "tcg";
+  auto cmd = decodeCommand(encodeCommand(Command{create}));
+  ASSERT_TRUE(cmd) << cmd.error().message;
+  const auto* got = std::get_if<CellCreate>(&*cmd);
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->backend, "vm");
+  EXPECT_EQ(got->vm_accel, "tcg");
+
+  Reply r;
+  CellInfo c;
+  c.id = 3;
+  c.backend = "vm";
+  c.vm_accel = "kvm";
+  c.mtu = 1420;
+  r.cells.push_back(c);
+  LogEntry e;
+  e.id = 1;
+  e.process.note = "not visible (VM cell)";
+  r.log.push_back(e);
+  PromptInfo q;
+  q.id = 2;
+  q.process = e.process;
+  r.prompts.push_back(q);
+  auto back = decodeReply(encodeReply(r));
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->cells.size(), 1u);
+  EXPECT_EQ(back->cells[0].backend, "vm");
+  EXPECT_EQ(back->cells[0].vm_accel, "kvm");
+  EXPECT_EQ(back->cells[0].mtu, 1420u);
+  ASSERT_EQ(back->log.size(), 1u);
+  EXPECT_EQ(back->log[0].process.pid, 0u);
+  EXPECT_EQ(back->log[0].process.note, "not visible (VM cell)");
+  ASSERT_EQ(back->prompts.size(), 1u);
+  EXPECT_EQ(back->prompts[0].process.note, "not visible (VM cell)");
+
+  // From a daemon (or a client) older than these keys: a namespace cell, no note.
+  auto old = decodeReply(R"({"ok":true,"cells":[{"id":3}],"log":[{"id":1,"process":{"pid":0}}]})");
+  ASSERT_TRUE(old) << old.error().message;
+  ASSERT_EQ(old->cells.size(), 1u);
+  EXPECT_EQ(old->cells[0].backend, "netns");
+  EXPECT_EQ(old->cells[0].vm_accel, "");
+  EXPECT_EQ(old->cells[0].mtu, 0u);
+  ASSERT_EQ(old->log.size(), 1u);
+  EXPECT_EQ(old->log[0].process.note, "");
+  auto old_create = decodeCommand(R"({"cmd":"cell.create","app":"browser"})");
+  ASSERT_TRUE(old_create) << old_create.error().message;
+  ASSERT_NE(std::get_if<CellCreate>(&*old_create), nullptr);
+  EXPECT_EQ(std::get_if<CellCreate>(&*old_create)->backend, "netns");
+}
+
 TEST(Commands, FractionsAndNonObjectsAreRefusedWhole) {
   // 1e300 into a 32-bit id would be undefined behaviour (the fuzzer found it).
   EXPECT_FALSE(decodeCommand(R"({"cmd":"rules.rm","id":1e300})"));

@@ -83,6 +83,11 @@ TEST(Notification, SaysWhichProcessAsks) {
   t = notificationText(p);
   EXPECT_EQ(t.summary, "browser wants to connect");
   EXPECT_EQ(t.body.find("pid"), std::string::npos) << t.body;
+  EXPECT_EQ(t.body.find("process"), std::string::npos) << t.body;
+  p.process.note = "not visible (VM cell)";
+  t = notificationText(p);
+  EXPECT_EQ(t.summary, "browser wants to connect");
+  EXPECT_NE(t.body.find("tcp 192.0.2.7 port 443\nprocess: not visible (VM cell)\n"), std::string::npos) << t.body;
 }
 
 api::PromptInfo question() {
@@ -115,6 +120,14 @@ TEST(Question, AttributedSaysWhichProcessAsksOnTheNextLine) {
   const std::string t = questionText(p);
   EXPECT_LT(t.size(), 600u);
   EXPECT_NE(t.find("...\n"), std::string::npos);
+}
+
+TEST(Question, VmCellSaysItsProcessIsNotVisible) {
+  api::PromptInfo p = question();
+  p.process.note = "not visible (VM cell)";
+  EXPECT_EQ(questionText(p),
+            "#3 firefox (cell 2) wants tcp 93.184.216.34:443 (example.org); 1 connection(s) held; in 58 s: deny\n"
+            "  process: not visible (VM cell)\n");
 }
 
 api::LogEntry logEntry() {
@@ -159,6 +172,15 @@ TEST(LogLine, AttributedRowEndsWithItsProcessUnderTheHeader) {
   EXPECT_EQ(cut.find('\n'), std::string::npos);
   EXPECT_LT(cut.size(), header.find("PROCESS") + 30 + kLogCommandMax);
   EXPECT_EQ(cut.substr(cut.size() - 3), "...");
+}
+
+TEST(LogLine, VmCellRowSaysItsProcessIsNotVisibleUnderTheHeader) {
+  api::LogEntry e = logEntry();
+  e.process.note = "not visible (VM cell)";
+  const std::string row = logLine(e);
+  const std::string header = logHeader();
+  EXPECT_EQ(row.find("not visible (VM cell)"), header.find("PROCESS")) << header << "\n" << row;
+  EXPECT_EQ(row.substr(row.size() - 22), " not visible (VM cell)") << row;
 }
 
 TEST(LogLine, LongNamesAreNotCut) {

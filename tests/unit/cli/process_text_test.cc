@@ -22,6 +22,20 @@ TEST(ProcessText, NotAttributedSaysNothing) {
   EXPECT_EQ(processName(api::ProcessRef{}), "");
 }
 
+TEST(ProcessText, NoProcessSaysWhyWhenKnown) {
+  api::ProcessRef vm;
+  vm.note = "not visible (VM cell)";
+  EXPECT_EQ(processText(vm), "not visible (VM cell)");
+  EXPECT_EQ(processText(vm, 5), "not visible (VM cell)");  // the bound is the command's
+  EXPECT_EQ(processName(vm), "");                            // nothing to name a title after
+  vm.note = "not \x1b[2Jvisible\n";
+  EXPECT_EQ(processText(vm), "not \\x1b[2Jvisible\\x0a");
+  // A note is for pid 0 only: a process is shown as itself.
+  api::ProcessRef p = curl();
+  p.note = "not visible (VM cell)";
+  EXPECT_EQ(processText(p), "curl (pid 1234, user alice): /usr/bin/curl -s http://example.org/");
+}
+
 struct Case {
   const char* what;
   api::ProcessRef process;

@@ -107,5 +107,22 @@ TEST(Prompts, DeadlinesAndCellsThatExit) {
   EXPECT_EQ(p.heldBytes(), 0u);
 }
 
+// Like its process, whether the first asker is a VM cell's (why there is no process) is the
+// question's own: it stays when that cell exits while another cell's connection waits.
+TEST(Prompts, TheFirstAskersVmCellStaysWithTheQuestion) {
+  Prompts p;
+  Prompts::Ask vm = ask("curl", "192.0.2.1", 443, 40000, 1);
+  vm.vm = true;
+  EXPECT_EQ(p.hold(vm, packet()), Prompts::Held::kNew);
+  EXPECT_EQ(p.hold(ask("curl", "192.0.2.1", 443, 40001, 2), packet()), Prompts::Held::kJoined);
+  EXPECT_TRUE(p.forgetCell(1).empty());
+  auto open = p.list();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_TRUE(open[0].vm);
+  EXPECT_FALSE(open[0].process);
+  EXPECT_EQ(p.hold(ask("curl", "192.0.2.9", 443, 40002, 2), packet()), Prompts::Held::kNew);
+  EXPECT_FALSE(p.list()[1].vm);
+}
+
 }  // namespace
 }  // namespace cw::daemon

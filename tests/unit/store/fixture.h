@@ -42,8 +42,12 @@ class StoreTest : public ::testing::Test {
     sqlite3_close(db);
   }
 
+  // Takes the file back to schema version 3 (the log without its note).
+  void dropVersionFour() { rawExec("ALTER TABLE log DROP COLUMN note"); }
+
   // Takes the file back to schema version 2 (the log without its process columns).
   void dropVersionThree() {
+    dropVersionFour();
     for (const char* c : {"pid", "uid", "user", "exe", "cmdline"})
       rawExec(std::string("ALTER TABLE log DROP COLUMN ") + c);
   }

@@ -90,6 +90,38 @@ TEST_F(StoreTest, MigratesVersionTwoToThree) {
   EXPECT_EQ((*rows)[1].cmdline, "curl -s http://x/");
 }
 
+// A version-3 file (before the log's note) opens as version 4: its rows keep their process and
+// get no note; a note logged from then on is read back.
+TEST_F(StoreTest, MigratesVersionThreeToFour) {
+  LogRow old = logRow("old", 1);
+  old.pid = 4321;
+  old.uid = 1000;
+  old.user = "alice";
+  old.exe = "/usr/bin/curl";
+  old.cmdline = "curl -s http://x/";
+  {
+    auto s = Store::open(file);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->appendLog(std::vector<LogRow>{old}));
+  }
+  dropVersionFour();
+  rawExec("PRAGMA user_version = 3");
+  auto s = Store::open(file);
+  ASSERT_TRUE(s) << s.error().message;
+  LogRow vm = logRow("vm", 2);
+  vm.note = "not visible (VM cell)";
+  ASSERT_TRUE((*s)->appendLog(std::vector<LogRow>{vm}));
+  LogQuery q;
+  q.newest_first = false;
+  auto rows = (*s)->queryLog(q);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  old.id = (*rows)[0].id;
+  EXPECT_EQ((*rows)[0], old);
+  EXPECT_EQ((*rows)[1].pid, 0u);
+  EXPECT_EQ((*rows)[1].note, "not visible (VM cell)");
+}
+
 // A version-1 file (before the prompt settings) opens as version 2: its apps are kept and get
 // the default prompt settings; new settings are stored from then on.
 TEST_F(StoreTest, MigratesVersionOneToTwo) {

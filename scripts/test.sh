@@ -3,7 +3,7 @@
 # (ovs-ofctl, tshark), end-to-end
 # (real Open vSwitch, namespaces, curl/ping/tcpdump; root), and a short fuzz run.
 #   scripts/test.sh            (as root on Debian 12)
-# Environment: CW_FUZZ_SECONDS (per target, default 15).
+# Environment: CW_FUZZ_SECONDS (per target, default 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -25,7 +25,7 @@ run() {  # run NAME CMD...: runs a suite, remembers pass/fail, keeps going
 }
 run "unit and interop tests under ASan+UBSan (ctest)" ctest --preset asan-ubsan -j"$(nproc)"
 run "end-to-end tests (pytest, root)" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
-run "fuzz (libFuzzer)" scripts/fuzz.sh "${CW_FUZZ_SECONDS:-15}"
+run "fuzz (libFuzzer)" scripts/fuzz.sh "${CW_FUZZ_SECONDS:-12}"
 
 echo; echo "=== summary ($(( $(date +%s) - start ))s)"
 p=0; f=0

@@ -174,3 +174,50 @@ def test_vm_cell_ends_with_its_launcher(mdaemon, how):
     p.communicate(timeout=30)
     assert p.returncode == (130 if how == "interrupt" else -signal.SIGKILL)
     assert_cell_gone(mdaemon, cell["netns"])
+
+
+def test_vm_cells_across_a_daemon_crash(mdaemon):
+    """Without the controller a running VM cell gets nothing new out; a restarted daemon adopts
+    it (service comes back) and removes a VM cell whose launcher died meanwhile, VMM included."""
+    loop = (f"echo up; while read x; do curl -s --max-time 2 -o /dev/null -w '%{{http_code}}\\n' "
+            f"http://{TESTHOST_IP}:8080/; done")
+    a = subprocess.Popen(vm_argv(mdaemon, ALLOW_WEB, "vmsurvivor") + ["/bin/sh", "-c", loop],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    b = subprocess.Popen(vm_argv(mdaemon, DENY_ALL, "vmorphan") + ["/bin/sh", "-c", "echo up; exec sleep 300"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_line(a, "up")
+        wait_line(b, "up")
+        orphan = next(c for c in mdaemon.cells() if c["app"] == "vmorphan")
+
+        def ask():
+            a.stdin.write("go\n")
+            a.stdin.flush()
+            return a.stdout.readline().strip()
+
+        assert ask() == "200"
+        mdaemon.kill9()
+        assert ask() == "000"  # fail-secure: no controller, no new connection
+        b.kill()
+        b.wait()
+        mdaemon.start()
+        deadline = time.time() + 20
+        answer = ask()
+        while answer != "200" and time.time() < deadline:
+            time.sleep(0.5)
+            answer = ask()
+        assert answer == "200", "the adopted VM cell never got service back"
+        deadline = time.time() + 20
+        while time.time() < deadline and (orphan["netns"] in links() or len(vmm_processes().splitlines()) != 1):
+            time.sleep(0.2)
+        assert orphan["netns"] not in links()
+        assert len(vmm_processes().splitlines()) == 1, vmm_processes()  # the survivor's only
+        assert not any(c["app"] == "vmorphan" for c in mdaemon.cells())
+        a.stdin.close()
+        a.wait(timeout=60)
+        assert a.returncode == 0
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

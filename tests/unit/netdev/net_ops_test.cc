@@ -28,6 +28,7 @@ TEST_F(NetOpsTest, IssuesExactCommands) {
        "ip link add cw-c3 type veth peer name eth0 netns cw-c3 address 02:00:00:00:00:07"},
       {"veth root", [&] { return net.createVethPair("cw-a", "cw-b", "", std::nullopt); },
        "ip link add cw-a type veth peer name cw-b"},
+      {"tap", [&] { return net.createTap("cw-c4"); }, "ip tuntap add dev cw-c4 mode tap"},
       {"move", [&] { return net.moveLink("cw-u-x", "uplink"); }, "ip link set dev cw-u-x netns uplink"},
       {"up", [&] { return net.setLinkUp("cw-c3", "eth0"); }, "ip -n cw-c3 link set dev eth0 up"},
       {"up root", [&] { return net.setLinkUp("", "cw-c3"); }, "ip link set dev cw-c3 up"},
@@ -58,6 +59,8 @@ TEST_F(NetOpsTest, RefusesWhatItDidNotCreate) {
   EXPECT_FALSE(net.deleteNetns("default"));
   EXPECT_FALSE(net.deleteLink("", "eth0"));
   EXPECT_FALSE(net.createVethPair("veth0", "eth0", "", std::nullopt));
+  EXPECT_FALSE(net.createTap("tap0"));  // not cellwall's
+
   EXPECT_FALSE(net.createNetns("cw-../x"));
   EXPECT_FALSE(net.setLinkUp("", "-all"));
   EXPECT_FALSE(net.createVethPair("cw-0123456789abc", "eth0", "", std::nullopt));  // 16 chars

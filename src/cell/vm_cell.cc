@@ -110,9 +110,14 @@ class BlockedSignals {
     for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGCHLD}) ::sigaddset(&set, s);
     ::sigprocmask(SIG_BLOCK, &set, &old_);
     fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    // A closed stdout is an EPIPE to handle, not a signal that kills the launcher.
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &old_pipe_);
   }
   ~BlockedSignals() {
     if (fd >= 0) ::close(fd);
+    ::sigaction(SIGPIPE, &old_pipe_, nullptr);
     ::sigprocmask(SIG_SETMASK, &old_, nullptr);
   }
   BlockedSignals(const BlockedSignals&) = delete;
@@ -121,6 +126,7 @@ class BlockedSignals {
 
  private:
   sigset_t old_{};
+  struct sigaction old_pipe_ {};
 };
 
 }  // namespace
@@ -232,7 +238,12 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
     if (r > 0) dec.feed(std::string_view(buf, static_cast<std::size_t>(r)));
     while (auto f = dec.next()) {
       if (f->type == FrameType::kStdout) {
-        (void)writeAll(STDOUT_FILENO, f->payload);
+        // A reader that went away (`cellwall run --vm -- yes | head -1`) ends the command as
+        // SIGPIPE would have ended it on the host: the VM ends, with status 141.
+        if (!writeAll(STDOUT_FILENO, f->payload) && errno == EPIPE && signalled == 0) {
+          signalled = SIGPIPE;
+          endVm(SIGTERM);
+        }
       } else if (f->type == FrameType::kStderr) {
         (void)writeAll(STDERR_FILENO, f->payload);
       } else if (f->type == FrameType::kExit && !status) {

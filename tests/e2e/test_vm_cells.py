@@ -161,18 +161,25 @@ def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
         victim_proc.wait(timeout=30)
 
 
-@pytest.mark.parametrize("how", ["interrupt", "kill"])
+@pytest.mark.parametrize("how", ["interrupt", "kill", "reader-gone"])
 def test_vm_cell_ends_with_its_launcher(mdaemon, how):
-    """Ctrl-C (SIGINT) ends the VM with status 130; a killed launcher's VM is ended by the
-    daemon (its cgroup). Either way nothing is left: no VMM, tap, cgroup or cell."""
-    p = subprocess.Popen(vm_argv(mdaemon, DENY_ALL, "vm" + how) + ["/bin/sh", "-c", "echo up; exec sleep 300"],
+    """Ctrl-C (SIGINT) ends the VM with status 130; a reader that goes away ends it as SIGPIPE
+    would (141); a killed launcher's VM is ended by the daemon (its cgroup). Either way nothing
+    is left: no VMM, tap, cgroup or cell."""
+    command = "echo up; exec yes" if how == "reader-gone" else "echo up; exec sleep 300"
+    p = subprocess.Popen(vm_argv(mdaemon, DENY_ALL, "vm" + how) + ["/bin/sh", "-c", command],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_line(p, "up")
     cell = next(c for c in mdaemon.cells() if c["app"] == "vm" + how)
     assert vmm_processes()
-    p.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGKILL)
-    p.communicate(timeout=30)
-    assert p.returncode == (130 if how == "interrupt" else -signal.SIGKILL)
+    if how == "reader-gone":
+        p.stdout.close()
+        p.wait(timeout=30)
+        assert p.returncode == 141
+    else:
+        p.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGKILL)
+        p.communicate(timeout=30)
+        assert p.returncode == (130 if how == "interrupt" else -signal.SIGKILL)
     assert_cell_gone(mdaemon, cell["netns"])
 
 

@@ -953,6 +953,14 @@
     for (const c of cells) addApp(c.app);
     renderCells();
   }
+  // A namespace cell, or a micro-VM (its own kernel; the host cannot attribute its connections).
+  function backendCell(c) {
+    if (str(c.backend) !== 'vm') return { text: 'namespace', testid: 'cell-backend' };
+    const kvm = str(c.vm_accel) === 'kvm';
+    return { text: kvm ? 'VM (KVM)' : 'VM (emulated)', testid: 'cell-backend',
+      title: 'a micro-VM with its own kernel' + (kvm ? '' : ', under software emulation (no KVM)') +
+        ': processes inside are not visible to attribution' };
+  }
   function renderCells() {
     const rows = cells.map((c) => {
       const pubs = arr(c.published_at).length ? arr(c.published_at) : arr(c.published);
@@ -960,6 +968,7 @@
         el('td', { class: 'num', text: String(num(c.id)) }),
         el('td', { class: 'app', text: str(c.app) }),
         el('td', { text: str(c.env) }),
+        el('td', backendCell(c)),
         el('td', { class: 'mono', text: c.ip ? `${str(c.ip)}/${num(c.prefix_length)}` : '—', title: c.mac ? `MAC ${str(c.mac)}` : null }),
         el('td', { class: 'mono', text: str(c.gateway) || '—' }),
         el('td', { class: 'mono', text: str(c.netns) || '—' }),
@@ -968,7 +977,7 @@
         el('td', { class: 'published' }, pubs.length ? pubs.map((s) => el('div', { text: str(s) })) : '—'));
     });
     const body = q('cells-body');
-    if (!rows.length) body.replaceChildren(el('tr', { class: 'empty' }, el('td', { colspan: '9', text: 'No cells running.' })));
+    if (!rows.length) body.replaceChildren(el('tr', { class: 'empty' }, el('td', { colspan: '10', text: 'No cells running.' })));
     else body.replaceChildren(...rows);
     q('cells-count').textContent = `${rows.length} cell${rows.length === 1 ? '' : 's'}`;
   }

@@ -29,6 +29,9 @@ namespace {
 
 using vm::FrameType;
 
+// From the VMM's start to the guest's kReady; a boot takes ~2 s under TCG here.
+constexpr std::chrono::seconds kBootTimeout{60};
+
 // A descriptor closed when it goes out of scope.
 struct Fd {
   int fd = -1;
@@ -227,6 +230,7 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
   bool vmm_exited = false, stdin_open = true, started = false;
   int vmm_status = 0;
   std::optional<std::chrono::steady_clock::time_point> deadline;  // for the VM to end after kExit
+  const auto boot_deadline = std::chrono::steady_clock::now() + kBootTimeout;
   char buf[65536];
 
   auto endVm = [&](int sig) {
@@ -282,6 +286,15 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
         {vmm_err.fd, POLLIN, 0},
     };
     int timeout = -1;
+    if (!started) {
+      // A guest that never boots (a hang in its kernel) must not hang the launcher.
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(boot_deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 && failure.empty()) {
+        failure = "the guest did not boot within " + std::to_string(kBootTimeout.count()) + " s";
+        endVm(SIGKILL);
+      }
+      timeout = static_cast<int>(std::max<std::int64_t>(left.count(), 100));
+    }
     if (deadline)
       timeout = static_cast<int>(std::max<std::int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now()).count()));

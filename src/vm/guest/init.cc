@@ -124,7 +124,7 @@ void loadModules() {
 
 // The virtio-serial port named "cw.ctl": /sys/class/virtio-ports/vportNpM/name.
 int openPort() {
-  for (int attempt = 0; attempt < 200; ++attempt) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {  // 10 s: emulation on a busy host is slow
     if (DIR* d = ::opendir("/sys/class/virtio-ports")) {
       while (dirent* e = ::readdir(d)) {
         if (e->d_name[0] == '.') continue;

@@ -3,7 +3,7 @@
 # (ovs-ofctl, tshark), end-to-end
 # (real Open vSwitch, namespaces, curl/ping/tcpdump; root), and a short fuzz run.
 #   scripts/test.sh            (as root on Debian 12)
-# Environment: CW_FUZZ_SECONDS (per target, default 12).
+# Environment: CW_FUZZ_SECONDS (per target, default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -24,8 +24,8 @@ run() {  # run NAME CMD...: runs a suite, remembers pass/fail, keeps going
   if "$@"; then results+=("$name:pass"); else results+=("$name:fail"); fi
 }
 run "unit and interop tests under ASan+UBSan (ctest)" ctest --preset asan-ubsan -j"$(nproc)"
-run "end-to-end tests (pytest, root)" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
-run "fuzz (libFuzzer)" scripts/fuzz.sh "${CW_FUZZ_SECONDS:-12}"
+run "end-to-end tests (pytest, root)" /usr/bin/python3 -m pytest -v -p no:cacheprovider --durations=20 tests/e2e
+run "fuzz (libFuzzer)" scripts/fuzz.sh "${CW_FUZZ_SECONDS:-10}"
 
 echo; echo "=== summary ($(( $(date +%s) - start ))s)"
 p=0; f=0

@@ -18,7 +18,8 @@ namespace cw::vm {
 
 namespace fs = std::filesystem;
 
-const char* const kGuestModules[] = {"virtio_mmio", "virtio_net", "virtio_console", "9pnet_virtio", "9p", nullptr};
+const char* const kGuestModules[] = {"virtio_mmio", "virtio_net", "virtio_console", "9pnet_virtio", "9p", "overlay",
+                                     nullptr};
 
 namespace {
 
@@ -124,8 +125,12 @@ Expected<std::string> ensureInitramfs(const GuestKernel& kernel, const std::stri
   struct stat st {};
   if (::stat(init_path.c_str(), &st) != 0)
     return fail("the VM guest's init " + init_path + " is missing (it is built with cellwall)");
+  // Named after what goes in: the kernel, the init, the module list.
+  std::uint32_t modules_hash = 2166136261U;  // FNV-1a
+  for (const char* const* m = kGuestModules; *m != nullptr; ++m)
+    for (const char* c = *m; *c != '\0'; ++c) modules_hash = (modules_hash ^ static_cast<unsigned char>(*c)) * 16777619U;
   fs::path out = fs::path(cache_dir) / ("initramfs-" + kernel.version + "-" + std::to_string(st.st_size) + "-" +
-                                        std::to_string(st.st_mtim.tv_sec) + ".cpio");
+                                        std::to_string(st.st_mtim.tv_sec) + "-" + std::to_string(modules_hash) + ".cpio");
   std::error_code ec;
   if (fs::exists(out, ec)) return out.string();
 

@@ -11,11 +11,13 @@
 
 namespace cw::vm {
 
-// The guest's modules: virtio-mmio devices, the NIC, the control port, the 9p root.
+// The guest's modules: virtio-mmio devices, the NIC, the control port, the 9p root, and
+// overlayfs for a writable view of the host's /tmp.
 extern const char* const kGuestModules[];
 
 // The initramfs for `kernel` with the init at `init_path`: a cached file in `cache_dir` named
-// after the kernel's version and the init's size and time, built (atomically) when missing.
+// after the kernel's version, the init's size and time and the module list, built
+// (atomically) when missing.
 Expected<std::string> ensureInitramfs(const GuestKernel& kernel, const std::string& init_path,
                                       const std::string& cache_dir);
 

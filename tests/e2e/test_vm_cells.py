@@ -8,6 +8,7 @@ import pty
 import select
 import signal
 import struct
+import tempfile
 import termios
 import subprocess
 import time
@@ -20,6 +21,15 @@ from test_bypass import gateway_mac
 from test_core import ALLOW_WEB, DENY_ALL
 
 HERE = Path(__file__).resolve().parent
+# Runs vm_hostile.py in the guest from the sources on stdin (a JSON object: file name -> text),
+# with rawframes.py as the module it imports.
+LOADER = ("import json, sys, types\n"
+          "files = json.loads(sys.stdin.read())\n"
+          "m = types.ModuleType('rawframes')\n"
+          "exec(compile(files['rawframes.py'], 'rawframes.py', 'exec'), m.__dict__)\n"
+          "sys.modules['rawframes'] = m\n"
+          "sys.argv = ['vm_hostile.py'] + sys.argv[1:]\n"
+          "exec(compile(files['vm_hostile.py'], 'vm_hostile.py', 'exec'), {'__name__': '__main__'})\n")
 
 
 def vm_argv(d, policy, app, user="nobody", extra=()):
@@ -88,11 +98,26 @@ def test_vm_cell_gives_a_terminal_and_ctrl_c_reaches_the_command(mdaemon):
 
 
 def test_vm_cell_runs_under_the_policy(mdaemon):
-    """Allowed and denied connections, DNS, the user, stdin, stdout, stderr and the exit code,
-    `cellwall ps`'s backend and the log's note on attribution, from one boot."""
+    """Allowed and denied connections, DNS, the user, the host's /tmp (visible, not written),
+    stdin, stdout, stderr and the exit code, `cellwall ps`'s backend and the log's note on
+    attribution, from one boot."""
+    fd, host_tmp = tempfile.mkstemp(prefix="cw-vmtmp-", dir="/tmp")
+    os.write(fd, b"from-host-tmp\n")
+    os.close(fd)
+    os.chmod(host_tmp, 0o644)
+    try:
+        check_policy_boot(mdaemon, host_tmp)
+    finally:
+        os.unlink(host_tmp)
+        Path(host_tmp + ".new").unlink(missing_ok=True)
+
+
+def check_policy_boot(mdaemon, host_tmp):
     script = (f"curl -s -o /dev/null -w '%{{http_code}}\\n' http://{TESTHOST_IP}:8080/; "
               f"curl -s --max-time 3 -o /dev/null -w '%{{http_code}}\\n' http://{TESTHOST_IP}:7777/; "
-              "getent hosts test.example; id -u; grep -o rdinit=/init /proc/cmdline; cat; echo to-stderr >&2; exit 7")
+              "getent hosts test.example; id -u; grep -o rdinit=/init /proc/cmdline; "
+              f"cat {host_tmp}; echo from-guest > {host_tmp}.new && cat {host_tmp}.new; "
+              "cat; echo to-stderr >&2; exit 7")
     p = subprocess.Popen(vm_argv(mdaemon, ALLOW_WEB, "vmweb") + ["/bin/sh", "-c", script],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     backend = None
@@ -108,7 +133,10 @@ def test_vm_cell_runs_under_the_policy(mdaemon):
     assert lines[2].split() == [TESTHOST_IP, "test.example"], out  # the environment's DNS
     assert lines[3] == "65534", out          # --user nobody inside the guest
     assert lines[4] == "rdinit=/init", out  # the guest's kernel, booted by cellwall
-    assert lines[5] == "from-stdin", out
+    assert lines[5] == "from-host-tmp", out  # the host's /tmp, seen through the overlay
+    assert lines[6] == "from-guest", out     # written in the guest ...
+    assert not Path(host_tmp + ".new").exists()  # ... and not on the host
+    assert lines[7] == "from-stdin", out
     assert "to-stderr" in err
     assert "to-stderr" not in out
     assert backend in ("vm/tcg", "vm/kvm"), backend
@@ -132,10 +160,11 @@ def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
     gateway see only the control frame."""
     victim_proc, victim = mdaemon.start_cell(DENY_ALL, ["sleep", "300"], app="victim")
     try:
-        # The guest learns its targets from stdin: its own addresses are known only once the
-        # cell exists.
-        script = f"echo booted; read args; cd {HERE} && exec /usr/bin/python3 vm_hostile.py $args"
-        p = subprocess.Popen(vm_argv(mdaemon, ALLOW_WEB, "vmroot", user="root") + ["/bin/sh", "-c", script],
+        # The guest learns its targets from stdin (its own addresses are known only once the
+        # cell exists), then the programs: the guest's /tmp is its own, and this checkout may
+        # live in the host's.
+        script = 'echo booted; read args; exec /usr/bin/python3 -c "$1" $args'
+        p = subprocess.Popen(vm_argv(mdaemon, ALLOW_WEB, "vmroot", user="root") + ["/bin/sh", "-c", script, "sh", LOADER],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_line(p, "booted")
         me = next(c for c in mdaemon.cells() if c["app"] == "vmroot")
@@ -146,6 +175,7 @@ def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
         at_gateway = Capture("cw-g-default", "cwgw0", f"tcp dst port 22 or (ip6 and udp port 46000) or (arp and ether src {me['mac']})")
         p.stdin.write(f"{me['mac']} {me['ip']} {gateway_mac()} {GATEWAY_IP} {TESTHOST_IP} "
                       f"{victim['mac']} {victim['ip']}\n")
+        p.stdin.write(json.dumps({name: (HERE / name).read_text() for name in ("rawframes.py", "vm_hostile.py")}))
         p.stdin.flush()  # communicate() closes it
         out, err = p.communicate(timeout=180)
         assert p.returncode == 0 and "sent" in out, f"{p.returncode}\n{out}\n{err}"

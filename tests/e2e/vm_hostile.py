@@ -3,6 +3,8 @@ NIC with forged addresses, ARP games, IPv6, a VLAN tag, traffic to another cell 
 gateway. Each attempt has its own source port (or kind) so the captures outside tell them apart.
 
 vm_hostile.py OWN_MAC OWN_IP GW_MAC GW_IP TESTHOST_IP VICTIM_MAC VICTIM_IP
+
+test_vm_cells.py hands it to the guest on stdin, with rawframes.py (its LOADER).
 """
 import socket
 import struct

@@ -249,16 +249,35 @@ void placeFile(const std::string& path, const std::string& text, const std::stri
   if (::mount(copy.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) fatal("bind " + path);
 }
 
-// The host's root, read-only, with the guest's own /proc, /sys, /dev, and empty writable
-// /tmp, /run, /var/tmp and /dev/shm.
+std::string g_warnings;  // sent as the command's stderr once the port is up
+
+// `dir` (the host's /tmp, read-only over 9p) made writable: an overlay whose upper layer is a
+// tmpfs, so the host's files there are visible (a program downloaded to /tmp runs) and what the
+// guest writes stays in the guest. Without overlayfs: an empty tmpfs, and a warning.
+void writableView(const char* dir, const std::string& name) {
+  std::string scratch = "/overlay/" + name;
+  ::mkdir("/overlay", 0755);
+  mountOrDie("tmpfs", scratch.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+  std::string upper = scratch + "/upper", work = scratch + "/work";
+  if (::mkdir(upper.c_str(), 01777) != 0 || ::chmod(upper.c_str(), 01777) != 0 || ::mkdir(work.c_str(), 0700) != 0)
+    fatal("overlay directories for " + std::string(dir));
+  std::string opts = "lowerdir=" + std::string(dir) + ",upperdir=" + upper + ",workdir=" + work;
+  if (::mount("overlay", dir, "overlay", MS_NOSUID | MS_NODEV, opts.c_str()) == 0) return;
+  g_warnings += "cellwall: the host's " + std::string(dir + 5) + " is not visible in this VM (overlayfs: " +
+                std::strerror(errno) + "); it is empty\n";
+  mountOrDie("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+}
+
+// The host's root, read-only, with the guest's own /proc, /sys, /dev, an empty writable /run
+// and /dev/shm, and writable views of the host's /tmp and /var/tmp.
 void enterRoot(const cw::vm::GuestSpec& s) {
   mountOrDie("proc", "/host/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
   mountOrDie("sysfs", "/host/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
   mountOrDie("devtmpfs", "/host/dev", "devtmpfs", MS_NOSUID, "mode=0755");
   mountOrDie("devpts", "/host/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
   mountOrDie("tmpfs", "/host/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  mountOrDie("tmpfs", "/host/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  mountOrDie("tmpfs", "/host/var/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  writableView("/host/tmp", "tmp");
+  writableView("/host/var/tmp", "var-tmp");
   mountOrDie("tmpfs", "/host/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   errno = 0;
   if (::chroot("/host") != 0 || ::chdir("/") != 0) fatal("chroot /host");
@@ -467,6 +486,7 @@ int main() {
   ::signal(SIGPIPE, SIG_IGN);
   int sigfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (sigfd < 0) fatal("signalfd");
+  if (!g_warnings.empty()) send(FrameType::kStderr, g_warnings);
   Child c = startCommand(spec);
   int status = relay(c, sigfd);
   send(FrameType::kExit, std::to_string(status));

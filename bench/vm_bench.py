@@ -21,6 +21,7 @@ carries cw- and is removed at the end, also on failure.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def main():
         ns, ls, procs = leftovers()
         if ns or ls or procs:
             d.force_cleanup()
+        shutil.rmtree(d.state, ignore_errors=True)
         th.close()
     print(json.dumps(result, indent=1))
     if args.json:

@@ -5,7 +5,6 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
@@ -137,9 +136,9 @@ class BlockedSignals {
 Expected<TargetUser> vmmUser(const TargetUser& target, vm::Accel accel) {
   TargetUser u = target;
   if (u.uid == 0) {
-    struct passwd* pw = ::getpwnam("nobody");
-    if (pw == nullptr) return fail("there is no user 'nobody' to run the VM as");
-    u = TargetUser{pw->pw_uid, pw->pw_gid, {pw->pw_gid}, pw->pw_name, "/", pw->pw_shell, false};
+    auto nobody = resolveUser("nobody");
+    if (!nobody) return fail("there is no user 'nobody' to run the VM as");
+    u = *nobody;
   }
   if (accel == vm::Accel::kKvm)
     if (struct group* g = ::getgrnam("kvm")) u.groups.push_back(g->gr_gid);

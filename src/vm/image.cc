@@ -23,14 +23,6 @@ const char* const kGuestModules[] = {"virtio_mmio", "virtio_net", "virtio_consol
 
 namespace {
 
-Expected<std::string> readBinary(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return fail("cannot read " + p.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::vector<std::string> builtinModules(const fs::path& dir) {
   std::vector<std::string> names;
   auto text = readTextFile(dir / "modules.builtin");
@@ -75,7 +67,7 @@ Expected<std::string> ensureVmlinux(const GuestKernel& kernel, const std::string
   fs::path out = fs::path(cache_dir) / ("vmlinux-" + kernel.version);
   std::error_code ec;
   if (fs::exists(out, ec)) return out.string();
-  auto image = readBinary(kernel.image);
+  auto image = readTextFile(kernel.image);
   if (!image) return Unexpected(image.error());
   fs::create_directories(cache_dir, ec);
   if (ec) return fail("cannot create " + cache_dir + ": " + ec.message());
@@ -142,7 +134,7 @@ Expected<std::string> ensureInitramfs(const GuestKernel& kernel, const std::stri
   for (const char* const* m = kGuestModules; *m != nullptr; ++m) wanted.emplace_back(*m);
   auto order = moduleLoadOrder(*deps, wanted, builtinModules(kernel.modules_dir));
   if (!order) return fail("kernel " + kernel.version + ": " + order.error().message);
-  auto init = readBinary(init_path);
+  auto init = readTextFile(init_path);
   if (!init) return Unexpected(init.error());
 
   CpioWriter cpio;
@@ -155,7 +147,7 @@ Expected<std::string> ensureInitramfs(const GuestKernel& kernel, const std::stri
       std::string dir = "lib/modules/" + path.substr(0, slash);
       if (dirs.insert(dir).second) cpio.addDirectory(dir);
     }
-    auto data = readBinary(fs::path(kernel.modules_dir) / path);
+    auto data = readTextFile(fs::path(kernel.modules_dir) / path);
     if (!data) return Unexpected(data.error());
     cpio.addFile("lib/modules/" + path, *data);
   }

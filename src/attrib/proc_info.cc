@@ -152,6 +152,10 @@ std::optional<ProcessInfo> ProcessCache::lookup(std::uint32_t pid) {
     ++stats_.gone;
     return std::nullopt;
   }
+  // Read in the middle of an exec: the new executable and name are in place but the kernel
+  // has not yet set up the new command line, which reads empty. Served as read, never cached,
+  // so the next lookup reads the command line the program runs with.
+  if (!info->exited && !info->exe.empty() && info->argv.empty()) return info;
   lru_.push_front(*info);
   by_pid_[pid] = lru_.begin();
   while (lru_.size() > capacity_) {

@@ -16,7 +16,9 @@
 //     process without CAP_SYS_PTRACE): "".
 //   - argv is /proc/<pid>/cmdline split at NULs, read up to kMaxCmdline bytes (argv_truncated
 //     says it was cut). Empty for kernel threads and zombies. A process may rewrite its own
-//     argv: it is what the process says, not proof.
+//     argv: it is what the process says, not proof. Empty, too, for a process read in the
+//     middle of an exec (its new exe already in place, its arguments not yet): such a read is
+//     returned but not cached.
 //   - uid is the real uid (first field of Uid: in /proc/<pid>/status), the one the BPF programs
 //     record (bpf_get_current_uid_gid).
 //   - parent_exe is read when the process is first read; a parent that exits later is not

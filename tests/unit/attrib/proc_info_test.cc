@@ -62,7 +62,13 @@ pid_t spawn(const std::vector<std::string>& argv) {
   char b = 0;
   const ssize_t n = ::read(sync[0], &b, 1);
   ::close(sync[0]);
-  return n == 0 ? pid : -1;
+  if (n != 0) return -1;
+  // The pipe closes early in the exec, before the kernel has set up the new command line:
+  // wait (at most 5 s) until it reads, so the tests see the program as it runs. A read in the
+  // middle of an exec is FakeProc.AProcessReadInTheMiddleOfAnExecIsNotCached's.
+  const std::string cmdline = "/proc/" + std::to_string(pid) + "/cmdline";
+  for (int i = 0; i < 5000 && slurp(cmdline).empty(); ++i) ::usleep(1000);
+  return pid;
 }
 
 TEST(ProcessCache, ReadsThisProcess) {
@@ -285,6 +291,24 @@ TEST_F(FakeProc, ALongCommandLineIsCutAndSaysSo) {
   ASSERT_EQ(p->argv.size(), 2u);
   EXPECT_EQ(p->argv[0], "prog");
   EXPECT_EQ(p->argv[1].size(), ProcessCache::kMaxCmdline - 5);
+}
+
+TEST_F(FakeProc, AProcessReadInTheMiddleOfAnExecIsNotCached) {
+  // The new executable and name are in place, the command line not yet.
+  write(600, "app", 9, "/usr/bin/app", "");
+  ProcessCache cache(root_);
+  auto early = cache.lookup(600);
+  ASSERT_TRUE(early.has_value());
+  EXPECT_EQ(early->exe, "/usr/bin/app");
+  EXPECT_TRUE(early->argv.empty());
+  EXPECT_EQ(cache.size(), 0u);
+
+  write(600, "app", 9, "/usr/bin/app", std::string("app\0-x\0", 7));
+  auto later = cache.lookup(600);
+  ASSERT_TRUE(later.has_value());
+  EXPECT_EQ(later->argv, (std::vector<std::string>{"app", "-x"}));
+  EXPECT_EQ(cache.stats().misses, 2u);
+  EXPECT_EQ(cache.size(), 1u);
 }
 
 TEST_F(FakeProc, AZombieIsMarkedExited) {

@@ -34,7 +34,7 @@ class Browser:
         if self.p.poll() is None:
             try:
                 self.p.stdin.write('{"op": "quit"}\n')
-                self.p.stdin.flush()
+                self.p.stdin.close()
                 self.p.wait(timeout=20)
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.p.kill()

@@ -98,8 +98,8 @@ def test_an_unanswered_question_times_out_with_the_configured_action(mdaemon):
 
 def test_several_questions_are_open_at_once(mdaemon):
     d = mdaemon
-    a = curl_in_cell(d, PROMPT, "ask-many", port=8080)
-    b = curl_in_cell(d, PROMPT, "ask-many2", port=7777)
+    a = curl_in_cell(d, PROMPT, "ask-many", port=8080, max_time=10)
+    b = curl_in_cell(d, PROMPT, "ask-many2", port=7777, max_time=10)
     try:
         q = wait_questions(d, 2)
         assert sorted((x["app"], x["remote_port"]) for x in q) == [("ask-many", 8080), ("ask-many2", 7777)]

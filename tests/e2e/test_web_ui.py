@@ -174,7 +174,7 @@ def test_an_unanswered_prompt_times_out_with_the_configured_action(ui):
 
 def test_several_prompts_at_once_are_listed_and_answered_one_by_one(ui):
     d, b, _ = ui
-    procs = {port: curl_in_cell(d, PROMPT, f"web-many{i}", port=port, max_time=20)
+    procs = {port: curl_in_cell(d, PROMPT, f"web-many{i}", port=port, max_time=10)
              for i, port in enumerate((8080, 7777, 9999))}
     try:
         b("wait_count", testid="prompt-item", count=3, timeout=15000)

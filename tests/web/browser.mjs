@@ -119,5 +119,10 @@ for await (const line of lines) {
     process.stdout.write(JSON.stringify({ ok: false, error: String(e.message || e) }) + '\n');
   }
 }
-await context.close();
+// The readline interface keeps stdin referenced after "quit": close it, bound the browser's
+// close (an open event stream can hold it up), and exit explicitly.
+lines.close();
+process.stdin.destroy();
+await Promise.race([context.close(), new Promise((r) => setTimeout(r, 5000))]);
 rmSync(profile, { recursive: true, force: true });
+process.exit(0);

@@ -113,12 +113,28 @@ bool bindOver(const std::string& src, const char* target, StepError& e) {
   return true;
 }
 
+// A sysfs of the cell's own network namespace over /sys (sysfs shows the network devices of
+// the namespace it was mounted from): /sys/class/net lists the cell's interfaces, not the
+// host's. The host's /sys/fs is carried over with what is mounted under it (the cgroup tree,
+// whose limits language runtimes read); the other mounts under /sys are not.
+bool mountOwnSysfs(StepError& e) {
+  const int fs_tree = ::open_tree(AT_FDCWD, "/sys/fs", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (fs_tree < 0) return stepFail(e, "mounts", "open_tree /sys/fs");
+  bool ok = ::mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0;
+  if (!ok) stepFail(e, "mounts", "sysfs on /sys");
+  if (ok && ::move_mount(fs_tree, "", AT_FDCWD, "/sys/fs", MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    ok = stepFail(e, "mounts", "move_mount /sys/fs");
+  ::close(fs_tree);
+  return ok;
+}
+
 bool setupMounts(const LaunchSpec& s, StepError& e) {
   // unshare(CLONE_NEWNS): a private mount table for the cell.
   if (::unshare(CLONE_NEWNS) != 0) return stepFail(e, "mount namespace", "unshare");
   // Slave propagation: host mounts still appear, ours never leak back to the host.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
     return stepFail(e, "mounts", "make / rslave");
+  if (!mountOwnSysfs(e)) return false;
   if (!s.resolv_conf.empty() && !bindOver(s.resolv_conf, "/etc/resolv.conf", e)) return false;
   if (!s.hosts.empty() && !bindOver(s.hosts, "/etc/hosts", e)) return false;
   if (!s.hide_dir.empty() &&

@@ -344,6 +344,11 @@ Expected<void> Gateway::build() {
   // Written before anything exists, so a crash at any step below is still cleaned up.
   if (auto r = writeState(); !r) return r;
   if (auto r = net_.createNetns(ns); !r) return r;
+  // Environments are IPv4 only: no IPv6 on any of the gateway's interfaces, those made or
+  // moved into it later included (no link-local addresses, no router solicitations sent out
+  // of the uplink).
+  for (const char* scope : {"all", "default"})
+    if (auto r = net_.setSysctl(ns, std::string("net.ipv6.conf.") + scope + ".disable_ipv6", "1"); !r) return r;
   if (auto r = net_.setLinkUp(ns, "lo"); !r) return r;
 
   // Cell side.

@@ -191,6 +191,18 @@ def test_app_runs_unprivileged(mdaemon):
     assert "NoNewPrivs:\t1" in r.stdout
 
 
+def test_the_cell_sees_its_own_interfaces_in_sys(mdaemon):
+    # /sys/class/net is the cell's namespace's, not the host's (where cw-br0 is); the cgroup
+    # tree under /sys/fs is still there for runtimes that read their limits.
+    r = mdaemon.run_cell(DENY_ALL, ["sh", "-c", "ls /sys/class/net; echo --; ls /sys/fs/cgroup"])
+    assert r.returncode == 0, r.stderr
+    net, cgroup = r.stdout.split("--\n")
+    assert sorted(net.split()) == ["eth0", "lo"], r.stdout
+    assert sorted(cgroup.split()) == sorted(os.listdir("/sys/fs/cgroup")), r.stdout
+    assert cgroup.split(), "the host has a cgroup tree: the cell must see it"
+    assert "cw-br0" in os.listdir("/sys/class/net")  # the host's view, for contrast
+
+
 def test_gateway_services_are_not_reachable(mdaemon, module_testhost):
     # A listener in the gateway namespace stands in for any host-side service.
     gw_ns = "cw-g-default"

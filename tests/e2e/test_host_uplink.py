@@ -163,6 +163,9 @@ kind = "host"
                                                    "%{http_code}", f"http://10.0.2.2:{ui_port}/"])
         assert probe.stdout == "000" and probe.returncode != 0, (probe.stdout, probe.stderr)
         during = host_state()
+        # The gateway is IPv4 only: no IPv6 address on any of its interfaces.
+        v6 = sh(["ip", "-n", "cw-g-default", "-6", "addr", "show"]).stdout
+        assert v6.strip() == "", v6
     finally:
         # Everything goes even when a check above failed: the daemon, what it left, its state.
         d.stop()

@@ -194,6 +194,8 @@ TEST_F(GatewayTest, NetnsUplinkCommands) {
   auto dir = (state / "env/office").string();
   const std::vector<std::string> expected = {
       "ip netns add cw-g-office",
+      "ip netns exec cw-g-office sysctl -q -w net.ipv6.conf.all.disable_ipv6=1",
+      "ip netns exec cw-g-office sysctl -q -w net.ipv6.conf.default.disable_ipv6=1",
       "ip -n cw-g-office link set dev lo up",
       "ip link add cw-g-office type veth peer name cwgw0 netns cw-g-office address " + Gateway::macFor("office").str(),
       "ip -n cw-g-office addr add 10.200.0.1/16 dev cwgw0",

@@ -35,5 +35,5 @@ for t in "${targets[@]}"; do
     failed=$((failed + 1))
   fi
 done
-echo "fuzz: $passed passed, $failed failed"
+echo "fuzz: $passed passed, $failed failed (${SECONDS}s, build included)"
 [ "$failed" -eq 0 ]

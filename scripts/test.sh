@@ -37,7 +37,7 @@ fuzz_pid=$!
 trap 'kill -- "-$fuzz_pid" 2>/dev/null || true' EXIT
 run "end-to-end tests (pytest, root)" /usr/bin/python3 -m pytest -v -p no:cacheprovider --durations=20 tests/e2e
 fuzz_done() { echo "(the fuzzers ran alongside the end-to-end tests)"; wait "$fuzz_pid"; local rc=$?; cat "$fuzz_log"; return "$rc"; }
-run "fuzz (libFuzzer)" fuzz_done
+run "fuzz (libFuzzer; alongside the end-to-end tests, then waited for)" fuzz_done
 trap - EXIT
 
 echo; echo "=== summary ($(( $(date +%s) - start ))s; setup and builds ${built}s)"

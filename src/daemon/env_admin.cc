@@ -67,20 +67,11 @@ api::Reply EnvAdmin::add(const api::EnvAdd& cmd, Ovs& ovs) {
   spec.origin = fileOf(name).string();
   if (auto r = gateways_.start(spec, ops_, ovs, cfg_.state_dir, runner_); !r) return api::Reply::failed(r.error().message);
   // Kept once it runs: a definition that cannot start is never stored.
-  const auto tmp = fileOf(name).string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << "# cellwall env add (" << (cmd.origin.empty() ? "command line" : cmd.origin) << ")\n" << envToToml(spec);
-    f.close();
-    if (!f) {
-      (void)gateways_.stop(name, ovs);
-      return api::Reply::failed("cannot write " + tmp);
-    }
-  }
-  fs::rename(tmp, fileOf(name), ec);
-  if (ec) {
+  const std::string text = "# cellwall env add (" + (cmd.origin.empty() ? std::string("command line") : cmd.origin) +
+                           ")\n" + envToToml(spec);
+  if (auto w = writeFileAtomically(fileOf(name), text); !w) {
     (void)gateways_.stop(name, ovs);
-    return api::Reply::failed("cannot write " + fileOf(name).string() + ": " + ec.message());
+    return api::Reply::failed(w.error().message);
   }
   failed_.erase(name);
   spdlog::info("environment '{}' added ({})", name, fileOf(name).string());

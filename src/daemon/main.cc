@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/file.h"
 #include "daemon/daemon.h"
 #include "daemon/script_helper.h"
 #include "env/ovpn_config.h"
@@ -15,16 +16,8 @@ namespace {
 
 int openVpnUp(const char* path) {
   const std::string record = cw::env::openVpnUpRecord([](const char* name) { return std::getenv(name); });
-  const std::string tmp = std::string(path) + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << record;
-    if (!f) return 1;
-  }
-  // Renamed into place: the gateway reads a whole record or none.
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  return ec ? 1 : 0;
+  // Replaced whole: the gateway reads a whole record or none.
+  return cw::writeFileAtomically(path, record) ? 0 : 1;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/file.h"
 #include "env/slirp_api.h"
 
 namespace cw {
@@ -314,7 +315,7 @@ Expected<std::unique_ptr<Gateway>> Gateway::create(const EnvConfig& config, cons
 }
 
 Expected<void> Gateway::writeState() const {
-  std::ofstream f(dir_ / "gateway.state", std::ios::trunc);
+  std::ostringstream f;
   f << "mode=" << modeName(config_.uplink.kind) << "\n"
     << "dnsmasq_pid=" << dns_pid_ << "\n"
     << "uplink_pid=" << uplink_pid_ << "\n";
@@ -328,9 +329,9 @@ Expected<void> Gateway::writeState() const {
   if (tunnel_)
     f << "tunnel=" << Tunnel::daemonName(tunnel_->config().kind) << "\n"
       << "tunnel_pid=" << tunnel_->pid() << "\n";
-  f.close();
-  if (!f) return fail("cannot write " + (dir_ / "gateway.state").string());
-  return {};
+  // Replaced whole: the supervisor rewrites it while the environment runs, and a crash in the
+  // middle of a write must not leave a record without the pids teardown needs.
+  return writeFileAtomically(dir_ / "gateway.state", f.str());
 }
 
 Expected<void> Gateway::build() {

@@ -88,23 +88,8 @@ Expected<std::string> resolveOvpnRemotes(const std::string& text) {
 }
 
 Expected<void> writePrivate(const fs::path& path, const std::string& text) {
-  auto tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) return fail("cannot write " + tmp.string());
-  }
-  std::error_code ec;
   // Holds the private key: root only, before a byte of it is written.
-  fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
-  if (ec) return fail("cannot restrict " + tmp.string() + ": " + ec.message());
-  std::ofstream f(tmp, std::ios::trunc);
-  f << text;
-  f.close();
-  if (!f) return fail("cannot write " + tmp.string());
-  fs::rename(tmp, path, ec);
-  if (ec) return fail("cannot write " + path.string() + ": " + ec.message());
-  return {};
+  return writeFileAtomically(path, text, fs::perms::owner_read | fs::perms::owner_write);
 }
 
 }  // namespace

@@ -118,11 +118,18 @@ def cleartext(lines, port):
             and f"udp port {port} unreachable" not in l]
 
 
-def tunnel_pid(d):
-    for line in Path(d.state, "env", "remote", "gateway.state").read_text().splitlines():
-        if line.startswith("tunnel_pid="):
-            return int(line.split("=", 1)[1])
-    raise AssertionError("no tunnel_pid in the gateway's state")
+def tunnel_pid(d, timeout=10):
+    """The running tunnel daemon's pid, from the gateway's state (0 while it is restarted)."""
+    state = ""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = Path(d.state, "env", "remote", "gateway.state").read_text()
+        pids = [int(l.split("=", 1)[1]) for l in state.splitlines() if l.startswith("tunnel_pid=")]
+        assert pids, f"no tunnel_pid in the gateway's state:\n{state}"
+        if pids[0] > 0:
+            return pids[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no tunnel daemon running:\n{state}")
 
 
 def run_two_sites(tunnel_kind, tmp_path, rounds=3):

@@ -24,9 +24,11 @@ Expected<void> writeFileAtomically(const std::filesystem::path& path, std::strin
                                    std::filesystem::perms mode) {
   const std::string tmp = path.string() + ".tmp";
   const auto bits = static_cast<mode_t>(mode & std::filesystem::perms::mask);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, bits);
+  // A leftover temporary file (a crash's) is removed, never reused or followed: ours is new,
+  // with our mode set exactly (the umask does not narrow it) before a byte is written.
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, bits);
   if (fd < 0) return fail("cannot write " + tmp + ": " + std::strerror(errno));
-  // A leftover temporary file keeps the mode it was made with: set ours before writing.
   int err = ::fchmod(fd, bits) == 0 ? 0 : errno;
   for (std::size_t done = 0; err == 0 && done < content.size();) {
     const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
@@ -34,6 +36,8 @@ Expected<void> writeFileAtomically(const std::filesystem::path& path, std::strin
     else if (n == 0) err = EIO;
     else if (errno != EINTR) err = errno;
   }
+  // On disk before it replaces the old one: after a power loss, the old file or the new.
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
   if (::close(fd) != 0 && err == 0) err = errno;
   if (err != 0) {
     ::unlink(tmp.c_str());

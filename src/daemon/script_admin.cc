@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/file.h"
+
 namespace cw::daemon {
 
 namespace {
@@ -37,33 +39,6 @@ api::ScriptInfo toApi(const ScriptHost::Info& i) {
   s.counters = i.counters;
   s.logs = i.recent_logs;
   return s;
-}
-
-// Writes `text` to `path` through a temporary file and a rename, never through a link.
-Expected<void> writeAtomically(const std::filesystem::path& path, const std::string& text) {
-  auto tmp = path;
-  tmp += ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return fail("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  std::size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return fail("cannot write " + tmp.string() + ": " + std::strerror(errno));
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return fail("cannot replace " + path.string() + ": " + std::strerror(errno));
-  }
-  return {};
 }
 
 bool endsWith(const std::string& s, const char* suffix) {
@@ -240,7 +215,8 @@ api::Reply ScriptAdmin::load(const api::ScriptLoad& cmd) {
   } else {
     ::unlink(marker.c_str());
   }
-  if (auto w = writeAtomically(path, cmd.text); !w)
+  using std::filesystem::perms;
+  if (auto w = writeFileAtomically(path, cmd.text, perms::owner_read | perms::owner_write); !w)
     return api::Reply::failed("loaded, but not kept for the next start: " + w.error().message);
   api::Reply r;
   for (const auto& i : host_.list())

@@ -1,13 +1,12 @@
 #include "web/token.h"
 
-#include <fcntl.h>
 #include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
+
+#include "common/file.h"
 
 namespace cw::web {
 
@@ -33,21 +32,8 @@ Expected<std::string> newToken() {
 }
 
 Expected<void> writeTokenFile(const std::filesystem::path& file, const std::string& token) {
-  const std::string tmp = file.string() + ".new";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return fail("cannot create " + tmp + ": " + std::strerror(errno));
-  const std::string text = token + "\n";
-  bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
-    const int e = ok ? errno : err;
-    ::unlink(tmp.c_str());
-    return fail("cannot write " + file.string() + ": " + std::strerror(e));
-  }
-  return {};
+  using std::filesystem::perms;
+  return writeFileAtomically(file, token + "\n", perms::owner_read | perms::owner_write);
 }
 
 bool tokenEquals(std::string_view given, std::string_view token) {

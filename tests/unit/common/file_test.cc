@@ -52,6 +52,14 @@ TEST_F(FileTest, ASecretGetsItsModeEvenOverALeftoverTemporaryFile) {
   ASSERT_TRUE(writeFileAtomically(p, "PrivateKey = x\n", fs::perms::owner_read | fs::perms::owner_write));
   EXPECT_EQ(modeOf(p), 0600u);
   EXPECT_EQ(*readTextFile(p), "PrivateKey = x\n");
+
+  // A leftover temporary name that is a link: removed, never written through.
+  std::ofstream(dir_ / "victim") << "untouched\n";
+  fs::create_symlink(dir_ / "victim", dir_ / "key.conf.tmp");
+  ASSERT_TRUE(writeFileAtomically(p, "PrivateKey = y\n", fs::perms::owner_read | fs::perms::owner_write));
+  EXPECT_EQ(*readTextFile(dir_ / "victim"), "untouched\n");
+  EXPECT_EQ(*readTextFile(p), "PrivateKey = y\n");
+  EXPECT_FALSE(fs::is_symlink(p));
 }
 
 TEST_F(FileTest, SaysWhichFileItCouldNotWrite) {

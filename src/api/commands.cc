@@ -1,5 +1,7 @@
 #include "api/commands.h"
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -230,10 +232,12 @@ std::string encodeCommand(const Command& c) {
           return {{"cmd", "names"}, {"cell", m.cell}};
         else if constexpr (std::is_same_v<M, PromptList>)
           return {{"cmd", "prompt.list"}, {"after_version", m.after_version}, {"wait_ms", m.wait_ms}};
-        else if constexpr (std::is_same_v<M, PromptAnswer>)
-          return {{"cmd", "prompt.answer"}, {"id", m.id}, {"action", m.action}, {"scope", m.scope},
-                  {"host", m.host}, {"any_port", m.any_port}, {"lifetime", m.lifetime},
-                  {"connections", m.connections}};
+        else if constexpr (std::is_same_v<M, PromptAnswer>) {
+          json a{{"cmd", "prompt.answer"}, {"id", m.id}, {"action", m.action}, {"scope", m.scope},
+                 {"host", m.host}, {"any_port", m.any_port}, {"lifetime", m.lifetime}};
+          if (m.connections) a["connections"] = *m.connections;
+          return a;
+        }
         else if constexpr (std::is_same_v<M, Shutdown>)
           return {{"cmd", "shutdown"}};
         else if constexpr (std::is_same_v<M, ScriptList>)
@@ -295,10 +299,20 @@ Expected<Command> decodeCommand(const std::string& line) {
     if (cmd == "names") return Command{NamesQuery{j.value("cell", 0u)}};
     if (cmd == "prompt.list")
       return Command{PromptList{j.value("after_version", std::uint64_t{0}), j.value("wait_ms", 0u)}};
-    if (cmd == "prompt.answer")
-      return Command{PromptAnswer{j.value("id", std::uint64_t{0}), j.value("action", "allow"),
-                                  j.value("scope", "ip"), j.value("host", ""), j.value("any_port", false),
-                                  j.value("lifetime", "once"), j.value("connections", 0u)}};
+    if (cmd == "prompt.answer") {
+      PromptAnswer a{j.value("id", std::uint64_t{0}), j.value("action", "allow"), j.value("scope", "ip"),
+                     j.value("host", ""), j.value("any_port", false), j.value("lifetime", "once"),
+                     std::nullopt};
+      // Absent or null: no count. A number, 0 included, is a count (the daemon refuses 0).
+      // Read wide and saturated, so that 2^32 + 1 is refused as too many instead of wrapping to 1.
+      if (auto it = j.find("connections"); it != j.end() && !it->is_null()) {
+        if (!it->is_number_unsigned())
+          return fail("bad request: prompt.answer's connections is a count, 1-1000000 (leave it out for no limit)");
+        a.connections = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(it->get<std::uint64_t>(), std::numeric_limits<std::uint32_t>::max()));
+      }
+      return Command{std::move(a)};
+    }
     if (cmd == "script.list") return Command{ScriptList{}};
     if (cmd == "script.load")
       return Command{ScriptLoad{j.value("name", ""), j.value("text", ""), j.value("origin", ""),

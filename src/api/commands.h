@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -154,9 +155,11 @@ struct PromptList {
   std::uint32_t wait_ms = 0;
 };
 // An answer. lifetime: "once" (these held connections only, no rule), "forever", "exit"
-// (until the app's cells exit), or a duration ("5m", "1h"); connections > 0 limits the rule
-// to that many connections. scope: "ip", "host" (a name the cell resolved; `host` picks it,
-// default the first), "domain" (*. of that name's parent); any_port: every port.
+// (until the app's cells exit), or a duration ("5m", "1h"); connections, when given, limits
+// the rule to that many connections (1-1000000, as in a policy file: 0 is refused, not read as
+// "no limit"; leave it out for no limit). scope: "ip", "host" (a name the cell resolved;
+// `host` picks it, default the first), "domain" (*. of that name's parent); any_port: every
+// port.
 struct PromptAnswer {
   std::uint64_t id = 0;
   std::string action = "allow";
@@ -164,7 +167,7 @@ struct PromptAnswer {
   std::string host;
   bool any_port = false;
   std::string lifetime = "once";
-  std::uint32_t connections = 0;
+  std::optional<std::uint32_t> connections;  // on the wire only when given
 };
 
 // The web UI's address with its token (reply text), for `cellwall ui`.

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/process_text.h"
+#include "policy/policy.h"
 
 namespace cw::cli {
 
@@ -118,7 +119,7 @@ std::string ruleTextFromFlags(const RuleFlags& f) {
   }
   if (!f.for_duration.empty()) t += "for = " + quoted(f.for_duration) + "\n";
   if (!f.until.empty()) t += "until = " + quoted(f.until) + "\n";
-  if (f.connections != 0) t += "connections = " + std::to_string(f.connections) + "\n";
+  if (f.connections) t += "connections = " + std::to_string(*f.connections) + "\n";
   if (!f.comment.empty()) t += "comment = " + quoted(f.comment) + "\n";
   return t;
 }
@@ -139,6 +140,9 @@ int rulesList(Client& c, const std::string& app, bool json) {
 
 int rulesAdd(Client& c, const std::string& app, const RuleFlags& f, bool json) {
   if (app.empty()) return die("rules add needs --app NAME", 2);
+  if (f.connections)
+    if (auto why = policy::connectionsProblem(*f.connections))
+      return die("rules add --connections " + std::to_string(*f.connections) + ": " + *why, 2);
   auto r = c.callOk(api::RuleAdd{app, ruleTextFromFlags(f)});
   if (!r) return die(r.error().message);
   for (const auto& x : r->rules) {

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,9 @@ struct RuleFlags {
   bool inbound = false;
   std::vector<std::string> hosts, to, from, ports;
   std::string for_duration, until, comment;
-  std::uint32_t connections = 0;
+  // --connections N; unset: no count limit. 0 is written out (and refused by the daemon's
+  // parser, as in a policy file), never read as "no limit".
+  std::optional<std::uint32_t> connections;
 };
 std::string ruleTextFromFlags(const RuleFlags& f);
 

@@ -677,8 +677,10 @@ struct Daemon::Impl {
     if (!parsed) return api::Reply::failed("answer: action '" + a.action + "' is not allow, deny or reject");
     const policy::Action action = *parsed;
 
+    if (a.connections)
+      if (auto why = policy::connectionsProblem(*a.connections)) return api::Reply::failed("answer: " + *why);
     const std::int64_t now = clockNow().unix_ms;
-    if (a.lifetime == "once" && a.connections == 0) {
+    if (a.lifetime == "once" && !a.connections) {
       auto taken = prompts.take(a.id);
       if (!taken) return api::Reply::failed("question #" + std::to_string(a.id) + " closed meanwhile");
       spdlog::info("prompt #{} answered: {} once", a.id, a.action);
@@ -724,7 +726,7 @@ struct Daemon::Impl {
     } else if (a.lifetime != "forever" && a.lifetime != "once") {
       text += "for = \"" + a.lifetime + "\"\n";
     }
-    if (a.connections > 0) text += "connections = " + std::to_string(a.connections) + "\n";
+    if (a.connections) text += "connections = " + std::to_string(*a.connections) + "\n";
     text += "comment = \"answer to prompt #" + std::to_string(a.id) + "\"\n";
 
     auto added = rules->addRule(q->app, text, "prompt", now);

@@ -219,6 +219,14 @@ std::string formatTimestamp(std::int64_t unix_ms) {
   return buf;
 }
 
+std::optional<std::string> connectionsProblem(std::int64_t n) {
+  if (n >= 1 && n <= kMaxConnections) return std::nullopt;
+  std::string why = "connections = " + std::to_string(n) + " is out of range; write 1-" +
+                    std::to_string(kMaxConnections);
+  return why + (n == 0 ? " (a rule for 0 connections would decide none; leave the count out for no limit)"
+                       : " (leave the count out for no limit)");
+}
+
 void resolveLifetime(Rule& rule, std::int64_t now_ms) {
   Lifetime& l = rule.lifetime;
   if (l.for_ms <= 0) {

@@ -387,11 +387,7 @@ Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_vi
                                                        "not ") +
                                                typeName(value)));
       std::int64_t n = i->get();
-      if (n < 1 || n > kMaxConnections)
-        return Unexp(error(value.source(),
-                           "connections = " + std::to_string(n) +
-                               " is out of range; write 1-" + std::to_string(kMaxConnections) +
-                               " (leave connections out for no limit)"));
+      if (auto why = connectionsProblem(n)) return Unexp(error(value.source(), std::move(*why)));
       out.lifetime.connections = static_cast<std::uint32_t>(n);
     } else {
       std::string keys =

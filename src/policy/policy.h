@@ -101,6 +101,15 @@ struct Lifetime {
 // Limits the parser enforces (and the docs state).
 inline constexpr std::int64_t kMaxForMs = 3650LL * 24 * 3600 * 1000;  // 3650 days
 inline constexpr std::uint32_t kMaxConnections = 1000000;
+inline constexpr std::size_t kMaxPassEnv = 64;           // pass_env items
+inline constexpr std::size_t kMaxPassEnvLength = 128;    // characters of one, '*' included
+
+// The one rule for a connection count, wherever a rule gets one (a policy file's
+// `connections`, `cellwall rules add --connections`, a prompt answer's count): 1 to
+// kMaxConnections. 0 is refused, not read as "no limit": a rule for no connections is a typo
+// or a misunderstanding, and the way to say "no limit" is to leave the count out. Returns why
+// `n` is refused ("connections = 0 is out of range; ..."), or nullopt when it is valid.
+std::optional<std::string> connectionsProblem(std::int64_t n);
 
 struct Rule {
   std::uint32_t id = 0;  // unique within the daemon; 0 is reserved for "the app's default"

@@ -4,9 +4,12 @@ import json
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from conftest import CELLWALL, GATEWAY_UPLINK_IP, TESTHOST_IP, sh
+from conftest import CELLWALL, GATEWAY_UPLINK_IP, TESTHOST_IP, curl_in_cell, finish, sh
 
 # Connects to the test host's TCP echo server (retrying until a rule lets it), then echoes one
 # byte every 100 ms; prints "connected", then "cut N" when an echo does not come back within
@@ -236,6 +239,64 @@ def test_a_published_port_is_reachable_only_through_an_inbound_rule(mdaemon, mod
             p.wait(timeout=30)
     # Published ports end with their cell.
     assert fetch() == "000"
+
+
+def ui_api(d, body):
+    """POST /api of the web UI with its token: (status, reply object)."""
+    url = urlsplit(d.ui_url())
+    token = url.query.split("token=", 1)[1]
+    req = urllib.request.Request(f"{url.scheme}://{url.netloc}/api", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + token},
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def open_questions(d):
+    return [json.loads(l) for l in d.cli("prompt", "--json").stdout.splitlines() if l.strip()]
+
+
+def test_a_count_of_zero_is_refused_wherever_a_rule_is_made(mdaemon, tmp_path):
+    d = mdaemon
+    # The command line: refused before anything is sent, and no unlimited rule appears.
+    r = d.cli("rules", "add", "--app", "zero", "--allow", "--to", TESTHOST_IP, "--connections", "0", check=False)
+    assert r.returncode != 0 and "connections = 0 is out of range" in r.stderr, r.stderr
+    assert "leave the count out for no limit" in r.stderr, r.stderr
+    # The typed command set, as the web UI and REST clients send it.
+    status, reply = ui_api(d, {"cmd": "rules.add", "app": "zero", "rule_text": "action = \"allow\"\nconnections = 0\n"})
+    assert status == 400 and not reply["ok"] and "connections = 0 is out of range" in reply["error"], reply
+    # A policy file, as before.
+    f = tmp_path / "zero.toml"
+    f.write_text('default = "deny"\n[[allow]]\nto = "192.0.2.1"\nconnections = 0\n')
+    r = d.cli("rules", "import", "--app", "zero", str(f), check=False)
+    assert r.returncode != 0 and "zero.toml:4:15: connections = 0 is out of range" in r.stderr, r.stderr
+    assert rules_of(d, "zero") == []
+    # An answer to a prompt that asks for 0 connections, through the web UI's API and the
+    # command line: refused, and the question stays open.
+    p = curl_in_cell(d, 'default = "prompt"\n', "zero-ask", max_time=20)
+    try:
+        deadline = time.time() + 15
+        while not open_questions(d) and time.time() < deadline:
+            time.sleep(0.1)
+        q = open_questions(d)
+        assert len(q) == 1, q
+        status, reply = ui_api(d, {"cmd": "prompt.answer", "id": q[0]["id"], "action": "allow", "scope": "ip",
+                                   "lifetime": "forever", "connections": 0})
+        assert status == 400 and not reply["ok"] and "connections = 0 is out of range" in reply["error"], reply
+        r = d.cli("answer", str(q[0]["id"]), "--allow", "--forever", "--connections", "0", check=False)
+        assert r.returncode != 0 and "connections = 0 is out of range" in r.stderr, r.stderr
+        assert [x["id"] for x in open_questions(d)] == [q[0]["id"]]
+        # A count that is given answers it.
+        d.cli("answer", str(q[0]["id"]), "--allow", "--forever", "--connections", "2")
+        assert finish(p)[0] == "200"
+    finally:
+        if p.poll() is None:
+            p.kill()
+    made = rules_of(d, "zero-ask")
+    assert [x["connections_max"] for x in made] == [2], made
 
 
 # Last in this module: it kills and restarts the module's daemon.

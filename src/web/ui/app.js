@@ -535,8 +535,10 @@
       host: fields.host || '',
       any_port: !!fields.any_port,
       lifetime: fields.lifetime,
-      connections: fields.connections || 0,
     };
+    // A count only when one was chosen: the daemon refuses 0 (as a policy file does) rather than
+    // reading it as "no limit".
+    if (fields.connections) cmd.connections = fields.connections;
     // Sent before anything is redrawn: a connection is held until it arrives.
     const sent = userApi(cmd);
     // Gone from the dialog at once; back if the daemon refuses the answer.
@@ -559,7 +561,7 @@
       const p = currentPrompt();
       if (!p) return;
       const [action, lifetime] = b.dataset.quick.split(':');
-      sendAnswer(p, { action, lifetime, ...quickScope(p), any_port: false, connections: 0 });
+      sendAnswer(p, { action, lifetime, ...quickScope(p), any_port: false });
     });
   }
 
@@ -568,7 +570,7 @@
     if (!p) return;
     const choice = scopeChoices.get(q('ans-scope').value) || { scope: 'ip', host: '' };
     let lifetime = q('ans-lifetime').value;
-    let connections = 0;
+    let connections = null;
     if (lifetime === 'connections') {
       const n = Number(q('ans-connections').value);
       if (!Number.isInteger(n) || n < 1 || n > 1000000) {

@@ -33,6 +33,43 @@ TEST(Commands, RoundTripThroughTheWireForm) {
   EXPECT_TRUE(std::holds_alternative<UiInfo>(*decodeCommand(R"({"cmd":"ui"})")));
 }
 
+// A prompt answer's count is either given or not: 0 travels as 0 (which the daemon refuses,
+// as policy files do) instead of meaning "no limit", and no number wraps into a small count.
+TEST(Commands, PromptAnswerCountIsGivenOrAbsent) {
+  PromptAnswer a;
+  a.id = 1;
+  EXPECT_EQ(encodeCommand(Command{a}).find("connections"), std::string::npos);
+  auto none = decodeCommand(encodeCommand(Command{a}));
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_FALSE(std::get<PromptAnswer>(*none).connections.has_value());
+  a.connections = 0;
+  auto zero = decodeCommand(encodeCommand(Command{a}));
+  ASSERT_TRUE(zero) << zero.error().message;
+  EXPECT_EQ(std::get<PromptAnswer>(*zero).connections, std::optional<std::uint32_t>(0));
+
+  struct Case {
+    const char* json;
+    std::optional<std::uint32_t> want;
+    bool ok;
+  };
+  const Case cases[] = {
+      {R"({"cmd":"prompt.answer","id":1})", std::nullopt, true},
+      {R"({"cmd":"prompt.answer","id":1,"connections":null})", std::nullopt, true},
+      {R"({"cmd":"prompt.answer","id":1,"connections":0})", 0u, true},
+      {R"({"cmd":"prompt.answer","id":1,"connections":5})", 5u, true},
+      {R"({"cmd":"prompt.answer","id":1,"connections":4294967297})", 4294967295u, true},  // saturates
+      {R"({"cmd":"prompt.answer","id":1,"connections":-1})", std::nullopt, false},
+      {R"({"cmd":"prompt.answer","id":1,"connections":"5"})", std::nullopt, false},
+  };
+  for (const auto& c : cases) {
+    auto got = decodeCommand(c.json);
+    ASSERT_EQ(static_cast<bool>(got), c.ok) << c.json;
+    if (c.ok) {
+      EXPECT_EQ(std::get<PromptAnswer>(*got).connections, c.want) << c.json;
+    }
+  }
+}
+
 TEST(Commands, EnvironmentsRoundTrip) {
   auto add = decodeCommand(encodeCommand(Command{EnvAdd{"[env.office]\npool = \"10.9.0.0/24\"\n", "cli"}}));
   ASSERT_TRUE(add) << add.error().message;

@@ -30,6 +30,17 @@ TEST(AnswerLine, KeysMapOntoAnswers) {
   EXPECT_FALSE(why.empty());
 }
 
+// `rules add --connections 0` is written out, for the daemon's parser to refuse as it refuses a
+// policy file's `connections = 0`; leaving the flag out is what means "no limit".
+TEST(RuleFlags, ConnectionsZeroIsWrittenNotDropped) {
+  RuleFlags f;
+  EXPECT_EQ(ruleTextFromFlags(f).find("connections"), std::string::npos);
+  f.connections = 0;
+  EXPECT_NE(ruleTextFromFlags(f).find("connections = 0\n"), std::string::npos) << ruleTextFromFlags(f);
+  f.connections = 5;
+  EXPECT_NE(ruleTextFromFlags(f).find("connections = 5\n"), std::string::npos) << ruleTextFromFlags(f);
+}
+
 TEST(Notification, SaysWhoWantsWhatAndEscapesMarkup) {
   api::PromptInfo p;
   p.id = 3;

@@ -190,7 +190,7 @@ std::string promptInfoJsonText(const PromptInfo& p) { return wire(promptToJson(p
 std::string scriptInfoJsonText(const ScriptInfo& s) { return wire(json(s)); }
 std::string envInfoJsonText(const EnvInfo& e) { return wire(json(e)); }
 
-std::string encodeCommand(const Command& c) {
+Expected<std::string> encodeCommand(const Command& c) {
   json j = std::visit(
       [](const auto& m) -> json {
         using M = std::decay_t<decltype(m)>;
@@ -259,7 +259,12 @@ std::string encodeCommand(const Command& c) {
           static_assert(sizeof(M) == 0, "a command without a wire form");
       },
       c);
-  return wire(j);
+  try {
+    return j.dump(-1, ' ', false, json::error_handler_t::strict);
+  } catch (const json::type_error&) {
+    return fail("its text is not valid UTF-8 (a file saved in another encoding, such as Latin-1?): "
+                "save it as UTF-8");
+  }
 }
 
 Expected<Command> decodeCommand(const std::string& line) {

@@ -254,7 +254,10 @@ struct Reply {
   }
 };
 
-std::string encodeCommand(const Command& c);
+// A command's wire text. Fails when a string in it is not UTF-8 (a file saved as Latin-1):
+// JSON cannot carry such bytes, and replacing them would change what the daemon is told (a
+// policy file's text, a script) without anyone noticing.
+Expected<std::string> encodeCommand(const Command& c);
 // The JSON objects `--json` output prints (the same as on the wire).
 std::string ruleInfoJsonText(const RuleInfo& r);
 std::string logEntryJsonText(const LogEntry& e);

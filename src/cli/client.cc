@@ -38,7 +38,9 @@ Expected<Client> Client::connect(const std::filesystem::path& socket, int* err_n
 }
 
 Expected<api::Reply> Client::call(const api::Command& cmd) {
-  std::string line = api::encodeCommand(cmd) + "\n";
+  auto encoded = api::encodeCommand(cmd);
+  if (!encoded) return fail("cannot send the command to cellwalld: " + encoded.error().message);
+  std::string line = std::move(*encoded) + "\n";
   std::size_t off = 0;
   while (off < line.size()) {
     ssize_t n = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);

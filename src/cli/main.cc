@@ -24,6 +24,7 @@
 #include "cli/prompt_cmd.h"
 #include "cli/rules_cmd.h"
 #include "cli/script_cmd.h"
+#include "policy/policy.h"
 
 namespace {
 
@@ -141,6 +142,8 @@ int cmdRun(const RunOptions& o) {
     std::ifstream in(o.policy_file);
     if (!in) return die("cannot read policy file " + o.policy_file, 2);
     policy_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    // Checked here, where the bytes are: the command's JSON could not carry them to the daemon.
+    if (auto bad = cw::policy::checkPolicyText(policy_text, o.policy_file)) return die(bad->str(), 2);
   }
   std::optional<VmPlan> vm;
   if (o.vm) {

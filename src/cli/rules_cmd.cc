@@ -193,6 +193,8 @@ int rulesImport(Client& c, const std::string& app, const std::string& file, bool
   std::ifstream in(file);
   if (!in) return die("cannot read policy file " + file, 2);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Checked here, where the bytes are: the command's JSON could not carry them to the daemon.
+  if (auto bad = policy::checkPolicyText(text, file)) return die(bad->str(), 2);
   auto r = c.callOk(api::PolicyImport{app, text, file, merge});
   if (!r) return die(r.error().message);
   for (const auto& l : r->lines) std::printf("%s\n", l.c_str());

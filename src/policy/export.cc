@@ -32,39 +32,6 @@ void appendUtf8(std::string& out, std::uint32_t cp) {
   }
 }
 
-// Decodes one well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no
-// surrogates, at most U+10FFFF). Returns its length, or 0 if malformed.
-std::size_t decodeUtf8(std::string_view s, std::size_t i, std::uint32_t& cp) {
-  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) {
-    return i + k < s.size() && at(k) >= lo && at(k) <= hi;
-  };
-  unsigned c = at(0);
-  if (c < 0x80) {
-    cp = c;
-    return 1;
-  }
-  if (c >= 0xc2 && c <= 0xdf && cont(1)) {
-    cp = ((c & 0x1fu) << 6) | (at(1) & 0x3fu);
-    return 2;
-  }
-  if (c >= 0xe0 && c <= 0xef) {
-    unsigned lo = c == 0xe0 ? 0xa0 : 0x80;
-    unsigned hi = c == 0xed ? 0x9f : 0xbf;
-    if (!cont(1, lo, hi) || !cont(2)) return 0;
-    cp = ((c & 0x0fu) << 12) | ((at(1) & 0x3fu) << 6) | (at(2) & 0x3fu);
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    unsigned lo = c == 0xf0 ? 0x90 : 0x80;
-    unsigned hi = c == 0xf4 ? 0x8f : 0xbf;
-    if (!cont(1, lo, hi) || !cont(2) || !cont(3)) return 0;
-    cp = ((c & 0x07u) << 18) | ((at(1) & 0x3fu) << 12) | ((at(2) & 0x3fu) << 6) | (at(3) & 0x3fu);
-    return 4;
-  }
-  return 0;
-}
-
 // A TOML basic string. Escapes what TOML forbids raw (controls, DEL) and what toml++ 3.3
 // cannot read raw (toml_text.h); malformed UTF-8 becomes U+FFFD, as TOML text must be UTF-8.
 std::string tomlString(std::string_view s) {

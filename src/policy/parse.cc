@@ -130,50 +130,55 @@ Result<std::string_view, PolicyError> needString(const Parser& p, const toml::no
                                        std::string(expected) + "), not " + typeName(v)));
 }
 
-// toml++ 3.3's is_non_ascii_horizontal_whitespace() reaches __builtin_unreachable() for the
-// code points U+00A1-U+0499, U+2C5E-U+3057 (but U+3000) and U+FB26-U+FEFE, and the parser
-// asks it about characters in many error paths (after a bad bare value, after a line-ending
-// backslash, ...), so no lexing of ours can tell which occurrences are safe. Refuse those
-// code points anywhere, comments included, until toml++ is fixed; others (U+2014, CJK, emoji)
-// pass. Malformed UTF-8 is left to toml++, which rejects it before asking.
-std::optional<PolicyError> findToml33Hazard(std::string_view text, const std::string& file) {
+// What the text itself must be before toml++ sees it, checked in one pass with the line and
+// column (in code points) of the first problem:
+//  - UTF-8 (TOML requires it; docs/policy.md promises a refusal). toml++ 3.3 refuses malformed
+//    bytes too, but as "Encountered invalid utf-8 sequence" at a column counted in bytes; this
+//    says what to do, and checkPolicyText lets `cellwall` say it before the text leaves (the
+//    command's JSON cannot carry the bytes: they were sent as U+FFFD and the file accepted).
+//  - None of the code points toml++ 3.3 mishandles: its is_non_ascii_horizontal_whitespace()
+//    reaches __builtin_unreachable() for U+00A1-U+0499, U+2C5E-U+3057 (but U+3000) and
+//    U+FB26-U+FEFE, and the parser asks it about characters in many error paths (after a bad
+//    bare value, after a line-ending backslash, ...), so no lexing of ours can tell which
+//    occurrences are safe. Refused anywhere, comments included, until toml++ is fixed; others
+//    (U+2014, CJK, emoji) pass.
+std::optional<PolicyError> findTextProblem(std::string_view text, std::string_view file) {
   std::uint32_t line = 1;
   std::uint32_t column = 1;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c == '\n') {
-      ++line;
-      column = 1;
-      continue;
-    }
-    if ((c & 0xc0) == 0x80) continue;  // continuation byte: columns count code points
+  for (std::size_t i = 0; i < text.size();) {
     std::uint32_t cp = 0;
-    auto cont = [&](std::size_t k) {
-      return i + k < text.size() && (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
-    };
-    auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(text[i + k]) & 0x3fu; };
-    if ((c & 0xe0) == 0xc0 && cont(1)) {
-      cp = ((c & 0x1fu) << 6) | byte(1);
-    } else if ((c & 0xf0) == 0xe0 && cont(1) && cont(2)) {
-      cp = ((c & 0x0fu) << 12) | (byte(1) << 6) | byte(2);
+    const std::size_t n = decodeUtf8(text, i, cp);
+    if (n == 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[i])));
+      return PolicyError{std::string(file), line, column,
+                         std::string("the file is not valid UTF-8 here (byte ") + hex +
+                             "); policy files are UTF-8 text: save it as UTF-8 (e.g. iconv -f "
+                             "latin1 -t utf-8) or remove the stray byte"};
     }
     if (isToml33Hazard(cp)) {
       char hex[16];
       std::snprintf(hex, sizeof hex, "U+%04X", static_cast<unsigned>(cp));
-      return PolicyError{file, line, column,
+      return PolicyError{std::string(file), line, column,
                          std::string("character ") + hex +
                              " is not supported yet (a bug in the TOML library, toml++ 3.3, "
                              "mishandles it); policy files may use ASCII and most other "
                              "Unicode, also in comments"};
     }
-    ++column;
+    i += n;
+    if (cp == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
   }
   return std::nullopt;
 }
 
 Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
                                              std::uint32_t first_rule_id) {
-  if (auto hazard = findToml33Hazard(text, file_)) return Unexp(std::move(*hazard));
+  if (auto problem = findTextProblem(text, file_)) return Unexp(std::move(*problem));
   toml::parse_result parsed = toml::parse(text, std::string_view(file_));
   if (!parsed) {
     const auto& e = parsed.error();
@@ -694,6 +699,10 @@ Result<void, PolicyError> Parser::parsePorts(const toml::node& v,
 }
 
 }  // namespace
+
+std::optional<PolicyError> checkPolicyText(std::string_view text, std::string_view filename) {
+  return findTextProblem(text, filename);
+}
 
 Result<AppPolicy, PolicyError> parsePolicy(std::string_view text, std::string_view filename,
                                            std::uint32_t first_rule_id, std::int64_t now_ms) {

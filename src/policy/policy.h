@@ -160,6 +160,12 @@ Result<AppPolicy, PolicyError> parsePolicy(std::string_view text, std::string_vi
                                            std::uint32_t first_rule_id = 1,
                                            std::int64_t now_ms = 0);
 
+// The check parsePolicy makes of the text itself before parsing it: UTF-8 throughout (comments
+// too), and none of the code points toml++ 3.3 mishandles. The first problem with its line and
+// column (in characters), or nullopt. For callers that pass the text on before anyone parses it
+// (`cellwall` sends a policy file to cellwalld as JSON, which could not carry the bad bytes).
+std::optional<PolicyError> checkPolicyText(std::string_view text, std::string_view filename);
+
 // Parses one rule as exportRule writes it: exactly one [[allow]], [[deny]] or [[rule]] table
 // and nothing else (top-level keys are errors). The rule gets `id`, and `origin` verbatim;
 // errors name `origin` as the file. now_ms as for parsePolicy.

@@ -299,6 +299,26 @@ def test_a_count_of_zero_is_refused_wherever_a_rule_is_made(mdaemon, tmp_path):
     assert [x["connections_max"] for x in made] == [2], made
 
 
+# Bytes that are not UTF-8 (here a Latin-1 "é" in a comment, which `cellwall` used to send to
+# cellwalld as U+FFFD, and the file was accepted) make the whole file refused, with its line,
+# wherever a policy file is read.
+NOT_UTF8 = b'default = "deny"\n# caf\xe9\n[[allow]]\nto = "192.0.2.1"\n'
+
+
+def test_a_policy_file_that_is_not_utf8_is_refused_with_its_line(mdaemon, tmp_path):
+    d = mdaemon
+    f = tmp_path / "latin1.toml"
+    f.write_bytes(NOT_UTF8)
+    r = d.cli("rules", "import", "--app", "latin", str(f), check=False)
+    assert r.returncode != 0, r.stdout
+    assert "latin1.toml:2:6: the file is not valid UTF-8 here (byte 0xE9)" in r.stderr, r.stderr
+    assert "save it as UTF-8" in r.stderr, r.stderr
+    r = sh([str(CELLWALL), "--state-dir", d.state, "run", "--app", "latin", "--policy", str(f), "--user", "nobody",
+            "--", "true"], check=False)
+    assert r.returncode != 0 and "latin1.toml:2:6: the file is not valid UTF-8" in r.stderr, r.stderr
+    assert rules_of(d, "latin") == [] and d.cells() == []
+
+
 # Last in this module: it kills and restarts the module's daemon.
 def test_kill9_during_rule_writes_loses_no_acknowledged_rule(mdaemon):
     daemon = mdaemon

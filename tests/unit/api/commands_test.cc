@@ -15,7 +15,7 @@ TEST(Commands, RoundTripThroughTheWireForm) {
   a.any_port = true;
   a.lifetime = "exit";
   a.connections = 3;
-  auto back = decodeCommand(encodeCommand(Command{a}));
+  auto back = decodeCommand(*encodeCommand(Command{a}));
   ASSERT_TRUE(back) << back.error().message;
   const auto* got = std::get_if<PromptAnswer>(&*back);
   ASSERT_NE(got, nullptr);
@@ -38,12 +38,12 @@ TEST(Commands, RoundTripThroughTheWireForm) {
 TEST(Commands, PromptAnswerCountIsGivenOrAbsent) {
   PromptAnswer a;
   a.id = 1;
-  EXPECT_EQ(encodeCommand(Command{a}).find("connections"), std::string::npos);
-  auto none = decodeCommand(encodeCommand(Command{a}));
+  EXPECT_EQ(encodeCommand(Command{a})->find("connections"), std::string::npos);
+  auto none = decodeCommand(*encodeCommand(Command{a}));
   ASSERT_TRUE(none) << none.error().message;
   EXPECT_FALSE(std::get<PromptAnswer>(*none).connections.has_value());
   a.connections = 0;
-  auto zero = decodeCommand(encodeCommand(Command{a}));
+  auto zero = decodeCommand(*encodeCommand(Command{a}));
   ASSERT_TRUE(zero) << zero.error().message;
   EXPECT_EQ(std::get<PromptAnswer>(*zero).connections, std::optional<std::uint32_t>(0));
 
@@ -70,12 +70,25 @@ TEST(Commands, PromptAnswerCountIsGivenOrAbsent) {
   }
 }
 
+// Text that is not UTF-8 is refused, not sent with its bytes replaced: a policy file saved as
+// Latin-1 would otherwise reach the daemon as valid text that says something else.
+TEST(Commands, TextThatIsNotUtf8IsRefusedNotReplaced) {
+  auto bad = encodeCommand(Command{PolicyImport{"app", "# caf\xe9\n", "latin1.toml", false}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("not valid UTF-8"), std::string::npos) << bad.error().message;
+  auto good = encodeCommand(Command{PolicyImport{"app", "# caf\xc3\xa9\n", "utf8.toml", false}});
+  ASSERT_TRUE(good) << good.error().message;
+  auto back = decodeCommand(*good);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(std::get<PolicyImport>(*back).text, "# caf\xc3\xa9\n");
+}
+
 TEST(Commands, EnvironmentsRoundTrip) {
-  auto add = decodeCommand(encodeCommand(Command{EnvAdd{"[env.office]\npool = \"10.9.0.0/24\"\n", "cli"}}));
+  auto add = decodeCommand(*encodeCommand(Command{EnvAdd{"[env.office]\npool = \"10.9.0.0/24\"\n", "cli"}}));
   ASSERT_TRUE(add) << add.error().message;
   ASSERT_NE(std::get_if<EnvAdd>(&*add), nullptr);
   EXPECT_EQ(std::get_if<EnvAdd>(&*add)->toml, "[env.office]\npool = \"10.9.0.0/24\"\n");
-  auto rm = decodeCommand(encodeCommand(Command{EnvRemove{"office", true}}));
+  auto rm = decodeCommand(*encodeCommand(Command{EnvRemove{"office", true}}));
   ASSERT_TRUE(rm && std::get_if<EnvRemove>(&*rm));
   EXPECT_TRUE(std::get_if<EnvRemove>(&*rm)->force);
   Reply r;
@@ -101,7 +114,7 @@ TEST(Commands, VmCellsAndProcessNotesRoundTrip) {
   create.app = "browser";
   create.backend = "vm";
   create.vm_accel = "tcg";
-  auto cmd = decodeCommand(encodeCommand(Command{create}));
+  auto cmd = decodeCommand(*encodeCommand(Command{create}));
   ASSERT_TRUE(cmd) << cmd.error().message;
   const auto* got = std::get_if<CellCreate>(&*cmd);
   ASSERT_NE(got, nullptr);

@@ -134,7 +134,7 @@ json logToJson(const LogEntry& e) {
               {"cell", e.cell},   {"proto", e.proto},       {"remote_ip", e.remote_ip},
               {"remote_port", e.remote_port}, {"names", e.names}, {"verdict", e.verdict},
               {"rule_id", e.rule_id}, {"reason", e.reason}, {"packets", e.packets},
-              {"bytes", e.bytes}, {"process", processToJson(e.process)}};
+              {"bytes", e.bytes}, {"process", processToJson(e.process)}, {"decided_by", decidedBy(e)}};
 }
 
 LogEntry logFromJson(const json& j) {
@@ -183,6 +183,13 @@ bool hasFraction(const json& root) {
 }
 
 }  // namespace
+
+std::string decidedBy(const LogEntry& e) {
+  if (e.rule_id != 0) return std::to_string(e.rule_id);
+  // The daemon logs a script's verdict with the reason "script:NAME" (daemon/observer.cc).
+  if (e.reason.starts_with("script:") && e.reason.size() > 7) return e.reason;
+  return "default";
+}
 
 std::string ruleInfoJsonText(const RuleInfo& r) { return wire(ruleToJson(r)); }
 std::string logEntryJsonText(const LogEntry& e) { return wire(logToJson(e)); }

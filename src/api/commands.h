@@ -129,6 +129,12 @@ struct LogEntry {
   std::uint64_t packets = 0, bytes = 0;
   ProcessRef process;
 };
+// What decided a logged connection, as `cellwall log` and the web UI show it: the rule's id
+// ("12"), the Lua script whose verdict it was ("script:telnet_block"; the reason says so), or
+// "default" (the app's default, and whatever else no rule decided). In the JSON form too, as
+// "decided_by".
+std::string decidedBy(const LogEntry& e);
+
 struct NamesQuery {
   std::uint32_t cell = 0;
 };

@@ -216,7 +216,7 @@ std::string logLine(const api::LogEntry& e) {
   std::string line = formatted("%-19s %-12s %-5u %-5s %-22s %-30s %-7s %-6s ", timeText(e.time_ms).c_str(),
                                e.app.c_str(), e.cell, e.proto.c_str(), remote.c_str(),
                                e.names.empty() ? "-" : e.names.c_str(), e.verdict.c_str(),
-                               e.rule_id ? std::to_string(e.rule_id).c_str() : "default");
+                               api::decidedBy(e).c_str());
   line += counts;
   const std::string process = processText(e.process, kLogCommandMax);
   if (process.empty()) return line;  // not attributed, for no known reason: nothing to add

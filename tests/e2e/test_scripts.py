@@ -200,6 +200,19 @@ def test_seed_style_telnet_script_blocks_telnet_and_nothing_else(daemon_with, te
     assert "echo=0" in r.stdout and "telnet=1" in r.stdout and "http=200" in r.stdout, r.stdout + r.stderr
     info = scripts(d)["telnet_block"]
     assert info["dropped"] >= 1 and info["state"] == "running", info
+    # The log names the script as what decided the telnet connection (not the app's default),
+    # in the table's RULE column and in the JSON; the others were decided by the default.
+    deadline = time.time() + 5
+    while True:
+        entries = [json.loads(l) for l in d.cli("log", "--app", "seed", "--json").stdout.splitlines() if l.strip()]
+        telnet = [e for e in entries if e["remote_port"] == 23]
+        if telnet or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert telnet and all(e["verdict"] == "deny" and e["decided_by"] == "script:telnet_block" for e in telnet), entries
+    assert all(e["decided_by"] == "default" for e in entries if e["remote_port"] in (7777, 8080)), entries
+    rows = [l for l in d.cli("log", "--app", "seed").stdout.splitlines() if f"{TESTHOST_IP}:23 " in l]
+    assert rows and all(" deny    script:telnet_block " in l for l in rows), rows
     # drop(ip_src, port_dst): a flow for that source and port 23 only (TCP and UDP).
     # (Read while the cell lives: its address's script flows end with it.)
     assert len(flows) == 2 and all("_dst=23" in l and "nw_src=10.200." in l for l in flows), flows

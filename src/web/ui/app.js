@@ -665,9 +665,14 @@
     const verdict = str(e.verdict);
     const ruleId = num(e.rule_id);
     const ruleCell = el('td', { class: 'rule-ref' });
+    const by = str(e.decided_by);  // the daemon's api::decidedBy, as `cellwall log` shows it
     if (ruleId) {
       ruleCell.textContent = `#${ruleId}`;
       ruleCell.title = ruleTitle(ruleId);
+    } else if (by.startsWith('script:')) {
+      // A Lua script's verdict: name the script.
+      ruleCell.textContent = by;
+      ruleCell.title = `the verdict of the script ${by.slice(7)}`;
     } else {
       ruleCell.textContent = 'default';
       ruleCell.title = "the app's default";

@@ -166,6 +166,33 @@ TEST(LogLine, UnattributedRowEndsWithTheCounters) {
   EXPECT_NE(row.find("test.example"), std::string::npos);
 }
 
+// The RULE column names what decided: a rule's id, a script (its verdict's reason says which),
+// or the app's default; the JSON form has the same as decided_by.
+TEST(LogLine, RuleColumnNamesTheRuleTheScriptOrTheDefault) {
+  struct Case {
+    std::uint32_t rule_id;
+    const char* reason;
+    const char* shown;
+  };
+  const Case cases[] = {
+      {12, "policy_rule", "12"},
+      {0, "policy_default", "default"},
+      {0, "script:telnet_block", "script:telnet_block"},
+      {0, "script:", "default"},  // no name: nothing to show but the default
+      {0, "prompt_answer", "default"},
+  };
+  for (const auto& c : cases) {
+    api::LogEntry e = logEntry();
+    e.rule_id = c.rule_id;
+    e.reason = c.reason;
+    const std::string row = logLine(e);
+    EXPECT_NE(row.find(" allow   " + std::string(c.shown) + " "), std::string::npos) << c.reason << "\n" << row;
+    EXPECT_EQ(api::decidedBy(e), c.shown);
+    EXPECT_NE(api::logEntryJsonText(e).find("\"decided_by\":\"" + std::string(c.shown) + "\""), std::string::npos)
+        << api::logEntryJsonText(e);
+  }
+}
+
 TEST(LogLine, AttributedRowEndsWithItsProcessUnderTheHeader) {
   api::LogEntry e = logEntry();
   e.process = curlProcess();

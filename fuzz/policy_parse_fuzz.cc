@@ -17,7 +17,7 @@ using namespace cw::policy;
 
 bool sameModuloIds(const AppPolicy& a, const AppPolicy& b) {
   if (a.app != b.app || a.default_action != b.default_action || a.env != b.env ||
-      a.rules.size() != b.rules.size())
+      a.clean_env != b.clean_env || a.pass_env != b.pass_env || a.rules.size() != b.rules.size())
     return false;
   for (std::size_t i = 0; i < a.rules.size(); ++i) {
     const Rule& x = a.rules[i];

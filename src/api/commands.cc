@@ -26,7 +26,8 @@ json cellToJson(const CellInfo& c) {
               {"cgroup", c.cgroup},   {"launcher_pid", c.launcher_pid},
               {"created_unix", c.created_unix}, {"published", c.published},
               {"published_at", c.published_at}, {"inspect", c.inspect},
-              {"backend", c.backend}, {"vm_accel", c.vm_accel}, {"mtu", c.mtu}};
+              {"backend", c.backend}, {"vm_accel", c.vm_accel}, {"mtu", c.mtu},
+              {"clean_env", c.clean_env}, {"pass_env", c.pass_env}};
 }
 
 CellInfo cellFromJson(const json& j) {
@@ -53,6 +54,8 @@ CellInfo cellFromJson(const json& j) {
   c.backend = j.value("backend", "netns");
   c.vm_accel = j.value("vm_accel", "");
   c.mtu = j.value("mtu", 0u);
+  c.clean_env = j.value("clean_env", false);
+  if (j.contains("pass_env")) c.pass_env = j["pass_env"].get<std::vector<std::string>>();
   return c;
 }
 

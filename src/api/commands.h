@@ -47,6 +47,10 @@ struct CellInfo {
   std::string backend = "netns";          // "netns" or "vm" (CellCreate::backend)
   std::string vm_accel;                   // a VM cell's "kvm" or "tcg"
   std::uint32_t mtu = 0;                  // the cell NIC's MTU; 0: the default (1500)
+  // The app's policy keys clean_env and pass_env, for the launcher (docs/launcher.md): the
+  // command then gets only the safe list of variables, plus these names.
+  bool clean_env = false;
+  std::vector<std::string> pass_env;
 };
 struct CellExit {
   std::uint32_t id = 0;

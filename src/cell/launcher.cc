@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -63,23 +64,64 @@ bool placeFds(const LaunchSpec& s, int& err_fd, StepError& e) {
 
 }  // namespace
 
-std::vector<std::string> cellEnvironment(const std::string& user_name, const std::string& home,
-                                         const std::string& shell) {
+namespace {
+
+// The safe list (docs/launcher.md says why each is safe). HOME, USER, LOGNAME and SHELL are
+// set for the target user anyway.
+constexpr std::string_view kSafeNames[] = {
+    "PATH", "TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+    // a window: X11 or Wayland, and where the desktop's sockets and files are
+    "DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "XDG_SESSION_TYPE",
+    "XDG_CURRENT_DESKTOP", "XDG_SESSION_DESKTOP", "DESKTOP_SESSION", "XDG_DATA_DIRS", "XDG_CONFIG_DIRS",
+};
+constexpr std::string_view kSafePrefixes[] = {"LC_"};
+
+// Never passed, whatever the filter: they point at cellwall itself or change what the loader
+// loads into the command.
+bool alwaysDropped(std::string_view key) {
+  return key.starts_with("CELLWALL_") || key.starts_with("SUDO_") || key == "LD_PRELOAD" ||
+         key == "LD_LIBRARY_PATH" || key == "LD_AUDIT";
+}
+
+bool passMatches(std::string_view pattern, std::string_view key) {
+  if (!pattern.empty() && pattern.back() == '*') return key.starts_with(pattern.substr(0, pattern.size() - 1));
+  return key == pattern;
+}
+
+}  // namespace
+
+bool isSafeEnvName(std::string_view name) {
+  for (auto n : kSafeNames)
+    if (name == n) return true;
+  for (auto p : kSafePrefixes)
+    if (name.starts_with(p) && name.size() > p.size()) return true;
+  return false;
+}
+
+std::vector<std::string> cellEnvironment(const std::vector<std::string>& from, const std::string& user_name,
+                                         const std::string& home, const std::string& shell,
+                                         const EnvFilter& filter) {
   std::vector<std::string> env;
-  for (char** p = environ; *p != nullptr; ++p) {
-    std::string_view kv(*p);
-    auto key = kv.substr(0, kv.find('='));
-    if (key.starts_with("CELLWALL_") || key == "LD_PRELOAD" || key == "LD_LIBRARY_PATH" ||
-        key == "LD_AUDIT" || key == "HOME" || key == "USER" || key == "LOGNAME" ||
-        key == "SHELL" || key.starts_with("SUDO_"))
+  for (const auto& kv : from) {
+    const std::string_view key = std::string_view(kv).substr(0, kv.find('='));
+    if (alwaysDropped(key) || key == "HOME" || key == "USER" || key == "LOGNAME" || key == "SHELL") continue;
+    if (filter.clean && !isSafeEnvName(key) &&
+        std::none_of(filter.pass.begin(), filter.pass.end(), [&](const std::string& p) { return passMatches(p, key); }))
       continue;
-    env.emplace_back(kv);
+    env.push_back(kv);
   }
   env.push_back("HOME=" + home);
   env.push_back("USER=" + user_name);
   env.push_back("LOGNAME=" + user_name);
   env.push_back("SHELL=" + shell);
   return env;
+}
+
+std::vector<std::string> cellEnvironment(const std::string& user_name, const std::string& home,
+                                         const std::string& shell, const EnvFilter& filter) {
+  std::vector<std::string> from;
+  for (char** p = environ; *p != nullptr; ++p) from.emplace_back(*p);
+  return cellEnvironment(from, user_name, home, shell, filter);
 }
 
 namespace {
@@ -232,7 +274,7 @@ Expected<pid_t> launch(const LaunchSpec& spec) {
   if (::geteuid() != 0)
     return fail("cellwall run needs root (setns and mount need CAP_SYS_ADMIN); try sudo");
   // Everything the child needs is prepared before fork: after it, no allocation.
-  std::vector<std::string> env = cellEnvironment(spec.user_name, spec.home, spec.shell);
+  std::vector<std::string> env = cellEnvironment(spec.user_name, spec.home, spec.shell, spec.env);
   std::vector<char*> argv, envp;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);

@@ -5,11 +5,20 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
 
 namespace cw::cell {
+
+// Which of the caller's environment variables a cell's command gets (docs/launcher.md, "The
+// environment"). By default all but cellwall's and the loader's; clean: only the safe list
+// (isSafeEnvName) and the names in `pass`.
+struct EnvFilter {
+  bool clean = false;              // `cellwall run --clean-env`, or the policy's clean_env = true
+  std::vector<std::string> pass;   // more names when clean: "NAME", or "PREFIX_*" for a family
+};
 
 struct LaunchSpec {
   std::string cell_name;  // "cw-c3": the netns name, for messages
@@ -21,6 +30,7 @@ struct LaunchSpec {
   gid_t gid = 65534;
   std::vector<gid_t> groups;
   std::string user_name, home, shell;
+  EnvFilter env;
   std::vector<std::string> argv;
   // Descriptors the command gets at 3, 4, ... in this order (a VM cell's devices); -1 in the
   // std_fds keeps the caller's stdin, stdout, stderr.
@@ -39,10 +49,20 @@ struct TargetUser {
 // --user NAME|UID, else SUDO_UID, else nobody (see docs/launcher.md).
 Expected<TargetUser> resolveUser(const std::string& requested);
 
-// The environment a cell's command gets: the caller's, without cellwall's and the loader's
-// variables, with the target user's HOME, USER, LOGNAME and SHELL.
+// Whether a clean environment keeps this variable without being told: what a command needs
+// to find programs, speak the user's language and show a window, and nothing that is a
+// credential or leads to one (the list and the reason for each: docs/launcher.md).
+bool isSafeEnvName(std::string_view name);
+
+// The environment a cell's command gets: `from` (the caller's, NAME=VALUE each) filtered by
+// `filter`, never cellwall's (CELLWALL_*, SUDO_*) or the loader's (LD_PRELOAD,
+// LD_LIBRARY_PATH, LD_AUDIT) variables, with the target user's HOME, USER, LOGNAME and SHELL.
+std::vector<std::string> cellEnvironment(const std::vector<std::string>& from, const std::string& user_name,
+                                         const std::string& home, const std::string& shell,
+                                         const EnvFilter& filter);
+// The same of this process's environment.
 std::vector<std::string> cellEnvironment(const std::string& user_name, const std::string& home,
-                                         const std::string& shell);
+                                         const std::string& shell, const EnvFilter& filter);
 
 // Forks, runs the steps in the child and execs. Returns the child's pid; fails if any step
 // failed in the child (its message says which).

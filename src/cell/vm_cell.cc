@@ -180,6 +180,7 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
   ls.user_name = runner->name;
   ls.home.assign(1, '/');  // (= "/" trips GCC 12's -Wrestrict)
   ls.shell = runner->shell;
+  ls.env = s.env;  // the VMM needs none of the caller's secrets either
   ls.argv = *argv;
   ls.pass_fds = {tap.fd, ctl_vm.fd, con_vm.fd, kernel.fd, initrd.fd};  // VmFds' order
   ls.std_fds[0] = devnull.fd;
@@ -189,7 +190,7 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
   const bool tty = ::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1;
   vm::GuestSpec g;
   g.argv = s.argv;
-  g.env = cellEnvironment(s.user.name, s.user.home, s.user.shell);
+  g.env = cellEnvironment(s.user.name, s.user.home, s.user.shell, s.env);
   g.uid = s.user.uid;
   g.gid = s.user.gid;
   g.groups.assign(s.user.groups.begin(), s.user.groups.end());

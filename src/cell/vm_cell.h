@@ -21,6 +21,7 @@ struct VmCellSpec {
   std::uint32_t mtu = 0;
   std::string resolv_conf, hosts;  // the files' text, for the guest
   TargetUser user;                 // who runs the command inside the guest
+  EnvFilter env;                   // what the guest's command (and the VMM) get of ours
   std::vector<std::string> argv;
   vm::VmSpec vm;  // accel, memory, CPUs (the rest is filled here)
   std::string kernel, initrd;

@@ -85,6 +85,8 @@ struct RunOptions {
   std::vector<std::string> publish;
   bool inspect = false;
   bool vm = false;
+  bool clean_env = false;
+  std::vector<std::string> pass_env;
   std::uint32_t vm_memory = 256, vm_cpus = 1;
   std::vector<std::string> command;
 };
@@ -183,6 +185,9 @@ int cmdRun(const RunOptions& o) {
     return die(!reply ? reply.error().message : reply->error);
   }
   const cw::api::CellInfo cell = reply->cells.front();
+  // --clean-env, or the app's policy (clean_env = true); the names to pass are both lists.
+  cw::cell::EnvFilter env_filter{o.clean_env || cell.clean_env, o.pass_env};
+  env_filter.pass.insert(env_filter.pass.end(), cell.pass_env.begin(), cell.pass_env.end());
   for (const auto& at : cell.published_at) std::fprintf(stderr, "cellwall: published %s\n", at.c_str());
   // The daemon made the cell's cgroup and removes it, with whatever is left in it, when the
   // cell ends, also when this process is killed.
@@ -205,6 +210,7 @@ int cmdRun(const RunOptions& o) {
     spec.resolv_conf = resolv ? *resolv : "";
     spec.hosts = hosts ? *hosts : "";
     spec.user = *target;
+    spec.env = env_filter;
     spec.argv = o.command;
     spec.vm.accel = vm->accel.accel;
     spec.vm.memory_mib = o.vm_memory;
@@ -228,6 +234,7 @@ int cmdRun(const RunOptions& o) {
     spec.user_name = target->name;
     spec.home = target->home;
     spec.shell = target->shell;
+    spec.env = env_filter;
     spec.argv = o.command;
     auto pid = cw::cell::launch(spec);
     if (!pid) {
@@ -303,6 +310,12 @@ int main(int argc, char** argv) {
   run->add_flag("--inspect", ro.inspect,
                 "inspect mode: every packet of the cell goes through the scripts' inspect_* functions "
                 "(slow: see docs/scripts.md)");
+  run->add_flag("--clean-env", ro.clean_env,
+                "CMD gets only a safe list of environment variables (PATH, locale, terminal, display; "
+                "see docs/launcher.md), not the caller's tokens, keys and agent sockets");
+  run->add_option("--pass-env", ro.pass_env,
+                  "with --clean-env: pass this variable too (NAME, or PREFIX_* for a family; repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--publish,-p", ro.publish,
                   "[ADDR:]PORT[:CELLPORT][/udp]: reachable from the environment's uplink (the host "
                   "uplink: 127.0.0.1, or ADDR), subject to inbound rules")
@@ -472,6 +485,8 @@ int main(int argc, char** argv) {
   if (*run) {
     if (!ro.vm && (run->count("--vm-memory") > 0 || run->count("--vm-cpus") > 0))
       return die("--vm-memory and --vm-cpus need --vm", 2);
+    if (!ro.pass_env.empty() && !ro.clean_env)
+      return die("--pass-env needs --clean-env: without it every variable is passed already", 2);
     return cmdRun(ro);
   }
   if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc || *scriptc || *envc) {

@@ -1016,6 +1016,11 @@ struct Daemon::Impl {
     rec.info.backend = req.backend;
     rec.info.vm_accel = vm ? req.vm_accel : "";
     rec.info.mtu = env_status.cell_mtu;
+    {
+      auto e = rules->environmentOf(app);
+      rec.info.clean_env = e.clean;
+      rec.info.pass_env = std::move(e.pass);
+    }
     // The cell's processes live in their own cgroup: attribution checks a socket's cgroup
     // against it, and removing the cell kills what is left in it.
     if (auto cg = cgroup::create(name)) {

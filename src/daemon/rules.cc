@@ -33,6 +33,24 @@ void applyPromptSettings(const store::AppRow& row, policy::AppPolicy& p) {
   p.prompt_timeout_action = policy::actionFromName(row.prompt_timeout_action).value_or(policy::Action::kDeny);
 }
 
+// The app row's environment settings (the store keeps pass_env as names separated by spaces).
+void applyEnvSettings(const store::AppRow& row, policy::AppPolicy& p) {
+  p.clean_env = row.clean_env;
+  p.pass_env.clear();
+  for (std::size_t at = 0; at < row.pass_env.size();) {
+    std::size_t end = row.pass_env.find(' ', at);
+    if (end == std::string::npos) end = row.pass_env.size();
+    if (end > at) p.pass_env.push_back(row.pass_env.substr(at, end - at));
+    at = end + 1;
+  }
+}
+
+std::string joinedNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : " ") + n;
+  return out;
+}
+
 bool hasLimit(const policy::Rule& r) {
   return r.lifetime.until_ms != 0 || r.lifetime.connections != 0;
 }
@@ -89,6 +107,7 @@ void RuleBook::recompile(App& a) {
   p.default_action = defaultFrom(a.row.default_action);
   p.env = a.row.env;
   applyPromptSettings(a.row, p);
+  applyEnvSettings(a.row, p);
   p.rules = a.rules;
   auto c = std::make_shared<decide::CompiledPolicy>();
   for (const auto& r : p.rules) {
@@ -109,6 +128,14 @@ std::shared_ptr<const decide::CompiledPolicy> RuleBook::compiled(const std::stri
 std::string RuleBook::envOf(const std::string& app) const {
   auto it = apps_.find(app);
   return it == apps_.end() ? "default" : it->second.row.env;
+}
+
+RuleBook::Environment RuleBook::environmentOf(const std::string& app) const {
+  auto it = apps_.find(app);
+  if (it == apps_.end()) return {};
+  policy::AppPolicy p;
+  applyEnvSettings(it->second.row, p);
+  return Environment{p.clean_env, std::move(p.pass_env)};
 }
 
 store::RuleRow RuleBook::rowFor(const std::string& app, const policy::Rule& r, std::int64_t now) const {
@@ -165,6 +192,8 @@ Expected<RuleBook::ImportResult> RuleBook::importPolicy(const std::string& app, 
   row.env = pol.env;
   row.prompt_timeout_ms = pol.prompt_timeout_ms;
   row.prompt_timeout_action = policy::actionName(pol.prompt_timeout_action);
+  row.clean_env = pol.clean_env;
+  row.pass_env = joinedNames(pol.pass_env);
   row.updated_ms = now_unix_ms;
   std::vector<store::RuleRow> rows;
   for (const auto& r : pol.rules) {
@@ -360,6 +389,7 @@ Expected<std::string> RuleBook::exportPolicy(const std::string& app) const {
   p.default_action = defaultFrom(it->second.row.default_action);
   p.env = it->second.row.env;
   applyPromptSettings(it->second.row, p);
+  applyEnvSettings(it->second.row, p);
   p.rules = it->second.rules;
   return policy::exportPolicy(p);
 }

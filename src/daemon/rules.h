@@ -33,6 +33,13 @@ class RuleBook {
   // The app's policy for the packet path; an app with no policy gets `default = "deny"`.
   std::shared_ptr<const decide::CompiledPolicy> compiled(const std::string& app);
   std::string envOf(const std::string& app) const;
+  // What the app's commands get of the launcher's environment (policy keys clean_env and
+  // pass_env; docs/launcher.md): told to `cellwall run` with the cell, which applies it.
+  struct Environment {
+    bool clean = false;
+    std::vector<std::string> pass;
+  };
+  Environment environmentOf(const std::string& app) const;
   bool known(const std::string& app) const { return apps_.count(app) != 0; }
 
   // Replaces (or, with merge, extends) the app's policy with a policy file's. All or nothing.

@@ -146,6 +146,13 @@ std::string exportPolicy(const AppPolicy& policy) {
     out += "prompt_timeout = \"" + formatDuration(policy.prompt_timeout_ms) + "\"\n";
   if (policy.prompt_timeout_action != Action::kDeny)
     out += "prompt_timeout_action = \"" + std::string(actionName(policy.prompt_timeout_action)) + "\"\n";
+  if (policy.clean_env) out += "clean_env = true\n";
+  if (!policy.pass_env.empty()) {
+    out += "pass_env = [";
+    for (std::size_t i = 0; i < policy.pass_env.size(); ++i)
+      out += (i == 0 ? "" : ", ") + tomlString(policy.pass_env[i]);
+    out += "]\n";
+  }
   for (const Rule& r : policy.rules) {
     out += '\n';
     out += exportRule(r);

@@ -58,6 +58,7 @@ class Parser {
 
   Result<void, PolicyError> parseRule(const toml::table& t, std::string_view section,
                                       std::optional<Action> implied, Rule& out) const;
+  Result<void, PolicyError> parsePassEnv(const toml::node& v, std::vector<std::string>& out) const;
   Result<void, PolicyError> parseAddresses(const toml::node& v, std::string_view key,
                                            std::vector<Cidr>& out) const;
   Result<void, PolicyError> parseHosts(const toml::node& v, std::vector<HostPattern>& out) const;
@@ -247,6 +248,14 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
                                " is not a valid environment name; expected 1-32 characters "
                                "of a-z, 0-9 and '-', not starting with '-'"));
       pol.env = std::string(*s);
+    } else if (k == "clean_env") {
+      const auto* b = value.as_boolean();
+      if (b == nullptr)
+        return Unexp(error(value.source(), std::string("clean_env must be true or false, not ") + typeName(value)));
+      pol.clean_env = b->get();
+    } else if (k == "pass_env") {
+      auto r = parsePassEnv(value, pol.pass_env);
+      if (!r) return Unexp(std::move(r).error());
     } else if (k == "allow" || k == "deny" || k == "rule") {
       std::optional<Action> implied;
       if (k == "allow") implied = Action::kAllow;
@@ -273,7 +282,7 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
       return Unexp(error(key.source(),
                          "unknown key " + quoted(k) +
                              "; expected app, default, env, prompt_timeout, prompt_timeout_action, "
-                             "[[allow]], [[deny]] or [[rule]]"));
+                             "clean_env, pass_env, [[allow]], [[deny]] or [[rule]]"));
     }
   }
 
@@ -293,6 +302,40 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
     pol.rules.push_back(std::move(pr.rule));
   }
   return pol;
+}
+
+// An environment variable's name as a shell would take it, or a prefix of names ending in '*'.
+bool validEnvPattern(std::string_view s) {
+  if (s.size() > kMaxPassEnvLength) return false;
+  if (!s.empty() && s.back() == '*') s.remove_suffix(1);
+  if (s.empty()) return false;
+  if (s.front() >= '0' && s.front() <= '9') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+Result<void, PolicyError> Parser::parsePassEnv(const toml::node& v, std::vector<std::string>& out) const {
+  const auto* arr = v.as_array();
+  if (arr == nullptr)
+    return Unexp(error(v.source(), std::string("pass_env must be an array of variable names such as "
+                                               "[\"DBUS_SESSION_BUS_ADDRESS\", \"MYAPP_*\"], not ") +
+                                       typeName(v)));
+  if (arr->size() > kMaxPassEnv)
+    return Unexp(error(v.source(), "pass_env names " + std::to_string(arr->size()) + " variables; at most " +
+                                       std::to_string(kMaxPassEnv) + " (use a PREFIX_* pattern for a family)"));
+  for (const auto& item : *arr) {
+    auto s = needString(*this, item, "each pass_env item", "a variable name");
+    if (!s) return Unexp(std::move(s).error());
+    if (!validEnvPattern(*s))
+      return Unexp(error(item.source(), "pass_env: " + quoted(*s) +
+                                            " is not a variable name; expected letters, digits and '_' "
+                                            "(not starting with a digit), optionally ending in '*' for "
+                                            "every name with that prefix, at most " +
+                                            std::to_string(kMaxPassEnvLength) + " characters"));
+    if (std::find(out.begin(), out.end(), *s) == out.end()) out.emplace_back(*s);
+  }
+  return {};
 }
 
 Result<void, PolicyError> Parser::parseRule(const toml::table& t, std::string_view section,

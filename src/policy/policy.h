@@ -135,6 +135,13 @@ struct AppPolicy {
   static constexpr std::int64_t kDefaultPromptTimeoutMs = 60'000;
   std::int64_t prompt_timeout_ms = kDefaultPromptTimeoutMs;
   Action prompt_timeout_action = Action::kDeny;
+  // clean_env = true: the app's commands get only a safe list of environment variables
+  // (docs/launcher.md, "The environment"), plus the names in pass_env: "NAME", or "PREFIX_*"
+  // for every name with that prefix. Each is [A-Za-z_][A-Za-z0-9_]* (with the one trailing
+  // '*'), at most 128 characters, at most 64 of them; pass_env also applies to
+  // `cellwall run --clean-env`.
+  bool clean_env = false;
+  std::vector<std::string> pass_env;
   std::vector<Rule> rules;
   std::string origin;  // the file it came from
 };
@@ -175,7 +182,8 @@ Result<Rule, PolicyError> parseRule(std::string_view text, std::string_view orig
 // Canonical TOML for a policy / one rule, for storage and `cellwall rules export`.
 // For any policy parsePolicy accepted, parsePolicy(exportPolicy(p)) equals p except for rule
 // ids and origins, and exporting that again gives byte-identical text. The form (see
-// docs/policy.md): app (if set), default, env, then one block per rule in order,
+// docs/policy.md): app (if set), default, env, prompt_timeout, prompt_timeout_action,
+// clean_env, pass_env (each only when not the default), then one block per rule in order,
 // [[allow]] / [[deny]] / [[rule]] + action = "reject", keys in the fixed order direction,
 // proto, hosts, to/from, ports, for, until, connections, comment, each only when not the
 // default; single values unbracketed; `until` as an RFC 3339 UTC datetime; comments as TOML

@@ -33,6 +33,11 @@ RuleRow readRule(const Statement& st) {
   return r;
 }
 
+AppRow readApp(const Statement& st) {
+  return AppRow{st.text(0), st.text(1),  st.text(2),       st.int64(3),
+                st.int64(4), st.text(5), st.int64(6) != 0, st.text(7)};
+}
+
 // Binds columns app..origin to parameters 1..9.
 void bindRule(Statement& st, const RuleRow& r, std::string_view app) {
   st.bind(1, app)
@@ -96,38 +101,39 @@ Expected<void> Store::putApp(const AppRow& app) {
   // the app's rules.
   auto st = db_->prepare(
       "INSERT INTO apps (name, default_action, env, updated_ms, prompt_timeout_ms, "
-      "prompt_timeout_action) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+      "prompt_timeout_action, clean_env, pass_env) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
       "ON CONFLICT (name) DO UPDATE SET default_action = excluded.default_action, "
       "env = excluded.env, updated_ms = excluded.updated_ms, "
       "prompt_timeout_ms = excluded.prompt_timeout_ms, "
-      "prompt_timeout_action = excluded.prompt_timeout_action",
+      "prompt_timeout_action = excluded.prompt_timeout_action, "
+      "clean_env = excluded.clean_env, pass_env = excluded.pass_env",
       what);
   if (!st) return Unexpected(std::move(st).error());
   st->bind(1, app.name).bind(2, app.default_action).bind(3, app.env).bind(4, app.updated_ms);
   st->bind(5, app.prompt_timeout_ms).bind(6, app.prompt_timeout_action);
+  st->bind(7, std::int64_t{app.clean_env ? 1 : 0}).bind(8, app.pass_env);
   return st->run(what);
 }
 
 Expected<std::optional<AppRow>> Store::getApp(const std::string& name) {
   const std::string what = "read app '" + name + "' from";
   auto st = db_->prepare(
-      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action "
-      "FROM apps WHERE name = ?1",
+      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action, "
+      "clean_env, pass_env FROM apps WHERE name = ?1",
       what);
   if (!st) return Unexpected(std::move(st).error());
   st->bind(1, name);
   auto row = st->next(what);
   if (!row) return Unexpected(std::move(row).error());
   if (!*row) return std::optional<AppRow>();
-  return std::optional<AppRow>(
-      AppRow{st->text(0), st->text(1), st->text(2), st->int64(3), st->int64(4), st->text(5)});
+  return std::optional<AppRow>(readApp(*st));
 }
 
 Expected<std::vector<AppRow>> Store::listApps() {
   const std::string_view what = "list apps in";
   auto st = db_->prepare(
-      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action "
-      "FROM apps ORDER BY name",
+      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action, "
+      "clean_env, pass_env FROM apps ORDER BY name",
       what);
   if (!st) return Unexpected(std::move(st).error());
   std::vector<AppRow> apps;
@@ -135,7 +141,7 @@ Expected<std::vector<AppRow>> Store::listApps() {
     auto row = st->next(what);
     if (!row) return Unexpected(std::move(row).error());
     if (!*row) break;
-    apps.push_back(AppRow{st->text(0), st->text(1), st->text(2), st->int64(3), st->int64(4), st->text(5)});
+    apps.push_back(readApp(*st));
   }
   return apps;
 }

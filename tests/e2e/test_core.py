@@ -4,8 +4,9 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-from conftest import GATEWAY_IP, TESTHOST_IP, sh
+from conftest import CELLWALL, GATEWAY_IP, TESTHOST_IP, sh
 
 ALLOW_WEB = f"""
 default = "deny"
@@ -220,3 +221,37 @@ def test_gateway_services_are_not_reachable(mdaemon, module_testhost):
     finally:
         listener.kill()
         listener.wait()
+
+
+def env_in_cell(d, env, run_args=(), policy=DENY_ALL, app="envapp"):
+    """`env` as a cell's command sees it, run by a caller whose environment is `env`."""
+    pf = Path(d.state, f"{app}.toml")
+    pf.write_text(policy)
+    r = sh([str(CELLWALL), "--state-dir", d.state, "run", "--app", app, *run_args, "--policy", str(pf),
+            "--user", "nobody", "--", "env"], check=False, env=env)
+    assert r.returncode == 0, r.stderr
+    return dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+
+
+def test_clean_env_keeps_the_callers_secrets_out_of_the_cell(mdaemon):
+    caller = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "TERM": "xterm",
+              "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG", "SSH_AUTH_SOCK": "/tmp/ssh-cw/agent.1",
+              "GITHUB_TOKEN": "ghp_secret", "MYAPP_MODE": "fast"}
+    # Without it, today's behaviour: the caller's environment, with the user's HOME.
+    plain = env_in_cell(mdaemon, caller)
+    assert plain["AWS_SECRET_ACCESS_KEY"] == caller["AWS_SECRET_ACCESS_KEY"] and "SSH_AUTH_SOCK" in plain, plain
+    for got in (env_in_cell(mdaemon, caller, ["--clean-env"]),
+                env_in_cell(mdaemon, caller, policy=DENY_ALL + "clean_env = true\n")):
+        assert not {"AWS_SECRET_ACCESS_KEY", "SSH_AUTH_SOCK", "GITHUB_TOKEN", "MYAPP_MODE"} & set(got), got
+        assert got["PATH"] == caller["PATH"] and got["LANG"] == "C.UTF-8" and got["TERM"] == "xterm", got
+        assert got["HOME"] == "/nonexistent" and got["USER"] == "nobody", got  # nobody's, from passwd
+    # Named variables pass: by the flag, or by the policy's pass_env.
+    got = env_in_cell(mdaemon, caller, ["--clean-env", "--pass-env", "MYAPP_MODE"])
+    assert got["MYAPP_MODE"] == "fast" and "AWS_SECRET_ACCESS_KEY" not in got, got
+    got = env_in_cell(mdaemon, caller, policy=DENY_ALL + 'clean_env = true\npass_env = ["MYAPP_*", "SSH_AUTH_SOCK"]\n')
+    assert got["MYAPP_MODE"] == "fast" and got["SSH_AUTH_SOCK"] == caller["SSH_AUTH_SOCK"], got
+    assert "AWS_SECRET_ACCESS_KEY" not in got and "GITHUB_TOKEN" not in got, got
+    # The app's stored policy (no --policy) carries it too.
+    r = sh([str(CELLWALL), "--state-dir", mdaemon.state, "run", "--app", "envapp", "--user", "nobody", "--", "env"],
+           check=False, env=caller)
+    assert r.returncode == 0 and "MYAPP_MODE=fast" in r.stdout and "AWS_SECRET" not in r.stdout, r.stdout + r.stderr

@@ -173,6 +173,23 @@ TEST(ParsePolicy, PromptKeys) {
   EXPECT_EQ(exportPolicy(*plain).find("prompt_timeout"), std::string::npos);
 }
 
+TEST(ParsePolicy, EnvironmentKeys) {
+  auto p = parsePolicy("clean_env = true\npass_env = [\"MYAPP_*\", \"SSH_AUTH_SOCK\", \"MYAPP_*\"]\n", "e.toml");
+  ASSERT_TRUE(p) << p.error().str();
+  EXPECT_TRUE(p->clean_env);
+  EXPECT_EQ(p->pass_env, (std::vector<std::string>{"MYAPP_*", "SSH_AUTH_SOCK"}));  // each once
+  std::string text = exportPolicy(*p);
+  EXPECT_NE(text.find("clean_env = true\npass_env = [\"MYAPP_*\", \"SSH_AUTH_SOCK\"]\n"), std::string::npos)
+      << text;
+  auto back = parsePolicy(text, "e.toml");
+  ASSERT_TRUE(back) << back.error().str();
+  EXPECT_EQ(exportPolicy(*back), text);
+  auto plain = parsePolicy("clean_env = false\n", "e.toml");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->clean_env);
+  EXPECT_EQ(exportPolicy(*plain).find("_env"), std::string::npos);
+}
+
 TEST(ParsePolicy, DefaultValues) {
   const std::pair<const char*, DefaultAction> cases[] = {
       {"default = \"allow\"", DefaultAction::kAllow},
@@ -258,6 +275,13 @@ TEST(ParsePolicy, Errors) {
       {"toml duplicate key", "default = \"deny\"\ndefault = \"allow\"\n", 2, 0, "redefine"},
       {"unknown top-level key", "default = \"deny\"\ncolour = \"red\"\n", 2, 1,
        "unknown key \"colour\"; expected app, default, env"},
+      {"clean_env string", "clean_env = \"yes\"\n", 1, 13, "clean_env must be true or false, not a string"},
+      {"pass_env string", "pass_env = \"HOME\"\n", 1, 12, "pass_env must be an array of variable names"},
+      {"pass_env number", "pass_env = [1]\n", 1, 13, "each pass_env item must be a string"},
+      {"pass_env bad name", "pass_env = [\"A=B\"]\n", 1, 13, "pass_env: \"A=B\" is not a variable name"},
+      {"pass_env digit first", "pass_env = [\"1X\"]\n", 1, 13, "is not a variable name"},
+      {"pass_env star inside", "pass_env = [\"A*B\"]\n", 1, 13, "is not a variable name"},
+      {"pass_env star alone", "pass_env = [\"*\"]\n", 1, 13, "is not a variable name"},
       {"default wrong type", "default = 1\n", 1, 11, "default must be a string"},
       {"default bad value", "default = \"maybe\"\n", 1, 11,
        "default = \"maybe\" is not valid; expected \"allow\", \"deny\", \"reject\" or \"prompt\""},

@@ -43,7 +43,17 @@ class StoreTest : public ::testing::Test {
   }
 
   // Takes the file back to schema version 3 (the log without its note).
-  void dropVersionFour() { rawExec("ALTER TABLE log DROP COLUMN note"); }
+  // Takes the file back to schema version 4 (apps without their environment settings).
+  void dropVersionFive() {
+    rawExec("ALTER TABLE apps DROP COLUMN clean_env");
+    rawExec("ALTER TABLE apps DROP COLUMN pass_env");
+  }
+
+  // Takes the file back to schema version 3 (the log without its note).
+  void dropVersionFour() {
+    dropVersionFive();
+    rawExec("ALTER TABLE log DROP COLUMN note");
+  }
 
   // Takes the file back to schema version 2 (the log without its process columns).
   void dropVersionThree() {

@@ -122,6 +122,29 @@ TEST_F(StoreTest, MigratesVersionThreeToFour) {
   EXPECT_EQ((*rows)[1].note, "not visible (VM cell)");
 }
 
+// A version-4 file (before the environment settings) opens as version 5: its apps keep
+// everything else and pass the whole environment, as before; new settings are stored.
+TEST_F(StoreTest, MigratesVersionFourToFive) {
+  {
+    auto s = Store::open(file);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 5000, "reject"}));
+  }
+  dropVersionFive();
+  rawExec("PRAGMA user_version = 4");
+  auto s = Store::open(file);
+  ASSERT_TRUE(s) << s.error().message;
+  auto app = (*s)->getApp("old");
+  ASSERT_TRUE(app && *app);
+  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 5000, "reject", false, ""}));
+  const AppRow clean{"new", "deny", "default", 2, 60000, "deny", true, "SSH_AUTH_SOCK MYAPP_*"};
+  ASSERT_TRUE((*s)->putApp(clean));
+  auto apps = (*s)->listApps();
+  ASSERT_TRUE(apps);
+  ASSERT_EQ(apps->size(), 2u);
+  EXPECT_EQ((*apps)[0], clean);
+}
+
 // A version-1 file (before the prompt settings) opens as version 2: its apps are kept and get
 // the default prompt settings; new settings are stored from then on.
 TEST_F(StoreTest, MigratesVersionOneToTwo) {

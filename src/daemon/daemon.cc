@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -142,24 +143,46 @@ struct Daemon::Impl {
 
   // Cuts every connection a rule admitted or refused: its flows carry the rule id in the
   // cookie. The next packet of such a connection goes to the controller and is decided again.
-  void cutRules(const std::vector<std::uint32_t>& ids) {
+  // With `app` given (the rules were that app's): nothing to cut when no cell of it runs (a
+  // cell's flows end with it), and past kCutPerRuleMax rules (a policy of thousands replaced)
+  // the app's cells' connection flows go by cell, two deletes a cell instead of two a rule:
+  // 200,000 rules made 400,000 FLOW_MODs (22 MiB) for Open vSwitch to work through. Those
+  // cells' connections that the new policy still allows are simply decided again.
+  static constexpr std::size_t kCutPerRuleMax = 1000;
+  void cutRules(const std::vector<std::uint32_t>& ids, const std::optional<std::string>& app = std::nullopt) {
     if (ids.empty()) return;
     auto s = bridge();
     if (!s) return;
-    s->post([s, ids] {
-      for (auto id : ids) {
-        if (id == 0) continue;  // 0 is "the app's default": never a rule of its own
-        // Connection flows only: a script's flows carry its own cookie in the same bits.
-        for (auto kind : {decide::CookieKind::kConnAllow, decide::CookieKind::kConnDeny}) {
-          ofp::FlowMod del;
-          del.command = ofp::FlowModCommand::kDelete;
-          del.table_id = ofp::kTableAll;
-          del.cookie = decide::makeCookie(kind, 0, id);
-          del.cookie_mask = decide::kCookieKindMask | decide::kCookieRuleMask;
-          s->sendFlowMod(del);
+    std::vector<std::uint32_t> app_cells;
+    if (app)
+      for (const auto& [id, c] : cells.all())
+        if (c.info.app == *app) app_cells.push_back(id);
+    if (app && app_cells.empty()) return;
+    const bool by_cell = app && ids.size() > kCutPerRuleMax;
+    s->post([s, ids = by_cell ? std::vector<std::uint32_t>{} : ids, app_cells, by_cell] {
+      auto del = [&s](decide::CookieKind kind, std::uint32_t cell, std::uint32_t rule, std::uint64_t mask) {
+        ofp::FlowMod fm;
+        fm.command = ofp::FlowModCommand::kDelete;
+        fm.table_id = ofp::kTableAll;
+        fm.cookie = decide::makeCookie(kind, cell, rule);
+        fm.cookie_mask = decide::kCookieKindMask | mask;
+        s->sendFlowMod(fm);
+      };
+      // Connection flows only: a script's flows carry its own cookie in the same bits.
+      for (auto kind : {decide::CookieKind::kConnAllow, decide::CookieKind::kConnDeny}) {
+        if (by_cell) {
+          for (auto cell : app_cells) del(kind, cell, 0, decide::kCookieCellMask);
+          continue;
         }
+        for (auto id : ids)
+          if (id != 0) del(kind, 0, id, decide::kCookieRuleMask);  // 0 is "the app's default": never a rule
       }
     });
+    if (by_cell) {
+      spdlog::info("cut the connections of {} rules of '{}' (all connections of its {} cell(s))", ids.size(), *app,
+                   app_cells.size());
+      return;
+    }
     std::string list;
     for (auto id : ids) list += (list.empty() ? "" : ", ") + std::to_string(id);
     spdlog::info("cut the connections of rule(s) {}", list);
@@ -759,8 +782,63 @@ struct Daemon::Impl {
       sv.any_inspect = sv.any_inspect || cp.inspect;
       sv.cells_by_port[cp.ofport] = std::move(cp);
     }
+    auto old = views.current();
     views.publish(std::move(v));
+    retireView(std::move(old));
   }
+
+  // The view publish() replaced dies on this thread, never on a switch thread's packet path,
+  // and soon: each switch thread's reader keeps the view it last used until its next Packet-In,
+  // which on a quiet bridge may never come, and a replaced policy of 200,000 rules lived on in
+  // it. So every switch thread takes the new view now and hands its old one back here; this
+  // thread holds the replaced view until all have, then lets go of it last. If a big policy
+  // went (trimSoon), the memory it freed is then given back to the system.
+  void retireView(std::shared_ptr<const decide::NetView> old) {
+    if (!server || server->threadCount() == 0) {
+      old.reset();
+      if (trim_pending) trimMemory();
+      return;
+    }
+    ++retiring;
+    auto left = std::make_shared<unsigned>(server->threadCount());
+    auto keep = std::make_shared<std::shared_ptr<const decide::NetView>>(std::move(old));
+    server->postToEveryThread([this, left, keep] {
+      asio::post(control, [this, left, keep, theirs = packets.renewView()]() mutable {
+        theirs.reset();
+        if (--*left != 0) return;
+        keep->reset();
+        if (--retiring == 0 && trim_pending) trimMemory();
+      });
+    });
+  }
+
+  // After a change that dropped (or parsed) thousands of rules: glibc keeps what a program
+  // freed for its next allocations, in every thread's arena, so cellwalld's memory stayed at the
+  // peak of the biggest policy it ever held (350 MiB after 200,000 rules were replaced by 2:
+  // bench/RESULTS.md, section 13). malloc_trim gives the free pages back; it runs here, once
+  // the switch threads let go of the old views, not on the packet path.
+  static constexpr std::size_t kTrimAfterRules = 10000;
+  void trimSoon(std::size_t rules_changed) {
+    if (rules_changed >= kTrimAfterRules) trim_pending = true;
+  }
+  void trimMemory() {
+    trim_pending = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    const long before = residentKib();
+    ::malloc_trim(0);
+    const long after = residentKib();
+    spdlog::info("gave {} MiB back to the system after a large policy change (now {} MiB resident, {} ms)",
+                 (before - after) / 1024, after / 1024,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+  }
+  static long residentKib() {
+    std::ifstream f("/proc/self/statm");
+    long size = 0, resident = 0;
+    f >> size >> resident;
+    return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+  }
+  bool trim_pending = false;
+  unsigned retiring = 0;
 
   std::shared_ptr<sw::Switch> bridge() const { return server->find(ovs->datapathId()); }
 
@@ -917,8 +995,9 @@ struct Daemon::Impl {
                                           req.policy_origin.empty() ? "<policy>" : req.policy_origin,
                                           false, clockNow().unix_ms);
       if (!imported) return Unexpected(imported.error());
+      trimSoon(imported->added + imported->removed.size());
       publish();
-      cutRules(imported->removed);
+      cutRules(imported->removed, app);
       ui.rulesChanged(app);
     }
     std::string env = req.env.empty() ? rules->envOf(app) : req.env;
@@ -1442,8 +1521,9 @@ struct Daemon::Impl {
       if (!validAppName(imp->app)) return api::Reply::failed("invalid app name '" + imp->app + "'");
       auto imported = rules->importPolicy(imp->app, imp->text, imp->origin, imp->merge, now);
       if (!imported) return api::Reply::failed(imported.error().message);
+      trimSoon(imported->added + imported->removed.size());
       publish();
-      cutRules(imported->removed);
+      cutRules(imported->removed, imp->app);
       recheckApp(imp->app);
       ui.rulesChanged(imp->app);
       r.lines.push_back("imported " + std::to_string(imported->added) + " rule(s) for " + imp->app +

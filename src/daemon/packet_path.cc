@@ -12,10 +12,17 @@ decide::Now clockNow() {
           duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()};
 }
 
-void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
+decide::ViewHolder::Reader& PacketPath::reader() const {
   // One reader per thread: refreshing it is a single atomic load unless the view changed.
-  thread_local decide::ViewHolder::Reader reader(views_);
-  const decide::NetView& view = reader.refresh();
+  // (One PacketPath per process: the reader is bound to the first one's views.)
+  thread_local decide::ViewHolder::Reader r(views_);
+  return r;
+}
+
+std::shared_ptr<const decide::NetView> PacketPath::renewView() const { return reader().renew(); }
+
+void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
+  const decide::NetView& view = reader().refresh();
   const decide::SwitchView* sv = view.find(s.datapathId());
   if (sv == nullptr) return;
   auto frame = packet::parseFrame(pi.data);
@@ -48,8 +55,7 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
 
 void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector<std::uint8_t>& bytes,
                          const decide::HeldVerdict* held) {
-  thread_local decide::ViewHolder::Reader reader(views_);
-  const decide::NetView& view = reader.refresh();
+  const decide::NetView& view = reader().refresh();
   const decide::SwitchView* sv = view.find(s.datapathId());
   if (sv == nullptr) return;
   auto frame = packet::parseFrame(bytes);

@@ -62,6 +62,10 @@ class PacketPath {
   void release(sw::Switch& s, std::uint32_t in_port, const std::vector<std::uint8_t>& frame,
                const decide::HeldVerdict* held);
 
+  // On a switch thread: this thread's reader takes the current view now and hands back the one
+  // it held (see ViewHolder::Reader::renew), for the caller to let go of where it chooses.
+  std::shared_ptr<const decide::NetView> renewView() const;
+
   std::uint64_t reasonCount(decide::Reason r) const {
     return reasons_[static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
   }
@@ -78,6 +82,7 @@ class PacketPath {
   std::uint64_t inspectRefused() const { return inspect_refused_.load(std::memory_order_relaxed); }
 
  private:
+  decide::ViewHolder::Reader& reader() const;
   void snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame);
   // Inspect mode: the packet through the inspect_* functions, then on as its connection was
   // decided (decided now if it is new), sent by the controller itself.

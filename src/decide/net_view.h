@@ -168,6 +168,15 @@ class ViewHolder {
       if (holder_.generation() != view_->generation) view_ = holder_.current();
       return *view_;
     }
+    // Takes the current view at once and hands back the one held before (possibly the same),
+    // so that the caller chooses where an old view dies: a reader that sees no packets would
+    // otherwise keep a replaced view, with every policy in it, until its next refresh().
+    // Not while a reference from refresh() is in use on this thread.
+    std::shared_ptr<const NetView> renew() {
+      auto old = std::move(view_);
+      view_ = holder_.current();
+      return old;
+    }
 
    private:
     const ViewHolder& holder_;

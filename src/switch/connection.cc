@@ -13,6 +13,8 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // A switch that stops reading while we keep writing is dropped rather than allowed to grow
 // our memory without bound.
 constexpr std::size_t kMaxPendingWrite = 64 * 1024 * 1024;
+// A write buffer bigger than this is given back after its write instead of kept for reuse.
+constexpr std::size_t kKeepWriteCapacity = 1024 * 1024;
 constexpr std::uint8_t kHelloType = 0;  // the same in every version
 constexpr std::uint16_t kErrHelloFailed = 0;
 constexpr std::uint16_t kErrHelloIncompatible = 0;
@@ -351,6 +353,11 @@ void Connection::flush() {
                     [self = shared_from_this()](const asio::error_code& ec, std::size_t) {
                       self->writing_ = false;
                       self->wbuf_inflight_.clear();
+                      // A burst (thousands of flow deletes) grows the buffer to many MiB; keeping
+                      // that capacity for the connection's life would pin it in this thread's
+                      // malloc arena. The usual batch stays well below the limit.
+                      if (self->wbuf_inflight_.capacity() > kKeepWriteCapacity)
+                        std::vector<std::uint8_t>().swap(self->wbuf_inflight_);
                       if (ec) {
                         self->close("write failed: " + ec.message());
                         return;

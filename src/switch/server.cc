@@ -271,6 +271,12 @@ std::vector<std::shared_ptr<Switch>> SwitchServer::all() const {
   return out;
 }
 
+void SwitchServer::postToEveryThread(const std::function<void()>& fn) {
+  for (auto& loop : impl_->loops) asio::post(*loop, fn);
+}
+
+unsigned SwitchServer::threadCount() const { return static_cast<unsigned>(impl_->loops.size()); }
+
 std::uint16_t SwitchServer::tcpPort() const {
   if (!impl_->tcp_acceptor) return 0;
   asio::error_code ec;

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,12 @@ class SwitchServer {
   std::shared_ptr<Switch> find(std::uint64_t dpid) const;
   std::vector<std::shared_ptr<Switch>> all() const;
   std::uint16_t tcpPort() const;  // the bound port (useful when options asked for 0... not supported)
+
+  // Runs fn once on every worker thread (each event loop), whether or not a switch is pinned
+  // to it now: for per-thread state such as the packet path's view reader. Any thread; after
+  // start() and before stop().
+  void postToEveryThread(const std::function<void()>& fn);
+  unsigned threadCount() const;
 
   // Decode errors by DecodeError, summed over all connections. Any thread.
   std::vector<std::uint64_t> decodeErrorCounts() const;

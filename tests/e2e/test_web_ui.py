@@ -273,6 +273,22 @@ def test_views_connections_rules_cells_traffic(ui):
             p.wait()
 
 
+def test_a_scripts_verdict_names_the_script_in_the_rule_column(ui, tmp_path):
+    d, b, _ = ui
+    f = tmp_path / "ui_no9999.lua"
+    f.write_text('function on_packet(pkt) if pkt.port_dst == 9999 then return "drop" end end\n')
+    d.cli("script", "load", str(f))
+    try:
+        assert finish(curl_in_cell(d, 'default = "allow"\n', "web-verdict", port=9999, max_time=3))[0] == "000"
+        b("click_testid", testid="tab-connections")
+        b("select", testid="app-filter", value="")
+        rule = '[data-testid="conn-row"][data-app="web-verdict"] td.rule-ref'
+        b("wait_css", css=rule, timeout=15000)
+        assert "script:ui_no9999" in b("texts_css", css=rule), b("texts_css", css=rule)
+    finally:
+        d.cli("script", "unload", "ui_no9999", check=False)
+
+
 def test_scripts_view_counters_a_disabled_script_and_reload(ui, tmp_path):
     d, b, _ = ui
     b("click_testid", testid="tab-scripts")

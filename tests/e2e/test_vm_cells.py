@@ -258,3 +258,16 @@ def test_vm_cells_across_a_daemon_crash(mdaemon):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_vm_cell_with_clean_env_gets_no_secrets(mdaemon):
+    """--clean-env reaches the guest's command: the caller's secrets stay out, the safe list and
+    the names passed go in."""
+    caller = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI",
+              "SSH_AUTH_SOCK": "/tmp/ssh-cw/agent.1", "MYAPP_MODE": "fast"}
+    r = sh(vm_argv(mdaemon, DENY_ALL, "vmenv", extra=("--clean-env", "--pass-env", "MYAPP_MODE")) + ["env"],
+           check=False, env=caller, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+    assert "AWS_SECRET_ACCESS_KEY" not in got and "SSH_AUTH_SOCK" not in got, got
+    assert got.get("MYAPP_MODE") == "fast" and got.get("LANG") == "C.UTF-8" and got.get("PATH"), got

@@ -141,7 +141,8 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
   for (auto&& [key, value] : root) {
     if (key.str() == "openflow_port") {
       auto v = value.value<std::int64_t>();
-      if (!v || *v <= 0 || *v > 65535) return fail(where(file, value) + ": openflow_port must be 1..65535");
+      if (!v || *v < 0 || *v > 65535)
+        return fail(where(file, value) + ": openflow_port must be 0..65535 (0: no plain TCP listener)");
       cfg.of_port = static_cast<std::uint16_t>(*v);
     } else if (key.str() == "ui_listen") {
       auto v = value.value<std::string>();

@@ -1,6 +1,6 @@
 // cellwalld's configuration: command-line flags plus an optional TOML file for network
-// environments. Defaults suit a desktop: OpenFlow on 127.0.0.1:6653, embedded Open vSwitch,
-// one "default" environment with NAT through the host's uplink.
+// environments. Defaults suit a desktop: OpenFlow only over a root-only UNIX socket (no TCP
+// listener), embedded Open vSwitch, one "default" environment with NAT through the host's uplink.
 #pragma once
 
 #include <cstdint>
@@ -59,7 +59,9 @@ struct ScriptConf {
 struct Config {
   std::filesystem::path state_dir = "/var/lib/cellwall";
   std::string of_address = "127.0.0.1";
-  std::uint16_t of_port = 6653;
+  // Plain, unauthenticated OpenFlow over TCP on of_address (0: off). Only when asked for: any
+  // local user can pose as a switch there (daemon/switch_channel.h).
+  std::uint16_t of_port = 0;
   // OpenFlow over mutual TLS for switches on other hosts (0: off).
   std::uint16_t of_tls_port = 0;
   std::string of_tls_cert, of_tls_key, of_tls_ca;

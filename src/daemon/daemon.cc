@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <map>
@@ -29,6 +31,7 @@
 #include "daemon/gateways.h"
 #include "daemon/observer.h"
 #include "daemon/packet_path.h"
+#include "daemon/switch_channel.h"
 #include "daemon/prompts.h"
 #include "daemon/rules.h"
 #include "daemon/script_admin.h"
@@ -1310,6 +1313,13 @@ struct Daemon::Impl {
         r.lines.push_back(std::string("weird ") + packet::parseErrorName(weird) + " " +
                           std::to_string(packets.weirdCount(weird)));
     }
+    // Connected switches and how each proved who it is; then who was turned away.
+    for (const auto& s : server->all())
+      r.lines.push_back(fmt::format("switch {:016x} auth={} peer={}", s->datapathId(), sw::authName(s->auth()),
+                                    s->peer()));
+    const auto refused = server->refused();
+    r.lines.push_back("switches_refused peer_credentials=" + std::to_string(refused.peer_credentials) +
+                      " takeovers=" + std::to_string(refused.takeovers));
     auto counts = server->decodeErrorCounts();
     for (std::size_t i = 0; i < counts.size(); ++i) {
       if (counts[i] > 0)
@@ -1575,16 +1585,36 @@ Expected<void> Daemon::run() {
   if (ec) return fail("cannot create state directory " + im.cfg.state_dir.string() + ": " + ec.message());
   ::chmod(im.cfg.state_dir.c_str(), 0700);
 
-  sw::ServerOptions so;
-  so.tcp_address = im.cfg.of_address;
-  so.tcp_port = im.cfg.of_port;
-  so.threads = im.cfg.threads;
-  // Local switches may also connect over a UNIX socket (unix:<state>/openflow.sock).
-  so.unix_path = (im.cfg.state_dir / "openflow.sock").string();
-  so.tls_port = im.cfg.of_tls_port;
-  so.tls_cert = im.cfg.of_tls_cert;
-  so.tls_key = im.cfg.of_tls_key;
-  so.tls_ca = im.cfg.of_tls_ca;
+  OvsOptions oo;
+  oo.state_dir = im.cfg.state_dir;
+  oo.existing_db = im.cfg.ovs_db;
+  oo.bridge = im.cfg.bridge;
+  oo.datapath = im.cfg.datapath;
+  oo.datapath_max_idle_ms = im.cfg.datapath_max_idle_ms;
+  // Per-cell meters limit Packet-Ins (pipeline.md); the switch-wide limiter of Open vSwitch
+  // queues them and costs milliseconds per flow setup (bench/RESULTS.md).
+  oo.packet_in_rate_limit = im.cfg.cell_packet_in_pps != 0 ? 0 : 1000;
+  // The switch proves who it is by how it connects (daemon/switch_channel.h): the local Open
+  // vSwitch over a root-only UNIX socket in its rundir, made before Ovs::open so it is there
+  // when the switch first connects.
+  auto run_dir = Ovs::runDirFor(oo);
+  std::uint32_t run_dir_owner = 0;
+  if (run_dir && oo.existing_db.empty()) {
+    std::filesystem::create_directories(*run_dir, ec);
+    if (ec) return fail("cannot create the Open vSwitch directory " + run_dir->string() + ": " + ec.message());
+    ::chmod(run_dir->c_str(), 0700);
+  }
+  if (run_dir) {
+    struct stat st {};
+    if (::stat(run_dir->c_str(), &st) != 0)
+      return fail("cannot find the Open vSwitch run directory " + run_dir->string() + " (from --ovs-db " +
+                  oo.existing_db + "): " + std::strerror(errno) + " (is Open vSwitch running on this host?)");
+    run_dir_owner = st.st_uid;
+  }
+  auto channel = planSwitchChannel(im.cfg, Ovs::datapathIdFor(im.cfg.bridge), run_dir, run_dir_owner, ::geteuid());
+  if (!channel) return Unexpected(channel.error());
+  for (const auto& w : channel->warnings) spdlog::warn("{}", w);
+  oo.controllers = {channel->controller_target};
   auto db = store::Store::open(im.cfg.state_dir / "cellwall.db");
   if (!db) return Unexpected(db.error());
   im.db = std::move(db.value());
@@ -1601,19 +1631,9 @@ Expected<void> Daemon::run() {
                               const packet::Frame& f, std::uint64_t dpid, std::uint32_t in_port,
                               Now now) { im.onHeld(cell, d, f, dpid, in_port, now); };
   im.prompts.setOnChange([&im] { asio::post(im.control, [&im] { im.wakePromptWaiters(); }); });
-  im.server = std::make_unique<sw::SwitchServer>(so, *this);
+  im.server = std::make_unique<sw::SwitchServer>(channel->server, *this);
   if (auto r = im.server->start(); !r) return r;
 
-  OvsOptions oo;
-  oo.state_dir = im.cfg.state_dir;
-  oo.existing_db = im.cfg.ovs_db;
-  oo.bridge = im.cfg.bridge;
-  oo.datapath = im.cfg.datapath;
-  oo.datapath_max_idle_ms = im.cfg.datapath_max_idle_ms;
-  // Per-cell meters limit Packet-Ins (pipeline.md); the switch-wide limiter of Open vSwitch
-  // queues them and costs milliseconds per flow setup (bench/RESULTS.md).
-  oo.packet_in_rate_limit = im.cfg.cell_packet_in_pps != 0 ? 0 : 1000;
-  oo.controllers = {"tcp:" + im.cfg.of_address + ":" + std::to_string(im.cfg.of_port)};
   auto ovs = Ovs::open(oo, im.runner);
   if (!ovs) return Unexpected(ovs.error());
   im.ovs = std::move(ovs.value());
@@ -1675,8 +1695,7 @@ Expected<void> Daemon::run() {
   im.reapCells(reaper);
   asio::steady_timer ticker(im.control);
   im.tick(ticker);
-  spdlog::info("cellwalld ready: control socket {}, OpenFlow on {}:{}", sock.string(),
-               im.cfg.of_address, im.cfg.of_port);
+  spdlog::info("cellwalld ready: control socket {}, OpenFlow on {}", sock.string(), channel->listeners);
   im.control.run();
   im.ui.stop();  // first: its requests wait for the control thread, which runs no more
   im.script_admin.stop();

@@ -40,7 +40,9 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", cfg.state_dir, "state directory")->capture_default_str();
   app.add_option("--config", config_file,
                  "TOML file with [env.NAME] tables (default: /etc/cellwall/cellwalld.toml if it exists)");
-  app.add_option("--of-port", cfg.of_port, "OpenFlow port on 127.0.0.1")->capture_default_str();
+  app.add_option("--of-port", cfg.of_port,
+                 "also listen for switches on plain TCP 127.0.0.1:PORT (default: off; unauthenticated: any local "
+                 "user can pose as a switch there, though never as the bridge; prefer --of-tls-port)");
   app.add_option("--threads", cfg.threads, "switch threads (0: one per core)");
   app.add_option("--of-tls-port", cfg.of_tls_port, "OpenFlow over mutual TLS for remote switches (0: off)");
   app.add_option("--of-tls-cert", cfg.of_tls_cert, "controller certificate (PEM)");

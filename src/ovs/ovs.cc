@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -55,6 +56,15 @@ std::uint64_t Ovs::datapathIdFor(const std::string& bridge) {
     h *= 0x100000001b3ULL;
   }
   return h == 0 ? 1 : h;
+}
+
+std::optional<fs::path> Ovs::runDirFor(const OvsOptions& options) {
+  if (options.existing_db.empty()) return options.state_dir / "ovs";
+  const std::string_view db = options.existing_db;
+  if (db.rfind("unix:", 0) != 0) return std::nullopt;
+  fs::path sock(db.substr(5));
+  if (!sock.is_absolute() || !sock.has_parent_path()) return std::nullopt;
+  return sock.parent_path();
 }
 
 Ovs::Ovs(OvsOptions options, CommandRunner& runner) : options_(std::move(options)), runner_(runner) {}

@@ -101,6 +101,14 @@ class Ovs {
   // The datapath-id used for a bridge name (stable across runs and hosts).
   static std::uint64_t datapathIdFor(const std::string& bridge);
 
+  // The directory ovs-vswitchd resolves a relative "unix:NAME" controller target in (its
+  // rundir), when that switch is on this host: <state_dir>/ovs when embedded; for an existing
+  // switch reached through "unix:PATH", PATH's directory (ovsdb-server's db.sock lives in the
+  // rundir by convention). nullopt for a switch reached over the network. Open vSwitch refuses
+  // a UNIX controller outside its rundir, so a local controller socket must be made there and
+  // named relatively ("unix:NAME"), which also spares us the exact spelling of the rundir.
+  static std::optional<std::filesystem::path> runDirFor(const OvsOptions& options);
+
  private:
   Ovs(OvsOptions options, CommandRunner& runner);
 

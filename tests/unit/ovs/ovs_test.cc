@@ -19,7 +19,7 @@ class OvsTest : public ::testing::Test {
     fs::remove_all(state);
     fs::create_directories(state);
     opts.state_dir = state;
-    opts.controllers = {"tcp:127.0.0.1:6653"};
+    opts.controllers = {"unix:cw-br0.cellwalld"};  // as cellwalld sets it: relative to the rundir
     opts.datapath = "netdev";
   }
   void TearDown() override { fs::remove_all(state); }
@@ -115,7 +115,7 @@ TEST_F(OvsTest, AdoptsLiveDaemons) {
 
 TEST_F(OvsTest, EnsureBridgeIsOneTransaction) {
   daemonsRunning();
-  opts.controllers = {"tcp:127.0.0.1:6653", "unix:/run/cw.sock"};
+  opts.controllers = {"unix:cw-br0.cellwalld", "ssl:192.0.2.1:6654"};
   auto ovs = Ovs::open(opts, runner);
   ASSERT_TRUE(ovs);
   runner.clear();
@@ -128,13 +128,25 @@ TEST_F(OvsTest, EnsureBridgeIsOneTransaction) {
                 " -- --may-exist add-br cw-br0 -- set Bridge cw-br0 datapath_type=netdev fail_mode=secure "
                 "protocols=OpenFlow10,OpenFlow13 other_config:disable-in-band=true other_config:datapath-id=\"" +
                 dpid +
-                "\" -- --id=@c0 create Controller target=\"tcp:127.0.0.1:6653\" connection_mode=out-of-band "
+                "\" -- --id=@c0 create Controller target=\"unix:cw-br0.cellwalld\" connection_mode=out-of-band "
                 "controller_rate_limit=1000 controller_burst_limit=250 -- --id=@c1 create Controller "
-                "target=\"unix:/run/cw.sock\" connection_mode=out-of-band controller_rate_limit=1000 "
+                "target=\"ssl:192.0.2.1:6654\" connection_mode=out-of-band controller_rate_limit=1000 "
                 "controller_burst_limit=250 -- set Bridge cw-br0 controller=@c0,@c1 -- set Open_vSwitch . "
                 "other_config:userspace-tso-enable=true");
   EXPECT_EQ((*ovs)->datapathId(), Ovs::datapathIdFor("cw-br0"));
   EXPECT_NE(Ovs::datapathIdFor("cw-br0"), Ovs::datapathIdFor("cw-br1"));
+}
+
+TEST(OvsRunDir, IsWhereALocalSwitchLooksForARelativeUnixController) {
+  OvsOptions o;
+  o.state_dir = "/var/lib/cellwall";
+  EXPECT_EQ(Ovs::runDirFor(o), fs::path("/var/lib/cellwall/ovs"));  // embedded: its private rundir
+  o.existing_db = "unix:/run/openvswitch/db.sock";
+  EXPECT_EQ(Ovs::runDirFor(o), fs::path("/run/openvswitch"));  // existing, local: db.sock's directory
+  o.existing_db = "tcp:192.0.2.1:6640";
+  EXPECT_EQ(Ovs::runDirFor(o), std::nullopt);  // not on this host: no UNIX socket reaches it
+  o.existing_db = "unix:db.sock";
+  EXPECT_EQ(Ovs::runDirFor(o), std::nullopt);  // relative: to what, we cannot know
 }
 
 TEST_F(OvsTest, SystemDatapathSkipsUserspaceTso) {

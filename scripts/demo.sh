@@ -41,7 +41,7 @@ address = "10.250.0.2/24"
 peer_address = "10.250.0.1/24"
 CONF
 
-say "cellwalld: embedded Open vSwitch, bridge cw-br0, OpenFlow on 127.0.0.1:6653"
+say "cellwalld: embedded Open vSwitch, bridge cw-br0, OpenFlow over a root-only UNIX socket (no TCP listener)"
 "$bin/daemon/cellwalld" --state-dir "$state" --config "$state/cellwalld.toml" --ui-listen 127.0.0.1:0 \
   > "$state/cellwalld.log" 2>&1 &
 daemon_pid=$!

@@ -177,7 +177,6 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.state = tempfile.mkdtemp(prefix="cw-state-")
         self.testhost = testhost
-        self.of_port = free_port()
         self.config = Path(self.state, "cellwalld.toml")
         self.config.write_text(config_text if config_text is not None else f"""
 [env.default]
@@ -199,8 +198,7 @@ peer_address = "{TESTHOST_IP}/24"
         self.log_offset = len(self.log.read_text()) if self.log.exists() else 0
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
-            [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config),
-             "--of-port", str(self.of_port)]
+            [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config)]
             + ([] if "--ui-listen" in self.extra_args else ["--ui-listen", "127.0.0.1:0"])
             + self.extra_args
             + os.environ.get("CW_DAEMON_ARGS", "").split(),

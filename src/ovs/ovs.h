@@ -34,7 +34,7 @@ struct OvsOptions {
   std::filesystem::path state_dir;        // embedded mode keeps everything in state_dir/ovs
   std::string existing_db;                // "" = embedded; else an OVSDB target (unix:..., tcp:...)
   std::string bridge = "cw-br0";          // must start with "cw-", at most 15 characters
-  std::vector<std::string> controllers;   // OpenFlow targets, e.g. "tcp:127.0.0.1:6653"
+  std::vector<std::string> controllers;   // OpenFlow targets, e.g. "unix:cw-br0.cellwalld" (see runDirFor)
   std::string datapath = "auto";          // "auto" | "netdev" (userspace) | "system" (kernel)
   // Packets/s to the controller over the whole switch (>= 100), or 0 for none. Open vSwitch's
   // limiter queues Packet-Ins and was measured to add milliseconds to flow setup; cellwalld

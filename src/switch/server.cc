@@ -68,11 +68,13 @@ struct SwitchServer::Impl final : ConnectionOwner {
         refused_takeovers.fetch_add(1, std::memory_order_relaxed);
         if (old)
           takeover_log.warn("refused switch {:016x} from {} (authenticated: {}): that datapath id is held by {} "
-                            "(authenticated: {}), which a weaker connection never replaces",
+                            "(authenticated: {}), which a weaker connection never replaces; a real switch "
+                            "must connect the way that one did",
                             dpid, c->peer(), authName(c->auth()), old->peer(), authName(old->auth()));
         else
-          takeover_log.warn("refused switch {:016x} from {} (authenticated: {}): that datapath id only accepts "
-                            "connections authenticated as {} or better (over the UNIX socket or TLS)",
+          takeover_log.warn("refused switch {:016x} from {} (authenticated: {}): that datapath id accepts only "
+                            "connections authenticated as {} or better; a real switch must connect over the "
+                            "UNIX socket (local) or mutual TLS (remote)",
                             dpid, c->peer(), authName(c->auth()), authName(min_auth));
         return false;
       case Admission::kReplace:
@@ -242,8 +244,8 @@ struct SwitchServer::Impl final : ConnectionOwner {
           if (!known || std::find(uids.begin(), uids.end(), cred.uid) == uids.end()) {
             refused_peers.fetch_add(1, std::memory_order_relaxed);
             if (known)
-              peer_log.warn("refused a switch connection on {} from pid {} uid {}: only uid {} may connect "
-                            "(the local Open vSwitch's)",
+              peer_log.warn("refused a switch connection on {} from pid {} uid {}: only uids [{}] may connect "
+                            "(root, cellwalld's and the local Open vSwitch's)",
                             options.unix_path, cred.pid, cred.uid, allowedUids());
             else
               peer_log.warn("refused a switch connection on {}: cannot read its peer credentials: {}",

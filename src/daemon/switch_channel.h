@@ -26,10 +26,11 @@
 namespace cw::daemon {
 
 struct SwitchChannel {
-  sw::ServerOptions server;          // listeners, peer uids, the bridge's floor
-  std::string controller_target;     // what the bridge connects to: "unix:NAME", "ssl:..." or "tcp:..."
+  sw::ServerOptions server;  // listeners, peer uids, the bridge's floor
+  std::string
+      controller_target;  // what the bridge connects to: "unix:NAME", "ssl:..." or "tcp:..."
   std::vector<std::string> warnings;  // logged once at start
-  std::string listeners;              // for the "ready" line: "unix:PATH, tcp:127.0.0.1:6653 (unauthenticated)"
+  std::string listeners;  // for the "ready" line: "unix:PATH, tcp:127.0.0.1:6653 (unauthenticated)"
 };
 
 // run_dir: Ovs::runDirFor() of the bridge's switch (nullopt: it is not on this host).

@@ -33,10 +33,12 @@ TEST(SwitchChannel, PlainTcpOnlyWhenAskedAndThenWithAWarning) {
   auto ch = planSwitchChannel(cfg, kBridge, std::filesystem::path("/s/ovs"), 0, 0);
   ASSERT_TRUE(ch) << ch.error().message;
   EXPECT_EQ(ch->server.tcp_port, 6653);
-  EXPECT_EQ(ch->controller_target, "unix:cw-br0.cellwalld");  // the bridge still uses the UNIX socket
+  EXPECT_EQ(ch->controller_target,
+            "unix:cw-br0.cellwalld");  // the bridge still uses the UNIX socket
   EXPECT_EQ(ch->server.dpid_floor.at(kBridge), sw::Auth::kUnixPeerCred);
   ASSERT_EQ(ch->warnings.size(), 1u);
-  EXPECT_NE(ch->warnings[0].find("any local user can connect"), std::string::npos) << ch->warnings[0];
+  EXPECT_NE(ch->warnings[0].find("any local user can connect"), std::string::npos)
+      << ch->warnings[0];
   EXPECT_NE(ch->warnings[0].find("--of-tls-port"), std::string::npos) << ch->warnings[0];
   EXPECT_EQ(ch->listeners, "unix:/s/ovs/cw-br0.cellwalld, tcp:127.0.0.1:6653 (unauthenticated)");
 }
@@ -77,9 +79,11 @@ TEST(SwitchChannel, ARemoteSwitchNeedsTls) {
 
 TEST(SwitchChannel, ASocketPathTooLongForTheKernelIsAClearError) {
   Config cfg;
-  auto ch = planSwitchChannel(cfg, kBridge, std::filesystem::path("/" + std::string(120, 'x')), 0, 0);
+  auto ch =
+      planSwitchChannel(cfg, kBridge, std::filesystem::path("/" + std::string(120, 'x')), 0, 0);
   ASSERT_FALSE(ch);
-  EXPECT_NE(ch.error().message.find("choose a shorter --state-dir"), std::string::npos) << ch.error().message;
+  EXPECT_NE(ch.error().message.find("choose a shorter --state-dir"), std::string::npos)
+      << ch.error().message;
 }
 
 }  // namespace

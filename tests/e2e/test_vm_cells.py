@@ -158,7 +158,7 @@ def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
     """As root in the guest: raw frames with forged addresses, ARP, IPv6, VLAN and priority
     tags, frames to another cell and to the gateway. Captures on the uplink, in the other cell
     and on the gateway see only the control frame (each with a `vlan` term: a filter without
-    one does not see tagged frames)."""
+    one can miss a tagged frame)."""
     victim_proc, victim = mdaemon.start_cell(DENY_ALL, ["sleep", "300"], app="victim")
     try:
         # The guest learns its targets from stdin (its own addresses are known only once the

@@ -20,6 +20,11 @@ constexpr std::uint8_t kIcmpAdminProhibited = 13;
 
 bool hasPorts(const Frame& f) { return f.l4 == L4::kTcp || f.l4 == L4::kUdp; }
 
+// Untagged IPv4. Table 0 admits no tagged frame; should one reach us anyway (flows of an older
+// daemon), it is not decided: the flows below match `ip` through a tag, and the re-injected
+// frame would carry its tag out.
+bool routable(const Frame& f) { return f.isIpv4() && f.vlan_count == 0; }
+
 // The exact match of one direction of a connection as seen in `f` arriving on `in_port`.
 ofp::Match connMatch(const Frame& f, std::uint32_t in_port, bool reverse) {
   ofp::Match m;
@@ -152,7 +157,7 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
                             const HeldVerdict* held) const {
   Decision d;
   d.cell_id = cell.cell_id;
-  if (!f.isIpv4()) {
+  if (!routable(f)) {
     d.reason = Reason::kNotIpv4;
     return d;
   }
@@ -236,7 +241,7 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
 Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const Frame& f,
                                Now now) const {
   Decision d;
-  if (!f.isIpv4()) {
+  if (!routable(f)) {
     d.reason = Reason::kNotIpv4;
     return d;
   }

@@ -36,7 +36,7 @@ enum class Reason : std::uint8_t {
   kReturnTraffic,    // from the uplink side, the reverse of a connection the cell may open
   kInboundRefused,   // from the uplink side, not a reply, and no inbound rule admits it
   kInboundRule,      // a new connection into the cell (a published port), by an inbound rule
-  kNotIpv4,          // a protocol the pipeline does not route
+  kNotIpv4,          // a protocol the pipeline does not route (or a frame with an 802.1Q tag)
   kUnknownPort,      // a port that belongs to no cell or gateway
   kNoGateway,        // the cell's environment has no gateway on this switch
   kMalformed,        // frame did not parse

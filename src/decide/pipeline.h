@@ -2,7 +2,9 @@
 // FlowMod values; the daemon sends them.
 //
 //   table 0  ingress: per-port anti-spoofing (a cell may send only from its own MAC and IPv4
-//            address), ARP answered by the switch, IPv6 dropped explicitly; -> table 1.
+//            address), ARP answered by the switch, IPv6 dropped explicitly; -> table 1. Every
+//            flow that admits anything matches untagged frames only (no 802.1Q tag, not even
+//            a priority tag): cells and gateways may not send tagged frames.
 //   table 1  scripts: the flows Lua scripts install (drop, allow past their lower flows, rate
 //            limit through a meter); miss -> table 2. Only reached through table 0.
 //   table 2  connections: exact flow pairs installed per decision (idle timeout: the flow

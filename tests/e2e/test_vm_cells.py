@@ -155,9 +155,10 @@ def check_policy_boot(mdaemon, host_tmp):
 
 
 def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
-    """As root in the guest: raw frames with forged addresses, ARP, IPv6, a VLAN tag, frames to
-    another cell and to the gateway. Captures on the uplink, in the other cell and on the
-    gateway see only the control frame."""
+    """As root in the guest: raw frames with forged addresses, ARP, IPv6, VLAN and priority
+    tags, frames to another cell and to the gateway. Captures on the uplink, in the other cell
+    and on the gateway see only the control frame (each with a `vlan` term: a filter without
+    one can miss a tagged frame)."""
     victim_proc, victim = mdaemon.start_cell(DENY_ALL, ["sleep", "300"], app="victim")
     try:
         # The guest learns its targets from stdin (its own addresses are known only once the
@@ -171,8 +172,14 @@ def test_vm_guest_root_gets_nothing_past_the_switch(mdaemon, module_testhost):
         # The guest's IPv6 datagrams go to UDP port 46000; the gateway's own interfaces may
         # solicit routers over IPv6, which is not the guest's doing.
         uplink = module_testhost.capture("tcp dst port 8080 or udp port 5353 or (ip6 and udp port 46000) or vlan")
-        at_victim = Capture(victim["netns"], "eth0", f"ether src {me['mac']} or src host {me['ip']} or (ip6 and udp port 46000)")
-        at_gateway = Capture("cw-g-default", "cwgw0", f"tcp dst port 22 or (ip6 and udp port 46000) or (arp and ether src {me['mac']})")
+        at_victim = Capture(victim["netns"], "eth0",
+                            f"ether src {me['mac']} or src host {me['ip']} or (ip6 and udp port 46000) or vlan")
+        # The tagged SYNs go to port 8080 of the test host: allowed untagged, so only the tag
+        # can stop them; a priority-tagged one that got here would be routed on untagged.
+        # (`vlan` last in every filter: libpcap reads the terms after it 4 bytes further on.)
+        at_gateway = Capture("cw-g-default", "cwgw0", f"tcp dst port 22 or (ip6 and udp port 46000) or "
+                                                      f"(arp and ether src {me['mac']}) or "
+                                                      f"(tcp dst port 8080 and tcp src portrange 45000-45199) or vlan")
         p.stdin.write(f"{me['mac']} {me['ip']} {gateway_mac()} {GATEWAY_IP} {TESTHOST_IP} "
                       f"{victim['mac']} {victim['ip']}\n")
         p.stdin.write(json.dumps({name: (HERE / name).read_text() for name in ("rawframes.py", "vm_hostile.py")}))

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture.h"
+#include "ofp/codec.h"
 #include "packet/frame.h"
 
 namespace cw::decide {
@@ -66,6 +67,30 @@ TEST(Pipeline, NoFlowForwardsWithoutTheController) {
             EXPECT_NE(o->port, ofp::kPortFlood);
             EXPECT_NE(o->port, ofp::kPortAll);
           }
+}
+
+// The `ip` and `arp` matches see through one 802.1Q tag: every table-0 flow that lets a frame
+// on (or answers it) must also say "no tag", or a tagged frame rides along on an allowed
+// connection (VLAN hopping on a trunked uplink). A priority-tagged frame (VID 0) has a tag too.
+TEST(Pipeline, TableZeroAdmitsUntaggedFramesOnly) {
+  Net net;
+  decide::CellPort inspected = net.web;
+  inspected.inspect = true;
+  std::vector<ofp::FlowMod> all = switchBaseFlows(ofp::Version::kOf13);
+  for (const auto* c : {&net.web, &net.db, &inspected})
+    for (const auto& f : cellBaseFlows(ofp::Version::kOf13, *c, net.gw, 7)) all.push_back(f);
+  for (const auto& f : gatewayBaseFlows(ofp::Version::kOf13, net.gw, {&net.web, &net.db})) all.push_back(f);
+  all.push_back(gatewayArpForCell(net.gw, net.db));
+  int admitting = 0;
+  for (const auto& f : all) {
+    if (f.table_id != kTableIngress || f.instructions.empty()) continue;  // drops
+    ++admitting;
+    SCOPED_TRACE(ofp::formatMatch(f.match));
+    EXPECT_TRUE(f.match.has(ofp::Field::kVlanVid));
+    EXPECT_FALSE(f.match.hasMask(ofp::Field::kVlanVid));
+    EXPECT_EQ(f.match.vlan_vid, ofp::kVlanNone);
+  }
+  EXPECT_EQ(admitting, 3 * 2 + 1 + 2 + 1);  // per cell: IPv4 + ARP; the gateway: IPv4 + ARPs
 }
 
 TEST(Pipeline, MissGoesThroughTheCellsMeter) {

@@ -745,9 +745,10 @@ struct Daemon::Impl {
   // ---- Open vSwitch supervision (docs/ovs.md) ----
   void superviseOvs() {
     auto sup = ovs->supervise(std::chrono::steady_clock::now());
-    for (const auto& m : sup.info) spdlog::info("{}", m);
+    // In the order they happened: the death, failed attempts, the restart.
     for (const auto& m : sup.warnings) spdlog::warn("{}", m);
     for (const auto& m : sup.errors) spdlog::error("{}", m);
+    for (const auto& m : sup.info) spdlog::info("{}", m);
     if (sup.restarted) reattachPorts();
     if (sup.restarted || !sup.warnings.empty() || !sup.errors.empty()) showSwitchState();
   }

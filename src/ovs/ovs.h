@@ -69,9 +69,11 @@ struct OvsHealth {
 const char* ovsStateName(OvsHealth::State s);  // "up", "restarting", "failing", "down"
 
 // One supervise() call's outcome: what to log, and whether the switch came back (the caller
-// then re-attaches what it owns: re-checks its ports, re-programs the bridge).
+// then re-attaches what it owns: re-checks its ports, re-programs the bridge). Within one call
+// the warnings (a death, failed attempts) come before the errors (attempts failed too often)
+// and those before the info (the restart).
 struct OvsSupervision {
-  std::vector<std::string> warnings;  // also errors: the daemon logs them at warn or error
+  std::vector<std::string> warnings;
   std::vector<std::string> errors;
   std::vector<std::string> info;
   bool restarted = false;

@@ -6,11 +6,13 @@
 - A killed and restarted cellwalld adopts the running gateway (same port, NAT and conntrack
   intact), so a transfer that outlived the daemon (fail-secure) keeps going after it is back.
 """
+import json
 import os
 import re
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,21 @@ def running(pid):
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+def ui_switch_state(d):
+    """The web UI's `switch` state, as a browser's event stream gets it in its first snapshot."""
+    url = d.ui_url()  # http://127.0.0.1:PORT/?token=...
+    base, token = url.split("?token=")
+    with urllib.request.urlopen(f"{base}events?token={token}", timeout=10) as stream:
+        event = None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "switch":
+                return json.loads(line[6:])
+    return None
 
 
 def status_line(d):
@@ -86,6 +103,8 @@ def test_a_killed_open_vswitch_daemon_is_restarted_and_nothing_leaks(daemon, tes
         assert f"Open vSwitch: {victim} (pid {old}) died; restarting it" in log, log[-3000:]
         assert "Open vSwitch: restarted after" in log and "3 of 3 ports back on their OpenFlow numbers" in log, \
             log[-3000:]
+        ui = ui_switch_state(d)
+        assert ui["state"] == "up" and "restarted 1×" in ui["text"] and victim in ui["text"], ui
         # Same OpenFlow ports, and the database answers: a new cell starts and is served.
         assert {name: ofport(d, name) for name in ports} == ports
         assert d.run_cell(ALLOW_WEB, CURL, app="fresh").returncode == 0

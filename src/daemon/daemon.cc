@@ -1738,16 +1738,19 @@ Expected<void> Daemon::run() {
   // they are when they match their configuration (their NAT and conntrack state carry the
   // connections that outlived the daemon) and rebuilt otherwise (Gateways::start); the rest go
   // now, before any starts.
+  auto sweep = [&im](const std::set<std::string>& keep, const char* why) {
+    auto removed = Gateway::removeStale(im.cfg.state_dir, im.ops, keep);
+    if (!removed) spdlog::warn("removing gateways of an earlier run: {}", removed.error().message);
+    for (const auto& env : removed ? *removed : std::vector<std::string>{}) {
+      (void)im.ovs->delPort(Gateway::ifnameFor(env));
+      spdlog::info("removed the gateway of environment '{}' left by an earlier run: {}", env, why);
+    }
+  };
   {
     std::set<std::string> configured;
     for (const auto& e : im.cfg.envs) configured.insert(e.name);
     for (const auto& n : im.env_admin.storedNames()) configured.insert(n);
-    auto removed = Gateway::removeStale(im.cfg.state_dir, im.ops, configured);
-    if (!removed) spdlog::warn("removing gateways of an earlier run: {}", removed.error().message);
-    for (const auto& env : removed ? *removed : std::vector<std::string>{}) {
-      (void)im.ovs->delPort(Gateway::ifnameFor(env));
-      spdlog::info("removed the gateway of environment '{}', which is no longer configured", env);
-    }
+    sweep(configured, "the environment is no longer configured");
   }
   for (const auto& e : im.cfg.envs) {
     auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir, im.runner);
@@ -1757,6 +1760,13 @@ Expected<void> Daemon::run() {
     }
   }
   im.env_admin.startStored(*im.ovs);
+  {
+    // A stored environment that did not start (its file broken meanwhile) leaves no gateway
+    // running that nothing owns.
+    std::set<std::string> running;
+    for (const auto& g : im.gateways.all()) running.insert(g.port.env);
+    sweep(running, "the environment did not start");
+  }
   if (im.cfg.ids) {
     std::vector<std::string> files = im.cfg.ids_rules;
     if (files.empty()) files.push_back(CW_SHIPPED_IDS_RULES);

@@ -448,6 +448,30 @@ TEST_F(GatewayAdoptTest, WhatDoesNotMatchIsNotAdoptedAndSaysWhy) {
   EXPECT_TRUE(changes().empty());
 }
 
+TEST_F(GatewayAdoptTest, AHostUplinkKeepsItsPublishedPortsAcrossAdoption) {
+  config.uplink = UplinkConfig{};  // kUser: slirp4netns
+  config.dns_upstreams.clear();
+  runner.onOutput("-json link show", R"([{"ifindex":3,"ifname":"cwup0","flags":["UP"]}])");
+  auto first = built();
+  ASSERT_TRUE(first);
+  FakeSlirpApi slirp(state / "env/office/slirp4netns.sock");
+  const Published web{8080, *Ip4::parse("10.200.0.2"), 80, false, ""};
+  ASSERT_TRUE(first->setPublished({web}));
+  ASSERT_EQ(slirp.requests().size(), 1u);
+  first.reset();
+  leftRunning();
+  auto gw = Gateway::adopt(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  ASSERT_NE(*gw, nullptr);
+  // The restarted daemon publishes the same port again: slirp already forwards it.
+  ASSERT_TRUE((*gw)->setPublished({web}));
+  EXPECT_EQ(slirp.requests().size(), 1u);
+  // And knows its id to take it back.
+  ASSERT_TRUE((*gw)->setPublished({}));
+  ASSERT_EQ(slirp.requests().size(), 2u);
+  EXPECT_EQ(slirp.requests()[1], R"({"arguments":{"id":1},"execute":"remove_hostfwd"})");
+}
+
 TEST_F(GatewayAdoptTest, ATunnelIsAdoptedWithItsDaemonAndAChangedFileIsNot) {
   fs::create_directories(state);
   auto file = state / "office.conf";

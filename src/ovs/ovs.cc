@@ -256,7 +256,8 @@ OvsSupervision Ovs::supervise(Clock::time_point now) {
     health_.last_error.clear();
     backoff_ = std::chrono::seconds(0);
     next_attempt_ = now;
-    out.warnings.push_back("Open vSwitch: " + health_.cause + "; restarting it from " +
+    const bool both = dead.find(" and ") != std::string::npos;
+    out.warnings.push_back("Open vSwitch: " + health_.cause + (both ? "; restarting them from " : "; restarting it from ") +
                            (ovsDir() / "conf.db").string() +
                            ". Until it is back and reprogrammed the bridge forwards nothing (fail-secure)");
   }

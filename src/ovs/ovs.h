@@ -5,8 +5,10 @@
 // OVS (if any) is never touched. If that directory holds live daemons from an earlier run they
 // are ADOPTED, not restarted: a crashed and restarted cellwalld keeps the bridge forwarding on
 // the flows already installed (fail_mode=secure: nothing new gets out without the controller).
+// Embedded daemons that die are restarted by supervise() (the owner calls it every tick).
 // External (existing_db set, e.g. "unix:/run/openvswitch/db.sock"): only our bridge is
-// created, re-asserted and removed; other bridges are never touched.
+// created, re-asserted and removed; other bridges are never touched, and supervise() only
+// reports whether the database answers.
 //
 // The bridge is always fail_mode=secure with only our controllers and no NORMAL flows, so the
 // switch never forwards on its own. See docs/ovs.md for the exact configuration and why.

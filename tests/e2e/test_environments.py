@@ -214,6 +214,16 @@ def run_two_sites(tunnel_kind, tmp_path, rounds=3):
             wait_fetch(d, "b", "remote", "remote 192.168.11.5")
             log = d.new_log()
             assert "environment remote: restarted" in log or "is up" in log, log[-3000:]
+            # cellwalld crashes: the restarted daemon adopts both gateways, tunnel and all (its
+            # daemon, device and DNS servers), and B is served at once, through the tunnel.
+            d.kill9()
+            d.start()
+            log = d.new_log()
+            for env in ("local", "remote"):
+                assert f"environment '{env}': adopted the running gateway" in log, log[-3000:]
+            assert fetch_once(d, "b", "remote") == "remote 192.168.11.5"
+            later = d.new_log()  # nothing of it was restarted: not the tunnel, not dnsmasq
+            assert "environment remote: restarted" not in later and "DNS" not in later, later[-3000:]
             status = d.cli("env", "list", check=False)
             during = host_state()
         finally:

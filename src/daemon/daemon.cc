@@ -766,7 +766,8 @@ struct Daemon::Impl {
         spdlog::error("Open vSwitch: port {} is not back on {}: {}", ifname, ovs->bridge(), error);
       } else if (after != before) {
         moved = true;
-        spdlog::warn("Open vSwitch: port {} came back as OpenFlow port {} (was {}); following it", ifname, after, before);
+        spdlog::warn("Open vSwitch: port {} came back as OpenFlow port {} (was {}); following it",
+                     ifname, after, before);
       } else {
         ++same;
       }

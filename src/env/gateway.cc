@@ -565,7 +565,8 @@ Expected<std::unique_ptr<Gateway>> Gateway::adopt(const EnvConfig& config, const
   if (auto v = validate(config); !v) return Unexpected(v.error());
   const auto state = readState(dir / "gateway.state");
   const auto ns = gatewayNetns(config.name);
-  if (state.config.empty()) return fail("its state file records no configuration (made by an older cellwalld, or cut short)");
+  if (state.config.empty())
+    return fail("its state file records no configuration (made by an older cellwalld, or cut short)");
   if (state.config != fingerprint(config)) return fail("its configuration changed since it was built");
   if (!net.netnsExists(ns)) return fail("its namespace " + ns + " is gone");
   auto has = [&](const std::string& in_ns, const std::string& name, bool must_be_up) -> bool {
@@ -575,9 +576,11 @@ Expected<std::unique_ptr<Gateway>> Gateway::adopt(const EnvConfig& config, const
       if (l.name == name) return l.up || !must_be_up;
     return false;
   };
-  if (!has("", ovsIfname(config.name), true)) return fail("its switch-side interface " + ovsIfname(config.name) + " is gone or down");
+  if (!has("", ovsIfname(config.name), true))
+    return fail("its switch-side interface " + ovsIfname(config.name) + " is gone or down");
   if (!has(ns, kCellSide, true)) return fail(std::string(kCellSide) + " in " + ns + " is gone or down");
-  if (!has(ns, kUplinkSide, true)) return fail("its uplink " + std::string(kUplinkSide) + " in " + ns + " is gone or down");
+  if (!has(ns, kUplinkSide, true))
+    return fail("its uplink " + std::string(kUplinkSide) + " in " + ns + " is gone or down");
   const auto& up = config.uplink;
   if (up.kind == UplinkConfig::Kind::kNetns && !has(up.netns, uplinkPeer(config.name), false))
     return fail("the uplink's other end " + uplinkPeer(config.name) + " in " + up.netns + " is gone");

@@ -257,7 +257,8 @@ OvsSupervision Ovs::supervise(Clock::time_point now) {
     backoff_ = std::chrono::seconds(0);
     next_attempt_ = now;
     const bool both = dead.find(" and ") != std::string::npos;
-    out.warnings.push_back("Open vSwitch: " + health_.cause + (both ? "; restarting them from " : "; restarting it from ") +
+    out.warnings.push_back("Open vSwitch: " + health_.cause +
+                           (both ? "; restarting them from " : "; restarting it from ") +
                            (ovsDir() / "conf.db").string() +
                            ". Until it is back and reprogrammed the bridge forwards nothing (fail-secure)");
   }

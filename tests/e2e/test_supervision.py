@@ -142,7 +142,7 @@ def test_a_transfer_outlives_a_kill_and_restart_of_cellwalld(daemon, testhost):
     # latest after 40 s: a transfer that died would otherwise wait for its end for ever.
     client = subprocess.Popen(
         [str(CELLWALL), "--state-dir", d.state, "run", "--app", "iperf", "--policy", str(pf), "--user", "nobody", "--",
-         "timeout", "-s", "INT", "40", "iperf3", "-c", TESTHOST_IP, "-t", "16", "-i", "1", "-b", "10M",
+         "timeout", "-s", "INT", "40", "iperf3", "-c", TESTHOST_IP, "-t", "20", "-i", "1", "-b", "10M",
          "--forceflush"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <map>
@@ -389,7 +390,9 @@ struct Daemon::Impl {
         ui.rulesChanged("");
       }
       cutRules(expired);
-      // Every tick: a tunnel that came up is routed within 250 ms.
+      // Every tick: a dead Open vSwitch daemon is restarted within 250 ms, a tunnel that came
+      // up is routed within 250 ms.
+      superviseOvs();
       for (const auto& e : gateways.supervise()) spdlog::warn("{}", e);
       if (ticks % 4 == 0) {  // every second
         std::vector<WebUi::CellIf> ifs;
@@ -742,6 +745,111 @@ struct Daemon::Impl {
     return r;
   }
 
+  // ---- Open vSwitch supervision (docs/ovs.md) ----
+  void superviseOvs() {
+    auto sup = ovs->supervise(std::chrono::steady_clock::now());
+    // In the order they happened: the death, failed attempts, the restart.
+    for (const auto& m : sup.warnings) spdlog::warn("{}", m);
+    for (const auto& m : sup.errors) spdlog::error("{}", m);
+    for (const auto& m : sup.info) spdlog::info("{}", m);
+    if (sup.restarted) reattachPorts();
+    if (sup.restarted || !sup.warnings.empty() || !sup.errors.empty()) showSwitchState();
+  }
+
+  // After a restart of Open vSwitch: every port of ours is read back from the bridge. The
+  // database keeps their OpenFlow numbers, so they come back the same; one that does not is
+  // followed (and said). The switch reconnects by itself and reconcile() reprograms it; a
+  // switch that stayed connected (only the database restarted) is reconciled now.
+  void reattachPorts() {
+    std::size_t same = 0, total = 0;
+    bool moved = false;
+    auto check = [&](const std::string& ifname, std::uint32_t before, std::uint32_t after, const std::string& error) {
+      ++total;
+      if (!error.empty()) {
+        spdlog::error("Open vSwitch: port {} is not back on {}: {}", ifname, ovs->bridge(), error);
+      } else if (after != before) {
+        moved = true;
+        spdlog::warn("Open vSwitch: port {} came back as OpenFlow port {} (was {}); following it",
+                     ifname, after, before);
+      } else {
+        ++same;
+      }
+    };
+    std::vector<std::uint32_t> ids;
+    for (const auto& [id, c] : cells.all()) ids.push_back(id);
+    for (auto id : ids) {
+      CellRecord* c = cells.find(id);
+      auto p = ovs->addPort(c->info.netns);
+      check(c->info.netns, c->info.ofport, p ? *p : 0, p ? "" : p.error().message);
+      if (p) c->info.ofport = *p;
+    }
+    for (const auto& g : gateways.replug(*ovs)) check(g.ifname, g.before, g.after, g.error);
+    if (ids_monitor.running()) {
+      auto p = ovs->addPort(IdsMonitor::kPort);
+      check(IdsMonitor::kPort, ids_monitor.ofport(), p ? *p : 0, p ? "" : p.error().message);
+      if (p && *p != ids_monitor.ofport())
+        spdlog::error("Open vSwitch: the IDS's mirror port moved; the IDS sees nothing until cellwalld restarts");
+    }
+    spdlog::info("Open vSwitch: {} of {} ports back on their OpenFlow numbers", same, total);
+    if (moved) {
+      (void)cells.save();
+      cellsChanged();
+    }
+    publish();
+    if (auto s = bridge(); s && s->isConnected()) s->post([this, s] { reconcile(*s); });
+  }
+
+  static std::string isoTime(std::int64_t unix_ms) {
+    std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+  }
+
+  // `cellwall status`'s line: state, who owns it, the channel, and the outages seen.
+  std::string ovsStatusLine() const {
+    const OvsHealth& h = ovs->health();
+    auto s = bridge();
+    std::string line = std::string("openvswitch state=") + ovsStateName(h.state) +
+                       " mode=" + (ovs->isEmbedded() ? "embedded" : "external") +
+                       " bridge=" + (s && s->isConnected() ? "connected" : "disconnected") +
+                       " restarts=" + std::to_string(h.restarts);
+    if (h.state != OvsHealth::State::kUp) {
+      line += " since=" + isoTime(h.since_unix_ms) +
+              " down_for=" + std::to_string((clockNow().unix_ms - h.since_unix_ms) / 1000) + "s";
+      if (h.attempts > 0) line += " attempts=" + std::to_string(h.attempts);
+    } else if (h.last_restart_unix_ms != 0) {
+      line += " last_restart=" + isoTime(h.last_restart_unix_ms);
+    }
+    if (!h.cause.empty()) line += " cause=\"" + h.cause + "\"";
+    if (!h.last_error.empty()) line += " last_error=\"" + h.last_error + "\"";
+    return line;
+  }
+
+  void showSwitchState() {
+    const OvsHealth& h = ovs->health();
+    std::string text;
+    switch (h.state) {
+      case OvsHealth::State::kUp:
+        if (h.restarts > 0)
+          text = "Open vSwitch restarted " + std::to_string(h.restarts) + "× (last at " +
+                 isoTime(h.last_restart_unix_ms) + ", after " + h.cause + ")";
+        break;
+      case OvsHealth::State::kRestarting:
+      case OvsHealth::State::kFailing:
+        text = "Open vSwitch down since " + isoTime(h.since_unix_ms) + " (" + h.cause + "), restarting" +
+               (h.last_error.empty() ? "" : ": " + h.last_error) + ". Cells have no network meanwhile.";
+        break;
+      case OvsHealth::State::kDown:
+        text = "Open vSwitch (not cellwall's) unreachable since " + isoTime(h.since_unix_ms) + ": " + h.last_error +
+               ". Nothing new is decided until it is back.";
+        break;
+    }
+    ui.switchState(ovsStateName(h.state), text);
+  }
+
   // ---- view ----
   void publish() {
     auto v = std::make_shared<decide::NetView>();
@@ -922,6 +1030,9 @@ struct Daemon::Impl {
       cutRules(imported->removed);
       ui.rulesChanged(app);
     }
+    if (const OvsHealth& h = ovs->health(); h.state != OvsHealth::State::kUp)
+      return fail("Open vSwitch is " + std::string(ovsStateName(h.state)) + " since " + isoTime(h.since_unix_ms) +
+                  " (" + h.cause + "): no cell can start until it is back (cellwall status shows its state)");
     std::string env = req.env.empty() ? rules->envOf(app) : req.env;
     const Gateways::Entry* gw = gateways.find(env);
     if (gw == nullptr) return fail("no network environment named '" + env + "'");
@@ -1270,6 +1381,7 @@ struct Daemon::Impl {
 
   api::Reply statusReply() {
     api::Reply r;
+    r.lines.push_back(ovsStatusLine());
     r.lines.push_back("cells " + std::to_string(cells.all().size()));
     r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
                       " denied=" + std::to_string(packets.denied()));
@@ -1643,11 +1755,24 @@ Expected<void> Daemon::run() {
                im.ovs->dbTarget(), im.ovs->bridge(), im.ovs->datapathType());
   if (auto r = im.ovs->ensureBridge(); !r) return r;
 
-  // Gateways left by a crashed daemon are rebuilt from scratch: they hold no state worth
-  // keeping, and rebuilding guarantees their configuration matches the file. Once, before
-  // any starts: a second sweep would take the first environment's new gateway for a stale one.
-  if (auto r = Gateway::removeStale(im.cfg.state_dir, im.ops); !r)
-    spdlog::warn("removing gateways of an earlier run: {}", r.error().message);
+  // Gateways left by a crashed daemon: those of environments still configured are adopted as
+  // they are when they match their configuration (their NAT and conntrack state carry the
+  // connections that outlived the daemon) and rebuilt otherwise (Gateways::start); the rest go
+  // now, before any starts.
+  auto sweep = [&im](const std::set<std::string>& keep, const char* why) {
+    auto removed = Gateway::removeStale(im.cfg.state_dir, im.ops, keep);
+    if (!removed) spdlog::warn("removing gateways of an earlier run: {}", removed.error().message);
+    for (const auto& env : removed ? *removed : std::vector<std::string>{}) {
+      (void)im.ovs->delPort(Gateway::ifnameFor(env));
+      spdlog::info("removed the gateway of environment '{}' left by an earlier run: {}", env, why);
+    }
+  };
+  {
+    std::set<std::string> configured;
+    for (const auto& e : im.cfg.envs) configured.insert(e.name);
+    for (const auto& n : im.env_admin.storedNames()) configured.insert(n);
+    sweep(configured, "the environment is no longer configured");
+  }
   for (const auto& e : im.cfg.envs) {
     auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir, im.runner);
     if (!r) {
@@ -1656,6 +1781,13 @@ Expected<void> Daemon::run() {
     }
   }
   im.env_admin.startStored(*im.ovs);
+  {
+    // A stored environment that did not start (its file broken meanwhile) leaves no gateway
+    // running that nothing owns.
+    std::set<std::string> running;
+    for (const auto& g : im.gateways.all()) running.insert(g.port.env);
+    sweep(running, "the environment did not start");
+  }
   if (im.cfg.ids) {
     std::vector<std::string> files = im.cfg.ids_rules;
     if (files.empty()) files.push_back(CW_SHIPPED_IDS_RULES);
@@ -1685,6 +1817,7 @@ Expected<void> Daemon::run() {
   im.cellsChanged();
   im.ui.prompts(im.promptReply());
   im.ui.scriptsChanged(im.script_admin.list().scripts);
+  im.showSwitchState();
   asio::signal_set signals(im.control, SIGINT, SIGTERM);
   signals.async_wait([&im](const asio::error_code&, int sig) {
     spdlog::info("signal {}: shutting down", sig);

@@ -98,6 +98,10 @@ void WebUi::counters(const std::vector<Counter>& c) {
   hub_.event("counters", json{{"conns", std::move(conns)}}.dump());
 }
 
+void WebUi::switchState(const std::string& state, const std::string& text) {
+  hub_.state("switch", json{{"state", state}, {"text", text}}.dump());
+}
+
 void WebUi::rulesChanged(const std::string& app) { hub_.event("rules", json{{"app", app}}.dump()); }
 
 void WebUi::scriptsChanged(const std::vector<api::ScriptInfo>& scripts) {

@@ -46,6 +46,9 @@ class WebUi {
   void rulesChanged(const std::string& app);  // "": any app
   // The scripts, their state and counters (on a change, and every 2 s while watched).
   void scriptsChanged(const std::vector<api::ScriptInfo>& scripts);
+  // Open vSwitch's state (status's `openvswitch` line): "up", "restarting", "failing" or
+  // "down", and a sentence for the top bar ("" when it is up and never was down).
+  void switchState(const std::string& state, const std::string& text);
   struct CellIf {
     std::uint32_t id = 0;
     std::string app, ifname;

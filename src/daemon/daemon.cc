@@ -1384,21 +1384,18 @@ struct Daemon::Impl {
     return executeRules(cmd, origin);
   }
 
-  // The web UI's commands (its connection threads): run on the control thread, waited for.
-  web::ApiResult webApi(const std::string& body) {
+  // The web UI's commands (from the web server's loop thread): run on the control thread, whose
+  // answer is handed back through `reply`. If the control thread never gets to it (stopping),
+  // the server answers 503 at its deadline.
+  void webApi(const std::string& body, web::ApiReply reply) {
     auto cmd = api::decodeCommand(body);
-    if (!cmd) return {400, api::encodeReply(api::Reply::failed(cmd.error().message))};
+    if (!cmd) return reply({400, api::encodeReply(api::Reply::failed(cmd.error().message))});
     if (!webAllowed(*cmd))
-      return {403, api::encodeReply(api::Reply::failed("not a command of the web UI; use the cellwall command"))};
-    auto done = std::make_shared<std::promise<api::Reply>>();
-    auto answer = done->get_future();
-    asio::post(control, [this, done, c = std::move(*cmd)] { done->set_value(executeNow(c, "web")); });
-    for (int i = 0; i < 100 && !control.stopped(); ++i) {
-      if (answer.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) continue;
-      api::Reply r = answer.get();
-      return {r.ok ? 200 : 400, api::encodeReply(r)};
-    }
-    return {503, api::encodeReply(api::Reply::failed("cellwalld did not answer (busy or stopping)"))};
+      return reply({403, api::encodeReply(api::Reply::failed("not a command of the web UI; use the cellwall command"))});
+    asio::post(control, [this, reply = std::move(reply), c = std::move(*cmd)] {
+      api::Reply r = executeNow(c, "web");
+      reply({r.ok ? 200 : 400, api::encodeReply(r)});
+    });
   }
 
   // rules.*, log, names: answered at once on the control thread.
@@ -1661,7 +1658,8 @@ Expected<void> Daemon::run() {
       im.control, asio::local::stream_protocol::endpoint(sock.string()));
   ::chmod(sock.c_str(), 0600);
   im.acceptControl();
-  im.ui.start(im.cfg.ui_listen, im.cfg.state_dir, [&im](const std::string& body) { return im.webApi(body); });
+  im.ui.start(im.cfg.ui_listen, im.cfg.state_dir,
+              [&im](const std::string& body, web::ApiReply reply) { im.webApi(body, std::move(reply)); });
   im.cellsChanged();
   im.ui.prompts(im.promptReply());
   im.ui.scriptsChanged(im.script_admin.list().scripts);

@@ -109,11 +109,7 @@ std::string ownerText(const std::optional<std::uint32_t>& owner) {
   return owner ? "uid " + std::to_string(*owner) : std::string("a client whose uid is not known");
 }
 
-MHD_Result send(MHD_Connection* c, unsigned status, const std::string& body, const char* type,
-                bool close = false) {
-  MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
-                                                    MHD_RESPMEM_MUST_COPY);
-  if (r == nullptr) return MHD_NO;
+void secure(MHD_Response* r, const char* type) {
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   MHD_add_response_header(r, "Content-Security-Policy", kCsp);
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -121,6 +117,14 @@ MHD_Result send(MHD_Connection* c, unsigned status, const std::string& body, con
   MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
   MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+MHD_Result send(MHD_Connection* c, unsigned status, const std::string& body, const char* type,
+                bool close = false) {
+  MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
+                                                    MHD_RESPMEM_MUST_COPY);
+  if (r == nullptr) return MHD_NO;
+  secure(r, type);
   if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   MHD_Result ok = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
@@ -164,10 +168,6 @@ long long millisUntil(Clock::time_point t, Clock::time_point now) {
   return std::chrono::ceil<std::chrono::milliseconds>(t - now).count();
 }
 
-}  // namespace
-
-namespace {
-
 // An event stream (the content reader's context); freed by libmicrohttpd with its response.
 struct StreamCtx {
   Server::Impl* im;
@@ -204,8 +204,8 @@ struct Server::Impl {
   std::set<std::shared_ptr<PendingApi>> waiting;   // suspended commands
 
   MHD_Result refuse(MHD_Connection* c, unsigned status, const std::string& why) {
-    auto n = refused.fetch_add(1, std::memory_order_relaxed);
-    if (n < 10 || n % 1000 == 0) spdlog::warn("web ui: refused a request: {} ({} so far)", why, n + 1);
+    if (worthLogging(refused))
+      spdlog::warn("web ui: refused a request: {} ({} so far)", why, refused.load(std::memory_order_relaxed));
     // Closed after the answer: a peer without the token gets one request per connection.
     return send(c, status, jsonError(why), "application/json", true);
   }
@@ -268,8 +268,8 @@ struct Server::Impl {
 
   void drop(Admission::Id id, const std::string& why) {
     to_close.push_back(id);
-    auto n = dropped.fetch_add(1, std::memory_order_relaxed);
-    if (n < 10 || n % 1000 == 0) spdlog::warn("web ui: closed a connection: {} ({} so far)", why, n + 1);
+    if (worthLogging(dropped))
+      spdlog::warn("web ui: closed a connection: {} ({} so far)", why, dropped.load(std::memory_order_relaxed));
   }
 
   // Between MHD_run calls, when every connection still in `conns` has its socket open (its
@@ -318,13 +318,7 @@ struct Server::Impl {
         delete s;
         return MHD_NO;
       }
-      MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-      MHD_add_response_header(r, "Content-Security-Policy", kCsp);
-      MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-      MHD_add_response_header(r, "X-Frame-Options", "DENY");
-      MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-      MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
-      MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+      secure(r, "text/event-stream");
       MHD_add_response_header(r, "X-Accel-Buffering", "no");
       MHD_Result ok = MHD_queue_response(c, MHD_HTTP_OK, r);
       MHD_destroy_response(r);

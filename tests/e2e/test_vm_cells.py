@@ -325,6 +325,7 @@ def test_vm_accelerator_modes_on_this_machine(mdaemon):
     assert KVM_FALLBACK not in err and not record.exists(), err
 
     rc, out, err, backend = run_vm_accel(d, "vmkvm", "kvm")
+    print(f"KVM here: {kvm}\n--vm-accel kvm: exit {rc}, said:\n{err}")
     if kvm == "works":
         assert (rc, out.split(), backend) == (0, ["up", "got", "in"], "vm/kvm"), (rc, out, err)
     elif kvm == "absent":
@@ -340,7 +341,7 @@ def test_vm_accelerator_modes_on_this_machine(mdaemon):
     rc2, out2, err2, backend2 = run_vm_accel(d, "vmauto2", "auto")
     assert rc2 == 0 and out2.split() == ["up", "got", "in"], (rc2, out2, err2)
     log = d.log.read_text()[log_from:]
-    print(f"KVM here: {kvm}\nfirst auto cell ({backend}) said:\n{err}\nsecond ({backend2}) said:\n{err2}")
+    print(f"first auto cell ({backend}) said:\n{err}\nsecond ({backend2}) said:\n{err2}")
     if kvm == "works":
         assert (backend, backend2) == ("vm/kvm", "vm/kvm"), (err, err2)
         assert KVM_FALLBACK not in err + err2 + log and not record.exists()

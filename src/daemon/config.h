@@ -91,9 +91,12 @@ struct Config {
   unsigned ids_fold = 3;
   // Apps whose cells always run in inspect mode (as `cellwall run --inspect`).
   std::vector<std::string> inspect_apps;
+  // VM cells' accelerator when `cellwall run --vm` names none: "auto" (KVM when it works, else
+  // software emulation, remembered), "kvm" (only KVM) or "tcg" (never KVM). vm/accel.h.
+  std::string vm_accel = "auto";
 };
 
-// Reads a TOML file: openflow_port, ui_listen, scripts_dir, the [env.NAME] tables into cfg.envs
+// Reads a TOML file: openflow_port, ui_listen, scripts_dir, vm_accel, the [env.NAME] tables into cfg.envs
 // (replacing the default) and the [script.NAME] tables into cfg.scripts.
 Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg);
 // Only [env.NAME] tables (a stored environment, `cellwall env add`); origin names the text in

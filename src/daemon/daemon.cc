@@ -38,6 +38,7 @@
 #include "daemon/script_admin.h"
 #include "daemon/scripts.h"
 #include "daemon/web_ui.h"
+#include "vm/accel.h"
 #include "store/store.h"
 #include "decide/pipeline.h"
 #include "netdev/net_ops.h"
@@ -1079,6 +1080,15 @@ struct Daemon::Impl {
     };
     const bool vm = req.backend == "vm";
     if (req.backend != "netns" && !vm) return fail("unknown cell backend '" + req.backend + "' (netns or vm)");
+    vm::AccelDecision accel;
+    if (vm) {
+      auto a = vmAccel(req.vm_accel);
+      if (!a) {
+        undo();
+        return Unexpected(a.error());
+      }
+      accel = *a;
+    }
     // A VM cell's port is a tap the VMM attaches to; its (empty) namespace is where the VMM
     // runs, so that even a compromised VMM has no network but the tap.
     Expected<void> r = ops.createNetns(name);
@@ -1126,7 +1136,9 @@ struct Daemon::Impl {
     rec.info.hosts = (dir / "hosts").string();
     rec.info.launcher_pid = req.launcher_pid;
     rec.info.backend = req.backend;
-    rec.info.vm_accel = vm ? req.vm_accel : "";
+    rec.info.vm_accel = vm ? vm::accelName(accel.accel) : "";
+    rec.info.vm_accel_note = vm ? accel.note : "";
+    rec.info.vm_may_fall_back = vm && accel.may_fall_back;
     rec.info.mtu = env_status.cell_mtu;
     // The cell's processes live in their own cgroup: attribution checks a socket's cgroup
     // against it, and removing the cell kills what is left in it.
@@ -1161,7 +1173,7 @@ struct Daemon::Impl {
     publish();
     spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}{}{}", id, name, rec.info.app,
                  env, ip->str(), mac.str(), *ofport, rec.info.inspect ? ", inspect mode" : "",
-                 vm ? ", a VM (" + std::string(req.vm_accel == "kvm" ? "KVM" : "software emulation") +
+                 vm ? ", a VM (" + std::string(accel.accel == vm::Accel::kKvm ? "KVM" : "software emulation") +
                           "): its processes are not visible to attribution"
                     : "");
     for (const auto& at : rec.info.published_at) spdlog::info("cell {} published: {}", id, at);
@@ -1169,6 +1181,45 @@ struct Daemon::Impl {
   }
 
   bool needSoftwareChecksums() const { return ovs->datapathType() == "netdev"; }
+
+  // A VM cell's accelerator (vm/accel.h): the launcher's --vm-accel, else vm_accel; what
+  // /dev/kvm says; and whether QEMU under KVM failed on this host before.
+  Expected<vm::AccelDecision> vmAccel(const std::string& requested) {
+    const std::string name = requested.empty() ? cfg.vm_accel : requested;
+    auto mode = vm::parseAccelMode(name);
+    if (!mode) return fail("unknown VM accelerator '" + name + "' (auto, kvm or tcg)");
+    const auto record = vm::kvmRecordPath(cfg.state_dir);
+    return vm::decideAccel(*mode, vm::detectAccel(), vm::readKvmRecord(record, vm::kvmHostKey()), record);
+  }
+
+  // The launcher of VM cell `id` saw QEMU under KVM die before the guest spoke: KVM is not
+  // usable here. Recorded, so that auto sends later cells straight to TCG, and said once.
+  api::Reply vmFallback(const api::CellVmFallback& fb) {
+    CellRecord* cell = cells.find(fb.id);
+    if (cell == nullptr || cell->info.backend != "vm" || !cell->info.vm_may_fall_back)
+      return api::Reply::failed("cell " + std::to_string(fb.id) + " is not a VM cell started under KVM by auto");
+    const auto record = vm::kvmRecordPath(cfg.state_dir);
+    const std::string why = fb.why.empty() ? "QEMU under KVM ended before the guest started" : fb.why;
+    std::string where = "recorded in " + record.string();
+    if (auto w = vm::writeKvmRecord(record, vm::kvmHostKey(), why); !w) {
+      spdlog::warn("cannot record that KVM is unusable: {}", w.error().message);
+      where = "not recorded: " + w.error().message;
+    }
+    const std::string msg = "QEMU under KVM ended before the guest started (" + why +
+                            "): KVM is not usable on this host, so VM cells run under software emulation "
+                            "(TCG) from now on, much slower (" + where +
+                            "; it is forgotten when QEMU or the kernel changes, or when the file is removed; "
+                            "--vm-accel kvm tries KVM anyway)";
+    spdlog::warn("cell {} ({}): {}", fb.id, cell->info.netns, msg);
+    cell->info.vm_accel = vm::accelName(vm::Accel::kTcg);
+    cell->info.vm_accel_note = msg;
+    cell->info.vm_may_fall_back = false;
+    (void)cells.save();
+    cellsChanged();
+    api::Reply r;
+    r.text = msg;
+    return r;
+  }
 
   // Installs the cell's flows; `done` runs on the control thread once the switch has them.
   void programCell(std::uint32_t id, std::function<void(bool)> done) {
@@ -1363,6 +1414,11 @@ struct Daemon::Impl {
         reply(c, r);
         cellsChanged();
       });
+    } else if (auto* fb = std::get_if<api::CellVmFallback>(&cmd)) {
+      // Only the launcher that made the cell speaks for it.
+      reply(c, std::find(c->cells.begin(), c->cells.end(), fb->id) == c->cells.end()
+                   ? api::Reply::failed("cell " + std::to_string(fb->id) + " is not this connection's")
+                   : vmFallback(*fb));
     } else if (auto* ex = std::get_if<api::CellExit>(&cmd)) {
       removeCell(ex->id, "its command exited");
       std::erase(c->cells, ex->id);
@@ -1506,21 +1562,18 @@ struct Daemon::Impl {
     return executeRules(cmd, origin);
   }
 
-  // The web UI's commands (its connection threads): run on the control thread, waited for.
-  web::ApiResult webApi(const std::string& body) {
+  // The web UI's commands (from the web server's loop thread): run on the control thread, whose
+  // answer is handed back through `reply`. If the control thread never gets to it (stopping),
+  // the server answers 503 at its deadline.
+  void webApi(const std::string& body, web::ApiReply reply) {
     auto cmd = api::decodeCommand(body);
-    if (!cmd) return {400, api::encodeReply(api::Reply::failed(cmd.error().message))};
+    if (!cmd) return reply({400, api::encodeReply(api::Reply::failed(cmd.error().message))});
     if (!webAllowed(*cmd))
-      return {403, api::encodeReply(api::Reply::failed("not a command of the web UI; use the cellwall command"))};
-    auto done = std::make_shared<std::promise<api::Reply>>();
-    auto answer = done->get_future();
-    asio::post(control, [this, done, c = std::move(*cmd)] { done->set_value(executeNow(c, "web")); });
-    for (int i = 0; i < 100 && !control.stopped(); ++i) {
-      if (answer.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) continue;
-      api::Reply r = answer.get();
-      return {r.ok ? 200 : 400, api::encodeReply(r)};
-    }
-    return {503, api::encodeReply(api::Reply::failed("cellwalld did not answer (busy or stopping)"))};
+      return reply({403, api::encodeReply(api::Reply::failed("not a command of the web UI; use the cellwall command"))});
+    asio::post(control, [this, reply = std::move(reply), c = std::move(*cmd)] {
+      api::Reply r = executeNow(c, "web");
+      reply({r.ok ? 200 : 400, api::encodeReply(r)});
+    });
   }
 
   // rules.*, log, names: answered at once on the control thread.
@@ -1813,7 +1866,8 @@ Expected<void> Daemon::run() {
       im.control, asio::local::stream_protocol::endpoint(sock.string()));
   ::chmod(sock.c_str(), 0600);
   im.acceptControl();
-  im.ui.start(im.cfg.ui_listen, im.cfg.state_dir, [&im](const std::string& body) { return im.webApi(body); });
+  im.ui.start(im.cfg.ui_listen, im.cfg.state_dir,
+              [&im](const std::string& body, web::ApiReply reply) { im.webApi(body, std::move(reply)); });
   im.cellsChanged();
   im.ui.prompts(im.promptReply());
   im.ui.scriptsChanged(im.script_admin.list().scripts);

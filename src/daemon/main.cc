@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
                  "a process) | always")
       ->check(CLI::IsMember({"off", "rules", "always"}))
       ->capture_default_str();
+  app.add_option("--vm-accel", cfg.vm_accel,
+                 "VM cells' accelerator when `cellwall run --vm` names none: auto | kvm | tcg (docs/vm-cells.md)")
+      ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
+      ->capture_default_str();
   app.add_flag("--ids", cfg.ids, "inspect what cells send with the IDS (docs/ids.md)");
   app.add_option("--ids-rules", cfg.ids_rules, "IDS rules file (repeatable; default: the shipped rules)");
   app.add_option("--ids-fold", cfg.ids_fold,

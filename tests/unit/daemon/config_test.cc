@@ -45,6 +45,17 @@ TEST_F(EnvConfigFile, PlainTcpOpenFlowIsOffUnlessTheFileAsksForIt) {
   EXPECT_NE(bad.error().message.find("openflow_port must be 0..65535"), std::string::npos) << bad.error().message;
 }
 
+TEST_F(EnvConfigFile, VmAcceleratorIsAutoKvmOrTcg) {
+  auto cfg = load("vm_accel = \"tcg\"\n");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->vm_accel, "tcg");
+  EXPECT_EQ(Config{}.vm_accel, "auto");
+  auto bad = load("vm_accel = \"hvf\"\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("vm_accel must be \"auto\", \"kvm\" or \"tcg\""), std::string::npos)
+      << bad.error().message;
+}
+
 TEST_F(EnvConfigFile, WireGuardUplinkOverANamespaceCarrier) {
   auto cfg = load(R"([env.office]
 pool = "10.201.0.0/24"

@@ -80,8 +80,11 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
   for (const auto& fm : d.flows) s.sendFlowMod(fm);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
+  // A checked query that went on to the resolver is counted, not logged: the connection it
+  // leads to is (a refused one is logged like any refused connection).
+  const bool allowed_query = d.dns_query && d.action == policy::Action::kAllow;
   if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort &&
-      d.reason != decide::Reason::kNotIpv4) {
+      d.reason != decide::Reason::kNotIpv4 && !allowed_query) {
     const decide::CellPort* cell = sv.cellOnPort(in_port);
     if (cell == nullptr && (d.reason == decide::Reason::kInboundRule || d.inbound) && frame.isIpv4())
       cell = sv.cellWithIp(frame.ip_dst.v4());
@@ -271,7 +274,12 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
   if (d.reason == decide::Reason::kUnknownPort || d.reason == decide::Reason::kNotIpv4) return;
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
-  if (observer_ != nullptr) observer_->onDecision(&cell, d, f, now);
+  if (observer_ != nullptr && !(d.dns_query && d.action == policy::Action::kAllow))
+    observer_->onDecision(&cell, d, f, now);
+  if (d.dns_query) {  // forwarded or answered by the controller, nothing to remember
+    for (const auto& po : d.packet_outs) s.sendPacketOut(po);
+    return;
+  }
   if (table.conns.size() >= kInspectConns) {
     std::erase_if(table.conns, [&](const auto& kv) {
       return kv.second.generation != generation || now.mono_ms - kv.second.last_ms > kv.second.idle_ms;

@@ -1301,6 +1301,9 @@ struct Daemon::Impl {
       if (observer.dnsErrors(e) > 0)
         r.lines.push_back(std::string("weird dns_") + dns::parseErrorName(e) + " " +
                           std::to_string(observer.dnsErrors(e)));
+      if (packets.queryWeirdCount(e) > 0)
+        r.lines.push_back(std::string("weird dns_query_") + dns::parseErrorName(e) + " " +
+                          std::to_string(packets.queryWeirdCount(e)));
     }
     r.lines.push_back("log dropped=" + std::to_string(observer.dropped()));
     {

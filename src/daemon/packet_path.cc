@@ -68,6 +68,8 @@ void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector
 void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
                        const packet::Frame& frame, const decide::Decision& d, decide::Now now) {
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  if (d.query_error)
+    query_weirds_[static_cast<std::size_t>(*d.query_error)].fetch_add(1, std::memory_order_relaxed);
   for (const auto& mm : d.scripts.meters) s.send(mm);
   for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
   if (d.held) {
@@ -266,6 +268,8 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
   decide::Decision d = decider_.decide(sv, in_port, f, now);
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  if (d.query_error)
+    query_weirds_[static_cast<std::size_t>(*d.query_error)].fetch_add(1, std::memory_order_relaxed);
   for (const auto& mm : d.scripts.meters) s.send(mm);
   for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
   if (d.held) {

@@ -21,6 +21,7 @@
 
 #include "decide/net_view.h"
 #include "decide/pipeline.h"
+#include "dns/dns.h"
 #include "ofp/messages.h"
 #include "packet/frame.h"
 #include "policy/policy.h"
@@ -117,6 +118,7 @@ struct Decision {
   // cleanly (the DNS parse error's stable name).
   bool dns_query = false;
   std::string detail;
+  std::optional<dns::ParseError> query_error;  // the same, for the counters
   bool inbound = false;  // a connection into the cell (from its gateway)
   // The process that owns the connection, when it was attributed.
   std::shared_ptr<const ProcessInfo> process;

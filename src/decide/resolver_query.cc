@@ -40,6 +40,7 @@ void Decider::resolverQuery(Decision& d, const CellPort& cell, const GatewayPort
     query = std::move(*q);
   } else {
     d.detail = dns::parseErrorName(q.error());
+    d.query_error = q.error();
   }
   const dns::Query* parsed = query ? &*query : nullptr;
   if (parsed != nullptr) {

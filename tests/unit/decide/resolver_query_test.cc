@@ -106,6 +106,7 @@ TEST(ResolverQuery, Fixtures) {
     EXPECT_EQ(d.reason, c.reason) << reasonName(d.reason);
     EXPECT_EQ(d.names, c.names);
     EXPECT_EQ(d.detail, c.detail);
+    EXPECT_EQ(d.query_error.has_value(), !c.detail.empty());  // counted per stable name
     EXPECT_EQ(d.rule_id, c.rule_id);
     EXPECT_TRUE(d.flows.empty());  // the flow table holds policy, never a query
     if (c.goes == Goes::kNowhere) {

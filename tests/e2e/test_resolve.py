@@ -117,3 +117,27 @@ def test_changing_resolve_applies_to_running_cells(mdaemon):
     assert first == [TESTHOST_IP], first
     assert second == ["rcode", "5"], second
     assert allowed == [NAMES["api.example.test"]], allowed
+
+
+def test_an_inspected_cell_is_checked_too(mdaemon, module_testhost):
+    # Inspect mode sends every packet through the controller first; checked queries still go on
+    # or get REFUSED without leaving (and answers are still learned: the connection by name works).
+    label = exfil_name()
+    p, cell = mdaemon.start_cell(POLICY, ["sleep", "60"], app="resolve-inspect", run_args=("--inspect",))
+    try:
+        ask = ["python3", DNSQ, GATEWAY_IP]
+        cap = module_testhost.capture(DNS_BPF)
+        allowed = mdaemon.sh_in_cell(cell, ask + ["api.example.test", "A"]).stdout.split()
+        refused = mdaemon.sh_in_cell(cell, ask + [label, "TXT"]).stdout.split()
+        upstream = "\n".join(cap.lines())
+        # By address (this runs outside the cell's mount namespace, with the host's
+        # resolv.conf): the name rule admits it because the cell learned the name above.
+        fetched = mdaemon.sh_in_cell(cell, ["curl", "-s", "-o", "/dev/null", "--max-time", "5", "-w",
+                                            "%{http_code}", f"http://{NAMES['api.example.test']}:8080/"]).stdout
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    assert allowed == [NAMES["api.example.test"]], allowed
+    assert refused == ["rcode", "5"], refused
+    assert "evil.test" not in upstream, upstream
+    assert fetched == "200", fetched

@@ -49,7 +49,8 @@ void Decider::resolverQuery(Decision& d, const CellPort& cell, const GatewayPort
       const RuleLimit* l = cell.policy->limitOf(r.id);
       return l == nullptr || l->usable(unix_now);
     };
-    if (const policy::Rule* rule = cell.policy->matcher->resolvableBy(parsed->qname, policy::RuleFilter::of(usable))) {
+    if (const policy::Rule* rule =
+            cell.policy->matcher->resolvableBy(parsed->qname, policy::RuleFilter::of(usable))) {
       d.action = Action::kAllow;
       d.reason = Reason::kDnsQuery;
       d.rule_id = rule->id;
@@ -60,8 +61,8 @@ void Decider::resolverQuery(Decision& d, const CellPort& cell, const GatewayPort
         po.data.assign(f.raw.begin(), f.raw.end());
       } else {
         const auto message = dns::withoutEdnsOptions(f.payload, *parsed);
-        po.data = packet::buildUdp4(packet::EthSpec{f.eth_src, f.eth_dst, 0}, f.ip_src.v4(), f.ip_dst.v4(),
-                                    f.src_port, f.dst_port, Bytes(message));
+        po.data = packet::buildUdp4(packet::EthSpec{f.eth_src, f.eth_dst, 0}, f.ip_src.v4(),
+                                    f.ip_dst.v4(), f.src_port, f.dst_port, Bytes(message));
       }
       d.packet_outs.push_back(std::move(po));
       return;
@@ -76,8 +77,8 @@ void Decider::resolverQuery(Decision& d, const CellPort& cell, const GatewayPort
   ofp::PacketOut po;
   po.in_port = ofp::kPortController;
   po.actions.emplace_back(ofp::ActionOutput{cell.ofport, 0});
-  po.data = packet::buildUdp4(packet::EthSpec{f.eth_dst, f.eth_src, 0}, f.ip_dst.v4(), f.ip_src.v4(),
-                              f.dst_port, f.src_port, Bytes(answer));
+  po.data = packet::buildUdp4(packet::EthSpec{f.eth_dst, f.eth_src, 0}, f.ip_dst.v4(),
+                              f.ip_src.v4(), f.dst_port, f.src_port, Bytes(answer));
   d.packet_outs.push_back(std::move(po));
 }
 

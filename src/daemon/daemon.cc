@@ -1247,6 +1247,26 @@ struct Daemon::Impl {
     });
   }
 
+  // The app's cells' base flows again, as the view now says: after its resolve setting
+  // changed, their queries to the resolver go straight through or to the controller (a flow
+  // added with the same match and priority replaces the old one in place).
+  void resendCellFlows(const std::string& app) {
+    auto s = bridge();
+    if (!s) return;
+    std::vector<std::uint32_t> ids;
+    for (const auto& [id, c] : cells.all())
+      if (c.info.app == app) ids.push_back(id);
+    s->post([this, s, view = views.current(), ids] {
+      const decide::SwitchView* sv = view->find(s->datapathId());
+      if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
+      for (const auto& [port, c] : sv->cells_by_port) {
+        if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
+        if (const GatewayPort* gw = sv->gatewayFor(c.env))
+          for (const auto& fm : decide::cellBaseFlows(s->version(), c, *gw, meterId(c.cell_id))) s->sendFlowMod(fm);
+      }
+    });
+  }
+
   void removeCell(std::uint32_t id, const char* why) {
     CellRecord* rec = cells.find(id);
     if (rec == nullptr) return;
@@ -1452,6 +1472,9 @@ struct Daemon::Impl {
       if (observer.dnsErrors(e) > 0)
         r.lines.push_back(std::string("weird dns_") + dns::parseErrorName(e) + " " +
                           std::to_string(observer.dnsErrors(e)));
+      if (packets.queryWeirdCount(e) > 0)
+        r.lines.push_back(std::string("weird dns_query_") + dns::parseErrorName(e) + " " +
+                          std::to_string(packets.queryWeirdCount(e)));
     }
     r.lines.push_back("log dropped=" + std::to_string(observer.dropped()));
     {
@@ -1608,9 +1631,12 @@ struct Daemon::Impl {
       spdlog::info("rule {} of '{}' edited", edited->id, edited->app);
     } else if (const auto* imp = std::get_if<api::PolicyImport>(&cmd)) {
       if (!validAppName(imp->app)) return api::Reply::failed("invalid app name '" + imp->app + "'");
+      const bool checked_before = rules->compiled(imp->app)->matcher->restrictsResolution();
       auto imported = rules->importPolicy(imp->app, imp->text, imp->origin, imp->merge, now);
       if (!imported) return api::Reply::failed(imported.error().message);
       publish();
+      if (rules->compiled(imp->app)->matcher->restrictsResolution() != checked_before)
+        resendCellFlows(imp->app);
       cutRules(imported->removed);
       recheckApp(imp->app);
       ui.rulesChanged(imp->app);
@@ -1701,6 +1727,7 @@ struct Daemon::Impl {
       key.remote = *IpAddr::parse("0.0.0.0");
       key.names = std::span<const std::string_view>(&view, 1);
       r.lines = rules->explain(q.app, key, now);
+      if (!q.inbound) r.lines.push_back(rules->explainResolve(q.app, name, now));
     }
     return r;
   }

@@ -82,6 +82,9 @@ const char* reasonName(Reason r) {
     case Reason::kPromptAnswer: return "prompt_answer";
     case Reason::kPromptTimeout: return "prompt_timeout";
     case Reason::kScript: return "script";
+    case Reason::kDnsQuery: return "dns_query";
+    case Reason::kDnsRefused: return "dns_refused";
+    case Reason::kDnsTcpRefused: return "dns_tcp_refused";
     case Reason::kCount: break;
   }
   return "unknown";
@@ -168,10 +171,15 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
   }
   Ip4 dst = f.ip_dst.v4();
   if (dst == gw->ip) {
-    if (hasPorts(f) && f.dst_port == kDnsPort) {
+    if (hasPorts(f) && f.dst_port == kDnsPort && resolvesByRules(cell)) {
+      resolverQuery(d, cell, *gw, f, now);
+    } else if (hasPorts(f) && f.dst_port == kDnsPort) {
       d.action = Action::kAllow;
       d.reason = Reason::kEnvResolver;
       allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr, gw->ofport);
+      // Straight to the resolver, not back through the tables: while the app's resolve setting
+      // changes, the tables may still send the cell's queries to the controller.
+      d.packet_outs.back().actions = {ofp::ActionOutput{gw->ofport, 0}};
     } else {
       d.reason = Reason::kGatewayService;
       denyFlow(d, f, cell.ofport, cell.cell_id);

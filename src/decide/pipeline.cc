@@ -73,9 +73,13 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
   // IPv6 is not routed by cellwall yet: dropped on purpose, never a way around the policy.
   out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
                     Match().inPort(cell.ofport).ethType(packet::kEthIpv6), {}));
-  // DNS to the environment's resolver, UDP and TCP: always allowed, so decided once here rather
-  // than per query (a DNS-heavy app opens a new socket per lookup). The answers also go to the
+  // DNS to the environment's resolver, UDP and TCP. A cell that may resolve any name: always
+  // allowed, so decided once here rather than per query (a DNS-heavy app opens a new socket per
+  // lookup). A cell whose names are checked (resolve = "rules"): every query goes to the
+  // controller through the cell's meter, which forwards it, answers REFUSED, or resets a TCP
+  // connection (docs/dns.md); nothing per query is installed. The answers also go to the
   // controller: DNS snooping. Delivered to the cell first, so the copy never delays an answer.
+  const bool checked = resolvesByRules(cell);
   for (std::uint8_t proto : {packet::kProtoUdp, packet::kProtoTcp}) {
     Match q;
     q.inPort(cell.ofport).ethType(packet::kEthIpv4).ipProto(proto).ipv4Src(cell.ip).ipv4Dst(gw.ip);
@@ -88,8 +92,15 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
       q.tcpDst(kDnsPort);
       a.tcpSrc(kDnsPort);
     }
-    out.push_back(add(kTableConn, kPrioResolver, cookie, q,
-                      {ofp::InstrApplyActions{{ofp::ActionOutput{gw.ofport, 0}}}}));
+    if (checked) {
+      std::vector<ofp::Instruction> ins;
+      if (meter_id != 0 && v == ofp::Version::kOf13) ins.emplace_back(ofp::InstrMeter{meter_id});
+      ins.emplace_back(toController(ofp::kControllerMaxLenNoBuffer));
+      out.push_back(add(kTableConn, kPrioResolver, cookie, q, std::move(ins)));
+    } else {
+      out.push_back(add(kTableConn, kPrioResolver, cookie, q,
+                        {ofp::InstrApplyActions{{ofp::ActionOutput{gw.ofport, 0}}}}));
+    }
     out.push_back(add(kTableConn, kPrioResolver, makeCookie(CookieKind::kDnsAnswer, cell.cell_id, 0), a,
                       {ofp::InstrApplyActions{{ofp::ActionOutput{cell.ofport, 0},
                                                ofp::ActionOutput{ofp::kPortController,

@@ -68,8 +68,10 @@ struct Timeouts {
 std::vector<ofp::FlowMod> switchBaseFlows(ofp::Version v);
 // A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)), in inspect mode the
 // flows that send all its packets to the controller (through its meter), and its DNS to the
-// environment's resolver (always allowed): queries straight through, answers to the cell and
-// copied to the controller (cookie (kDnsAnswer, cell_id, 0)) for DNS snooping. meter_id 0: none.
+// environment's resolver: queries straight through, or to the controller (through its meter)
+// when resolvesByRules(cell); answers to the cell and copied to the controller (cookie
+// (kDnsAnswer, cell_id, 0)) for DNS snooping. meter_id 0: none. Sending these again after the
+// app's resolve setting changed replaces the query flows (same match and priority).
 std::vector<ofp::FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell,
                                         const GatewayPort& gw, std::uint32_t meter_id);
 // Deletes every flow of a cell (base and connections) in all tables.

@@ -179,6 +179,7 @@ std::string exportPolicy(const AppPolicy& policy) {
     out += "prompt_timeout = \"" + formatDuration(policy.prompt_timeout_ms) + "\"\n";
   if (policy.prompt_timeout_action != Action::kDeny)
     out += "prompt_timeout_action = \"" + std::string(actionName(policy.prompt_timeout_action)) + "\"\n";
+  if (policy.resolve) out += "resolve = \"" + std::string(resolveName(*policy.resolve)) + "\"\n";
   for (const Rule& r : policy.rules) {
     out += '\n';
     out += exportRule(r);

@@ -96,22 +96,23 @@ Expected<void> Store::putApp(const AppRow& app) {
   // the app's rules.
   auto st = db_->prepare(
       "INSERT INTO apps (name, default_action, env, updated_ms, prompt_timeout_ms, "
-      "prompt_timeout_action) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+      "prompt_timeout_action, resolve) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
       "ON CONFLICT (name) DO UPDATE SET default_action = excluded.default_action, "
       "env = excluded.env, updated_ms = excluded.updated_ms, "
       "prompt_timeout_ms = excluded.prompt_timeout_ms, "
-      "prompt_timeout_action = excluded.prompt_timeout_action",
+      "prompt_timeout_action = excluded.prompt_timeout_action, resolve = excluded.resolve",
       what);
   if (!st) return Unexpected(std::move(st).error());
   st->bind(1, app.name).bind(2, app.default_action).bind(3, app.env).bind(4, app.updated_ms);
-  st->bind(5, app.prompt_timeout_ms).bind(6, app.prompt_timeout_action);
+  st->bind(5, app.prompt_timeout_ms).bind(6, app.prompt_timeout_action).bind(7, app.resolve);
   return st->run(what);
 }
 
 Expected<std::optional<AppRow>> Store::getApp(const std::string& name) {
   const std::string what = "read app '" + name + "' from";
   auto st = db_->prepare(
-      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action "
+      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action, "
+      "resolve "
       "FROM apps WHERE name = ?1",
       what);
   if (!st) return Unexpected(std::move(st).error());
@@ -120,13 +121,15 @@ Expected<std::optional<AppRow>> Store::getApp(const std::string& name) {
   if (!row) return Unexpected(std::move(row).error());
   if (!*row) return std::optional<AppRow>();
   return std::optional<AppRow>(
-      AppRow{st->text(0), st->text(1), st->text(2), st->int64(3), st->int64(4), st->text(5)});
+      AppRow{st->text(0), st->text(1), st->text(2), st->int64(3), st->int64(4), st->text(5),
+             st->text(6)});
 }
 
 Expected<std::vector<AppRow>> Store::listApps() {
   const std::string_view what = "list apps in";
   auto st = db_->prepare(
-      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action "
+      "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action, "
+      "resolve "
       "FROM apps ORDER BY name",
       what);
   if (!st) return Unexpected(std::move(st).error());
@@ -135,7 +138,8 @@ Expected<std::vector<AppRow>> Store::listApps() {
     auto row = st->next(what);
     if (!row) return Unexpected(std::move(row).error());
     if (!*row) break;
-    apps.push_back(AppRow{st->text(0), st->text(1), st->text(2), st->int64(3), st->int64(4), st->text(5)});
+    apps.push_back(AppRow{st->text(0), st->text(1), st->text(2), st->int64(3), st->int64(4), st->text(5),
+             st->text(6)});
   }
   return apps;
 }

@@ -99,6 +99,12 @@ constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE log ADD COLUMN note TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 5: an app's name-resolution setting (policy key resolve; '' when the policy leaves it
+// to follow default).
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE apps ADD COLUMN resolve TEXT NOT NULL DEFAULT '';
+)sql";
+
 // Migration hook: kMigrations[i] takes a database from version i to i + 1 (version 0 is an
 // empty file). To change the schema, append a step and bump kSchemaVersion; never edit a step
 // that has shipped.
@@ -111,6 +117,7 @@ constexpr Migration kMigrations[] = {
     {2, kSchemaV2},
     {3, kSchemaV3},
     {4, kSchemaV4},
+    {5, kSchemaV5},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

@@ -136,6 +136,43 @@ TEST(Pipeline, ResolverDnsIsStaticAndItsAnswersAreCopied) {
   EXPECT_EQ(answers, 2);
 }
 
+TEST(Pipeline, ACheckedCellsQueriesGoThroughItsMeterToTheController) {
+  // resolve = "rules" (here from default = "deny"): every query, UDP and TCP, to the
+  // controller through the cell's meter; the answers are copied exactly as for any cell.
+  Net net;
+  ASSERT_TRUE(resolvesByRules(net.api));
+  ASSERT_FALSE(resolvesByRules(net.web));  // resolve = "any"
+  int queries = 0, answers = 0;
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, net.api, net.gw, 7)) {
+    if (f.priority != kPrioResolver) continue;
+    if (f.match.in_port != net.api.ofport) {
+      ++answers;
+      EXPECT_EQ(cookieKind(f.cookie), CookieKind::kDnsAnswer);
+      continue;
+    }
+    ++queries;
+    EXPECT_EQ(f.match.ipv4_dst, net.gw.ip);
+    ASSERT_EQ(f.instructions.size(), 2u);
+    EXPECT_EQ(std::get<ofp::InstrMeter>(f.instructions[0]).meter_id, 7u);
+    const auto& acts = std::get<ofp::InstrApplyActions>(f.instructions[1]).actions;
+    ASSERT_EQ(acts.size(), 1u);
+    EXPECT_EQ(std::get<ofp::ActionOutput>(acts[0]).port, ofp::kPortController);
+    EXPECT_EQ(cookieKind(f.cookie), CookieKind::kBase);
+  }
+  EXPECT_EQ(queries, 2);
+  EXPECT_EQ(answers, 2);
+  // The same matches and priority as an unchecked cell's: re-sending a cell's base flows after
+  // its setting changed replaces them in place.
+  std::vector<ofp::Match> checked, direct;
+  decide::CellPort same = net.api;
+  same.policy = net.web.policy;
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, net.api, net.gw, 7))
+    if (f.priority == kPrioResolver) checked.push_back(f.match);
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, same, net.gw, 7))
+    if (f.priority == kPrioResolver) direct.push_back(f.match);
+  EXPECT_EQ(checked, direct);
+}
+
 TEST(Pipeline, ArpAnswerIsAWellFormedReply) {
   Net net;
   ofp::FlowMod f = gatewayArpForCell(net.gw, net.web);

@@ -42,8 +42,14 @@ class StoreTest : public ::testing::Test {
     sqlite3_close(db);
   }
 
+  // Takes the file back to schema version 4 (apps without their resolve setting).
+  void dropVersionFive() { rawExec("ALTER TABLE apps DROP COLUMN resolve"); }
+
   // Takes the file back to schema version 3 (the log without its note).
-  void dropVersionFour() { rawExec("ALTER TABLE log DROP COLUMN note"); }
+  void dropVersionFour() {
+    dropVersionFive();
+    rawExec("ALTER TABLE log DROP COLUMN note");
+  }
 
   // Takes the file back to schema version 2 (the log without its process columns).
   void dropVersionThree() {
@@ -57,7 +63,7 @@ class StoreTest : public ::testing::Test {
 };
 
 inline AppRow app(const std::string& name, const std::string& default_action = "prompt") {
-  return AppRow{name, default_action, "home", 1000};
+  return AppRow{name, default_action, "home", 1000, 60000, "deny", ""};
 }
 
 inline RuleRow rule(const std::string& app_name, const std::string& host,

@@ -122,13 +122,34 @@ TEST_F(StoreTest, MigratesVersionThreeToFour) {
   EXPECT_EQ((*rows)[1].note, "not visible (VM cell)");
 }
 
+// A version-4 file (before resolve) opens as version 5: its apps are kept with resolve unset (the
+// policy's default decides), and a setting is stored from then on.
+TEST_F(StoreTest, MigratesVersionFourToFive) {
+  {
+    auto s = Store::open(file);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny", "any"}));
+  }
+  dropVersionFive();
+  rawExec("PRAGMA user_version = 4");
+  auto s = Store::open(file);
+  ASSERT_TRUE(s) << s.error().message;
+  auto app = (*s)->getApp("old");
+  ASSERT_TRUE(app && *app);
+  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 60000, "deny", ""}));
+  ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 2, 60000, "deny", "rules"}));
+  app = (*s)->getApp("old");
+  ASSERT_TRUE(app && *app);
+  EXPECT_EQ((*app)->resolve, "rules");
+}
+
 // A version-1 file (before the prompt settings) opens as version 2: its apps are kept and get
 // the default prompt settings; new settings are stored from then on.
 TEST_F(StoreTest, MigratesVersionOneToTwo) {
   {
     auto s = Store::open(file);
     ASSERT_TRUE(s) << s.error().message;
-    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny"}));
+    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny", ""}));
   }
   dropVersionThree();
   rawExec("ALTER TABLE apps DROP COLUMN prompt_timeout_ms");
@@ -138,12 +159,12 @@ TEST_F(StoreTest, MigratesVersionOneToTwo) {
   ASSERT_TRUE(s) << s.error().message;
   auto app = (*s)->getApp("old");
   ASSERT_TRUE(app && *app);
-  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 60000, "deny"}));
-  ASSERT_TRUE((*s)->putApp(AppRow{"new", "prompt", "default", 2, 5000, "reject"}));
+  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 60000, "deny", ""}));
+  ASSERT_TRUE((*s)->putApp(AppRow{"new", "prompt", "default", 2, 5000, "reject", ""}));
   auto apps = (*s)->listApps();
   ASSERT_TRUE(apps);
   ASSERT_EQ(apps->size(), 2u);
-  EXPECT_EQ((*apps)[0], (AppRow{"new", "prompt", "default", 2, 5000, "reject"}));
+  EXPECT_EQ((*apps)[0], (AppRow{"new", "prompt", "default", 2, 5000, "reject", ""}));
 }
 
 TEST_F(StoreTest, RefusesForeignDatabase) {

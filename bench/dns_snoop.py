@@ -6,19 +6,23 @@ does), for a name the resolver has cached, and times each answer. Three runs, in
   static  : a static flow pair for DNS on the bridge, no copy to the controller;
   snooped : the same static pair, the answer direction also copied to the controller (what
             cellwall's resolver-answer flows do), so the controller parses every answer;
-  cellwall: cellwall's own path: every query is a new connection decided by the controller,
-            its answer snooped.
-snooped vs static is the cost of snooping; cellwall vs static adds the per-connection decision.
+  cellwall: cellwall's own path for a cell that may resolve any name (resolve = "any"): its
+            static resolver flows, the answer snooped;
+  checked : cellwall's path for a cell whose names are checked (resolve = "rules", a rule
+            naming the name): every query goes to the controller, which forwards it by
+            Packet-Out (docs/dns.md), the answer snooped.
+snooped vs static is the cost of snooping; checked vs cellwall the cost of checking names.
     sudo bench/dns_snoop.py [--queries N] [--json]
 """
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from conftest import sh  # noqa: E402
+from conftest import TESTHOST_IP, sh  # noqa: E402
 from netbench import bench_cell, pct  # noqa: E402
 
 QUERIES = r"""
@@ -42,6 +46,9 @@ print(" ".join("%.1f" % x for x in out))
 """
 
 PRIO_STATIC = 3000  # above cellwall's per-connection flows (1000)
+
+ANY = f'default = "deny"\nresolve = "any"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
+CHECKED = 'default = "deny"\n[[allow]]\nproto = "tcp"\nhosts = "test.example"\n'
 
 
 def main():
@@ -76,7 +83,15 @@ def main():
                     "test.example", str(n)], timeout=600)
             return [float(x) for x in r.stdout.split()]
 
-        res = {"static": [], "snooped": [], "cellwall": []}
+        def policy(text):
+            # Importing switches the running cell's resolver flows (docs/dns.md).
+            pf = Path(d.state, "bench-dns.toml")
+            pf.write_text(text)
+            d.cli("rules", "import", "--app", "bench", str(pf))
+            time.sleep(0.3)
+
+        res = {"static": [], "snooped": [], "cellwall": [], "checked": []}
+        policy(ANY)
         run(50)  # warm the resolver's cache and the datapath
         for _ in range(4):
             static(False)
@@ -85,6 +100,9 @@ def main():
             res["snooped"] += run(args.queries // 4)
             unstatic()
             res["cellwall"] += run(args.queries // 4)
+            policy(CHECKED)
+            res["checked"] += run(args.queries // 4)
+            policy(ANY)
         answers = [l for l in d.cli("status").stdout.splitlines() if l.startswith("dns answers")]
     out = {"queries_per_path": args.queries}
     for k, v in res.items():
@@ -93,6 +111,7 @@ def main():
         out[f"{k}_p99_us"] = pct(v, 99)
     out["snooping_overhead_p50_pct"] = 100.0 * (out["snooped_p50_us"] / out["static_p50_us"] - 1)
     out["cellwall_overhead_p50_pct"] = 100.0 * (out["cellwall_p50_us"] / out["static_p50_us"] - 1)
+    out["checking_overhead_p50_pct"] = 100.0 * (out["checked_p50_us"] / out["cellwall_p50_us"] - 1)
     out["controller_status"] = answers[0] if answers else ""
     if args.json:
         print(json.dumps(out))

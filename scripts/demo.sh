@@ -41,7 +41,7 @@ address = "10.250.0.2/24"
 peer_address = "10.250.0.1/24"
 CONF
 
-say "cellwalld: embedded Open vSwitch, bridge cw-br0, OpenFlow on 127.0.0.1:6653"
+say "cellwalld: embedded Open vSwitch, bridge cw-br0, OpenFlow over a root-only UNIX socket (no TCP listener)"
 "$bin/daemon/cellwalld" --state-dir "$state" --config "$state/cellwalld.toml" --ui-listen 127.0.0.1:0 \
   > "$state/cellwalld.log" 2>&1 &
 daemon_pid=$!
@@ -124,7 +124,9 @@ cw run --app browser --policy "$state/browser.toml" --user nobody -- \
   curl -sS --max-time 5 -o /dev/null -w 'browser: HTTP %{http_code}\n' http://test.example:8080/index.html
 
 say "a VM cell: the same policy, but the app runs on its own kernel in a micro-VM (docs/vm-cells.md)"
-cw run --vm --app browser --policy "$state/browser.toml" --user nobody -- sh -c \
+# --vm-accel auto (the default): KVM when QEMU can run under it here, else software emulation,
+# which it says on stderr (and remembers, when KVM is there but QEMU dies under it).
+cw run --vm --vm-accel auto --app browser --policy "$state/browser.toml" --user nobody -- sh -c \
   'echo "in the VM: kernel $(uname -r), $(nproc) CPU"; curl -sS --max-time 5 -o /dev/null -w "allowed: HTTP %{http_code}\n" http://test.example:8080/index.html; curl -sS --max-time 3 http://10.250.0.1:7777/ || echo "denied: no answer from port 7777"'
 echo "-> exit status $?"
 set -e

@@ -30,6 +30,7 @@ class BufferSwitch final : public sw::Switch {
   ofp::Version version() const override { return ofp::Version::kOf13; }
   bool isConnected() const override { return true; }
   std::string peer() const override { return "bench"; }
+  sw::Auth auth() const override { return sw::Auth::kNone; }
   const std::vector<ofp::PortDesc>& ports() const override { return ports_; }
   std::uint32_t send(const ofp::Message& m) override {
     ofp::encode(ofp::Version::kOf13, xid, m, out);

@@ -26,7 +26,8 @@ json cellToJson(const CellInfo& c) {
               {"cgroup", c.cgroup},   {"launcher_pid", c.launcher_pid},
               {"created_unix", c.created_unix}, {"published", c.published},
               {"published_at", c.published_at}, {"inspect", c.inspect},
-              {"backend", c.backend}, {"vm_accel", c.vm_accel}, {"mtu", c.mtu},
+              {"backend", c.backend}, {"vm_accel", c.vm_accel}, {"vm_accel_note", c.vm_accel_note},
+              {"vm_may_fall_back", c.vm_may_fall_back}, {"mtu", c.mtu},
               {"clean_env", c.clean_env}, {"pass_env", c.pass_env}};
 }
 
@@ -53,6 +54,8 @@ CellInfo cellFromJson(const json& j) {
   c.inspect = j.value("inspect", false);
   c.backend = j.value("backend", "netns");
   c.vm_accel = j.value("vm_accel", "");
+  c.vm_accel_note = j.value("vm_accel_note", "");
+  c.vm_may_fall_back = j.value("vm_may_fall_back", false);
   c.mtu = j.value("mtu", 0u);
   c.clean_env = j.value("clean_env", false);
   if (j.contains("pass_env")) c.pass_env = j["pass_env"].get<std::vector<std::string>>();
@@ -211,6 +214,8 @@ Expected<std::string> encodeCommand(const Command& c) {
                   {"backend", m.backend}, {"vm_accel", m.vm_accel}};
         else if constexpr (std::is_same_v<M, CellExit>)
           return {{"cmd", "cell.exit"}, {"id", m.id}, {"exit_status", m.exit_status}};
+        else if constexpr (std::is_same_v<M, CellVmFallback>)
+          return {{"cmd", "cell.vm_fallback"}, {"id", m.id}, {"why", m.why}};
         else if constexpr (std::is_same_v<M, CellList>)
           return {{"cmd", "cell.list"}};
         else if constexpr (std::is_same_v<M, FlowDump>)
@@ -290,6 +295,7 @@ Expected<Command> decodeCommand(const std::string& line) {
                                 j.value("publish", std::vector<std::string>{}), j.value("inspect", false),
                                 j.value("backend", "netns"), j.value("vm_accel", "")}};
     if (cmd == "cell.exit") return Command{CellExit{j.value("id", 0u), j.value("exit_status", 0)}};
+    if (cmd == "cell.vm_fallback") return Command{CellVmFallback{j.value("id", 0u), j.value("why", "")}};
     if (cmd == "cell.list") return Command{CellList{}};
     if (cmd == "flows") return Command{FlowDump{}};
     if (cmd == "status") return Command{Status{}};

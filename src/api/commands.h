@@ -27,7 +27,8 @@ struct CellCreate {
   // Inspect mode: every packet of the cell goes through the scripts' inspect_* functions.
   bool inspect = false;
   // "netns" (the default) or "vm": a micro-VM whose NIC is a tap on the switch
-  // (docs/vm-cells.md). vm_accel says how the launcher runs it ("kvm" or "tcg"), for the log.
+  // (docs/vm-cells.md). vm_accel is the launcher's `--vm-accel` ("auto", "kvm", "tcg"; empty:
+  // the daemon's vm_accel): the daemon decides (vm/accel.h) and answers in CellInfo.
   std::string backend = "netns";
   std::string vm_accel;
 };
@@ -46,6 +47,8 @@ struct CellInfo {
   bool inspect = false;                   // inspect mode: every packet through the scripts
   std::string backend = "netns";          // "netns" or "vm" (CellCreate::backend)
   std::string vm_accel;                   // a VM cell's "kvm" or "tcg"
+  std::string vm_accel_note;              // why "tcg", for the launcher to print
+  bool vm_may_fall_back = false;          // "kvm" chosen by auto: CellVmFallback if QEMU dies early
   std::uint32_t mtu = 0;                  // the cell NIC's MTU; 0: the default (1500)
   // The app's policy keys clean_env and pass_env, for the launcher (docs/launcher.md): the
   // command then gets only the safe list of variables, plus these names.
@@ -55,6 +58,14 @@ struct CellInfo {
 struct CellExit {
   std::uint32_t id = 0;
   int exit_status = 0;
+};
+// The launcher of VM cell `id`, started under KVM by mode auto, saw QEMU die before the
+// guest's init spoke (`why`: what QEMU said). The daemon records that KVM is unusable on this
+// host (vm/accel.h), logs it, and shows the cell as vm/tcg; the launcher starts the VM again
+// under TCG and prints the reply's text.
+struct CellVmFallback {
+  std::uint32_t id = 0;
+  std::string why;
 };
 struct CellList {};
 struct FlowDump {};
@@ -237,7 +248,7 @@ struct EnvRemove {
   bool force = false;
 };
 
-using Command = std::variant<CellCreate, CellExit, CellList, FlowDump, Status, Shutdown, RulesList,
+using Command = std::variant<CellCreate, CellExit, CellVmFallback, CellList, FlowDump, Status, Shutdown, RulesList,
                              RuleAdd, RuleRemove, RuleReplace, RulesExplain, PolicyExport, PolicyImport,
                              LogQuery, NamesQuery, PromptList, PromptAnswer, UiInfo, ScriptList,
                              ScriptLoad, ScriptUnload, ScriptReload, EnvList, EnvAdd, EnvRemove>;
@@ -250,7 +261,7 @@ struct Reply {
   std::vector<std::string> lines;  // FlowDump, Status, RulesExplain, NamesQuery
   std::vector<RuleInfo> rules;     // RulesList, RuleAdd (the new rule)
   std::vector<LogEntry> log;       // LogQuery, oldest first
-  std::string text;                // PolicyExport
+  std::string text;                // PolicyExport, UiInfo, CellVmFallback
   std::vector<PromptInfo> prompts;  // PromptList
   std::uint64_t version = 0;        // PromptList: pass back as after_version to wait for news
   std::vector<ScriptInfo> scripts;  // ScriptList, ScriptLoad/ScriptReload (those loaded)

@@ -145,7 +145,7 @@ Expected<TargetUser> vmmUser(const TargetUser& target, vm::Accel accel) {
   return u;
 }
 
-Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
+Result<int, VmRunError> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
   auto runner = vmmUser(s.user, s.vm.accel);
   if (!runner) return Unexpected(runner.error());
   auto tap_fd = openTap(s.cell_name);
@@ -228,6 +228,7 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
   std::optional<int> status;
   int signalled = 0;
   bool vmm_exited = false, stdin_open = true, started = false;
+  bool guest_spoke = false;  // a byte came over the control channel
   int vmm_status = 0;
   std::optional<std::chrono::steady_clock::time_point> deadline;  // for the VM to end after kExit
   const auto boot_deadline = std::chrono::steady_clock::now() + kBootTimeout;
@@ -239,7 +240,10 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
   // Reads what the guest sent; false once the VMM closed its end.
   auto readControl = [&] {
     ssize_t r = ::read(ctl.fd, buf, sizeof buf);
-    if (r > 0) dec.feed(std::string_view(buf, static_cast<std::size_t>(r)));
+    if (r > 0) {
+      guest_spoke = true;
+      dec.feed(std::string_view(buf, static_cast<std::size_t>(r)));
+    }
     while (auto f = dec.next()) {
       if (f->type == FrameType::kStdout) {
         // A reader that went away (`cellwall run --vm -- yes | head -1`) ends the command as
@@ -353,10 +357,14 @@ Expected<int> runVmCell(const VmCellSpec& s, const vm::Vmm& vmm) {
                         ? vmm.name() + " was killed by signal " + std::to_string(WTERMSIG(vmm_status))
                         : vmm.name() + " exited with status " + std::to_string(WEXITSTATUS(vmm_status)) +
                               " before the command ended";
-  std::string msg = "the VM of cell " + s.cell_name + " failed: " + why;
-  if (!vmm_text.empty()) msg += "\n" + vmm.name() + " said:\n" + vmm_text;
-  if (!console.empty()) msg += "\nthe guest's console ended with:\n" + console;
-  return fail(msg);
+  VmRunError e;
+  e.message = "the VM of cell " + s.cell_name + " failed: " + why;
+  if (!vmm_text.empty()) e.message += "\n" + vmm.name() + " said:\n" + vmm_text;
+  if (!console.empty()) e.message += "\nthe guest's console ended with:\n" + console;
+  // Nobody ended it (no signal, no boot timeout, no broken protocol) and the guest never spoke.
+  e.before_guest = !started && failure.empty() && !guest_spoke;
+  e.vmm_said = vmm_text;
+  return Unexpected(std::move(e));
 }
 
 }  // namespace cw::cell

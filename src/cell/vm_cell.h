@@ -31,9 +31,20 @@ struct VmCellSpec {
 // hand out inside, never the host's). With KVM, also in /dev/kvm's group.
 Expected<TargetUser> vmmUser(const TargetUser& target, vm::Accel accel);
 
+// Why a VM cell's run failed.
+struct VmRunError {
+  VmRunError() = default;
+  VmRunError(Error e) : message(std::move(e.message)) {}  // NOLINT(google-explicit-constructor)
+  std::string message;
+  // The VMM ended by itself before the guest's init said a word: nothing of the command ran,
+  // so the cell can be started again (under TCG, when it was KVM that failed: vm/accel.h).
+  bool before_guest = false;
+  std::string vmm_said;  // the VMM's last words (its stderr), for the record
+};
+
 // Boots the VM, relays until the command ends (or the VM does), and returns the shell-style
 // status; forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT by ending the VM (128+N). In tty mode
 // (stdin and stdout are terminals) the terminal is raw and the guest's command gets its own.
-Expected<int> runVmCell(const VmCellSpec& spec, const vm::Vmm& vmm);
+Result<int, VmRunError> runVmCell(const VmCellSpec& spec, const vm::Vmm& vmm);
 
 }  // namespace cw::cell

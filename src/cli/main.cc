@@ -85,6 +85,7 @@ struct RunOptions {
   std::vector<std::string> publish;
   bool inspect = false;
   bool vm = false;
+  std::string vm_accel;  // "auto", "kvm", "tcg"; empty: cellwalld's vm_accel
   bool clean_env = false;
   std::vector<std::string> pass_env;
   std::uint32_t vm_memory = 256, vm_cpus = 1;
@@ -97,35 +98,70 @@ std::string vmInitBinary() {
   return (selfDir() / "cw-vminit").string();
 }
 
-// What a VM cell needs before the daemon makes it: the accelerator, the guest kernel, the
-// initramfs (built once per kernel, in the state directory).
+// What a VM cell needs before the daemon makes it: the guest kernel and the initramfs (built
+// once per kernel, in the state directory). The daemon picks the accelerator (vm/accel.h).
 struct VmPlan {
-  cw::vm::AccelChoice accel;
   cw::vm::GuestKernel kernel;
   std::string initrd;
 };
 
 cw::Expected<VmPlan> planVm() {
   VmPlan plan;
-  plan.accel = cw::vm::detectAccel();
   auto kernel = cw::vm::findGuestKernel();
   if (!kernel) return cw::Unexpected(kernel.error());
   plan.kernel = *kernel;
-  const std::string cache = (g_state_dir / "vm").string();
-  auto initrd = cw::vm::ensureInitramfs(plan.kernel, vmInitBinary(), cache);
+  auto initrd = cw::vm::ensureInitramfs(plan.kernel, vmInitBinary(), (g_state_dir / "vm").string());
   if (!initrd) return cw::Unexpected(initrd.error());
   plan.initrd = *initrd;
-  // Under emulation the uncompressed kernel boots seconds sooner (decompressing is slow
-  // there), for ~50 MiB more of QEMU's memory (it keeps a copy of what it loaded); with KVM
-  // decompressing is quick and the compressed kernel's smaller copy wins.
-  if (plan.accel.accel == cw::vm::Accel::kTcg) {
-    if (auto elf = cw::vm::ensureVmlinux(plan.kernel, cache)) {
-      plan.kernel.image = *elf;
-    } else {
-      std::fprintf(stderr, "cellwall: booting the compressed kernel (slower): %s\n", elf.error().message.c_str());
-    }
-  }
   return plan;
+}
+
+// The kernel image to boot. Under emulation the uncompressed kernel boots seconds sooner
+// (decompressing is slow there), for ~50 MiB more of QEMU's memory (it keeps a copy of what it
+// loaded); with KVM decompressing is quick and the compressed kernel's smaller copy wins.
+std::string kernelImage(const VmPlan& plan, cw::vm::Accel accel) {
+  if (accel != cw::vm::Accel::kTcg) return plan.kernel.image;
+  auto elf = cw::vm::ensureVmlinux(plan.kernel, (g_state_dir / "vm").string());
+  if (elf) return *elf;
+  std::fprintf(stderr, "cellwall: booting the compressed kernel (slower): %s\n", elf.error().message.c_str());
+  return plan.kernel.image;
+}
+
+// What the VMM said that matters, in one line: its first error line, else its first line.
+std::string vmmLastWords(const cw::cell::VmRunError& e) {
+  std::string first, error;
+  std::size_t at = 0;
+  while (at < e.vmm_said.size()) {
+    std::size_t end = e.vmm_said.find('\n', at);
+    if (end == std::string::npos) end = e.vmm_said.size();
+    std::string line = e.vmm_said.substr(at, end - at);
+    at = end + 1;
+    if (line.empty()) continue;
+    if (first.empty()) first = line;
+    if (error.empty() && line.find("error") != std::string::npos) error = line;
+  }
+  std::string why = !error.empty() ? error : !first.empty() ? first : e.message.substr(0, e.message.find('\n'));
+  return why.size() > 300 ? why.substr(0, 300) : why;
+}
+
+// Runs the VM cell; when QEMU under KVM (chosen by auto) dies before the guest speaks, tells
+// the daemon (which records it and shows the cell as vm/tcg) and runs it again under TCG:
+// nothing of the command ran yet.
+cw::Result<int, cw::cell::VmRunError> runVm(cw::cell::VmCellSpec spec, const VmPlan& plan,
+                                            const cw::api::CellInfo& cell, Client& client) {
+  auto r = cw::cell::runVmCell(spec, cw::vm::QemuMicrovm());
+  if (r || !r.error().before_guest || spec.vm.accel != cw::vm::Accel::kKvm) return r;
+  if (!cell.vm_may_fall_back) {
+    r.error().message += "\nQEMU could not start the guest under KVM on this host (--vm-accel kvm); "
+                         "--vm-accel tcg, or auto (the default), runs it under software emulation";
+    return r;
+  }
+  auto told = client.call(cw::api::CellVmFallback{cell.id, vmmLastWords(r.error())});
+  if (!told || !told->ok) return r;  // the daemon did not take it: report the failure as it is
+  std::fprintf(stderr, "cellwall: %s\n", told->text.c_str());
+  spec.vm.accel = cw::vm::Accel::kTcg;
+  spec.kernel = kernelImage(plan, spec.vm.accel);
+  return cw::cell::runVmCell(spec, cw::vm::QemuMicrovm());
 }
 
 int cmdRun(const RunOptions& o) {
@@ -152,9 +188,6 @@ int cmdRun(const RunOptions& o) {
     auto plan = planVm();
     if (!plan) return die("cannot start a VM cell: " + plan.error().message, 2);
     vm = *plan;
-    if (vm->accel.accel == cw::vm::Accel::kTcg)
-      std::fprintf(stderr, "cellwall: no KVM (%s): the VM runs under software emulation (TCG), much slower\n",
-                   vm->accel.why.c_str());
   }
 
   pid_t private_daemon = 0;
@@ -178,7 +211,7 @@ int cmdRun(const RunOptions& o) {
   };
 
   cw::api::CellCreate req{o.app, policy_text, o.policy_file, o.env, ::getpid(), o.publish, o.inspect,
-                          vm ? "vm" : "netns", vm ? cw::vm::accelName(vm->accel.accel) : ""};
+                          vm ? "vm" : "netns", vm ? o.vm_accel : ""};
   auto reply = client->call(req);
   if (!reply || !reply->ok || reply->cells.empty()) {
     stopPrivate();
@@ -212,12 +245,13 @@ int cmdRun(const RunOptions& o) {
     spec.user = *target;
     spec.env = env_filter;
     spec.argv = o.command;
-    spec.vm.accel = vm->accel.accel;
+    spec.vm.accel = cell.vm_accel == "kvm" ? cw::vm::Accel::kKvm : cw::vm::Accel::kTcg;
+    if (!cell.vm_accel_note.empty()) std::fprintf(stderr, "cellwall: %s\n", cell.vm_accel_note.c_str());
     spec.vm.memory_mib = o.vm_memory;
     spec.vm.cpus = o.vm_cpus;
-    spec.kernel = vm->kernel.image;
+    spec.kernel = kernelImage(*vm, spec.vm.accel);
     spec.initrd = vm->initrd;
-    auto r = cw::cell::runVmCell(spec, cw::vm::QemuMicrovm());
+    auto r = runVm(spec, *vm, cell, *client);
     if (r) status = *r;
     else std::fprintf(stderr, "cellwall: %s\n", r.error().message.c_str());
   } else {
@@ -305,6 +339,10 @@ int main(int argc, char** argv) {
   run->add_option("--env", ro.env, "network environment (default: the policy's, else 'default')");
   run->add_flag("--vm", ro.vm,
                 "run CMD in a micro-VM: its own kernel, the host's files read-only (see docs/vm-cells.md)");
+  run->add_option("--vm-accel", ro.vm_accel,
+                  "the VM's accelerator: auto (KVM when it works, else software emulation; the default, or "
+                  "cellwalld's vm_accel), kvm (only KVM), tcg (software emulation only)")
+      ->check(CLI::IsMember({"auto", "kvm", "tcg"}));
   run->add_option("--vm-memory", ro.vm_memory, "the VM's memory in MiB")->capture_default_str()->check(CLI::Range(64, 65536));
   run->add_option("--vm-cpus", ro.vm_cpus, "the VM's virtual CPUs")->capture_default_str()->check(CLI::Range(1, 64));
   run->add_flag("--inspect", ro.inspect,
@@ -483,8 +521,8 @@ int main(int argc, char** argv) {
   if (!state_dir.empty()) g_state_dir = state_dir;
 
   if (*run) {
-    if (!ro.vm && (run->count("--vm-memory") > 0 || run->count("--vm-cpus") > 0))
-      return die("--vm-memory and --vm-cpus need --vm", 2);
+    if (!ro.vm && (run->count("--vm-memory") > 0 || run->count("--vm-cpus") > 0 || run->count("--vm-accel") > 0))
+      return die("--vm-accel, --vm-memory and --vm-cpus need --vm", 2);
     if (!ro.pass_env.empty() && !ro.clean_env)
       return die("--pass-env needs --clean-env: without it every variable is passed already", 2);
     return cmdRun(ro);

@@ -141,7 +141,8 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
   for (auto&& [key, value] : root) {
     if (key.str() == "openflow_port") {
       auto v = value.value<std::int64_t>();
-      if (!v || *v <= 0 || *v > 65535) return fail(where(file, value) + ": openflow_port must be 1..65535");
+      if (!v || *v < 0 || *v > 65535)
+        return fail(where(file, value) + ": openflow_port must be 0..65535 (0: no plain TCP listener)");
       cfg.of_port = static_cast<std::uint16_t>(*v);
     } else if (key.str() == "ui_listen") {
       auto v = value.value<std::string>();
@@ -160,6 +161,11 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       if (!v || (*v != "off" && *v != "rules" && *v != "always"))
         return fail(where(file, value) + ": attribution must be \"off\", \"rules\" or \"always\"");
       cfg.attribution = *v;
+    } else if (key.str() == "vm_accel") {
+      auto v = value.value<std::string>();
+      if (!v || (*v != "auto" && *v != "kvm" && *v != "tcg"))
+        return fail(where(file, value) + ": vm_accel must be \"auto\", \"kvm\" or \"tcg\"");
+      cfg.vm_accel = *v;
     } else if (key.str() == "ids") {
       const toml::table* t = value.as_table();
       if (t == nullptr) return fail(where(file, value) + ": ids must be a table: [ids]");
@@ -227,7 +233,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, ids, env, script)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, vm_accel, ids, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

@@ -1,6 +1,6 @@
 // cellwalld's configuration: command-line flags plus an optional TOML file for network
-// environments. Defaults suit a desktop: OpenFlow on 127.0.0.1:6653, embedded Open vSwitch,
-// one "default" environment with NAT through the host's uplink.
+// environments. Defaults suit a desktop: OpenFlow only over a root-only UNIX socket (no TCP
+// listener), embedded Open vSwitch, one "default" environment with NAT through the host's uplink.
 #pragma once
 
 #include <cstdint>
@@ -59,7 +59,9 @@ struct ScriptConf {
 struct Config {
   std::filesystem::path state_dir = "/var/lib/cellwall";
   std::string of_address = "127.0.0.1";
-  std::uint16_t of_port = 6653;
+  // Plain, unauthenticated OpenFlow over TCP on of_address (0: off). Only when asked for: any
+  // local user can pose as a switch there (daemon/switch_channel.h).
+  std::uint16_t of_port = 0;
   // OpenFlow over mutual TLS for switches on other hosts (0: off).
   std::uint16_t of_tls_port = 0;
   std::string of_tls_cert, of_tls_key, of_tls_ca;
@@ -89,9 +91,12 @@ struct Config {
   unsigned ids_fold = 3;
   // Apps whose cells always run in inspect mode (as `cellwall run --inspect`).
   std::vector<std::string> inspect_apps;
+  // VM cells' accelerator when `cellwall run --vm` names none: "auto" (KVM when it works, else
+  // software emulation, remembered), "kvm" (only KVM) or "tcg" (never KVM). vm/accel.h.
+  std::string vm_accel = "auto";
 };
 
-// Reads a TOML file: openflow_port, ui_listen, scripts_dir, the [env.NAME] tables into cfg.envs
+// Reads a TOML file: openflow_port, ui_listen, scripts_dir, vm_accel, the [env.NAME] tables into cfg.envs
 // (replacing the default) and the [script.NAME] tables into cfg.scripts.
 Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg);
 // Only [env.NAME] tables (a stored environment, `cellwall env add`); origin names the text in

@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <map>
@@ -30,11 +33,13 @@
 #include "daemon/gateways.h"
 #include "daemon/observer.h"
 #include "daemon/packet_path.h"
+#include "daemon/switch_channel.h"
 #include "daemon/prompts.h"
 #include "daemon/rules.h"
 #include "daemon/script_admin.h"
 #include "daemon/scripts.h"
 #include "daemon/web_ui.h"
+#include "vm/accel.h"
 #include "store/store.h"
 #include "decide/pipeline.h"
 #include "netdev/net_ops.h"
@@ -409,7 +414,9 @@ struct Daemon::Impl {
         ui.rulesChanged("");
       }
       cutRules(expired);
-      // Every tick: a tunnel that came up is routed within 250 ms.
+      // Every tick: a dead Open vSwitch daemon is restarted within 250 ms, a tunnel that came
+      // up is routed within 250 ms.
+      superviseOvs();
       for (const auto& e : gateways.supervise()) spdlog::warn("{}", e);
       if (ticks % 4 == 0) {  // every second
         std::vector<WebUi::CellIf> ifs;
@@ -764,6 +771,111 @@ struct Daemon::Impl {
     return r;
   }
 
+  // ---- Open vSwitch supervision (docs/ovs.md) ----
+  void superviseOvs() {
+    auto sup = ovs->supervise(std::chrono::steady_clock::now());
+    // In the order they happened: the death, failed attempts, the restart.
+    for (const auto& m : sup.warnings) spdlog::warn("{}", m);
+    for (const auto& m : sup.errors) spdlog::error("{}", m);
+    for (const auto& m : sup.info) spdlog::info("{}", m);
+    if (sup.restarted) reattachPorts();
+    if (sup.restarted || !sup.warnings.empty() || !sup.errors.empty()) showSwitchState();
+  }
+
+  // After a restart of Open vSwitch: every port of ours is read back from the bridge. The
+  // database keeps their OpenFlow numbers, so they come back the same; one that does not is
+  // followed (and said). The switch reconnects by itself and reconcile() reprograms it; a
+  // switch that stayed connected (only the database restarted) is reconciled now.
+  void reattachPorts() {
+    std::size_t same = 0, total = 0;
+    bool moved = false;
+    auto check = [&](const std::string& ifname, std::uint32_t before, std::uint32_t after, const std::string& error) {
+      ++total;
+      if (!error.empty()) {
+        spdlog::error("Open vSwitch: port {} is not back on {}: {}", ifname, ovs->bridge(), error);
+      } else if (after != before) {
+        moved = true;
+        spdlog::warn("Open vSwitch: port {} came back as OpenFlow port {} (was {}); following it",
+                     ifname, after, before);
+      } else {
+        ++same;
+      }
+    };
+    std::vector<std::uint32_t> ids;
+    for (const auto& [id, c] : cells.all()) ids.push_back(id);
+    for (auto id : ids) {
+      CellRecord* c = cells.find(id);
+      auto p = ovs->addPort(c->info.netns);
+      check(c->info.netns, c->info.ofport, p ? *p : 0, p ? "" : p.error().message);
+      if (p) c->info.ofport = *p;
+    }
+    for (const auto& g : gateways.replug(*ovs)) check(g.ifname, g.before, g.after, g.error);
+    if (ids_monitor.running()) {
+      auto p = ovs->addPort(IdsMonitor::kPort);
+      check(IdsMonitor::kPort, ids_monitor.ofport(), p ? *p : 0, p ? "" : p.error().message);
+      if (p && *p != ids_monitor.ofport())
+        spdlog::error("Open vSwitch: the IDS's mirror port moved; the IDS sees nothing until cellwalld restarts");
+    }
+    spdlog::info("Open vSwitch: {} of {} ports back on their OpenFlow numbers", same, total);
+    if (moved) {
+      (void)cells.save();
+      cellsChanged();
+    }
+    publish();
+    if (auto s = bridge(); s && s->isConnected()) s->post([this, s] { reconcile(*s); });
+  }
+
+  static std::string isoTime(std::int64_t unix_ms) {
+    std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+  }
+
+  // `cellwall status`'s line: state, who owns it, the channel, and the outages seen.
+  std::string ovsStatusLine() const {
+    const OvsHealth& h = ovs->health();
+    auto s = bridge();
+    std::string line = std::string("openvswitch state=") + ovsStateName(h.state) +
+                       " mode=" + (ovs->isEmbedded() ? "embedded" : "external") +
+                       " bridge=" + (s && s->isConnected() ? "connected" : "disconnected") +
+                       " restarts=" + std::to_string(h.restarts);
+    if (h.state != OvsHealth::State::kUp) {
+      line += " since=" + isoTime(h.since_unix_ms) +
+              " down_for=" + std::to_string((clockNow().unix_ms - h.since_unix_ms) / 1000) + "s";
+      if (h.attempts > 0) line += " attempts=" + std::to_string(h.attempts);
+    } else if (h.last_restart_unix_ms != 0) {
+      line += " last_restart=" + isoTime(h.last_restart_unix_ms);
+    }
+    if (!h.cause.empty()) line += " cause=\"" + h.cause + "\"";
+    if (!h.last_error.empty()) line += " last_error=\"" + h.last_error + "\"";
+    return line;
+  }
+
+  void showSwitchState() {
+    const OvsHealth& h = ovs->health();
+    std::string text;
+    switch (h.state) {
+      case OvsHealth::State::kUp:
+        if (h.restarts > 0)
+          text = "Open vSwitch restarted " + std::to_string(h.restarts) + "× (last at " +
+                 isoTime(h.last_restart_unix_ms) + ", after " + h.cause + ")";
+        break;
+      case OvsHealth::State::kRestarting:
+      case OvsHealth::State::kFailing:
+        text = "Open vSwitch down since " + isoTime(h.since_unix_ms) + " (" + h.cause + "), restarting" +
+               (h.last_error.empty() ? "" : ": " + h.last_error) + ". Cells have no network meanwhile.";
+        break;
+      case OvsHealth::State::kDown:
+        text = "Open vSwitch (not cellwall's) unreachable since " + isoTime(h.since_unix_ms) + ": " + h.last_error +
+               ". Nothing new is decided until it is back.";
+        break;
+    }
+    ui.switchState(ovsStateName(h.state), text);
+  }
+
   // ---- view ----
   void publish() {
     auto v = std::make_shared<decide::NetView>();
@@ -1000,6 +1112,9 @@ struct Daemon::Impl {
       cutRules(imported->removed, app);
       ui.rulesChanged(app);
     }
+    if (const OvsHealth& h = ovs->health(); h.state != OvsHealth::State::kUp)
+      return fail("Open vSwitch is " + std::string(ovsStateName(h.state)) + " since " + isoTime(h.since_unix_ms) +
+                  " (" + h.cause + "): no cell can start until it is back (cellwall status shows its state)");
     std::string env = req.env.empty() ? rules->envOf(app) : req.env;
     const Gateways::Entry* gw = gateways.find(env);
     if (gw == nullptr) return fail("no network environment named '" + env + "'");
@@ -1046,6 +1161,15 @@ struct Daemon::Impl {
     };
     const bool vm = req.backend == "vm";
     if (req.backend != "netns" && !vm) return fail("unknown cell backend '" + req.backend + "' (netns or vm)");
+    vm::AccelDecision accel;
+    if (vm) {
+      auto a = vmAccel(req.vm_accel);
+      if (!a) {
+        undo();
+        return Unexpected(a.error());
+      }
+      accel = *a;
+    }
     // A VM cell's port is a tap the VMM attaches to; its (empty) namespace is where the VMM
     // runs, so that even a compromised VMM has no network but the tap.
     Expected<void> r = ops.createNetns(name);
@@ -1093,7 +1217,9 @@ struct Daemon::Impl {
     rec.info.hosts = (dir / "hosts").string();
     rec.info.launcher_pid = req.launcher_pid;
     rec.info.backend = req.backend;
-    rec.info.vm_accel = vm ? req.vm_accel : "";
+    rec.info.vm_accel = vm ? vm::accelName(accel.accel) : "";
+    rec.info.vm_accel_note = vm ? accel.note : "";
+    rec.info.vm_may_fall_back = vm && accel.may_fall_back;
     rec.info.mtu = env_status.cell_mtu;
     {
       auto e = rules->environmentOf(app);
@@ -1133,7 +1259,7 @@ struct Daemon::Impl {
     publish();
     spdlog::info("cell {} ({}) for app '{}' in env '{}': {} {} on port {}{}{}", id, name, rec.info.app,
                  env, ip->str(), mac.str(), *ofport, rec.info.inspect ? ", inspect mode" : "",
-                 vm ? ", a VM (" + std::string(req.vm_accel == "kvm" ? "KVM" : "software emulation") +
+                 vm ? ", a VM (" + std::string(accel.accel == vm::Accel::kKvm ? "KVM" : "software emulation") +
                           "): its processes are not visible to attribution"
                     : "");
     for (const auto& at : rec.info.published_at) spdlog::info("cell {} published: {}", id, at);
@@ -1141,6 +1267,45 @@ struct Daemon::Impl {
   }
 
   bool needSoftwareChecksums() const { return ovs->datapathType() == "netdev"; }
+
+  // A VM cell's accelerator (vm/accel.h): the launcher's --vm-accel, else vm_accel; what
+  // /dev/kvm says; and whether QEMU under KVM failed on this host before.
+  Expected<vm::AccelDecision> vmAccel(const std::string& requested) {
+    const std::string name = requested.empty() ? cfg.vm_accel : requested;
+    auto mode = vm::parseAccelMode(name);
+    if (!mode) return fail("unknown VM accelerator '" + name + "' (auto, kvm or tcg)");
+    const auto record = vm::kvmRecordPath(cfg.state_dir);
+    return vm::decideAccel(*mode, vm::detectAccel(), vm::readKvmRecord(record, vm::kvmHostKey()), record);
+  }
+
+  // The launcher of VM cell `id` saw QEMU under KVM die before the guest spoke: KVM is not
+  // usable here. Recorded, so that auto sends later cells straight to TCG, and said once.
+  api::Reply vmFallback(const api::CellVmFallback& fb) {
+    CellRecord* cell = cells.find(fb.id);
+    if (cell == nullptr || cell->info.backend != "vm" || !cell->info.vm_may_fall_back)
+      return api::Reply::failed("cell " + std::to_string(fb.id) + " is not a VM cell started under KVM by auto");
+    const auto record = vm::kvmRecordPath(cfg.state_dir);
+    const std::string why = fb.why.empty() ? "QEMU under KVM ended before the guest started" : fb.why;
+    std::string where = "recorded in " + record.string();
+    if (auto w = vm::writeKvmRecord(record, vm::kvmHostKey(), why); !w) {
+      spdlog::warn("cannot record that KVM is unusable: {}", w.error().message);
+      where = "not recorded: " + w.error().message;
+    }
+    const std::string msg = "QEMU under KVM ended before the guest started (" + why +
+                            "): KVM is not usable on this host, so VM cells run under software emulation "
+                            "(TCG) from now on, much slower (" + where +
+                            "; it is forgotten when QEMU or the kernel changes, or when the file is removed; "
+                            "--vm-accel kvm tries KVM anyway)";
+    spdlog::warn("cell {} ({}): {}", fb.id, cell->info.netns, msg);
+    cell->info.vm_accel = vm::accelName(vm::Accel::kTcg);
+    cell->info.vm_accel_note = msg;
+    cell->info.vm_may_fall_back = false;
+    (void)cells.save();
+    cellsChanged();
+    api::Reply r;
+    r.text = msg;
+    return r;
+  }
 
   // Installs the cell's flows; `done` runs on the control thread once the switch has them.
   void programCell(std::uint32_t id, std::function<void(bool)> done) {
@@ -1165,6 +1330,26 @@ struct Daemon::Impl {
       for (const auto& fm : decide::cellBaseFlows(s->version(), *c, *gw, meterId(id))) s->sendFlowMod(fm);
       s->sendFlowMod(decide::gatewayArpForCell(*gw, *c));
       s->barrier([this, done](bool ok) { asio::post(control, [done, ok] { done(ok); }); });
+    });
+  }
+
+  // The app's cells' base flows again, as the view now says: after its resolve setting
+  // changed, their queries to the resolver go straight through or to the controller (a flow
+  // added with the same match and priority replaces the old one in place).
+  void resendCellFlows(const std::string& app) {
+    auto s = bridge();
+    if (!s) return;
+    std::vector<std::uint32_t> ids;
+    for (const auto& [id, c] : cells.all())
+      if (c.info.app == app) ids.push_back(id);
+    s->post([this, s, view = views.current(), ids] {
+      const decide::SwitchView* sv = view->find(s->datapathId());
+      if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
+      for (const auto& [port, c] : sv->cells_by_port) {
+        if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
+        if (const GatewayPort* gw = sv->gatewayFor(c.env))
+          for (const auto& fm : decide::cellBaseFlows(s->version(), c, *gw, meterId(c.cell_id))) s->sendFlowMod(fm);
+      }
     });
   }
 
@@ -1335,6 +1520,11 @@ struct Daemon::Impl {
         reply(c, r);
         cellsChanged();
       });
+    } else if (auto* fb = std::get_if<api::CellVmFallback>(&cmd)) {
+      // Only the launcher that made the cell speaks for it.
+      reply(c, std::find(c->cells.begin(), c->cells.end(), fb->id) == c->cells.end()
+                   ? api::Reply::failed("cell " + std::to_string(fb->id) + " is not this connection's")
+                   : vmFallback(*fb));
     } else if (auto* ex = std::get_if<api::CellExit>(&cmd)) {
       removeCell(ex->id, "its command exited");
       std::erase(c->cells, ex->id);
@@ -1353,6 +1543,7 @@ struct Daemon::Impl {
 
   api::Reply statusReply() {
     api::Reply r;
+    r.lines.push_back(ovsStatusLine());
     r.lines.push_back("cells " + std::to_string(cells.all().size()));
     r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
                       " denied=" + std::to_string(packets.denied()));
@@ -1367,6 +1558,9 @@ struct Daemon::Impl {
       if (observer.dnsErrors(e) > 0)
         r.lines.push_back(std::string("weird dns_") + dns::parseErrorName(e) + " " +
                           std::to_string(observer.dnsErrors(e)));
+      if (packets.queryWeirdCount(e) > 0)
+        r.lines.push_back(std::string("weird dns_query_") + dns::parseErrorName(e) + " " +
+                          std::to_string(packets.queryWeirdCount(e)));
     }
     r.lines.push_back("log dropped=" + std::to_string(observer.dropped()));
     {
@@ -1396,6 +1590,13 @@ struct Daemon::Impl {
         r.lines.push_back(std::string("weird ") + packet::parseErrorName(weird) + " " +
                           std::to_string(packets.weirdCount(weird)));
     }
+    // Connected switches and how each proved who it is; then who was turned away.
+    for (const auto& s : server->all())
+      r.lines.push_back(fmt::format("switch {:016x} auth={} peer={}", s->datapathId(), sw::authName(s->auth()),
+                                    s->peer()));
+    const auto refused = server->refused();
+    r.lines.push_back("switches_refused peer_credentials=" + std::to_string(refused.peer_credentials) +
+                      " takeovers=" + std::to_string(refused.takeovers));
     auto counts = server->decodeErrorCounts();
     for (std::size_t i = 0; i < counts.size(); ++i) {
       if (counts[i] > 0)
@@ -1470,21 +1671,18 @@ struct Daemon::Impl {
     return executeRules(cmd, origin);
   }
 
-  // The web UI's commands (its connection threads): run on the control thread, waited for.
-  web::ApiResult webApi(const std::string& body) {
+  // The web UI's commands (from the web server's loop thread): run on the control thread, whose
+  // answer is handed back through `reply`. If the control thread never gets to it (stopping),
+  // the server answers 503 at its deadline.
+  void webApi(const std::string& body, web::ApiReply reply) {
     auto cmd = api::decodeCommand(body);
-    if (!cmd) return {400, api::encodeReply(api::Reply::failed(cmd.error().message))};
+    if (!cmd) return reply({400, api::encodeReply(api::Reply::failed(cmd.error().message))});
     if (!webAllowed(*cmd))
-      return {403, api::encodeReply(api::Reply::failed("not a command of the web UI; use the cellwall command"))};
-    auto done = std::make_shared<std::promise<api::Reply>>();
-    auto answer = done->get_future();
-    asio::post(control, [this, done, c = std::move(*cmd)] { done->set_value(executeNow(c, "web")); });
-    for (int i = 0; i < 100 && !control.stopped(); ++i) {
-      if (answer.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) continue;
-      api::Reply r = answer.get();
-      return {r.ok ? 200 : 400, api::encodeReply(r)};
-    }
-    return {503, api::encodeReply(api::Reply::failed("cellwalld did not answer (busy or stopping)"))};
+      return reply({403, api::encodeReply(api::Reply::failed("not a command of the web UI; use the cellwall command"))});
+    asio::post(control, [this, reply = std::move(reply), c = std::move(*cmd)] {
+      api::Reply r = executeNow(c, "web");
+      reply({r.ok ? 200 : 400, api::encodeReply(r)});
+    });
   }
 
   // rules.*, log, names: answered at once on the control thread.
@@ -1519,10 +1717,13 @@ struct Daemon::Impl {
       spdlog::info("rule {} of '{}' edited", edited->id, edited->app);
     } else if (const auto* imp = std::get_if<api::PolicyImport>(&cmd)) {
       if (!validAppName(imp->app)) return api::Reply::failed("invalid app name '" + imp->app + "'");
+      const bool checked_before = rules->compiled(imp->app)->matcher->restrictsResolution();
       auto imported = rules->importPolicy(imp->app, imp->text, imp->origin, imp->merge, now);
       if (!imported) return api::Reply::failed(imported.error().message);
       trimSoon(imported->added + imported->removed.size());
       publish();
+      if (rules->compiled(imp->app)->matcher->restrictsResolution() != checked_before)
+        resendCellFlows(imp->app);
       cutRules(imported->removed, imp->app);
       recheckApp(imp->app);
       ui.rulesChanged(imp->app);
@@ -1613,6 +1814,7 @@ struct Daemon::Impl {
       key.remote = *IpAddr::parse("0.0.0.0");
       key.names = std::span<const std::string_view>(&view, 1);
       r.lines = rules->explain(q.app, key, now);
+      if (!q.inbound) r.lines.push_back(rules->explainResolve(q.app, name, now));
     }
     return r;
   }
@@ -1662,16 +1864,36 @@ Expected<void> Daemon::run() {
   if (ec) return fail("cannot create state directory " + im.cfg.state_dir.string() + ": " + ec.message());
   ::chmod(im.cfg.state_dir.c_str(), 0700);
 
-  sw::ServerOptions so;
-  so.tcp_address = im.cfg.of_address;
-  so.tcp_port = im.cfg.of_port;
-  so.threads = im.cfg.threads;
-  // Local switches may also connect over a UNIX socket (unix:<state>/openflow.sock).
-  so.unix_path = (im.cfg.state_dir / "openflow.sock").string();
-  so.tls_port = im.cfg.of_tls_port;
-  so.tls_cert = im.cfg.of_tls_cert;
-  so.tls_key = im.cfg.of_tls_key;
-  so.tls_ca = im.cfg.of_tls_ca;
+  OvsOptions oo;
+  oo.state_dir = im.cfg.state_dir;
+  oo.existing_db = im.cfg.ovs_db;
+  oo.bridge = im.cfg.bridge;
+  oo.datapath = im.cfg.datapath;
+  oo.datapath_max_idle_ms = im.cfg.datapath_max_idle_ms;
+  // Per-cell meters limit Packet-Ins (pipeline.md); the switch-wide limiter of Open vSwitch
+  // queues them and costs milliseconds per flow setup (bench/RESULTS.md).
+  oo.packet_in_rate_limit = im.cfg.cell_packet_in_pps != 0 ? 0 : 1000;
+  // The switch proves who it is by how it connects (daemon/switch_channel.h): the local Open
+  // vSwitch over a root-only UNIX socket in its rundir, made before Ovs::open so it is there
+  // when the switch first connects.
+  auto run_dir = Ovs::runDirFor(oo);
+  std::uint32_t run_dir_owner = 0;
+  if (run_dir && oo.existing_db.empty()) {
+    std::filesystem::create_directories(*run_dir, ec);
+    if (ec) return fail("cannot create the Open vSwitch directory " + run_dir->string() + ": " + ec.message());
+    ::chmod(run_dir->c_str(), 0700);
+  }
+  if (run_dir) {
+    struct stat st {};
+    if (::stat(run_dir->c_str(), &st) != 0)
+      return fail("cannot find the Open vSwitch run directory " + run_dir->string() + " (from --ovs-db " +
+                  oo.existing_db + "): " + std::strerror(errno) + " (is Open vSwitch running on this host?)");
+    run_dir_owner = st.st_uid;
+  }
+  auto channel = planSwitchChannel(im.cfg, Ovs::datapathIdFor(im.cfg.bridge), run_dir, run_dir_owner, ::geteuid());
+  if (!channel) return Unexpected(channel.error());
+  for (const auto& w : channel->warnings) spdlog::warn("{}", w);
+  oo.controllers = {channel->controller_target};
   auto db = store::Store::open(im.cfg.state_dir / "cellwall.db");
   if (!db) return Unexpected(db.error());
   im.db = std::move(db.value());
@@ -1688,19 +1910,9 @@ Expected<void> Daemon::run() {
                               const packet::Frame& f, std::uint64_t dpid, std::uint32_t in_port,
                               Now now) { im.onHeld(cell, d, f, dpid, in_port, now); };
   im.prompts.setOnChange([&im] { asio::post(im.control, [&im] { im.wakePromptWaiters(); }); });
-  im.server = std::make_unique<sw::SwitchServer>(so, *this);
+  im.server = std::make_unique<sw::SwitchServer>(channel->server, *this);
   if (auto r = im.server->start(); !r) return r;
 
-  OvsOptions oo;
-  oo.state_dir = im.cfg.state_dir;
-  oo.existing_db = im.cfg.ovs_db;
-  oo.bridge = im.cfg.bridge;
-  oo.datapath = im.cfg.datapath;
-  oo.datapath_max_idle_ms = im.cfg.datapath_max_idle_ms;
-  // Per-cell meters limit Packet-Ins (pipeline.md); the switch-wide limiter of Open vSwitch
-  // queues them and costs milliseconds per flow setup (bench/RESULTS.md).
-  oo.packet_in_rate_limit = im.cfg.cell_packet_in_pps != 0 ? 0 : 1000;
-  oo.controllers = {"tcp:" + im.cfg.of_address + ":" + std::to_string(im.cfg.of_port)};
   auto ovs = Ovs::open(oo, im.runner);
   if (!ovs) return Unexpected(ovs.error());
   im.ovs = std::move(ovs.value());
@@ -1710,11 +1922,24 @@ Expected<void> Daemon::run() {
                im.ovs->dbTarget(), im.ovs->bridge(), im.ovs->datapathType());
   if (auto r = im.ovs->ensureBridge(); !r) return r;
 
-  // Gateways left by a crashed daemon are rebuilt from scratch: they hold no state worth
-  // keeping, and rebuilding guarantees their configuration matches the file. Once, before
-  // any starts: a second sweep would take the first environment's new gateway for a stale one.
-  if (auto r = Gateway::removeStale(im.cfg.state_dir, im.ops); !r)
-    spdlog::warn("removing gateways of an earlier run: {}", r.error().message);
+  // Gateways left by a crashed daemon: those of environments still configured are adopted as
+  // they are when they match their configuration (their NAT and conntrack state carry the
+  // connections that outlived the daemon) and rebuilt otherwise (Gateways::start); the rest go
+  // now, before any starts.
+  auto sweep = [&im](const std::set<std::string>& keep, const char* why) {
+    auto removed = Gateway::removeStale(im.cfg.state_dir, im.ops, keep);
+    if (!removed) spdlog::warn("removing gateways of an earlier run: {}", removed.error().message);
+    for (const auto& env : removed ? *removed : std::vector<std::string>{}) {
+      (void)im.ovs->delPort(Gateway::ifnameFor(env));
+      spdlog::info("removed the gateway of environment '{}' left by an earlier run: {}", env, why);
+    }
+  };
+  {
+    std::set<std::string> configured;
+    for (const auto& e : im.cfg.envs) configured.insert(e.name);
+    for (const auto& n : im.env_admin.storedNames()) configured.insert(n);
+    sweep(configured, "the environment is no longer configured");
+  }
   for (const auto& e : im.cfg.envs) {
     auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir, im.runner);
     if (!r) {
@@ -1723,6 +1948,13 @@ Expected<void> Daemon::run() {
     }
   }
   im.env_admin.startStored(*im.ovs);
+  {
+    // A stored environment that did not start (its file broken meanwhile) leaves no gateway
+    // running that nothing owns.
+    std::set<std::string> running;
+    for (const auto& g : im.gateways.all()) running.insert(g.port.env);
+    sweep(running, "the environment did not start");
+  }
   if (im.cfg.ids) {
     std::vector<std::string> files = im.cfg.ids_rules;
     if (files.empty()) files.push_back(CW_SHIPPED_IDS_RULES);
@@ -1748,10 +1980,12 @@ Expected<void> Daemon::run() {
       im.control, asio::local::stream_protocol::endpoint(sock.string()));
   ::chmod(sock.c_str(), 0600);
   im.acceptControl();
-  im.ui.start(im.cfg.ui_listen, im.cfg.state_dir, [&im](const std::string& body) { return im.webApi(body); });
+  im.ui.start(im.cfg.ui_listen, im.cfg.state_dir,
+              [&im](const std::string& body, web::ApiReply reply) { im.webApi(body, std::move(reply)); });
   im.cellsChanged();
   im.ui.prompts(im.promptReply());
   im.ui.scriptsChanged(im.script_admin.list().scripts);
+  im.showSwitchState();
   asio::signal_set signals(im.control, SIGINT, SIGTERM);
   signals.async_wait([&im](const asio::error_code&, int sig) {
     spdlog::info("signal {}: shutting down", sig);
@@ -1762,8 +1996,7 @@ Expected<void> Daemon::run() {
   im.reapCells(reaper);
   asio::steady_timer ticker(im.control);
   im.tick(ticker);
-  spdlog::info("cellwalld ready: control socket {}, OpenFlow on {}:{}", sock.string(),
-               im.cfg.of_address, im.cfg.of_port);
+  spdlog::info("cellwalld ready: control socket {}, OpenFlow on {}", sock.string(), channel->listeners);
   im.control.run();
   im.ui.stop();  // first: its requests wait for the control thread, which runs no more
   im.script_admin.stop();

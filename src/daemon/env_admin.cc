@@ -19,6 +19,15 @@ bool EnvAdmin::fromFile(const std::string& name) const {
   return std::any_of(cfg_.envs.begin(), cfg_.envs.end(), [&](const EnvSpec& e) { return e.name == name; });
 }
 
+std::vector<std::string> EnvAdmin::storedNames() const {
+  std::vector<std::string> names;
+  std::error_code ec;
+  if (!fs::exists(dir(), ec)) return names;
+  for (const auto& entry : fs::directory_iterator(dir(), ec))
+    if (entry.path().extension() == ".toml") names.push_back(entry.path().stem().string());
+  return names;
+}
+
 void EnvAdmin::startStored(Ovs& ovs) {
   std::error_code ec;
   if (!fs::exists(dir(), ec)) return;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "api/commands.h"
 #include "daemon/config.h"
@@ -30,6 +31,9 @@ class EnvAdmin {
   api::Reply remove(const std::string& name, Ovs& ovs);
   // cells: how many cells live in each environment.
   api::Reply list(const std::map<std::string, std::uint32_t>& cells) const;
+  // The stored environments' names (whether or not their files are valid), before they start:
+  // their gateways from an earlier run are adopted, not swept away as stale.
+  std::vector<std::string> storedNames() const;
   // Whether `name` is an environment of the file (not removable here).
   bool fromFile(const std::string& name) const;
 

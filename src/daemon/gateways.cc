@@ -83,6 +83,31 @@ Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
                                const std::filesystem::path& state_dir, CommandRunner& runner) {
   auto cfg = toEnvConfig(spec);
   if (!cfg) return Unexpected(cfg.error());
+  // A gateway an earlier run left (cellwalld crashed or was killed) is taken over as it is:
+  // its NAT and conntrack state, and so the connections through it, carry on.
+  auto adopted = Gateway::adopt(*cfg, state_dir, ops);
+  if (adopted && *adopted) {
+    GatewayInfo info = (*adopted)->info();
+    // Its port is still on the bridge (conf.db keeps it); this reads its number back, or
+    // plugs it in again if the bridge lost it.
+    auto ofport = ovs.addPort(info.ovs_ifname);
+    if (ofport) {
+      Entry e;
+      e.port = decide::GatewayPort{spec.name, *ofport, info.mac, info.ip};
+      e.pool = info.pool;
+      e.gateway = std::move(adopted.value());
+      e.spec = spec;
+      spdlog::info("environment '{}': adopted the running gateway {} ({}) on port {}; its connections carry on",
+                   spec.name, info.ip.str(), info.netns, *ofport);
+      entries_.push_back(std::move(e));
+      return {};
+    }
+    spdlog::warn("environment '{}': the running gateway is rebuilt: its port {} is not on the bridge: {}", spec.name,
+                 info.ovs_ifname, ofport.error().message);
+  } else if (!adopted) {
+    spdlog::info("environment '{}': the gateway of the earlier run is rebuilt: {}", spec.name,
+                 adopted.error().message);
+  }
   auto gw = Gateway::create(*cfg, state_dir, ops);
   if (!gw) return Unexpected(gw.error());
   GatewayInfo info = (*gw)->info();
@@ -135,6 +160,22 @@ Expected<void> Gateways::stop(const std::string& env, Ovs& ovs) {
     return r;
   }
   return fail("no network environment named '" + env + "'");
+}
+
+std::vector<Gateways::Replugged> Gateways::replug(Ovs& ovs) {
+  std::vector<Replugged> out;
+  for (auto& e : entries_) {
+    Replugged r{e.gateway->info().ovs_ifname, e.port.ofport, 0, ""};
+    auto p = ovs.addPort(r.ifname);
+    if (p) {
+      r.after = *p;
+      e.port.ofport = *p;
+    } else {
+      r.error = p.error().message;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::vector<std::string> Gateways::supervise() {

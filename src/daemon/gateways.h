@@ -25,6 +25,8 @@ class Gateways {
     EnvSpec spec;
   };
 
+  // Adopts the environment's gateway left by an earlier run when it matches the
+  // configuration (Gateway::adopt), else builds it anew; either way plugs it into the bridge.
   Expected<void> start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
                        const std::filesystem::path& state_dir, CommandRunner& runner);
   void stopAll(NetOps& ops, Ovs& ovs);
@@ -33,6 +35,14 @@ class Gateways {
   const Entry* find(const std::string& env) const;
   Expected<void> setPublished(const std::string& env, const std::vector<Published>& ports);
   const std::vector<Entry>& all() const { return entries_; }
+  // After Open vSwitch restarted: each gateway's port is read back (plugged in again if the
+  // bridge lost it) and the entry follows the number it has now.
+  struct Replugged {
+    std::string ifname;
+    std::uint32_t before = 0, after = 0;  // after 0: error says why
+    std::string error;
+  };
+  std::vector<Replugged> replug(Ovs& ovs);
   // Every gateway's supervise() (env/gateway.h); what happened, to log.
   std::vector<std::string> supervise();
 

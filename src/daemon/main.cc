@@ -40,7 +40,13 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", cfg.state_dir, "state directory")->capture_default_str();
   app.add_option("--config", config_file,
                  "TOML file with [env.NAME] tables (default: /etc/cellwall/cellwalld.toml if it exists)");
-  app.add_option("--of-port", cfg.of_port, "OpenFlow port on 127.0.0.1")->capture_default_str();
+  app.add_option("--of-port", cfg.of_port,
+                 "also listen for switches on plain TCP 127.0.0.1:PORT (default: off; unauthenticated: any local "
+                 "user can pose as a switch there, though never as the bridge; prefer --of-tls-port)");
+  app.add_option("--of-address", cfg.of_address,
+                 "address the --of-port and --of-tls-port listeners bind (TLS switches on other hosts need one "
+                 "they can reach)")
+      ->capture_default_str();
   app.add_option("--threads", cfg.threads, "switch threads (0: one per core)");
   app.add_option("--of-tls-port", cfg.of_tls_port, "OpenFlow over mutual TLS for remote switches (0: off)");
   app.add_option("--of-tls-cert", cfg.of_tls_cert, "controller certificate (PEM)");
@@ -63,6 +69,10 @@ int main(int argc, char** argv) {
                  "a process) | always")
       ->check(CLI::IsMember({"off", "rules", "always"}))
       ->capture_default_str();
+  app.add_option("--vm-accel", cfg.vm_accel,
+                 "VM cells' accelerator when `cellwall run --vm` names none: auto | kvm | tcg (docs/vm-cells.md)")
+      ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
+      ->capture_default_str();
   app.add_flag("--ids", cfg.ids, "inspect what cells send with the IDS (docs/ids.md)");
   app.add_option("--ids-rules", cfg.ids_rules, "IDS rules file (repeatable; default: the shipped rules)");
   app.add_option("--ids-fold", cfg.ids_fold,
@@ -75,10 +85,18 @@ int main(int argc, char** argv) {
   if (config_file.empty() && std::filesystem::exists("/etc/cellwall/cellwalld.toml"))
     config_file = "/etc/cellwall/cellwalld.toml";
   if (!config_file.empty()) {
+    // The file sets defaults; a flag given on the command line wins over the same key in it.
+    const cw::daemon::Config flags = cfg;
     if (auto r = cw::daemon::loadConfigFile(config_file, cfg); !r) {
       spdlog::error("{}", r.error().message);
       return 2;
     }
+    auto given = [&app](const char* name) { return app.get_option(name)->count() > 0; };
+    if (given("--of-port")) cfg.of_port = flags.of_port;
+    if (given("--ui-listen")) cfg.ui_listen = flags.ui_listen;
+    if (given("--attribution")) cfg.attribution = flags.attribution;
+    if (given("--vm-accel")) cfg.vm_accel = flags.vm_accel;
+    if (given("--ids")) cfg.ids = flags.ids;
   }
   cw::daemon::Daemon d(std::move(cfg));
   if (auto r = d.run(); !r) {

@@ -88,6 +88,7 @@ void Observer::onDecision(const decide::CellPort* cell, const decide::Decision& 
   e.rule_id = d.rule_id;
   e.reason = decide::reasonName(d.reason);
   if (!d.script.empty()) e.reason.append(":").append(d.script);
+  if (!d.detail.empty()) e.reason.append(":").append(d.detail);
   e.counted_rule = d.counted_rule;
   e.allowed = d.action == policy::Action::kAllow;
   e.ip_proto = f.ip_proto;

@@ -74,6 +74,8 @@ void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector
 void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
                        const packet::Frame& frame, const decide::Decision& d, decide::Now now) {
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  if (d.query_error)
+    query_weirds_[static_cast<std::size_t>(*d.query_error)].fetch_add(1, std::memory_order_relaxed);
   for (const auto& mm : d.scripts.meters) s.send(mm);
   for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
   if (d.held) {
@@ -86,8 +88,11 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
   for (const auto& fm : d.flows) s.sendFlowMod(fm);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
+  // A checked query that went on to the resolver is counted, not logged: the connection it
+  // leads to is (a refused one is logged like any refused connection).
+  const bool allowed_query = d.dns_query && d.action == policy::Action::kAllow;
   if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort &&
-      d.reason != decide::Reason::kNotIpv4) {
+      d.reason != decide::Reason::kNotIpv4 && !allowed_query) {
     const decide::CellPort* cell = sv.cellOnPort(in_port);
     if (cell == nullptr && (d.reason == decide::Reason::kInboundRule || d.inbound) && frame.isIpv4())
       cell = sv.cellWithIp(frame.ip_dst.v4());
@@ -269,6 +274,8 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
   decide::Decision d = decider_.decide(sv, in_port, f, now);
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  if (d.query_error)
+    query_weirds_[static_cast<std::size_t>(*d.query_error)].fetch_add(1, std::memory_order_relaxed);
   for (const auto& mm : d.scripts.meters) s.send(mm);
   for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
   if (d.held) {
@@ -277,7 +284,12 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
   if (d.reason == decide::Reason::kUnknownPort || d.reason == decide::Reason::kNotIpv4) return;
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
-  if (observer_ != nullptr) observer_->onDecision(&cell, d, f, now);
+  if (observer_ != nullptr && !(d.dns_query && d.action == policy::Action::kAllow))
+    observer_->onDecision(&cell, d, f, now);
+  if (d.dns_query) {  // forwarded or answered by the controller, nothing to remember
+    for (const auto& po : d.packet_outs) s.sendPacketOut(po);
+    return;
+  }
   if (table.conns.size() >= kInspectConns) {
     std::erase_if(table.conns, [&](const auto& kv) {
       return kv.second.generation != generation || now.mono_ms - kv.second.last_ms > kv.second.idle_ms;

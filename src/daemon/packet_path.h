@@ -72,6 +72,10 @@ class PacketPath {
   std::uint64_t weirdCount(packet::ParseError e) const {
     return weirds_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
   }
+  // Queries of checked cells (resolve = "rules") refused because they did not read cleanly.
+  std::uint64_t queryWeirdCount(dns::ParseError e) const {
+    return query_weirds_[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);
+  }
   std::uint64_t allowed() const { return allowed_.load(std::memory_order_relaxed); }
   std::uint64_t answersSnooped() const { return answers_seen_.load(std::memory_order_relaxed); }
   // Packet-Ins of a connection decided moments ago, forwarded (or dropped) as decided.
@@ -105,6 +109,7 @@ class PacketPath {
   std::atomic<std::uint64_t> repeats_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons_{};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(packet::ParseError::kCount)> weirds_{};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dns::ParseError::kCount)> query_weirds_{};
   std::atomic<std::uint64_t> allowed_{0}, denied_{0};
 };
 

@@ -27,10 +27,13 @@ policy::DefaultAction defaultFrom(const std::string& s) {
   return policy::DefaultAction::kDeny;
 }
 
-// The app row's prompt settings (the store keeps the action as its name).
+// The app row's prompt and resolve settings (the store keeps them as their names; an empty
+// resolve: the policy left it to follow default).
 void applyPromptSettings(const store::AppRow& row, policy::AppPolicy& p) {
   p.prompt_timeout_ms = row.prompt_timeout_ms;
   p.prompt_timeout_action = policy::actionFromName(row.prompt_timeout_action).value_or(policy::Action::kDeny);
+  if (row.resolve == "any") p.resolve = policy::Resolve::kAny;
+  if (row.resolve == "rules") p.resolve = policy::Resolve::kRules;
 }
 
 // The app row's environment settings (the store keeps pass_env as names separated by spaces).
@@ -192,6 +195,7 @@ Expected<RuleBook::ImportResult> RuleBook::importPolicy(const std::string& app, 
   row.env = pol.env;
   row.prompt_timeout_ms = pol.prompt_timeout_ms;
   row.prompt_timeout_action = policy::actionName(pol.prompt_timeout_action);
+  row.resolve = pol.resolve ? policy::resolveName(*pol.resolve) : "";
   row.clean_env = pol.clean_env;
   row.pass_env = joinedNames(pol.pass_env);
   row.updated_ms = now_unix_ms;
@@ -442,6 +446,28 @@ std::vector<std::string> RuleBook::explain(const std::string& app, policy::ConnK
     out.push_back(std::move(line));
   }
   return out;
+}
+
+std::string RuleBook::explainResolve(const std::string& app, const std::string& name,
+                                     std::int64_t now_unix_ms) const {
+  const std::string what = "resolving " + name + ": ";
+  auto it = apps_.find(app);
+  if (it == apps_.end() || !it->second.compiled)
+    return what + "refused (app '" + app + "' has no policy: default deny, so resolve = \"rules\", and no rule names it)";
+  const decide::CompiledPolicy& c = *it->second.compiled;
+  const policy::AppPolicy& p = c.matcher->policy();
+  const std::string setting = std::string("resolve = \"") + policy::resolveName(policy::resolveOf(p)) + "\"" +
+                              (p.resolve ? "" : std::string(", from default = \"") +
+                                                    policy::defaultActionName(p.default_action) + "\"");
+  if (!c.matcher->restrictsResolution()) return what + "sent to the resolver (" + setting + ": any name)";
+  auto usable = [&c, now_unix_ms](const policy::Rule& r) {
+    const decide::RuleLimit* l = c.limitOf(r.id);
+    return l == nullptr || l->usable(now_unix_ms);
+  };
+  if (const policy::Rule* r = c.matcher->resolvableBy(name, policy::RuleFilter::of(usable)))
+    return what + "sent to the resolver, named by rule " + std::to_string(r->id) + " (" + r->origin + "; " +
+           setting + ")";
+  return what + "refused, answered REFUSED by cellwall (" + setting + " and no [[allow]] rule's hosts name it)";
 }
 
 }  // namespace cw::daemon

@@ -77,6 +77,9 @@ class RuleBook {
   // Which rule decides (proto, remote, port) for `app`, given the names in `names`.
   std::vector<std::string> explain(const std::string& app, policy::ConnKey key,
                                    std::int64_t now_unix_ms) const;
+  // Whether a cell of `app` may resolve `name` (lowercase, no trailing dot) through its
+  // environment's resolver, and why: one line (docs/dns.md).
+  std::string explainResolve(const std::string& app, const std::string& name, std::int64_t now_unix_ms) const;
 
  private:
   struct App {

@@ -343,7 +343,8 @@ std::optional<decide::ScriptVerdict> ScriptHost::ask(const decide::SwitchView& s
     cache.generation = generation_.load(std::memory_order_acquire);
     cache.set = set_;
   }
-  if (!f.isIpv4()) return std::nullopt;
+  // Scripts read the frame at ETH_HEADER_LEN (14): untagged only (table 0 admits no other).
+  if (!f.isIpv4() || f.vlan_count != 0) return std::nullopt;
   script::Packet p;
   p.frame = std::string_view(reinterpret_cast<const char*>(f.raw.data()), f.raw.size());
   p.cell = cell.cell_id;

@@ -1,11 +1,14 @@
 #include "daemon/web_ui.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "attrib/sock_diag.h"
 #include "web/token.h"
 
 namespace cw::daemon {
@@ -16,8 +19,31 @@ const char* const WebUi::kTokenFile = "ui-token";
 
 WebUi::~WebUi() { stop(); }
 
+namespace {
+
+// Who owns the client's end of a connection to the UI: the uid of its socket, from one exact
+// sock_diag lookup in the host's network namespace (where the UI listens, and so the client's
+// socket is). The server limits connections without the token per uid (web/admission.h).
+std::function<std::optional<std::uint32_t>(const web::ConnectionEnds&)> peerOwner() {
+  auto diag = attrib::SockDiag::open();
+  if (!diag) {
+    spdlog::warn("web ui: {}; its limits for clients without the token count all clients as one", diag.error().message);
+    return nullptr;
+  }
+  auto d = std::make_shared<attrib::SockDiag>(std::move(*diag));
+  return [d](const web::ConnectionEnds& e) -> std::optional<std::uint32_t> {
+    if (!e.client.is_v4() || !e.server.is_v4()) return std::nullopt;  // sock_diag.h speaks IPv4
+    // The client's socket: its local end is the connection's client end.
+    auto found = d->find(attrib::SocketId{IPPROTO_TCP, e.client.v4(), e.client_port, e.server.v4(), e.server_port});
+    if (!found || !*found) return std::nullopt;
+    return (*found)->uid;
+  };
+}
+
+}  // namespace
+
 void WebUi::start(const std::string& listen, const std::filesystem::path& state_dir,
-                  std::function<web::ApiResult(const std::string&)> api) {
+                  std::function<void(const std::string&, web::ApiReply)> api) {
   if (listen == "off") {
     error_ = "the web UI is off (ui_listen = \"off\")";
     return;
@@ -51,6 +77,7 @@ void WebUi::start(const std::string& listen, const std::filesystem::path& state_
   token_file_ = state_dir / kTokenFile;
   o.api = std::move(api);
   o.events = &hub_;
+  o.peer_uid = peerOwner();
   auto s = web::Server::start(std::move(o));
   if (!s) {
     error_ = s.error().message;
@@ -96,6 +123,10 @@ void WebUi::counters(const std::vector<Counter>& c) {
   for (const auto& x : c)
     conns.push_back(json{{"id", x.log_id}, {"packets", x.packets}, {"bytes", x.bytes}, {"open", x.open}});
   hub_.event("counters", json{{"conns", std::move(conns)}}.dump());
+}
+
+void WebUi::switchState(const std::string& state, const std::string& text) {
+  hub_.state("switch", json{{"state", state}, {"text", text}}.dump());
 }
 
 void WebUi::rulesChanged(const std::string& app) { hub_.event("rules", json{{"app", app}}.dump()); }

@@ -3,7 +3,7 @@
 // cells, new connections and their byte counts, rule changes, and each app's traffic every
 // second (from the cells' host-side interface counters, which the app cannot touch).
 //
-// Control thread only, except that the server calls `api` on its connection threads.
+// Control thread only, except that the server calls `api` on its loop thread (web/server.h).
 #pragma once
 
 #include <cstdint>
@@ -26,7 +26,7 @@ class WebUi {
   // listen: "ADDRESS:PORT", "[::1]:PORT" or "off". Failing to start is reported by error() and
   // logged: the firewall runs on without its UI (which holds no security of its own).
   void start(const std::string& listen, const std::filesystem::path& state_dir,
-             std::function<web::ApiResult(const std::string&)> api);
+             std::function<void(const std::string&, web::ApiReply)> api);
   void stop();
 
   std::string url() const;  // with the token; "" when not running
@@ -46,6 +46,9 @@ class WebUi {
   void rulesChanged(const std::string& app);  // "": any app
   // The scripts, their state and counters (on a change, and every 2 s while watched).
   void scriptsChanged(const std::vector<api::ScriptInfo>& scripts);
+  // Open vSwitch's state (status's `openvswitch` line): "up", "restarting", "failing" or
+  // "down", and a sentence for the top bar ("" when it is up and never was down).
+  void switchState(const std::string& state, const std::string& text);
   struct CellIf {
     std::uint32_t id = 0;
     std::string app, ifname;

@@ -20,6 +20,11 @@ constexpr std::uint8_t kIcmpAdminProhibited = 13;
 
 bool hasPorts(const Frame& f) { return f.l4 == L4::kTcp || f.l4 == L4::kUdp; }
 
+// Untagged IPv4. Table 0 admits no tagged frame; should one reach us anyway (flows of an older
+// daemon), it is not decided: the flows below match `ip` through a tag, and the re-injected
+// frame would carry its tag out.
+bool routable(const Frame& f) { return f.isIpv4() && f.vlan_count == 0; }
+
 // The exact match of one direction of a connection as seen in `f` arriving on `in_port`.
 ofp::Match connMatch(const Frame& f, std::uint32_t in_port, bool reverse) {
   ofp::Match m;
@@ -77,6 +82,9 @@ const char* reasonName(Reason r) {
     case Reason::kPromptAnswer: return "prompt_answer";
     case Reason::kPromptTimeout: return "prompt_timeout";
     case Reason::kScript: return "script";
+    case Reason::kDnsQuery: return "dns_query";
+    case Reason::kDnsRefused: return "dns_refused";
+    case Reason::kDnsTcpRefused: return "dns_tcp_refused";
     case Reason::kCount: break;
   }
   return "unknown";
@@ -152,7 +160,7 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
                             const HeldVerdict* held) const {
   Decision d;
   d.cell_id = cell.cell_id;
-  if (!f.isIpv4()) {
+  if (!routable(f)) {
     d.reason = Reason::kNotIpv4;
     return d;
   }
@@ -163,10 +171,15 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
   }
   Ip4 dst = f.ip_dst.v4();
   if (dst == gw->ip) {
-    if (hasPorts(f) && f.dst_port == kDnsPort) {
+    if (hasPorts(f) && f.dst_port == kDnsPort && resolvesByRules(cell)) {
+      resolverQuery(d, cell, *gw, f, now);
+    } else if (hasPorts(f) && f.dst_port == kDnsPort) {
       d.action = Action::kAllow;
       d.reason = Reason::kEnvResolver;
       allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr, gw->ofport);
+      // Straight to the resolver, not back through the tables: while the app's resolve setting
+      // changes, the tables may still send the cell's queries to the controller.
+      d.packet_outs.back().actions = {ofp::ActionOutput{gw->ofport, 0}};
     } else {
       d.reason = Reason::kGatewayService;
       denyFlow(d, f, cell.ofport, cell.cell_id);
@@ -236,7 +249,7 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
 Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const Frame& f,
                                Now now) const {
   Decision d;
-  if (!f.isIpv4()) {
+  if (!routable(f)) {
     d.reason = Reason::kNotIpv4;
     return d;
   }

@@ -21,6 +21,7 @@
 
 #include "decide/net_view.h"
 #include "decide/pipeline.h"
+#include "dns/dns.h"
 #include "ofp/messages.h"
 #include "packet/frame.h"
 #include "policy/policy.h"
@@ -36,7 +37,7 @@ enum class Reason : std::uint8_t {
   kReturnTraffic,    // from the uplink side, the reverse of a connection the cell may open
   kInboundRefused,   // from the uplink side, not a reply, and no inbound rule admits it
   kInboundRule,      // a new connection into the cell (a published port), by an inbound rule
-  kNotIpv4,          // a protocol the pipeline does not route
+  kNotIpv4,          // a protocol the pipeline does not route (or a frame with an 802.1Q tag)
   kUnknownPort,      // a port that belongs to no cell or gateway
   kNoGateway,        // the cell's environment has no gateway on this switch
   kMalformed,        // frame did not parse
@@ -44,6 +45,13 @@ enum class Reason : std::uint8_t {
   kPromptAnswer,     // a held connection, decided by an answer that made no rule ("once")
   kPromptTimeout,    // a held connection nobody answered: the app's prompt_timeout_action
   kScript,           // a Lua script's verdict (before the app's rules)
+  // resolve = "rules" (docs/dns.md): the controller checks each query to the environment's
+  // resolver. kDnsQuery: its name is one an allow rule names, forwarded; kDnsRefused: any other
+  // name, or a query that does not read cleanly, answered REFUSED at once; kDnsTcpRefused: DNS
+  // over TCP to the resolver, reset (its name cannot be checked before the resolver has it).
+  kDnsQuery,
+  kDnsRefused,
+  kDnsTcpRefused,
   kCount
 };
 const char* reasonName(Reason r);
@@ -104,6 +112,13 @@ struct Decision {
   bool held = false;
   // Reason::kScript: the script that decided.
   std::string script;
+  // A query to the environment's resolver that the controller handles itself (Reason kDnsQuery,
+  // kDnsRefused, kDnsTcpRefused): `flows` stays empty, `packet_outs` forwards it or answers it;
+  // `names` is the query's name. `detail` says why a query was refused when it did not read
+  // cleanly (the DNS parse error's stable name).
+  bool dns_query = false;
+  std::string detail;
+  std::optional<dns::ParseError> query_error;  // the same, for the counters
   bool inbound = false;  // a connection into the cell (from its gateway)
   // The process that owns the connection, when it was attributed.
   std::shared_ptr<const ProcessInfo> process;
@@ -206,6 +221,10 @@ class Decider {
   void denyFlow(Decision& d, const packet::Frame& f, std::uint32_t in_port,
                 std::uint32_t cell_id) const;
   void rejectReply(Decision& d, const packet::Frame& f, std::uint32_t in_port) const;
+  // A query of `cell` to its environment's resolver when resolvesByRules(cell)
+  // (resolver_query.cc).
+  void resolverQuery(Decision& d, const CellPort& cell, const GatewayPort& gw, const packet::Frame& f,
+                     Now now) const;
 
   // The owner of a connection of `cell`, when its policy or the log needs it.
   std::shared_ptr<const ProcessInfo> attribute(const CellPort& cell, const ConnTuple& t) const;

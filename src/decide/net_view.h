@@ -94,6 +94,13 @@ struct CellPort {
   bool vm = false;
 };
 
+// Whether the cell's queries to its environment's resolver are checked by the controller
+// (policy resolve = "rules", docs/dns.md): then they reach the controller instead of going
+// straight to the resolver. One answer for the base flows and the decider alike.
+inline bool resolvesByRules(const CellPort& cell) {
+  return cell.policy && cell.policy->matcher && cell.policy->matcher->restrictsResolution();
+}
+
 struct GatewayPort {
   std::string env;
   std::uint32_t ofport = 0;

@@ -30,7 +30,7 @@ ofp::Action setField(Match m) { return ofp::ActionSetField{m}; }
 FlowMod arpResponder(std::uint32_t port, MacAddr requester_mac, Ip4 requester_ip, Ip4 asked,
                      MacAddr answer_mac, std::uint64_t cookie, bool check_sender) {
   Match m;
-  m.inPort(port).ethType(packet::kEthArp).arpOp(kArpRequest).arpTpa(asked);
+  m.inPort(port).vlanVid(ofp::kVlanNone).ethType(packet::kEthArp).arpOp(kArpRequest).arpTpa(asked);
   if (check_sender) m.ethSrc(requester_mac).arpSpa(requester_ip).arpSha(requester_mac);
   ofp::ActionList acts{
       setField(Match().ethDst(requester_mac)), setField(Match().ethSrc(answer_mac)),
@@ -62,17 +62,24 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
                                    std::uint32_t meter_id) {
   std::uint64_t cookie = makeCookie(CookieKind::kBase, cell.cell_id, 0);
   std::vector<FlowMod> out;
-  // Anti-spoofing: only the cell's own MAC and IPv4 source go on.
+  // Anti-spoofing: only the cell's own MAC and IPv4 source go on, untagged: the `ip` match
+  // sees through an 802.1Q tag, which would then ride along on the connection (VLAN hopping
+  // on a trunked uplink). Tagged and priority-tagged frames fall to the table-miss drop.
   out.push_back(add(kTableIngress, kPrioIngress, cookie,
-                    Match().inPort(cell.ofport).ethSrc(cell.mac).ethType(packet::kEthIpv4).ipv4Src(cell.ip),
+                    Match().inPort(cell.ofport).ethSrc(cell.mac).vlanVid(ofp::kVlanNone).ethType(packet::kEthIpv4)
+                        .ipv4Src(cell.ip),
                     {ofp::InstrGotoTable{kTableScript}}));
   out.push_back(arpResponder(cell.ofport, cell.mac, cell.ip, gw.ip, gw.mac, cookie, true));
   // IPv6 is not routed by cellwall yet: dropped on purpose, never a way around the policy.
   out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
                     Match().inPort(cell.ofport).ethType(packet::kEthIpv6), {}));
-  // DNS to the environment's resolver, UDP and TCP: always allowed, so decided once here rather
-  // than per query (a DNS-heavy app opens a new socket per lookup). The answers also go to the
+  // DNS to the environment's resolver, UDP and TCP. A cell that may resolve any name: always
+  // allowed, so decided once here rather than per query (a DNS-heavy app opens a new socket per
+  // lookup). A cell whose names are checked (resolve = "rules"): every query goes to the
+  // controller through the cell's meter, which forwards it, answers REFUSED, or resets a TCP
+  // connection (docs/dns.md); nothing per query is installed. The answers also go to the
   // controller: DNS snooping. Delivered to the cell first, so the copy never delays an answer.
+  const bool checked = resolvesByRules(cell);
   for (std::uint8_t proto : {packet::kProtoUdp, packet::kProtoTcp}) {
     Match q;
     q.inPort(cell.ofport).ethType(packet::kEthIpv4).ipProto(proto).ipv4Src(cell.ip).ipv4Dst(gw.ip);
@@ -85,8 +92,15 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
       q.tcpDst(kDnsPort);
       a.tcpSrc(kDnsPort);
     }
-    out.push_back(add(kTableConn, kPrioResolver, cookie, q,
-                      {ofp::InstrApplyActions{{ofp::ActionOutput{gw.ofport, 0}}}}));
+    if (checked) {
+      std::vector<ofp::Instruction> ins;
+      if (meter_id != 0 && v == ofp::Version::kOf13) ins.emplace_back(ofp::InstrMeter{meter_id});
+      ins.emplace_back(toController(ofp::kControllerMaxLenNoBuffer));
+      out.push_back(add(kTableConn, kPrioResolver, cookie, q, std::move(ins)));
+    } else {
+      out.push_back(add(kTableConn, kPrioResolver, cookie, q,
+                        {ofp::InstrApplyActions{{ofp::ActionOutput{gw.ofport, 0}}}}));
+    }
     out.push_back(add(kTableConn, kPrioResolver, makeCookie(CookieKind::kDnsAnswer, cell.cell_id, 0), a,
                       {ofp::InstrApplyActions{{ofp::ActionOutput{cell.ofport, 0},
                                                ofp::ActionOutput{ofp::kPortController,
@@ -147,8 +161,9 @@ std::vector<FlowMod> gatewayBaseFlows(ofp::Version /*v*/, const GatewayPort& gw,
                                       const std::vector<const CellPort*>& cells) {
   std::uint64_t cookie = makeCookie(CookieKind::kBase, 0, 0);
   std::vector<FlowMod> out;
+  // Untagged only, as from a cell.
   out.push_back(add(kTableIngress, kPrioIngress, cookie,
-                    Match().inPort(gw.ofport).ethSrc(gw.mac).ethType(packet::kEthIpv4),
+                    Match().inPort(gw.ofport).ethSrc(gw.mac).vlanVid(ofp::kVlanNone).ethType(packet::kEthIpv4),
                     {ofp::InstrGotoTable{kTableScript}}));
   out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
                     Match().inPort(gw.ofport).ethType(packet::kEthIpv6), {}));

@@ -2,7 +2,9 @@
 // FlowMod values; the daemon sends them.
 //
 //   table 0  ingress: per-port anti-spoofing (a cell may send only from its own MAC and IPv4
-//            address), ARP answered by the switch, IPv6 dropped explicitly; -> table 1.
+//            address), ARP answered by the switch, IPv6 dropped explicitly; -> table 1. Every
+//            flow that admits anything matches untagged frames only (no 802.1Q tag, not even
+//            a priority tag): cells and gateways may not send tagged frames.
 //   table 1  scripts: the flows Lua scripts install (drop, allow past their lower flows, rate
 //            limit through a meter); miss -> table 2. Only reached through table 0.
 //   table 2  connections: exact flow pairs installed per decision (idle timeout: the flow
@@ -66,8 +68,10 @@ struct Timeouts {
 std::vector<ofp::FlowMod> switchBaseFlows(ofp::Version v);
 // A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)), in inspect mode the
 // flows that send all its packets to the controller (through its meter), and its DNS to the
-// environment's resolver (always allowed): queries straight through, answers to the cell and
-// copied to the controller (cookie (kDnsAnswer, cell_id, 0)) for DNS snooping. meter_id 0: none.
+// environment's resolver: queries straight through, or to the controller (through its meter)
+// when resolvesByRules(cell); answers to the cell and copied to the controller (cookie
+// (kDnsAnswer, cell_id, 0)) for DNS snooping. meter_id 0: none. Sending these again after the
+// app's resolve setting changed replaces the query flows (same match and priority).
 std::vector<ofp::FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell,
                                         const GatewayPort& gw, std::uint32_t meter_id);
 // Deletes every flow of a cell (base and connections) in all tables.

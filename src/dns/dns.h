@@ -51,12 +51,19 @@ inline constexpr std::size_t kMaxMappings = 64;
 //   kBadLabelType, kBadPointer, kNameLoop, kNameTooLong: a name (question or an answer
 //                record's owner or CNAME framing) that cannot be walked: label type 0x40/0x80,
 //                a pointer forward or past the end, a pointer into the name itself or more
-//                than kMaxPointerJumps jumps, more than 255 bytes.
+//                than kMaxPointerJumps jumps, more than 255 bytes. In a query (parseQuery)
+//                every compression pointer is kBadPointer.
+// Queries only (parseQuery):
+//   kNotQuery:          QR=1: a response sent towards the resolver.
+//   kUnexpectedRecords: a query with answer or authority records.
+//   kBadAdditional:     an additional section other than one OPT record owned by the root.
+//   kTrailingBytes:     bytes after the last record.
 // clang-format off
 enum class ParseError : std::uint8_t {
   kTruncatedHeader, kNotResponse, kBadOpcode, kNoQuestion, kTooManyQuestions,
   kTruncatedQuestion, kBadQuestionClass, kBadName, kBadLabelType, kBadPointer, kNameLoop,
   kNameTooLong, kTruncatedRecord,
+  kNotQuery, kUnexpectedRecords, kBadAdditional, kTrailingBytes,
   kCount
 };
 // clang-format on
@@ -115,6 +122,38 @@ struct Answer {
 // ttl (either record alone would have taught the cell that mapping). Once kMaxMappings are
 // kept, later ones are dropped (counted), duplicates of kept ones included.
 Result<Answer, ParseError> parseResponse(Bytes message);
+
+// A query a cell sends to its environment's resolver, as resolution policy (docs/dns.md,
+// "Which names a cell may resolve") sees it.
+inline constexpr std::uint16_t kTypeOpt = 41;
+struct Query {
+  std::uint16_t id = 0;
+  std::uint16_t flags = 0;  // as sent: RD, CD, AD...
+  std::string qname;        // lowercase, no trailing dot: what the resolver will look up
+  std::uint16_t qtype = 0;
+  std::size_t question_end = 0;  // offset just after QTYPE and QCLASS
+  bool edns = false;             // one OPT record follows the question
+  std::size_t opt_rdata_at = 0;  // with edns: where the OPT record's options start
+  std::uint16_t opt_rdata_size = 0;
+};
+
+// Reads one query strictly: QR=0, opcode QUERY, exactly one question of class IN whose name is
+// a host name written without compression, no answer or authority records, at most one
+// additional record and that an OPT owned by the root, nothing after it. Anything else is an
+// error: a query the controller cannot read with certainty is refused, never forwarded, so the
+// name checked is always the name the resolver would see (no second reading of the same bytes:
+// a label holding a '.', a pointer, a second question).
+Result<Query, ParseError> parseQuery(Bytes message);
+
+// The REFUSED answer (RFC 1035 rcode 5) to `query`: its id, opcode and RD, QR and RA set, the
+// question echoed when `parsed` is given (it must be parseQuery(query)'s result), else no
+// question. Empty when `query` is shorter than a header: there is nothing to answer.
+std::vector<std::uint8_t> refusedAnswer(Bytes query, const Query* parsed);
+
+// The query without its EDNS options (the OPT record kept, its rdata emptied): options are
+// bytes the client chooses (cookies, padding, a client subnet a forwarder may pass upstream),
+// so a restricted cell's queries go on without them. The query as is when it has none.
+std::vector<std::uint8_t> withoutEdnsOptions(Bytes query, const Query& parsed);
 
 // Reassembles DNS-over-TCP messages (RFC 1035 4.2.2: each message prefixed by a 2-byte
 // length) from ONE direction of ONE TCP connection, as the controller sees copies of its

@@ -346,7 +346,8 @@ const char* parseErrorName(ParseError e) {
       "truncated_header",   "not_response",       "bad_opcode",         "no_question",
       "too_many_questions", "truncated_question", "bad_question_class", "bad_name",
       "bad_label_type",     "bad_pointer",        "name_loop",          "name_too_long",
-      "truncated_record",
+      "truncated_record",   "not_query",          "unexpected_records", "bad_additional",
+      "trailing_bytes",
   };
   const auto i = static_cast<std::size_t>(e);
   return i < kNames.size() ? kNames[i] : "unknown";

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -50,6 +51,10 @@ struct StateFile {
   bool interface_up = false;
   bool interface_no_ipv6 = false;
   std::vector<IfAddress> interface_addrs;
+  std::string config;               // Gateway::fingerprint of the configuration it was built for
+  std::vector<IpAddr> dns;          // the servers dnsmasq was started with
+  // kUser: slirp's forward id per published (udp, port, listen address).
+  std::map<std::tuple<bool, std::uint16_t, std::string>, int> host_forwards;
 };
 
 pid_t parsePid(const std::string& value) {
@@ -86,6 +91,20 @@ StateFile readState(const fs::path& path) {
     if (key == "interface_no_ipv6") s.interface_no_ipv6 = value == "1";
     if (key == "interface_addr")
       if (auto a = IfAddress::parse(value)) s.interface_addrs.push_back(*a);
+    if (key == "config") s.config = value;
+    if (key == "dns")
+      if (auto a = IpAddr::parse(value)) s.dns.push_back(*a);
+    if (key == "hostfwd") {
+      // "udp|tcp,PORT,ADDRESS,ID"
+      std::istringstream in(value);
+      std::string proto, port, addr, id;
+      if (std::getline(in, proto, ',') && std::getline(in, port, ',') && std::getline(in, addr, ',') &&
+          std::getline(in, id) && Ip4::parse(addr)) {
+        long p = std::strtol(port.c_str(), nullptr, 10), n = std::strtol(id.c_str(), nullptr, 10);
+        if (p > 0 && p < 65536 && n >= 0)
+          s.host_forwards[std::make_tuple(proto == "udp", static_cast<std::uint16_t>(p), addr)] = static_cast<int>(n);
+      }
+    }
   }
   return s;
 }
@@ -256,6 +275,8 @@ Expected<void> Gateway::setHostForwards(const std::vector<Published>& ports) {
     }
     host_forwards_.emplace(key, *id);
   }
+  // A restarted daemon that adopts the gateway knows slirp's ids from the record.
+  if (auto w = writeState(); !w) errors += w.error().message + "; ";
   if (!errors.empty()) {
     errors.resize(errors.size() - 2);
     return fail(errors);
@@ -301,6 +322,8 @@ Expected<std::unique_ptr<Gateway>> Gateway::create(const EnvConfig& config, cons
   if (ec) return fail("cannot create state directory " + dir.string() + ": " + ec.message());
 
   std::unique_ptr<Gateway> gw(new Gateway(config, dir, net));
+  // Once: the tunnel's file may change while the gateway runs on what it said at the start.
+  gw->fingerprint_ = fingerprint(config);
   if (config.tunnel) {
     // The tunnel's file is read and checked before anything is built.
     auto t = Tunnel::load(*config.tunnel, config.name, gatewayNetns(config.name), dir, net);
@@ -329,6 +352,12 @@ Expected<void> Gateway::writeState() const {
   if (tunnel_)
     f << "tunnel=" << Tunnel::daemonName(tunnel_->config().kind) << "\n"
       << "tunnel_pid=" << tunnel_->pid() << "\n";
+  // What a restarted cellwalld needs to adopt this gateway as it is (adopt()).
+  f << "config=" << fingerprint_ << "\n";
+  for (const auto& d : running_dns_) f << "dns=" << d.str() << "\n";
+  for (const auto& [key, id] : host_forwards_)
+    f << "hostfwd=" << (std::get<0>(key) ? "udp" : "tcp") << "," << std::get<1>(key) << "," << std::get<2>(key)
+      << "," << id << "\n";
   // Replaced whole: the supervisor rewrites it while the environment runs, and a crash in the
   // middle of a write must not leave a record without the pids teardown needs.
   return writeFileAtomically(dir_ / "gateway.state", f.str());
@@ -501,6 +530,92 @@ Expected<void> Gateway::startDns() {
   return {};
 }
 
+std::string Gateway::fingerprint(const EnvConfig& c) {
+  // Everything create() builds from; a tunnel's file by its contents (a key or server that
+  // changed makes a new tunnel).
+  std::ostringstream d;
+  d << "name=" << c.name << "\npool=" << c.pool.str() << "\n";
+  for (const auto& a : c.dns_upstreams) d << "dns=" << a.str() << "\n";
+  for (const auto& x : c.search) d << "search=" << x << "\n";
+  for (const auto& r : c.routes) d << "route=" << r.prefix.str() << " via " << r.via.str() << "\n";
+  const auto& u = c.uplink;
+  d << "uplink=" << modeName(u.kind) << " netns=" << u.netns << " if=" << u.ifname << " gw=" << u.gateway_side.str()
+    << " peer=" << u.peer_side.str() << " hop=" << u.next_hop.str() << "\n";
+  if (c.tunnel) {
+    auto text = readTextFile(c.tunnel->file);
+    d << "tunnel=" << Tunnel::kindName(c.tunnel->kind) << " file=" << c.tunnel->file.string()
+      << " kill_switch=" << c.tunnel->kill_switch << " helper=" << c.tunnel->up_helper.string() << "\n"
+      << (text ? *text : "unreadable: " + text.error().message) << "\n";
+  }
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a: short, stable across builds
+  for (char ch : d.str()) {
+    h ^= static_cast<unsigned char>(ch);
+    h *= 0x100000001b3ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+Expected<std::unique_ptr<Gateway>> Gateway::adopt(const EnvConfig& config, const fs::path& state_dir, NetOps& net) {
+  fs::path dir = state_dir / "env" / config.name;
+  std::error_code ec;
+  if (!fs::exists(dir / "gateway.state", ec) && !net.netnsExists(gatewayNetns(config.name)))
+    return std::unique_ptr<Gateway>();  // nothing from an earlier run
+  if (auto v = validate(config); !v) return Unexpected(v.error());
+  const auto state = readState(dir / "gateway.state");
+  const auto ns = gatewayNetns(config.name);
+  if (state.config.empty())
+    return fail("its state file records no configuration (made by an older cellwalld, or cut short)");
+  if (state.config != fingerprint(config)) return fail("its configuration changed since it was built");
+  if (!net.netnsExists(ns)) return fail("its namespace " + ns + " is gone");
+  auto has = [&](const std::string& in_ns, const std::string& name, bool must_be_up) -> bool {
+    auto links = net.listLinks(in_ns, name);
+    if (!links) return false;
+    for (const auto& l : *links)
+      if (l.name == name) return l.up || !must_be_up;
+    return false;
+  };
+  if (!has("", ovsIfname(config.name), true))
+    return fail("its switch-side interface " + ovsIfname(config.name) + " is gone or down");
+  if (!has(ns, kCellSide, true)) return fail(std::string(kCellSide) + " in " + ns + " is gone or down");
+  if (!has(ns, kUplinkSide, true))
+    return fail("its uplink " + std::string(kUplinkSide) + " in " + ns + " is gone or down");
+  const auto& up = config.uplink;
+  if (up.kind == UplinkConfig::Kind::kNetns && !has(up.netns, uplinkPeer(config.name), false))
+    return fail("the uplink's other end " + uplinkPeer(config.name) + " in " + up.netns + " is gone");
+  if (up.kind == UplinkConfig::Kind::kHost && !has("", uplinkPeer(config.name), false))
+    return fail("the uplink's other end " + uplinkPeer(config.name) + " is gone");
+  auto& runner = net.runner();
+  if (state.dnsmasq_pid == 0 || !runner.alive(state.dnsmasq_pid, "dnsmasq"))
+    return fail("its DNS forwarder (dnsmasq, pid " + std::to_string(state.dnsmasq_pid) + ") is not running");
+  if (up.kind == UplinkConfig::Kind::kUser && (state.uplink_pid == 0 || !runner.alive(state.uplink_pid, "slirp4netns")))
+    return fail("its user-mode uplink (slirp4netns, pid " + std::to_string(state.uplink_pid) + ") is not running");
+
+  std::unique_ptr<Gateway> gw(new Gateway(config, dir, net));
+  if (config.tunnel) {
+    auto t = Tunnel::load(*config.tunnel, config.name, ns, dir, net);
+    if (!t) return Unexpected(t.error());
+    if (auto r = (*t)->adopt(state.tunnel_pid); !r) return fail("its tunnel: " + r.error().message);
+    gw->tunnel_ = std::move(*t);
+  }
+  gw->fingerprint_ = state.config;
+  gw->dns_pid_ = state.dnsmasq_pid;
+  gw->uplink_pid_ = state.uplink_pid;
+  gw->running_dns_ = state.dns;
+  gw->host_forwards_ = state.host_forwards;
+  if (!state.interface.empty()) {
+    LinkInfo link;
+    link.name = state.interface;
+    link.up = state.interface_up;
+    link.addresses = state.interface_addrs;
+    gw->adopted_ = link;
+    gw->adopted_no_ipv6_ = state.interface_no_ipv6;
+  }
+  if (auto w = gw->writeState(); !w) return Unexpected(w.error());
+  return gw;
+}
+
 GatewayInfo Gateway::info() const {
   return GatewayInfo{gatewayNetns(config_.name), ovsIfname(config_.name), macFor(config_.name),
                      gatewayIp(config_.pool), config_.pool.length, config_.pool};
@@ -626,24 +741,29 @@ Expected<void> Gateway::teardown(const std::string& env, const fs::path& dir, Ne
   return {};
 }
 
-Expected<void> Gateway::removeStale(const fs::path& state_dir, NetOps& net) {
+Expected<std::vector<std::string>> Gateway::removeStale(const fs::path& state_dir, NetOps& net,
+                                                         const std::set<std::string>& keep) {
   std::error_code ec;
   fs::path root = state_dir / "env";
-  if (!fs::exists(root, ec)) return {};
+  std::vector<std::string> removed;
+  if (!fs::exists(root, ec)) return removed;
   std::string errors;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     if (!entry.is_directory()) continue;
     auto env = entry.path().filename().string();
     bool valid_name = !env.empty() && env.size() <= kMaxEnvNameLength;
     for (char c : env) valid_name = valid_name && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
-    if (!valid_name) continue;  // not ours
-    if (auto r = teardown(env, entry.path(), net); !r) errors += r.error().message + "; ";
+    if (!valid_name || keep.count(env) != 0) continue;  // not ours, or to be adopted or rebuilt
+    if (auto r = teardown(env, entry.path(), net); !r)
+      errors += r.error().message + "; ";
+    else
+      removed.push_back(env);
   }
   if (!errors.empty()) {
     errors.resize(errors.size() - 2);
     return fail(errors);
   }
-  return {};
+  return removed;
 }
 
 }  // namespace cw

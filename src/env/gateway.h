@@ -18,10 +18,11 @@
 //   dnsmasq inside the gateway ns, listening only on the gateway address, forwarding to the
 //     configured upstreams; supervised as a child of the daemon, pid kept in the state dir.
 //
-// Files: <state_dir>/env/<env>/gateway.state (what was created, for crash recovery),
-// dnsmasq.log. Ownership: the Gateway owns everything it created until destroy(); it borrows
-// NetOps (which must outlive it). Dropping a Gateway without destroy() leaves it running
-// (removeStale() cleans up after a crash). Errors name the step and the object.
+// Files: <state_dir>/env/<env>/gateway.state (what was created and the configuration it was
+// built for: for crash recovery, and for adoption by a restarted daemon), dnsmasq.log.
+// Ownership: the Gateway owns everything it created until destroy(); it borrows NetOps (which
+// must outlive it). Dropping a Gateway without destroy() leaves it running (a restarted daemon
+// adopts it, or removeStale() cleans it up). Errors name the step and the object.
 // Threading: one call at a time.
 #pragma once
 
@@ -29,6 +30,7 @@
 #include <filesystem>
 #include <optional>
 #include <map>
+#include <set>
 #include <tuple>
 #include <memory>
 #include <string>
@@ -131,11 +133,26 @@ class Gateway {
   // nft table in host mode, the state files. Keeps going past failures, reports them all.
   Expected<void> destroy();
 
-  // Crash recovery: removes every gateway recorded under <state_dir>/env.
-  static Expected<void> removeStale(const std::filesystem::path& state_dir, NetOps& net);
+  // After cellwalld restarted: takes over the gateway an earlier run left, as it is — its
+  // namespace, veths, NAT and conntrack state, dnsmasq, slirp4netns and tunnel daemon — when
+  // its state file records the same configuration (fingerprint()) and every part of it is
+  // still there. Touches nothing then but the state file. Returns null when no gateway of
+  // that environment was left; an error (the reason, for the log) when one was left that
+  // cannot be adopted: create() then rebuilds it.
+  static Expected<std::unique_ptr<Gateway>> adopt(const EnvConfig& config,
+                                                  const std::filesystem::path& state_dir, NetOps& net);
+  // A digest of everything the gateway is built from (a tunnel's file by its contents).
+  static std::string fingerprint(const EnvConfig& config);
+
+  // Crash recovery: removes every gateway recorded under <state_dir>/env but those of the
+  // environments in `keep`. Returns the environments removed.
+  static Expected<std::vector<std::string>> removeStale(const std::filesystem::path& state_dir, NetOps& net,
+                                                        const std::set<std::string>& keep = {});
 
   static Expected<void> validate(const EnvConfig& config);
   static MacAddr macFor(const std::string& env);
+  // The gateway's switch port (root namespace): cw-g-<env>.
+  static std::string ifnameFor(const std::string& env) { return "cw-g-" + env; }
   // Ruleset text, exposed so tests (and docs) show exactly what is loaded.
   static std::string gatewayRuleset(const EnvConfig& config);
   static std::string hostRuleset(const EnvConfig& config);
@@ -168,6 +185,7 @@ class Gateway {
   static Expected<void> teardown(const std::string& env, const std::filesystem::path& dir, NetOps& net);
 
   EnvConfig config_;
+  std::string fingerprint_;  // of config_ when built (recorded in the state file)
   std::filesystem::path dir_;
   NetOps& net_;
   pid_t dns_pid_ = 0;

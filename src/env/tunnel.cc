@@ -153,6 +153,37 @@ Expected<void> Tunnel::start() {
   return r;
 }
 
+Expected<void> Tunnel::adopt(pid_t pid) {
+  const char* daemon = daemonName(config_.kind);
+  if (pid == 0 || !net_.runner().alive(pid, daemon))
+    return fail(std::string(daemon) + (pid != 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
+                " is not running");
+  if (config_.kind == TunnelConfig::Kind::kWireGuard) {
+    auto links = net_.listLinks(netns_, ifname_);
+    if (!links) return Unexpected(links.error());
+    bool up = false;
+    for (const auto& l : *links) up = up || (l.name == ifname_ && l.up);
+    if (!up) return fail("its device " + ifname_ + " is gone or down");
+    up_ = true;
+  } else {
+    // Up once openvpn's up helper wrote the record, as poll() sees it; the route through the
+    // device is in place since then.
+    std::error_code ec;
+    auto t = fs::last_write_time(upRecord(), ec);
+    if (!ec) {
+      auto text = readTextFile(upRecord());
+      auto pushed = env::parseOpenVpnUpRecord(text ? *text : "");
+      dns_ = pushed.dns;
+      search_ = pushed.domains;
+      record_time_ = t;
+      up_ = true;
+    }
+  }
+  pid_ = pid;
+  started_at_ = std::chrono::steady_clock::now();
+  return {};
+}
+
 Expected<void> Tunnel::waitForProcess(const char* what) {
   // The child is "ip" until it execs the daemon, which exits at once on a bad option.
   bool seen = false;

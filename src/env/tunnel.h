@@ -83,6 +83,11 @@ class Tunnel {
   const std::string& lastError() const { return last_error_; }
   std::string logPath() const;
 
+  // After cellwalld restarted: takes over the daemon an earlier run started (pid, from the
+  // gateway's state file) instead of starting one, so the tunnel and the connections through it
+  // carry on. Fails, touching nothing, when that daemon is gone or its device is (WireGuard).
+  // OpenVPN: what the server pushed is read back from the up record.
+  Expected<void> adopt(pid_t pid);
   // Starts the daemon. WireGuard: returns once the device is configured and routed.
   // OpenVPN: once the process runs; the connection comes up asynchronously (poll()).
   Expected<void> start();

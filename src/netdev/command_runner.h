@@ -51,7 +51,8 @@ class CommandRunner {
   virtual Expected<pid_t> spawn(const Command& cmd, const std::string& log_path) = 0;
 
   // True when pid is a live process whose name (/proc/<pid>/comm) is comm: guards against a
-  // recycled pid from a pidfile. Reaps it first when it is our exited child.
+  // recycled pid from a pidfile. Reaps it first when it is our exited child; a zombie (dead,
+  // not yet reaped by its parent) is not alive.
   virtual bool alive(pid_t pid, const std::string& comm) = 0;
 
   // SIGTERM, wait up to grace, then SIGKILL. A pid that is already gone is success.

@@ -228,7 +228,16 @@ bool SystemRunner::alive(pid_t pid, const std::string& comm) {
   std::string name;
   if (!f || !std::getline(f, name)) return false;
   // Kernel truncates comm to 15 characters.
-  return name == comm.substr(0, 15);
+  if (name != comm.substr(0, 15)) return false;
+  // A daemon that detached is not our child: killed, it stays a zombie (comm intact) until
+  // its parent, init, reaps it, and an init that never reaps would make it look alive for
+  // good. The state follows "(comm) " in /proc/<pid>/stat.
+  std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!st || !std::getline(st, stat)) return false;
+  auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ||
+         (stat[close + 2] != 'Z' && stat[close + 2] != 'X');
 }
 
 Expected<void> SystemRunner::terminate(pid_t pid, std::chrono::milliseconds grace) {

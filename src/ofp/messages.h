@@ -46,6 +46,9 @@ enum class Field : std::uint8_t {
 const char* fieldName(Field f);
 
 inline constexpr std::uint16_t kVlanPresent = 0x1000;  // OFPVID_PRESENT
+// OFPVID_NONE: vlanVid(kVlanNone) matches only frames without an 802.1Q tag. A priority-tagged
+// frame (VID 0) has kVlanPresent | 0 and does not match (OpenFlow 1.3 §7.2.3.8).
+inline constexpr std::uint16_t kVlanNone = 0x0000;
 
 // A flow match: each field present or not, some maskable. Presence is a bitmask so the type
 // is trivially copyable and allocation-free (the flow-setup path builds two per connection).

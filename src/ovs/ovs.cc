@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -57,6 +58,15 @@ std::uint64_t Ovs::datapathIdFor(const std::string& bridge) {
   return h == 0 ? 1 : h;
 }
 
+std::optional<fs::path> Ovs::runDirFor(const OvsOptions& options) {
+  if (options.existing_db.empty()) return options.state_dir / "ovs";
+  const std::string_view db = options.existing_db;
+  if (db.rfind("unix:", 0) != 0) return std::nullopt;
+  fs::path sock(db.substr(5));
+  if (!sock.is_absolute() || !sock.has_parent_path()) return std::nullopt;
+  return sock.parent_path();
+}
+
 Ovs::Ovs(OvsOptions options, CommandRunner& runner) : options_(std::move(options)), runner_(runner) {}
 
 Expected<std::unique_ptr<Ovs>> Ovs::open(const OvsOptions& options, CommandRunner& runner) {
@@ -100,9 +110,24 @@ std::vector<std::pair<std::string, std::string>> Ovs::daemonEnv() const {
   return {{"OVS_RUNDIR", dir}, {"OVS_LOGDIR", dir}, {"OVS_DBDIR", dir}};
 }
 
-bool Ovs::daemonAnswers(const std::string& name) {
+const char* ovsStateName(OvsHealth::State s) {
+  switch (s) {
+    case OvsHealth::State::kUp: return "up";
+    case OvsHealth::State::kRestarting: return "restarting";
+    case OvsHealth::State::kFailing: return "failing";
+    case OvsHealth::State::kDown: return "down";
+  }
+  return "?";
+}
+
+bool Ovs::daemonRuns(const std::string& name, pid_t* pid_out) {
   pid_t pid = readPidfile(ovsDir() / (name + ".pid"));
-  if (pid == 0 || !runner_.alive(pid, name)) return false;
+  if (pid_out != nullptr) *pid_out = pid;
+  return pid != 0 && runner_.alive(pid, name);
+}
+
+bool Ovs::daemonAnswers(const std::string& name) {
+  if (!daemonRuns(name)) return false;
   Command cmd;
   cmd.argv = {"ovs-appctl", "-t", (ovsDir() / (name + ".ctl")).string(), "version"};
   cmd.env = daemonEnv();
@@ -177,9 +202,7 @@ Expected<void> Ovs::startOrAdopt() {
       return fail("cannot create the Open vSwitch database " + db.string() + ": " + trimmed(r->err) +
                   " (is openvswitch-common installed?)");
   }
-  if (auto r = startDaemon("ovsdb-server", {"ovsdb-server", db.string(), "--remote=punix:" + (dir / "db.sock").string()});
-      !r)
-    return r;
+  if (auto r = startDbServer(); !r) return r;
   std::vector<std::string> init{"init"};
   if (datapath_type_ == "netdev") {
     // ovs-vswitchd reads userspace-tso-enable once, at its first configuration: it must be in
@@ -187,7 +210,137 @@ Expected<void> Ovs::startOrAdopt() {
     init.insert(init.end(), {"--", "set", "Open_vSwitch", ".", "other_config:userspace-tso-enable=true"});
   }
   if (auto r = vsctl("initialize the Open vSwitch database", init, true); !r) return Unexpected(std::move(r).error());
-  return startDaemon("ovs-vswitchd", {"ovs-vswitchd", db_target_});
+  return startSwitchDaemon();
+}
+
+Expected<void> Ovs::startDbServer() {
+  auto dir = ovsDir();
+  std::error_code ec;
+  fs::remove(dir / "db.sock", ec);
+  return startDaemon("ovsdb-server",
+                     {"ovsdb-server", (dir / "conf.db").string(), "--remote=punix:" + (dir / "db.sock").string()});
+}
+
+Expected<void> Ovs::startSwitchDaemon() { return startDaemon("ovs-vswitchd", {"ovs-vswitchd", db_target_}); }
+
+Expected<void> Ovs::restartDead() {
+  // The database first: ovs-vswitchd reads its whole configuration from it at start, and one
+  // that outlived the database reconnects by itself.
+  if (!daemonRuns("ovsdb-server")) {
+    if (auto r = stopDaemon("ovsdb-server"); !r) return r;
+    if (auto r = startDbServer(); !r) return r;
+  }
+  if (!daemonRuns("ovs-vswitchd")) {
+    if (auto r = stopDaemon("ovs-vswitchd"); !r) return r;
+    if (auto r = startSwitchDaemon(); !r) return r;
+  }
+  return ensureBridge();
+}
+
+namespace {
+std::int64_t unixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+OvsSupervision Ovs::supervise(Clock::time_point now) {
+  OvsSupervision out;
+  if (!isEmbedded()) {
+    superviseExternal(now, out);
+    return out;
+  }
+  if (health_.state == OvsHealth::State::kUp) {
+    std::string dead;
+    for (const char* name : {"ovsdb-server", "ovs-vswitchd"}) {
+      pid_t pid = 0;
+      if (daemonRuns(name, &pid)) continue;
+      dead += (dead.empty() ? "" : " and ") + std::string(name) +
+              (pid != 0 ? " (pid " + std::to_string(pid) + ")" : "");
+    }
+    if (dead.empty()) return out;
+    health_.state = OvsHealth::State::kRestarting;
+    health_.since_unix_ms = unixMs();
+    health_.attempts = 0;
+    health_.cause = dead + " died";
+    health_.last_error.clear();
+    backoff_ = std::chrono::seconds(0);
+    next_attempt_ = now;
+    const bool both = dead.find(" and ") != std::string::npos;
+    out.warnings.push_back("Open vSwitch: " + health_.cause +
+                           (both ? "; restarting them from " : "; restarting it from ") +
+                           (ovsDir() / "conf.db").string() +
+                           ". Until it is back and reprogrammed the bridge forwards nothing (fail-secure)");
+  }
+  if (now < next_attempt_) return out;
+  const auto started = Clock::now();
+  auto r = restartDead();
+  if (r) {
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    ++health_.restarts;
+    health_.state = OvsHealth::State::kUp;
+    health_.last_restart_unix_ms = unixMs();
+    health_.last_error.clear();
+    out.restarted = true;
+    out.info.push_back("Open vSwitch: restarted after " + health_.cause + " (" + std::to_string(took.count()) +
+                       " ms" + (health_.attempts > 0 ? ", " + std::to_string(health_.attempts + 1) + " attempts" : "") +
+                       "); bridge " + options_.bridge + " re-asserted, restarts so far: " +
+                       std::to_string(health_.restarts));
+    health_.attempts = 0;
+    return out;
+  }
+  ++health_.attempts;
+  health_.last_error = r.error().message;
+  // After 1, 2, 4 ... 30 s.
+  backoff_ = std::min<std::chrono::seconds>(kMaxBackoff, backoff_ == std::chrono::seconds(0)
+                                                             ? std::chrono::seconds(1)
+                                                             : backoff_ * 2);
+  next_attempt_ = now + backoff_;
+  const std::string attempt = "Open vSwitch: restart attempt " + std::to_string(health_.attempts) + " failed: " +
+                              health_.last_error + "; next in " + std::to_string(backoff_.count()) + " s";
+  if (health_.attempts >= kMaxQuietAttempts) {
+    health_.state = OvsHealth::State::kFailing;
+    out.errors.push_back(attempt + ". Open vSwitch has been down for " +
+                         std::to_string((unixMs() - health_.since_unix_ms) / 1000) +
+                         " s: every cell is without network (fail-secure) until it starts; see " +
+                         (ovsDir() / "ovs-vswitchd.log").string() + " and " +
+                         (ovsDir() / "ovsdb-server.log").string());
+  } else {
+    out.warnings.push_back(attempt);
+  }
+  return out;
+}
+
+void Ovs::superviseExternal(Clock::time_point now, OvsSupervision& out) {
+  if (now < next_attempt_) return;
+  next_attempt_ = now + kExternalProbe;
+  // Not ours to restart: reachable or not is all there is to know. A short timeout, since
+  // this runs on the caller's thread.
+  Command cmd;
+  cmd.argv = {"ovs-vsctl", "--db=" + db_target_, "--timeout=2", "--no-wait", "get", "Open_vSwitch", ".",
+              "ovs_version"};
+  cmd.timeout = std::chrono::seconds(3);
+  auto r = runner_.run(cmd);
+  const bool up = r && r->ok();
+  const std::string why = !r ? r.error().message : trimmed(r->err.empty() ? "ovs-vsctl timed out" : r->err);
+  if (!up && health_.state == OvsHealth::State::kUp) {
+    health_.state = OvsHealth::State::kDown;
+    health_.since_unix_ms = unixMs();
+    health_.cause = "the Open vSwitch database at " + db_target_ + " does not answer";
+    health_.last_error = why;
+    out.errors.push_back("Open vSwitch: " + health_.cause + " (" + why +
+                         "). It is not cellwall's to restart: start the system's Open vSwitch again "
+                         "(e.g. systemctl restart openvswitch-switch); meanwhile nothing new is decided");
+  } else if (up && health_.state == OvsHealth::State::kDown) {
+    health_.state = OvsHealth::State::kUp;
+    ++health_.restarts;
+    health_.last_restart_unix_ms = unixMs();
+    health_.last_error.clear();
+    out.restarted = true;
+    out.info.push_back("Open vSwitch: the database at " + db_target_ + " answers again; bridge " +
+                       options_.bridge + " re-asserted");
+    if (auto e = ensureBridge(); !e) out.errors.push_back("Open vSwitch: " + e.error().message);
+  }
 }
 
 Expected<std::string> Ovs::vsctl(const std::string& what, std::vector<std::string> args, bool no_wait) {

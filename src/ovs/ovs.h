@@ -5,8 +5,10 @@
 // OVS (if any) is never touched. If that directory holds live daemons from an earlier run they
 // are ADOPTED, not restarted: a crashed and restarted cellwalld keeps the bridge forwarding on
 // the flows already installed (fail_mode=secure: nothing new gets out without the controller).
+// Embedded daemons that die are restarted by supervise() (the owner calls it every tick).
 // External (existing_db set, e.g. "unix:/run/openvswitch/db.sock"): only our bridge is
-// created, re-asserted and removed; other bridges are never touched.
+// created, re-asserted and removed; other bridges are never touched, and supervise() only
+// reports whether the database answers.
 //
 // The bridge is always fail_mode=secure with only our controllers and no NORMAL flows, so the
 // switch never forwards on its own. See docs/ovs.md for the exact configuration and why.
@@ -34,7 +36,7 @@ struct OvsOptions {
   std::filesystem::path state_dir;        // embedded mode keeps everything in state_dir/ovs
   std::string existing_db;                // "" = embedded; else an OVSDB target (unix:..., tcp:...)
   std::string bridge = "cw-br0";          // must start with "cw-", at most 15 characters
-  std::vector<std::string> controllers;   // OpenFlow targets, e.g. "tcp:127.0.0.1:6653"
+  std::vector<std::string> controllers;   // OpenFlow targets, e.g. "unix:cw-br0.cellwalld" (see runDirFor)
   std::string datapath = "auto";          // "auto" | "netdev" (userspace) | "system" (kernel)
   // Packets/s to the controller over the whole switch (>= 100), or 0 for none. Open vSwitch's
   // limiter queues Packet-Ins and was measured to add milliseconds to flow setup; cellwalld
@@ -48,6 +50,35 @@ struct OvsOptions {
   // (bench/RESULTS.md, section 2).
   std::uint32_t datapath_max_idle_ms = 0;
   std::chrono::seconds timeout{10};       // per ovs-vsctl call and for daemons to answer
+};
+
+// What cellwalld knows of the switch's daemons (status, the log, the web UI).
+struct OvsHealth {
+  enum class State {
+    kUp,          // both daemons answer (external: the database answers)
+    kRestarting,  // embedded: a daemon died; restarting it (after a back-off when it fails)
+    kFailing,     // embedded: kMaxQuietAttempts restarts in a row failed; still trying
+    kDown,        // external: the database does not answer; not ours to restart
+  };
+  State state = State::kUp;
+  std::int64_t since_unix_ms = 0;       // when the current outage began (0: never down)
+  unsigned restarts = 0;                // outages ended by a restart since cellwalld started
+  unsigned attempts = 0;                // failed restart attempts in the current outage
+  std::string cause;                    // what went wrong last: "ovs-vswitchd (pid 123) died"
+  std::string last_error;               // why the last restart attempt failed ("" if it did not)
+  std::int64_t last_restart_unix_ms = 0;
+};
+const char* ovsStateName(OvsHealth::State s);  // "up", "restarting", "failing", "down"
+
+// One supervise() call's outcome: what to log, and whether the switch came back (the caller
+// then re-attaches what it owns: re-checks its ports, re-programs the bridge). Within one call
+// the warnings (a death, failed attempts) come before the errors (attempts failed too often)
+// and those before the info (the restart).
+struct OvsSupervision {
+  std::vector<std::string> warnings;
+  std::vector<std::string> errors;
+  std::vector<std::string> info;
+  bool restarted = false;
 };
 
 struct OvsPort {
@@ -85,6 +116,20 @@ class Ovs {
   // state_dir/ovs entirely. External mode: deletes only the bridge.
   Expected<void> stop(bool remove_everything);
 
+  // Supervision, called often (every 250 ms) on the owner's thread. Embedded: a daemon whose
+  // pidfile's process is gone is restarted with the same database (conf.db keeps the bridge,
+  // its ports and their OpenFlow numbers), then the bridge is re-asserted (ensureBridge).
+  // ovs-vswitchd comes back fail_mode=secure with no flows, so nothing forwards until the
+  // controller has reprogrammed it. A failed attempt is retried after 1, 2, 4 ... 30 s;
+  // after kMaxQuietAttempts failures in a row the outage is reported as an error (state
+  // kFailing) and attempts go on. External: every kExternalProbe the database is asked for
+  // its version; a change is reported, nothing is restarted.
+  OvsSupervision supervise(std::chrono::steady_clock::time_point now);
+  const OvsHealth& health() const { return health_; }
+  static constexpr unsigned kMaxQuietAttempts = 5;
+  static constexpr std::chrono::seconds kMaxBackoff{30};
+  static constexpr std::chrono::seconds kExternalProbe{5};
+
   std::uint64_t datapathId() const { return datapath_id_; }
   const std::string& bridge() const { return options_.bridge; }
   // OVSDB target for ovs-vsctl --db=...
@@ -101,10 +146,25 @@ class Ovs {
   // The datapath-id used for a bridge name (stable across runs and hosts).
   static std::uint64_t datapathIdFor(const std::string& bridge);
 
+  // The directory ovs-vswitchd resolves a relative "unix:NAME" controller target in (its
+  // rundir), when that switch is on this host: <state_dir>/ovs when embedded; for an existing
+  // switch reached through "unix:PATH", PATH's directory (ovsdb-server's db.sock lives in the
+  // rundir by convention). nullopt for a switch reached over the network. Open vSwitch refuses
+  // a UNIX controller outside its rundir, so a local controller socket must be made there and
+  // named relatively ("unix:NAME"), which also spares us the exact spelling of the rundir.
+  static std::optional<std::filesystem::path> runDirFor(const OvsOptions& options);
+
  private:
   Ovs(OvsOptions options, CommandRunner& runner);
 
   Expected<void> startOrAdopt();
+  Expected<void> startDbServer();
+  Expected<void> startSwitchDaemon();
+  // Restarts whichever embedded daemon is not running, then re-asserts the bridge.
+  Expected<void> restartDead();
+  void superviseExternal(std::chrono::steady_clock::time_point now, OvsSupervision& out);
+  // The pidfile's process runs (cheap: no command is run).
+  bool daemonRuns(const std::string& name, pid_t* pid = nullptr);
   bool daemonAnswers(const std::string& name);
   Expected<void> startDaemon(const std::string& name, std::vector<std::string> argv);
   Expected<void> stopDaemon(const std::string& name);
@@ -120,6 +180,9 @@ class Ovs {
   std::string datapath_type_;
   std::uint64_t datapath_id_ = 0;
   bool adopted_ = false;
+  OvsHealth health_;
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::chrono::seconds backoff_{0};
 };
 
 }  // namespace cw

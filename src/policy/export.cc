@@ -146,6 +146,7 @@ std::string exportPolicy(const AppPolicy& policy) {
     out += "prompt_timeout = \"" + formatDuration(policy.prompt_timeout_ms) + "\"\n";
   if (policy.prompt_timeout_action != Action::kDeny)
     out += "prompt_timeout_action = \"" + std::string(actionName(policy.prompt_timeout_action)) + "\"\n";
+  if (policy.resolve) out += "resolve = \"" + std::string(resolveName(*policy.resolve)) + "\"\n";
   if (policy.clean_env) out += "clean_env = true\n";
   if (!policy.pass_env.empty()) {
     out += "pass_env = [";

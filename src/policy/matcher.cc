@@ -295,6 +295,16 @@ struct Matcher::Index {
   // before by_direction, highest tier first, only for attributed keys.
   std::array<std::array<Side, 2>, 3> by_tier;
   std::array<bool, 3> tier_used{};
+  // Name resolution (resolvableBy): per name or wildcard suffix, the outbound allow rules
+  // whose hosts name it, by id.
+  struct NameRules {
+    std::uint32_t list;    // into resolve_lists
+    std::uint32_t labels;
+  };
+  FlatNameMap<NameRules> resolve_exact, resolve_wildcard;
+  std::vector<std::vector<std::uint32_t>> resolve_lists;  // rule indices
+  std::uint32_t resolve_max_labels = 0;
+  void buildResolve(const std::vector<Rule>& rules);
   std::vector<Entry> entries;
   std::vector<std::uint32_t> order;  // entry indices
   std::vector<std::uint32_t> runs;   // entry indices
@@ -564,8 +574,57 @@ void Matcher::Index::build(Side& side, std::size_t d, unsigned tier,
   }
 }
 
+void Matcher::Index::buildResolve(const std::vector<Rule>& rules) {
+  std::unordered_map<std::string, std::vector<std::uint32_t>> exact, wildcard;
+  for (std::size_t ri = 0; ri < rules.size(); ++ri) {
+    const Rule& r = rules[ri];
+    if (r.action != Action::kAllow || r.match.direction != Direction::kOutbound) continue;
+    for (const HostPattern& h : r.match.hosts) {
+      std::string name(normalName(h.name));
+      std::transform(name.begin(), name.end(), name.begin(), lower);
+      (h.wildcard ? wildcard : exact)[name].push_back(static_cast<std::uint32_t>(ri));
+    }
+  }
+  auto place = [&](FlatNameMap<NameRules>& map, auto& by_name) {
+    for (auto& [name, list] : by_name) {
+      std::sort(list.begin(), list.end(), [&](std::uint32_t a, std::uint32_t b) {
+        return std::tie(rules[a].id, a) < std::tie(rules[b].id, b);
+      });
+      list.erase(std::unique(list.begin(), list.end()), list.end());
+      const std::uint32_t labels = labelCount(name);
+      map.emplace(name, NameRules{static_cast<std::uint32_t>(resolve_lists.size()), labels});
+      resolve_lists.push_back(std::move(list));
+      if (&map == &resolve_wildcard) resolve_max_labels = std::max(resolve_max_labels, labels);
+    }
+  };
+  place(resolve_exact, exact);
+  place(resolve_wildcard, wildcard);
+}
+
+const Rule* Matcher::resolvableBy(std::string_view name, RuleFilter filter) const {
+  const Index& ix = *index_;
+  const auto& rules = policy_.rules;
+  name = normalName(name);
+  if (name.empty()) return nullptr;
+  auto first = [&](const Index::NameRules* nr) -> const Rule* {
+    if (nr == nullptr) return nullptr;
+    for (std::uint32_t ri : ix.resolve_lists[nr->list])
+      if (filter(rules[ri])) return &rules[ri];
+    return nullptr;
+  };
+  if (const Rule* r = first(ix.resolve_exact.find(name))) return r;
+  for (std::uint32_t labels = ix.resolve_max_labels; labels >= 1; --labels) {
+    std::string_view suffix = suffixWithLabels(name, labels);
+    if (suffix.data() == nullptr) continue;  // too few labels
+    if (const Rule* r = first(ix.resolve_wildcard.find(suffix))) return r;
+  }
+  return nullptr;
+}
+
 Matcher::Matcher(AppPolicy policy) : policy_(std::move(policy)), index_(new Index) {
   const auto& rules = policy_.rules;
+  index_->buildResolve(rules);
+  restricts_resolution_ = resolveOf(policy_) == Resolve::kRules;
   for (const Rule& r : rules)
     if (unsigned t = r.match.processTier(); t > 0) index_->tier_used[t - 1] = true;
   for (std::size_t d = 0; d < 2; ++d) {

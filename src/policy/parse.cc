@@ -248,6 +248,19 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
                                " is not a valid environment name; expected 1-32 characters "
                                "of a-z, 0-9 and '-', not starting with '-'"));
       pol.env = std::string(*s);
+    } else if (k == "resolve") {
+      auto s = needString(*this, value, "resolve", "\"any\" or \"rules\"");
+      if (!s) return Unexp(std::move(s).error());
+      if (*s == "any") {
+        pol.resolve = Resolve::kAny;
+      } else if (*s == "rules") {
+        pol.resolve = Resolve::kRules;
+      } else {
+        return Unexp(error(value.source(), "resolve = " + quoted(*s) +
+                                               " is not valid; expected \"any\" (every name) or "
+                                               "\"rules\" (only names an [[allow]] rule's hosts "
+                                               "match)"));
+      }
     } else if (k == "clean_env") {
       const auto* b = value.as_boolean();
       if (b == nullptr)
@@ -282,7 +295,7 @@ Result<AppPolicy, PolicyError> Parser::parse(std::string_view text,
       return Unexp(error(key.source(),
                          "unknown key " + quoted(k) +
                              "; expected app, default, env, prompt_timeout, prompt_timeout_action, "
-                             "clean_env, pass_env, [[allow]], [[deny]] or [[rule]]"));
+                             "resolve, clean_env, pass_env, [[allow]], [[deny]] or [[rule]]"));
     }
   }
 

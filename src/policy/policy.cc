@@ -120,6 +120,17 @@ std::optional<Action> actionFromName(std::string_view name) {
   return std::nullopt;
 }
 
+const char* resolveName(Resolve r) {
+  return r == Resolve::kRules ? "rules" : "any";
+}
+
+Resolve resolveOf(const AppPolicy& policy) {
+  if (policy.resolve) return *policy.resolve;
+  const bool refuses = policy.default_action == DefaultAction::kDeny ||
+                       policy.default_action == DefaultAction::kReject;
+  return refuses ? Resolve::kRules : Resolve::kAny;
+}
+
 const char* defaultActionName(DefaultAction a) {
   switch (a) {
     case DefaultAction::kAllow: return "allow";

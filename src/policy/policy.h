@@ -23,6 +23,10 @@ enum class Action : std::uint8_t { kAllow, kDeny, kReject };
 enum class DefaultAction : std::uint8_t { kAllow, kDeny, kReject, kPrompt };
 enum class Protocol : std::uint8_t { kAny, kTcp, kUdp, kIcmp };
 enum class Direction : std::uint8_t { kOutbound, kInbound };
+// Which names a cell may resolve through its environment's resolver (docs/policy.md, "Name
+// resolution"): kAny, every name (the query goes straight to the resolver); kRules, only names
+// an outbound allow rule's hosts match, the others refused by the controller.
+enum class Resolve : std::uint8_t { kAny, kRules };
 
 const char* actionName(Action a);
 // The inverse of actionName: "allow", "deny" or "reject"; nullopt for anything else.
@@ -30,6 +34,7 @@ std::optional<Action> actionFromName(std::string_view name);
 const char* protocolName(Protocol p);
 const char* defaultActionName(DefaultAction a);
 const char* directionName(Direction d);
+const char* resolveName(Resolve r);  // "any", "rules"
 
 struct PortRange {
   std::uint16_t lo = 0, hi = 65535;
@@ -135,6 +140,8 @@ struct AppPolicy {
   static constexpr std::int64_t kDefaultPromptTimeoutMs = 60'000;
   std::int64_t prompt_timeout_ms = kDefaultPromptTimeoutMs;
   Action prompt_timeout_action = Action::kDeny;
+  // `resolve`, when the file sets it; unset: it follows `default` (resolveOf).
+  std::optional<Resolve> resolve;
   // clean_env = true: the app's commands get only a safe list of environment variables
   // (docs/launcher.md, "The environment"), plus the names in pass_env: "NAME", or "PREFIX_*"
   // for every name with that prefix. Each is [A-Za-z_][A-Za-z0-9_]* (with the one trailing
@@ -145,6 +152,11 @@ struct AppPolicy {
   std::vector<Rule> rules;
   std::string origin;  // the file it came from
 };
+
+// The resolution policy in force: the `resolve` key when set, else kRules under a default
+// that refuses (deny, reject: what no rule names must not leave through query names either)
+// and kAny under allow and prompt (an allowing app, and one that asks, need names to work).
+Resolve resolveOf(const AppPolicy& policy);
 
 struct PolicyError {
   std::string file;
@@ -188,6 +200,7 @@ Result<Rule, PolicyError> parseRule(std::string_view text, std::string_view orig
 // proto, hosts, to/from, ports, for, until, connections, comment, each only when not the
 // default; single values unbracketed; `until` as an RFC 3339 UTC datetime; comments as TOML
 // basic strings, escaping what toml++ 3.3 cannot read (invalid UTF-8 becomes U+FFFD).
+// `resolve` follows env (and the prompt keys) only when the policy sets it.
 // Rules the parser would refuse (built in code) are written as they are and will not parse.
 std::string exportPolicy(const AppPolicy& policy);
 std::string exportRule(const Rule& rule);  // "[[allow]]\nproto = \"tcp\"\n...", ends in '\n'
@@ -328,6 +341,15 @@ class Matcher {
   void prefetch(const ConnKey& key) const;
   // For `cellwall rules explain`: allocates, and costs linear time in the number of rules.
   Explanation explain(const ConnKey& key, RuleFilter filter = {}) const;
+  // Name resolution (resolve = "rules"): the outbound allow rule whose hosts match `name`
+  // (any case, trailing dot allowed), the same way hosts match a connection's names: an exact
+  // name first, then wildcards with more labels first, then the lower id; rules the filter
+  // rejects are skipped. nullptr: no usable allow rule names it. Ports, protocol and process
+  // are not looked at (a lookup has none of them), and deny rules do not stop a lookup: they
+  // decide connections. A few hash lookups; no allocation.
+  const Rule* resolvableBy(std::string_view name, RuleFilter filter = {}) const;
+  // resolveOf(policy()), kept at construction.
+  bool restrictsResolution() const { return restricts_resolution_; }
   const AppPolicy& policy() const { return policy_; }
   // Whether any rule names a process: only then does a connection need attributing.
   bool namesProcesses() const { return names_processes_; }
@@ -346,6 +368,7 @@ class Matcher {
   AppPolicy policy_;
   Index* index_;
   bool names_processes_ = false;
+  bool restricts_resolution_ = false;
 };
 
 }  // namespace cw::policy

@@ -6,12 +6,14 @@
 #include <lualib.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 #include "common/net.h"
 #include "script/watchdog.h"
@@ -23,17 +25,58 @@ namespace {
 constexpr int kHookEvery = 1000;  // instructions between budget checks
 constexpr int kPacketArgs = 9;     // on_packet(pkt, proto, flags, src, dst, sport, dport, cell, inbound)
 
-// The seed design's constants.
+// The seed design's constants. IP_HEADER_LEN and TCP_HEADER_LEN are not among them: they are
+// the packet's own (kPacketGlobals).
 struct Constant {
   const char* name;
   lua_Integer value;
 };
+constexpr lua_Integer kEthHeaderSize = 14;  // the host hands scripts untagged frames only
 constexpr Constant kConstants[] = {
-    {"ETH_HEADER_LEN", 14}, {"IP_HEADER_LEN", 20}, {"TCP_HEADER_LEN", 20}, {"UDP_HEADER_LEN", 8},
-    {"ICMP", 1},           {"TCP", 6},            {"UDP", 17},            {"FTP", 21},
-    {"SSH", 22},           {"TELNET", 23},        {"SMTP", 25},           {"DNS", 53},
-    {"HTTP", 80},          {"HTTPS", 443},
+    {"ETH_HEADER_LEN", kEthHeaderSize}, {"UDP_HEADER_LEN", 8}, {"ICMP", 1},  {"TCP", 6},
+    {"UDP", 17},                        {"FTP", 21},           {"SSH", 22},  {"TELNET", 23},
+    {"SMTP", 25},                       {"DNS", 53},           {"HTTP", 80}, {"HTTPS", 443},
 };
+
+// The seed style's per-packet globals: never stored in _G, answered from the packet being
+// handled (_G's __index). A script may assign one; the value it gave lasts until its call ends,
+// and every call starts from the packet's own (Script::State::freshPacketGlobals).
+constexpr std::string_view kPacketGlobals[] = {"ip_src",   "ip_dst",        "port_src",
+                                               "port_dst", "IP_HEADER_LEN", "TCP_HEADER_LEN"};
+constexpr int kPacketGlobalCount = static_cast<int>(std::size(kPacketGlobals));
+
+// Which of kPacketGlobals `k` is, or -1.
+int packetGlobalIndex(std::string_view k) {
+  for (int i = 0; i < kPacketGlobalCount; ++i)
+    if (kPacketGlobals[i] == k) return i;
+  return -1;
+}
+
+// A byte of the frame, or -1 past its end.
+int frameByte(std::string_view frame, std::size_t at) {
+  return at < frame.size() ? static_cast<unsigned char>(frame[at]) : -1;
+}
+
+// IP_HEADER_LEN: the IPv4 header's own length (IHL x 4, options included). The host hands
+// scripts only frames it parsed as untagged IPv4, so the header is at ETH_HEADER_LEN; a frame
+// without one (a test's bare Packet) reads as the minimum, 20.
+lua_Integer ipHeaderSize(std::string_view frame) {
+  const int b = frameByte(frame, kEthHeaderSize);
+  if (b < 0 || (b >> 4) != 4 || (b & 15) < 5) return 20;
+  return (b & 15) * 4;
+}
+
+// TCP_HEADER_LEN: the TCP header's own length (data offset x 4, options included); 20 for a
+// packet that has no TCP header (another protocol, or a fragment after the first).
+lua_Integer tcpHeaderSize(std::string_view frame, std::uint8_t proto) {
+  if (proto != 6) return 20;
+  const std::size_t ip = kEthHeaderSize;
+  const int frag_hi = frameByte(frame, ip + 6), frag_lo = frameByte(frame, ip + 7);
+  if (frag_hi < 0 || frag_lo < 0 || ((frag_hi & 0x1f) | frag_lo) != 0) return 20;
+  const int offset = frameByte(frame, ip + static_cast<std::size_t>(ipHeaderSize(frame)) + 12);
+  if (offset < 0 || (offset >> 4) < 5) return 20;
+  return (offset >> 4) * 4;
+}
 
 std::string dotted(std::uint32_t v) { return Ip4{v}.str(); }
 
@@ -135,6 +178,12 @@ struct Script::State final : watchdog::Armable {
   std::vector<PacketFn> inspect_fns;  // the inspect_* functions, in name order
   PacketFn on_packet;                 // on_packet(pkt, ...)
   int pkt = LUA_NOREF;        // the one packet userdata, reused: its fields are read on demand
+  // What the script assigned to per-packet globals (kPacketGlobals) in this call: values in a
+  // table with an array part of one slot each (made at load: setting a slot never allocates),
+  // and which slots were assigned (a script may assign nil).
+  int assigned_ref = LUA_NOREF;
+  std::array<bool, kPacketGlobalCount> assigned{};
+  bool any_assigned = false;
   lua_State* co = nullptr;    // run(), as a coroutine waiting in coroutine.yield()
   int co_ref = LUA_NOREF;
   struct Timer {
@@ -152,6 +201,7 @@ struct Script::State final : watchdog::Armable {
 
   // A call into the script begins and ends (a packet, a timer, the top level): its budget.
   void enter() {
+    freshPacketGlobals();
     steps = 0;
     armed = 0;
     running = L;
@@ -191,6 +241,22 @@ struct Script::State final : watchdog::Armable {
       if (watched) lua_sethook(t, nullptr, 0, 0);
       else lua_sethook(t, &State::hook, LUA_MASKCOUNT, kHookEvery);
     }
+  }
+
+  // Every call starts with the packet's own values of the per-packet globals, whatever an
+  // earlier call assigned to them: a seed-style script that sets port_dst for itself must not
+  // freeze it for every later packet. Nothing here allocates (it runs outside any pcall).
+  void freshPacketGlobals() {
+    if (!any_assigned) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, assigned_ref);
+    for (int i = 0; i < kPacketGlobalCount; ++i) {
+      if (!assigned[static_cast<std::size_t>(i)]) continue;
+      lua_pushnil(L);
+      lua_rawseti(L, -2, i + 1);
+      assigned[static_cast<std::size_t>(i)] = false;
+    }
+    lua_pop(L, 1);
+    any_assigned = false;
   }
 
   static State* of(lua_State* L) {
@@ -259,6 +325,12 @@ struct Script::State final : watchdog::Armable {
         if (k == "ip_src_n") return lua_pushinteger(L, p->ip_src), true;
         if (k == "ip_dst_n") return lua_pushinteger(L, p->ip_dst), true;
         return false;
+      case 13:
+        if (k == "IP_HEADER_LEN") return lua_pushinteger(L, ipHeaderSize(p->frame)), true;
+        return false;
+      case 14:
+        if (k == "TCP_HEADER_LEN") return lua_pushinteger(L, tcpHeaderSize(p->frame, p->proto)), true;
+        return false;
       default: break;
     }
     if (seed_only) return false;
@@ -294,10 +366,41 @@ struct Script::State final : watchdog::Armable {
     return key != nullptr ? std::string_view(key, len) : std::string_view();
   }
 
-  // The packet's globals (ip_src, ip_dst, port_src, port_dst) are not stored: _G's __index
-  // answers them from the packet being handled, so a call costs nothing for those it does not
-  // read (formatting two addresses for every packet was half the cost of an empty filter).
-  static int packetGlobal(lua_State* L) { return pushField(L, keyOf(L), true) ? 1 : 0; }
+  // The packet's globals (kPacketGlobals) are not stored: _G's __index answers them from the
+  // packet being handled, so a call costs nothing for those it does not read (formatting two
+  // addresses for every packet was half the cost of an empty filter). One the script assigned
+  // in this call reads as it assigned it.
+  static int packetGlobal(lua_State* L) {
+    const std::string_view k = keyOf(L);
+    State* st = of(L);
+    if (st->any_assigned) {
+      const int i = packetGlobalIndex(k);
+      if (i >= 0 && st->assigned[static_cast<std::size_t>(i)]) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, st->assigned_ref);
+        lua_rawgeti(L, -1, i + 1);
+        return 1;
+      }
+    }
+    return pushField(L, k, true) ? 1 : 0;
+  }
+
+  // _G's __newindex (and rawset on _G): an assignment to a per-packet global is kept for the
+  // rest of the call only; every other new global is stored as usual. Stack: t, k, v.
+  static int setGlobal(lua_State* L) {
+    const int i = lua_type(L, 2) == LUA_TSTRING ? packetGlobalIndex(keyOf(L)) : -1;
+    if (i < 0) {
+      lua_settop(L, 3);
+      lua_rawset(L, 1);
+      return 0;
+    }
+    State* st = of(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->assigned_ref);
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, -2, i + 1);
+    st->assigned[static_cast<std::size_t>(i)] = true;
+    st->any_assigned = true;
+    return 0;
+  }
 
   // pkt.<field>: read from the packet being handled.
   static int packetField(lua_State* L) { return pushField(L, keyOf(L), false) ? 1 : 0; }
@@ -592,9 +695,25 @@ Script::State::PacketFn packetFn(lua_State* L) {
   return f;
 }
 
+// rawset(_G, name, v) for a per-packet global goes where an assignment goes: stored in _G, the
+// name would hide the packet's value from every later call.
+int rawSet(lua_State* L) {
+  lua_pushglobaltable(L);
+  const bool global = lua_rawequal(L, 1, -1) != 0;
+  lua_pop(L, 1);
+  if (global && lua_type(L, 2) == LUA_TSTRING && packetGlobalIndex(lua_tostring(L, 2)) >= 0) {
+    lua_settop(L, 3);
+    Script::State::setGlobal(L);
+    lua_settop(L, 1);
+    return 1;
+  }
+  return forward(L, LUA_MULTRET);
+}
+
 void wrapSandboxed(lua_State* L) {
   lua_pushglobaltable(L);
   wrapField(L, "setmetatable", &setMetatable);
+  wrapField(L, "rawset", &rawSet);
   lua_getfield(L, -1, LUA_COLIBNAME);
   wrapField(L, "create", &coCreate);
   wrapField(L, "wrap", &coWrap);
@@ -669,10 +788,17 @@ Expected<std::unique_ptr<Script>> Script::load(std::string name, std::string_vie
   lua_setmetatable(L, -2);
   st.pkt = luaL_ref(L, LUA_REGISTRYINDEX);
 
+  lua_createtable(L, kPacketGlobalCount, 0);
+  st.assigned_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushglobaltable(L);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 3);
   lua_pushcfunction(L, &State::packetGlobal);
   lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, &State::setGlobal);
+  lua_setfield(L, -2, "__newindex");
+  // setmetatable(_G, ...) would take the packet's globals away (or make them stick).
+  lua_pushliteral(L, "the global table's metatable is cellwall's");
+  lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, -2);
   lua_pop(L, 1);
 

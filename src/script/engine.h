@@ -16,9 +16,12 @@
 //    `pkt = coroutine.yield("drop")`;
 //  - the seed style below.
 // Seed style (the BitVisor/Lua SDN design's scripts run unmodified): every global function
-// named filter_* is called with the Ethernet frame as a string, with the globals ip_src,
-// ip_dst, port_src, port_dst set for the packet, the constants ETH_HEADER_LEN, IP_HEADER_LEN,
-// TCP, UDP, ICMP, TELNET... defined, and the verb drop(ip_src, port_dst).
+// named filter_* is called with the Ethernet frame as a string, with the per-packet globals
+// ip_src, ip_dst, port_src, port_dst, IP_HEADER_LEN and TCP_HEADER_LEN (this packet's header
+// lengths, options included) set for the packet, the constants ETH_HEADER_LEN, TCP, UDP, ICMP,
+// TELNET... defined, and the verb drop(ip_src, port_dst). Every call (packet or timer) starts
+// with the packet's own per-packet globals: what a script assigns to one lasts until the call
+// ends (outside a packet call they are nil).
 //
 // Not thread-safe: a Script belongs to one thread at a time.
 #pragma once

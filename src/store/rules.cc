@@ -34,8 +34,8 @@ RuleRow readRule(const Statement& st) {
 }
 
 AppRow readApp(const Statement& st) {
-  return AppRow{st.text(0), st.text(1),  st.text(2),       st.int64(3),
-                st.int64(4), st.text(5), st.int64(6) != 0, st.text(7)};
+  return AppRow{st.text(0),  st.text(1), st.text(2), st.int64(3),       st.int64(4),
+                st.text(5),  st.text(6), st.int64(7) != 0, st.text(8)};
 }
 
 // Binds columns app..origin to parameters 1..9.
@@ -101,17 +101,17 @@ Expected<void> Store::putApp(const AppRow& app) {
   // the app's rules.
   auto st = db_->prepare(
       "INSERT INTO apps (name, default_action, env, updated_ms, prompt_timeout_ms, "
-      "prompt_timeout_action, clean_env, pass_env) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+      "prompt_timeout_action, resolve, clean_env, pass_env) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
       "ON CONFLICT (name) DO UPDATE SET default_action = excluded.default_action, "
       "env = excluded.env, updated_ms = excluded.updated_ms, "
       "prompt_timeout_ms = excluded.prompt_timeout_ms, "
-      "prompt_timeout_action = excluded.prompt_timeout_action, "
+      "prompt_timeout_action = excluded.prompt_timeout_action, resolve = excluded.resolve, "
       "clean_env = excluded.clean_env, pass_env = excluded.pass_env",
       what);
   if (!st) return Unexpected(std::move(st).error());
   st->bind(1, app.name).bind(2, app.default_action).bind(3, app.env).bind(4, app.updated_ms);
-  st->bind(5, app.prompt_timeout_ms).bind(6, app.prompt_timeout_action);
-  st->bind(7, std::int64_t{app.clean_env ? 1 : 0}).bind(8, app.pass_env);
+  st->bind(5, app.prompt_timeout_ms).bind(6, app.prompt_timeout_action).bind(7, app.resolve);
+  st->bind(8, std::int64_t{app.clean_env ? 1 : 0}).bind(9, app.pass_env);
   return st->run(what);
 }
 
@@ -119,7 +119,7 @@ Expected<std::optional<AppRow>> Store::getApp(const std::string& name) {
   const std::string what = "read app '" + name + "' from";
   auto st = db_->prepare(
       "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action, "
-      "clean_env, pass_env FROM apps WHERE name = ?1",
+      "resolve, clean_env, pass_env FROM apps WHERE name = ?1",
       what);
   if (!st) return Unexpected(std::move(st).error());
   st->bind(1, name);
@@ -133,7 +133,7 @@ Expected<std::vector<AppRow>> Store::listApps() {
   const std::string_view what = "list apps in";
   auto st = db_->prepare(
       "SELECT name, default_action, env, updated_ms, prompt_timeout_ms, prompt_timeout_action, "
-      "clean_env, pass_env FROM apps ORDER BY name",
+      "resolve, clean_env, pass_env FROM apps ORDER BY name",
       what);
   if (!st) return Unexpected(std::move(st).error());
   std::vector<AppRow> apps;

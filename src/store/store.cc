@@ -99,8 +99,14 @@ constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE log ADD COLUMN note TEXT NOT NULL DEFAULT '';
 )sql";
 
-// Version 5: an app's environment settings (policy keys clean_env, pass_env).
+// Version 5: an app's name-resolution setting (policy key resolve; '' when the policy leaves it
+// to follow default).
 constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE apps ADD COLUMN resolve TEXT NOT NULL DEFAULT '';
+)sql";
+
+// Version 6: an app's environment settings (policy keys clean_env, pass_env).
+constexpr const char* kSchemaV6 = R"sql(
 ALTER TABLE apps ADD COLUMN clean_env INTEGER NOT NULL DEFAULT 0 CHECK (clean_env IN (0, 1));
 ALTER TABLE apps ADD COLUMN pass_env TEXT NOT NULL DEFAULT '';
 )sql";
@@ -118,6 +124,7 @@ constexpr Migration kMigrations[] = {
     {3, kSchemaV3},
     {4, kSchemaV4},
     {5, kSchemaV5},
+    {6, kSchemaV6},
 };
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration per schema version");
 

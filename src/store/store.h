@@ -43,7 +43,7 @@ class Connection;
 }
 
 // The schema this build writes. A file with a higher PRAGMA user_version is refused.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 struct Options {
   // How long a write waits for another process holding the write lock before failing with
@@ -63,6 +63,7 @@ struct AppRow {
   std::int64_t updated_ms = 0;
   std::int64_t prompt_timeout_ms = 60000;
   std::string prompt_timeout_action = "deny";
+  std::string resolve;  // "any" | "rules" | "" (the policy does not set it)
   bool clean_env = false;  // policy key clean_env
   std::string pass_env{};  // policy key pass_env: the names, separated by spaces (not interpreted here)
   auto operator<=>(const AppRow&) const = default;

@@ -27,10 +27,20 @@ std::uint32_t ourBitmap(bool offer_of10) {
 
 }  // namespace
 
-Connection::Connection(std::unique_ptr<ByteStream> stream, std::string peer, const ServerOptions& options,
-                       SwitchHandler& handler, ConnectionOwner& owner)
+const char* authName(Auth a) {
+  switch (a) {
+    case Auth::kNone: return "none";
+    case Auth::kTls: return "tls";
+    case Auth::kUnixPeerCred: return "unix-peercred";
+  }
+  return "?";
+}
+
+Connection::Connection(std::unique_ptr<ByteStream> stream, std::string peer, Auth auth,
+                       const ServerOptions& options, SwitchHandler& handler, ConnectionOwner& owner)
     : stream_(std::move(stream)),
       peer_(std::move(peer)),
+      auth_(auth),
       options_(options),
       handler_(handler),
       owner_(owner),
@@ -263,10 +273,16 @@ void Connection::dispatch(const ofp::Decoded& d) {
 }
 
 void Connection::becomeUp() {
+  // Registered before it is up: a refused connection never reaches the handler, so nothing it
+  // sent (a forged Packet-In) is ever looked at.
+  if (!owner_.registerSwitch(shared_from_this())) {
+    refused_ = true;
+    close("datapath id refused");
+    return;
+  }
   state_ = State::kUp;
-  owner_.registerSwitch(shared_from_this());
-  spdlog::info("switch {:016x} connected from {} (OpenFlow {}, {} ports)", dpid_, peer_,
-               version_ == ofp::Version::kOf13 ? "1.3" : "1.0", ports_.size());
+  spdlog::info("switch {:016x} connected from {} (OpenFlow {}, {} ports, authenticated: {})", dpid_, peer_,
+               version_ == ofp::Version::kOf13 ? "1.3" : "1.0", ports_.size(), authName(auth_));
   handler_.onSwitchUp(*this);
 }
 
@@ -377,7 +393,7 @@ void Connection::close(const std::string& why) {
     spdlog::info("switch {:016x} disconnected: {}", dpid_, why);
     owner_.unregisterSwitch(this);
     handler_.onSwitchDown(*this);
-  } else {
+  } else if (!refused_) {  // refusals are logged by the owner, rate-limited
     spdlog::info("switch connection from {} closed: {}", peer_, why);
   }
   for (auto& b : barriers_) b.second(false);

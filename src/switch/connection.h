@@ -26,14 +26,16 @@ class Connection;
 class ConnectionOwner {
  public:
   virtual ~ConnectionOwner() = default;
-  virtual void registerSwitch(const std::shared_ptr<Connection>& c) = 0;
+  // The handshake is done: c claims c->datapathId(). False: the claim is refused (admission.h)
+  // and c must close without becoming a switch.
+  virtual bool registerSwitch(const std::shared_ptr<Connection>& c) = 0;
   virtual void unregisterSwitch(const Connection* c) = 0;
   virtual void countDecodeError(ofp::DecodeError e) = 0;
 };
 
 class Connection final : public Switch, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::unique_ptr<ByteStream> stream, std::string peer, const ServerOptions& options,
+  Connection(std::unique_ptr<ByteStream> stream, std::string peer, Auth auth, const ServerOptions& options,
              SwitchHandler& handler, ConnectionOwner& owner);
   void start();
 
@@ -42,6 +44,7 @@ class Connection final : public Switch, public std::enable_shared_from_this<Conn
   ofp::Version version() const override { return version_; }
   bool isConnected() const override { return connected_.load(std::memory_order_relaxed); }
   std::string peer() const override { return peer_; }
+  Auth auth() const override { return auth_; }
   const std::vector<ofp::PortDesc>& ports() const override { return ports_; }
   std::uint32_t send(const ofp::Message& msg) override;
   void sendFlowMod(const ofp::FlowMod& fm) override;
@@ -70,6 +73,8 @@ class Connection final : public Switch, public std::enable_shared_from_this<Conn
 
   std::unique_ptr<ByteStream> stream_;
   std::string peer_;
+  Auth auth_;
+  bool refused_ = false;  // the owner refused our datapath id (and logged it, rate-limited)
   const ServerOptions& options_;
   SwitchHandler& handler_;
   ConnectionOwner& owner_;

@@ -1,8 +1,12 @@
 #include "switch/server.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -11,6 +15,7 @@
 #include <asio/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include "switch/admission.h"
 #include "switch/connection.h"
 
 namespace cw::sw {
@@ -33,8 +38,14 @@ struct SwitchServer::Impl final : ConnectionOwner {
   std::atomic<unsigned> next_loop{0};
   bool running = false;
 
-  mutable std::mutex mu;  // guards switches (control-plane only; never taken per packet)
+  mutable std::mutex mu;  // guards switches, floors, takeover_log (control plane only; never taken per packet)
   std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> switches;
+  // Per datapath id, the weakest authentication still accepted (admission.h): the configured
+  // floor, raised to the strongest authentication that ever held the id.
+  std::unordered_map<std::uint64_t, Auth> floors;
+  RateLimitedLog takeover_log;
+  RateLimitedLog peer_log;  // only on loops[0], where the UNIX acceptor runs
+  std::atomic<std::uint64_t> refused_peers{0}, refused_takeovers{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(ofp::DecodeError::kCount)>
       decode_errors{};
 
@@ -42,14 +53,44 @@ struct SwitchServer::Impl final : ConnectionOwner {
     return *loops[next_loop.fetch_add(1, std::memory_order_relaxed) % loops.size()];
   }
 
-  void registerSwitch(const std::shared_ptr<Connection>& c) override {
+  bool registerSwitch(const std::shared_ptr<Connection>& c) override {
     std::lock_guard lock(mu);
-    auto& slot = switches[c->datapathId()];
-    if (auto old = slot.lock(); old && old.get() != c.get()) {
-      // The switch reconnected before we noticed the old connection die.
-      old->post([old] { old->close("replaced by a new connection from the same switch"); });
+    const std::uint64_t dpid = c->datapathId();
+    auto it = switches.find(dpid);
+    std::shared_ptr<Connection> old = it == switches.end() ? nullptr : it->second.lock();
+    if (old && !old->isConnected()) old.reset();  // closing: its unregister is on its way
+    std::optional<Auth> held;
+    if (old) held = old->auth();
+    auto fit = floors.find(dpid);
+    const Auth min_auth = fit == floors.end() ? Auth::kNone : fit->second;
+    switch (admit(c->auth(), held, min_auth)) {
+      case Admission::kRefuse:
+        refused_takeovers.fetch_add(1, std::memory_order_relaxed);
+        if (old)
+          takeover_log.warn("refused switch {:016x} from {} (authenticated: {}): that datapath id is held by {} "
+                            "(authenticated: {}), which a weaker connection never replaces; a real switch "
+                            "must connect the way that one did",
+                            dpid, c->peer(), authName(c->auth()), old->peer(), authName(old->auth()));
+        else
+          takeover_log.warn("refused switch {:016x} from {} (authenticated: {}): that datapath id accepts only "
+                            "connections authenticated as {} or better; a real switch must connect over the "
+                            "UNIX socket (local) or mutual TLS (remote)",
+                            dpid, c->peer(), authName(c->auth()), authName(min_auth));
+        return false;
+      case Admission::kReplace:
+        // A switch that restarted reconnects before its old connection times out. Loud, because
+        // it is also what a stolen certificate or a second root process would look like.
+        spdlog::warn("switch {:016x}: the connection from {} (authenticated: {}) replaces the one from {} "
+                     "(authenticated: {})",
+                     dpid, c->peer(), authName(c->auth()), old->peer(), authName(old->auth()));
+        old->post([old] { old->close("replaced by a new connection from the same switch"); });
+        break;
+      case Admission::kAdmit:
+        break;
     }
-    slot = c;
+    switches[dpid] = c;
+    floors[dpid] = std::max(min_auth, c->auth());
+    return true;
   }
   void unregisterSwitch(const Connection* c) override {
     std::lock_guard lock(mu);
@@ -63,11 +104,11 @@ struct SwitchServer::Impl final : ConnectionOwner {
     decode_errors[static_cast<std::size_t>(e)].fetch_add(1, std::memory_order_relaxed);
   }
 
-  void adopt(int fd, const asio::generic::stream_protocol& proto, std::string peer) {
+  void adopt(int fd, const asio::generic::stream_protocol& proto, std::string peer, Auth auth) {
     asio::io_context& loop = pickLoop();
-    asio::post(loop, [this, &loop, fd, proto, peer = std::move(peer)]() mutable {
+    asio::post(loop, [this, &loop, fd, proto, peer = std::move(peer), auth]() mutable {
       auto stream = std::make_unique<PlainStream>(asio::generic::stream_protocol::socket(loop, proto, fd));
-      auto c = std::make_shared<Connection>(std::move(stream), std::move(peer), options, handler, *this);
+      auto c = std::make_shared<Connection>(std::move(stream), std::move(peer), auth, options, handler, *this);
       c->start();
     });
   }
@@ -88,7 +129,7 @@ struct SwitchServer::Impl final : ConnectionOwner {
       bool v6 = ep.address().is_v6();
       int fd = s.release(ignored);
       adopt(fd, asio::generic::stream_protocol(v6 ? AF_INET6 : AF_INET, IPPROTO_TCP),
-            std::move(peer));
+            std::move(peer), Auth::kNone);
       acceptTcp();
     });
   }
@@ -123,7 +164,7 @@ struct SwitchServer::Impl final : ConnectionOwner {
                               return;
                             }
                             auto c = std::make_shared<Connection>(std::make_unique<TlsStream>(st), peer,
-                                                                  options, handler, *this);
+                                                                  Auth::kTls, options, handler, *this);
                             c->start();
                           });
       acceptTls();
@@ -173,6 +214,18 @@ struct SwitchServer::Impl final : ConnectionOwner {
     return {};
   }
 
+  // The peer's identity as the kernel recorded it at connect(), or an error.
+  static bool peerCredentials(int fd, ucred& cred) {
+    socklen_t len = sizeof cred;
+    return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred;
+  }
+
+  std::string allowedUids() const {
+    std::string out;
+    for (auto u : options.unix_peer_uids) out += (out.empty() ? "" : ", ") + std::to_string(u);
+    return out;
+  }
+
   void acceptUnix() {
     unix_acceptor->async_accept(
         [this](const asio::error_code& ec, asio::local::stream_protocol::socket s) {
@@ -183,11 +236,53 @@ struct SwitchServer::Impl final : ConnectionOwner {
             }
             return;
           }
+          // Defence in depth: the socket's directory is root-only already, but a peer is a
+          // switch only if the kernel says it runs as an allowed uid.
+          ucred cred{};
+          bool known = peerCredentials(s.native_handle(), cred);
+          const auto& uids = options.unix_peer_uids;
+          if (!known || std::find(uids.begin(), uids.end(), cred.uid) == uids.end()) {
+            refused_peers.fetch_add(1, std::memory_order_relaxed);
+            if (known)
+              peer_log.warn("refused a switch connection on {} from pid {} uid {}: only uids [{}] may connect "
+                            "(root, cellwalld's and the local Open vSwitch's)",
+                            options.unix_path, cred.pid, cred.uid, allowedUids());
+            else
+              peer_log.warn("refused a switch connection on {}: cannot read its peer credentials: {}",
+                            options.unix_path, std::strerror(errno));
+            asio::error_code ignored;
+            s.close(ignored);
+            acceptUnix();
+            return;
+          }
           asio::error_code ignored;
           int fd = s.release(ignored);
-          adopt(fd, asio::generic::stream_protocol(AF_UNIX, 0), "unix:" + options.unix_path);
+          adopt(fd, asio::generic::stream_protocol(AF_UNIX, 0),
+                "unix:" + options.unix_path + " pid=" + std::to_string(cred.pid) + " uid=" + std::to_string(cred.uid),
+                Auth::kUnixPeerCred);
           acceptUnix();
         });
+  }
+
+  Expected<void> listenUnix() {
+    const std::string& path = options.unix_path;
+    ::unlink(path.c_str());
+    unix_acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(*loops[0]);
+    asio::local::stream_protocol::endpoint ep(path);
+    asio::error_code ec;
+    unix_acceptor->open(ep.protocol(), ec);
+    if (!ec) unix_acceptor->bind(ep, ec);
+    if (ec) return fail("cannot listen for switches on " + path + ": " + ec.message());
+    // Before listen(): until then a connect() is refused, so nobody slips in while the file
+    // still has the umask's mode.
+    if (::chmod(path.c_str(), 0600) != 0)
+      return fail("cannot make " + path + " private (chmod 0600): " + std::strerror(errno));
+    if (options.unix_owner_uid && ::chown(path.c_str(), *options.unix_owner_uid, static_cast<gid_t>(-1)) != 0)
+      return fail("cannot give " + path + " to uid " + std::to_string(*options.unix_owner_uid) +
+                  " (the Open vSwitch user): " + std::strerror(errno));
+    unix_acceptor->listen(options.listen_backlog, ec);
+    if (ec) return fail("cannot listen for switches on " + path + ": " + ec.message());
+    return {};
   }
 };
 
@@ -204,7 +299,7 @@ Expected<void> SwitchServer::start() {
     im.loops.push_back(std::make_unique<asio::io_context>(1));
     im.guards.push_back(asio::make_work_guard(*im.loops.back()));
   }
-  asio::error_code ec;
+  im.floors.insert(im.options.dpid_floor.begin(), im.options.dpid_floor.end());
   if (im.options.tcp_port != 0) {
     auto a = im.listenTcp(im.options.tcp_port, "switches");
     if (!a) return Unexpected(a.error());
@@ -212,14 +307,7 @@ Expected<void> SwitchServer::start() {
     im.acceptTcp();
   }
   if (!im.options.unix_path.empty()) {
-    ::unlink(im.options.unix_path.c_str());
-    im.unix_acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(*im.loops[0]);
-    asio::local::stream_protocol::endpoint ep(im.options.unix_path);
-    im.unix_acceptor->open(ep.protocol(), ec);
-    if (!ec) im.unix_acceptor->bind(ep, ec);
-    if (!ec) im.unix_acceptor->listen(im.options.listen_backlog, ec);
-    if (ec)
-      return fail("cannot listen for switches on " + im.options.unix_path + ": " + ec.message());
+    if (auto r = im.listenUnix(); !r) return r;
     im.acceptUnix();
   }
   if (im.options.tls_port != 0) {
@@ -281,6 +369,11 @@ std::uint16_t SwitchServer::tcpPort() const {
   if (!impl_->tcp_acceptor) return 0;
   asio::error_code ec;
   return impl_->tcp_acceptor->local_endpoint(ec).port();
+}
+
+SwitchServer::Refused SwitchServer::refused() const {
+  return {impl_->refused_peers.load(std::memory_order_relaxed),
+          impl_->refused_takeovers.load(std::memory_order_relaxed)};
 }
 
 std::vector<std::uint64_t> SwitchServer::decodeErrorCounts() const {

@@ -21,6 +21,16 @@
 
 namespace cw::sw {
 
+// How a connection proved which switch it is. Ordered from weakest to strongest: a
+// connection never takes a datapath id from one authenticated more strongly (server.h).
+//   kNone: plain TCP; anyone who can reach the port can claim any datapath id.
+//   kTls: mutual TLS with a certificate signed by the CA the operator installed.
+//   kUnixPeerCred: the controller's UNIX socket, in a root-only directory, from a peer whose
+//     SO_PEERCRED uid is root, the controller's own or the local Open vSwitch's.
+enum class Auth : std::uint8_t { kNone = 0, kTls = 1, kUnixPeerCred = 2 };
+// "none", "tls", "unix-peercred": as `cellwall status` and the logs show it.
+const char* authName(Auth a);
+
 // Counters of one connection, readable from any thread (relaxed atomics behind the accessor).
 struct SwitchCounters {
   std::uint64_t rx_messages = 0;
@@ -39,7 +49,9 @@ class Switch {
   virtual std::uint64_t datapathId() const = 0;
   virtual ofp::Version version() const = 0;
   virtual bool isConnected() const = 0;
-  virtual std::string peer() const = 0;  // "tcp:127.0.0.1:40512" or "unix"
+  // "tcp:127.0.0.1:40512", "ssl:192.0.2.7:40512" or "unix:PATH pid=N uid=U".
+  virtual std::string peer() const = 0;
+  virtual Auth auth() const = 0;
   virtual const std::vector<ofp::PortDesc>& ports() const = 0;
 
   // Queues a message; bytes go out when the event loop next writes (writes are batched).

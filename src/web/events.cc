@@ -21,6 +21,20 @@ void EventHub::push(std::string text) {
   }
 }
 
+void EventHub::setWaker(std::function<void()> waker) {
+  std::lock_guard lock(mu_);
+  waker_ = waker ? std::make_shared<const std::function<void()>>(std::move(waker)) : nullptr;
+}
+
+void EventHub::wake() {
+  std::shared_ptr<const std::function<void()>> w;
+  {
+    std::lock_guard lock(mu_);
+    w = waker_;
+  }
+  if (w) (*w)();
+}
+
 void EventHub::state(const std::string& name, const std::string& data) {
   std::string text = format(name, data);
   {
@@ -29,6 +43,7 @@ void EventHub::state(const std::string& name, const std::string& data) {
     push(std::move(text));
   }
   cv_.notify_all();
+  wake();
 }
 
 void EventHub::history(const std::string& name, const std::string& data, std::size_t keep) {
@@ -41,6 +56,7 @@ void EventHub::history(const std::string& name, const std::string& data, std::si
     push(std::move(text));
   }
   cv_.notify_all();
+  wake();
 }
 
 void EventHub::event(const std::string& name, const std::string& data) {
@@ -50,6 +66,7 @@ void EventHub::event(const std::string& name, const std::string& data) {
     push(std::move(text));
   }
   cv_.notify_all();
+  wake();
 }
 
 void EventHub::close() {
@@ -58,6 +75,7 @@ void EventHub::close() {
     closed_ = true;
   }
   cv_.notify_all();
+  wake();
 }
 
 std::size_t EventHub::listeners() const {
@@ -82,18 +100,15 @@ EventHub::Stream::~Stream() {
   --hub_.listeners_;
 }
 
-long EventHub::Stream::read(char* out, std::size_t max, std::chrono::milliseconds wait) {
+long EventHub::Stream::readNow(char* out, std::size_t max) {
   if (sent_ == pending_.size()) {
     if (ending_) return -1;
     pending_.clear();
     sent_ = 0;
-    std::unique_lock lock(hub_.mu_);
-    auto news = [this] { return hub_.closed_ || hub_.next_seq_ > next_; };
-    if (!hub_.cv_.wait_for(lock, wait, news)) {
-      pending_ = ": keep-alive\n\n";
-    } else if (hub_.closed_) {
-      return -1;
-    } else if (hub_.ring_.empty() || hub_.ring_.front().seq > next_) {
+    std::lock_guard lock(hub_.mu_);
+    if (hub_.closed_) return -1;
+    if (hub_.next_seq_ <= next_) return 0;
+    if (hub_.ring_.empty() || hub_.ring_.front().seq > next_) {
       // Fell behind the ring: what was missed is gone. Start again from a snapshot.
       pending_ = format("resync", "{}");
       ending_ = true;
@@ -112,6 +127,26 @@ long EventHub::Stream::read(char* out, std::size_t max, std::chrono::millisecond
   std::memcpy(out, pending_.data() + sent_, n);
   sent_ += n;
   return static_cast<long>(n);
+}
+
+void EventHub::Stream::keepAlive() {
+  if (sent_ == pending_.size()) {
+    pending_ = ": keep-alive\n\n";
+    sent_ = 0;
+  }
+}
+
+long EventHub::Stream::read(char* out, std::size_t max, std::chrono::milliseconds wait) {
+  long n = readNow(out, max);
+  if (n != 0) return n;
+  {
+    std::unique_lock lock(hub_.mu_);
+    hub_.cv_.wait_for(lock, wait, [this] { return hub_.closed_ || hub_.next_seq_ > next_; });
+  }
+  n = readNow(out, max);
+  if (n != 0) return n;
+  keepAlive();
+  return readNow(out, max);
 }
 
 }  // namespace cw::web

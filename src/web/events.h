@@ -1,5 +1,6 @@
-// Server-sent events for the web UI. The control thread publishes; each browser's stream reads
-// on its own connection thread. A new stream first gets a snapshot (the latest value of every
+// Server-sent events for the web UI. The control thread publishes; each browser's stream is
+// read by the web server's loop thread, which never waits: it reads what is there, and the hub's
+// waker tells it when there is news. A new stream first gets a snapshot (the latest value of every
 // state, the retained history of every history) and then every event after it, in order, with
 // nothing missed or doubled: both come from one sequence under one lock.
 //
@@ -12,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,16 +41,24 @@ class EventHub {
   void close();
   // Streams open now: the daemon only gathers what nobody would see when this is 0.
   std::size_t listeners() const;
+  // Called after every publish and at close, on the publishing thread, outside the hub's lock;
+  // it must be quick and must not call back into the hub (the web server pokes its loop).
+  // Empty: none.
+  void setWaker(std::function<void()> waker);
 
-  // ---- a connection thread ----
+  // ---- the reader of a stream (one thread at a time) ----
   class Stream {
    public:
     ~Stream();
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
-    // Copies up to `max` bytes of the stream into `out`, waiting up to `wait` for news (a
-    // comment line is sent instead, which keeps proxies and the browser from giving up).
-    // Returns the bytes copied, or -1 when the stream has ended.
+    // Copies up to `max` bytes of what is due into `out` without waiting. Returns the bytes
+    // copied, 0 when nothing is new, or -1 when the stream has ended.
+    long readNow(char* out, std::size_t max);
+    // Queues a comment line, which keeps proxies and the browser from giving up on a quiet
+    // stream; the next readNow returns it.
+    void keepAlive();
+    // readNow, but waits up to `wait` for news and sends a keep-alive when there was none.
     long read(char* out, std::size_t max, std::chrono::milliseconds wait);
 
    private:
@@ -70,6 +80,7 @@ class EventHub {
     std::string text;  // formatted
   };
   void push(std::string text);
+  void wake();
 
   Limits limits_;
   mutable std::mutex mu_;
@@ -81,6 +92,7 @@ class EventHub {
   std::map<std::string, std::deque<std::string>> histories_;
   std::size_t listeners_ = 0;
   bool closed_ = false;
+  std::shared_ptr<const std::function<void()>> waker_;
 };
 
 }  // namespace cw::web

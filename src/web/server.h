@@ -1,9 +1,17 @@
-// The web UI's HTTP server (libmicrohttpd, a thread per connection, in cellwalld's process).
+// The web UI's HTTP server (libmicrohttpd, in cellwalld's process).
+//
+// Event-driven: one thread of its own runs libmicrohttpd's epoll loop for every connection, so
+// a connection costs a socket and a little memory, not a thread. Nothing on that thread waits:
+// a command is handed to `api` and its connection suspended until the answer comes (from any
+// thread); an event stream is suspended while it has nothing to send and resumed by the event
+// hub's waker. Peers that have not shown the token cannot crowd out those that have: see
+// web/admission.h for the limits (a deadline for the request headers, a cap per uid).
 //
 // Every request needs the token — in `Authorization: Bearer TOKEN` or a `token` query argument
 // (how a browser loads the page, its assets and the event stream) — and a Host header naming
 // the loopback address it listens on (so a web page elsewhere cannot reach it by DNS
-// rebinding). There is no other way in: no unauthenticated path, no cookies, no CORS.
+// rebinding). There is no other way in: no unauthenticated path, no cookies, no CORS. A
+// refused request's connection is closed after the answer.
 // It listens on loopback only, in the host's network namespace, where no cell can connect.
 //
 //   GET  /?token=T          the UI (index.html, app.js, app.css; built into the binary)
@@ -12,12 +20,16 @@
 //                           JSON; the answer is the reply's JSON
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "common/net.h"
 #include "common/result.h"
+#include "web/admission.h"
 #include "web/events.h"
 
 namespace cw::web {
@@ -27,15 +39,38 @@ struct ApiResult {
   std::string json;
 };
 
+// Gives the answer to one command; callable once, from any thread, at any time (also after the
+// server is gone, when it does nothing).
+using ApiReply = std::function<void(ApiResult)>;
+
+// The two ends of a TCP connection to the server, as the kernel knows them.
+struct ConnectionEnds {
+  IpAddr client;
+  std::uint16_t client_port = 0;
+  IpAddr server;
+  std::uint16_t server_port = 0;
+};
+
 struct ServerOptions {
   std::string address = "127.0.0.1";  // a loopback address
   std::uint16_t port = 7780;          // 0: any free port
   std::string token;
-  // Runs one command (the request body); called on a connection thread, may block briefly.
-  std::function<ApiResult(const std::string& body)> api;
+  // Starts one command (the request body). Called on the server's loop thread: it must not
+  // wait; it calls `reply` when the answer is there (at once, or later from another thread).
+  std::function<void(const std::string& body, ApiReply reply)> api;
+  // A command not answered within this gets 503 (the control thread is busy or stopping).
+  std::chrono::milliseconds api_deadline{10'000};
+  // Who owns the client's end of a connection: the uid of its socket, from one exact kernel
+  // lookup (the daemon passes attrib/sock_diag.h). Called on the loop thread for every accepted
+  // connection; nullopt when it cannot be told. Unset: every client is in one bucket.
+  std::function<std::optional<std::uint32_t>(const ConnectionEnds&)> peer_uid;
+  Admission::Limits admission{};
   EventHub* events = nullptr;
+  std::chrono::milliseconds keep_alive{10'000};  // a quiet event stream gets a comment line
   std::size_t max_body = 1u << 20;
-  unsigned max_connections = 64;
+  // All connections, with the token or not. Unproven ones are held to admission.total, so
+  // this leaves room for those with the token; it stays well under cellwalld's file limit.
+  unsigned max_connections = 512;
 };
 
 class Server {
@@ -48,7 +83,11 @@ class Server {
   std::uint16_t port() const { return port_; }
   // http://ADDRESS:PORT/ (no token).
   std::string origin() const;
+  // Requests refused (no token, wrong Host...).
   std::uint64_t refused() const;
+  // Connections closed before they showed the token: past the header deadline, or the oldest
+  // of a uid (or of all) with too many.
+  std::uint64_t dropped() const;
 
   struct Impl;
 

@@ -132,13 +132,24 @@ class TestHost:
         shutil.rmtree(self.www, ignore_errors=True)
 
 
+def with_tagged(bpf):
+    """The filter, also for the same frames inside an 802.1Q tag. A filter without a `vlan`
+    term reads a frame whose tag is still in its bytes 4 bytes off, so a tagged frame that got
+    out could go unnoticed; with the `vlan` branch it is matched whether the kernel left the tag
+    in the frame or moved it into metadata. A filter that names `vlan` already is left as
+    written. (`vlan` must come last: libpcap reads every term after it 4 bytes further on.)"""
+    return bpf if "vlan" in bpf else f"({bpf}) or (vlan and ({bpf}))"
+
+
 class Capture:
-    """tcpdump on an interface inside a namespace; count() stops it and counts packets."""
+    """tcpdump on an interface inside a namespace; count() stops it and counts packets. It
+    sees tagged frames too (with_tagged)."""
 
     def __init__(self, ns, ifname, bpf):
         self.file = tempfile.mktemp(prefix="cw-cap-", suffix=".pcap")
         self.p = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "tcpdump", "--immediate-mode", "-i", ifname, "-U", "-n", "-w", self.file, bpf],
+            ["ip", "netns", "exec", ns, "tcpdump", "--immediate-mode", "-i", ifname, "-U", "-n", "-w", self.file,
+             with_tagged(bpf)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on" once the capture is armed.
         deadline = time.time() + 10
@@ -177,7 +188,6 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.state = tempfile.mkdtemp(prefix="cw-state-")
         self.testhost = testhost
-        self.of_port = free_port()
         self.config = Path(self.state, "cellwalld.toml")
         self.config.write_text(config_text if config_text is not None else f"""
 [env.default]
@@ -199,8 +209,7 @@ peer_address = "{TESTHOST_IP}/24"
         self.log_offset = len(self.log.read_text()) if self.log.exists() else 0
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
-            [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config),
-             "--of-port", str(self.of_port)]
+            [str(CELLWALLD), "--state-dir", self.state, "--config", str(self.config)]
             + ([] if "--ui-listen" in self.extra_args else ["--ui-listen", "127.0.0.1:0"])
             + self.extra_args
             + os.environ.get("CW_DAEMON_ARGS", "").split(),

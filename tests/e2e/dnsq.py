@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""dnsq.py SERVER NAME TYPE: one DNS query over UDP; prints the A/AAAA addresses answered,
-one per line (in answer order, CNAMEs followed by the server). Runs inside cells."""
+"""dnsq.py SERVER NAME TYPE [tcp]: one DNS query (over UDP, or TCP); prints the A/AAAA
+addresses answered, one per line (in answer order, CNAMEs followed by the server), "rcode N"
+for an error answer, "tcp reset" when a TCP connection is refused. Runs inside cells."""
 import ipaddress
 import random
 import socket
@@ -24,16 +25,36 @@ def skip_name(msg, i):
 
 def main():
     server, name, qtype = sys.argv[1], sys.argv[2], sys.argv[3].upper()
-    t = {"A": 1, "AAAA": 28}[qtype]
+    t = {"A": 1, "AAAA": 28, "TXT": 16}[qtype]
     qid = random.randrange(65536)
     q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + name_bytes(name) + struct.pack("!HH", t, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(3)
-    s.sendto(q, (server, 53))
-    msg, _ = s.recvfrom(4096)
+    if sys.argv[4:] == ["tcp"]:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(3)
+        try:
+            s.connect((server, 53))
+        except ConnectionRefusedError:
+            print("tcp reset")
+            return
+        s.sendall(struct.pack("!H", len(q)) + q)
+        msg = b""
+        while len(msg) < 2 or len(msg) < 2 + struct.unpack("!H", msg[:2])[0]:
+            chunk = s.recv(4096)
+            if not chunk:
+                sys.exit("connection closed")
+            msg += chunk
+        msg = msg[2:]
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(3)
+        s.sendto(q, (server, 53))
+        msg, _ = s.recvfrom(4096)
     rid, flags, qd, an, _, _ = struct.unpack("!HHHHHH", msg[:12])
     if rid != qid:
         sys.exit("wrong id")
+    if flags & 0xF:
+        print(f"rcode {flags & 0xF}")
+        return
     i = 12
     for _ in range(qd):
         i = skip_name(msg, i) + 4

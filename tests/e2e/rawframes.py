@@ -35,10 +35,18 @@ def frame(src_mac, dst_mac, src_ip, dst_ip, proto, sport, dport, payload=b"cw-by
     return mac(dst_mac) + mac(src_mac) + b"\x08\x00" + ip + l4
 
 
+def tagged(data, vid, pcp=0):
+    """The frame with an 802.1Q tag after the MAC addresses (vid 0: priority-tagged)."""
+    return data[:12] + struct.pack("!HH", 0x8100, (pcp << 13) | vid) + data[12:]
+
+
 if __name__ == "__main__":
-    # rawframes.py IFACE SRC_MAC DST_MAC SRC_IP DST_IP PROTO SPORT DPORT COUNT
+    # rawframes.py IFACE SRC_MAC DST_MAC SRC_IP DST_IP PROTO SPORT DPORT COUNT [VLAN_VID]
+    # With VLAN_VID, each frame carries an 802.1Q tag (0: priority-tagged, PCP 5).
     ifname, smac, dmac, sip, dip, proto, sport, dport, count = sys.argv[1:10]
+    vid = int(sys.argv[10]) if len(sys.argv) > 10 else None
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((ifname, 0))
     for i in range(int(count)):
-        s.send(frame(smac, dmac, sip, dip, proto, int(sport) + i, int(dport)))
+        f = frame(smac, dmac, sip, dip, proto, int(sport) + i, int(dport))
+        s.send(f if vid is None else tagged(f, vid, 5 if vid == 0 else 0))

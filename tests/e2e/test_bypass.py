@@ -1,13 +1,17 @@
 """Bypass attempts from inside a cell with root there (as a hostile app with a kernel exploit
-or a VM guest would have): forged addresses and raw sockets get nothing past the switch; cells
-do not reach each other unless allowed; without the controller nothing new gets out."""
+or a VM guest would have): forged addresses, raw sockets and 802.1Q tags get nothing past the
+switch; cells do not reach each other unless allowed; without the controller nothing new gets
+out.
+
+Every capture sees tagged frames too (conftest.with_tagged): a filter without a `vlan` term
+can miss them."""
 import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from conftest import TESTHOST_IP, sh
+from conftest import TESTHOST_IP, Capture, sh
 from test_core import ALLOW_WEB, CURL, DENY_ALL
 
 RAW = str(Path(__file__).with_name("rawframes.py"))
@@ -18,9 +22,10 @@ def gateway_mac():
     return json.loads(out)[0]["address"]
 
 
-def send_raw(cell, src_mac, src_ip, proto, sport, dport, count=5):
+def send_raw(cell, src_mac, src_ip, proto, sport, dport, count=5, vlan=None):
     sh(["ip", "netns", "exec", cell["netns"], "/usr/bin/python3", RAW, "eth0", src_mac,
-        gateway_mac(), src_ip, TESTHOST_IP, proto, str(sport), str(dport), str(count)])
+        gateway_mac(), src_ip, TESTHOST_IP, proto, str(sport), str(dport), str(count)]
+       + ([] if vlan is None else [str(vlan)]))
 
 
 def test_raw_frames_obey_the_switch(mdaemon, module_testhost):
@@ -43,6 +48,35 @@ def test_raw_frames_obey_the_switch(mdaemon, module_testhost):
         cap = module_testhost.capture("udp port 5353")
         send_raw(cell, cell["mac"], cell["ip"], "udp", 44000, 5353)
         assert cap.count() == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_tagged_frames_get_nothing_past_table_0(mdaemon, module_testhost):
+    """802.1Q frames carrying a SYN the policy allows untagged: VID 5, and VID 0 (priority-
+    tagged, which a Linux receiver takes for untagged and routes). Table 0 admits untagged
+    frames only, so neither reaches the gateway port or the test host."""
+    proc, cell = mdaemon.start_cell(ALLOW_WEB, ["sleep", "120"], app="tagger")
+    try:
+        uplink = module_testhost.capture("tcp dst port 8080")
+        # Any tagged frame at all (`vlan` last: libpcap reads the terms after it 4 bytes on).
+        at_gateway = Capture("cw-g-default", "cwgw0", "tcp dst port 8080 or vlan")
+        # Control: the same SYN untagged gets out (so the captures below can see such frames).
+        send_raw(cell, cell["mac"], cell["ip"], "tcp", 41500, 8080, count=3)
+        send_raw(cell, cell["mac"], cell["ip"], "tcp", 45000, 8080, count=3, vlan=5)
+        send_raw(cell, cell["mac"], cell["ip"], "tcp", 45100, 8080, count=3, vlan=0)
+        up, gw = uplink.lines(), at_gateway.lines()
+        for where, lines in (("gateway port", gw), ("test host", up)):
+            assert any(".41500 >" in l for l in lines), f"the control SYN did not reach the {where}: {lines}"
+            assert [l for l in lines if ".415" not in l] == [], f"tagged frames reached the {where}: {lines}"
+        # In the switch, as Open vSwitch reads them: the table-0 flows that admit anything from
+        # the cell (IPv4, the ARP answer) match untagged frames only (OFPVID_NONE).
+        mgmt = next(Path(mdaemon.state).rglob("*.mgmt"))
+        dump = sh(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"unix:{mgmt}",
+                   f"table=0,in_port={cell['port']}"]).stdout
+        admit = [l for l in dump.splitlines() if "actions=" in l and "actions=drop" not in l]
+        assert len(admit) == 2 and all("vlan_tci=0x0000/0x1fff" in l for l in admit), dump
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -94,7 +94,9 @@ def test_dns_goes_to_the_environment_resolver(mdaemon):
 
 
 def test_names_resolve_through_the_environment(mdaemon):
-    r = mdaemon.run_cell(DENY_ALL, ["getent", "hosts", "test.example"])
+    # resolve = "any": every name, as under default = "allow" (a default-deny cell resolves only
+    # the names its rules name: test_resolve.py).
+    r = mdaemon.run_cell(DENY_ALL + 'resolve = "any"\n', ["getent", "hosts", "test.example"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == TESTHOST_IP
 

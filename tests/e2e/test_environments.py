@@ -214,6 +214,16 @@ def run_two_sites(tunnel_kind, tmp_path, rounds=3):
             wait_fetch(d, "b", "remote", "remote 192.168.11.5")
             log = d.new_log()
             assert "environment remote: restarted" in log or "is up" in log, log[-3000:]
+            # cellwalld crashes: the restarted daemon adopts both gateways, tunnel and all (its
+            # daemon, device and DNS servers), and B is served at once, through the tunnel.
+            d.kill9()
+            d.start()
+            log = d.new_log()
+            for env in ("local", "remote"):
+                assert f"environment '{env}': adopted the running gateway" in log, log[-3000:]
+            assert fetch_once(d, "b", "remote") == "remote 192.168.11.5"
+            later = d.new_log()  # nothing of it was restarted: not the tunnel, not dnsmasq
+            assert "environment remote: restarted" not in later and "DNS" not in later, later[-3000:]
             status = d.cli("env", "list", check=False)
             during = host_state()
         finally:
@@ -307,7 +317,8 @@ def test_env_commands_add_list_show_rm_and_keep_across_restarts(daemon, testhost
 def test_an_existing_interface_as_uplink_is_given_back_as_it_was():
     """uplink kind "interface": a link of the host's (here a veth the test made, standing for a
     NIC or a tunnel another program runs) is moved into the gateway while the environment
-    runs, and given back with its name, address and state, after a crash too."""
+    runs, and given back with its name, address and state, after a crash (which a restarted
+    daemon adopts) too."""
     tag = "%04x" % random.randrange(0x10000)
     ifname, ns = "cw-xi" + tag, "cw-xi" + tag + "n"
     server = None
@@ -339,9 +350,10 @@ next_hop = "10.250.9.1"
             r = d.run_cell('default = "allow"\n', fetch)
             assert r.stdout == "200", (r.stdout, r.stderr, d.new_log()[-2000:])
             assert ifname not in sh(["ip", "-o", "link", "show"]).stdout  # in the gateway meanwhile
-            # A crash: the next start gives the interface back, then takes it again.
+            # A crash: the next start adopts the gateway with the interface in it, as it is.
             d.kill9()
             d.start()
+            assert "environment 'default': adopted the running gateway" in d.new_log(), d.new_log()[-2000:]
             r = d.run_cell('default = "allow"\n', fetch)
             assert r.stdout == "200", (r.stdout, r.stderr, d.new_log()[-2000:])
         finally:

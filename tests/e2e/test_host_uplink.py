@@ -138,7 +138,7 @@ kind = "host"
 """)
     try:
         d.start()
-        allow = f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{NET_IP}"\nports = 8080\n'
+        allow = f'default = "deny"\nresolve = "any"\n[[allow]]\nproto = "tcp"\nto = "{NET_IP}"\nports = 8080\n'
         cap = Capture(lan, "eth0", f"tcp port 8080 and src host {HOST_IP}")
         ok = d.run_cell(allow, ["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w",
                                 "%{http_code}", "http://test.example:8080/"])

@@ -1,8 +1,12 @@
 """Who can use the web UI: only someone with the token, from this host's loopback. Checked
 against a real cellwalld: requests without (or with a wrong) token, the token file's
-permissions, another user, and a cell whose policy allows everything."""
+permissions, another user, a cell whose policy allows everything, and another user's slow
+connections, which must not keep the token's requests waiting."""
 import json
+import pwd
 import stat
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,11 +17,11 @@ from conftest import CELLWALL, GATEWAY_UPLINK_IP, TESTHOST_IP, sh
 ALLOW_ALL = 'default = "allow"\n'
 
 
-def request(url, data=None, headers=None, method=None):
+def request(url, data=None, headers=None, method=None, timeout=10):
     """(status, body) of one request."""
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read(2000).decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace")
@@ -106,3 +110,121 @@ def test_a_cell_cannot_reach_the_ui_or_the_control_socket(mdaemon):
     finally:
         p.kill()
         p.wait()
+
+
+# Another local user (nobody) holds 200 connections to the UI without the token: half trickle
+# a request line a byte every 2 s (which no idle timeout ends), half stop after a partial
+# request line. Each one the server closes is opened again after 0.5 s, so the pressure stays.
+SLOW_CLIENTS = r"""
+import json, selectors, socket, sys, time
+port, seconds, count = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+sel = selectors.DefaultSelector()
+stats = {"opened": 0, "failed": 0, "closed_by_server": 0, "open_at_end": 0}
+trickle = b"GET /" + b"a" * 4000 + b" HTTP/1.1\r\n"
+socks = {}  # socket -> [kind, bytes sent, next send time]
+reopen = []  # times at which to open one more
+
+def open_one(kind):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        stats["failed"] += 1
+        s.close()
+        reopen.append((time.time() + 0.5, kind))
+        return
+    s.setblocking(False)
+    stats["opened"] += 1
+    if kind == "idle":
+        try: s.send(b"GET /?tok")
+        except OSError: pass
+    socks[s] = [kind, 0, time.time()]
+    sel.register(s, selectors.EVENT_READ)
+
+def gone(s):
+    kind = socks.pop(s)[0]
+    sel.unregister(s)
+    s.close()
+    stats["closed_by_server"] += 1
+    reopen.append((time.time() + 0.5, kind))
+
+for i in range(count):
+    open_one("trickle" if i % 2 else "idle")
+print("ready", flush=True)
+end = time.time() + seconds
+while time.time() < end:
+    for key, _ in sel.select(timeout=0.1):
+        try:
+            if key.fileobj.recv(65536) == b"":
+                gone(key.fileobj)
+        except OSError:
+            gone(key.fileobj)
+    now = time.time()
+    for s, st in list(socks.items()):
+        if st[0] == "trickle" and st[2] <= now:
+            try:
+                s.send(trickle[st[1]:st[1] + 1])
+                st[1] += 1
+                st[2] = now + 2
+            except OSError:
+                gone(s)
+    due = [r for r in reopen if r[0] <= now]
+    reopen[:] = [r for r in reopen if r[0] > now]
+    for _, kind in due:
+        open_one(kind)
+stats["open_at_end"] = len(socks)
+for s in socks:
+    s.close()
+print(json.dumps(stats), flush=True)
+"""
+
+
+def test_slow_clients_without_the_token_cannot_starve_the_ui(mdaemon):
+    url = mdaemon.ui_url()
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}/"
+    token = parts.query.split("token=", 1)[1]
+    attack = subprocess.Popen(["runuser", "-u", "nobody", "--", "python3", "-c", SLOW_CLIENTS,
+                               str(parts.port), "12", "200"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert attack.stdout.readline().strip() == "ready", attack.stderr.read()
+        answered = []
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            for what, call in (
+                    # As the page does it: POST /api with the token, JSON, from its own origin.
+                    ("api", lambda: api_timed(origin, token, parts.netloc)),
+                    ("page", lambda: request(url, timeout=5))):
+                t0 = time.monotonic()
+                try:
+                    status, body = call()
+                except OSError as e:
+                    status, body = None, repr(e)
+                took = time.monotonic() - t0
+                assert status == 200 and took < 1.0, (what, status, round(took, 2), body[:200], answered)
+                answered.append((what, round(took, 3)))
+            time.sleep(0.5)
+        assert len(answered) >= 10, answered
+        out, err = attack.communicate(timeout=30)
+        stats = json.loads(out.strip().splitlines()[-1])
+        print("answered (what, seconds):", answered, "\nslow clients:", stats)
+        # The attack was real: 200 connections were made, and kept being made as they were closed.
+        assert stats["opened"] >= 200 and stats["closed_by_server"] > 0, (stats, err)
+        # The server knew whose connections they were (sock_diag), and closed them for it.
+        nobody = pwd.getpwnam("nobody").pw_uid
+        log = mdaemon.new_log()
+        assert f"uid {nobody} holds more than 16 connections that have not shown the token" in log, log[-2000:]
+    finally:
+        if attack.poll() is None:
+            attack.kill()
+        attack.communicate()
+    assert mdaemon.cli("status").returncode == 0
+
+
+def api_timed(origin, token, netloc):
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token,
+               "Origin": "http://" + netloc}
+    return request(origin + "api", data=json.dumps({"cmd": "status"}).encode(), headers=headers,
+                   method="POST", timeout=5)

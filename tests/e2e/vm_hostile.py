@@ -1,6 +1,6 @@
 """Bypass attempts by a VM cell's guest root (run inside the guest): raw frames on the guest's
-NIC with forged addresses, ARP games, IPv6, a VLAN tag, traffic to another cell and to the
-gateway. Each attempt has its own source port (or kind) so the captures outside tell them apart.
+NIC with forged addresses, ARP games, IPv6, VLAN and priority tags, traffic to another cell and
+to the gateway. Each attempt has its own source port (or kind) so the captures outside tell them apart.
 
 vm_hostile.py OWN_MAC OWN_IP GW_MAC GW_IP TESTHOST_IP VICTIM_MAC VICTIM_IP
 
@@ -11,7 +11,7 @@ import struct
 import sys
 import time
 
-from rawframes import frame, mac
+from rawframes import frame, mac, tagged
 
 own_mac, own_ip, gw_mac, gw_ip, testhost_ip, victim_mac, victim_ip = sys.argv[1:8]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -36,9 +36,10 @@ send(frame(own_mac, gw_mac, own_ip, testhost_ip, "tcp", 41000, 8080))
 send(frame("02:66:66:66:66:66", gw_mac, own_ip, testhost_ip, "tcp", 42000, 8080))
 send(frame(own_mac, gw_mac, "10.200.77.77", testhost_ip, "tcp", 43000, 8080))
 send(frame(own_mac, gw_mac, own_ip, testhost_ip, "udp", 44000, 5353))
-# A VLAN tag around an allowed SYN.
-f = frame(own_mac, gw_mac, own_ip, testhost_ip, "tcp", 45000, 8080)
-send(f[:12] + b"\x81\x00\x00\x05" + f[12:])
+# A VLAN tag around an allowed SYN, and a priority tag (VID 0: a receiver's kernel takes it for
+# an untagged frame and routes it).
+send(tagged(frame(own_mac, gw_mac, own_ip, testhost_ip, "tcp", 45000, 8080), 5))
+send(tagged(frame(own_mac, gw_mac, own_ip, testhost_ip, "tcp", 45100, 8080), 0, 5))
 # IPv6: a UDP datagram to the all-nodes group and one to the gateway's MAC.
 ip6 = struct.pack("!IHBB16s16s", 6 << 28, 8 + 6, 17, 64, socket.inet_pton(socket.AF_INET6, "fe80::66"),
                   socket.inet_pton(socket.AF_INET6, "ff02::1")) + struct.pack("!HHHH", 46000, 46000, 14, 0) + b"cw-v6!"

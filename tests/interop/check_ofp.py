@@ -40,6 +40,12 @@ OVS = {
                    r"actions=mod_dl_dst:02:00:00:00:00:bb,mod_nw_dst:10\.0\.0\.9,output:2$"],
     "flow_mod_v6_13": [r"\(xid=0x7\): DEL_STRICT priority=10,udp6,", r"ipv6_src=2001:db8::1[, ]",
                        r"ipv6_dst=2001:db8::/32", r"tp_dst=53", r"out_port:7", r"actions=drop"],
+    # Table 0's admit flows: untagged only. OpenFlow 1.3's OFPVID_NONE, and 1.0's dl_vlan=0xffff
+    # (OFP_VLAN_NONE), as Open vSwitch reads them: a priority tag (VID 0) does not match either.
+    "flow_mod_untagged13": [r"\(xid=0xf\): ADD priority=100,ip,in_port=3,vlan_tci=0x0000/0x1fff,"
+                            r"dl_src=02:00:0a:c9:00:02,nw_src=10\.201\.0\.2 actions=goto_table:1$"],
+    "flow_mod_untagged10": [r"\(xid=0x73\): ADD priority=100,ip,in_port=3,vlan_tci=0x0000,"
+                            r"dl_src=02:00:0a:c9:00:02,nw_src=10\.201\.0\.2 actions=output:2$"],
     "packet_out13": [r"\(xid=0x8\): in_port=CONTROLLER actions=push_vlan:0x8100,set_field:4106->vlan_vid,"
                      r"output:5 data_len=60"],
     "packet_out10": [r"\(xid=0x6c\): in_port=CONTROLLER actions=output:5 data_len=60"],
@@ -84,6 +90,9 @@ TSHARK = {
     "flow_mod_v6_13": {V4 + "flowmod.priority": "10", V4 + "flowmod.command": "4",
                        V4 + "flowmod.out_port": "7", V4 + "oxm.field": ["5", "10", "16", "26", "27"],
                        V4 + "oxm.value_ipv6addr": ["2001:db8::1", "2001:db8::"]},
+    "flow_mod_untagged13": {V4 + "oxm.field": ["0", "4", "5", "6", "11"], V4 + "oxm.hm": ["0"] * 5,
+                            V4 + "oxm.value_vlan_present": "0", V4 + "oxm.value_vlan_vid": "0"},
+    "flow_mod_untagged10": {"openflow.dl_vlan": "65535", "openflow.in_port": "3"},
     "packet_out13": {V4 + "packet_out.in_port": "4294967293", V4 + "action.type": ["17", "25", "0"],
                      V4 + "action.output.port": "5", V4 + "packet_out.acts_len": "40"},
     "packet_out10": {"openflow.in_port": "65533", "openflow.output_port": "5"},

@@ -82,6 +82,18 @@ std::vector<Item> items() {
       .udpDst(53);
   v.push_back({"flow_mod_v6_13", Version::kOf13, 7, v6});
 
+  // Table 0's admit flow for a cell: untagged frames only (OFPVID_NONE).
+  FlowMod untagged;
+  untagged.priority = 100;
+  untagged.match.inPort(3).ethSrc(mac("02:00:0a:c9:00:02")).vlanVid(kVlanNone).ethType(0x0800)
+      .ipv4Src(ip("10.201.0.2"));
+  untagged.instructions = {InstrGotoTable{1}};
+  v.push_back({"flow_mod_untagged13", Version::kOf13, 15, untagged});
+  FlowMod untagged10 = untagged;  // 1.0 has one table: an output instead of the goto
+  untagged10.table_id = 0;
+  untagged10.instructions = {InstrApplyActions{{ActionOutput{2, 0}}}};
+  v.push_back({"flow_mod_untagged10", Version::kOf10, 115, untagged10});
+
   PacketOut po;
   po.actions = {ActionOutput{5, 0}};
   po.data = frame();

@@ -1407,7 +1407,16 @@
     renderCells();
   }
 
+  // Open vSwitch down, restarting, or restarted: said in the top bar (nothing while all is well).
+  function onSwitch(d) {
+    const el = q('switch-state');
+    el.dataset.state = str(d.state);
+    el.textContent = str(d.text);
+    el.hidden = !d.text;
+  }
+
   const handlers = {
+    switch: onSwitch,
     prompts: onPrompts,
     cells: onCells,
     log: onLog,

@@ -126,6 +126,8 @@ TEST(Commands, VmCellsAndProcessNotesRoundTrip) {
   c.id = 3;
   c.backend = "vm";
   c.vm_accel = "kvm";
+  c.vm_accel_note = "";
+  c.vm_may_fall_back = true;
   c.mtu = 1420;
   r.cells.push_back(c);
   LogEntry e;
@@ -141,6 +143,7 @@ TEST(Commands, VmCellsAndProcessNotesRoundTrip) {
   ASSERT_EQ(back->cells.size(), 1u);
   EXPECT_EQ(back->cells[0].backend, "vm");
   EXPECT_EQ(back->cells[0].vm_accel, "kvm");
+  EXPECT_TRUE(back->cells[0].vm_may_fall_back);
   EXPECT_EQ(back->cells[0].mtu, 1420u);
   ASSERT_EQ(back->log.size(), 1u);
   EXPECT_EQ(back->log[0].process.pid, 0u);
@@ -154,6 +157,7 @@ TEST(Commands, VmCellsAndProcessNotesRoundTrip) {
   ASSERT_EQ(old->cells.size(), 1u);
   EXPECT_EQ(old->cells[0].backend, "netns");
   EXPECT_EQ(old->cells[0].vm_accel, "");
+  EXPECT_FALSE(old->cells[0].vm_may_fall_back);
   EXPECT_EQ(old->cells[0].mtu, 0u);
   ASSERT_EQ(old->log.size(), 1u);
   EXPECT_EQ(old->log[0].process.note, "");
@@ -161,6 +165,13 @@ TEST(Commands, VmCellsAndProcessNotesRoundTrip) {
   ASSERT_TRUE(old_create) << old_create.error().message;
   ASSERT_NE(std::get_if<CellCreate>(&*old_create), nullptr);
   EXPECT_EQ(std::get_if<CellCreate>(&*old_create)->backend, "netns");
+
+  auto fb = decodeCommand(*encodeCommand(Command{CellVmFallback{7, "qemu: failed to set MSR 0x10a"}}));
+  ASSERT_TRUE(fb) << fb.error().message;
+  const auto* f = std::get_if<CellVmFallback>(&*fb);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->id, 7u);
+  EXPECT_EQ(f->why, "qemu: failed to set MSR 0x10a");
 }
 
 TEST(Commands, FractionsAndNonObjectsAreRefusedWhole) {

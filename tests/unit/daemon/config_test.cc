@@ -32,6 +32,30 @@ class EnvConfigFile : public ::testing::Test {
   std::filesystem::path dir, file;
 };
 
+TEST_F(EnvConfigFile, PlainTcpOpenFlowIsOffUnlessTheFileAsksForIt) {
+  EXPECT_EQ(Config{}.of_port, 0);
+  auto on = load("openflow_port = 6653\n");
+  ASSERT_TRUE(on) << on.error().message;
+  EXPECT_EQ(on->of_port, 6653);
+  auto off = load("openflow_port = 0\n");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_EQ(off->of_port, 0);
+  auto bad = load("openflow_port = 70000\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("openflow_port must be 0..65535"), std::string::npos) << bad.error().message;
+}
+
+TEST_F(EnvConfigFile, VmAcceleratorIsAutoKvmOrTcg) {
+  auto cfg = load("vm_accel = \"tcg\"\n");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->vm_accel, "tcg");
+  EXPECT_EQ(Config{}.vm_accel, "auto");
+  auto bad = load("vm_accel = \"hvf\"\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("vm_accel must be \"auto\", \"kvm\" or \"tcg\""), std::string::npos)
+      << bad.error().message;
+}
+
 TEST_F(EnvConfigFile, WireGuardUplinkOverANamespaceCarrier) {
   auto cfg = load(R"([env.office]
 pool = "10.201.0.0/24"

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <iterator>
 
 #include "fixture.h"
 #include "packet/frame.h"
@@ -32,6 +33,13 @@ std::uint32_t firstOutput(const Decision& d) {
   for (const auto& a : apply->actions)
     if (const auto* o = std::get_if<ofp::ActionOutput>(&a)) return o->port;
   return 0;
+}
+
+// A frame with an 802.1Q tag of `vid` (0: priority-tagged, PCP 5) after the MAC addresses.
+std::vector<std::uint8_t> tagged(std::vector<std::uint8_t> f, std::uint16_t vid) {
+  const std::uint8_t tag[] = {0x81, 0x00, static_cast<std::uint8_t>(0xa0 | vid >> 8), static_cast<std::uint8_t>(vid)};
+  f.insert(f.begin() + 12, std::begin(tag), std::end(tag));
+  return f;
 }
 
 const std::vector<Case>& cases() {
@@ -75,6 +83,17 @@ const std::vector<Case>& cases() {
       {"a port that is no cell's", 9,
        [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn); },
        Action::kDeny, Reason::kUnknownPort, 0, 0, 0},
+      // The allowed SYN of the first case, tagged: not routed (table 0 drops it; should one
+      // get here, nothing is installed and nothing re-injected with its tag).
+      {"a tagged frame from a cell", 2,
+       [](const Net& n) { return tagged(packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn), 5); },
+       Action::kDeny, Reason::kNotIpv4, 0, 0, 0},
+      {"a priority-tagged frame (VID 0) from a cell", 2,
+       [](const Net& n) { return tagged(packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn), 0); },
+       Action::kDeny, Reason::kNotIpv4, 0, 0, 0},
+      {"a tagged reply from the uplink", 1,
+       [](const Net& n) { return tagged(packet::buildTcp4(n.toCell(n.web), ip("192.0.2.10"), n.web.ip, 443, 40000, packet::kTcpAck), 7); },
+       Action::kDeny, Reason::kNotIpv4, 0, 0, 0},
       {"ipv6 from a cell", 2,
        [](const Net& n) { return packet::buildUdp6(n.fromCell(n.web), *Ip6::parse("fe80::1"), *Ip6::parse("ff02::1"), 1, 2); },
        Action::kDeny, Reason::kNotIpv4, 0, 0, 0},

@@ -20,7 +20,7 @@ struct Net {
   GatewayPort gw{"default", 1, *MacAddr::parse("02:d1:00:00:00:01"), *Ip4::parse("10.200.0.1")};
   CellPort web{2, "web", "default", 2, *MacAddr::parse("02:c3:0a:c8:00:02"),
                *Ip4::parse("10.200.0.2"),
-               compile("default = \"deny\"\n"
+               compile("default = \"deny\"\nresolve = \"any\"\n"
                        "[[allow]]\nproto = \"tcp\"\nto = \"192.0.2.10\"\nports = [80, 443]\n"
                        "[[rule]]\naction = \"reject\"\nto = \"192.0.2.66\"\n"
                        "[[allow]]\nto = \"10.200.0.3\"\nproto = \"tcp\"\nports = 8000\n"
@@ -28,13 +28,22 @@ struct Net {
                nullptr};
   CellPort db{3, "db", "default", 3, *MacAddr::parse("02:c3:0a:c8:00:03"),
               *Ip4::parse("10.200.0.3"), compile("default = \"deny\"\n"), nullptr};
+  // Default deny, so resolve = "rules": its queries to the resolver are checked by name.
+  CellPort api{4, "api", "default", 4, *MacAddr::parse("02:c3:0a:c8:00:04"),
+               *Ip4::parse("10.200.0.4"),
+               compile("default = \"deny\"\n"
+                       "[[allow]]\nproto = \"tcp\"\nhosts = \"api.example.test\"\nports = 8080\n"
+                       "[[allow]]\nhosts = \"*.cdn.example.test\"\n"
+                       "[[deny]]\nhosts = [\"*.example.test\", \"blocked.example.org\"]\n"
+                       "[[allow]]\nto = \"192.0.2.10\"\n"),
+               nullptr};
   SwitchView view;
 
   Net() {
     view.dpid = 1;
     view.gateways_by_port[gw.ofport] = gw;
     view.gateway_port_by_env[gw.env] = gw.ofport;
-    for (const CellPort* c : {&web, &db}) {
+    for (const CellPort* c : {&web, &db, &api}) {
       view.cells_by_port[c->ofport] = *c;
       view.cell_port_by_ip[c->ip.v] = c->ofport;
     }

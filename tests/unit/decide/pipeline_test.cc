@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture.h"
+#include "ofp/codec.h"
 #include "packet/frame.h"
 
 namespace cw::decide {
@@ -68,6 +69,30 @@ TEST(Pipeline, NoFlowForwardsWithoutTheController) {
           }
 }
 
+// The `ip` and `arp` matches see through one 802.1Q tag: every table-0 flow that lets a frame
+// on (or answers it) must also say "no tag", or a tagged frame rides along on an allowed
+// connection (VLAN hopping on a trunked uplink). A priority-tagged frame (VID 0) has a tag too.
+TEST(Pipeline, TableZeroAdmitsUntaggedFramesOnly) {
+  Net net;
+  decide::CellPort inspected = net.web;
+  inspected.inspect = true;
+  std::vector<ofp::FlowMod> all = switchBaseFlows(ofp::Version::kOf13);
+  for (const auto* c : {&net.web, &net.db, &inspected})
+    for (const auto& f : cellBaseFlows(ofp::Version::kOf13, *c, net.gw, 7)) all.push_back(f);
+  for (const auto& f : gatewayBaseFlows(ofp::Version::kOf13, net.gw, {&net.web, &net.db})) all.push_back(f);
+  all.push_back(gatewayArpForCell(net.gw, net.db));
+  int admitting = 0;
+  for (const auto& f : all) {
+    if (f.table_id != kTableIngress || f.instructions.empty()) continue;  // drops
+    ++admitting;
+    SCOPED_TRACE(ofp::formatMatch(f.match));
+    EXPECT_TRUE(f.match.has(ofp::Field::kVlanVid));
+    EXPECT_FALSE(f.match.hasMask(ofp::Field::kVlanVid));
+    EXPECT_EQ(f.match.vlan_vid, ofp::kVlanNone);
+  }
+  EXPECT_EQ(admitting, 3 * 2 + 1 + 2 + 1);  // per cell: IPv4 + ARP; the gateway: IPv4 + ARPs
+}
+
 TEST(Pipeline, MissGoesThroughTheCellsMeter) {
   Net net;
   auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
@@ -109,6 +134,43 @@ TEST(Pipeline, ResolverDnsIsStaticAndItsAnswersAreCopied) {
   }
   EXPECT_EQ(queries, 2);  // UDP and TCP
   EXPECT_EQ(answers, 2);
+}
+
+TEST(Pipeline, ACheckedCellsQueriesGoThroughItsMeterToTheController) {
+  // resolve = "rules" (here from default = "deny"): every query, UDP and TCP, to the
+  // controller through the cell's meter; the answers are copied exactly as for any cell.
+  Net net;
+  ASSERT_TRUE(resolvesByRules(net.api));
+  ASSERT_FALSE(resolvesByRules(net.web));  // resolve = "any"
+  int queries = 0, answers = 0;
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, net.api, net.gw, 7)) {
+    if (f.priority != kPrioResolver) continue;
+    if (f.match.in_port != net.api.ofport) {
+      ++answers;
+      EXPECT_EQ(cookieKind(f.cookie), CookieKind::kDnsAnswer);
+      continue;
+    }
+    ++queries;
+    EXPECT_EQ(f.match.ipv4_dst, net.gw.ip);
+    ASSERT_EQ(f.instructions.size(), 2u);
+    EXPECT_EQ(std::get<ofp::InstrMeter>(f.instructions[0]).meter_id, 7u);
+    const auto& acts = std::get<ofp::InstrApplyActions>(f.instructions[1]).actions;
+    ASSERT_EQ(acts.size(), 1u);
+    EXPECT_EQ(std::get<ofp::ActionOutput>(acts[0]).port, ofp::kPortController);
+    EXPECT_EQ(cookieKind(f.cookie), CookieKind::kBase);
+  }
+  EXPECT_EQ(queries, 2);
+  EXPECT_EQ(answers, 2);
+  // The same matches and priority as an unchecked cell's: re-sending a cell's base flows after
+  // its setting changed replaces them in place.
+  std::vector<ofp::Match> checked, direct;
+  decide::CellPort same = net.api;
+  same.policy = net.web.policy;
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, net.api, net.gw, 7))
+    if (f.priority == kPrioResolver) checked.push_back(f.match);
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, same, net.gw, 7))
+    if (f.priority == kPrioResolver) direct.push_back(f.match);
+  EXPECT_EQ(checked, direct);
 }
 
 TEST(Pipeline, ArpAnswerIsAWellFormedReply) {

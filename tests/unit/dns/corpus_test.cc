@@ -22,6 +22,10 @@ TEST(DnsCorpus, ReplaysWithoutCrashing) {
     const std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(in)),
                                          std::istreambuf_iterator<char>());
     if (parseResponse(data)) ++parsed;
+    if (auto q = parseQuery(data)) {
+      (void)refusedAnswer(data, &*q);
+      (void)withoutEdnsOptions(data, *q);
+    }
     TcpFramer framer(0);
     for (const auto& m : framer.feed(0, data)) {
       if (parseResponse(m)) ++parsed;

@@ -563,7 +563,8 @@ TEST(DnsParse, EveryErrorIsReachable) {
     EXPECT_EQ(r.error(), c.error) << c.what << ": got " << parseErrorName(r.error());
     seen.insert(r.error());
   }
-  EXPECT_EQ(seen.size(), static_cast<std::size_t>(ParseError::kCount));
+  // Those from kNotQuery on are parseQuery's only (query_test.cc reaches them).
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(ParseError::kNotQuery));
 }
 
 TEST(DnsParse, ErrorAndSkipNamesAreStableAndDistinct) {

@@ -363,6 +363,153 @@ TEST_F(GatewayTest, RemoveStaleUsesRecordedState) {
   EXPECT_FALSE(fs::exists(state / "env/home"));
 }
 
+TEST_F(GatewayTest, RemoveStaleKeepsTheEnvironmentsStillConfigured) {
+  for (const char* env : {"home", "office"}) {
+    fs::create_directories(state / "env" / env);
+    std::ofstream(state / "env" / env / "gateway.state") << "mode=netns\ndnsmasq_pid=0\n";
+  }
+  auto removed = Gateway::removeStale(state, net, {"office"});
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_EQ(*removed, std::vector<std::string>{"home"});
+  EXPECT_FALSE(fs::exists(state / "env/home"));
+  EXPECT_TRUE(fs::exists(state / "env/office/gateway.state"));
+  EXPECT_TRUE(runner.matching("office").empty());
+}
+
+// A gateway a killed daemon left, as the host shows it: namespace, both veths up, dnsmasq.
+class GatewayAdoptTest : public GatewayTest {
+ protected:
+  void leftRunning() {
+    runner.onOutput("netns list", R"([{"name":"vpn"},{"name":"cw-g-office"}])");
+    runner.onOutput("ip -json link show", R"([{"ifindex":7,"ifname":"cw-g-office","flags":["UP"]}])");
+    runner.onOutput("ip -n cw-g-office -json link show",
+                    R"([{"ifindex":2,"ifname":"cwgw0","flags":["UP"]},{"ifindex":3,"ifname":"cwup0","flags":["UP"]},)"
+                    R"({"ifindex":4,"ifname":"cw-w-office","flags":["UP"]}])");
+    runner.onOutput("ip -n vpn -json link show", R"([{"ifindex":5,"ifname":"cw-u-office","flags":["UP"]}])");
+  }
+  std::unique_ptr<Gateway> built() {
+    auto gw = Gateway::create(config, state, net);
+    EXPECT_TRUE(gw) << gw.error().message;
+    runner.clear();
+    return gw ? std::move(*gw) : nullptr;
+  }
+};
+
+TEST_F(GatewayAdoptTest, ARunningGatewayIsAdoptedWithoutTouchingIt) {
+  EXPECT_EQ(Gateway::adopt(config, state, net).value(), nullptr);  // nothing left yet
+  auto first = built();
+  ASSERT_TRUE(first);
+  const pid_t dnsmasq = runner.next_pid_ - 1;
+  first.reset();  // cellwalld is killed: the gateway runs on
+  leftRunning();
+  auto gw = Gateway::adopt(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  ASSERT_NE(*gw, nullptr);
+  EXPECT_TRUE(changes().empty()) << changes().front();  // looked, changed nothing
+  EXPECT_TRUE((*gw)->dnsAlive());
+  EXPECT_EQ((*gw)->status().dns, config.dns_upstreams);  // the servers it runs with, from the record
+  // Supervised as before: the same dnsmasq, no restart (its servers are the wanted ones).
+  EXPECT_TRUE((*gw)->supervise(std::chrono::steady_clock::now()).empty());
+  EXPECT_TRUE(changes().empty());
+  ASSERT_TRUE((*gw)->destroy());
+  EXPECT_EQ(runner.matching("terminate " + std::to_string(dnsmasq)).size(), 1u);
+}
+
+TEST_F(GatewayAdoptTest, WhatDoesNotMatchIsNotAdoptedAndSaysWhy) {
+  auto first = built();
+  ASSERT_TRUE(first);
+  const pid_t dnsmasq = runner.next_pid_ - 1;
+  first.reset();
+  leftRunning();
+  auto why = [&](const EnvConfig& c) {
+    auto r = Gateway::adopt(c, state, net);
+    return r ? std::string(*r ? "adopted" : "nothing") : r.error().message;
+  };
+  auto other = config;
+  other.dns_upstreams.pop_back();
+  EXPECT_EQ(why(other), "its configuration changed since it was built");
+  other = config;
+  other.uplink.peer_side = *IfAddress::parse("10.254.0.5/30");
+  EXPECT_EQ(why(other), "its configuration changed since it was built");
+
+  runner.onOutput("ip -n vpn -json link show", "[]");
+  EXPECT_EQ(why(config), "the uplink's other end cw-u-office in vpn is gone");
+  leftRunning();
+  runner.onOutput("ip -n cw-g-office -json link show", R"([{"ifindex":2,"ifname":"cwgw0","flags":[]}])");
+  EXPECT_EQ(why(config), "cwgw0 in cw-g-office is gone or down");
+  leftRunning();
+  runner.live_.erase(dnsmasq);
+  EXPECT_EQ(why(config), "its DNS forwarder (dnsmasq, pid " + std::to_string(dnsmasq) + ") is not running");
+  runner.live_[dnsmasq] = "dnsmasq";
+  EXPECT_EQ(why(config), "adopted");
+  // A record without a configuration (an older cellwalld's): rebuilt.
+  std::ofstream(state / "env/office/gateway.state") << "mode=netns\ndnsmasq_pid=" << dnsmasq << "\n";
+  EXPECT_EQ(why(config), "its state file records no configuration (made by an older cellwalld, or cut short)");
+  EXPECT_TRUE(changes().empty());
+}
+
+TEST_F(GatewayAdoptTest, AHostUplinkKeepsItsPublishedPortsAcrossAdoption) {
+  config.uplink = UplinkConfig{};  // kUser: slirp4netns
+  config.dns_upstreams.clear();
+  runner.onOutput("-json link show", R"([{"ifindex":3,"ifname":"cwup0","flags":["UP"]}])");
+  auto first = built();
+  ASSERT_TRUE(first);
+  FakeSlirpApi slirp(state / "env/office/slirp4netns.sock");
+  const Published web{8080, *Ip4::parse("10.200.0.2"), 80, false, ""};
+  ASSERT_TRUE(first->setPublished({web}));
+  ASSERT_EQ(slirp.requests().size(), 1u);
+  first.reset();
+  leftRunning();
+  auto gw = Gateway::adopt(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  ASSERT_NE(*gw, nullptr);
+  // The restarted daemon publishes the same port again: slirp already forwards it.
+  ASSERT_TRUE((*gw)->setPublished({web}));
+  EXPECT_EQ(slirp.requests().size(), 1u);
+  // And knows its id to take it back.
+  ASSERT_TRUE((*gw)->setPublished({}));
+  ASSERT_EQ(slirp.requests().size(), 2u);
+  EXPECT_EQ(slirp.requests()[1], R"({"arguments":{"id":1},"execute":"remove_hostfwd"})");
+}
+
+TEST_F(GatewayAdoptTest, ATunnelIsAdoptedWithItsDaemonAndAChangedFileIsNot) {
+  fs::create_directories(state);
+  auto file = state / "office.conf";
+  const std::string text = "[Interface]\nPrivateKey = aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=\n"
+                           "Address = 10.66.0.2/32\nDNS = 192.168.11.53\n"
+                           "[Peer]\nPublicKey = d29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGU=\n"
+                           "Endpoint = 172.31.0.2:51820\nAllowedIPs = 0.0.0.0/0\n";
+  std::ofstream(file) << text;
+  config.dns_upstreams.clear();
+  config.tunnel = TunnelConfig{TunnelConfig::Kind::kWireGuard, file, true, ""};
+  auto first = built();
+  ASSERT_TRUE(first);
+  const pid_t wg = runner.next_pid_ - 2;  // spawned before dnsmasq
+  ASSERT_EQ(runner.live_[wg], "wireguard-go");
+  first.reset();
+  leftRunning();
+  auto gw = Gateway::adopt(config, state, net);
+  ASSERT_TRUE(gw) << gw.error().message;
+  ASSERT_NE(*gw, nullptr);
+  EXPECT_TRUE((*gw)->status().tunnel_up);
+  EXPECT_EQ((*gw)->status().dns, std::vector<IpAddr>{*IpAddr::parse("192.168.11.53")});
+  EXPECT_TRUE((*gw)->supervise(std::chrono::steady_clock::now()).empty());  // nothing restarted
+  EXPECT_TRUE(changes().empty());
+  gw->reset();
+
+  // The tunnel's daemon died with nobody watching: rebuilt.
+  runner.live_.erase(wg);
+  auto dead = Gateway::adopt(config, state, net);
+  ASSERT_FALSE(dead);
+  EXPECT_EQ(dead.error().message, "its tunnel: wireguard-go (pid " + std::to_string(wg) + ") is not running");
+  runner.live_[wg] = "wireguard-go";
+  // The file changed (another server, key): rebuilt, whatever runs.
+  std::ofstream(file) << text << "PersistentKeepalive = 25\n";
+  auto changed = Gateway::adopt(config, state, net);
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().message, "its configuration changed since it was built");
+}
+
 // A WireGuard uplink over a veth carrier: the carrier's route lives in its own table, which
 // only the tunnel's marked packets use; the default route goes through the tunnel.
 TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {

@@ -2,6 +2,10 @@
 #include "netdev/system_runner.h"
 
 #include <gtest/gtest.h>
+#include <fstream>
+#include <csignal>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include <thread>
 
@@ -77,6 +81,41 @@ TEST(SystemRunnerTest, SpawnAliveTerminate) {
   ASSERT_TRUE(runner.terminate(*pid, std::chrono::seconds(2)));
   EXPECT_FALSE(runner.alive(*pid, "sleep"));
   EXPECT_TRUE(runner.terminate(*pid, std::chrono::seconds(1)));  // already gone
+}
+
+// A detached daemon is not our child: once killed, it is a zombie until its parent reaps it,
+// and its /proc/<pid>/comm still reads the same. It must not count as alive.
+TEST(SystemRunnerTest, AZombieIsNotAlive) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t parent = ::fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {  // never reaps its own child
+    pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    (void)!::write(fds[1], &child, sizeof child);
+    ::pause();
+    ::_exit(0);
+  }
+  pid_t zombie = 0;
+  ASSERT_EQ(::read(fds[0], &zombie, sizeof zombie), static_cast<ssize_t>(sizeof zombie));
+  ::close(fds[0]);
+  ::close(fds[1]);
+  std::string comm;
+  std::getline(std::ifstream("/proc/self/comm"), comm);
+  bool is_zombie = false;
+  for (int i = 0; i < 200 && !is_zombie; ++i) {
+    std::string stat;
+    std::getline(std::ifstream("/proc/" + std::to_string(zombie) + "/stat"), stat);
+    is_zombie = stat.find(") Z") != std::string::npos;
+    if (!is_zombie) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  SystemRunner runner;
+  EXPECT_TRUE(is_zombie);
+  EXPECT_FALSE(runner.alive(zombie, comm));
+  EXPECT_TRUE(runner.alive(parent, comm));  // a live one of the same name still is
+  ::kill(parent, SIGKILL);
+  ::waitpid(parent, nullptr, 0);
 }
 
 }  // namespace

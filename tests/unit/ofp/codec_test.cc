@@ -129,6 +129,28 @@ std::vector<Fixed> fixedCases() {
                "0000 0008 0002 0000",
                "FLOW_MOD xid=0x5 add table=0 cookie=0x1 priority=100 idle_timeout=60 "
                "tcp,in_port=3,nw_src=10.0.0.2,tp_dst=80 actions=output:2"});
+  // Table 0's admit flows: untagged frames only. VLAN_VID OFPVID_NONE (0x0000, no mask) in 1.3;
+  // dl_vlan OFP_VLAN_NONE (0xffff), not wildcarded, in 1.0.
+  FlowMod untagged = fm;
+  untagged.match = Match();
+  untagged.match.inPort(3).vlanVid(kVlanNone).ethType(0x0800).ipv4Src(ip("10.0.0.2"));
+  c.push_back({"flow_mod_untagged13", Version::kOf13, 9, untagged,
+               "04 0e 0068 00000009"
+               "0000000000000001 0000000000000000 01 00 003c 0000 0064 ffffffff ffffffff ffffffff 0000 0000"
+               "0001 0020"
+               "  8000 00 04 00000003  8000 0a 02 0800  8000 0c 02 0000  8000 16 04 0a000002"
+               "0004 0018 00000000  0000 0010 00000002 0000 000000000000",
+               "FLOW_MOD xid=0x9 add table=1 cookie=0x1 priority=100 idle_timeout=60 "
+               "ip,in_port=3,vlan_vid=none,nw_src=10.0.0.2 actions=output:2"});
+  FlowMod untagged10 = untagged;
+  untagged10.table_id = 0;
+  c.push_back({"flow_mod_untagged10", Version::kOf10, 9, untagged10,
+               "01 0e 0050 00000009"
+               "003fc0ec 0003 000000000000 000000000000 ffff 00 00 0800 00 00 0000 0a000002 00000000 0000 0000"
+               "0000000000000001 0000 003c 0000 0064 ffffffff ffff 0000"
+               "0000 0008 0002 0000",
+               "FLOW_MOD xid=0x9 add table=0 cookie=0x1 priority=100 idle_timeout=60 "
+               "ip,in_port=3,vlan_vid=none,nw_src=10.0.0.2 actions=output:2"});
   PacketOut po;
   po.actions = {ActionOutput{kPortFlood, 0}};
   po.data = {0xaa, 0xbb};

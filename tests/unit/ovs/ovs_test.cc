@@ -19,7 +19,7 @@ class OvsTest : public ::testing::Test {
     fs::remove_all(state);
     fs::create_directories(state);
     opts.state_dir = state;
-    opts.controllers = {"tcp:127.0.0.1:6653"};
+    opts.controllers = {"unix:cw-br0.cellwalld"};  // as cellwalld sets it: relative to the rundir
     opts.datapath = "netdev";
   }
   void TearDown() override { fs::remove_all(state); }
@@ -113,9 +113,127 @@ TEST_F(OvsTest, AdoptsLiveDaemons) {
   EXPECT_EQ(runner.matching("ovs-appctl").size(), 2u);
 }
 
+// The fake daemons "write" their pidfiles when started, as the real ones do, with new pids.
+void restartablePidfiles(FakeRunner& runner, const fs::path& state) {
+  runner.on_run_ = [&runner, state](const Command& cmd) {
+    if (cmd.argv[0] != "ovsdb-server" && cmd.argv[0] != "ovs-vswitchd") return;
+    pid_t pid = runner.next_pid_++;
+    std::ofstream(state / "ovs" / (cmd.argv[0] + ".pid")) << pid << "\n";
+    runner.live_[pid] = cmd.argv[0];
+  };
+}
+
+TEST_F(OvsTest, SupervisionRestartsADeadSwitchDaemonFromTheSameDatabase) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  restartablePidfiles(runner, state);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto quiet = (*ovs)->supervise(t0);
+  EXPECT_FALSE(quiet.restarted);
+  EXPECT_TRUE(quiet.warnings.empty() && quiet.errors.empty() && quiet.info.empty());
+
+  runner.clear();
+  runner.live_.erase(101);  // kill -9 ovs-vswitchd
+  auto sup = (*ovs)->supervise(t0 + std::chrono::milliseconds(250));
+  EXPECT_TRUE(sup.restarted);
+  ASSERT_EQ(sup.warnings.size(), 1u);
+  EXPECT_NE(sup.warnings[0].find("Open vSwitch: ovs-vswitchd (pid 101) died; restarting it from " +
+                                 (state / "ovs/conf.db").string()),
+            std::string::npos)
+      << sup.warnings[0];
+  ASSERT_EQ(sup.info.size(), 1u);
+  EXPECT_NE(sup.info[0].find("restarted after ovs-vswitchd (pid 101) died"), std::string::npos) << sup.info[0];
+  // Only the dead one is started, on the same database; no new database; the bridge re-asserted.
+  EXPECT_EQ(runner.matching("ovs-vswitchd unix:" + (state / "ovs/db.sock").string()).size(), 1u);
+  EXPECT_TRUE(runner.matching("ovsdb-server ").empty());
+  EXPECT_TRUE(runner.matching("ovsdb-tool").empty());
+  EXPECT_EQ(runner.matching("--may-exist add-br cw-br0").size(), 1u);
+  const OvsHealth& h = (*ovs)->health();
+  EXPECT_EQ(h.state, OvsHealth::State::kUp);
+  EXPECT_EQ(h.restarts, 1u);
+  EXPECT_EQ(h.cause, "ovs-vswitchd (pid 101) died");
+  EXPECT_NE(h.last_restart_unix_ms, 0);
+
+  // The database's turn: restarted, and the switch daemon (alive) left alone.
+  runner.clear();
+  runner.live_.erase(100);
+  sup = (*ovs)->supervise(t0 + std::chrono::milliseconds(500));
+  EXPECT_TRUE(sup.restarted);
+  EXPECT_EQ(runner.matching("ovsdb-server " + (state / "ovs/conf.db").string()).size(), 1u);
+  EXPECT_TRUE(runner.matching("ovs-vswitchd unix:").empty());
+  EXPECT_EQ((*ovs)->health().restarts, 2u);
+}
+
+TEST_F(OvsTest, SupervisionBacksOffAndTurnsLoudButKeepsTrying) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.onFail("ovs-vswitchd unix:", "ovs-vswitchd: /dev/net/tun: No such device");
+  runner.live_.erase(101);
+  auto t = std::chrono::steady_clock::now();
+  std::vector<long> waits;  // seconds between attempts
+  OvsSupervision last;
+  for (unsigned attempt = 1; attempt <= Ovs::kMaxQuietAttempts; ++attempt) {
+    last = (*ovs)->supervise(t);
+    EXPECT_FALSE(last.restarted);
+    EXPECT_EQ((*ovs)->health().attempts, attempt);
+    // Nothing more until the back-off is over.
+    auto before = runner.matching("ovs-vswitchd unix:").size();
+    EXPECT_TRUE((*ovs)->supervise(t + std::chrono::milliseconds(900)).warnings.empty());
+    EXPECT_EQ(runner.matching("ovs-vswitchd unix:").size(), before);
+    const std::string& msg = attempt < Ovs::kMaxQuietAttempts ? last.warnings.back() : last.errors.back();
+    auto at = msg.find("next in ");
+    ASSERT_NE(at, std::string::npos) << msg;
+    waits.push_back(std::stol(msg.substr(at + 8)));
+    t += std::chrono::seconds(waits.back());
+  }
+  EXPECT_EQ(waits, (std::vector<long>{1, 2, 4, 8, 16}));
+  EXPECT_EQ((*ovs)->health().state, OvsHealth::State::kFailing);
+  ASSERT_EQ(last.errors.size(), 1u);
+  EXPECT_NE(last.errors[0].find("every cell is without network (fail-secure)"), std::string::npos) << last.errors[0];
+  EXPECT_NE(last.errors[0].find("/dev/net/tun: No such device"), std::string::npos) << last.errors[0];
+  EXPECT_NE((*ovs)->health().last_error.find("cannot start ovs-vswitchd"), std::string::npos);
+
+  // Fixed: the next attempt succeeds.
+  runner.on("ovs-vswitchd unix:", CommandResult{});
+  restartablePidfiles(runner, state);
+  auto sup = (*ovs)->supervise(t);
+  EXPECT_TRUE(sup.restarted);
+  EXPECT_EQ((*ovs)->health().state, OvsHealth::State::kUp);
+  EXPECT_EQ((*ovs)->health().attempts, 0u);
+  EXPECT_EQ((*ovs)->health().restarts, 1u);
+}
+
+TEST_F(OvsTest, SupervisionOfAnExternalSwitchOnlyReports) {
+  opts.existing_db = "unix:/run/openvswitch/db.sock";
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  auto t = std::chrono::steady_clock::now();
+  EXPECT_TRUE((*ovs)->supervise(t).errors.empty());
+  EXPECT_EQ(runner.matching("get Open_vSwitch . ovs_version").size(), 1u);
+  EXPECT_TRUE((*ovs)->supervise(t + std::chrono::seconds(1)).errors.empty());
+  EXPECT_EQ(runner.matching("get Open_vSwitch . ovs_version").size(), 1u);  // probed every 5 s
+
+  runner.onFail("ovs_version", "ovs-vsctl: unix:/run/openvswitch/db.sock: database connection failed");
+  auto down = (*ovs)->supervise(t + Ovs::kExternalProbe);
+  ASSERT_EQ(down.errors.size(), 1u);
+  EXPECT_NE(down.errors[0].find("It is not cellwall's to restart"), std::string::npos) << down.errors[0];
+  EXPECT_EQ((*ovs)->health().state, OvsHealth::State::kDown);
+  for (const auto& l : runner.log()) {
+    EXPECT_EQ(l.rfind("ovsdb-server", 0), std::string::npos) << l;
+    EXPECT_EQ(l.rfind("ovs-vswitchd", 0), std::string::npos) << l;
+  }
+  runner.on("ovs_version", CommandResult{});
+  auto back = (*ovs)->supervise(t + 2 * Ovs::kExternalProbe);
+  EXPECT_TRUE(back.restarted);
+  EXPECT_EQ((*ovs)->health().state, OvsHealth::State::kUp);
+  EXPECT_EQ(runner.matching("--may-exist add-br cw-br0").size(), 1u);  // re-asserted
+}
+
 TEST_F(OvsTest, EnsureBridgeIsOneTransaction) {
   daemonsRunning();
-  opts.controllers = {"tcp:127.0.0.1:6653", "unix:/run/cw.sock"};
+  opts.controllers = {"unix:cw-br0.cellwalld", "ssl:192.0.2.1:6654"};
   auto ovs = Ovs::open(opts, runner);
   ASSERT_TRUE(ovs);
   runner.clear();
@@ -128,13 +246,25 @@ TEST_F(OvsTest, EnsureBridgeIsOneTransaction) {
                 " -- --may-exist add-br cw-br0 -- set Bridge cw-br0 datapath_type=netdev fail_mode=secure "
                 "protocols=OpenFlow10,OpenFlow13 other_config:disable-in-band=true other_config:datapath-id=\"" +
                 dpid +
-                "\" -- --id=@c0 create Controller target=\"tcp:127.0.0.1:6653\" connection_mode=out-of-band "
+                "\" -- --id=@c0 create Controller target=\"unix:cw-br0.cellwalld\" connection_mode=out-of-band "
                 "controller_rate_limit=1000 controller_burst_limit=250 -- --id=@c1 create Controller "
-                "target=\"unix:/run/cw.sock\" connection_mode=out-of-band controller_rate_limit=1000 "
+                "target=\"ssl:192.0.2.1:6654\" connection_mode=out-of-band controller_rate_limit=1000 "
                 "controller_burst_limit=250 -- set Bridge cw-br0 controller=@c0,@c1 -- set Open_vSwitch . "
                 "other_config:userspace-tso-enable=true");
   EXPECT_EQ((*ovs)->datapathId(), Ovs::datapathIdFor("cw-br0"));
   EXPECT_NE(Ovs::datapathIdFor("cw-br0"), Ovs::datapathIdFor("cw-br1"));
+}
+
+TEST(OvsRunDir, IsWhereALocalSwitchLooksForARelativeUnixController) {
+  OvsOptions o;
+  o.state_dir = "/var/lib/cellwall";
+  EXPECT_EQ(Ovs::runDirFor(o), fs::path("/var/lib/cellwall/ovs"));  // embedded: its private rundir
+  o.existing_db = "unix:/run/openvswitch/db.sock";
+  EXPECT_EQ(Ovs::runDirFor(o), fs::path("/run/openvswitch"));  // existing, local: db.sock's directory
+  o.existing_db = "tcp:192.0.2.1:6640";
+  EXPECT_EQ(Ovs::runDirFor(o), std::nullopt);  // not on this host: no UNIX socket reaches it
+  o.existing_db = "unix:db.sock";
+  EXPECT_EQ(Ovs::runDirFor(o), std::nullopt);  // relative: to what, we cannot know
 }
 
 TEST_F(OvsTest, SystemDatapathSkipsUserspaceTso) {

@@ -238,3 +238,53 @@ comment = "other net"
 
 }  // namespace
 }  // namespace cw::policy
+
+namespace cw::policy {
+namespace {
+
+// Matcher::resolvableBy: which allow rule lets a cell resolve a name (resolve = "rules").
+TEST(MatcherResolve, NamesAllowRulesNameAsConnectionsMatchThem) {
+  auto m = compile(
+      "[[allow]]\nproto = \"tcp\"\nhosts = \"api.example.org\"\nports = 443\ncomment = \"exact\"\n"
+      "[[allow]]\nhosts = \"*.example.org\"\ncomment = \"wild\"\n"
+      "[[allow]]\nhosts = \"*.cdn.example.org\"\ncomment = \"deeper\"\n"
+      "[[deny]]\nhosts = [\"*.ads.example.org\", \"bad.example.net\"]\ncomment = \"deny\"\n"
+      "[[allow]]\nhosts = \"api.example.org\"\ncomment = \"exact later\"\n"
+      "[[allow]]\nto = \"10.0.0.0/8\"\ncomment = \"addresses\"\n"
+      "[[allow]]\ndirection = \"inbound\"\nports = 22\ncomment = \"inbound\"\n"
+      "[[allow]]\nuser = \"alice\"\nhosts = \"alice.example.net\"\ncomment = \"by process\"\n"
+      "[[rule]]\naction = \"reject\"\nhosts = \"rejected.example.net\"\ncomment = \"reject\"\n");
+  struct NameCase {
+    const char* name;
+    const char* want;  // the rule's comment; "" for none
+  };
+  const NameCase cases[] = {
+      {"api.example.org", "exact"},        // exact first, then the lower id
+      {"API.Example.ORG.", "exact"},       // any case, the root's dot
+      {"x.example.org", "wild"},
+      {"a.b.cdn.example.org", "deeper"},   // more labels first
+      {"cdn.example.org", "wild"},         // below *.example.org, not below *.cdn.example.org
+      {"example.org", ""},                 // a wildcard does not name its apex
+      {"x.ads.example.org", "wild"},       // a deny rule does not stop a lookup
+      {"bad.example.net", ""},             // ...nor make one possible
+      {"alice.example.net", "by process"}, // a lookup has no process: any process's rule counts
+      {"rejected.example.net", ""},        // only allow rules name what may be resolved
+      {"10.1.2.3", ""},                    // address rules name no names
+      {"evil.test", ""},
+      {"", ""},
+  };
+  for (const auto& c : cases) {
+    const Rule* r = m->resolvableBy(c.name);
+    EXPECT_EQ(r == nullptr ? std::string() : r->comment, c.want) << c.name;
+  }
+  // Rules the filter rejects are skipped: the next one that names the name decides.
+  auto not_first = [](const Rule& r) { return r.comment != "exact"; };
+  const Rule* r = m->resolvableBy("api.example.org", RuleFilter::of(not_first));
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->comment, "exact later");
+  auto none = [](const Rule&) { return false; };
+  EXPECT_EQ(m->resolvableBy("x.example.org", RuleFilter::of(none)), nullptr);
+}
+
+}  // namespace
+}  // namespace cw::policy

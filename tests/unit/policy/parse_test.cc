@@ -190,6 +190,45 @@ TEST(ParsePolicy, EnvironmentKeys) {
   EXPECT_EQ(exportPolicy(*plain).find("_env"), std::string::npos);
 }
 
+// resolve: explicit values win, otherwise it follows default (docs/policy.md, "Name
+// resolution"), and it is exported only when the file set it.
+TEST(ParsePolicy, ResolveKey) {
+  struct Case {
+    const char* text;
+    Resolve in_force;
+    bool explicit_key;
+  };
+  const Case cases[] = {
+      {"default = \"deny\"\n", Resolve::kRules, false},
+      {"", Resolve::kRules, false},  // default deny
+      {"default = \"reject\"\n", Resolve::kRules, false},
+      {"default = \"allow\"\n", Resolve::kAny, false},
+      {"default = \"prompt\"\n", Resolve::kAny, false},
+      {"default = \"deny\"\nresolve = \"any\"\n", Resolve::kAny, true},
+      {"default = \"allow\"\nresolve = \"rules\"\n", Resolve::kRules, true},
+      {"default = \"prompt\"\nresolve = \"rules\"\n", Resolve::kRules, true},
+      {"default = \"deny\"\nresolve = \"rules\"\n", Resolve::kRules, true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto p = parsePolicy(c.text, "r.toml");
+    ASSERT_TRUE(p) << p.error().str();
+    EXPECT_EQ(resolveOf(*p), c.in_force);
+    EXPECT_EQ(p->resolve.has_value(), c.explicit_key);
+    const std::string text = exportPolicy(*p);
+    EXPECT_EQ(text.find("resolve = ") != std::string::npos, c.explicit_key) << text;
+    auto back = parsePolicy(text, "r.toml");
+    ASSERT_TRUE(back) << back.error().str();
+    EXPECT_EQ(back->resolve, p->resolve);
+    EXPECT_EQ(exportPolicy(*back), text);
+    EXPECT_EQ(Matcher(std::move(*p)).restrictsResolution(), c.in_force == Resolve::kRules);
+  }
+  // Not a rule key.
+  auto r = parsePolicy("[[allow]]\nresolve = \"any\"\n", "r.toml");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().reason.find("unknown key \"resolve\""), std::string::npos) << r.error().str();
+}
+
 TEST(ParsePolicy, DefaultValues) {
   const std::pair<const char*, DefaultAction> cases[] = {
       {"default = \"allow\"", DefaultAction::kAllow},
@@ -290,6 +329,9 @@ TEST(ParsePolicy, Errors) {
       {"prompt timeout long", "prompt_timeout = \"2d\"\n", 1, 18, "out of range; expected 1s to 1d"},
       {"prompt timeout action bad", "prompt_timeout_action = \"ask\"\n", 1, 25,
        "expected \"deny\", \"reject\" or \"allow\""},
+      {"resolve bad", "resolve = \"names\"\n", 1, 11,
+       "resolve = \"names\" is not valid; expected \"any\" (every name) or \"rules\""},
+      {"resolve wrong type", "resolve = true\n", 1, 11, "resolve must be a string"},
       {"env bad", "env = \"Home Net\"\n", 1, 7, "not a valid environment name"},
       {"env too long", "env = \"abcdefghijabcdefghijabcdefghijabc\"\n", 1, 7,
        "not a valid environment name"},

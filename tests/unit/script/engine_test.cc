@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <csignal>
 #include <string>
 #include <thread>
@@ -13,21 +14,28 @@
 namespace cw::script {
 namespace {
 
-// A TCP/IPv4 frame from src to dst:dport (Ethernet + IP + TCP headers, no payload).
-std::string tcpFrame(const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport) {
-  std::string f(14 + 20 + 20, '\0');
+// A TCP/IPv4 frame from src to dst:dport (Ethernet + IP + TCP headers, no payload), with
+// ip_options (a multiple of 4 bytes) after the IP header and tcp_options_size bytes of TCP
+// options (NOPs).
+std::string tcpFrame(const char* src, const char* dst, std::uint16_t sport, std::uint16_t dport,
+                     const std::string& ip_options = "", std::size_t tcp_options_size = 0) {
+  const std::size_t ip_size = 20 + ip_options.size(), tcp_at = 14 + ip_size;
+  std::string f(tcp_at + 20 + tcp_options_size, '\x01');
+  std::fill(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(tcp_at + 20), '\0');
   f[12] = 0x08;
-  f[14] = 0x45;
+  f[14] = static_cast<char>(0x40 | ip_size / 4);
   f[14 + 9] = 6;
   auto put32 = [&](std::size_t at, std::uint32_t v) {
     for (unsigned i = 0; i < 4; ++i) f[at + i] = static_cast<char>(v >> (24 - 8 * i));
   };
   put32(14 + 12, Ip4::parse(src)->v);
   put32(14 + 16, Ip4::parse(dst)->v);
-  f[34] = static_cast<char>(sport >> 8);
-  f[35] = static_cast<char>(sport);
-  f[36] = static_cast<char>(dport >> 8);
-  f[37] = static_cast<char>(dport);
+  f.replace(34, ip_options.size(), ip_options);
+  f[tcp_at] = static_cast<char>(sport >> 8);
+  f[tcp_at + 1] = static_cast<char>(sport);
+  f[tcp_at + 2] = static_cast<char>(dport >> 8);
+  f[tcp_at + 3] = static_cast<char>(dport);
+  f[tcp_at + 12] = static_cast<char>((20 + tcp_options_size) / 4 << 4);
   return f;
 }
 
@@ -79,6 +87,84 @@ TEST(Script, SeedStyleTelnetFilterDropsTelnetAndNothingElse) {
   EXPECT_EQ((*s)->onPacket(packetOf(http, "10.0.0.5", "10.0.0.9", 40001, 80), none), Verdict::kContinue);
   EXPECT_TRUE(none.flows.empty());
   EXPECT_FALSE((*s)->disabled());
+}
+
+// An IP header with options (the app set IP_OPTIONS on its socket) moves the TCP header: a
+// seed-style filter finds the port at this packet's IP_HEADER_LEN, not at 20.
+TEST(Script, SeedStyleHeaderLengthsAreThePackets) {
+  auto s = Script::load("telnet.lua", kSeedTelnet);
+  ASSERT_TRUE(s) << s.error().message;
+  // NOPs and an end of options: read at a fixed 20 bytes, the "port" would be 0x0100.
+  for (const std::string& options : {std::string("\x01\x01\x01\x00", 4), std::string(40, '\x01')}) {
+    auto telnet = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 23, options);
+    Effects e;
+    EXPECT_EQ((*s)->onPacket(packetOf(telnet, "10.0.0.5", "10.0.0.9", 40000, 23), e), Verdict::kDrop)
+        << options.size() << " bytes of options";
+    ASSERT_EQ(e.flows.size(), 1u);
+    EXPECT_EQ(e.flows[0].match.str(), "ip_src=10.0.0.5 port_dst=23");
+  }
+  // Both lengths, per packet; and 20 for a packet without the header (a bare Packet).
+  auto lens = Script::load("lens.lua", "function filter_l(frame) log(IP_HEADER_LEN, TCP_HEADER_LEN) end");
+  ASSERT_TRUE(lens) << lens.error().message;
+  auto plain = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 80);
+  auto optioned = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 80, std::string(8, '\x01'), 12);
+  std::string seen;
+  for (const std::string* f : {&optioned, &plain, &optioned}) {
+    Effects e;
+    (*lens)->onPacket(packetOf(*f, "10.0.0.5", "10.0.0.9", 40000, 80), e);
+    ASSERT_EQ(e.logs.size(), 1u);
+    seen += e.logs[0] + ";";
+  }
+  Packet bare;
+  bare.proto = 6;
+  Effects e;
+  (*lens)->onPacket(bare, e);
+  ASSERT_EQ(e.logs.size(), 1u);
+  seen += e.logs[0];
+  EXPECT_EQ(seen, "28 32;20 20;28 32;20 20");
+}
+
+// A seed-style script that assigns a per-packet global (as the seed design's scripts may, to
+// compute a port themselves) changes it for the rest of its call only: the next call sees its
+// own packet's value, not the last one's.
+TEST(Script, PerPacketGlobalsAreSetAfreshForEveryCall) {
+  auto s = Script::load("assigns.lua", R"(
+    port_dst = 1  -- at the top level too: gone once a packet comes
+    function filter_a(frame)
+      log(ip_src, port_dst, IP_HEADER_LEN)
+      port_dst = port_dst + 1000
+      ip_src = nil
+      IP_HEADER_LEN = 0
+      rawset(_G, "port_src", 7)
+    end
+    function filter_b(frame) log(ip_src, port_dst, IP_HEADER_LEN, port_src, rawget(_G, "port_dst")) end
+    every(1, function() log("timer", port_dst, ip_src) port_dst = 5 end)
+  )");
+  ASSERT_TRUE(s) << s.error().message;
+  auto f80 = tcpFrame("10.0.0.5", "10.0.0.9", 40000, 80);
+  auto f81 = tcpFrame("10.0.0.6", "10.0.0.9", 40001, 81, std::string(4, '\x01'));
+  Effects e1, e2, t, e3;
+  (*s)->onPacket(packetOf(f80, "10.0.0.5", "10.0.0.9", 40000, 80), e1);
+  (*s)->onPacket(packetOf(f81, "10.0.0.6", "10.0.0.9", 40001, 81), e2);
+  EXPECT_EQ((*s)->runTimers(monotonicMs() + 2000, t), 1);
+  (*s)->onPacket(packetOf(f80, "10.0.0.5", "10.0.0.9", 40000, 80), e3);
+  ASSERT_FALSE((*s)->disabled()) << (*s)->whyDisabled();
+  auto joined = [](const Effects& e) {
+    std::string out;
+    for (const auto& l : e.logs) out += l + ";";
+    return out;
+  };
+  EXPECT_EQ(joined(e1), "10.0.0.5 80 20;nil 1080 0 7 nil;");
+  EXPECT_EQ(joined(e2), "10.0.0.6 81 24;nil 1081 0 7 nil;");
+  EXPECT_EQ(joined(t), "timer nil nil;");  // no packet: nothing to read
+  EXPECT_EQ(joined(e3), "10.0.0.5 80 20;nil 1080 0 7 nil;");
+  // _G's metatable is not the script's to replace (it would take the packet's globals away).
+  auto mt = Script::load("mt.lua", "setmetatable(_G, nil)");
+  ASSERT_FALSE(mt);
+  EXPECT_NE(mt.error().message.find("protected metatable"), std::string::npos) << mt.error().message;
+  // Other globals behave as ever.
+  auto plain = Script::load("plain.lua", "x = 1 rawset(_G, 'y', 2) assert(rawget(_G, 'x') == 1 and y == 2)");
+  EXPECT_TRUE(plain) << plain.error().message;
 }
 
 TEST(Script, VerdictsAndLogsFromFiltersInNameOrder) {

@@ -158,6 +158,48 @@ TEST(TelnetBlock, DropsTelnetOnly) {
   EXPECT_TRUE(e2.flows.empty());
 }
 
+// IP options (an app may set IP_OPTIONS on its socket: no privilege needed) move the TCP
+// header; the port is where this packet's header length says.
+TEST(TelnetBlock, FindsThePortPastIpOptions) {
+  auto s = loadShipped("telnet_block");
+  ASSERT_TRUE(s);
+  for (std::size_t options : {4u, 8u, 40u}) {
+    auto t = probe("10.200.0.2", "192.0.2.1", 23, kSyn);
+    // NOPs, then an end of options: at a fixed 20 bytes the "port" would read 0x0101.
+    std::string opts(options, '\x01');
+    opts.back() = 0;
+    t.frame.insert(14 + 20, opts);
+    t.frame[14] = static_cast<char>(0x40 | (20 + options) / 4);
+    t.frame[14 + 20 + options + 3] = 23;
+    t.p.frame = t.frame;
+    Effects e;
+    EXPECT_EQ(s->onPacket(t.p, e), Verdict::kDrop) << options;
+    ASSERT_EQ(e.flows.size(), 1u) << options;
+    EXPECT_EQ(e.flows[0].match.str(), "ip_src=10.200.0.2 port_dst=23");
+  }
+}
+
+// A fragment after the first has no TCP header: its data is not a port, and a short one must
+// not make the script fail (a failed script is disabled: telnet would go through after it).
+TEST(TelnetBlock, LaterFragmentsAreNotPortsAndDoNotBreakIt) {
+  auto s = loadShipped("telnet_block");
+  ASSERT_TRUE(s);
+  for (std::size_t data : {0u, 1u, 3u, 8u}) {
+    auto f = probe("192.0.2.1", "10.200.0.2", 0, kSyn, "in");
+    f.frame.resize(14 + 20 + data, '\0');
+    if (data >= 4) f.frame[14 + 20 + 3] = 23;  // what would be the port
+    f.frame[14 + 6] = 0;
+    f.frame[14 + 7] = 3;  // fragment offset 24 bytes
+    f.p.frame = f.frame;
+    f.p.port_dst = 0;
+    f.p.tcp_flags = 0;
+    Effects e;
+    EXPECT_EQ(s->onPacket(f.p, e), Verdict::kContinue) << data;
+    EXPECT_TRUE(e.flows.empty()) << data;
+    EXPECT_FALSE(s->disabled()) << s->whyDisabled();
+  }
+}
+
 TEST(ConnRate, RejectsBeyondTheBurstPerApp) {
   auto s = loadShipped("conn_rate", {{"rate", std::int64_t{1}}, {"burst", std::int64_t{3}}, {"apps", std::string("busy")}});
   ASSERT_TRUE(s);

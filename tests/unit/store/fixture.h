@@ -42,11 +42,16 @@ class StoreTest : public ::testing::Test {
     sqlite3_close(db);
   }
 
-  // Takes the file back to schema version 3 (the log without its note).
-  // Takes the file back to schema version 4 (apps without their environment settings).
-  void dropVersionFive() {
+  // Takes the file back to schema version 5 (apps without their environment settings).
+  void dropVersionSix() {
     rawExec("ALTER TABLE apps DROP COLUMN clean_env");
     rawExec("ALTER TABLE apps DROP COLUMN pass_env");
+  }
+
+  // Takes the file back to schema version 4 (apps without their resolve setting).
+  void dropVersionFive() {
+    dropVersionSix();
+    rawExec("ALTER TABLE apps DROP COLUMN resolve");
   }
 
   // Takes the file back to schema version 3 (the log without its note).
@@ -67,7 +72,7 @@ class StoreTest : public ::testing::Test {
 };
 
 inline AppRow app(const std::string& name, const std::string& default_action = "prompt") {
-  return AppRow{name, default_action, "home", 1000};
+  return AppRow{name, default_action, "home", 1000, 60000, "deny", ""};
 }
 
 inline RuleRow rule(const std::string& app_name, const std::string& host,

@@ -122,13 +122,13 @@ TEST_F(StoreTest, MigratesVersionThreeToFour) {
   EXPECT_EQ((*rows)[1].note, "not visible (VM cell)");
 }
 
-// A version-4 file (before the environment settings) opens as version 5: its apps keep
-// everything else and pass the whole environment, as before; new settings are stored.
+// A version-4 file (before resolve) opens as version 5: its apps are kept with resolve unset (the
+// policy's default decides), and a setting is stored from then on.
 TEST_F(StoreTest, MigratesVersionFourToFive) {
   {
     auto s = Store::open(file);
     ASSERT_TRUE(s) << s.error().message;
-    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 5000, "reject"}));
+    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny", "any"}));
   }
   dropVersionFive();
   rawExec("PRAGMA user_version = 4");
@@ -136,8 +136,29 @@ TEST_F(StoreTest, MigratesVersionFourToFive) {
   ASSERT_TRUE(s) << s.error().message;
   auto app = (*s)->getApp("old");
   ASSERT_TRUE(app && *app);
-  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 5000, "reject", false, ""}));
-  const AppRow clean{"new", "deny", "default", 2, 60000, "deny", true, "SSH_AUTH_SOCK MYAPP_*"};
+  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 60000, "deny", ""}));
+  ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 2, 60000, "deny", "rules"}));
+  app = (*s)->getApp("old");
+  ASSERT_TRUE(app && *app);
+  EXPECT_EQ((*app)->resolve, "rules");
+}
+
+// A version-5 file (before the environment settings) opens as version 6: its apps keep
+// everything else and pass the whole environment, as before; new settings are stored.
+TEST_F(StoreTest, MigratesVersionFiveToSix) {
+  {
+    auto s = Store::open(file);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 5000, "reject", "rules"}));
+  }
+  dropVersionSix();
+  rawExec("PRAGMA user_version = 5");
+  auto s = Store::open(file);
+  ASSERT_TRUE(s) << s.error().message;
+  auto app = (*s)->getApp("old");
+  ASSERT_TRUE(app && *app);
+  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 5000, "reject", "rules", false, ""}));
+  const AppRow clean{"new", "deny", "default", 2, 60000, "deny", "", true, "SSH_AUTH_SOCK MYAPP_*"};
   ASSERT_TRUE((*s)->putApp(clean));
   auto apps = (*s)->listApps();
   ASSERT_TRUE(apps);
@@ -151,7 +172,7 @@ TEST_F(StoreTest, MigratesVersionOneToTwo) {
   {
     auto s = Store::open(file);
     ASSERT_TRUE(s) << s.error().message;
-    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny"}));
+    ASSERT_TRUE((*s)->putApp(AppRow{"old", "deny", "default", 1, 60000, "deny", ""}));
   }
   dropVersionThree();
   rawExec("ALTER TABLE apps DROP COLUMN prompt_timeout_ms");
@@ -161,12 +182,12 @@ TEST_F(StoreTest, MigratesVersionOneToTwo) {
   ASSERT_TRUE(s) << s.error().message;
   auto app = (*s)->getApp("old");
   ASSERT_TRUE(app && *app);
-  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 60000, "deny"}));
-  ASSERT_TRUE((*s)->putApp(AppRow{"new", "prompt", "default", 2, 5000, "reject"}));
+  EXPECT_EQ(**app, (AppRow{"old", "deny", "default", 1, 60000, "deny", ""}));
+  ASSERT_TRUE((*s)->putApp(AppRow{"new", "prompt", "default", 2, 5000, "reject", ""}));
   auto apps = (*s)->listApps();
   ASSERT_TRUE(apps);
   ASSERT_EQ(apps->size(), 2u);
-  EXPECT_EQ((*apps)[0], (AppRow{"new", "prompt", "default", 2, 5000, "reject"}));
+  EXPECT_EQ((*apps)[0], (AppRow{"new", "prompt", "default", 2, 5000, "reject", ""}));
 }
 
 TEST_F(StoreTest, RefusesForeignDatabase) {

@@ -1,17 +1,24 @@
-// The OpenFlow channel against a scripted switch over a UNIX socket (hermetic: no network).
+// The OpenFlow channel against a scripted switch over a UNIX socket (and loopback TCP for the
+// unauthenticated listener; hermetic: nothing leaves the host).
 #include "switch/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <thread>
+
+#include "switch/admission.h"
 
 namespace cw::sw {
 namespace {
@@ -41,6 +48,7 @@ struct Recorder final : SwitchHandler {
 // A blocking fake switch speaking raw bytes.
 class FakeSwitch {
  public:
+  // Over the server's UNIX socket.
   explicit FakeSwitch(const std::string& path) {
     fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un a{};
@@ -52,7 +60,29 @@ class FakeSwitch {
     }
     ADD_FAILURE() << "cannot connect to " << path;
   }
+  // Over plain TCP on loopback.
+  explicit FakeSwitch(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 100; ++i) {
+      if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return;  // NOLINT
+      std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "cannot connect to 127.0.0.1:" << port;
+  }
   ~FakeSwitch() { ::close(fd_); }
+  FakeSwitch(const FakeSwitch&) = delete;
+  FakeSwitch& operator=(const FakeSwitch&) = delete;
+
+  // True once the server has closed the connection (EOF within 2 s, whatever came before).
+  bool closedByServer() {
+    while (recv()) {
+    }
+    return closed_;
+  }
 
   void sendRaw(const std::vector<std::uint8_t>& b) {
     ASSERT_EQ(::write(fd_, b.data(), b.size()), static_cast<ssize_t>(b.size()));
@@ -74,6 +104,8 @@ class FakeSwitch {
       }
       std::uint8_t tmp[4096];
       ssize_t n = ::read(fd_, tmp, sizeof tmp);
+      // EOF, or a reset (the server closed with our last bytes unread): closed either way.
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) closed_ = true;
       if (n <= 0) return std::nullopt;
       buf_.insert(buf_.end(), tmp, tmp + n);
     }
@@ -103,20 +135,42 @@ class FakeSwitch {
 
  private:
   int fd_ = -1;
+  bool closed_ = false;
   std::vector<std::uint8_t> buf_;
 };
+
+std::uint16_t freeTcpPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);     // NOLINT
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);  // NOLINT
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
 
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() / ("cw-switch-test-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
+    start([](ServerOptions&) {});
+  }
+  // (Re)starts the server with the defaults below, changed by `adjust`.
+  template <class F>
+  void start(F adjust) {
+    if (server_) server_->stop();
     ServerOptions o;
-    o.tcp_port = 0;
     o.unix_path = (dir_ / "of.sock").string();
+    o.unix_peer_uids = {static_cast<std::uint32_t>(::geteuid())};  // whoever runs the test
     o.threads = 1;  // one event loop: the fairness test needs both switches on it
+    adjust(o);
+    options_ = o;
     server_ = std::make_unique<SwitchServer>(o, rec_);
-    ASSERT_TRUE(server_->start());
+    auto r = server_->start();
+    ASSERT_TRUE(r) << r.error().message;
   }
   void TearDown() override {
     server_->stop();
@@ -134,6 +188,7 @@ class ServerTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   Recorder rec_;
+  ServerOptions options_;
   std::unique_ptr<SwitchServer> server_;
 };
 
@@ -215,6 +270,162 @@ TEST_F(ServerTest, OneSwitchFloodingDoesNotStallAnother) {
   while (answered < 20000 && busy.expect<ofp::FlowMod>()) ++answered;
   flood.join();
   EXPECT_EQ(answered, 20000);
+}
+
+// --- Who may hold a datapath id (admission.h) ---
+
+TEST(Admission, AWeakerConnectionNeverTakesAnIdFromAStrongerOne) {
+  struct Case {
+    const char* what;
+    Auth incoming;
+    std::optional<Auth> held;
+    Auth min_auth;
+    Admission expected;
+  };
+  const Case cases[] = {
+      {"free id, no floor", Auth::kNone, std::nullopt, Auth::kNone, Admission::kAdmit},
+      {"free id, TCP below the bridge's floor", Auth::kNone, std::nullopt, Auth::kUnixPeerCred, Admission::kRefuse},
+      {"free id, TLS below a UNIX floor", Auth::kTls, std::nullopt, Auth::kUnixPeerCred, Admission::kRefuse},
+      {"free id, UNIX at its floor", Auth::kUnixPeerCred, std::nullopt, Auth::kUnixPeerCred, Admission::kAdmit},
+      {"TCP over TCP (both unauthenticated)", Auth::kNone, Auth::kNone, Auth::kNone, Admission::kReplace},
+      {"TCP over TLS", Auth::kNone, Auth::kTls, Auth::kTls, Admission::kRefuse},
+      {"TCP over UNIX", Auth::kNone, Auth::kUnixPeerCred, Auth::kUnixPeerCred, Admission::kRefuse},
+      {"TLS over UNIX", Auth::kTls, Auth::kUnixPeerCred, Auth::kUnixPeerCred, Admission::kRefuse},
+      {"TLS over TLS (a remote switch reconnecting)", Auth::kTls, Auth::kTls, Auth::kTls, Admission::kReplace},
+      {"UNIX over TCP", Auth::kUnixPeerCred, Auth::kNone, Auth::kNone, Admission::kReplace},
+      {"UNIX over UNIX (a restarted Open vSwitch)", Auth::kUnixPeerCred, Auth::kUnixPeerCred, Auth::kUnixPeerCred,
+       Admission::kReplace},
+  };
+  for (const auto& c : cases) EXPECT_EQ(admit(c.incoming, c.held, c.min_auth), c.expected) << c.what;
+}
+
+TEST(Admission, NamesAreStable) {
+  EXPECT_STREQ(authName(Auth::kNone), "none");
+  EXPECT_STREQ(authName(Auth::kTls), "tls");
+  EXPECT_STREQ(authName(Auth::kUnixPeerCred), "unix-peercred");
+}
+
+// --- The channel enforcing it ---
+
+TEST_F(ServerTest, NoTcpListenerUnlessAsked) {
+  EXPECT_EQ(server_->tcpPort(), 0);
+}
+
+TEST_F(ServerTest, UnixSocketIsPrivateAndItsPeerIsNamedWithItsCredentials) {
+  struct stat st {};
+  ASSERT_EQ(::stat(path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  FakeSwitch s(path());
+  s.handshake(0x51);
+  ASSERT_TRUE(eventually([&] { return server_->find(0x51) != nullptr; }));
+  auto sw = server_->find(0x51);
+  EXPECT_EQ(sw->auth(), Auth::kUnixPeerCred);
+  EXPECT_NE(sw->peer().find("pid=" + std::to_string(::getpid())), std::string::npos) << sw->peer();
+  EXPECT_NE(sw->peer().find("uid=" + std::to_string(::geteuid())), std::string::npos) << sw->peer();
+}
+
+TEST_F(ServerTest, UnixPeerOfAnotherUidIsClosedBeforeTheHandshake) {
+  start([](ServerOptions& o) { o.unix_peer_uids = {static_cast<std::uint32_t>(::geteuid()) + 1}; });
+  FakeSwitch s(path());
+  // Not even a HELLO: the connection is closed at accept.
+  EXPECT_FALSE(s.recv());
+  EXPECT_TRUE(eventually([&] { return server_->refused().peer_credentials == 1; }));
+  EXPECT_EQ(rec_.up.load(), 0);
+}
+
+TEST_F(ServerTest, PlainTcpNeverTakesADatapathIdHeldOverUnix) {
+  const std::uint16_t port = freeTcpPort();
+  start([port](ServerOptions& o) { o.tcp_port = port; });
+  FakeSwitch bridge(path());
+  bridge.handshake(0x60);
+  ASSERT_TRUE(eventually([&] { return rec_.up.load() == 1; }));
+
+  FakeSwitch poser(port);
+  poser.handshake(0x60);
+  // A forged Packet-In right behind the handshake is never looked at.
+  ofp::PacketIn pi;
+  pi.match.inPort(3);
+  std::vector<std::uint8_t> frame(60, 0xab);
+  pi.data = Bytes(frame);
+  poser.send(pi);
+  EXPECT_TRUE(poser.closedByServer());
+  EXPECT_EQ(server_->refused().takeovers, 1u);
+  EXPECT_EQ(rec_.up.load(), 1);
+  EXPECT_EQ(rec_.packet_ins.load(), 0);
+  auto held = server_->find(0x60);
+  ASSERT_NE(held, nullptr);
+  EXPECT_EQ(held->auth(), Auth::kUnixPeerCred);
+  // The real switch's connection is untouched.
+  bridge.send(ofp::Echo{false, {7}}, 70);
+  auto echo = bridge.expect<ofp::Echo>();
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(echo->first.xid, 70u);
+}
+
+TEST_F(ServerTest, PlainTcpCannotClaimAReservedDatapathIdWhileItIsFree) {
+  const std::uint16_t port = freeTcpPort();
+  start([port](ServerOptions& o) {
+    o.tcp_port = port;
+    o.dpid_floor[0x61] = Auth::kUnixPeerCred;
+  });
+  FakeSwitch poser(port);
+  poser.handshake(0x61);
+  EXPECT_TRUE(poser.closedByServer());
+  EXPECT_EQ(server_->find(0x61), nullptr);
+  EXPECT_EQ(server_->refused().takeovers, 1u);
+  // Another datapath id is no one's: an unauthenticated switch may have it.
+  FakeSwitch other(port);
+  other.handshake(0x62);
+  ASSERT_TRUE(eventually([&] { return server_->find(0x62) != nullptr; }));
+  EXPECT_EQ(server_->find(0x62)->auth(), Auth::kNone);
+}
+
+TEST_F(ServerTest, AnIdOnceHeldOverUnixStaysClosedToTcpAfterItsSwitchLeaves) {
+  const std::uint16_t port = freeTcpPort();
+  start([port](ServerOptions& o) { o.tcp_port = port; });
+  {
+    FakeSwitch bridge(path());
+    bridge.handshake(0x63);
+    ASSERT_TRUE(eventually([&] { return rec_.up.load() == 1; }));
+  }
+  ASSERT_TRUE(eventually([&] { return rec_.down.load() == 1; }));
+  // The gap while Open vSwitch restarts is no opening.
+  FakeSwitch poser(port);
+  poser.handshake(0x63);
+  EXPECT_TRUE(poser.closedByServer());
+  EXPECT_EQ(server_->find(0x63), nullptr);
+}
+
+TEST_F(ServerTest, UnixReplacesUnixAtOnceAndTheOldConnectionIsClosed) {
+  FakeSwitch before(path());
+  before.handshake(0x64);
+  ASSERT_TRUE(eventually([&] { return rec_.up.load() == 1; }));
+  FakeSwitch after(path());  // a restarted switch, before the old connection timed out
+  after.handshake(0x64);
+  ASSERT_TRUE(eventually([&] { return rec_.up.load() == 2; }));
+  EXPECT_TRUE(before.closedByServer());
+  EXPECT_EQ(server_->refused().takeovers, 0u);
+  ofp::PacketIn pi;
+  pi.match.inPort(4);
+  std::vector<std::uint8_t> frame(60, 0);
+  pi.data = Bytes(frame);
+  after.send(pi);
+  auto fm = after.expect<ofp::FlowMod>();
+  ASSERT_TRUE(fm);
+  EXPECT_EQ(fm->second.match.in_port, 4u);
+}
+
+TEST_F(ServerTest, UnixTakesAnIdBackFromTcp) {
+  const std::uint16_t port = freeTcpPort();
+  start([port](ServerOptions& o) { o.tcp_port = port; });
+  FakeSwitch poser(port);
+  poser.handshake(0x65);
+  ASSERT_TRUE(eventually([&] { return rec_.up.load() == 1; }));
+  FakeSwitch bridge(path());
+  bridge.handshake(0x65);
+  ASSERT_TRUE(eventually([&] { return rec_.up.load() == 2; }));
+  EXPECT_TRUE(poser.closedByServer());
+  EXPECT_EQ(server_->find(0x65)->auth(), Auth::kUnixPeerCred);
 }
 
 }  // namespace

@@ -60,16 +60,16 @@ cat > "$state/browser.toml" <<'POL'
 default = "deny"
 [[allow]]
 proto = "tcp"
-to = "10.250.0.1"
+hosts = "test.example"
 ports = 8080
-comment = "the test host's web server"
+comment = "the test host's web server, by its name (the only name this cell may resolve)"
 POL
 cat > "$state/blocked.toml" <<'POL'
 default = "deny"
 POL
 cw() { "$bin/cli/cellwall" --state-dir "$state" "$@"; }
 
-say "cell 'browser' (policy: allow tcp 10.250.0.1:8080, deny the rest)"
+say "cell 'browser' (policy: allow tcp test.example:8080, deny the rest, and resolve no other name)"
 cat "$state/browser.toml"
 set +e
 cw run --app browser --policy "$state/browser.toml" --user nobody -- \

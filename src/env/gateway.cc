@@ -205,6 +205,9 @@ std::string Gateway::gatewayRuleset(const EnvConfig& c) {
     // the cells' 1500): ICMP "fragmentation needed" from the gateway never reaches a cell,
     // which the switch keeps from trusting the gateway's own packets but DNS answers.
     << "    tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n"
+    // What conntrack cannot track (a bad L4 checksum, say) would be forwarded without NAT,
+    // with the cell's own address on the uplink: never.
+    << "    ct state invalid drop\n"
     << "    ct state established,related accept\n"
     // New connections from the uplink only through a published port (DNAT'ed below); the
     // switch then decides them by the cell's inbound rules.
@@ -541,6 +544,8 @@ std::string Gateway::fingerprint(const EnvConfig& c) {
   const auto& u = c.uplink;
   d << "uplink=" << modeName(u.kind) << " netns=" << u.netns << " if=" << u.ifname << " gw=" << u.gateway_side.str()
     << " peer=" << u.peer_side.str() << " hop=" << u.next_hop.str() << "\n";
+  // And what it builds: a gateway made by a cellwalld whose rules differ is not adopted.
+  d << gatewayRuleset(c) << hostRuleset(c);
   if (c.tunnel) {
     auto text = readTextFile(c.tunnel->file);
     d << "tunnel=" << Tunnel::kindName(c.tunnel->kind) << " file=" << c.tunnel->file.string()

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import TESTHOST_IP, Capture, sh
+from conftest import GATEWAY_UPLINK_IP, TESTHOST_IP, Capture, sh
 from test_core import ALLOW_WEB, CURL, DENY_ALL
 
 RAW = str(Path(__file__).with_name("rawframes.py"))
@@ -22,8 +22,9 @@ def gateway_mac():
     return json.loads(out)[0]["address"]
 
 
-def send_raw(cell, src_mac, src_ip, proto, sport, dport, count=5, vlan=None):
-    sh(["ip", "netns", "exec", cell["netns"], "/usr/bin/python3", RAW, "eth0", src_mac,
+def send_raw(cell, src_mac, src_ip, proto, sport, dport, count=5, vlan=None, bad_checksum=False):
+    sh(["ip", "netns", "exec", cell["netns"], "/usr/bin/python3", RAW]
+       + (["--bad-checksum"] if bad_checksum else []) + ["eth0", src_mac,
         gateway_mac(), src_ip, TESTHOST_IP, proto, str(sport), str(dport), str(count)]
        + ([] if vlan is None else [str(vlan)]))
 
@@ -77,6 +78,36 @@ def test_tagged_frames_get_nothing_past_table_0(mdaemon, module_testhost):
                    f"table=0,in_port={cell['port']}"]).stdout
         admit = [l for l in dump.splitlines() if "actions=" in l and "actions=drop" not in l]
         assert len(admit) == 2 and all("vlan_tci=0x0000/0x1fff" in l for l in admit), dump
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+ALLOW_ECHO = f"""
+default = "deny"
+[[allow]]
+proto = "udp"
+to = "{TESTHOST_IP}"
+ports = 5353
+"""
+
+
+def test_a_datagram_the_gateway_cannot_track_never_leaves_with_the_cells_address(mdaemon, module_testhost):
+    """A datagram with a bad UDP checksum, to a port the policy allows: the switch passes it
+    (it does not check L4 checksums), the gateway's conntrack calls it invalid, and an invalid
+    packet is not NATed. The gateway drops it, so no packet leaves the uplink with a cell's own
+    address."""
+    proc, cell = mdaemon.start_cell(ALLOW_ECHO, ["sleep", "120"], app="badsum")
+    try:
+        cap = module_testhost.capture("udp dst port 5353")
+        # Control: well-formed datagrams get out, NATed to the gateway's uplink address.
+        send_raw(cell, cell["mac"], cell["ip"], "udp", 46000, 5353, count=3)
+        send_raw(cell, cell["mac"], cell["ip"], "udp", 46100, 5353, count=3, bad_checksum=True)
+        lines = cap.lines()
+        good = [l for l in lines if ".460" in l.split(">")[0]]
+        assert len(good) == 3 and all(GATEWAY_UPLINK_IP in l.split(">")[0] for l in good), lines
+        assert not [l for l in lines if ".461" in l.split(">")[0]], f"bad-checksum datagrams left the uplink: {lines}"
+        assert not [l for l in lines if "10.200." in l], f"a cell's address left the uplink: {lines}"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

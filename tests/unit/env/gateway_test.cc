@@ -300,6 +300,7 @@ TEST_F(GatewayTest, Rulesets) {
   auto gw = Gateway::gatewayRuleset(config);
   EXPECT_NE(gw.find("chain forward {\n    type filter hook forward priority filter; policy drop;\n"
                     "    tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n"
+                    "    ct state invalid drop\n"
                     "    ct state established,related accept\n"
                     "    iifname \"cwup0\" oifname \"cwgw0\" ct status dnat accept\n"
                     "    iifname \"cwgw0\" oifname \"cwup0\" ip saddr 10.200.0.0/16 accept\n"),

@@ -12,10 +12,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/packet_path.h"
 #include "daemon/scripts.h"
 #include "ofp/codec.h"
 #include "packet/builder.h"
+#include "path/packet_path.h"
 
 namespace {
 
@@ -95,7 +95,7 @@ const std::vector<std::vector<std::uint8_t>>& packetIns() {
   return msgs;
 }
 
-void run(benchmark::State& state, daemon::PacketPath& path) {
+void run(benchmark::State& state, path::PacketPath& path) {
   BufferSwitch sw;
   const auto& msgs = packetIns();
   std::size_t n = 0;
@@ -112,8 +112,8 @@ void run(benchmark::State& state, daemon::PacketPath& path) {
   state.counters["replays"] = static_cast<double>(path.repeats());
 }
 
-// One holder for every run, as in cellwalld: the packet path's per-thread view reader keeps a
-// reference to the holder it first saw.
+// One holder for every run, as in cellwalld (each run's view has a new generation, so the
+// packet path's per-thread caches start empty).
 decide::ViewHolder& holder() {
   static decide::ViewHolder views;
   return views;
@@ -122,7 +122,7 @@ decide::ViewHolder& holder() {
 void BM_FlowSetup(benchmark::State& state) {
   decide::ViewHolder& views = holder();
   views.publish(network(static_cast<unsigned>(state.range(0))));
-  daemon::PacketPath path(views);
+  path::PacketPath path(views);
   run(state, path);
 }
 BENCHMARK(BM_FlowSetup)->Arg(0)->Arg(10000)->Arg(100000)->Unit(benchmark::kNanosecond);
@@ -206,14 +206,14 @@ void BM_FlowSetupScripts(benchmark::State& state) {
     auto s = script::Script::load("direct", text != nullptr ? text : kTypical);
     if (!s) return state.SkipWithError(s.error().message.c_str());
     DirectJudge direct(std::move(s.value()));
-    daemon::PacketPath path(views);
+    path::PacketPath path(views);
     path.setJudge(&direct);
     run(state, path);
     return;
   }
   if (state.range(0) == -3) {
     BareLuaJudge bare;
-    daemon::PacketPath path(views);
+    path::PacketPath path(views);
     path.setJudge(&bare);
     run(state, path);
     return;
@@ -242,7 +242,7 @@ void BM_FlowSetupScripts(benchmark::State& state) {
     std::string t = text.str();
     if (auto r = host.load(spec, &t); !r) return state.SkipWithError(r.error().message.c_str());
   }
-  daemon::PacketPath path(views);
+  path::PacketPath path(views);
   path.setJudge(&host);
   run(state, path);
   for (const auto& i : host.list())

@@ -13,15 +13,15 @@
 
 #include <sstream>
 
-#include "daemon/packet_path.h"
 #include "daemon/scripts.h"
+#include "path/packet_path.h"
 #include "switch/server.h"
 
 namespace {
 
 struct Handler final : cw::sw::SwitchHandler {
-  explicit Handler(cw::daemon::PacketPath& p) : path(p) {}
-  cw::daemon::PacketPath& path;
+  explicit Handler(cw::path::PacketPath& p) : path(p) {}
+  cw::path::PacketPath& path;
   void onSwitchUp(cw::sw::Switch& s) override {
     // The same barrier the daemon sends after programming a switch: cw-ofload starts its load
     // once it is answered.
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
 
   cw::decide::ViewHolder views;
   views.publish(view);
-  cw::daemon::PacketPath path(views);
+  cw::path::PacketPath path(views);
   cw::daemon::ScriptHost scripts(views, {});
   for (std::size_t i = 0; i < script_files.size(); ++i) {
     cw::daemon::ScriptHost::Spec spec;

@@ -192,7 +192,7 @@ bool hasFraction(const json& root) {
 
 std::string decidedBy(const LogEntry& e) {
   if (e.rule_id != 0) return std::to_string(e.rule_id);
-  // The daemon logs a script's verdict with the reason "script:NAME" (daemon/observer.cc).
+  // The daemon logs a script's verdict with the reason "script:NAME" (path/observer.cc).
   if (e.reason.starts_with("script:") && e.reason.size() > 7) return e.reason;
   return "default";
 }

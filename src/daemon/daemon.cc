@@ -31,8 +31,6 @@
 #include "daemon/cell_table.h"
 #include "daemon/env_admin.h"
 #include "daemon/gateways.h"
-#include "daemon/observer.h"
-#include "daemon/packet_path.h"
 #include "daemon/switch_channel.h"
 #include "daemon/prompts.h"
 #include "daemon/rules.h"
@@ -46,6 +44,8 @@
 #include "netdev/system_runner.h"
 #include "ovs/ovs.h"
 #include "packet/frame.h"
+#include "path/observer.h"
+#include "path/packet_path.h"
 
 namespace cw::daemon {
 
@@ -54,6 +54,7 @@ namespace {
 using decide::CellPort;
 using decide::GatewayPort;
 using decide::Now;
+using path::clockNow;
 
 // The policy language's rule for app names (docs/policy.md).
 bool validAppName(const std::string& s) {
@@ -129,10 +130,10 @@ struct Daemon::Impl {
   CellTable cells;
   std::unique_ptr<sw::SwitchServer> server;
   decide::ViewHolder views;
-  Observer observer;
+  path::Observer observer;
   Attribution attribution;
   IdsMonitor ids_monitor;
-  PacketPath packets{views, {}, &observer};
+  path::PacketPath packets{views, {}, &observer};
   std::unique_ptr<store::Store> db;
   std::unique_ptr<RuleBook> rules;
   Prompts prompts;

@@ -4,7 +4,7 @@
 // unknown connection opens it; that connection's retransmissions and the app's further
 // connections to the same destination join it instead of asking again. Each question keeps
 // the packets it holds (bounded per question and in all) so that an answer can release them:
-// the daemon hands them back to PacketPath::release on their switch's thread.
+// the daemon hands them back to path::PacketPath::release on their switch's thread.
 //
 // Threading: hold() runs on switch threads; everything else on the control thread. One mutex;
 // nothing slow happens under it. `on_change` (set once, before switches connect) is called

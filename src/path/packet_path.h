@@ -1,9 +1,18 @@
-// The Packet-In path as cellwalld runs it: view refresh, frame parse, decision, flows out.
-// Shared by the daemon and the flow-setup benchmark so that the benchmark measures exactly
-// the code that runs in production.
+// The Packet-In path as cellwalld runs it: view refresh, frame parse, decision, flows out;
+// connections decided moments ago replayed as decided; inspect mode; held (prompt) packets
+// handed out and released again. Its own library (cw_path, see README.md) so that the daemon,
+// the benchmarks and the unit tests run exactly the same code; it includes nothing from
+// src/daemon.
 //
-// Threading: handle() runs on switch threads, concurrently; it takes no lock. Counters are
-// relaxed atomics readable from any thread.
+// Threading: handle() and release() run on switch threads, concurrently, each call on the
+// thread of the Switch it is given; they take no lock. The replay cache and inspect mode's
+// connection table are per switch thread (see packet_path.cc), keyed by the view's generation,
+// so any new view decides everything again. Counters are relaxed atomics readable from any
+// thread.
+//
+// Lifetime: the ViewHolder, the observer, the judge and the process finder outlive the last
+// call. Errors: a frame that does not parse is counted (weirdCount) and dropped; a
+// Packet-In of a switch the view does not know is ignored. No exceptions.
 #pragma once
 
 #include <array>
@@ -17,10 +26,10 @@
 #include "packet/frame.h"
 #include "switch/switch.h"
 
-namespace cw::daemon {
+namespace cw::path {
 
-// What the packet path reports to the rest of the daemon. Called on switch threads,
-// concurrently; the frame is valid only during the call.
+// What the packet path reports to the rest of the controller (the daemon's Observer,
+// observer.h). Called on switch threads, concurrently; the frame is valid only during the call.
 class PacketObserver {
  public:
   virtual ~PacketObserver() = default;
@@ -36,7 +45,7 @@ class PacketObserver {
                       std::uint32_t /*in_port*/, decide::Now /*now*/) {}
 };
 
-// Both clocks, now.
+// Both clocks, now: how the packet path reads them (the daemon reads them the same way).
 decide::Now clockNow();
 
 class PacketPath {
@@ -113,4 +122,4 @@ class PacketPath {
   std::atomic<std::uint64_t> allowed_{0}, denied_{0};
 };
 
-}  // namespace cw::daemon
+}  // namespace cw::path

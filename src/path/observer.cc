@@ -1,9 +1,9 @@
-#include "daemon/observer.h"
+#include "path/observer.h"
 
 #include "common/bytes.h"
 #include "packet/frame.h"
 
-namespace cw::daemon {
+namespace cw::path {
 
 namespace {
 
@@ -110,4 +110,4 @@ std::vector<DecisionEvent> Observer::drain() {
   return out;
 }
 
-}  // namespace cw::daemon
+}  // namespace cw::path

@@ -15,10 +15,10 @@
 #include <tuple>
 #include <vector>
 
-#include "daemon/packet_path.h"
+#include "path/packet_path.h"
 #include "dns/dns.h"
 
-namespace cw::daemon {
+namespace cw::path {
 
 struct DecisionEvent {
   std::int64_t time_ms = 0;  // unix
@@ -82,4 +82,4 @@ class Observer : public PacketObserver {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dns::ParseError::kCount)> dns_errors_{};
 };
 
-}  // namespace cw::daemon
+}  // namespace cw::path

@@ -1,10 +1,11 @@
-#include "daemon/packet_path.h"
+#include "path/packet_path.h"
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <unordered_map>
 
-namespace cw::daemon {
+namespace cw::path {
 
 decide::Now clockNow() {
   using namespace std::chrono;
@@ -14,9 +15,18 @@ decide::Now clockNow() {
 
 decide::ViewHolder::Reader& PacketPath::reader() const {
   // One reader per thread: refreshing it is a single atomic load unless the view changed.
-  // (One PacketPath per process: the reader is bound to the first one's views.)
-  thread_local decide::ViewHolder::Reader r(views_);
-  return r;
+  // cellwalld has one ViewHolder; a thread that meets another one (unit tests make one per
+  // test) takes a reader of it instead of keeping a reference to a holder that may be gone.
+  struct Bound {
+    const decide::ViewHolder* holder = nullptr;
+    std::optional<decide::ViewHolder::Reader> reader;
+  };
+  thread_local Bound b;
+  if (b.holder != &views_) {
+    b.reader.emplace(views_);
+    b.holder = &views_;
+  }
+  return *b.reader;
 }
 
 std::shared_ptr<const decide::NetView> PacketPath::renewView() const { return reader().renew(); }
@@ -329,4 +339,4 @@ void PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id, cons
   observer_->onResolverAnswer(*cell, frame);
 }
 
-}  // namespace cw::daemon
+}  // namespace cw::path

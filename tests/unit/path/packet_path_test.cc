@@ -1,0 +1,190 @@
+// The packet path between the switch and the decider: what a verdict writes to the switch,
+// what is reported, and how the next packets of a connection already decided are replayed
+// as decided instead of decided again.
+#include "path/packet_path.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "decide/pipeline.h"
+#include "fixture.h"
+
+namespace cw::path {
+namespace {
+
+using decide::Reason;
+using policy::Action;
+using testing::ip;
+using testing::outputs;
+using testing::PathNet;
+using testing::PathTest;
+
+struct Case {
+  const char* what;
+  std::uint32_t in_port;
+  std::function<std::vector<std::uint8_t>(const PathNet&)> frame;
+  Reason reason;
+  std::size_t flow_mods;    // written for the first packet
+  std::size_t packet_outs;  // written for the first packet
+  bool reported;            // handed to the observer (logged)
+  // The same packet again, at once (the userspace datapath's next packets of a new connection):
+  bool replayed;                   // forwarded or dropped as decided, not decided again
+  std::size_t again_packet_outs;   // what the second packet writes (never a flow-mod when replayed)
+};
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> k = {
+      {"allowed: the flow pair, then the packet re-injected", 2,
+       [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 443); },
+       Reason::kPolicyRule, 2, 1, true, true, 1},
+      {"denied by default: a drop flow, nothing sent", 2,
+       [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 22); },
+       Reason::kPolicyDefault, 1, 0, true, true, 0},
+      {"rejected: a reset, no flow; each packet is answered again", 2,
+       [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.66", 80); },
+       Reason::kPolicyRule, 0, 1, true, false, 1},
+      {"a reply from the uplink to what the cell may open", 1,
+       [](const PathNet& t) { return t.tcpTo(t.web, "192.0.2.10", 443); },
+       Reason::kReturnTraffic, 2, 1, true, true, 1},
+      {"a port that is no cell's: nothing written, nothing logged", 9,
+       [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 443); },
+       Reason::kUnknownPort, 0, 0, false, false, 0},
+      {"IPv6: not routed, nothing written, nothing logged", 2,
+       [](const PathNet& t) {
+         return packet::buildUdp6(t.fromCell(t.web), *Ip6::parse("fe80::1"), *Ip6::parse("ff02::1"), 1, 2);
+       },
+       Reason::kNotIpv4, 0, 0, false, false, 0},
+  };
+  return k;
+}
+
+TEST(PacketPath, VerdictsWriteTheirFlowsAndAreReplayedAsDecided) {
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.what);
+    PathNet t;
+    const auto frame = c.frame(t);
+    t.packetIn(c.in_port, frame);
+    EXPECT_EQ(t.sw.flowMods().size(), c.flow_mods);
+    ASSERT_EQ(t.sw.packetOuts().size(), c.packet_outs);
+    EXPECT_EQ(t.sw.sent().size(), c.flow_mods + c.packet_outs) << "only flow-mods and packet-outs";
+    // Flows go first: the re-injected packet must meet them.
+    if (c.flow_mods > 0 && c.packet_outs > 0) {
+      EXPECT_TRUE(std::holds_alternative<ofp::FlowMod>(t.sw.sent().front()));
+    }
+    EXPECT_EQ(t.path.reasonCount(c.reason), 1u);
+    ASSERT_EQ(t.seen.decided.size(), c.reported ? 1u : 0u);
+    if (c.reported) {
+      EXPECT_EQ(t.seen.decided[0].d.reason, c.reason);
+    }
+
+    t.sw.clear();
+    t.packetIn(c.in_port, frame);
+    EXPECT_EQ(t.path.repeats(), c.replayed ? 1u : 0u);
+    EXPECT_EQ(t.path.reasonCount(c.reason), c.replayed ? 1u : 2u) << "decided again";
+    if (c.replayed) {
+      EXPECT_TRUE(t.sw.flowMods().empty()) << "a replay installs nothing";
+    }
+    EXPECT_EQ(t.sw.packetOuts().size(), c.again_packet_outs);
+    EXPECT_EQ(t.seen.decided.size(), c.reported ? (c.replayed ? 1u : 2u) : 0u);
+    EXPECT_TRUE(t.seen.held.empty());
+  }
+}
+
+// A replayed packet goes where the connection's forward flow sends it, itself (not through the
+// tables, whose flows the datapath may not have yet), and is counted once as allowed.
+TEST_F(PathTest, ReplayForwardsLikeTheForwardFlow) {
+  const auto syn = tcpFrom(web, "192.0.2.10", 443);
+  packetIn(2, syn);
+  ASSERT_EQ(sw.flowMods().size(), 2u);
+  const ofp::FlowMod forward = sw.flowMods()[0];
+  EXPECT_EQ(forward.match.in_port, 2u);
+  sw.clear();
+
+  const auto ack = tcpFrom(web, "192.0.2.10", 443, packet::kTcpAck);
+  packetIn(2, ack);
+  ASSERT_EQ(sw.packetOuts().size(), 1u);
+  const ofp::PacketOut po = sw.packetOuts()[0];
+  EXPECT_EQ(po.in_port, 2u);
+  EXPECT_EQ(outputs(po.actions), std::vector<std::uint32_t>{gw.ofport});
+  EXPECT_EQ(po.data, ack);
+  EXPECT_EQ(path.repeats(), 1u);
+  EXPECT_EQ(path.allowed(), 1u);
+  EXPECT_EQ(seen.decided.size(), 1u);
+}
+
+TEST_F(PathTest, AnotherConnectionIsDecidedNotReplayed) {
+  packetIn(2, tcpFrom(web, "192.0.2.10", 443));
+  packetIn(2, tcpFrom(web, "192.0.2.10", 443, packet::kTcpSyn, 40001));  // another source port
+  packetIn(2, tcpFrom(web, "192.0.2.10", 80));                         // another destination port
+  EXPECT_EQ(path.repeats(), 0u);
+  EXPECT_EQ(path.allowed(), 3u);
+  EXPECT_EQ(sw.flowMods().size(), 6u);
+  EXPECT_EQ(seen.decided.size(), 3u);
+}
+
+// Any new view (a rule added or removed, a cell gone) may change the verdict: a connection
+// decided under the old one is decided again.
+TEST_F(PathTest, ANewViewDecidesAgain) {
+  const auto syn = tcpFrom(web, "192.0.2.10", 443);
+  packetIn(2, syn);
+  web.policy = testing::compile("default = \"deny\"\n");
+  publish();
+  sw.clear();
+  packetIn(2, syn);
+  EXPECT_EQ(path.repeats(), 0u);
+  ASSERT_EQ(seen.decided.size(), 2u);
+  EXPECT_EQ(seen.decided[1].d.action, Action::kDeny);
+  EXPECT_EQ(seen.decided[1].d.reason, Reason::kPolicyDefault);
+  EXPECT_EQ(sw.flowMods().size(), 1u);
+  EXPECT_TRUE(sw.packetOuts().empty()) << "the packet the old view allowed is not forwarded";
+}
+
+TEST_F(PathTest, MalformedFramesAreCountedAndDropped) {
+  const std::vector<std::uint8_t> runt(10, 0xab);
+  packetIn(2, runt);
+  EXPECT_EQ(path.weirdCount(packet::ParseError::kTruncatedEthernet), 1u);
+  EXPECT_TRUE(sw.sent().empty());
+  EXPECT_TRUE(seen.decided.empty());
+}
+
+TEST_F(PathTest, ASwitchTheViewDoesNotKnowIsIgnored) {
+  sw::FakeSwitch stranger(7);
+  const auto syn = tcpFrom(web, "192.0.2.10", 443);
+  ofp::PacketIn pi;
+  pi.match.inPort(2);
+  pi.data = Bytes(syn);
+  pi.total_len = static_cast<std::uint16_t>(syn.size());
+  path.handle(stranger, pi);
+  EXPECT_TRUE(stranger.sent().empty());
+  EXPECT_EQ(path.allowed() + path.denied(), 0u);
+  EXPECT_TRUE(seen.decided.empty());
+}
+
+// The copy of a resolver answer (the answer flow's output to the controller, cookie
+// dns-answer) is learned from, never decided: the switch already delivered the original.
+TEST_F(PathTest, ResolverAnswerCopiesAreSnoopedNotDecided) {
+  const auto answer = packet::buildUdp4(toCell(web), gw.ip, web.ip, 53, 5000);
+  packetIn(1, answer, ofp::PacketInReason::kAction, decide::makeCookie(decide::CookieKind::kDnsAnswer, web.cell_id, 0));
+  EXPECT_EQ(path.answersSnooped(), 1u);
+  EXPECT_EQ(seen.answers, std::vector<std::string>{"web"});
+  EXPECT_TRUE(sw.sent().empty());
+  EXPECT_TRUE(seen.decided.empty());
+
+  // A cookie naming another cell than the one the address now belongs to (the cell went away
+  // and its address was reused): counted, not handed on.
+  packetIn(1, answer, ofp::PacketInReason::kAction, decide::makeCookie(decide::CookieKind::kDnsAnswer, 99, 0));
+  EXPECT_EQ(path.answersSnooped(), 2u);
+  EXPECT_EQ(seen.answers.size(), 1u);
+
+  // The same frame as a table miss (its flows expired) is decided, and learned from as well.
+  packetIn(1, answer);
+  ASSERT_EQ(seen.decided.size(), 1u);
+  EXPECT_EQ(seen.decided[0].d.reason, Reason::kReturnTraffic);
+  EXPECT_EQ(sw.flowMods().size(), 2u);
+  EXPECT_EQ(path.answersSnooped(), 3u);
+  EXPECT_EQ(seen.answers.size(), 2u);
+}
+
+}  // namespace
+}  // namespace cw::path

@@ -24,8 +24,9 @@ packages=(
   qemu-system-x86 linux-image-amd64
   # tests and demo
   python3 python3-pytest curl netcat-openbsd iperf3 nmap tcpdump tshark iputils-ping
-  # benchmarks (bench/nginx_bench.py): an HTTP server in a cell and load generators
-  nginx apache2-utils wrk
+  # benchmarks (bench/nginx_bench.py): an HTTP server in a cell and load generators;
+  # bench/ofload_check.py: a reference OpenFlow controller to check cw-ofload against
+  nginx apache2-utils wrk openvswitch-testcontroller
   # the web UI's browser tests: Debian's chromium, driven by playwright-core (npm, below)
   chromium fonts-liberation fonts-dejavu-core
   # desktop notification tests: a private session bus and a notification service in Python

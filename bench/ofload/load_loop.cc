@@ -1,6 +1,5 @@
 #include "load_loop.h"
 
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,6 +27,7 @@ constexpr std::int64_t kMs = 1'000'000;
 constexpr std::int64_t kSec = 1'000'000'000;
 constexpr std::int64_t kExpireEvery = 50 * kMs;
 constexpr std::int64_t kScanEvery = 5 * kMs;  // start switches whose settle time passed
+constexpr std::int64_t kTick = 1 * kMs;        // longest sleep: timers are checked this often
 
 std::int64_t nowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -80,7 +80,10 @@ class Loop {
 
  private:
   Result<void, RunError> connectAll();
-  Result<void, RunError> onReadable(Conn& c, std::int64_t now);
+  // Reads what the connection has and hands it to its switch; `block` waits (up to the
+  // receive timeout) for the first bytes, else only what is there is read.
+  Result<void, RunError> onReadable(Conn& c, bool block = false);
+  Result<void, RunError> waitAndRead();
   Result<void, RunError> flush(Conn& c);
   void touch(Conn& c) {
     if (!c.touched) {
@@ -100,6 +103,7 @@ class Loop {
   Fd epoll_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> touched_;
+  std::vector<epoll_event> events_;
   std::vector<std::int64_t> rtts_;      // this turn's completions
   std::vector<std::int64_t> samples_;   // completions inside the measured window
   bool measuring_ = false;
@@ -140,9 +144,11 @@ Result<void, RunError> Loop::connectAll() {
                                      std::to_string(opts_.switches) + " to the controller at " +
                                      where + ": " + std::strerror(err) + hint});
     }
-    if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-      return Unexpected(RunError{RunFailure::kRuntime,
-                                 std::string("cannot make socket non-blocking: ") + std::strerror(errno)});
+    // The socket stays blocking for --wait block; every other send and recv passes
+    // MSG_DONTWAIT. The receive timeout bounds a blocking wait so the timers still run.
+    if (opts_.wait == Wait::kBlock) {
+      timeval tick{0, static_cast<suseconds_t>(kTick / 1000)};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -168,8 +174,10 @@ void Loop::setWantOut(Conn& c, bool want) {
 }
 
 Result<void, RunError> Loop::flush(Conn& c) {
+  if (c.tx_off < c.tx.size()) c.sw.markSent(nowNs());
   while (c.tx_off < c.tx.size()) {
-    ssize_t n = ::send(c.fd.get(), c.tx.data() + c.tx_off, c.tx.size() - c.tx_off, MSG_NOSIGNAL);
+    ssize_t n = ::send(c.fd.get(), c.tx.data() + c.tx_off, c.tx.size() - c.tx_off,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -186,15 +194,19 @@ Result<void, RunError> Loop::flush(Conn& c) {
   return {};
 }
 
-Result<void, RunError> Loop::onReadable(Conn& c, std::int64_t now) {
+Result<void, RunError> Loop::onReadable(Conn& c, bool block) {
+  int flags = block ? 0 : MSG_DONTWAIT;
   while (true) {
-    ssize_t n = ::recv(c.fd.get(), c.rx.data() + c.rx_len, c.rx.size() - c.rx_len, 0);
+    ssize_t n = ::recv(c.fd.get(), c.rx.data() + c.rx_len, c.rx.size() - c.rx_len, flags);
+    // The round trip ends when the reply's bytes are in hand, not when the wait began.
+    const std::int64_t now = nowNs();
     if (n == 0) return Unexpected(runtime(c, "the controller closed the connection"));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
       return Unexpected(runtime(c, std::string("receive failed: ") + std::strerror(errno)));
     }
+    flags = MSG_DONTWAIT;
     c.rx_len += static_cast<std::size_t>(n);
     auto used = c.sw.consume(Bytes(c.rx.data(), c.rx_len), now, c.tx, rtts_);
     if (!used) return Unexpected(runtime(c, used.error()));
@@ -208,6 +220,29 @@ Result<void, RunError> Loop::onReadable(Conn& c, std::int64_t now) {
     // A short read means the socket is drained; skip the extra recv() that would say EAGAIN.
     if (static_cast<std::size_t>(n) < kRxBufferSize / 2) return {};
   }
+}
+
+Result<void, RunError> Loop::waitAndRead() {
+  // A blocking recv() wakes this thread straight from the socket; epoll adds its own wake-up
+  // path and a second system call. Blocking needs the one socket to have nothing to write
+  // (a full send buffer is waited for with epoll).
+  if (opts_.wait == Wait::kBlock && !conns_.front()->want_out) {
+    return onReadable(*conns_.front(), true);
+  }
+  const int timeout = opts_.wait == Wait::kBusy ? 0 : static_cast<int>(kTick / kMs);
+  int n = ::epoll_wait(epoll_.get(), events_.data(), static_cast<int>(events_.size()), timeout);
+  if (n < 0 && errno != EINTR) {
+    return Unexpected(RunError{RunFailure::kRuntime, std::string("epoll_wait: ") + std::strerror(errno)});
+  }
+  for (int i = 0; i < n; ++i) {
+    auto& c = *static_cast<Conn*>(events_[static_cast<std::size_t>(i)].data.ptr);
+    const std::uint32_t ev = events_[static_cast<std::size_t>(i)].events;
+    if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
+      if (auto ok = onReadable(c); !ok) return Unexpected(ok.error());
+    }
+    if ((ev & EPOLLOUT) != 0) touch(c);
+  }
+  return {};
 }
 
 SwitchCounters Loop::totals() const {
@@ -246,7 +281,7 @@ Result<RunResult, RunError> Loop::run() {
   std::uint32_t started = 0;
   std::uint64_t progress_setups = 0;
   SwitchCounters at_start;
-  std::vector<epoll_event> events(std::min<std::size_t>(conns_.size(), 1024));
+  events_.resize(std::min<std::size_t>(conns_.size(), 1024));
   samples_.reserve(1 << 20);
 
   while (true) {
@@ -256,21 +291,8 @@ Result<RunResult, RunError> Loop::run() {
     for (Conn* c : touched_) c->touched = false;
     touched_.clear();
 
-    int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 1);
-    if (n < 0 && errno != EINTR) {
-      return Unexpected(RunError{RunFailure::kRuntime, std::string("epoll_wait: ") + std::strerror(errno)});
-    }
+    if (auto ok = waitAndRead(); !ok) return Unexpected(ok.error());
     const std::int64_t now = nowNs();
-    for (int i = 0; i < n; ++i) {
-      auto& c = *static_cast<Conn*>(events[static_cast<std::size_t>(i)].data.ptr);
-      const std::uint32_t ev = events[static_cast<std::size_t>(i)].events;
-      if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
-        // A fresh reading per connection: a turn over many switches takes a while, and the
-        // round trip should end when this switch's reply was read, not when the turn began.
-        if (auto ok = onReadable(c, nowNs()); !ok) return Unexpected(ok.error());
-      }
-      if ((ev & EPOLLOUT) != 0) touch(c);
-    }
 
     if (now >= next_scan) {
       next_scan = now + kScanEvery;

@@ -113,6 +113,17 @@ TEST(OfloadOptions, DefaultsAndFlags) {
   EXPECT_EQ(parse({"--mode", "latency", "--window", "50"}).window, 1u);
 }
 
+TEST(OfloadOptions, WaitDefaultsToBlockingOnlyWhereOneSocketIsAwaited) {
+  EXPECT_EQ(parse({}).wait, Wait::kEpoll);
+  EXPECT_EQ(parse({"--mode", "latency", "--switches", "1"}).wait, Wait::kBlock);
+  EXPECT_EQ(parse({"--mode", "latency", "--switches", "4"}).wait, Wait::kEpoll);
+  EXPECT_EQ(parse({"--mode", "latency", "--switches", "1", "--wait", "epoll"}).wait, Wait::kEpoll);
+  EXPECT_EQ(parse({"--switches", "4", "--wait", "busy"}).wait, Wait::kBusy);
+  EXPECT_NE(parseError({"--switches", "2", "--wait", "block"}).find("--switches 1"),
+            std::string::npos);
+  EXPECT_NE(parseError({"--wait", "spin"}).find("epoll, block or busy"), std::string::npos);
+}
+
 TEST(OfloadOptions, RejectsBadValuesByName) {
   EXPECT_NE(parseError({"--switches", "0"}).find("--switches"), std::string::npos);
   EXPECT_NE(parseError({"--window", "40000"}).find("1..32768"), std::string::npos);
@@ -273,6 +284,18 @@ TEST_F(SimSwitchTest, PacketOutCompletesWhenAskedTo) {
   EXPECT_EQ(sw_->counters().packet_outs, 1u);
 }
 
+TEST_F(SimSwitchTest, RoundTripStartsWhenThePacketInIsWrittenNotBuilt) {
+  handshake();
+  auto pins = sendLoad(1, 1000);
+  auto f = packet::parseFrame(pins[0].data);
+  ASSERT_TRUE(f);
+  sw_->markSent(1600);
+  sw_->markSent(9000);  // nothing new since: changes nothing
+  feed(flowFor(f->src_port, f->dst_port), 2000);
+  ASSERT_EQ(rtts_.size(), 1u);
+  EXPECT_EQ(rtts_[0], 400);
+}
+
 TEST_F(SimSwitchTest, UnansweredPacketInsExpire) {
   handshake();
   sendLoad(2, 100);
@@ -319,6 +342,7 @@ TEST(OfloadReport, NearestRankPercentilesAndJson) {
   EXPECT_NE(json.find("\"p99_us\":990.0"), std::string::npos);
   EXPECT_NE(json.find("\"first_error\":\"ERROR \\\"x\\\"\""), std::string::npos);
   EXPECT_EQ(json.find('\n'), std::string::npos);
+  EXPECT_NE(json.find("\"wait\":\"epoll\""), std::string::npos);
   EXPECT_NE(formatHuman(o, r).find("5 setups/s"), std::string::npos);
 }
 

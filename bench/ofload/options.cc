@@ -9,6 +9,15 @@ namespace cw::ofload {
 
 const char* modeName(Mode m) { return m == Mode::kThroughput ? "throughput" : "latency"; }
 
+const char* waitName(Wait w) {
+  switch (w) {
+    case Wait::kEpoll: return "epoll";
+    case Wait::kBlock: return "block";
+    case Wait::kBusy: return "busy";
+  }
+  return "?";
+}
+
 const char* completeOnName(CompleteOn c) {
   return c == CompleteOn::kFlowMod ? "flow_mod" : "packet_out";
 }
@@ -68,7 +77,7 @@ bool parseController(std::string_view text, std::string& host, std::string& port
 bool takesValue(std::string_view flag) {
   static constexpr std::string_view kFlags[] = {
       "--controller", "--mode", "--switches", "--window", "--seconds", "--warmup",
-      "--settle-ms", "--timeout-ms", "--handshake-timeout-ms", "--complete-on",
+      "--settle-ms", "--timeout-ms", "--wait", "--handshake-timeout-ms", "--complete-on",
       "--flows-per-setup", "--dpid-base", "--ports", "--port-prefix", "--table",
       "--src-mac-base", "--src-ip-base", "--src-ip-step", "--dst-mac", "--dst-ip", "--dst-port",
       "--dst-port-count"};
@@ -88,6 +97,7 @@ Unexpected<Error> bad(std::string_view flag, std::string_view value, std::string
 Expected<Options> parseOptions(const std::vector<std::string>& args, bool& help) {
   Options o;
   help = false;
+  bool wait_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view flag = args[i];
     std::string_view value;
@@ -144,6 +154,12 @@ Expected<Options> parseOptions(const std::vector<std::string>& args, bool& help)
     } else if (flag == "--handshake-timeout-ms") {
       if (!parseUint(value, 1, 600000, n)) return bad(flag, value, "1..600000");
       o.handshake_timeout_ms = static_cast<std::uint32_t>(n);
+    } else if (flag == "--wait") {
+      if (value == "epoll") o.wait = Wait::kEpoll;
+      else if (value == "block") o.wait = Wait::kBlock;
+      else if (value == "busy") o.wait = Wait::kBusy;
+      else return bad(flag, value, "epoll, block or busy");
+      wait_given = true;
     } else if (flag == "--complete-on") {
       if (value == "flow_mod") o.complete_on = CompleteOn::kFlowMod;
       else if (value == "packet_out") o.complete_on = CompleteOn::kPacketOut;
@@ -201,6 +217,11 @@ Expected<Options> parseOptions(const std::vector<std::string>& args, bool& help)
     return fail("--dst-port + --dst-port-count - 1 must not exceed 65535");
   }
   if (o.mode == Mode::kLatency) o.window = 1;
+  if (!wait_given && o.mode == Mode::kLatency && o.switches == 1) o.wait = Wait::kBlock;
+  if (o.wait == Wait::kBlock && o.switches != 1) {
+    return fail("--wait block needs --switches 1 (it blocks on one socket); use --wait epoll or "
+                "--wait busy with " + std::to_string(o.switches) + " switches");
+  }
   return o;
 }
 
@@ -223,6 +244,10 @@ controller and load
                            first BARRIER_REQUEST comes sooner (default 1000)
   --timeout-ms MS          give up on an unanswered Packet-In after this (default 1000)
   --handshake-timeout-ms MS  fail when a switch has not started load by then (default 10000)
+  --wait epoll|block|busy  how to wait for replies: epoll over all sockets, a blocking
+                           recv on the only socket (--switches 1), or busy polling that
+                           never sleeps and takes a whole core (default: block in latency
+                           mode with 1 switch, else epoll)
   --complete-on flow_mod|packet_out  what finishes a setup (default flow_mod)
   --flows-per-setup N      matching FLOW_MOD adds needed per setup (default 1)
 

@@ -18,6 +18,16 @@ enum class Mode : std::uint8_t {
 };
 const char* modeName(Mode m);
 
+// How the generator waits for the controller's replies. Every wait that sleeps costs a
+// wake-up (a context switch, on a VM an interrupt into an idle vCPU) that lands inside the
+// measured round trip; `block` has the least of it while sleeping, `busy` none at all.
+enum class Wait : std::uint8_t {
+  kEpoll,  // epoll_wait on all switches' sockets (any number of switches)
+  kBlock,  // one blocking recv() on the only switch's socket (--switches 1)
+  kBusy,   // never sleep: poll the sockets in a loop; burns the core it runs on
+};
+const char* waitName(Wait w);
+
 // Which controller message finishes a flow setup.
 enum class CompleteOn : std::uint8_t { kFlowMod, kPacketOut };
 const char* completeOnName(CompleteOn c);
@@ -35,6 +45,8 @@ struct Options {
   std::uint32_t timeout_ms = 1000;    // an unanswered Packet-In is given up after this
   std::uint32_t handshake_timeout_ms = 10000;
 
+  // Default: block in latency mode with one switch, epoll otherwise (set by parseOptions).
+  Wait wait = Wait::kEpoll;
   CompleteOn complete_on = CompleteOn::kFlowMod;
   std::uint32_t flows_per_setup = 1;  // matching FLOW_MOD adds that complete one setup
 

@@ -68,7 +68,8 @@ std::string formatHuman(const Options& opts, const RunResult& r) {
   std::string out;
   out += "cw-ofload: " + std::string(modeName(opts.mode)) + ", " + std::to_string(opts.switches) +
          " switches x " + std::to_string(opts.ports) + " ports, window " +
-         std::to_string(opts.window) + ", complete on " + completeOnName(opts.complete_on) +
+         std::to_string(opts.window) + ", wait " + waitName(opts.wait) + ", complete on " +
+         completeOnName(opts.complete_on) +
          ", controller " + opts.host + ":" + opts.port + "\n";
   out += "  measured " + fixed(r.seconds, 3) + " s after " + fixed(opts.warmup, 1) +
          " s warmup\n";
@@ -110,6 +111,7 @@ std::string formatJson(const Options& opts, const RunResult& r) {
   field("switches", num(opts.switches));
   field("ports", num(opts.ports));
   field("window", num(opts.window));
+  field("wait", jsonString(waitName(opts.wait)));
   field("complete_on", jsonString(completeOnName(opts.complete_on)));
   field("flows_per_setup", num(opts.flows_per_setup));
   field("warmup", fixed(opts.warmup, 3));

@@ -196,6 +196,15 @@ void SimSwitch::sendPacketIn(std::int64_t now_ns, std::vector<std::uint8_t>& out
   auto [it, fresh] = pending_.try_emplace(sport);
   if (!fresh) ++counters_.timeouts;  // never answered within 64512 newer Packet-Ins
   it->second = Pending{now_ns, dport, 0};
+  unsent_.push_back(sport);
+}
+
+void SimSwitch::markSent(std::int64_t now_ns) {
+  for (std::uint16_t sport : unsent_) {
+    // Gone already only if it expired before it was written.
+    if (auto it = pending_.find(sport); it != pending_.end()) it->second.sent_ns = now_ns;
+  }
+  unsent_.clear();
 }
 
 void SimSwitch::onFlowMod(const ofp::FlowMod& fm, std::int64_t now_ns,

@@ -61,6 +61,11 @@ class SimSwitch {
   // Sends Packet-Ins until `window` are outstanding; returns how many were sent.
   std::size_t fillWindow(std::size_t window, std::int64_t now_ns, std::vector<std::uint8_t>& out);
 
+  // Restamps the Packet-Ins appended since the last call with `now_ns`: the event loop calls
+  // it right before it writes them, so that a round trip starts at the write, not when the
+  // Packet-In was built.
+  void markSent(std::int64_t now_ns);
+
   // Gives up on Packet-Ins sent before `deadline_ns`; returns how many.
   std::size_t expire(std::int64_t deadline_ns);
 
@@ -99,6 +104,7 @@ class SimSwitch {
   std::uint64_t next_conn_ = 0;  // connection counter: picks port, source port, destination
   std::unordered_map<std::uint16_t, Pending> pending_;  // by TCP source port
   std::vector<std::uint8_t> frame_;  // reused for each Packet-In's frame
+  std::vector<std::uint16_t> unsent_;  // source ports of Packet-Ins not yet markSent()
 
   SwitchCounters counters_;
   std::string first_error_;

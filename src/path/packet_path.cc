@@ -81,13 +81,17 @@ void PacketPath::release(sw::Switch& s, std::uint32_t in_port, const std::vector
   apply(s, *sv, in_port, *frame, d, now);
 }
 
-void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
-                       const packet::Frame& frame, const decide::Decision& d, decide::Now now) {
+void PacketPath::countAndSendScriptRequests(sw::Switch& s, const decide::Decision& d) {
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
   if (d.query_error)
     query_weirds_[static_cast<std::size_t>(*d.query_error)].fetch_add(1, std::memory_order_relaxed);
   for (const auto& mm : d.scripts.meters) s.send(mm);
   for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
+}
+
+void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
+                       const packet::Frame& frame, const decide::Decision& d, decide::Now now) {
+  countAndSendScriptRequests(s, d);
   if (d.held) {
     const decide::CellPort* cell = sv.cellOnPort(in_port);
     if (observer_ != nullptr && cell != nullptr)
@@ -283,11 +287,7 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
     table.conns.erase(it);
   }
   decide::Decision d = decider_.decide(sv, in_port, f, now);
-  reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
-  if (d.query_error)
-    query_weirds_[static_cast<std::size_t>(*d.query_error)].fetch_add(1, std::memory_order_relaxed);
-  for (const auto& mm : d.scripts.meters) s.send(mm);
-  for (const auto& fm : d.scripts.flows) s.sendFlowMod(fm);
+  countAndSendScriptRequests(s, d);
   if (d.held) {
     if (observer_ != nullptr && !inbound) observer_->onHeld(cell, d, f, s.datapathId(), in_port, now);
     return;

@@ -104,6 +104,9 @@ class PacketPath {
                      decide::Now now);
   void apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
              const packet::Frame& frame, const decide::Decision& d, decide::Now now);
+  // What every decision does first, in both paths: count its reason (and a bad query's), and
+  // send what the scripts asked for (meters, flows) ahead of the decision's own messages.
+  void countAndSendScriptRequests(sw::Switch& s, const decide::Decision& d);
   bool replayRecent(sw::Switch& s, std::uint32_t in_port, const packet::Frame& f,
                     std::uint64_t generation, std::int64_t now_ms);
   void rememberDecision(std::uint32_t in_port, const packet::Frame& f, const decide::Decision& d,

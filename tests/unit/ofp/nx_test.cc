@@ -80,6 +80,15 @@ std::vector<Fixed> fixed() {
                "0002 0008 0005 0000",
                "CT_FLUSH xid=0x2 zone=5 orig(ct_nw_proto=6,ct_nw_src=10.1.2.3,ct_nw_dst=10.4.5.6,ct_tp_src=1234,"
                "ct_tp_dst=80)"});
+  // The same without zone=5: no zone property (Open vSwitch then flushes in zone 0).
+  f.push_back({"ct_flush_tcp_no_zone", CtFlush{std::nullopt, tcp, std::nullopt}, 2,
+               "04 04 0060 00000002 00002320 00000020 06 00000000000000 "
+               "0000 0048 00000000 "
+               "  0000 0014 00000000000000000000ffff0a010203 00000000 "
+               "  0001 0014 00000000000000000000ffff0a040506 00000000 "
+               "  0002 0008 04d2 0000  0003 0008 0050 0000",
+               "CT_FLUSH xid=0x2 orig(ct_nw_proto=6,ct_nw_src=10.1.2.3,ct_nw_dst=10.4.5.6,ct_tp_src=1234,"
+               "ct_tp_dst=80)"});
   // Sent by `ovs-ofctl -O OpenFlow13 ct-flush <sw> 'ct_nw_src=10.1.2.3,ct_nw_dst=10.4.5.6,ct_nw_proto=1,
   //   icmp_id=7,icmp_type=8,icmp_code=0' 'ct_nw_src=10.4.5.6,ct_nw_dst=10.1.2.3,ct_nw_proto=1,icmp_id=7,
   //   icmp_type=0,icmp_code=0'`: ICMP id/type/code always present, u8 values 5 bytes long.

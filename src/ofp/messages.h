@@ -348,8 +348,10 @@ struct CtTuple {
   std::uint16_t icmp_id = 0;
   bool operator==(const CtTuple&) const = default;
 };
-// NXT_CT_FLUSH (OVS >= 3.1): drop the connections matching a zone and the given original /
-// reply direction tuples (an absent tuple matches any connection).
+// NXT_CT_FLUSH (OVS >= 3.1): drop the connections matching the zone and the given original /
+// reply direction tuples; zero parts of a tuple match anything. As Open vSwitch 3.1 (netdev)
+// applies it: no tuple and no zone flushes every zone; a tuple without a zone looks in zone 0
+// only; a tuple may be partial (e.g. protocol and source address only).
 struct CtFlush {
   std::optional<std::uint16_t> zone;
   std::optional<CtTuple> orig, reply;

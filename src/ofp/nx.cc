@@ -158,6 +158,8 @@ MsgResult decodeCtFlush(ByteReader& r) {
   if (proto != 0 && !f.orig && !f.reply) f.orig = CtTuple{};
   if (f.orig) f.orig->proto = proto;
   if (f.reply) f.reply->proto = proto;
+  // What cannot be said back the same way (ports with ICMP, an empty reply tuple, ...).
+  if (!canEncodeCtFlush(f)) return fail(DecodeError::kBadValue);
   return Message{f};
 }
 
@@ -208,6 +210,7 @@ Status decodeNxAction(std::uint16_t len, ByteReader& b, ActionList& out) {
         if (sf == nullptr) return fail(DecodeError::kBadAction);  // nat() etc.: not modelled
         a.exec.push_back(*sf);
       }
+      if (!canEncodeCt(a)) return fail(DecodeError::kBadAction);  // exec sets other fields
       out.emplace_back(std::move(a));
       return {};
     }

@@ -45,9 +45,10 @@ static_assert(sizeof(NxHeader) == 16);
 inline constexpr std::uint32_t kNxtCtFlushZone = 29, kNxtCtFlush = 32;
 struct NxZoneId { std::array<U8, 6> zero; U16 zone_id; };
 static_assert(sizeof(NxZoneId) == 8);
-// nx_ct_flush (OVS 3.1): ip_proto, then zeros (an early draft had a family byte here; 3.1
-// requires all 7 to be zero and infers the family from the addresses). Properties follow:
-// ofp_prop_header TLVs padded to 8, the tuple ones nesting properties after 4 bytes of pad.
+// nx_ct_flush (OVS 3.1): ip_proto, then 7 bytes ovs-ofctl sends as zero and Open vSwitch's
+// decoder requires to be zero (there is no family byte to set: the family follows from the
+// addresses, IPv4-mapped or not). Properties follow: ofp_prop_header TLVs padded to 8, the
+// tuple ones nesting properties after 4 bytes of pad.
 struct NxCtFlush { U8 ip_proto; std::array<U8, 7> zero; };
 static_assert(sizeof(NxCtFlush) == 8);
 inline constexpr std::uint16_t kCtFlushOrig = 0, kCtFlushReply = 1, kCtFlushZone = 2;

@@ -84,6 +84,11 @@ OVS = {
     "ct_flush_icmp13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x27\): zone=0 "
                         r"'ct_nw_src=10\.1\.2\.3,ct_nw_dst=10\.4\.5\.6,icmp_id=7,icmp_type=8,icmp_code=0,ct_nw_proto=1' "
                         r"'ct_nw_src=::,ct_nw_dst=::,icmp_id=0,icmp_type=0,icmp_code=0'$"],
+    "ct_flush_partial13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x28\): zone=6 "
+                           r"'ct_nw_src=10\.1\.2\.3,ct_nw_dst=::,ct_tp_src=0,ct_tp_dst=0,ct_nw_proto=17' "],
+    # Nothing but the header: ofp-print shows zone 0 and empty (IPv6-looking) tuples.
+    "ct_flush_all13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x29\): zone=0 'ct_ipv6_src=::,ct_ipv6_dst=::,"
+                       r"ct_tp_src=0,ct_tp_dst=0,ct_nw_proto=0'"],
 }
 
 # tshark: field → expected value (a list for repeated fields), per message.

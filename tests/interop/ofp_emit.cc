@@ -198,6 +198,9 @@ std::vector<Item> items() {
   v.push_back({"ct_flush13", Version::kOf13, 0x26, CtFlush{5, tcp, tcp_reply}});
   CtTuple icmp{1, ip("10.1.2.3"), ip("10.4.5.6"), 0, 0, 8, 0, 7};
   v.push_back({"ct_flush_icmp13", Version::kOf13, 0x27, CtFlush{std::nullopt, icmp, std::nullopt}});
+  CtTuple udp_from{17, ip("10.1.2.3"), cw::Ip4{}, 0, 0, 0, 0, 0};
+  v.push_back({"ct_flush_partial13", Version::kOf13, 0x28, CtFlush{6, udp_from, std::nullopt}});
+  v.push_back({"ct_flush_all13", Version::kOf13, 0x29, CtFlush{}});
   return v;
 }
 

@@ -80,6 +80,15 @@ std::vector<Fixed> fixed() {
                "0002 0008 0005 0000",
                "CT_FLUSH xid=0x2 zone=5 orig(ct_nw_proto=6,ct_nw_src=10.1.2.3,ct_nw_dst=10.4.5.6,ct_tp_src=1234,"
                "ct_tp_dst=80)"});
+  // The same without zone=5: no zone property (Open vSwitch then flushes in zone 0).
+  f.push_back({"ct_flush_tcp_no_zone", CtFlush{std::nullopt, tcp, std::nullopt}, 2,
+               "04 04 0060 00000002 00002320 00000020 06 00000000000000 "
+               "0000 0048 00000000 "
+               "  0000 0014 00000000000000000000ffff0a010203 00000000 "
+               "  0001 0014 00000000000000000000ffff0a040506 00000000 "
+               "  0002 0008 04d2 0000  0003 0008 0050 0000",
+               "CT_FLUSH xid=0x2 orig(ct_nw_proto=6,ct_nw_src=10.1.2.3,ct_nw_dst=10.4.5.6,ct_tp_src=1234,"
+               "ct_tp_dst=80)"});
   // Sent by `ovs-ofctl -O OpenFlow13 ct-flush <sw> 'ct_nw_src=10.1.2.3,ct_nw_dst=10.4.5.6,ct_nw_proto=1,
   //   icmp_id=7,icmp_type=8,icmp_code=0' 'ct_nw_src=10.4.5.6,ct_nw_dst=10.1.2.3,ct_nw_proto=1,icmp_id=7,
   //   icmp_type=0,icmp_code=0'`: ICMP id/type/code always present, u8 values 5 bytes long.
@@ -133,6 +142,48 @@ TEST(OfpConntrack, PacketInCarriesCtFieldsAndSkipsOtherNxm) {
   EXPECT_EQ(pi.data.size(), 8u);
   EXPECT_EQ(format(*d), "PACKET_IN xid=0x1 buffer_id=0xffffffff total_len=8 reason=action table=3 cookie=0x0 in_port=4,"
                         "ct_state=est|trk,ct_zone=7,ct_mark=0x5,ct_label=0x1 data_len=8");
+}
+
+// A flow-stats reply as Open vSwitch 3.1 (netdev datapath) sent it after we installed the
+// ct_recirc13, ct_flow_mod13 and ct_commit13 flows of tests/interop/ofp_emit.cc: its own
+// encoding of ct matches and ct()/exec actions decodes to what we installed.
+TEST(OfpConntrack, DecodesOpenVswitchFlowDump) {
+  auto bytes = fromHex(
+      "041301a0000000770001000000000000009001000000000000000000000a000000000000000000000000000000000000"
+      "000000000000000000000000000000000001003a80000a0208000001d30800000020000000300001d920000000000000"
+      "00000000000000000010000000000000000000000000000000ff0000000000000004002000000000ffff001800002320"
+      "0023000000000000000703000000000000600200000000000000000000c8000000000000000000000000000000000000"
+      "00000000000000000000000000000000000100220001d30800000022000000220001d40200070001d708000000050000"
+      "0007000000000000000100080400000000a0030000000000000000008000000000000000000000000000000000000000"
+      "000000000000000000000000000000000001001680000a0208000001d308000000210000002100000004005800000000"
+      "ffff00400000232000230003000000000009ff0000000000001900100001d6040000000900000000001900180001d810"
+      "0000000000000001000000000000000200000010000000020000000000000000");
+  auto d = decode(bytes);
+  ASSERT_TRUE(d) << decodeErrorName(d.error());
+  const auto& flows = std::get<std::vector<FlowStats>>(std::get<MultipartReply>(d->msg).body);
+  ASSERT_EQ(flows.size(), 3u);
+
+  Match recirc;
+  recirc.ethType(0x0800).ctState(kCtTrk, kCtTrk | kCtInv).ctLabel(0, 0x10, 0, 0xff);
+  EXPECT_EQ(flows[0].table_id, 1);
+  EXPECT_EQ(flows[0].match, recirc) << formatMatch(flows[0].match);
+  EXPECT_EQ(flows[0].instructions, (std::vector<Instruction>{InstrApplyActions{{ActionCt{0, 7, 3, 0, {}}}}}));
+
+  Match est;
+  est.ctState(kCtTrk | kCtEst, kCtTrk | kCtEst).ctZone(7).ctMark(0x5, 0x7);
+  EXPECT_EQ(flows[1].match, est) << formatMatch(flows[1].match);
+  EXPECT_EQ(flows[1].instructions, (std::vector<Instruction>{InstrGotoTable{4}}));
+
+  Match fresh;
+  fresh.ethType(0x0800).ctState(kCtTrk | kCtNew, kCtTrk | kCtNew);
+  Match mark;
+  mark.ctMark(0x9);
+  Match label;
+  label.ctLabel(0x1, 0x2);
+  EXPECT_EQ(flows[2].match, fresh) << formatMatch(flows[2].match);
+  EXPECT_EQ(flows[2].instructions,
+            (std::vector<Instruction>{InstrApplyActions{
+                {ActionCt{kCtCommit | kCtForce, 9, kCtNoRecirc, 0, {{mark}, {label}}}, ActionOutput{2, 0}}}}));
 }
 
 TEST(OfpConntrack, MatchSettersAndText) {

@@ -84,6 +84,9 @@ OVS = {
     "ct_flush_icmp13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x27\): zone=0 "
                         r"'ct_nw_src=10\.1\.2\.3,ct_nw_dst=10\.4\.5\.6,icmp_id=7,icmp_type=8,icmp_code=0,ct_nw_proto=1' "
                         r"'ct_nw_src=::,ct_nw_dst=::,icmp_id=0,icmp_type=0,icmp_code=0'$"],
+    # Masked L4 ports (OXM hasmask): a port range as prefix blocks.
+    "port_mask13": [r"\(xid=0x28\): ADD table:6 priority=7,tcp,in_port=3,tp_dst=0x400/0xfc00 actions=drop$"],
+    "udp_port_mask13": [r"\(xid=0x29\): ADD table:6 priority=7,udp,tp_src=0x8000/0x8000,tp_dst=53 actions=drop$"],
 }
 
 # tshark: field → expected value (a list for repeated fields), per message.
@@ -139,6 +142,7 @@ TSHARK = {
     "ct_packet_in13": {V4 + "oxm.field": ["0", "105", "106", "107", "108"]},
     "ct_flush_zone13": {V4 + "experimenter.experimenter": "0x00002320", V4 + "experimenter.exp_type": "29"},
     "ct_flush13": {V4 + "experimenter.experimenter": "0x00002320", V4 + "experimenter.exp_type": "32"},
+    "port_mask13": {V4 + "oxm.field": ["0", "5", "10", "14"], V4 + "oxm.hm": ["0", "0", "0", "1"]},
 }
 
 

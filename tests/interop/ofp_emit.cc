@@ -198,6 +198,18 @@ std::vector<Item> items() {
   v.push_back({"ct_flush13", Version::kOf13, 0x26, CtFlush{5, tcp, tcp_reply}});
   CtTuple icmp{1, ip("10.1.2.3"), ip("10.4.5.6"), 0, 0, 8, 0, 7};
   v.push_back({"ct_flush_icmp13", Version::kOf13, 0x27, CtFlush{std::nullopt, icmp, std::nullopt}});
+
+  // Rule flows (src/decide/rule_flows.h): a port range as prefix blocks, OXM TCP_DST / UDP_SRC
+  // with hasmask.
+  FlowMod ports;
+  ports.table_id = 6;
+  ports.priority = 7;
+  ports.match.inPort(3).ethType(0x0800).ipProto(6).tcpDst(0x400, 0xfc00);
+  v.push_back({"port_mask13", Version::kOf13, 0x28, ports});
+  FlowMod udp_ports = ports;
+  udp_ports.match = Match();
+  udp_ports.match.ethType(0x0800).ipProto(17).udpSrc(0x8000, 0x8000).udpDst(53);
+  v.push_back({"udp_port_mask13", Version::kOf13, 0x29, udp_ports});
   return v;
 }
 

@@ -187,6 +187,10 @@ std::optional<std::string> undecidable(const CompiledPolicy& p, const std::vecto
   return std::nullopt;
 }
 
+// What a table-6 flow does with the packet.
+enum class Does { kAllow, kDeny, kAsk };
+Does doesFor(bool allow) { return allow ? Does::kAllow : Does::kDeny; }
+
 // Builds one cell's table-6 flows.
 class Builder {
  public:
@@ -201,35 +205,32 @@ class Builder {
     return static_cast<std::uint16_t>(kPrioRuleTop - (it - keys_.begin()));
   }
 
-  std::uint64_t cookie(std::uint32_t rule_id) const { return makeCookie(kCookieRules, cell_.cell_id, rule_id); }
 
-  std::vector<ofp::Instruction> commit(bool allow) const {
-    ofp::ActionCt ct;
-    ct.flags = ofp::kCtCommit;
-    ct.zone = zoneOf(cell_);
-    ct.exec.push_back(ofp::ActionSetField{Match().ctMark(markOf(cell_.epoch, allow, false))});
-    std::vector<ofp::Instruction> ins;
-    ins.emplace_back(ofp::InstrApplyActions{{ct, ofp::ActionOutput{ofp::kPortController, kCopyLength}}});
-    if (allow) ins.emplace_back(ofp::InstrGotoTable{kTableRoute});
-    return ins;
-  }
-
-  std::vector<ofp::Instruction> controller() const {
-    std::vector<ofp::Instruction> ins;
-    if (meter_id_ != 0) ins.emplace_back(ofp::InstrMeter{meter_id_});
-    ins.emplace_back(ofp::InstrApplyActions{{ofp::ActionOutput{ofp::kPortController, ofp::kControllerMaxLenNoBuffer}}});
-    return ins;
-  }
-
-  void add(std::uint16_t prio, std::uint32_t rule_id, const Match& m, std::vector<ofp::Instruction> ins,
-           std::uint16_t hard = 0) {
+  void add(std::uint16_t prio, std::uint32_t rule_id, const Match& m, Does does, std::uint16_t hard = 0) {
     FlowMod fm;
     fm.table_id = kTableRules;
     fm.priority = prio;
-    fm.cookie = cookie(rule_id);
+    fm.cookie = makeCookie(does == Does::kAsk ? kCookieRulesAsk : kCookieRules, cell_.cell_id, rule_id);
     fm.hard_timeout = hard;
     fm.match = m;
-    fm.instructions = std::move(ins);
+    if (does == Does::kAsk) {
+      // Held for the controller, through the cell's meter, as from table 3's miss.
+      if (meter_id_ != 0) fm.instructions.emplace_back(ofp::InstrMeter{meter_id_});
+      fm.instructions.emplace_back(
+          ofp::InstrApplyActions{{ofp::ActionOutput{ofp::kPortController, ofp::kControllerMaxLenNoBuffer}}});
+    } else {
+      // Committed here, as Decider::commit would; the controller gets a copy to log, first. An
+      // allowed packet goes on in the route table by the commit's recirculation: goto_table
+      // cannot go back from this table to it (OFPBIC_BAD_TABLE_ID).
+      const bool allow = does == Does::kAllow;
+      ofp::ActionCt ct;
+      ct.flags = ofp::kCtCommit;
+      ct.zone = zoneOf(cell_);
+      if (allow) ct.table = kTableRoute;
+      ct.exec.push_back(ofp::ActionSetField{Match().ctMark(markOf(cell_.epoch, allow, false))});
+      fm.instructions.emplace_back(
+          ofp::InstrApplyActions{{ofp::ActionOutput{ofp::kPortController, kCopyLength}, ct}});
+    }
     out_.push_back(std::move(fm));
   }
 
@@ -281,12 +282,12 @@ class Builder {
           }
         }
         for (const Match& m : ms) {
-          if (own_hard) add(priorityOf(k), r.id, m, to_ctl ? controller() : commit(r.action == Action::kAllow),
+          if (own_hard) add(priorityOf(k), r.id, m, to_ctl ? Does::kAsk : doesFor(r.action == Action::kAllow),
                             capped(*own_hard));
           if (life.until_ms != 0 && !to_ctl) {
             Key s = k;
             s.shadow = true;
-            add(priorityOf(s), r.id, m, controller(), capped(shadow_hard));
+            add(priorityOf(s), r.id, m, Does::kAsk, capped(shadow_hard));
           }
         }
       }
@@ -325,8 +326,8 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
   RuleFlows out;
   auto everything = [&](std::string why) {
     Builder all(p, cell, gw, meter_id, now_unix_ms, keys);
-    all.add(kPrioRuleMiss, 0, all.outbound(), all.controller());
-    all.add(kPrioRuleMiss, 0, all.inbound(), all.controller());
+    all.add(kPrioRuleMiss, 0, all.outbound(), Does::kAsk);
+    all.add(kPrioRuleMiss, 0, all.inbound(), Does::kAsk);
     out.flows = std::move(all.out());
     out.all_to_controller = true;
     out.why = std::move(why);
@@ -336,8 +337,8 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
 
   // Guards: the gateway's own address, either way, is the controller's (gateway_service; what
   // the gateway sends from its own address is its resolver's, never an inbound connection).
-  b.add(kPrioRuleGuard, 0, b.outbound().ipv4Dst(gw.ip), b.controller());
-  b.add(kPrioRuleGuard, 0, b.inbound().ipv4Src(gw.ip), b.controller());
+  b.add(kPrioRuleGuard, 0, b.outbound().ipv4Dst(gw.ip), Does::kAsk);
+  b.add(kPrioRuleGuard, 0, b.inbound().ipv4Src(gw.ip), Does::kAsk);
   for (const Rule& r : p.matcher->policy().rules) {
     if (r.match.addresses.empty() && r.match.hosts.empty()) {
       b.rule(r, kDestNone, [](Match&) {});
@@ -358,11 +359,11 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
   // the gateway is the controller's.
   const auto def = p.matcher->policy().default_action;
   if (def == policy::DefaultAction::kAllow || def == policy::DefaultAction::kDeny)
-    b.add(kPrioRuleDefault, 0, b.outbound(), b.commit(def == policy::DefaultAction::kAllow));
+    b.add(kPrioRuleDefault, 0, b.outbound(), doesFor(def == policy::DefaultAction::kAllow));
   else
-    b.add(kPrioRuleDefault, 0, b.outbound(), b.controller());
-  b.add(kPrioRuleDefault, 0, b.inbound().ipProto(packet::kProtoTcp), b.commit(false));
-  b.add(kPrioRuleMiss, 0, b.inbound(), b.controller());
+    b.add(kPrioRuleDefault, 0, b.outbound(), Does::kAsk);
+  b.add(kPrioRuleDefault, 0, b.inbound().ipProto(packet::kProtoTcp), Does::kDeny);
+  b.add(kPrioRuleMiss, 0, b.inbound(), Does::kAsk);
   if (b.out().size() > options.max_flows)
     return everything("the policy needs " + std::to_string(b.out().size()) + " flows, more than the limit of " +
                       std::to_string(options.max_flows));

@@ -7,10 +7,12 @@
 // +new, ct_mark 0) from a cell's port, and by one towards the cell from its gateway. Each flow
 // there either decides the connection itself or sends the packet to the controller, held, as
 // the per-cell miss of table 3 does:
-//   - allow: ct(commit, zone=<cell>, exec(set_field:<epoch|allow>->ct_mark)), a copy of the
-//     first kCopyLength bytes to the controller (for the log; the packet is not held, and the
-//     copy's cookie names the rule), goto_table:4 (route);
-//   - deny: the same commit with the deny mark, the copy, nothing else (dropped);
+//   - allow: a copy of the first kCopyLength bytes to the controller (for the log; the packet
+//     is not held, and the copy's cookie names the rule), then ct(commit, zone=<cell>,
+//     table=4, exec(set_field:<epoch|allow>->ct_mark)): committed, and on to the route table
+//     by recirculation (goto_table:4 from table 6 is refused: OpenFlow's goto only goes
+//     forward; a recirculation is a new pass and may enter any table);
+//   - deny: the copy, then the commit with the deny mark and no table (dropped);
 //   - to the controller: meter:<cell's meter>, output:CONTROLLER (the whole packet).
 //
 // What goes to the controller, and why:
@@ -53,8 +55,12 @@
 // the name's TTL as hard_timeout; the daemon calls it for each answer it learns from. Host
 // rules always outrank address rules, so these flows sit above the prefix flows of ruleFlows.
 //
-// Cookies: [0x07][cell id][rule id], rule id 0 for a cell's defaults and guards, so a cell's
-// rule flows go with one cookie-masked delete, and one rule's with another.
+// Cookies: [kind][cell id][rule id], rule id 0 for a cell's defaults and guards. Two kinds, so
+// that a Packet-In from table 6 says what it is: kCookieRules, a copy of a packet whose
+// connection the switch committed (log it, decide nothing); kCookieRulesAsk, a packet held for
+// the controller to decide, as from table 3's miss. (The copy cannot be told apart otherwise:
+// its ct_mark is not exposed before a recirculation, and a SYN fits in kCopyLength.) A cell's
+// rule flows go with one cookie-masked delete per kind.
 //
 // Both functions only read the policy (and the RuleLimits' counts), and are safe to call from
 // any thread.
@@ -73,8 +79,10 @@
 namespace cw::decide {
 
 inline constexpr std::uint8_t kTableRules = 6;
-// Cookie kind of table-6 flows (CookieKind has no name for it yet).
+// Cookie kinds of table-6 flows (CookieKind has no names for them yet): decided in the switch
+// (the Packet-In is a copy), and sent to the controller (the Packet-In is held).
 inline constexpr CookieKind kCookieRules = static_cast<CookieKind>(0x07);
+inline constexpr CookieKind kCookieRulesAsk = static_cast<CookieKind>(0x08);
 // How much of a packet the switch copies to the controller when it decided the connection
 // itself: enough for the log (Ethernet, IPv4 with options, TCP with options).
 inline constexpr std::uint16_t kCopyLength = 128;

@@ -110,10 +110,10 @@ void appendField(std::string& s, const Match& m, Field f) {
     case Field::kIpProto: kv("nw_proto", dec(m.ip_proto)); break;
     case Field::kIpv4Src: kv("nw_src", ip4(m.ipv4_src, m.ipv4_src_mask, mk)); break;
     case Field::kIpv4Dst: kv("nw_dst", ip4(m.ipv4_dst, m.ipv4_dst_mask, mk)); break;
-    case Field::kTcpSrc: kv("tp_src", dec(m.tcp_src)); break;
-    case Field::kTcpDst: kv("tp_dst", dec(m.tcp_dst)); break;
-    case Field::kUdpSrc: kv("udp_src", dec(m.udp_src)); break;
-    case Field::kUdpDst: kv("udp_dst", dec(m.udp_dst)); break;
+    case Field::kTcpSrc: kv("tp_src", mk ? hex(m.tcp_src) + "/" + hex(m.tcp_src_mask) : dec(m.tcp_src)); break;
+    case Field::kTcpDst: kv("tp_dst", mk ? hex(m.tcp_dst) + "/" + hex(m.tcp_dst_mask) : dec(m.tcp_dst)); break;
+    case Field::kUdpSrc: kv("udp_src", mk ? hex(m.udp_src) + "/" + hex(m.udp_src_mask) : dec(m.udp_src)); break;
+    case Field::kUdpDst: kv("udp_dst", mk ? hex(m.udp_dst) + "/" + hex(m.udp_dst_mask) : dec(m.udp_dst)); break;
     case Field::kIcmpv4Type: kv("icmp_type", dec(m.icmpv4_type)); break;
     case Field::kIcmpv4Code: kv("icmp_code", dec(m.icmpv4_code)); break;
     case Field::kArpOp: kv("arp_op", dec(m.arp_op)); break;

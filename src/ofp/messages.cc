@@ -94,10 +94,26 @@ Match& Match::ipv4Dst(Ip4 a, Ip4 mask) {
   CW_MARK(Field::kIpv4Dst, mask.v != 0xffffffff);
   return *this;
 }
-Match& Match::tcpSrc(std::uint16_t p) { tcp_src = p; CW_MARK(Field::kTcpSrc, false); return *this; }
-Match& Match::tcpDst(std::uint16_t p) { tcp_dst = p; CW_MARK(Field::kTcpDst, false); return *this; }
-Match& Match::udpSrc(std::uint16_t p) { udp_src = p; CW_MARK(Field::kUdpSrc, false); return *this; }
-Match& Match::udpDst(std::uint16_t p) { udp_dst = p; CW_MARK(Field::kUdpDst, false); return *this; }
+Match& Match::tcpSrc(std::uint16_t p, std::uint16_t mask) {
+  tcp_src_mask = mask; tcp_src = p & mask;
+  CW_MARK(Field::kTcpSrc, mask != 0xffff);
+  return *this;
+}
+Match& Match::tcpDst(std::uint16_t p, std::uint16_t mask) {
+  tcp_dst_mask = mask; tcp_dst = p & mask;
+  CW_MARK(Field::kTcpDst, mask != 0xffff);
+  return *this;
+}
+Match& Match::udpSrc(std::uint16_t p, std::uint16_t mask) {
+  udp_src_mask = mask; udp_src = p & mask;
+  CW_MARK(Field::kUdpSrc, mask != 0xffff);
+  return *this;
+}
+Match& Match::udpDst(std::uint16_t p, std::uint16_t mask) {
+  udp_dst_mask = mask; udp_dst = p & mask;
+  CW_MARK(Field::kUdpDst, mask != 0xffff);
+  return *this;
+}
 Match& Match::icmpv4Type(std::uint8_t t) { icmpv4_type = t; CW_MARK(Field::kIcmpv4Type, false); return *this; }
 Match& Match::icmpv4Code(std::uint8_t c) { icmpv4_code = c; CW_MARK(Field::kIcmpv4Code, false); return *this; }
 Match& Match::arpOp(std::uint16_t op) { arp_op = op; CW_MARK(Field::kArpOp, false); return *this; }
@@ -170,6 +186,7 @@ bool fieldMaskable(Field f) {
   switch (f) {
     case Field::kMetadata: case Field::kEthDst: case Field::kEthSrc: case Field::kVlanVid:
     case Field::kIpv4Src: case Field::kIpv4Dst: case Field::kArpSpa: case Field::kArpTpa:
+    case Field::kTcpSrc: case Field::kTcpDst: case Field::kUdpSrc: case Field::kUdpDst:
     case Field::kIpv6Src: case Field::kIpv6Dst: case Field::kCtState: case Field::kCtMark:
     case Field::kCtLabel:
       return true;
@@ -191,10 +208,10 @@ void fieldBytes(const Match& m, Field f, bool mask, std::uint8_t* out) {
     case Field::kIpProto: out[0] = m.ip_proto; break;
     case Field::kIpv4Src: put(out, (mask ? m.ipv4_src_mask : m.ipv4_src).v, 4); break;
     case Field::kIpv4Dst: put(out, (mask ? m.ipv4_dst_mask : m.ipv4_dst).v, 4); break;
-    case Field::kTcpSrc: put(out, m.tcp_src, 2); break;
-    case Field::kTcpDst: put(out, m.tcp_dst, 2); break;
-    case Field::kUdpSrc: put(out, m.udp_src, 2); break;
-    case Field::kUdpDst: put(out, m.udp_dst, 2); break;
+    case Field::kTcpSrc: put(out, mask ? m.tcp_src_mask : m.tcp_src, 2); break;
+    case Field::kTcpDst: put(out, mask ? m.tcp_dst_mask : m.tcp_dst, 2); break;
+    case Field::kUdpSrc: put(out, mask ? m.udp_src_mask : m.udp_src, 2); break;
+    case Field::kUdpDst: put(out, mask ? m.udp_dst_mask : m.udp_dst, 2); break;
     case Field::kIcmpv4Type: out[0] = m.icmpv4_type; break;
     case Field::kIcmpv4Code: out[0] = m.icmpv4_code; break;
     case Field::kArpOp: put(out, m.arp_op, 2); break;
@@ -240,10 +257,10 @@ void setFieldBytes(Match& m, Field f, const std::uint8_t* v, const std::uint8_t*
     case Field::kIpProto: m.ipProto(v[0]); break;
     case Field::kIpv4Src: m.ipv4Src(ip4(v), ip4_mask()); break;
     case Field::kIpv4Dst: m.ipv4Dst(ip4(v), ip4_mask()); break;
-    case Field::kTcpSrc: m.tcpSrc(u16(v)); break;
-    case Field::kTcpDst: m.tcpDst(u16(v)); break;
-    case Field::kUdpSrc: m.udpSrc(u16(v)); break;
-    case Field::kUdpDst: m.udpDst(u16(v)); break;
+    case Field::kTcpSrc: m.tcpSrc(u16(v), mk ? u16(mk) : 0xffff); break;
+    case Field::kTcpDst: m.tcpDst(u16(v), mk ? u16(mk) : 0xffff); break;
+    case Field::kUdpSrc: m.udpSrc(u16(v), mk ? u16(mk) : 0xffff); break;
+    case Field::kUdpDst: m.udpDst(u16(v), mk ? u16(mk) : 0xffff); break;
     case Field::kIcmpv4Type: m.icmpv4Type(v[0]); break;
     case Field::kIcmpv4Code: m.icmpv4Code(v[0]); break;
     case Field::kArpOp: m.arpOp(u16(v)); break;

@@ -74,6 +74,9 @@ struct Match {
   std::uint8_t ip_proto = 0;
   Ip4 ipv4_src, ipv4_src_mask, ipv4_dst, ipv4_dst_mask;
   std::uint16_t tcp_src = 0, tcp_dst = 0, udp_src = 0, udp_dst = 0;
+  // Port masks (OXM hasmask; ovs-ofctl "tp_dst=0x400/0xfc00"): a range of ports as prefix
+  // blocks. Read only when the field is masked. OpenFlow 1.0 cannot carry them.
+  std::uint16_t tcp_src_mask = 0xffff, tcp_dst_mask = 0xffff, udp_src_mask = 0xffff, udp_dst_mask = 0xffff;
   std::uint8_t icmpv4_type = 0, icmpv4_code = 0;
   std::uint16_t arp_op = 0;
   Ip4 arp_spa, arp_spa_mask, arp_tpa, arp_tpa_mask;
@@ -102,10 +105,10 @@ struct Match {
   Match& ipProto(std::uint8_t p);
   Match& ipv4Src(Ip4 a, Ip4 mask = Ip4{0xffffffff});
   Match& ipv4Dst(Ip4 a, Ip4 mask = Ip4{0xffffffff});
-  Match& tcpSrc(std::uint16_t p);
-  Match& tcpDst(std::uint16_t p);
-  Match& udpSrc(std::uint16_t p);
-  Match& udpDst(std::uint16_t p);
+  Match& tcpSrc(std::uint16_t p, std::uint16_t mask = 0xffff);
+  Match& tcpDst(std::uint16_t p, std::uint16_t mask = 0xffff);
+  Match& udpSrc(std::uint16_t p, std::uint16_t mask = 0xffff);
+  Match& udpDst(std::uint16_t p, std::uint16_t mask = 0xffff);
   Match& icmpv4Type(std::uint8_t t);
   Match& icmpv4Code(std::uint8_t c);
   Match& arpOp(std::uint16_t op);

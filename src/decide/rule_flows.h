@@ -78,11 +78,10 @@
 
 namespace cw::decide {
 
-inline constexpr std::uint8_t kTableRules = 6;
-// Cookie kinds of table-6 flows (CookieKind has no names for them yet): decided in the switch
-// (the Packet-In is a copy), and sent to the controller (the Packet-In is held).
-inline constexpr CookieKind kCookieRules = static_cast<CookieKind>(0x07);
-inline constexpr CookieKind kCookieRulesAsk = static_cast<CookieKind>(0x08);
+// Cookie kinds of table-6 flows (pipeline.h): decided in the switch (the Packet-In is a copy),
+// and sent to the controller (the Packet-In is held).
+inline constexpr CookieKind kCookieRules = CookieKind::kRules;
+inline constexpr CookieKind kCookieRulesAsk = CookieKind::kRulesAsk;
 // How much of a packet the switch copies to the controller when it decided the connection
 // itself: enough for the log (Ethernet, IPv4 with options, TCP with options).
 inline constexpr std::uint16_t kCopyLength = 128;

@@ -16,10 +16,10 @@ constexpr std::array<const char*, static_cast<std::size_t>(Field::kCount)> kFiel
     "vlan_pcp",   "ip_dscp",    "ip_proto",    "ipv4_src",    "ipv4_dst",  "tcp_src",
     "tcp_dst",    "udp_src",    "udp_dst",     "icmpv4_type", "icmpv4_code", "arp_op",
     "arp_spa",    "arp_tpa",    "arp_sha",     "arp_tha",     "ipv6_src",  "ipv6_dst",
-    "icmpv6_type", "icmpv6_code", "ct_state",    "ct_zone",   "ct_mark",     "ct_label"};
+    "icmpv6_type", "icmpv6_code", "ct_state",    "ct_zone",   "ct_mark",     "ct_label", "tcp_flags"};
 
 constexpr std::array<std::uint8_t, static_cast<std::size_t>(Field::kCount)> kFieldSizes = {
-    4, 8, 6, 6, 2, 2, 1, 1, 1, 4, 4, 2, 2, 2, 2, 1, 1, 2, 4, 4, 6, 6, 16, 16, 1, 1, 4, 2, 4, 16};
+    4, 8, 6, 6, 2, 2, 1, 1, 1, 4, 4, 2, 2, 2, 2, 1, 1, 2, 4, 4, 6, 6, 16, 16, 1, 1, 4, 2, 4, 16, 2};
 
 void put(std::uint8_t* out, std::uint64_t v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(v >> (8 * (n - 1 - i)));
@@ -146,6 +146,14 @@ Match& Match::ctState(std::uint32_t bits, std::uint32_t mask) {
   CW_MARK(Field::kCtState, mask != 0xffffffff);
   return *this;
 }
+Match& Match::tcpFlags(std::uint16_t bits, std::uint16_t mask) {
+  // The 12 bits OVS matches; a mask of all of them is an exact match.
+  mask &= 0x0fff;
+  tcp_flags_mask = mask;
+  tcp_flags = bits & mask;
+  CW_MARK(Field::kTcpFlags, mask != 0x0fff);
+  return *this;
+}
 Match& Match::ctZone(std::uint16_t z) { ct_zone = z; CW_MARK(Field::kCtZone, false); return *this; }
 Match& Match::ctMark(std::uint32_t v, std::uint32_t mask) {
   ct_mark_mask = mask; ct_mark = v & mask;
@@ -187,7 +195,7 @@ bool fieldMaskable(Field f) {
     case Field::kMetadata: case Field::kEthDst: case Field::kEthSrc: case Field::kVlanVid:
     case Field::kIpv4Src: case Field::kIpv4Dst: case Field::kArpSpa: case Field::kArpTpa:
     case Field::kTcpSrc: case Field::kTcpDst: case Field::kUdpSrc: case Field::kUdpDst:
-    case Field::kIpv6Src: case Field::kIpv6Dst: case Field::kCtState: case Field::kCtMark:
+    case Field::kIpv6Src: case Field::kIpv6Dst: case Field::kCtState: case Field::kCtMark: case Field::kTcpFlags:
     case Field::kCtLabel:
       return true;
     default:
@@ -224,6 +232,7 @@ void fieldBytes(const Match& m, Field f, bool mask, std::uint8_t* out) {
     case Field::kIcmpv6Type: out[0] = m.icmpv6_type; break;
     case Field::kIcmpv6Code: out[0] = m.icmpv6_code; break;
     case Field::kCtState: put(out, mask ? m.ct_state_mask : m.ct_state, 4); break;
+    case Field::kTcpFlags: put(out, mask ? m.tcp_flags_mask : m.tcp_flags, 2); break;
     case Field::kCtZone: put(out, m.ct_zone, 2); break;
     case Field::kCtMark: put(out, mask ? m.ct_mark_mask : m.ct_mark, 4); break;
     case Field::kCtLabel:
@@ -276,6 +285,7 @@ void setFieldBytes(Match& m, Field f, const std::uint8_t* v, const std::uint8_t*
       m.ctState(static_cast<std::uint32_t>(get(v, 4)), mk ? static_cast<std::uint32_t>(get(mk, 4)) : 0xffffffff);
       break;
     case Field::kCtZone: m.ctZone(u16(v)); break;
+    case Field::kTcpFlags: m.tcpFlags(u16(v), mk ? u16(mk) : 0x0fff); break;
     case Field::kCtMark:
       m.ctMark(static_cast<std::uint32_t>(get(v, 4)), mk ? static_cast<std::uint32_t>(get(mk, 4)) : 0xffffffff);
       break;

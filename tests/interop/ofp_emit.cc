@@ -213,6 +213,13 @@ std::vector<Item> items() {
   udp_ports.match = Match();
   udp_ports.match.ethType(0x0800).ipProto(17).udpSrc(0x8000, 0x8000).udpDst(53);
   v.push_back({"udp_port_mask13", Version::kOf13, 0x2b, udp_ports});
+  // Table 3's entry to the rules from a gateway: a TCP opening (SYN without ACK).
+  FlowMod opening;
+  opening.table_id = 3;
+  opening.priority = 2;
+  opening.match.inPort(1).ethType(0x0800).ipProto(6).ctState(0x21, 0x31).ctMark(0).tcpFlags(0x002, 0x012);
+  opening.instructions.emplace_back(InstrGotoTable{6});
+  v.push_back({"tcp_flags13", Version::kOf13, 0x2c, opening});
   return v;
 }
 

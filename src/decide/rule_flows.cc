@@ -163,7 +163,7 @@ std::vector<Key> ranking(const CompiledPolicy& p) {
       for (const PortGroup& g : portGroups(r)) {
         Key k{d, g.width, r.match.protocol == Protocol::kAny, r.action == Action::kAllow, r.id, false};
         keys.push_back(k);
-        if (timed) {
+        if (timed || d >= kDestWildcard) {  // a name's flows end too
           k.shadow = true;
           keys.push_back(k);
         }
@@ -238,29 +238,30 @@ class Builder {
   Match inbound() const { return Match().inPort(gw_.ofport).ethType(packet::kEthIpv4).ipv4Dst(cell_.ip); }
 
   // The flows of rule `r` at destination class `dest`, whose address part `where` adds to a
-  // match. `ttl_s` (names): no flow lives longer. Skips rules not usable at now.
+  // match. `name_left_ms` (names, > 0): how long the name the flows stand for stays valid.
+  // Skips rules not usable at now.
   template <class Where>
-  void rule(const Rule& r, std::uint32_t dest, Where where, std::uint32_t ttl_s = 0) {
+  void rule(const Rule& r, std::uint32_t dest, Where where, std::int64_t name_left_ms = 0) {
     const Life life = lifeOf(p_, r, now_);
     if (!life.usable) return;
     const bool to_ctl = toController(r, life);
-    // hard_timeouts (0: none): the rule's own flows end before it does, the controller flow
-    // under them after it.
+    // How long the flows may decide: until the rule ends or the name does, whichever is first.
+    std::int64_t left = name_left_ms;
+    if (life.until_ms != 0) left = left == 0 ? life.until_ms - now_ : std::min(left, life.until_ms - now_);
+    // hard_timeouts (0: none): the flow that decides ends before `left` does (whole seconds,
+    // rounded down; none at all under a second), the controller flow under it after (rounded
+    // up; longer than a hard_timeout can say: none, the controller is exact meanwhile).
     std::optional<std::uint16_t> own_hard = 0;
     std::uint16_t shadow_hard = 0;
-    if (life.until_ms != 0) {
-      const std::int64_t left = life.until_ms - now_;
+    const bool ends = left != 0;
+    // No controller flow where the own flow ends exactly when the rule or name does.
+    const bool shadowed = ends && !to_ctl && (left % 1000 != 0 || left / 1000 > 0xffff);
+    if (ends) {
       const std::int64_t down = left / 1000, up = (left + 999) / 1000;
       own_hard = down < 1 ? std::nullopt : std::optional<std::uint16_t>(std::min<std::int64_t>(down, 0xffff));
-      // Longer than a hard_timeout can say: no timeout; the controller is exact meanwhile.
       shadow_hard = up > 0xffff ? 0 : static_cast<std::uint16_t>(up);
       if (to_ctl) own_hard = shadow_hard;
     }
-    auto capped = [ttl_s](std::uint16_t hard) -> std::uint16_t {
-      if (ttl_s == 0) return hard;
-      const std::uint32_t t = std::min<std::uint32_t>(ttl_s, 0xffff);
-      return hard == 0 ? static_cast<std::uint16_t>(t) : static_cast<std::uint16_t>(std::min<std::uint32_t>(hard, t));
-    };
     const bool inbound_rule = r.match.direction == Direction::kInbound;
     for (const PortGroup& g : portGroups(r)) {
       Key k{dest, g.width, r.match.protocol == Protocol::kAny, r.action == Action::kAllow, r.id, false};
@@ -283,11 +284,11 @@ class Builder {
         }
         for (const Match& m : ms) {
           if (own_hard) add(priorityOf(k), r.id, m, to_ctl ? Does::kAsk : doesFor(r.action == Action::kAllow),
-                            capped(*own_hard));
-          if (life.until_ms != 0 && !to_ctl) {
+                            *own_hard);
+          if (shadowed) {
             Key s = k;
             s.shadow = true;
-            add(priorityOf(s), r.id, m, Does::kAsk, capped(shadow_hard));
+            add(priorityOf(s), r.id, m, Does::kAsk, shadow_hard);
           }
         }
       }
@@ -372,18 +373,36 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
 }
 
 std::vector<FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
-                               std::uint32_t meter_id, std::string_view name, Ip4 ip, std::uint32_t ttl_s,
+                               std::uint32_t meter_id, std::span<const ResolvedName> names, Ip4 ip,
                                std::int64_t now_unix_ms) {
-  if (ttl_s == 0) return {};
   const std::vector<Key> keys = ranking(p);
   if (undecidable(p, keys)) return {};
-  const std::string n = normalName(name);
+  std::vector<std::pair<std::string, std::int64_t>> valid;
+  for (const auto& n : names)
+    if (n.valid_ms > 0) valid.emplace_back(normalName(n.name), n.valid_ms);
   Builder b(p, cell, gw, meter_id, now_unix_ms, keys);
   for (const Rule& r : p.matcher->policy().rules) {
     if (r.match.direction != Direction::kOutbound || r.match.hosts.empty()) continue;
-    for (std::uint32_t d : hostDests(r, &n)) b.rule(r, d, [ip](Match& m) { m.ipv4Dst(ip); }, ttl_s);
+    // One flow set per destination class, living as long as the longest-lived name that
+    // reaches it: names of one class give the same match and priority, one flow.
+    std::vector<std::pair<std::uint32_t, std::int64_t>> dests;
+    for (const auto& [n, ms] : valid) {
+      for (std::uint32_t d : hostDests(r, &n)) {
+        auto it = std::find_if(dests.begin(), dests.end(), [d](const auto& x) { return x.first == d; });
+        if (it == dests.end()) dests.emplace_back(d, ms);
+        else it->second = std::max(it->second, ms);
+      }
+    }
+    for (const auto& [d, ms] : dests) b.rule(r, d, [ip](Match& m) { m.ipv4Dst(ip); }, ms);
   }
   return std::move(b.out());
+}
+
+std::vector<FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
+                               std::uint32_t meter_id, std::string_view name, Ip4 ip, std::uint32_t ttl_s,
+                               std::int64_t now_unix_ms) {
+  const ResolvedName one{name, std::int64_t{ttl_s} * 1000};
+  return nameFlows(p, cell, gw, meter_id, std::span<const ResolvedName>(&one, 1), ip, now_unix_ms);
 }
 
 }  // namespace cw::decide

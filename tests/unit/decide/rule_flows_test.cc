@@ -573,6 +573,22 @@ TEST(RuleFlows, WhatTheSwitchCannotDecideAtAll) {
   EXPECT_TRUE(nameFlows(*hosts.policy, hosts.cell, hosts.net.gw, kMeter, "x.test", ip("192.0.2.1"), 0, kNow).empty());
   EXPECT_TRUE(nameFlows(*hosts.policy, hosts.cell, hosts.net.gw, kMeter, "y.test", ip("192.0.2.1"), 60, kNow).empty());
 
+  // Each rule's keys carry its id: 33,000 timed rules (own flow and controller flow) need more
+  // priorities than a table has.
+  policy::AppPolicy timed;
+  std::vector<std::tuple<std::uint32_t, std::int64_t, std::uint32_t, std::uint32_t>> limits;
+  for (std::uint32_t i = 1; i <= 33000; ++i) {
+    policy::Rule r;
+    r.id = i;
+    r.action = Action::kAllow;
+    timed.rules.push_back(r);
+    limits.emplace_back(i, kNow + 10500, 0, 0);
+  }
+  World lots(std::move(timed), limits);
+  rf = ruleFlows(*lots.policy, lots.cell, lots.net.gw, kMeter, kNow);
+  EXPECT_TRUE(rf.all_to_controller);
+  EXPECT_NE(rf.why.find("needs 66000 distinct priorities; a table has 65532"), std::string::npos) << rf.why;
+
   World many(parse("default = \"deny\"\n[[allow]]\nports = \"1-65534\"\n"));  // 30 blocks × TCP, UDP
   rf = ruleFlows(*many.policy, many.cell, many.net.gw, kMeter, kNow, RuleFlowOptions{40});
   EXPECT_TRUE(rf.all_to_controller);

@@ -1,6 +1,7 @@
 #include "decide/rule_flows.h"
 
 #include <algorithm>
+#include <cassert>
 #include <optional>
 #include <tuple>
 
@@ -202,6 +203,7 @@ class Builder {
 
   std::uint16_t priorityOf(const Key& k) const {
     auto it = std::lower_bound(keys_.begin(), keys_.end(), k);
+    assert(it != keys_.end() && *it == k);  // ranking() lists every key a flow can have
     return static_cast<std::uint16_t>(kPrioRuleTop - (it - keys_.begin()));
   }
 
@@ -276,8 +278,13 @@ class Builder {
           for (const auto& [lo, hi] : g.ranges) {
             for (const PortBlock& b : portBlocks(lo, hi)) {
               Match m = base;
-              if (proto == packet::kProtoTcp) m.tcpDst(b.value, b.mask);
-              else m.udpDst(b.value, b.mask);
+              if (b.mask == 0) {
+                // 0-65535: every port (a zero mask is no match at all; ranked as a range).
+              } else if (proto == packet::kProtoTcp) {
+                m.tcpDst(b.value, b.mask);
+              } else {
+                m.udpDst(b.value, b.mask);
+              }
               ms.push_back(m);
             }
           }

@@ -139,14 +139,16 @@ struct ResolvedName {
 // which must then live as long as the longer-lived name. Empty when no rule matches, or when the
 // policy cannot be decided in the switch at all (it names processes, or its precedence does not
 // fit). Cost: linear in the number of rules times names.
-std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
-                                    std::uint32_t meter_id, std::span<const ResolvedName> names, Ip4 ip,
+std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell,
+                                    const GatewayPort& gw, std::uint32_t meter_id,
+                                    std::span<const ResolvedName> names, Ip4 ip,
                                     std::int64_t now_unix_ms);
 // The same for one name valid `ttl_s` seconds: only right when it is the only name the cell has
 // for `ip` (see above). ttl_s 0: nothing.
-std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
-                                    std::uint32_t meter_id, std::string_view name, Ip4 ip,
-                                    std::uint32_t ttl_s, std::int64_t now_unix_ms);
+std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell,
+                                    const GatewayPort& gw, std::uint32_t meter_id,
+                                    std::string_view name, Ip4 ip, std::uint32_t ttl_s,
+                                    std::int64_t now_unix_ms);
 
 // The port range lo..hi as (value, mask) prefix blocks, in ascending order: 1024-2047 is
 // {0x400, 0xfc00}; 0-65535 is {0, 0}. At most 30 blocks.

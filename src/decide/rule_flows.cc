@@ -33,7 +33,7 @@ struct Key {
   bool any_protocol = true;
   bool is_allow = true;
   std::uint32_t id = 0;
-  bool shadow = false;  // the controller flow under a timed rule's own
+  bool shadow = false;  // the controller flow under a timed rule's (or a name's) own
   auto tie() const { return std::make_tuple(~dest, width, any_protocol, is_allow, id, shadow); }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
   bool operator==(const Key& o) const { return tie() == o.tie(); }
@@ -192,10 +192,13 @@ constexpr std::size_t kRankedPriorities = kPrioRuleTop - kPrioRuleLowest + 1;
 // Why the switch can decide nothing of this policy, or nullopt.
 std::optional<std::string> undecidable(const CompiledPolicy& p, const std::vector<Key>& keys) {
   if (p.matcher->namesProcesses())
-    return "the policy names processes: each connection must be attributed by the controller first";
+    return "the policy names processes (exe, process, user, parent or pid): the controller decides "
+           "every connection, once it knows whose it is";
   if (keys.size() > kRankedPriorities)
     return "the policy's precedence needs " + std::to_string(keys.size()) +
-           " distinct priorities; a table has " + std::to_string(kRankedPriorities);
+           " distinct priorities; a table has " + std::to_string(kRankedPriorities) +
+           ": the controller decides every connection (fewer rules, or fewer with a time limit, "
+           "would fit)";
   return std::nullopt;
 }
 
@@ -396,7 +399,9 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
   b.add(kPrioRuleMiss, 0, b.inbound(), Does::kAsk);
   if (b.out().size() > options.max_flows)
     return everything("the policy needs " + std::to_string(b.out().size()) +
-                      " flows, more than the limit of " + std::to_string(options.max_flows));
+                      " flows, more than the limit of " + std::to_string(options.max_flows) +
+                      ": the controller decides every connection (port ranges that are not "
+                      "aligned blocks cost up to 30 flows each)");
   out.flows = std::move(b.out());
   return out;
 }

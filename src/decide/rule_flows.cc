@@ -336,6 +336,31 @@ class Builder {
 
 }  // namespace
 
+namespace {
+
+std::vector<FlowMod> deletes(const CellPort& cell, std::uint32_t rule_id, std::uint64_t rule_mask) {
+  std::vector<FlowMod> out;
+  for (CookieKind kind : {kCookieRules, kCookieRulesAsk}) {
+    FlowMod fm;
+    fm.command = ofp::FlowModCommand::kDelete;
+    fm.table_id = kTableRules;
+    fm.cookie = makeCookie(kind, cell.cell_id, rule_id);
+    fm.cookie_mask = kCookieKindMask | kCookieCellMask | rule_mask;
+    out.push_back(fm);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<FlowMod> removeRuleFlows(const CellPort& cell) {
+  return deletes(cell, 0, 0);
+}
+
+std::vector<FlowMod> removeRuleFlows(const CellPort& cell, std::uint32_t rule_id) {
+  return deletes(cell, rule_id, kCookieRuleMask);
+}
+
 std::vector<PortBlock> portBlocks(std::uint16_t lo, std::uint16_t hi) {
   std::vector<PortBlock> out;
   std::uint32_t at = lo;

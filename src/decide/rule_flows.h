@@ -150,6 +150,11 @@ std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cel
                                     std::string_view name, Ip4 ip, std::uint32_t ttl_s,
                                     std::int64_t now_unix_ms);
 
+// Deletes a cell's table-6 flows (both cookie kinds): all of them, or only rule `rule_id`'s
+// (when it ends or changes; 0 is the cell's defaults and guards).
+std::vector<ofp::FlowMod> removeRuleFlows(const CellPort& cell);
+std::vector<ofp::FlowMod> removeRuleFlows(const CellPort& cell, std::uint32_t rule_id);
+
 // The port range lo..hi as (value, mask) prefix blocks, in ascending order: 1024-2047 is
 // {0x400, 0xfc00}; 0-65535 is {0, 0}. At most 30 blocks.
 struct PortBlock {

@@ -664,6 +664,32 @@ TEST(RuleFlows, WhatTheSwitchCannotDecideAtAll) {
   EXPECT_FALSE(ruleFlows(*many.policy, many.cell, many.net.gw, kMeter, kNow).all_to_controller);
 }
 
+TEST(RuleFlows, RemovalTakesBothKindsByCookie) {
+  World w(
+      parse("default = \"deny\"\n[[allow]]\nto = \"10.0.0.0/8\"\n[[rule]]\naction = \"reject\"\n"
+            "to = \"10.1.0.0/16\"\n"));
+  const RuleFlows rf = ruleFlows(*w.policy, w.cell, w.net.gw, kMeter, kNow);
+  // What a cookie-masked delete (table 6) takes, as a switch applies it.
+  auto taken = [&](const std::vector<ofp::FlowMod>& dels) {
+    std::size_t n = 0;
+    for (const auto& fm : rf.flows)
+      for (const auto& d : dels)
+        if (d.table_id == fm.table_id &&
+            (fm.cookie & d.cookie_mask) == (d.cookie & d.cookie_mask)) {
+          ++n;
+          break;
+        }
+    return n;
+  };
+  EXPECT_EQ(taken(removeRuleFlows(w.cell)), rf.flows.size());
+  EXPECT_EQ(taken(removeRuleFlows(w.cell, 1)), 1u);  // the /8 allow
+  EXPECT_EQ(taken(removeRuleFlows(w.cell, 2)), 1u);  // the reject, a flow that asks
+  CellPort other = w.cell;
+  other.cell_id = 8;
+  EXPECT_EQ(taken(removeRuleFlows(other)), 0u);
+  for (const auto& d : removeRuleFlows(w.cell)) EXPECT_EQ(d.command, ofp::FlowModCommand::kDelete);
+}
+
 TEST(RuleFlows, PortRangesBecomePrefixBlocks) {
   EXPECT_EQ(portBlocks(1024, 2047), (std::vector<PortBlock>{{0x400, 0xfc00}}));
   EXPECT_EQ(portBlocks(0, 65535), (std::vector<PortBlock>{{0, 0}}));

@@ -1,6 +1,7 @@
 #include "decide/rule_flows.h"
 
 #include <algorithm>
+#include <cassert>
 #include <optional>
 #include <tuple>
 
@@ -32,11 +33,17 @@ struct Key {
   bool any_protocol = true;
   bool is_allow = true;
   std::uint32_t id = 0;
-  bool shadow = false;  // the controller flow under a timed rule's own
+  bool shadow = false;  // the controller flow under a timed rule's (or a name's) own
   auto tie() const { return std::make_tuple(~dest, width, any_protocol, is_allow, id, shadow); }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
   bool operator==(const Key& o) const { return tie() == o.tie(); }
 };
+
+// Rule r's own flow at destination class `dest` and port width `width`.
+Key keyOf(const Rule& r, std::uint32_t dest, std::uint32_t width) {
+  return Key{dest, width, r.match.protocol == Protocol::kAny, r.action == Action::kAllow,
+             r.id, false};
+}
 
 // One rule's ports at one width: the union of its ranges of that width (a rule competes at a
 // port with the narrowest of its ranges containing it; its wider flows then lose to its own
@@ -52,7 +59,8 @@ std::vector<PortGroup> portGroups(const Rule& r) {
   for (const auto& pr : r.match.ports) {
     if (pr.lo > pr.hi) continue;  // an empty range matches nothing (Matcher)
     const std::uint32_t w = std::uint32_t{pr.hi} - pr.lo + 1;
-    auto it = std::find_if(out.begin(), out.end(), [w](const PortGroup& g) { return g.width == w; });
+    auto it =
+        std::find_if(out.begin(), out.end(), [w](const PortGroup& g) { return g.width == w; });
     if (it == out.end()) it = out.insert(out.end(), PortGroup{w, {}});
     it->ranges.emplace_back(pr.lo, pr.hi);
   }
@@ -120,8 +128,10 @@ std::vector<std::uint8_t> protocols(const Rule& r) {
   const bool ports = !r.match.ports.empty();
   const bool inbound = r.match.direction == Direction::kInbound;
   switch (r.match.protocol) {
-    case Protocol::kTcp: return {packet::kProtoTcp};
-    case Protocol::kUdp: return inbound ? std::vector<std::uint8_t>{} : std::vector<std::uint8_t>{packet::kProtoUdp};
+    case Protocol::kTcp:
+      return {packet::kProtoTcp};
+    case Protocol::kUdp:
+      return inbound ? std::vector<std::uint8_t>{} : std::vector<std::uint8_t>{packet::kProtoUdp};
     case Protocol::kIcmp:
       if (inbound || ports) return {};  // ports match only TCP and UDP (Matcher)
       return {packet::kProtoIcmp};
@@ -145,7 +155,9 @@ Life lifeOf(const CompiledPolicy& p, const Rule& r, std::int64_t now) {
   return Life{l->usable(now), l->max != 0, l->until_ms};
 }
 
-bool toController(const Rule& r, const Life& life) { return r.action == Action::kReject || life.counted; }
+bool toController(const Rule& r, const Life& life) {
+  return r.action == Action::kReject || life.counted;
+}
 
 // Every key the policy's flows can have, in rank order. Depends on the policy alone, so that
 // ruleFlows and the nameFlows of later answers rank alike.
@@ -161,9 +173,9 @@ std::vector<Key> ranking(const CompiledPolicy& p) {
       for (std::uint32_t d : hostDests(r, nullptr)) dests.push_back(d);
     for (std::uint32_t d : dests) {
       for (const PortGroup& g : portGroups(r)) {
-        Key k{d, g.width, r.match.protocol == Protocol::kAny, r.action == Action::kAllow, r.id, false};
+        Key k = keyOf(r, d, g.width);
         keys.push_back(k);
-        if (timed) {
+        if (timed || d >= kDestWildcard) {  // a name's flows end too
           k.shadow = true;
           keys.push_back(k);
         }
@@ -180,44 +192,51 @@ constexpr std::size_t kRankedPriorities = kPrioRuleTop - kPrioRuleLowest + 1;
 // Why the switch can decide nothing of this policy, or nullopt.
 std::optional<std::string> undecidable(const CompiledPolicy& p, const std::vector<Key>& keys) {
   if (p.matcher->namesProcesses())
-    return "the policy names processes: each connection must be attributed by the controller first";
+    return "the policy names processes (exe, process, user, parent or pid): the controller decides "
+           "every connection, once it knows whose it is";
   if (keys.size() > kRankedPriorities)
-    return "the policy's precedence needs " + std::to_string(keys.size()) + " distinct priorities; a table has " +
-           std::to_string(kRankedPriorities);
+    return "the policy's precedence needs " + std::to_string(keys.size()) +
+           " distinct priorities; a table has " + std::to_string(kRankedPriorities) +
+           ": the controller decides every connection (fewer rules, or fewer with a time limit, "
+           "would fit)";
   return std::nullopt;
 }
 
 // What a table-6 flow does with the packet.
 enum class Does { kAllow, kDeny, kAsk };
-Does doesFor(bool allow) { return allow ? Does::kAllow : Does::kDeny; }
+Does doesFor(bool allow) {
+  return allow ? Does::kAllow : Does::kDeny;
+}
 
 // Builds one cell's table-6 flows.
 class Builder {
  public:
-  Builder(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw, std::uint32_t meter_id,
-          std::int64_t now, const std::vector<Key>& keys)
+  Builder(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
+          std::uint32_t meter_id, std::int64_t now, const std::vector<Key>& keys)
       : p_(p), cell_(cell), gw_(gw), meter_id_(meter_id), now_(now), keys_(keys) {}
 
   std::vector<FlowMod>& out() { return out_; }
 
   std::uint16_t priorityOf(const Key& k) const {
     auto it = std::lower_bound(keys_.begin(), keys_.end(), k);
+    assert(it != keys_.end() && *it == k);  // ranking() lists every key a flow can have
     return static_cast<std::uint16_t>(kPrioRuleTop - (it - keys_.begin()));
   }
 
-
-  void add(std::uint16_t prio, std::uint32_t rule_id, const Match& m, Does does, std::uint16_t hard = 0) {
+  void add(std::uint16_t prio, std::uint32_t rule_id, const Match& m, Does does,
+           std::uint16_t hard = 0) {
     FlowMod fm;
     fm.table_id = kTableRules;
     fm.priority = prio;
-    fm.cookie = makeCookie(does == Does::kAsk ? kCookieRulesAsk : kCookieRules, cell_.cell_id, rule_id);
+    fm.cookie =
+        makeCookie(does == Does::kAsk ? kCookieRulesAsk : kCookieRules, cell_.cell_id, rule_id);
     fm.hard_timeout = hard;
     fm.match = m;
     if (does == Does::kAsk) {
       // Held for the controller, through the cell's meter, as from table 3's miss.
       if (meter_id_ != 0) fm.instructions.emplace_back(ofp::InstrMeter{meter_id_});
-      fm.instructions.emplace_back(
-          ofp::InstrApplyActions{{ofp::ActionOutput{ofp::kPortController, ofp::kControllerMaxLenNoBuffer}}});
+      fm.instructions.emplace_back(ofp::InstrApplyActions{
+          {ofp::ActionOutput{ofp::kPortController, ofp::kControllerMaxLenNoBuffer}}});
     } else {
       // Committed here, as Decider::commit would; the controller gets a copy to log, first. An
       // allowed packet goes on in the route table by the commit's recirculation: goto_table
@@ -235,35 +254,40 @@ class Builder {
   }
 
   Match outbound() const { return Match().inPort(cell_.ofport).ethType(packet::kEthIpv4); }
-  Match inbound() const { return Match().inPort(gw_.ofport).ethType(packet::kEthIpv4).ipv4Dst(cell_.ip); }
+  Match inbound() const {
+    return Match().inPort(gw_.ofport).ethType(packet::kEthIpv4).ipv4Dst(cell_.ip);
+  }
 
   // The flows of rule `r` at destination class `dest`, whose address part `where` adds to a
-  // match. `ttl_s` (names): no flow lives longer. Skips rules not usable at now.
+  // match. `name_left_ms` (names, > 0): how long the name the flows stand for stays valid.
+  // Skips rules not usable at now.
   template <class Where>
-  void rule(const Rule& r, std::uint32_t dest, Where where, std::uint32_t ttl_s = 0) {
+  void rule(const Rule& r, std::uint32_t dest, Where where, std::int64_t name_left_ms = 0) {
     const Life life = lifeOf(p_, r, now_);
     if (!life.usable) return;
     const bool to_ctl = toController(r, life);
-    // hard_timeouts (0: none): the rule's own flows end before it does, the controller flow
-    // under them after it.
+    // How long the flows may decide: until the rule ends or the name does, whichever is first.
+    std::int64_t left = name_left_ms;
+    if (life.until_ms != 0)
+      left = left == 0 ? life.until_ms - now_ : std::min(left, life.until_ms - now_);
+    // hard_timeouts (0: none): the flow that decides ends before `left` does (whole seconds,
+    // rounded down; none at all under a second), the controller flow under it after (rounded
+    // up; longer than a hard_timeout can say: none, the controller is exact meanwhile).
     std::optional<std::uint16_t> own_hard = 0;
     std::uint16_t shadow_hard = 0;
-    if (life.until_ms != 0) {
-      const std::int64_t left = life.until_ms - now_;
+    const bool ends = left != 0;
+    // No controller flow where the own flow ends exactly when the rule or name does.
+    const bool shadowed = ends && !to_ctl && (left % 1000 != 0 || left / 1000 > 0xffff);
+    if (ends) {
       const std::int64_t down = left / 1000, up = (left + 999) / 1000;
-      own_hard = down < 1 ? std::nullopt : std::optional<std::uint16_t>(std::min<std::int64_t>(down, 0xffff));
-      // Longer than a hard_timeout can say: no timeout; the controller is exact meanwhile.
+      own_hard = down < 1 ? std::nullopt
+                          : std::optional<std::uint16_t>(std::min<std::int64_t>(down, 0xffff));
       shadow_hard = up > 0xffff ? 0 : static_cast<std::uint16_t>(up);
       if (to_ctl) own_hard = shadow_hard;
     }
-    auto capped = [ttl_s](std::uint16_t hard) -> std::uint16_t {
-      if (ttl_s == 0) return hard;
-      const std::uint32_t t = std::min<std::uint32_t>(ttl_s, 0xffff);
-      return hard == 0 ? static_cast<std::uint16_t>(t) : static_cast<std::uint16_t>(std::min<std::uint32_t>(hard, t));
-    };
     const bool inbound_rule = r.match.direction == Direction::kInbound;
     for (const PortGroup& g : portGroups(r)) {
-      Key k{dest, g.width, r.match.protocol == Protocol::kAny, r.action == Action::kAllow, r.id, false};
+      const Key k = keyOf(r, dest, g.width);
       for (std::uint8_t proto : protocols(r)) {
         Match base = inbound_rule ? inbound() : outbound();
         where(base);
@@ -275,19 +299,25 @@ class Builder {
           for (const auto& [lo, hi] : g.ranges) {
             for (const PortBlock& b : portBlocks(lo, hi)) {
               Match m = base;
-              if (proto == packet::kProtoTcp) m.tcpDst(b.value, b.mask);
-              else m.udpDst(b.value, b.mask);
+              if (b.mask == 0) {
+                // 0-65535: every port (a zero mask is no match at all; ranked as a range).
+              } else if (proto == packet::kProtoTcp) {
+                m.tcpDst(b.value, b.mask);
+              } else {
+                m.udpDst(b.value, b.mask);
+              }
               ms.push_back(m);
             }
           }
         }
         for (const Match& m : ms) {
-          if (own_hard) add(priorityOf(k), r.id, m, to_ctl ? Does::kAsk : doesFor(r.action == Action::kAllow),
-                            capped(*own_hard));
-          if (life.until_ms != 0 && !to_ctl) {
+          if (own_hard)
+            add(priorityOf(k), r.id, m, to_ctl ? Does::kAsk : doesFor(r.action == Action::kAllow),
+                *own_hard);
+          if (shadowed) {
             Key s = k;
             s.shadow = true;
-            add(priorityOf(s), r.id, m, Does::kAsk, capped(shadow_hard));
+            add(priorityOf(s), r.id, m, Does::kAsk, shadow_hard);
           }
         }
       }
@@ -306,6 +336,31 @@ class Builder {
 
 }  // namespace
 
+namespace {
+
+std::vector<FlowMod> deletes(const CellPort& cell, std::uint32_t rule_id, std::uint64_t rule_mask) {
+  std::vector<FlowMod> out;
+  for (CookieKind kind : {kCookieRules, kCookieRulesAsk}) {
+    FlowMod fm;
+    fm.command = ofp::FlowModCommand::kDelete;
+    fm.table_id = kTableRules;
+    fm.cookie = makeCookie(kind, cell.cell_id, rule_id);
+    fm.cookie_mask = kCookieKindMask | kCookieCellMask | rule_mask;
+    out.push_back(fm);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<FlowMod> removeRuleFlows(const CellPort& cell) {
+  return deletes(cell, 0, 0);
+}
+
+std::vector<FlowMod> removeRuleFlows(const CellPort& cell, std::uint32_t rule_id) {
+  return deletes(cell, rule_id, kCookieRuleMask);
+}
+
 std::vector<PortBlock> portBlocks(std::uint16_t lo, std::uint16_t hi) {
   std::vector<PortBlock> out;
   std::uint32_t at = lo;
@@ -313,14 +368,15 @@ std::vector<PortBlock> portBlocks(std::uint16_t lo, std::uint16_t hi) {
     // The largest aligned block starting at `at` that stays within hi.
     std::uint32_t size = at == 0 ? 0x10000 : (at & (~at + 1));
     while (at + size - 1 > hi) size >>= 1;
-    out.push_back(PortBlock{static_cast<std::uint16_t>(at), static_cast<std::uint16_t>(~(size - 1) & 0xffff)});
+    out.push_back(PortBlock{static_cast<std::uint16_t>(at),
+                            static_cast<std::uint16_t>(~(size - 1) & 0xffff)});
     at += size;
   }
   return out;
 }
 
-RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw, std::uint32_t meter_id,
-                    std::int64_t now_unix_ms, RuleFlowOptions options) {
+RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
+                    std::uint32_t meter_id, std::int64_t now_unix_ms, RuleFlowOptions options) {
   const std::vector<Key> keys = ranking(p);
   Builder b(p, cell, gw, meter_id, now_unix_ms, keys);
   RuleFlows out;
@@ -349,8 +405,10 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
       const Ip4 mask{len == 0 ? 0 : ~std::uint32_t{0} << (32 - len)};
       b.rule(r, kDestPrefix + len, [&, addr = addr](Match& m) {
         if (len == 0) return;  // 0.0.0.0/0: any address, but ranked as a prefix
-        if (in) m.ipv4Src(addr, mask);
-        else m.ipv4Dst(addr, mask);
+        if (in)
+          m.ipv4Src(addr, mask);
+        else
+          m.ipv4Dst(addr, mask);
       });
     }
   }
@@ -365,25 +423,50 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
   b.add(kPrioRuleDefault, 0, b.inbound().ipProto(packet::kProtoTcp), Does::kDeny);
   b.add(kPrioRuleMiss, 0, b.inbound(), Does::kAsk);
   if (b.out().size() > options.max_flows)
-    return everything("the policy needs " + std::to_string(b.out().size()) + " flows, more than the limit of " +
-                      std::to_string(options.max_flows));
+    return everything("the policy needs " + std::to_string(b.out().size()) +
+                      " flows, more than the limit of " + std::to_string(options.max_flows) +
+                      ": the controller decides every connection (port ranges that are not "
+                      "aligned blocks cost up to 30 flows each)");
   out.flows = std::move(b.out());
   return out;
 }
 
 std::vector<FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
-                               std::uint32_t meter_id, std::string_view name, Ip4 ip, std::uint32_t ttl_s,
+                               std::uint32_t meter_id, std::span<const ResolvedName> names, Ip4 ip,
                                std::int64_t now_unix_ms) {
-  if (ttl_s == 0) return {};
   const std::vector<Key> keys = ranking(p);
   if (undecidable(p, keys)) return {};
-  const std::string n = normalName(name);
+  std::vector<std::pair<std::string, std::int64_t>> valid;
+  for (const auto& n : names)
+    if (n.valid_ms > 0) valid.emplace_back(normalName(n.name), n.valid_ms);
   Builder b(p, cell, gw, meter_id, now_unix_ms, keys);
   for (const Rule& r : p.matcher->policy().rules) {
     if (r.match.direction != Direction::kOutbound || r.match.hosts.empty()) continue;
-    for (std::uint32_t d : hostDests(r, &n)) b.rule(r, d, [ip](Match& m) { m.ipv4Dst(ip); }, ttl_s);
+    // One flow set per destination class, living as long as the longest-lived name that
+    // reaches it: names of one class give the same match and priority, one flow.
+    std::vector<std::pair<std::uint32_t, std::int64_t>> dests;
+    for (const auto& [n, ms] : valid) {
+      for (std::uint32_t d : hostDests(r, &n)) {
+        auto it =
+            std::find_if(dests.begin(), dests.end(), [d](const auto& x) { return x.first == d; });
+        if (it == dests.end())
+          dests.emplace_back(d, ms);
+        else
+          it->second = std::max(it->second, ms);
+      }
+    }
+    for (const auto& [d, ms] : dests)
+      b.rule(
+          r, d, [ip](Match& m) { m.ipv4Dst(ip); }, ms);
   }
   return std::move(b.out());
+}
+
+std::vector<FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
+                               std::uint32_t meter_id, std::string_view name, Ip4 ip,
+                               std::uint32_t ttl_s, std::int64_t now_unix_ms) {
+  const ResolvedName one{name, std::int64_t{ttl_s} * 1000};
+  return nameFlows(p, cell, gw, meter_id, std::span<const ResolvedName>(&one, 1), ip, now_unix_ms);
 }
 
 }  // namespace cw::decide

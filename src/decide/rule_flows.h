@@ -51,9 +51,15 @@
 // nameFlows builds later rank consistently with ruleFlows's.
 //
 // Names: a host rule matches a connection only through a name the cell resolved to its
-// address (DNS snooping). nameFlows builds the flows for one such (name, address) pair, with
-// the name's TTL as hard_timeout; the daemon calls it for each answer it learns from. Host
-// rules always outrank address rules, so these flows sit above the prefix flows of ruleFlows.
+// address (DNS snooping). nameFlows builds the flows for one address and the names the cell
+// has for it, ending when the names do; the daemon calls it for each answer it learns from.
+// Host rules always outrank address rules, so these flows sit above the prefix flows of
+// ruleFlows.
+//
+// Timeouts are a safety net, not the clock: Open vSwitch removes an expired flow at its next
+// expiry sweep, a moment after its hard_timeout, so the daemon should delete a rule's flows by
+// cookie when the rule ends (it moves the cell's epoch then anyway), and a name's when its
+// name table evicts it early (kMaxNamesPerIp, max_entries).
 //
 // Cookies: [kind][cell id][rule id], rule id 0 for a cell's defaults and guards. Two kinds, so
 // that a Packet-In from table 6 says what it is: kCookieRules, a copy of a packet whose
@@ -68,6 +74,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -114,15 +121,38 @@ struct RuleFlows {
 RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
                     std::uint32_t meter_id, std::int64_t now_unix_ms, RuleFlowOptions options = {});
 
-// The flows for the outbound host rules of `cell`'s policy that match `name` (any case,
-// trailing dot allowed; exact, or strictly below a wildcard), which the cell resolved to `ip`
-// for `ttl_s` seconds: nw_dst=ip, priorities from the same ranking as ruleFlows, hard_timeout
-// the TTL (or less, for a rule that ends sooner). Empty when no rule matches, when ttl_s is 0,
-// or when the policy cannot be decided in the switch at all (it names processes, or its
-// precedence does not fit). Cost: linear in the number of rules.
-std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
-                                    std::uint32_t meter_id, std::string_view name, Ip4 ip,
-                                    std::uint32_t ttl_s, std::int64_t now_unix_ms);
+// A name the cell resolved to an address, and how much longer its name table keeps it (ms from
+// now: NameTable's expiry, grace included, minus now).
+struct ResolvedName {
+  std::string_view name;  // any case, trailing dot allowed
+  std::int64_t valid_ms = 0;
+};
+
+// The flows for the outbound host rules of `cell`'s policy that match the names the cell
+// resolved to `ip` (exactly, or strictly below a wildcard): nw_dst=ip, priorities from the same
+// ranking as ruleFlows. Each flow that decides ends (hard_timeout, whole seconds rounded down)
+// before the name it stands for, or its rule, does; a controller flow under it covers the
+// fraction after (as for a timed rule). Pass EVERY name the cell currently has for `ip`
+// (NameTable::names), each time one is learnt or renewed: the flows of two names that reach one
+// rule alike have the same match and priority, so the switch keeps one of them, the last sent —
+// which must then live as long as the longer-lived name. Empty when no rule matches, or when the
+// policy cannot be decided in the switch at all (it names processes, or its precedence does not
+// fit). Cost: linear in the number of rules times names.
+std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell,
+                                    const GatewayPort& gw, std::uint32_t meter_id,
+                                    std::span<const ResolvedName> names, Ip4 ip,
+                                    std::int64_t now_unix_ms);
+// The same for one name valid `ttl_s` seconds: only right when it is the only name the cell has
+// for `ip` (see above). ttl_s 0: nothing.
+std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell,
+                                    const GatewayPort& gw, std::uint32_t meter_id,
+                                    std::string_view name, Ip4 ip, std::uint32_t ttl_s,
+                                    std::int64_t now_unix_ms);
+
+// Deletes a cell's table-6 flows (both cookie kinds): all of them, or only rule `rule_id`'s
+// (when it ends or changes; 0 is the cell's defaults and guards).
+std::vector<ofp::FlowMod> removeRuleFlows(const CellPort& cell);
+std::vector<ofp::FlowMod> removeRuleFlows(const CellPort& cell, std::uint32_t rule_id);
 
 // The port range lo..hi as (value, mask) prefix blocks, in ascending order: 1024-2047 is
 // {0x400, 0xfc00}; 0-65535 is {0, 0}. At most 30 blocks.

@@ -5,6 +5,8 @@
 // as the Decider does, rule included; wherever it sends the packet to the controller, the flow
 // that did must be one whose reason the header lists. Two flows of equal priority matching the
 // same packet fail the test: OpenFlow leaves their order undefined.
+#include "decide/rule_flows.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -13,7 +15,6 @@
 #include <random>
 
 #include "decide/decider.h"
-#include "decide/rule_flows.h"
 #include "fixture.h"
 #include "ofp/codec.h"
 
@@ -44,17 +45,29 @@ bool fieldMatches(const ofp::Match& m, const Pkt& p) {
     auto f = static_cast<Field>(i);
     if (!m.has(f)) continue;
     switch (f) {
-      case Field::kInPort: if (m.in_port != p.in_port) return false; break;
-      case Field::kEthType: if (m.eth_type != packet::kEthIpv4) return false; break;
-      case Field::kIpProto: if (m.ip_proto != p.proto) return false; break;
-      case Field::kIpv4Src: if ((p.src.v & m.ipv4_src_mask.v) != m.ipv4_src.v) return false; break;
-      case Field::kIpv4Dst: if ((p.dst.v & m.ipv4_dst_mask.v) != m.ipv4_dst.v) return false; break;
+      case Field::kInPort:
+        if (m.in_port != p.in_port) return false;
+        break;
+      case Field::kEthType:
+        if (m.eth_type != packet::kEthIpv4) return false;
+        break;
+      case Field::kIpProto:
+        if (m.ip_proto != p.proto) return false;
+        break;
+      case Field::kIpv4Src:
+        if ((p.src.v & m.ipv4_src_mask.v) != m.ipv4_src.v) return false;
+        break;
+      case Field::kIpv4Dst:
+        if ((p.dst.v & m.ipv4_dst_mask.v) != m.ipv4_dst.v) return false;
+        break;
       case Field::kTcpDst:
-        EXPECT_TRUE(m.has(Field::kIpProto) && m.ip_proto == packet::kProtoTcp) << "tcp_dst without ip_proto=6";
+        EXPECT_TRUE(m.has(Field::kIpProto) && m.ip_proto == packet::kProtoTcp)
+            << "tcp_dst without ip_proto=6";
         if (p.proto != packet::kProtoTcp || (p.dport & m.tcp_dst_mask) != m.tcp_dst) return false;
         break;
       case Field::kUdpDst:
-        EXPECT_TRUE(m.has(Field::kIpProto) && m.ip_proto == packet::kProtoUdp) << "udp_dst without ip_proto=17";
+        EXPECT_TRUE(m.has(Field::kIpProto) && m.ip_proto == packet::kProtoUdp)
+            << "udp_dst without ip_proto=17";
         if (p.proto != packet::kProtoUdp || (p.dport & m.udp_dst_mask) != m.udp_dst) return false;
         break;
       default:
@@ -76,8 +89,10 @@ class Table {
       auto same = std::find_if(flows_.begin(), flows_.end(), [&](const Entry& o) {
         return o.fm.priority == fm.priority && o.fm.match == fm.match;
       });
-      if (same != flows_.end()) *same = e;  // an add with the same match and priority replaces
-      else flows_.push_back(e);
+      if (same != flows_.end())
+        *same = e;  // an add with the same match and priority replaces
+      else
+        flows_.push_back(e);
     }
   }
   // The flow a packet meets at t_ms; null: none (the table has no miss flow of ours).
@@ -87,14 +102,23 @@ class Table {
       if (e.expires_ms != 0 && t_ms >= e.expires_ms) continue;
       if (!fieldMatches(e.fm.match, p)) continue;
       if (best != nullptr && best->fm.priority == e.fm.priority) {
-        ADD_FAILURE() << "two flows of priority " << e.fm.priority << " match the same packet: "
-                      << ofp::formatMatch(best->fm.match) << " / " << ofp::formatMatch(e.fm.match);
+        ADD_FAILURE() << "two flows of priority " << e.fm.priority
+                      << " match the same packet: " << ofp::formatMatch(best->fm.match) << " / "
+                      << ofp::formatMatch(e.fm.match);
       }
       if (best == nullptr || e.fm.priority > best->fm.priority) best = &e;
     }
     return best == nullptr ? nullptr : &best->fm;
   }
   std::size_t size() const { return flows_.size(); }
+  // Whether the flow right above `fm` with its match (a timed rule's own, or a name's) is gone
+  // at t_ms, or was never there.
+  bool ownFlowGone(const ofp::FlowMod& fm, std::int64_t t_ms) const {
+    return std::none_of(flows_.begin(), flows_.end(), [&](const Entry& e) {
+      return e.fm.priority == fm.priority + 1 && e.fm.match == fm.match &&
+             e.fm.cookie != fm.cookie && (e.expires_ms == 0 || t_ms < e.expires_ms);
+    });
+  }
 
  private:
   struct Entry {
@@ -137,17 +161,23 @@ Outcome outcomeOf(const ofp::FlowMod& fm, const CellPort& cell) {
   EXPECT_EQ(ct.flags, ofp::kCtCommit);
   EXPECT_EQ(ct.zone, zoneOf(cell));
   const std::uint32_t mark = ct.exec.at(0).field.ct_mark;
-  if (mark == markOf(cell.epoch, true, false) && ct.table == kTableRoute) o.kind = Kind::kAllow;
-  else if (mark == markOf(cell.epoch, false, false) && ct.table == ofp::kCtNoRecirc) o.kind = Kind::kDeny;
-  else ADD_FAILURE() << "a commit flow that is neither allow nor deny";
+  if (mark == markOf(cell.epoch, true, false) && ct.table == kTableRoute)
+    o.kind = Kind::kAllow;
+  else if (mark == markOf(cell.epoch, false, false) && ct.table == ofp::kCtNoRecirc)
+    o.kind = Kind::kDeny;
+  else
+    ADD_FAILURE() << "a commit flow that is neither allow nor deny";
   return o;
 }
 
 std::vector<std::uint8_t> frameOf(const Pkt& p, const packet::EthSpec& eth) {
   switch (p.proto) {
-    case packet::kProtoTcp: return packet::buildTcp4(eth, p.src, p.dst, p.sport, p.dport, packet::kTcpSyn);
-    case packet::kProtoUdp: return packet::buildUdp4(eth, p.src, p.dst, p.sport, p.dport);
-    case packet::kProtoIcmp: return packet::buildIcmp4(eth, p.src, p.dst, 8, 0);
+    case packet::kProtoTcp:
+      return packet::buildTcp4(eth, p.src, p.dst, p.sport, p.dport, packet::kTcpSyn);
+    case packet::kProtoUdp:
+      return packet::buildUdp4(eth, p.src, p.dst, p.sport, p.dport);
+    case packet::kProtoIcmp:
+      return packet::buildIcmp4(eth, p.src, p.dst, 8, 0);
     default: {
       // Another IP protocol: a UDP datagram with its protocol number changed and the IPv4
       // header checksum fixed.
@@ -155,7 +185,8 @@ std::vector<std::uint8_t> frameOf(const Pkt& p, const packet::EthSpec& eth) {
       raw[14 + 9] = p.proto;
       raw[14 + 10] = raw[14 + 11] = 0;
       std::uint32_t sum = 0;
-      for (std::size_t i = 0; i < 20; i += 2) sum += std::uint32_t{raw[14 + i]} << 8 | raw[14 + i + 1];
+      for (std::size_t i = 0; i < 20; i += 2)
+        sum += std::uint32_t{raw[14 + i]} << 8 | raw[14 + i + 1];
       while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
       raw[14 + 10] = static_cast<std::uint8_t>(~sum >> 8);
       raw[14 + 11] = static_cast<std::uint8_t>(~sum);
@@ -172,7 +203,9 @@ struct World {
   Decider decider;
   std::shared_ptr<CompiledPolicy> policy;
 
-  explicit World(policy::AppPolicy app, std::vector<std::tuple<std::uint32_t, std::int64_t, std::uint32_t, std::uint32_t>> limits = {}) {
+  explicit World(policy::AppPolicy app,
+                 std::vector<std::tuple<std::uint32_t, std::int64_t, std::uint32_t, std::uint32_t>>
+                     limits = {}) {
     policy = std::make_shared<CompiledPolicy>();
     policy->matcher = std::make_shared<const policy::Matcher>(std::move(app));
     for (auto [id, until, max, used] : limits) {
@@ -186,17 +219,31 @@ struct World {
     cell.cell_id = 7;
     cell.epoch = 12345;
     cell.policy = policy;
-    cell.runtime = std::make_shared<CellRuntime>();
+    names::Limits nl;
+    nl.grace_s = 0;  // a name is valid exactly its TTL: the flows must end with it
+    cell.runtime = std::make_shared<CellRuntime>(nl);
     sw.dpid = 1;
     sw.gateways_by_port[net.gw.ofport] = net.gw;
     sw.gateway_port_by_env[net.gw.env] = net.gw.ofport;
     sw.cells_by_port[cell.ofport] = cell;
     sw.cell_port_by_ip[cell.ip.v] = cell.ofport;
   }
-  void resolve(const std::string& name, Ip4 a) {
-    std::lock_guard lock(cell.runtime->mu);
-    cell.runtime->names.record(name, IpAddr(a), 3600, kMono);
+  // The cell resolved `name` to `a` for ttl_s seconds (at kNow / kMono); returns the flows the
+  // daemon would send: those for every name the cell has for `a`, each with its time left.
+  // `ago_ms`: the answer came that long before now, so the name has a fraction of a second left.
+  std::vector<ofp::FlowMod> resolve(const std::string& name, Ip4 a, std::uint32_t ttl_s = 3600,
+                                    std::int64_t ago_ms = 0) {
+    {
+      std::lock_guard lock(cell.runtime->mu);
+      cell.runtime->names.record(name, IpAddr(a), ttl_s, kMono - ago_ms);
+    }
+    auto& mine = valid[a.v];
+    mine[name] = std::max(mine[name], std::int64_t{ttl_s} * 1000 - ago_ms);
+    std::vector<ResolvedName> all;
+    for (const auto& [n, ms] : mine) all.push_back(ResolvedName{n, ms});
+    return nameFlows(*policy, cell, net.gw, kMeter, all, a, kNow);
   }
+  std::map<std::uint32_t, std::map<std::string, std::int64_t>> valid;  // address -> name -> ms
 
   // What the controller does with the packet as a Packet-In (a count it charged is given back:
   // the switch would have asked the controller for that one anyway).
@@ -205,15 +252,15 @@ struct World {
     auto raw = frameOf(p, out ? net.fromCell(cell) : net.toCell(cell));
     auto f = packet::parseFrame(raw);
     EXPECT_TRUE(f);
-    Decision d = decider.decide(sw, p.in_port, *f, Now{kMono, t});
+    Decision d = decider.decide(sw, p.in_port, *f, Now{kMono + (t - kNow), t});
     if (d.counted_rule != 0) policy->limitOf(d.counted_rule)->used.fetch_sub(1);
     return d;
   }
 };
 
 // Why the switch may send a packet to the controller (rule_flows.h); "" when it may not.
-std::string controllerReason(const World& w, const ofp::FlowMod& fm, const Pkt& p, std::int64_t t,
-                             const RuleFlows& rf) {
+std::string controllerReason(const World& w, const Table& table, const ofp::FlowMod& fm,
+                             const Pkt& p, std::int64_t t, const RuleFlows& rf) {
   if (rf.all_to_controller) return "all";
   const std::uint32_t id = static_cast<std::uint32_t>(fm.cookie & kCookieRuleMask);
   if (id != 0) {
@@ -224,12 +271,15 @@ std::string controllerReason(const World& w, const ofp::FlowMod& fm, const Pkt& 
     const RuleLimit* l = w.policy->limitOf(id);
     if (r->action == Action::kReject) return "reject";
     if (l != nullptr && l->max != 0) return "counted";
-    // A timed rule's last second: its own flow (whole seconds, rounded down) has gone.
-    if (l != nullptr && l->until_ms != 0 && t >= kNow + (l->until_ms - kNow) / 1000 * 1000) return "until";
-    return "";
+    // The last second of a timed rule, or of the name a host rule's flow stands for: the flow
+    // that decides (whole seconds, rounded down) has gone, this one is right under it.
+    if (!table.ownFlowGone(fm, t)) return "";
+    if (l != nullptr && l->until_ms != 0) return "until";
+    return r->match.hosts.empty() ? "" : "name";
   }
   const bool out = p.in_port == w.cell.ofport;
-  if (fm.priority == kPrioRuleGuard) return (out ? p.dst == w.net.gw.ip : p.src == w.net.gw.ip) ? "gateway" : "";
+  if (fm.priority == kPrioRuleGuard)
+    return (out ? p.dst == w.net.gw.ip : p.src == w.net.gw.ip) ? "gateway" : "";
   if (!out) return p.proto != packet::kProtoTcp ? "inbound-not-tcp" : "";
   auto def = w.policy->matcher->policy().default_action;
   return def == DefaultAction::kPrompt || def == DefaultAction::kReject ? "default" : "";
@@ -241,8 +291,8 @@ struct Tally {
 };
 
 // Runs `p` through the table and the Decider at time t; fails the test on any disagreement.
-void check(const World& w, const Table& table, const RuleFlows& rf, const Pkt& p, std::int64_t t, Tally& tally,
-           const std::string& what) {
+void check(const World& w, const Table& table, const RuleFlows& rf, const Pkt& p, std::int64_t t,
+           Tally& tally, const std::string& what) {
   SCOPED_TRACE(what);
   const ofp::FlowMod* fm = table.lookup(p, t);
   ASSERT_NE(fm, nullptr) << "no flow matched (the defaults should)";
@@ -251,9 +301,9 @@ void check(const World& w, const Table& table, const RuleFlows& rf, const Pkt& p
   ++tally.packets;
   if (sw.kind == Kind::kController) {
     ++tally.to_controller;
-    const std::string why = controllerReason(w, *fm, p, t, rf);
-    EXPECT_NE(why, "") << "sent to the controller for no listed reason by " << ofp::formatMatch(fm->match)
-                       << " priority " << fm->priority;
+    const std::string why = controllerReason(w, table, *fm, p, t, rf);
+    EXPECT_NE(why, "") << "sent to the controller for no listed reason by "
+                       << ofp::formatMatch(fm->match) << " priority " << fm->priority;
     ++tally.why[why];
     return;
   }
@@ -264,8 +314,9 @@ void check(const World& w, const Table& table, const RuleFlows& rf, const Pkt& p
   EXPECT_TRUE(plain) << "the switch decided what the controller must: " << reasonName(ref.reason);
   EXPECT_EQ(sw.kind == Kind::kAllow, ref.action == Action::kAllow)
       << "switch " << (sw.kind == Kind::kAllow ? "allows" : "denies") << " (rule " << sw.rule
-      << ", flow " << ofp::formatMatch(fm->match) << " priority " << fm->priority << "), controller says "
-      << policy::actionName(ref.action) << " (rule " << ref.rule_id << ", " << reasonName(ref.reason) << ")";
+      << ", flow " << ofp::formatMatch(fm->match) << " priority " << fm->priority
+      << "), controller says " << policy::actionName(ref.action) << " (rule " << ref.rule_id << ", "
+      << reasonName(ref.reason) << ")";
   EXPECT_EQ(sw.rule, ref.rule_id) << "same verdict, another rule";
 }
 
@@ -277,31 +328,38 @@ struct Gen {
   std::uint32_t below(std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); }
   bool chance(double p) { return std::uniform_real_distribution<>(0, 1)(rng) < p; }
   template <class T>
-  const T& pick(const std::vector<T>& v) { return v[below(static_cast<std::uint32_t>(v.size()))]; }
+  const T& pick(const std::vector<T>& v) {
+    return v[below(static_cast<std::uint32_t>(v.size()))];
+  }
 };
 
 const std::vector<std::string> kNames = {"api.example.org", "www.example.org", "a.cdn.example.org",
-                                         "example.org", "x.test", "deep.x.test"};
+                                         "example.org",     "x.test",          "deep.x.test"};
 const std::vector<std::pair<std::string, bool>> kHosts = {
-    {"api.example.org", false}, {"example.org", true}, {"cdn.example.org", true}, {"x.test", false},
-    {"test", true}, {"example.org", false}};
+    {"api.example.org", false}, {"example.org", true}, {"cdn.example.org", true},
+    {"x.test", false},          {"test", true},        {"example.org", false}};
 
 Ip4 randomIp(Gen& g) {
-  static const std::vector<std::uint32_t> bases = {0x0a000000, 0x0a010000, 0x0a010200, 0xc0000200, 0x08080800};
+  static const std::vector<std::uint32_t> bases = {0x0a000000, 0x0a010000, 0x0a010200, 0xc0000200,
+                                                   0x08080800};
   return Ip4{g.pick(bases) | (g.chance(0.5) ? g.below(4) : g.below(0x400))};
 }
 
-policy::AppPolicy randomPolicy(Gen& g, std::vector<std::tuple<std::uint32_t, std::int64_t, std::uint32_t, std::uint32_t>>& limits) {
+policy::AppPolicy randomPolicy(
+    Gen& g,
+    std::vector<std::tuple<std::uint32_t, std::int64_t, std::uint32_t, std::uint32_t>>& limits) {
   policy::AppPolicy app;
-  app.default_action = std::vector<DefaultAction>{DefaultAction::kAllow, DefaultAction::kDeny,
-                                                  DefaultAction::kPrompt, DefaultAction::kReject}[g.below(4)];
+  app.default_action =
+      std::vector<DefaultAction>{DefaultAction::kAllow, DefaultAction::kDeny,
+                                 DefaultAction::kPrompt, DefaultAction::kReject}[g.below(4)];
   const std::uint32_t n = 1 + g.below(10);
   for (std::uint32_t i = 0; i < n; ++i) {
     policy::Rule r;
     r.id = i + 1;
     r.action = g.chance(0.15) ? Action::kReject : g.chance(0.5) ? Action::kAllow : Action::kDeny;
     r.match.direction = g.chance(0.25) ? Direction::kInbound : Direction::kOutbound;
-    r.match.protocol = std::vector<Protocol>{Protocol::kAny, Protocol::kTcp, Protocol::kUdp, Protocol::kIcmp}[g.below(4)];
+    r.match.protocol = std::vector<Protocol>{Protocol::kAny, Protocol::kTcp, Protocol::kUdp,
+                                             Protocol::kIcmp}[g.below(4)];
     if (r.match.protocol == Protocol::kIcmp && g.chance(0.8)) r.match.protocol = Protocol::kAny;
     const std::uint32_t kind = g.below(10);
     if (kind < 5) {
@@ -329,7 +387,8 @@ policy::AppPolicy randomPolicy(Gen& g, std::vector<std::tuple<std::uint32_t, std
           r.match.ports.push_back({0, 65535});
         } else {
           static const std::vector<std::uint32_t> widths = {2, 10, 100, 1000, 1024, 30000};
-          const std::uint32_t lo = g.below(2000), hi = std::min<std::uint32_t>(65535, lo + g.pick(widths) - 1);
+          const std::uint32_t lo = g.below(2000),
+                              hi = std::min<std::uint32_t>(65535, lo + g.pick(widths) - 1);
           r.match.ports.push_back({static_cast<std::uint16_t>(lo), static_cast<std::uint16_t>(hi)});
         }
       }
@@ -355,7 +414,10 @@ Pkt randomPacket(Gen& g, const World& w, const std::vector<Ip4>& ips) {
   p.src = out ? w.cell.ip : remote;
   p.dst = out ? remote : w.cell.ip;
   const std::uint32_t pr = g.below(20);
-  p.proto = pr < 11 ? packet::kProtoTcp : pr < 17 ? packet::kProtoUdp : pr < 19 ? packet::kProtoIcmp : kProtoGre;
+  p.proto = pr < 11   ? packet::kProtoTcp
+            : pr < 17 ? packet::kProtoUdp
+            : pr < 19 ? packet::kProtoIcmp
+                      : kProtoGre;
   if (!out && g.chance(0.8)) p.proto = packet::kProtoTcp;
   std::vector<std::uint16_t> ports = {22, 53, 80, 443, 8080, 0, 65535, 1023, 1024, 1999};
   for (const auto& r : w.policy->matcher->policy().rules)
@@ -396,9 +458,11 @@ TEST(RuleFlows, TheSwitchDecidesExactlyAsTheControllerOnRandomPolicies) {
         }
     for (std::uint32_t k = g.below(5); k > 0; --k) {
       const std::string& name = g.pick(kNames);
-      const Ip4 a = randomIp(g);
-      w.resolve(name, a);
-      table.install(nameFlows(*w.policy, w.cell, w.net.gw, kMeter, name, a, 3600, kNow), kNow);
+      // Often one of a few addresses, so that several names (CNAME chains, shared CDNs) meet.
+      const Ip4 a = g.chance(0.6)
+                        ? g.pick(std::vector<Ip4>{ip("192.0.2.1"), ip("192.0.2.2"), ip("10.1.2.3")})
+                        : randomIp(g);
+      table.install(w.resolve(name, a, g.chance(0.5) ? 3600 : 1 + g.below(5), g.below(1000)), kNow);
       ips.push_back(a);
     }
     flows += table.size();
@@ -406,16 +470,20 @@ TEST(RuleFlows, TheSwitchDecidesExactlyAsTheControllerOnRandomPolicies) {
     for (int k = 0; k < kPacketsEach; ++k) {
       const Pkt p = randomPacket(g, w, ips);
       const std::int64_t t = kNow + (g.chance(0.5) ? 0 : g.below(6000));
-      check(w, table, rf, p, t, tally, "policy " + std::to_string(i) + " packet " + std::to_string(k));
+      check(w, table, rf, p, t, tally,
+            "policy " + std::to_string(i) + " packet " + std::to_string(k));
     }
   }
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::string whys;
   for (const auto& [why, n] : tally.why) whys += " " + why + "=" + std::to_string(n);
-  std::printf("%d policies, %zu rules, %zu flows (%.1f per rule), %zu all-to-controller; %zu packets: %zu decided "
-              "in the switch, %zu to the controller (%s); %.0f ms\n",
-              kPolicies, rules, flows, double(flows) / double(rules), all_ctl, tally.packets, tally.in_switch,
-              tally.to_controller, whys.c_str(), ms);
+  std::printf(
+      "%d policies, %zu rules, %zu flows (%.1f per rule), %zu all-to-controller; %zu packets: %zu "
+      "decided "
+      "in the switch, %zu to the controller (%s); %.0f ms\n",
+      kPolicies, rules, flows, double(flows) / double(rules), all_ctl, tally.packets,
+      tally.in_switch, tally.to_controller, whys.c_str(), ms);
   EXPECT_GT(tally.in_switch, tally.packets / 3);
 }
 
@@ -434,14 +502,14 @@ struct Case {
   std::uint32_t rule;
 };
 
-void runCases(World& w, const std::vector<Case>& cases, std::vector<std::pair<std::string, Ip4>> names = {}) {
+void runCases(World& w, const std::vector<Case>& cases,
+              std::vector<std::pair<std::string, Ip4>> names = {}) {
   const RuleFlows rf = ruleFlows(*w.policy, w.cell, w.net.gw, kMeter, kNow);
   ASSERT_FALSE(rf.all_to_controller) << rf.why;
   Table table;
   table.install(rf.flows, kNow);
   for (const auto& [n, a] : names) {
-    w.resolve(n, a);
-    table.install(nameFlows(*w.policy, w.cell, w.net.gw, kMeter, n, a, 300, kNow), kNow);
+    table.install(w.resolve(n, a, 300), kNow);
   }
   Tally tally;
   for (const Case& c : cases) {
@@ -455,7 +523,8 @@ void runCases(World& w, const std::vector<Case>& cases, std::vector<std::pair<st
   }
 }
 
-Pkt out(const World& w, const char* dst, std::uint16_t port, std::uint8_t proto = packet::kProtoTcp) {
+Pkt out(const World& w, const char* dst, std::uint16_t port,
+        std::uint8_t proto = packet::kProtoTcp) {
   Pkt p;
   p.in_port = w.cell.ofport;
   p.src = w.cell.ip;
@@ -466,41 +535,52 @@ Pkt out(const World& w, const char* dst, std::uint16_t port, std::uint8_t proto 
 }
 
 TEST(RuleFlows, LongerPrefixWinsAndPortsNarrowIt) {
-  World w(parse("default = \"deny\"\n[[allow]]\nto = \"10.0.0.0/8\"\n"
-                "[[deny]]\nto = \"10.1.0.0/16\"\nports = 22\n"));
+  World w(
+      parse("default = \"deny\"\n[[allow]]\nto = \"10.0.0.0/8\"\n"
+            "[[deny]]\nto = \"10.1.0.0/16\"\nports = 22\n"));
   runCases(w, {{"10.1.0.5:22 denied (longer prefix)", out(w, "10.1.0.5", 22), Kind::kDeny, 2},
-               {"10.1.0.5:80 allowed (the /16 rule does not match 80)", out(w, "10.1.0.5", 80), Kind::kAllow, 1},
+               {"10.1.0.5:80 allowed (the /16 rule does not match 80)", out(w, "10.1.0.5", 80),
+                Kind::kAllow, 1},
                {"10.2.0.1:22 allowed", out(w, "10.2.0.1", 22), Kind::kAllow, 1},
                {"11.0.0.1 default deny", out(w, "11.0.0.1", 22), Kind::kDeny, 0}});
 }
 
 TEST(RuleFlows, ExactHostBeatsWildcardWhichDoesNotMatchItsApex) {
-  World w(parse("default = \"allow\"\n[[deny]]\nhosts = \"*.example.org\"\n"
-                "[[allow]]\nhosts = \"api.example.org\"\n"));
+  World w(
+      parse("default = \"allow\"\n[[deny]]\nhosts = \"*.example.org\"\n"
+            "[[allow]]\nhosts = \"api.example.org\"\n"));
   runCases(w,
-           {{"api.example.org allowed (exact beats wildcard)", out(w, "192.0.2.1", 443), Kind::kAllow, 2},
+           {{"api.example.org allowed (exact beats wildcard)", out(w, "192.0.2.1", 443),
+             Kind::kAllow, 2},
             {"www.example.org denied", out(w, "192.0.2.2", 443), Kind::kDeny, 1},
             {"example.org itself: the default", out(w, "192.0.2.3", 443), Kind::kAllow, 0},
-            {"an address no name was resolved to: the default", out(w, "192.0.2.4", 443), Kind::kAllow, 0}},
-           {{"api.example.org", ip("192.0.2.1")}, {"www.example.org", ip("192.0.2.2")},
+            {"an address no name was resolved to: the default", out(w, "192.0.2.4", 443),
+             Kind::kAllow, 0}},
+           {{"api.example.org", ip("192.0.2.1")},
+            {"www.example.org", ip("192.0.2.2")},
             {"example.org", ip("192.0.2.3")}});
 }
 
 TEST(RuleFlows, ACountedRuleIsTheControllersUntilItIsUsedUp) {
-  const std::string toml = "default = \"allow\"\n[[allow]]\nhosts = \"api.example.org\"\nconnections = 1\n"
-                           "[[deny]]\nhosts = \"*.example.org\"\n";
+  const std::string toml =
+      "default = \"allow\"\n[[allow]]\nhosts = \"api.example.org\"\nconnections = 1\n"
+      "[[deny]]\nhosts = \"*.example.org\"\n";
   World fresh(parse(toml), {{1, 0, 1, 0}});
-  runCases(fresh, {{"the first connection: the controller claims the count", out(fresh, "192.0.2.1", 443),
-                    Kind::kController, 1}},
+  runCases(fresh,
+           {{"the first connection: the controller claims the count", out(fresh, "192.0.2.1", 443),
+             Kind::kController, 1}},
            {{"api.example.org", ip("192.0.2.1")}});
   World used(parse(toml), {{1, 0, 1, 1}});
-  runCases(used, {{"used up: the wildcard deny decides in the switch", out(used, "192.0.2.1", 443), Kind::kDeny, 2}},
+  runCases(used,
+           {{"used up: the wildcard deny decides in the switch", out(used, "192.0.2.1", 443),
+             Kind::kDeny, 2}},
            {{"api.example.org", ip("192.0.2.1")}});
 }
 
 TEST(RuleFlows, ControllerOnlyWhatTheSwitchCannotDo) {
-  World w(parse("default = \"prompt\"\n[[rule]]\naction = \"reject\"\nto = \"192.0.2.66\"\n"
-                "[[allow]]\ndirection = \"inbound\"\nproto = \"tcp\"\nports = 8080\n"));
+  World w(
+      parse("default = \"prompt\"\n[[rule]]\naction = \"reject\"\nto = \"192.0.2.66\"\n"
+            "[[allow]]\ndirection = \"inbound\"\nproto = \"tcp\"\nports = 8080\n"));
   Pkt in;
   in.in_port = w.net.gw.ofport;
   in.src = ip("198.51.100.7");
@@ -511,7 +591,8 @@ TEST(RuleFlows, ControllerOnlyWhatTheSwitchCannotDo) {
   Pkt in_udp = in;
   in_udp.proto = packet::kProtoUdp;
   runCases(w, {{"reject: the controller answers", out(w, "192.0.2.66", 80), Kind::kController, 1},
-               {"prompt default: held by the controller", out(w, "192.0.2.67", 80), Kind::kController, 0},
+               {"prompt default: held by the controller", out(w, "192.0.2.67", 80),
+                Kind::kController, 0},
                {"to the gateway's address", out(w, "10.200.0.1", 80), Kind::kController, 0},
                {"inbound TCP by its rule", in, Kind::kAllow, 2},
                {"inbound TCP without a rule: refused", in_other, Kind::kDeny, 0},
@@ -543,13 +624,70 @@ TEST(RuleFlows, WhatTheSwitchCannotDecideAtAll) {
   EXPECT_NE(rf.why.find("names processes"), std::string::npos) << rf.why;
   ASSERT_EQ(rf.flows.size(), 2u);
   for (const auto& fm : rf.flows) EXPECT_EQ(outcomeOf(fm, procs.cell).kind, Kind::kController);
-  EXPECT_TRUE(nameFlows(*procs.policy, procs.cell, procs.net.gw, kMeter, "x.test", ip("192.0.2.1"), 60, kNow).empty());
+  EXPECT_TRUE(nameFlows(*procs.policy, procs.cell, procs.net.gw, kMeter, "x.test", ip("192.0.2.1"),
+                        60, kNow)
+                  .empty());
+  World hosts(parse("default = \"deny\"\n[[allow]]\nhosts = \"x.test\"\n"));
+  EXPECT_EQ(nameFlows(*hosts.policy, hosts.cell, hosts.net.gw, kMeter, "X.Test.", ip("192.0.2.1"),
+                      60, kNow)
+                .size(),
+            1u);
+  EXPECT_TRUE(
+      nameFlows(*hosts.policy, hosts.cell, hosts.net.gw, kMeter, "x.test", ip("192.0.2.1"), 0, kNow)
+          .empty());
+  EXPECT_TRUE(nameFlows(*hosts.policy, hosts.cell, hosts.net.gw, kMeter, "y.test", ip("192.0.2.1"),
+                        60, kNow)
+                  .empty());
 
-  World many(parse("default = \"deny\"\n[[allow]]\nports = \"1-65534\"\n"));  // 30 blocks × TCP, UDP
+  // Each rule's keys carry its id: 33,000 timed rules (own flow and controller flow) need more
+  // priorities than a table has.
+  policy::AppPolicy timed;
+  std::vector<std::tuple<std::uint32_t, std::int64_t, std::uint32_t, std::uint32_t>> limits;
+  for (std::uint32_t i = 1; i <= 33000; ++i) {
+    policy::Rule r;
+    r.id = i;
+    r.action = Action::kAllow;
+    timed.rules.push_back(r);
+    limits.emplace_back(i, kNow + 10500, 0, 0);
+  }
+  World lots(std::move(timed), limits);
+  rf = ruleFlows(*lots.policy, lots.cell, lots.net.gw, kMeter, kNow);
+  EXPECT_TRUE(rf.all_to_controller);
+  EXPECT_NE(rf.why.find("needs 66000 distinct priorities; a table has 65532"), std::string::npos)
+      << rf.why;
+
+  World many(
+      parse("default = \"deny\"\n[[allow]]\nports = \"1-65534\"\n"));  // 30 blocks × TCP, UDP
   rf = ruleFlows(*many.policy, many.cell, many.net.gw, kMeter, kNow, RuleFlowOptions{40});
   EXPECT_TRUE(rf.all_to_controller);
   EXPECT_NE(rf.why.find("more than the limit of 40"), std::string::npos) << rf.why;
   EXPECT_FALSE(ruleFlows(*many.policy, many.cell, many.net.gw, kMeter, kNow).all_to_controller);
+}
+
+TEST(RuleFlows, RemovalTakesBothKindsByCookie) {
+  World w(
+      parse("default = \"deny\"\n[[allow]]\nto = \"10.0.0.0/8\"\n[[rule]]\naction = \"reject\"\n"
+            "to = \"10.1.0.0/16\"\n"));
+  const RuleFlows rf = ruleFlows(*w.policy, w.cell, w.net.gw, kMeter, kNow);
+  // What a cookie-masked delete (table 6) takes, as a switch applies it.
+  auto taken = [&](const std::vector<ofp::FlowMod>& dels) {
+    std::size_t n = 0;
+    for (const auto& fm : rf.flows)
+      for (const auto& d : dels)
+        if (d.table_id == fm.table_id &&
+            (fm.cookie & d.cookie_mask) == (d.cookie & d.cookie_mask)) {
+          ++n;
+          break;
+        }
+    return n;
+  };
+  EXPECT_EQ(taken(removeRuleFlows(w.cell)), rf.flows.size());
+  EXPECT_EQ(taken(removeRuleFlows(w.cell, 1)), 1u);  // the /8 allow
+  EXPECT_EQ(taken(removeRuleFlows(w.cell, 2)), 1u);  // the reject, a flow that asks
+  CellPort other = w.cell;
+  other.cell_id = 8;
+  EXPECT_EQ(taken(removeRuleFlows(other)), 0u);
+  for (const auto& d : removeRuleFlows(w.cell)) EXPECT_EQ(d.command, ofp::FlowModCommand::kDelete);
 }
 
 TEST(RuleFlows, PortRangesBecomePrefixBlocks) {
@@ -561,14 +699,17 @@ TEST(RuleFlows, PortRangesBecomePrefixBlocks) {
   // Every range covers exactly its ports.
   Gen g(7);
   for (int i = 0; i < 2000; ++i) {
-    std::uint16_t lo = static_cast<std::uint16_t>(g.below(65536)), hi = static_cast<std::uint16_t>(g.below(65536));
+    std::uint16_t lo = static_cast<std::uint16_t>(g.below(65536)),
+                  hi = static_cast<std::uint16_t>(g.below(65536));
     if (lo > hi) std::swap(lo, hi);
     const auto blocks = portBlocks(lo, hi);
-    for (std::uint32_t port : {std::uint32_t{lo}, std::uint32_t{hi}, lo - 1u, hi + 1u, (lo + hi) / 2u}) {
+    for (std::uint32_t port :
+         {std::uint32_t{lo}, std::uint32_t{hi}, lo - 1u, hi + 1u, (lo + hi) / 2u}) {
       if (port > 65535) continue;
-      const int hits = static_cast<int>(std::count_if(blocks.begin(), blocks.end(), [&](const PortBlock& b) {
-        return (port & b.mask) == b.value;
-      }));
+      const int hits =
+          static_cast<int>(std::count_if(blocks.begin(), blocks.end(), [&](const PortBlock& b) {
+            return (port & b.mask) == b.value;
+          }));
       EXPECT_EQ(hits, port >= lo && port <= hi ? 1 : 0) << lo << "-" << hi << " port " << port;
     }
   }

@@ -816,14 +816,14 @@ struct Daemon::Impl {
       std::lock_guard lock(c.runtime->mu);
       known = c.runtime->names.snapshot(now.mono_ms);
     }
-    for (const auto& n : known) {
-      if (!n.ip.is_v4()) continue;
-      const std::int64_t left_s = (n.expires_ms - now.mono_ms) / 1000;
-      if (left_s < 1) continue;
-      for (auto& fm : decide::nameFlows(*c.policy, c, gw, c.meter_id, n.name, n.ip.v4(),
-                                        static_cast<std::uint32_t>(left_s), now.unix_ms))
+    // By address: every name the cell has for it at once (two names reaching one rule make the
+    // same flow, which must live as long as the longer-lived name).
+    std::map<std::uint32_t, std::vector<decide::ResolvedName>> by_ip;
+    for (const auto& n : known)
+      if (n.ip.is_v4()) by_ip[n.ip.v4().v].push_back(decide::ResolvedName{n.name, n.expires_ms - now.mono_ms});
+    for (const auto& [ip, named] : by_ip)
+      for (auto& fm : decide::nameFlows(*c.policy, c, gw, c.meter_id, named, Ip4{ip}, now.unix_ms))
         made.flows.push_back(std::move(fm));
-    }
     return made;
   }
 
@@ -852,7 +852,7 @@ struct Daemon::Impl {
     }
     // Between this delete and the adds, a new connection goes to the controller, which decides
     // it the same way.
-    s.sendFlowMod(decide::cellRulesRemove(c));
+    for (const auto& fm : decide::cellRulesRemove(c)) s.sendFlowMod(fm);
     if (!c.switch_rules) return;
     for (const auto& fm : rule_flows) s.sendFlowMod(fm);
     for (const auto& fm : decide::cellRulesEntry(c, gw)) s.sendFlowMod(fm);

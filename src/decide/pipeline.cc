@@ -220,7 +220,7 @@ std::vector<FlowMod> cellRemoveFlows(const CellPort& cell) {
   // cell's carry the cell's, and are not the cell's to remove.
   std::vector<FlowMod> out;
   for (auto kind : {CookieKind::kBase, CookieKind::kVerdict, CookieKind::kDnsAnswer, CookieKind::kRules,
-                    CookieKind::kDnsHeld}) {
+                    CookieKind::kRulesAsk, CookieKind::kDnsHeld}) {
     FlowMod fm;
     fm.command = ofp::FlowModCommand::kDelete;
     fm.table_id = ofp::kTableAll;
@@ -281,13 +281,17 @@ std::vector<FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw)
   return out;
 }
 
-FlowMod cellRulesRemove(const CellPort& cell) {
-  FlowMod del;
-  del.command = ofp::FlowModCommand::kDelete;
-  del.table_id = ofp::kTableAll;
-  del.cookie = makeCookie(CookieKind::kRules, cell.cell_id, 0);
-  del.cookie_mask = kCookieKindMask | kCookieCellMask;
-  return del;
+std::vector<FlowMod> cellRulesRemove(const CellPort& cell) {
+  std::vector<FlowMod> out;
+  for (auto kind : {CookieKind::kRules, CookieKind::kRulesAsk}) {
+    FlowMod del;
+    del.command = ofp::FlowModCommand::kDelete;
+    del.table_id = ofp::kTableAll;
+    del.cookie = makeCookie(kind, cell.cell_id, 0);
+    del.cookie_mask = kCookieKindMask | kCookieCellMask;
+    out.push_back(del);
+  }
+  return out;
 }
 
 ofp::CtFlushZone ctFlushOf(const CellPort& cell) {

@@ -176,15 +176,18 @@ struct Daemon::Impl {
     std::string list;
     for (const auto& a : moved) list += (list.empty() ? "'" : ", '") + a + "'";
     spdlog::info("{}: the open connections of {} are decided again under the rules in force", why, list);
+    sendFlowsOf(ids, false);
+  }
+  // The flows of cells `ids` as the current view says, on the bridge's thread (sendCellFlows).
+  void sendFlowsOf(std::vector<std::uint32_t> ids, bool all) {
     auto s = bridge();
     if (!s) return;
-    s->post([this, s, view = views.current(), ids] {
+    s->post([this, s, view = views.current(), ids = std::move(ids), all] {
       const decide::SwitchView* sv = view->find(s->datapathId());
       if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
       for (const auto& [port, c] : sv->cells_by_port) {
         if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
-        if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          sendCellFlows(*s, *sv, c, *gw, false);
+        if (const GatewayPort* gw = sv->gatewayFor(c.env)) sendCellFlows(*s, *sv, c, *gw, all);
       }
     });
   }
@@ -1248,20 +1251,10 @@ struct Daemon::Impl {
   // changed, their queries to the resolver go straight through or to the controller (a flow
   // added with the same match and priority replaces the old one in place).
   void resendCellFlows(const std::string& app) {
-    auto s = bridge();
-    if (!s) return;
     std::vector<std::uint32_t> ids;
     for (const auto& [id, c] : cells.all())
       if (c.info.app == app) ids.push_back(id);
-    s->post([this, s, view = views.current(), ids] {
-      const decide::SwitchView* sv = view->find(s->datapathId());
-      if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
-      for (const auto& [port, c] : sv->cells_by_port) {
-        if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
-        if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          sendCellFlows(*s, *sv, c, *gw, true);
-      }
-    });
+    sendFlowsOf(std::move(ids), true);
   }
 
   void removeCell(std::uint32_t id, const char* why) {

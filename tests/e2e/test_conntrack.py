@@ -105,3 +105,29 @@ def test_a_denied_connection_is_decided_once_and_its_retries_stay_in_the_switch(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
 
+
+
+def test_cell_to_cell_is_tracked_in_both_cells_zones(mdaemon):
+    """An allowed connection from one cell to another is committed in both zones (each zone sees
+    both directions of it), and crosses the bridge as if routed by the gateway."""
+    server, srv = mdaemon.start_cell('default = "deny"\n', ["python3", "-m", "http.server", "8000", "--bind",
+                                                             "0.0.0.0", "--directory", "/"], app="srv")
+    try:
+        allow = f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{srv["ip"]}"\nports = 8000\n'
+        code = ""
+        for _ in range(20):  # until the server listens
+            code = mdaemon.run_cell(allow, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                                            f"http://{srv['ip']}:8000/"], app="cli").stdout
+            if code == "200":
+                break
+            time.sleep(0.3)
+        assert code == "200"
+        entries = [l for l in conntrack(mdaemon, srv["id"]) if "dport=8000" in l]
+        assert entries and all(int(re.search(r"mark=(\d+)", l).group(1)) & 3 == 1 for l in entries), entries
+        # The server cell's own rules allow nothing: its connections out are refused.
+        r = mdaemon.sh_in_cell(srv, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                                     f"http://{TESTHOST_IP}:8080/"])
+        assert r.stdout == "000"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

@@ -1194,7 +1194,7 @@ struct Daemon::Impl {
     if (r && !vm) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
     if (r && !vm) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
     if (r && !vm) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
-    if (r && !vm && needSoftwareChecksums()) r = disableTxChecksum(runner, name, "eth0");
+    if (r && !vm && needSoftwareChecksums()) r = ops.fillUdpChecksums(name);
     if (!r) {
       undo();
       return Unexpected(r.error());
@@ -1942,7 +1942,7 @@ Expected<void> Daemon::run() {
     sweep(configured, "the environment is no longer configured");
   }
   for (const auto& e : im.cfg.envs) {
-    auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir, im.runner);
+    auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir);
     if (!r) {
       im.gateways.stopAll(im.ops, *im.ovs);
       return r;

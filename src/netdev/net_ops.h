@@ -1,5 +1,6 @@
 // NetOps: the host network primitives cellwall needs (namespaces, veth pairs, addresses,
-// routes, sysctls, nftables), issued as iproute2/nft/sysctl commands through a CommandRunner.
+// routes, sysctls, nftables), issued as iproute2/nft/sysctl/iptables commands through a
+// CommandRunner.
 // Queries use `ip -json` and are parsed here.
 //
 // Namespaces: every namespace-scoped call takes the netns name first; "" means the root
@@ -112,6 +113,13 @@ class NetOps {
                            const std::string& value);
   // Loads ruleset_text with `nft -f -` (inside ns unless "").
   Expected<void> nft(const std::string& ns, const std::string& ruleset_text);
+  // Makes the kernel finish the UDP checksums that TX offload left partial as packets leave
+  // namespace `ns` (never the root one): iptables' CHECKSUM target in the mangle table, since
+  // nft has no statement for it (docs/ovs.md, "Checksum offload"). With Debian's iptables-nft
+  // the rule lives in nftables (table ip mangle) through nft_compat.
+  Expected<void> fillUdpChecksums(const std::string& ns);
+  // Whether that rule is in ns (a gateway left by an earlier run is adopted only with it).
+  Expected<bool> fillsUdpChecksums(const std::string& ns);
 
   // Crash recovery: deletes every namespace and every root-namespace link whose name starts
   // with prefix (which must itself start with "cw-"). Keeps going past failures and reports

@@ -43,6 +43,8 @@ TEST_F(NetOpsTest, IssuesExactCommands) {
        "ip netns exec cw-g-a sysctl -q -w net.ipv4.ip_forward=1"},
       {"sysctl root", [&] { return net.setSysctl("", "net.ipv4.conf.cw-u-a.forwarding", "1"); },
        "sysctl -q -w net.ipv4.conf.cw-u-a.forwarding=1"},
+      {"checksum", [&] { return net.fillUdpChecksums("cw-c3"); },
+       "ip netns exec cw-c3 iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill"},
       {"nft", [&] { return net.nft("cw-g-a", "table inet t\n"); }, "ip netns exec cw-g-a nft -f -"},
   };
   for (const auto& c : cases) {
@@ -71,6 +73,30 @@ TEST_F(NetOpsTest, RefusesWhatItDidNotCreate) {
   runner.onOutput("-json link show", R"([{"ifindex":2,"ifname":"eth0","flags":["UP"],"address":"02:00:00:00:00:01"}])");
   EXPECT_TRUE(net.deleteLink("cw-c3", "eth0"));
   EXPECT_EQ(runner.log().back(), "ip -n cw-c3 link del dev eth0");
+}
+
+TEST_F(NetOpsTest, TheChecksumRuleIsNeverTheHostsAndSaysWhatIsMissing) {
+  EXPECT_FALSE(net.fillUdpChecksums(""));
+  EXPECT_FALSE(net.fillsUdpChecksums(""));
+  EXPECT_FALSE(net.fillUdpChecksums("-n"));
+  EXPECT_TRUE(runner.log().empty());
+
+  runner.onFail("iptables", "exec of \"iptables\" failed: No such file or directory\n", 255, 1);
+  auto missing = net.fillUdpChecksums("cw-c3");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message,
+            "cannot add the UDP checksum rule (iptables -t mangle ... -j CHECKSUM --checksum-fill) in namespace "
+            "cw-c3: exec of \"iptables\" failed: No such file or directory (install the iptables package)");
+  runner.onFail("iptables", "iptables v1.8.9 (nf_tables): Couldn't load target `CHECKSUM':No such file or directory\n", 2, 1);
+  auto kernel = net.fillUdpChecksums("cw-c3");
+  ASSERT_FALSE(kernel);
+  EXPECT_NE(kernel.error().message.find("(the kernel needs the xt_CHECKSUM module"), std::string::npos)
+      << kernel.error().message;
+
+  EXPECT_EQ(net.fillsUdpChecksums("cw-g-a").value(), true);
+  EXPECT_EQ(runner.log().back(), "ip netns exec cw-g-a iptables -w -t mangle -C POSTROUTING -p udp -j CHECKSUM --checksum-fill");
+  runner.onFail(" -C ", "iptables: Bad rule (does a matching rule exist in that chain?).\n", 1, 1);
+  EXPECT_EQ(net.fillsUdpChecksums("cw-g-a").value(), false);
 }
 
 TEST_F(NetOpsTest, ErrorsNameObjectStderrAndRemedy) {

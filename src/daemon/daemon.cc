@@ -1194,7 +1194,7 @@ struct Daemon::Impl {
     if (r && !vm) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
     if (r && !vm) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
     if (r && !vm) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
-    if (r && !vm && needSoftwareChecksums()) r = ops.fillUdpChecksums(name);
+    if (r && !vm && needSoftwareChecksums()) r = ops.fillUdpChecksums(name, "eth0");
     if (!r) {
       undo();
       return Unexpected(r.error());

@@ -412,7 +412,7 @@ Expected<void> Gateway::build() {
     }
     if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
     if (auto r = net_.nft(ns, gatewayRuleset(config_)); !r) return r;
-    if (auto r = net_.fillUdpChecksums(ns); !r) return r;
+    if (auto r = net_.fillUdpChecksums(ns, kCellSide); !r) return r;
     if (auto r = startTunnel(); !r) return r;
     return startDns();
   }
@@ -458,7 +458,7 @@ Expected<void> Gateway::build() {
   // cwgw0 keeps TX checksum offload on (the veth's default): what the gateway sends into the
   // switch, its own DNS answers and what it forwards from the uplink, gets its UDP checksums
   // finished here (docs/ovs.md, "Checksum offload").
-  if (auto r = net_.fillUdpChecksums(ns); !r) return r;
+  if (auto r = net_.fillUdpChecksums(ns, kCellSide); !r) return r;
 
   if (host) {
     // The only host state cellwall touches: forwarding on its own uplink interface and one
@@ -551,7 +551,7 @@ std::string Gateway::fingerprint(const EnvConfig& c) {
     << " peer=" << u.peer_side.str() << " hop=" << u.next_hop.str() << "\n";
   // And what it builds: a gateway made by a cellwalld whose rules differ is not adopted (one
   // from before TX offload was left on would have it off on cwgw0 and no checksum rule).
-  d << gatewayRuleset(c) << hostRuleset(c) << "tx-offload=on udp-checksum-fill\n";
+  d << gatewayRuleset(c) << hostRuleset(c) << "tx-offload=on udp-segmentation=off udp-checksum-fill\n";
   if (c.tunnel) {
     auto text = readTextFile(c.tunnel->file);
     d << "tunnel=" << Tunnel::kindName(c.tunnel->kind) << " file=" << c.tunnel->file.string()

@@ -371,9 +371,13 @@ std::vector<std::string> checksumRule(const char* verb) {
 
 }  // namespace
 
-Expected<void> NetOps::fillUdpChecksums(const std::string& ns) {
+Expected<void> NetOps::fillUdpChecksums(const std::string& ns, const std::string& ifname) {
   if (ns.empty()) return fail("refusing to add a checksum rule to the host's namespace");
   if (!validNetnsName(ns)) return fail("invalid network namespace name '" + ns + "'");
+  if (!validIfName(ifname)) return fail("invalid interface name '" + ifname + "'");
+  if (auto r = runIn(ns, {"ethtool", "-K", ifname, "tx-udp-segmentation", "off"}); !r || r->timed_out || !r->ok())
+    return fail("cannot turn off UDP segmentation offload on " + ifname + nsSuffix(ns) + ": " +
+                (!r ? r.error().message : r->timed_out ? "timed out" : trimmed(r->err)) + " (is ethtool installed?)");
   auto r = runIn(ns, checksumRule("-A"));
   const std::string what = "cannot add the UDP checksum rule (iptables -t mangle ... -j CHECKSUM --checksum-fill)" +
                            nsSuffix(ns) + ": ";

@@ -113,11 +113,14 @@ class NetOps {
                            const std::string& value);
   // Loads ruleset_text with `nft -f -` (inside ns unless "").
   Expected<void> nft(const std::string& ns, const std::string& ruleset_text);
-  // Makes the kernel finish the UDP checksums that TX offload left partial as packets leave
-  // namespace `ns` (never the root one): iptables' CHECKSUM target in the mangle table, since
-  // nft has no statement for it (docs/ovs.md, "Checksum offload"). With Debian's iptables-nft
-  // the rule lives in nftables (table ip mangle) through nft_compat.
-  Expected<void> fillUdpChecksums(const std::string& ns);
+  // With TX checksum offload on, makes UDP leave namespace `ns` (never the root one) through
+  // `ifname` with finished checksums (docs/ovs.md, "Checksum offload"):
+  //  - iptables' CHECKSUM target in the mangle table finishes what TX offload left partial (nft
+  //    has no statement for it; Debian's iptables-nft keeps the rule in nftables, table ip
+  //    mangle, through nft_compat);
+  //  - UDP segmentation offload off on ifname: a UDP_SEGMENT (GSO) send passes that rule
+  //    unsegmented and Open vSwitch 3.1 drops it; segmented in software it arrives.
+  Expected<void> fillUdpChecksums(const std::string& ns, const std::string& ifname);
   // Whether that rule is in ns (a gateway left by an earlier run is adopted only with it).
   Expected<bool> fillsUdpChecksums(const std::string& ns);
 

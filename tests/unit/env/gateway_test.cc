@@ -213,6 +213,7 @@ TEST_F(GatewayTest, NetnsUplinkCommands) {
       "ip netns exec cw-g-office sysctl -q -w net.ipv4.ip_forward=1",
       "ip netns exec cw-g-office nft -f -",
       // TX checksum offload stays on: the kernel finishes UDP checksums as packets leave.
+      "ip netns exec cw-g-office ethtool -K cwgw0 tx-udp-segmentation off",
       "ip netns exec cw-g-office iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
       "spawn: ip netns exec cw-g-office dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= "
       "--no-resolv --no-hosts --bind-interfaces --listen-address=10.200.0.1 --log-facility=- --cache-size=1000 "
@@ -539,6 +540,7 @@ TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {
       "ip -n cw-g-office route add default via 10.254.0.1 dev cwup0 table 100",
       "ip netns exec cw-g-office sysctl -q -w net.ipv4.ip_forward=1",
       "ip netns exec cw-g-office nft -f -",
+      "ip netns exec cw-g-office ethtool -K cwgw0 tx-udp-segmentation off",
       "ip netns exec cw-g-office iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
       "ip -n cw-g-office rule add fwmark 25463 table 100",
       "spawn: ip netns exec cw-g-office wireguard-go -f cw-w-office > " + dir + "/wireguard.log",

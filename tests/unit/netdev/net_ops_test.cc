@@ -43,8 +43,6 @@ TEST_F(NetOpsTest, IssuesExactCommands) {
        "ip netns exec cw-g-a sysctl -q -w net.ipv4.ip_forward=1"},
       {"sysctl root", [&] { return net.setSysctl("", "net.ipv4.conf.cw-u-a.forwarding", "1"); },
        "sysctl -q -w net.ipv4.conf.cw-u-a.forwarding=1"},
-      {"checksum", [&] { return net.fillUdpChecksums("cw-c3"); },
-       "ip netns exec cw-c3 iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill"},
       {"nft", [&] { return net.nft("cw-g-a", "table inet t\n"); }, "ip netns exec cw-g-a nft -f -"},
   };
   for (const auto& c : cases) {
@@ -76,19 +74,32 @@ TEST_F(NetOpsTest, RefusesWhatItDidNotCreate) {
 }
 
 TEST_F(NetOpsTest, TheChecksumRuleIsNeverTheHostsAndSaysWhatIsMissing) {
-  EXPECT_FALSE(net.fillUdpChecksums(""));
+  EXPECT_FALSE(net.fillUdpChecksums("", "eth0"));
   EXPECT_FALSE(net.fillsUdpChecksums(""));
-  EXPECT_FALSE(net.fillUdpChecksums("-n"));
+  EXPECT_FALSE(net.fillUdpChecksums("-n", "eth0"));
+  EXPECT_FALSE(net.fillUdpChecksums("cw-c3", "-eth0"));
   EXPECT_TRUE(runner.log().empty());
 
+  ASSERT_TRUE(net.fillUdpChecksums("cw-c3", "eth0"));
+  EXPECT_EQ(runner.log(), (std::vector<std::string>{
+                              "ip netns exec cw-c3 ethtool -K eth0 tx-udp-segmentation off",
+                              "ip netns exec cw-c3 iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
+                          }));
+  runner.onFail("ethtool", "exec of \"ethtool\" failed: No such file or directory\n", 255, 1);
+  auto no_ethtool = net.fillUdpChecksums("cw-c3", "eth0");
+  ASSERT_FALSE(no_ethtool);
+  EXPECT_EQ(no_ethtool.error().message,
+            "cannot turn off UDP segmentation offload on eth0 in namespace cw-c3: exec of \"ethtool\" failed: No such "
+            "file or directory (is ethtool installed?)");
+
   runner.onFail("iptables", "exec of \"iptables\" failed: No such file or directory\n", 255, 1);
-  auto missing = net.fillUdpChecksums("cw-c3");
+  auto missing = net.fillUdpChecksums("cw-c3", "eth0");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().message,
             "cannot add the UDP checksum rule (iptables -t mangle ... -j CHECKSUM --checksum-fill) in namespace "
             "cw-c3: exec of \"iptables\" failed: No such file or directory (install the iptables package)");
   runner.onFail("iptables", "iptables v1.8.9 (nf_tables): Couldn't load target `CHECKSUM':No such file or directory\n", 2, 1);
-  auto kernel = net.fillUdpChecksums("cw-c3");
+  auto kernel = net.fillUdpChecksums("cw-c3", "eth0");
   ASSERT_FALSE(kernel);
   EXPECT_NE(kernel.error().message.find("(the kernel needs the xt_CHECKSUM module"), std::string::npos)
       << kernel.error().message;

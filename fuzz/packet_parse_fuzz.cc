@@ -1,9 +1,14 @@
 // parseFrame on arbitrary bytes: must never read outside the input, and every view it returns
 // must lie inside the input and agree with the offsets. describe() must accept any parsed frame.
+// finishChecksums() (checksum.h) must stay inside the frame, keep it parsing the same way, and
+// have nothing left to change the second time.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 
+#include <vector>
+
+#include "packet/checksum.h"
 #include "packet/frame.h"
 
 namespace {
@@ -58,5 +63,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (f.l3 == L3::kArp) check(size >= f.l3_offset + 28);
   const std::string line = cw::packet::describe(f);
   check(!line.empty());
+
+  std::vector<std::uint8_t> copy(data, data + size);
+  const auto first = cw::packet::finishChecksums(copy);
+  check(first.ip == f.isIpv4());
+  auto again = cw::packet::parseFrame(copy);
+  check(again && again->l3 == f.l3 && again->l4 == f.l4 && again->l4_offset == f.l4_offset &&
+        again->ip_payload.size() == f.ip_payload.size());
+  const std::vector<std::uint8_t> finished = copy;
+  const auto second = cw::packet::finishChecksums(copy);
+  check(!second.changed && copy == finished);
   return 0;
 }

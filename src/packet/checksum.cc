@@ -1,5 +1,6 @@
 #include "packet/checksum.h"
 
+#include <algorithm>
 #include <array>
 
 #include "packet/builder.h"
@@ -9,7 +10,7 @@ namespace cw::packet {
 
 namespace {
 
-constexpr std::size_t kIpv4ChecksumAt = 10, kTcpChecksumAt = 16, kUdpChecksumAt = 6, kIcmpChecksumAt = 2;
+constexpr std::size_t kTcpChecksumAt = 16, kUdpChecksumAt = 6;
 
 std::uint16_t get16(std::span<const std::uint8_t> b, std::size_t at) {
   return static_cast<std::uint16_t>(b[at] << 8 | b[at + 1]);
@@ -24,7 +25,8 @@ void put32(std::uint8_t* at, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) at[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
 }
 
-// The sum of the pseudo-header (RFC 793 / RFC 8200 section 8.1) for a segment of l4_size bytes.
+// The sum of the pseudo-header (RFC 793 / RFC 8200 section 8.1) for a segment of l4_size bytes,
+// folded: what a sender with TX offload writes into the checksum field.
 std::uint32_t pseudoSum(const Frame& f, std::size_t l4_size) {
   if (f.isIpv4()) {
     std::array<std::uint8_t, 12> p{};
@@ -45,52 +47,31 @@ std::uint32_t pseudoSum(const Frame& f, std::size_t l4_size) {
 
 }  // namespace
 
-ChecksumsFinished finishChecksums(std::span<std::uint8_t> frame) {
-  ChecksumsFinished done;
+bool finishChecksums(std::span<std::uint8_t> frame) {
   auto parsed = parseFrame(frame);
-  if (!parsed || !parsed->isIp()) return done;
+  if (!parsed || !parsed->isIp() || parsed->ip_fragment) return false;
   const Frame& f = *parsed;
-  if (f.isIpv4()) {
-    // parseFrame checked that the header's own length fits the frame.
-    const std::size_t header_size = std::size_t{frame[f.l3_offset] & 0x0fu} * 4;
-    const std::size_t at = f.l3_offset + kIpv4ChecksumAt;
-    const std::uint16_t before = get16(frame, at);
-    put16(frame, at, 0);
-    const auto header = std::span<const std::uint8_t>(frame).subspan(f.l3_offset, header_size);
-    const std::uint16_t sum = checksumFinish(checksumPartial(header));
-    put16(frame, at, sum);
-    done.changed |= before != sum;
-    done.ip = true;
-  }
-  if (f.ip_fragment) return done;
-  // The segment: from the transport header to the end of the IP payload (for UDP: its length).
+  // The segment: from the transport header to the end of the IP payload (UDP: its own length,
+  // which parseFrame checked against the IP length).
   std::size_t l4_size = f.ip_payload.size();
-  std::size_t checksum_at = 0;
-  bool pseudo = true;
-  switch (f.l4) {
-    case L4::kTcp: checksum_at = kTcpChecksumAt; break;
-    case L4::kUdp:
-      checksum_at = kUdpChecksumAt;
-      l4_size = get16(frame, f.l4_offset + 4);  // parseFrame checked it against the IP length
-      if (f.isIpv4() && get16(frame, f.l4_offset + kUdpChecksumAt) == 0) return done;
-      break;
-    case L4::kIcmp:
-      checksum_at = kIcmpChecksumAt;
-      pseudo = false;
-      break;
-    case L4::kIcmpv6: checksum_at = kIcmpChecksumAt; break;
-    default: return done;
+  std::size_t at = f.l4_offset;
+  if (f.l4 == L4::kTcp) {
+    at += kTcpChecksumAt;
+  } else if (f.l4 == L4::kUdp) {
+    at += kUdpChecksumAt;
+    l4_size = get16(frame, f.l4_offset + 4);
+  } else {
+    return false;
   }
-  const std::size_t at = f.l4_offset + checksum_at;
-  const std::uint16_t before = get16(frame, at);
+  const std::uint32_t pseudo = pseudoSum(f, l4_size);
+  // Never 0 (a sum of words that are not all zero), so an IPv4 UDP "no checksum" never matches.
+  if (get16(frame, at) != pseudo) return false;
   put16(frame, at, 0);
   const auto segment = std::span<const std::uint8_t>(frame).subspan(f.l4_offset, l4_size);
-  std::uint16_t sum = checksumFinish(checksumPartial(segment, pseudo ? pseudoSum(f, l4_size) : 0));
+  std::uint16_t sum = checksumFinish(checksumPartial(segment, pseudo));
   if (f.l4 == L4::kUdp && sum == 0) sum = 0xffff;
   put16(frame, at, sum);
-  done.changed |= before != sum;
-  done.l4 = true;
-  return done;
+  return true;
 }
 
 }  // namespace cw::packet

@@ -236,8 +236,10 @@ TEST_F(ServerTest, PacketOutFramesLeaveWithTheirChecksumsFinished) {
       packet::buildTcp4(packet::EthSpec{*MacAddr::parse("02:00:00:00:00:02"), *MacAddr::parse("02:00:00:00:00:01")},
                         *Ip4::parse("10.200.0.2"), *Ip4::parse("10.250.0.1"), 40000, 8080, packet::kTcpSyn, 1);
   std::vector<std::uint8_t> partial = right;
-  partial[14 + 20 + 16] = 0x15;  // what Linux leaves there, in effect: not the checksum
-  partial[14 + 20 + 17] = 0xf3;
+  // What Linux leaves there: the pseudo-header's sum, 0x0ac8 + 0x0002 + 0x0afa + 0x0001 (the
+  // addresses) + 6 (TCP) + 20 (its length) = 0x15df.
+  partial[14 + 20 + 16] = 0x15;
+  partial[14 + 20 + 17] = 0xdf;
   ASSERT_NE(partial, right);
   ofp::PacketIn pi;
   pi.match.inPort(3);

@@ -126,7 +126,7 @@ struct Daemon::Impl {
   NetOps ops;
   std::unique_ptr<Ovs> ovs;
   Gateways gateways;
-  EnvAdmin env_admin{cfg, gateways, ops, runner};
+  EnvAdmin env_admin{cfg, gateways, ops};
   CellTable cells;
   std::unique_ptr<sw::SwitchServer> server;
   decide::ViewHolder views;

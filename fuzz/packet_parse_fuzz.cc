@@ -1,9 +1,14 @@
 // parseFrame on arbitrary bytes: must never read outside the input, and every view it returns
 // must lie inside the input and agree with the offsets. describe() must accept any parsed frame.
+// finishChecksums() (checksum.h) must stay inside the frame, change only TCP/UDP frames, keep
+// them parsing the same way, and change nothing the second time.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 
+#include <vector>
+
+#include "packet/checksum.h"
 #include "packet/frame.h"
 
 namespace {
@@ -58,5 +63,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (f.l3 == L3::kArp) check(size >= f.l3_offset + 28);
   const std::string line = cw::packet::describe(f);
   check(!line.empty());
+
+  std::vector<std::uint8_t> copy(data, data + size);
+  const bool finished = cw::packet::finishChecksums(copy);
+  check(finished || copy == std::vector<std::uint8_t>(data, data + size));
+  check(!finished || f.l4 == L4::kTcp || f.l4 == L4::kUdp);
+  auto again = cw::packet::parseFrame(copy);
+  check(again && again->l3 == f.l3 && again->l4 == f.l4 && again->l4_offset == f.l4_offset &&
+        again->ip_payload.size() == f.ip_payload.size());
+  const std::vector<std::uint8_t> once = copy;
+  (void)cw::packet::finishChecksums(copy);  // true only if the right sum is the partial one too
+  check(copy == once);
   return 0;
 }

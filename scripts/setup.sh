@@ -16,8 +16,8 @@ packages=(
   libasio-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev
   libsqlite3-dev libmnl-dev libssl-dev libmicrohttpd-dev libsystemd-dev liblua5.4-dev libbpf-dev
   libhyperscan-dev libpcre2-dev
-  # run
-  openvswitch-switch openvswitch-common iproute2 nftables dnsmasq-base ethtool slirp4netns procps psmisc
+  # run (iptables: one rule per cell and gateway that finishes UDP checksums, docs/ovs.md)
+  openvswitch-switch openvswitch-common iproute2 nftables iptables dnsmasq-base ethtool slirp4netns procps psmisc
   # VPN uplinks of network environments (docs/environments.md); openssl makes the tests' PKI
   wireguard-go wireguard-tools openvpn openssl
   # VM cells (docs/vm-cells.md): QEMU's microvm and a Debian guest kernel with 9p modules

@@ -127,7 +127,7 @@ struct Daemon::Impl {
   NetOps ops;
   std::unique_ptr<Ovs> ovs;
   Gateways gateways;
-  EnvAdmin env_admin{cfg, gateways, ops, runner};
+  EnvAdmin env_admin{cfg, gateways, ops};
   CellTable cells;
   std::unique_ptr<sw::SwitchServer> server;
   decide::ViewHolder views;
@@ -1105,7 +1105,7 @@ struct Daemon::Impl {
     if (r && !vm) r = ops.addAddress(name, "eth0", IfAddress{IpAddr(*ip), 32});
     if (r && !vm) r = ops.addRoute(name, gw->port.ip.str() + "/32", std::nullopt, "eth0", false);
     if (r && !vm) r = ops.addRoute(name, "default", IpAddr(gw->port.ip), "eth0", true);
-    if (r && !vm && needSoftwareChecksums()) r = disableTxChecksum(runner, name, "eth0");
+    if (r && !vm && needSoftwareChecksums()) r = ops.fillUdpChecksums(name, "eth0");
     if (!r) {
       undo();
       return Unexpected(r.error());
@@ -1858,7 +1858,7 @@ Expected<void> Daemon::run() {
     sweep(configured, "the environment is no longer configured");
   }
   for (const auto& e : im.cfg.envs) {
-    auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir, im.runner);
+    auto r = im.gateways.start(e, im.ops, *im.ovs, im.cfg.state_dir);
     if (!r) {
       im.gateways.stopAll(im.ops, *im.ovs);
       return r;

@@ -51,7 +51,7 @@ void EnvAdmin::startStored(Ovs& ovs) {
                    file.string());
       continue;
     }
-    if (auto r = gateways_.start(specs->front(), ops_, ovs, cfg_.state_dir, runner_); !r) {
+    if (auto r = gateways_.start(specs->front(), ops_, ovs, cfg_.state_dir); !r) {
       failed_[name] = r.error().message;
       spdlog::error("stored environment '{}' not started: {}", name, r.error().message);
     }
@@ -74,7 +74,7 @@ api::Reply EnvAdmin::add(const api::EnvAdd& cmd, Ovs& ovs) {
   fs::create_directories(dir(), ec);
   if (ec) return api::Reply::failed("cannot create " + dir().string() + ": " + ec.message());
   spec.origin = fileOf(name).string();
-  if (auto r = gateways_.start(spec, ops_, ovs, cfg_.state_dir, runner_); !r) return api::Reply::failed(r.error().message);
+  if (auto r = gateways_.start(spec, ops_, ovs, cfg_.state_dir); !r) return api::Reply::failed(r.error().message);
   // Kept once it runs: a definition that cannot start is never stored.
   const std::string text = "# cellwall env add (" + (cmd.origin.empty() ? std::string("command line") : cmd.origin) +
                            ")\n" + envToToml(spec);

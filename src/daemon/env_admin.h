@@ -20,8 +20,7 @@ namespace cw::daemon {
 
 class EnvAdmin {
  public:
-  EnvAdmin(const Config& cfg, Gateways& gateways, NetOps& ops, CommandRunner& runner)
-      : cfg_(cfg), gateways_(gateways), ops_(ops), runner_(runner) {}
+  EnvAdmin(const Config& cfg, Gateways& gateways, NetOps& ops) : cfg_(cfg), gateways_(gateways), ops_(ops) {}
 
   // At start, once the file's environments run. One that fails to start is reported (in the
   // log and in list()) and left out; the others start.
@@ -44,7 +43,6 @@ class EnvAdmin {
   const Config& cfg_;
   Gateways& gateways_;
   NetOps& ops_;
-  CommandRunner& runner_;
   std::map<std::string, std::string> failed_;  // stored environments that did not start: why
 };
 

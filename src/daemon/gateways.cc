@@ -67,20 +67,7 @@ Expected<EnvConfig> toEnvConfig(const EnvSpec& spec) {
   return e;
 }
 
-Expected<void> disableTxChecksum(CommandRunner& runner, const std::string& netns,
-                                 const std::string& ifname) {
-  Command c;
-  c.argv = {"ip", "netns", "exec", netns, "ethtool", "-K", ifname, "tx", "off"};
-  auto r = runner.run(c);
-  if (!r) return Unexpected(r.error());
-  if (!r->ok())
-    return fail("cannot turn off checksum offload on " + ifname + " in " + netns + ": " + r->err +
-                " (is ethtool installed?)");
-  return {};
-}
-
-Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
-                               const std::filesystem::path& state_dir, CommandRunner& runner) {
+Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs, const std::filesystem::path& state_dir) {
   auto cfg = toEnvConfig(spec);
   if (!cfg) return Unexpected(cfg.error());
   // A gateway an earlier run left (cellwalld crashed or was killed) is taken over as it is:
@@ -111,12 +98,6 @@ Expected<void> Gateways::start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
   auto gw = Gateway::create(*cfg, state_dir, ops);
   if (!gw) return Unexpected(gw.error());
   GatewayInfo info = (*gw)->info();
-  if (ovs.datapathType() == "netdev") {
-    if (auto r = disableTxChecksum(runner, info.netns, "cwgw0"); !r) {
-      (void)(*gw)->destroy();
-      return r;
-    }
-  }
   // A port of the same name from before a crash points at the deleted veth: Open vSwitch
   // keeps its old socket until the port is removed and added again.
   (void)ovs.delPort(info.ovs_ifname);

@@ -27,8 +27,7 @@ class Gateways {
 
   // Adopts the environment's gateway left by an earlier run when it matches the
   // configuration (Gateway::adopt), else builds it anew; either way plugs it into the bridge.
-  Expected<void> start(const EnvSpec& spec, NetOps& ops, Ovs& ovs,
-                       const std::filesystem::path& state_dir, CommandRunner& runner);
+  Expected<void> start(const EnvSpec& spec, NetOps& ops, Ovs& ovs, const std::filesystem::path& state_dir);
   void stopAll(NetOps& ops, Ovs& ovs);
   // Unplugs and removes one environment's gateway.
   Expected<void> stop(const std::string& env, Ovs& ovs);
@@ -49,13 +48,6 @@ class Gateways {
  private:
   std::vector<Entry> entries_;
 };
-
-// Open vSwitch 3.1's userspace datapath forwards a UDP packet whose checksum the sending veth
-// left to "hardware" without completing it, and the receiver drops it (TCP is completed thanks
-// to userspace-tso-enable). Until OVS completes UDP too (3.3+), the veths that send into the
-// bridge compute checksums in software. Cost measured in bench/RESULTS.md.
-Expected<void> disableTxChecksum(CommandRunner& runner, const std::string& netns,
-                                 const std::string& ifname);
 
 // Turns the config's text form into the env library's typed form.
 Expected<EnvConfig> toEnvConfig(const EnvSpec& spec);

@@ -412,6 +412,7 @@ Expected<void> Gateway::build() {
     }
     if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
     if (auto r = net_.nft(ns, gatewayRuleset(config_)); !r) return r;
+    if (auto r = net_.fillUdpChecksums(ns, kCellSide); !r) return r;
     if (auto r = startTunnel(); !r) return r;
     return startDns();
   }
@@ -454,6 +455,10 @@ Expected<void> Gateway::build() {
   // Forwarding and filtering inside the gateway.
   if (auto r = net_.setSysctl(ns, "net.ipv4.ip_forward", "1"); !r) return r;
   if (auto r = net_.nft(ns, gatewayRuleset(config_)); !r) return r;
+  // cwgw0 keeps TX checksum offload on (the veth's default): what the gateway sends into the
+  // switch, its own DNS answers and what it forwards from the uplink, gets its UDP checksums
+  // finished here (docs/ovs.md, "Checksum offload").
+  if (auto r = net_.fillUdpChecksums(ns, kCellSide); !r) return r;
 
   if (host) {
     // The only host state cellwall touches: forwarding on its own uplink interface and one
@@ -544,8 +549,9 @@ std::string Gateway::fingerprint(const EnvConfig& c) {
   const auto& u = c.uplink;
   d << "uplink=" << modeName(u.kind) << " netns=" << u.netns << " if=" << u.ifname << " gw=" << u.gateway_side.str()
     << " peer=" << u.peer_side.str() << " hop=" << u.next_hop.str() << "\n";
-  // And what it builds: a gateway made by a cellwalld whose rules differ is not adopted.
-  d << gatewayRuleset(c) << hostRuleset(c);
+  // And what it builds: a gateway made by a cellwalld whose rules differ is not adopted (one
+  // from before TX offload was left on would have it off on cwgw0 and no checksum rule).
+  d << gatewayRuleset(c) << hostRuleset(c) << "tx-offload=on udp-segmentation=off udp-checksum-fill\n";
   if (c.tunnel) {
     auto text = readTextFile(c.tunnel->file);
     d << "tunnel=" << Tunnel::kindName(c.tunnel->kind) << " file=" << c.tunnel->file.string()
@@ -591,6 +597,8 @@ Expected<std::unique_ptr<Gateway>> Gateway::adopt(const EnvConfig& config, const
     return fail("the uplink's other end " + uplinkPeer(config.name) + " in " + up.netns + " is gone");
   if (up.kind == UplinkConfig::Kind::kHost && !has("", uplinkPeer(config.name), false))
     return fail("the uplink's other end " + uplinkPeer(config.name) + " is gone");
+  if (auto fills = net.fillsUdpChecksums(ns); !fills || !*fills)
+    return fail("its UDP checksum rule (mangle POSTROUTING, CHECKSUM --checksum-fill) is gone");
   auto& runner = net.runner();
   if (state.dnsmasq_pid == 0 || !runner.alive(state.dnsmasq_pid, "dnsmasq"))
     return fail("its DNS forwarder (dnsmasq, pid " + std::to_string(state.dnsmasq_pid) + ") is not running");

@@ -362,6 +362,45 @@ Expected<void> NetOps::nft(const std::string& ns, const std::string& ruleset_tex
                {"nft", "-f", "-"}, ruleset_text);
 }
 
+namespace {
+
+// The rule's own words, for adding (-A) and checking (-C).
+std::vector<std::string> checksumRule(const char* verb) {
+  return {"iptables", "-w", "-t", "mangle", verb, "POSTROUTING", "-p", "udp", "-j", "CHECKSUM", "--checksum-fill"};
+}
+
+}  // namespace
+
+Expected<void> NetOps::fillUdpChecksums(const std::string& ns, const std::string& ifname) {
+  if (ns.empty()) return fail("refusing to add a checksum rule to the host's namespace");
+  if (!validNetnsName(ns)) return fail("invalid network namespace name '" + ns + "'");
+  if (!validIfName(ifname)) return fail("invalid interface name '" + ifname + "'");
+  if (auto r = runIn(ns, {"ethtool", "-K", ifname, "tx-udp-segmentation", "off"}); !r || r->timed_out || !r->ok())
+    return fail("cannot turn off UDP segmentation offload on " + ifname + nsSuffix(ns) + ": " +
+                (!r ? r.error().message : r->timed_out ? "timed out" : trimmed(r->err)) + " (is ethtool installed?)");
+  auto r = runIn(ns, checksumRule("-A"));
+  const std::string what = "cannot add the UDP checksum rule (iptables -t mangle ... -j CHECKSUM --checksum-fill)" +
+                           nsSuffix(ns) + ": ";
+  if (!r) return fail(what + r.error().message);
+  if (r->timed_out) return fail(what + "timed out");
+  if (r->ok()) return {};
+  std::string err = trimmed(r->err.empty() ? r->out : r->err);
+  if (err.find("CHECKSUM") != std::string::npos)
+    return fail(what + err + " (the kernel needs the xt_CHECKSUM module, CONFIG_NETFILTER_XT_TARGET_CHECKSUM)");
+  if (err.find("exec of") != std::string::npos || err.find("No such file") != std::string::npos)
+    return fail(what + err + " (install the iptables package)");
+  return fail(what + err + hint(err, false));
+}
+
+Expected<bool> NetOps::fillsUdpChecksums(const std::string& ns) {
+  if (ns.empty()) return fail("refusing to look for a checksum rule in the host's namespace");
+  if (!validNetnsName(ns)) return fail("invalid network namespace name '" + ns + "'");
+  auto r = runIn(ns, checksumRule("-C"));
+  if (!r) return Unexpected(r.error());
+  if (r->timed_out) return fail("cannot list the mangle table" + nsSuffix(ns) + ": timed out");
+  return r->ok();
+}
+
 Expected<void> NetOps::removeAllWithPrefix(std::string_view prefix) {
   if (!owned(prefix)) return fail("refusing to remove objects with prefix '" + std::string(prefix) + "'");
   std::string errors;

@@ -1,5 +1,6 @@
 // NetOps: the host network primitives cellwall needs (namespaces, veth pairs, addresses,
-// routes, sysctls, nftables), issued as iproute2/nft/sysctl commands through a CommandRunner.
+// routes, sysctls, nftables), issued as iproute2/nft/sysctl/iptables commands through a
+// CommandRunner.
 // Queries use `ip -json` and are parsed here.
 //
 // Namespaces: every namespace-scoped call takes the netns name first; "" means the root
@@ -112,6 +113,16 @@ class NetOps {
                            const std::string& value);
   // Loads ruleset_text with `nft -f -` (inside ns unless "").
   Expected<void> nft(const std::string& ns, const std::string& ruleset_text);
+  // With TX checksum offload on, makes UDP leave namespace `ns` (never the root one) through
+  // `ifname` with finished checksums (docs/ovs.md, "Checksum offload"):
+  //  - iptables' CHECKSUM target in the mangle table finishes what TX offload left partial (nft
+  //    has no statement for it; Debian's iptables-nft keeps the rule in nftables, table ip
+  //    mangle, through nft_compat);
+  //  - UDP segmentation offload off on ifname: a UDP_SEGMENT (GSO) send passes that rule
+  //    unsegmented and Open vSwitch 3.1 drops it; segmented in software it arrives.
+  Expected<void> fillUdpChecksums(const std::string& ns, const std::string& ifname);
+  // Whether that rule is in ns (a gateway left by an earlier run is adopted only with it).
+  Expected<bool> fillsUdpChecksums(const std::string& ns);
 
   // Crash recovery: deletes every namespace and every root-namespace link whose name starts
   // with prefix (which must itself start with "cw-"). Keeps going past failures and reports

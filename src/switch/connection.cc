@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "packet/checksum.h"
+
 namespace cw::sw {
 
 namespace {
@@ -316,7 +318,15 @@ void Connection::sendFlowMod(const ofp::FlowMod& fm) {
 }
 
 void Connection::sendPacketOut(const ofp::PacketOut& po) {
+  const std::size_t before = wbuf_.size();
   ofp::encodePacketOut(version_, nextXid(), po, wbuf_);
+  // Every frame cellwalld sends out of a switch leaves here. Most came in as a Packet-In, and a
+  // sender with TX offload on left their TCP/UDP checksum for the switch to finish: the switch
+  // knew that while the packet was inside it, but a Packet-In carries only the bytes, so the
+  // frame would come back out with a wrong checksum (packet/checksum.h). The frame is the
+  // message's tail, in OpenFlow 1.0 and 1.3 alike; finished there, without a copy.
+  if (wbuf_.size() >= before + po.data.size())
+    packet::finishChecksums(std::span<std::uint8_t>(wbuf_).last(po.data.size()));
   ++counters_.tx;
   ++counters_.packet_outs;
   afterSend();

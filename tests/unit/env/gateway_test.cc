@@ -44,7 +44,7 @@ class GatewayTest : public ::testing::Test {
   std::vector<std::string> changes() const {
     std::vector<std::string> out;
     for (const auto& l : runner.log())
-      if (l.find("-json") == std::string::npos) out.push_back(l);
+      if (l.find("-json") == std::string::npos && l.find(" -C POSTROUTING") == std::string::npos) out.push_back(l);
     return out;
   }
 
@@ -70,6 +70,7 @@ TEST_F(GatewayTest, UserUplinkRunsSlirp4netnsAndTouchesNothingOnTheHost) {
   EXPECT_TRUE(runner.matching("cw-u-office").empty());
   EXPECT_TRUE(runner.matching("forwarding").empty());
   EXPECT_EQ(runner.matching("nft -f -").size(), 1u);  // the gateway's own, inside its namespace
+  EXPECT_EQ(runner.matching("-A POSTROUTING -p udp -j CHECKSUM --checksum-fill").size(), 1u);
   // Without configured servers, DNS goes to the host's resolver through slirp4netns.
   auto dns = runner.matching("dnsmasq");
   ASSERT_EQ(dns.size(), 1u);
@@ -211,6 +212,9 @@ TEST_F(GatewayTest, NetnsUplinkCommands) {
       "ip -n cw-g-office route add default via 10.254.0.1 dev cwup0",
       "ip netns exec cw-g-office sysctl -q -w net.ipv4.ip_forward=1",
       "ip netns exec cw-g-office nft -f -",
+      // TX checksum offload stays on: the kernel finishes UDP checksums as packets leave.
+      "ip netns exec cw-g-office ethtool -K cwgw0 tx-udp-segmentation off",
+      "ip netns exec cw-g-office iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
       "spawn: ip netns exec cw-g-office dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= "
       "--no-resolv --no-hosts --bind-interfaces --listen-address=10.200.0.1 --log-facility=- --cache-size=1000 "
       "--server=192.0.2.53 --server=192.0.2.54 > " + dir + "/dnsmasq.log",
@@ -439,6 +443,9 @@ TEST_F(GatewayAdoptTest, WhatDoesNotMatchIsNotAdoptedAndSaysWhy) {
   runner.onOutput("ip -n cw-g-office -json link show", R"([{"ifindex":2,"ifname":"cwgw0","flags":[]}])");
   EXPECT_EQ(why(config), "cwgw0 in cw-g-office is gone or down");
   leftRunning();
+  // Its checksum rule flushed (or a gateway an older cellwalld built with TX offload off).
+  runner.onFail(" -C POSTROUTING", "iptables: Bad rule (does a matching rule exist in that chain?).", 1, 1);
+  EXPECT_EQ(why(config), "its UDP checksum rule (mangle POSTROUTING, CHECKSUM --checksum-fill) is gone");
   runner.live_.erase(dnsmasq);
   EXPECT_EQ(why(config), "its DNS forwarder (dnsmasq, pid " + std::to_string(dnsmasq) + ") is not running");
   runner.live_[dnsmasq] = "dnsmasq";
@@ -533,6 +540,8 @@ TEST_F(GatewayTest, WireGuardUplinkRoutesThroughTheTunnel) {
       "ip -n cw-g-office route add default via 10.254.0.1 dev cwup0 table 100",
       "ip netns exec cw-g-office sysctl -q -w net.ipv4.ip_forward=1",
       "ip netns exec cw-g-office nft -f -",
+      "ip netns exec cw-g-office ethtool -K cwgw0 tx-udp-segmentation off",
+      "ip netns exec cw-g-office iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
       "ip -n cw-g-office rule add fwmark 25463 table 100",
       "spawn: ip netns exec cw-g-office wireguard-go -f cw-w-office > " + dir + "/wireguard.log",
       "ip netns exec cw-g-office wg show cw-w-office",

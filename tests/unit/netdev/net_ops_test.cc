@@ -73,6 +73,43 @@ TEST_F(NetOpsTest, RefusesWhatItDidNotCreate) {
   EXPECT_EQ(runner.log().back(), "ip -n cw-c3 link del dev eth0");
 }
 
+TEST_F(NetOpsTest, TheChecksumRuleIsNeverTheHostsAndSaysWhatIsMissing) {
+  EXPECT_FALSE(net.fillUdpChecksums("", "eth0"));
+  EXPECT_FALSE(net.fillsUdpChecksums(""));
+  EXPECT_FALSE(net.fillUdpChecksums("-n", "eth0"));
+  EXPECT_FALSE(net.fillUdpChecksums("cw-c3", "-eth0"));
+  EXPECT_TRUE(runner.log().empty());
+
+  ASSERT_TRUE(net.fillUdpChecksums("cw-c3", "eth0"));
+  EXPECT_EQ(runner.log(), (std::vector<std::string>{
+                              "ip netns exec cw-c3 ethtool -K eth0 tx-udp-segmentation off",
+                              "ip netns exec cw-c3 iptables -w -t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
+                          }));
+  runner.onFail("ethtool", "exec of \"ethtool\" failed: No such file or directory\n", 255, 1);
+  auto no_ethtool = net.fillUdpChecksums("cw-c3", "eth0");
+  ASSERT_FALSE(no_ethtool);
+  EXPECT_EQ(no_ethtool.error().message,
+            "cannot turn off UDP segmentation offload on eth0 in namespace cw-c3: exec of \"ethtool\" failed: No such "
+            "file or directory (is ethtool installed?)");
+
+  runner.onFail("iptables", "exec of \"iptables\" failed: No such file or directory\n", 255, 1);
+  auto missing = net.fillUdpChecksums("cw-c3", "eth0");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message,
+            "cannot add the UDP checksum rule (iptables -t mangle ... -j CHECKSUM --checksum-fill) in namespace "
+            "cw-c3: exec of \"iptables\" failed: No such file or directory (install the iptables package)");
+  runner.onFail("iptables", "iptables v1.8.9 (nf_tables): Couldn't load target `CHECKSUM':No such file or directory\n", 2, 1);
+  auto kernel = net.fillUdpChecksums("cw-c3", "eth0");
+  ASSERT_FALSE(kernel);
+  EXPECT_NE(kernel.error().message.find("(the kernel needs the xt_CHECKSUM module"), std::string::npos)
+      << kernel.error().message;
+
+  EXPECT_EQ(net.fillsUdpChecksums("cw-g-a").value(), true);
+  EXPECT_EQ(runner.log().back(), "ip netns exec cw-g-a iptables -w -t mangle -C POSTROUTING -p udp -j CHECKSUM --checksum-fill");
+  runner.onFail(" -C ", "iptables: Bad rule (does a matching rule exist in that chain?).\n", 1, 1);
+  EXPECT_EQ(net.fillsUdpChecksums("cw-g-a").value(), false);
+}
+
 TEST_F(NetOpsTest, ErrorsNameObjectStderrAndRemedy) {
   runner.onFail("ip netns add", "mount --make-shared /run/netns failed: Operation not permitted\n");
   auto r = net.createNetns("cw-c3");

@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "packet/builder.h"
+#include "packet/frame.h"
 #include "switch/admission.h"
 
 namespace cw::sw {
@@ -28,6 +30,7 @@ using namespace std::chrono_literals;
 struct Recorder final : SwitchHandler {
   std::atomic<int> up{0}, down{0}, packet_ins{0};
   std::atomic<std::uint64_t> dpid{0};
+  std::atomic<bool> echo_packet_out{false};  // also send each Packet-In's frame back out
   void onSwitchUp(Switch& s) override {
     dpid = s.datapathId();
     ++up;
@@ -39,6 +42,13 @@ struct Recorder final : SwitchHandler {
     ofp::FlowMod fm;
     fm.match.inPort(pi.inPort());
     s.sendFlowMod(fm);
+    if (echo_packet_out) {
+      ofp::PacketOut po;
+      po.in_port = pi.inPort();
+      po.actions = {ofp::ActionOutput{1, 0}};
+      po.data.assign(pi.data.begin(), pi.data.end());
+      s.sendPacketOut(po);
+    }
   }
   void onPortStatus(Switch&, const ofp::PortStatus&) override {}
   void onFlowRemoved(Switch&, const ofp::FlowRemoved&) override {}
@@ -214,6 +224,34 @@ TEST_F(ServerTest, PacketInIsDispatchedAndAnswered) {
   ASSERT_TRUE(fm);
   EXPECT_EQ(fm->second.match.in_port, 3u);
   EXPECT_EQ(rec_.packet_ins.load(), 1);
+}
+
+TEST_F(ServerTest, PacketOutFramesLeaveWithTheirChecksumsFinished) {
+  // A SYN as a sender with TX checksum offload leaves it: the TCP checksum field holds only the
+  // pseudo-header's sum. Sent back out as it came in, it must carry the real checksum.
+  rec_.echo_packet_out = true;
+  FakeSwitch s(path());
+  s.handshake(9);
+  const std::vector<std::uint8_t> right =
+      packet::buildTcp4(packet::EthSpec{*MacAddr::parse("02:00:00:00:00:02"), *MacAddr::parse("02:00:00:00:00:01")},
+                        *Ip4::parse("10.200.0.2"), *Ip4::parse("10.250.0.1"), 40000, 8080, packet::kTcpSyn, 1);
+  std::vector<std::uint8_t> partial = right;
+  // What Linux leaves there: the pseudo-header's sum, 0x0ac8 + 0x0002 + 0x0afa + 0x0001 (the
+  // addresses) + 6 (TCP) + 20 (its length) = 0x15df.
+  partial[14 + 20 + 16] = 0x15;
+  partial[14 + 20 + 17] = 0xdf;
+  ASSERT_NE(partial, right);
+  ofp::PacketIn pi;
+  pi.match.inPort(3);
+  pi.data = Bytes(partial);
+  pi.total_len = static_cast<std::uint16_t>(partial.size());
+  s.send(pi);
+  ASSERT_TRUE(s.expect<ofp::FlowMod>());
+  auto po = s.expect<ofp::PacketOut>();
+  ASSERT_TRUE(po);
+  EXPECT_EQ(po->second.data, right);
+  EXPECT_EQ(po->second.in_port, 3u);
+  ASSERT_EQ(po->second.actions.size(), 1u);
 }
 
 TEST_F(ServerTest, MalformedMessageGetsAnErrorAndTheConnectionSurvives) {

@@ -2,27 +2,37 @@
 """Data-path benchmarks through a real cell (root; real Open vSwitch, namespaces, iperf3).
 
 1. TCP connect latency from a cell to the test host: every connect is a new connection whose
-   first packet goes through cellwalld (dynamic), against the same bridge with a static allow
-   flow for another port (static). The difference is the controller's share of a connect.
+   first packet goes through cellwall (dynamic), against the same bridge with a static allow
+   flow for another port (static), in interleaved blocks. The difference is cellwall's share of
+   a connect. `--rule address` allows by address (a rule the switch can decide alone);
+   `--rule process` names the connecting process, so the controller decides (attribution,
+   then policy). The connects run in a process of the cell itself (bench/cell_jobs.py), so
+   they are attributed as any app's.
 2. iperf3 TCP throughput cell -> test host: through cellwall's per-connection flows, through
    the same bridge with a static flow, and over a plain veth pair between two namespaces.
 
 Uses the end-to-end fixtures (tests/e2e/conftest.py): a test host namespace as the uplink,
 cellwalld with its own state directory, everything removed at the end.
-    sudo bench/netbench.py [--connects N] [--seconds S] [--json]
+    sudo bench/netbench.py [--connects N] [--blocks B] [--rule address|process] [--connect-only]
+        [--seconds S] [--json]
 """
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from conftest import TESTHOST_IP, Daemon, TestHost, sh  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cell_jobs import CellJobs  # noqa: E402
 
 CONNECT = """
 import socket, sys, time
@@ -85,10 +95,10 @@ def plain_veth(seconds):
 
 
 @contextlib.contextmanager
-def bench_cell(servers, daemon_args=()):
+def bench_cell(servers, daemon_args=(), policy=None, command=("sleep", "3600")):
     """cellwalld (with `daemon_args`), the test host running `servers` (argv lists), and one
-    cell allowed to reach the test host over TCP; yields (daemon, cell). Everything is removed
-    afterwards."""
+    cell running `command`, allowed by `policy` (default: any TCP to the test host); yields
+    (daemon, cell). Everything is removed afterwards."""
     th = TestHost()
     d = Daemon(th, daemon_args)
     cell_proc = None
@@ -98,8 +108,8 @@ def bench_cell(servers, daemon_args=()):
         th.start_servers()
         procs = [th.spawn(argv) for argv in servers]
         time.sleep(0.5)
-        policy = f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
-        cell_proc, cell = d.start_cell(policy, ["sleep", "3600"], app="bench")
+        policy = policy or f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
+        cell_proc, cell = d.start_cell(policy, list(command), app="bench")
         yield d, cell
     finally:
         if cell_proc:
@@ -113,57 +123,96 @@ def bench_cell(servers, daemon_args=()):
         shutil.rmtree(d.state, ignore_errors=True)
 
 
+def policy_for(rule):
+    """Any TCP to the test host: by address (the switch can decide it alone), or naming the
+    measuring process (the controller decides: attribution, then policy)."""
+    process = '\nprocess = "python3"' if rule == "process" else ""
+    return f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"{process}\n'
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--connects", type=int, default=2000)
+    ap.add_argument("--blocks", type=int, default=4, help="connect blocks per path, interleaved; the extra "
+                    "latency is also given per pair of blocks")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--ovs-other-config", action="append", default=[], metavar="KEY=VALUE",
                     help="set Open_vSwitch other_config:KEY=VALUE before measuring (tuning experiments)")
     ap.add_argument("--connect-only", action="store_true", help="skip the throughput part")
+    ap.add_argument("--rule", choices=("address", "process"), default="address",
+                    help="the cell's allow rule: by address, or naming the process (the controller decides)")
+    ap.add_argument("--static-table", type=int, default=2, help="table of the static flows: where cellwall's "
+                    "connection handling starts")
     args = ap.parse_args()
 
     servers = [["/usr/bin/python3", "-c", ACCEPT, str(port)] for port in (9000, 9001)]
     servers += [["iperf3", "-s", "-p", str(port)] for port in (5201, 5202)]
-    with bench_cell(servers) as (d, cell):
-        gw_port = sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "get", "Interface",
-                      "cw-g-default", "ofport"]).stdout.strip()
-        ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
-        target = f"unix:{d.state}/ovs/cw-br0.mgmt"
-        for kv in args.ovs_other_config:
-            sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "set", "Open_vSwitch", ".",
-                f"other_config:{kv}"])
-        # Static allow flows for ports 9000 and 5202 only: the same bridge, no controller.
-        for port in (9000, 5202):
-            sh(ofctl + ["add-flow", target, f"table=2,priority=2000,tcp,in_port={cell['port']},"
-                        f"nw_dst={TESTHOST_IP},tp_dst={port},actions=output:{gw_port}"])
-            sh(ofctl + ["add-flow", target, f"table=2,priority=2000,tcp,in_port={gw_port},"
-                        f"nw_src={TESTHOST_IP},tp_src={port},nw_dst={cell['ip']},"
-                        f"actions=output:{cell['port']}"])
-        connect_times(cell, 9001, 50)  # warm up caches on both paths
-        connect_times(cell, 9000, 50)
-        dyn, sta = [], []
-        for _ in range(4):  # interleaved, so drift affects both alike
-            dyn += connect_times(cell, 9001, args.connects // 4)
-            sta += connect_times(cell, 9000, args.connects // 4)
-        res = {
-            "connects": len(dyn),
-            "dynamic_p50_us": pct(dyn, 50), "dynamic_p90_us": pct(dyn, 90), "dynamic_p99_us": pct(dyn, 99),
-            "static_p50_us": pct(sta, 50), "static_p90_us": pct(sta, 90), "static_p99_us": pct(sta, 99),
-        }
-        res["extra_p50_us"] = res["dynamic_p50_us"] - res["static_p50_us"]
-        res["extra_mean_us"] = statistics.mean(dyn) - statistics.mean(sta)
-        if args.connect_only:
-            return report(res, args.json)
-        res["iperf_cellwall_gbps"] = iperf(cell["netns"], 5201, args.seconds)
-        res["iperf_static_gbps"] = iperf(cell["netns"], 5202, args.seconds)
-        res["iperf_ratio"] = res["iperf_cellwall_gbps"] / res["iperf_static_gbps"]
-        # The same, with TX checksum offload left on (TCP only: UDP breaks on OVS 3.1 userspace).
-        for ns, dev in ((cell["netns"], "eth0"), ("cw-g-default", "cwgw0")):
-            sh(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "on"])
-        res["iperf_cellwall_offload_gbps"] = iperf(cell["netns"], 5201, args.seconds)
-        res["iperf_static_offload_gbps"] = iperf(cell["netns"], 5202, args.seconds)
-        res["iperf_plain_veth_gbps"] = plain_veth(args.seconds)
+    tmp = tempfile.mkdtemp(prefix="cw-netbench-")
+    os.chmod(tmp, 0o755)
+    jobs = CellJobs(tmp)
+    try:
+        with bench_cell(servers, policy=policy_for(args.rule), command=jobs.command()) as (d, cell):
+            run(d, cell, jobs, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def connect_times_in_cell(jobs, port, n):
+    """Connects from a process of the cell itself (attributed like any of the cell's)."""
+    rc, out, err = jobs.run(["/usr/bin/python3", "-c", CONNECT, TESTHOST_IP, str(port), str(n)], timeout=300)
+    if rc != 0:
+        raise RuntimeError(f"connects from the cell failed ({rc}): {err[-1000:]}")
+    return [float(x) for x in out.split()]
+
+
+def run(d, cell, jobs, args):
+    gw_port = sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "get", "Interface",
+                  "cw-g-default", "ofport"]).stdout.strip()
+    ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
+    target = f"unix:{d.state}/ovs/cw-br0.mgmt"
+    for kv in args.ovs_other_config:
+        sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "set", "Open_vSwitch", ".",
+            f"other_config:{kv}"])
+    # Static allow flows for ports 9000 and 5202 only: the same bridge, no controller; above
+    # everything cellwall installs where its connection handling starts.
+    for port in (9000, 5202):
+        sh(ofctl + ["add-flow", target, f"table={args.static_table},priority=60000,tcp,in_port={cell['port']},"
+                    f"nw_dst={TESTHOST_IP},tp_dst={port},actions=output:{gw_port}"])
+        sh(ofctl + ["add-flow", target, f"table={args.static_table},priority=60000,tcp,in_port={gw_port},"
+                    f"nw_src={TESTHOST_IP},tp_src={port},nw_dst={cell['ip']},"
+                    f"actions=output:{cell['port']}"])
+    connect_times_in_cell(jobs, 9001, 50)  # warm up caches on both paths
+    connect_times_in_cell(jobs, 9000, 50)
+    dyn, sta, extra = [], [], []
+    for b in range(args.blocks):  # interleaved, so drift affects both alike
+        xs = {}
+        for port in ((9001, 9000) if b % 2 == 0 else (9000, 9001)):
+            xs[port] = connect_times_in_cell(jobs, port, args.connects // args.blocks)
+        dyn += xs[9001]
+        sta += xs[9000]
+        extra.append(pct(xs[9001], 50) - pct(xs[9000], 50))
+    res = {
+        "rule": args.rule, "connects": len(dyn),
+        "dynamic_p50_us": pct(dyn, 50), "dynamic_p90_us": pct(dyn, 90), "dynamic_p99_us": pct(dyn, 99),
+        "static_p50_us": pct(sta, 50), "static_p90_us": pct(sta, 90), "static_p99_us": pct(sta, 99),
+    }
+    res["extra_p50_us"] = res["dynamic_p50_us"] - res["static_p50_us"]
+    res["extra_mean_us"] = statistics.mean(dyn) - statistics.mean(sta)
+    res["extra_p50_us_per_block_median"] = statistics.median(extra)
+    res["extra_p50_us_per_block_min"] = min(extra)
+    res["extra_p50_us_per_block_max"] = max(extra)
+    if args.connect_only:
+        return report(res, args.json)
+    res["iperf_cellwall_gbps"] = iperf(cell["netns"], 5201, args.seconds)
+    res["iperf_static_gbps"] = iperf(cell["netns"], 5202, args.seconds)
+    res["iperf_ratio"] = res["iperf_cellwall_gbps"] / res["iperf_static_gbps"]
+    # The same, with TX checksum offload left on (TCP only: UDP breaks on OVS 3.1 userspace).
+    for ns, dev in ((cell["netns"], "eth0"), ("cw-g-default", "cwgw0")):
+        sh(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "on"])
+    res["iperf_cellwall_offload_gbps"] = iperf(cell["netns"], 5201, args.seconds)
+    res["iperf_static_offload_gbps"] = iperf(cell["netns"], 5202, args.seconds)
+    res["iperf_plain_veth_gbps"] = plain_veth(args.seconds)
     report(res, args.json)
 
 

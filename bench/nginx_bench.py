@@ -67,6 +67,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from conftest import BUILD, GATEWAY_UPLINK_IP, TESTHOST_IP, Daemon, TestHost, leftovers, sh  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cell_jobs import CellJobs  # noqa: E402
+
 LOCK = "/tmp/cw-e2e.lock"
 CELL_PORT = 8080                  # nginx in the cell; published as 18080
 PUBLISHED = 10000 + CELL_PORT
@@ -110,25 +113,6 @@ l.close()
 print(f"idle: {len(kept)} sockets", file=sys.stderr, flush=True)
 while True:
     signal.pause()
-"""
-
-# Runs jobs (argv as JSON in DIR/*.job) inside the cell, so outbound ab is the cell's own
-# process (attributed, policed, in its cgroup); answers in DIR/*.out.
-RUNNER = r"""
-import json, os, subprocess, sys, time
-d = sys.argv[1]
-while True:
-    for f in sorted(os.listdir(d)):
-        if f.endswith(".job"):
-            p = os.path.join(d, f)
-            with open(p) as j:
-                argv = json.load(j)
-            os.unlink(p)
-            r = subprocess.run(argv, capture_output=True, text=True)
-            with open(p[:-4] + ".tmp", "w") as o:
-                json.dump({"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr}, o)
-            os.rename(p[:-4] + ".tmp", p[:-4] + ".out")
-    time.sleep(0.02)
 """
 
 NGINX = """worker_processes 1;
@@ -176,12 +160,10 @@ class Web:
     """nginx, the job runner and (n > 0) the idle sockets' holder in one cell of `d`. Files live
     in a temporary directory; the cell's output goes to a file there."""
 
-    def __init__(self, d, n, tmp, kind):
-        self.d, self.n, self.tmp, self.kind = d, n, tmp, kind
+    def __init__(self, d, n, tmp, kind, jobs):
+        self.d, self.n, self.tmp, self.kind, self.jobs = d, n, tmp, kind, jobs
         self.out = Path(tmp, f"cell-{n}.log")
-        self.jobs = Path(tmp, "jobs")
-        self.job_no = 0
-        cmd = (f"/usr/bin/python3 {tmp}/runner.py {self.jobs} & "
+        cmd = (" ".join(jobs.command()) + " & "
                f"exec /usr/sbin/nginx -p {tmp} -c {tmp}/nginx.conf -e stderr -g 'daemon off;'")
         if n:
             cmd = f"/usr/bin/python3 {tmp}/idle.py {n} & " + cmd
@@ -222,21 +204,12 @@ class Web:
                 self.proc.kill()
                 self.proc.wait()
 
-    def run(self, argv, timeout=600):
-        """argv run by the cell's job runner; returns (rc, stdout, stderr)."""
-        self.job_no += 1
-        base = self.jobs / f"{self.job_no:06d}"
-        Path(str(base) + ".jtmp").write_text(json.dumps(argv))
-        os.rename(str(base) + ".jtmp", str(base) + ".job")
-        out = Path(str(base) + ".out")
-        deadline = time.time() + timeout
-        while not out.exists():
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"the cell's job runner did not run {argv}:\n" + self.out.read_text()[-2000:])
-            time.sleep(0.01)
-        r = json.loads(out.read_text())
-        out.unlink()
-        return r["rc"], r["stdout"], r["stderr"]
+    def run(self, argv):
+        """argv run in the cell, as its own process; (returncode, stdout, stderr)."""
+        try:
+            return self.jobs.run(argv, alive=lambda: self.proc.poll() is None)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}:\n" + self.out.read_text()[-2000:]) from None
 
     def sockets(self):
         """(established TCP sockets in the cell, socket fds of the idle holder)."""
@@ -447,7 +420,7 @@ def measure_slot(d, bridge, web, target, modes, c, args, meta, log):
 
 def measure_cell(d, th, bridge, sources, out_ports, n, dkey, modes, args, rnd, log):
     """One cell with n idle sockets: every inbound concurrency, and outbound in the first cell."""
-    w = Web(d, n, args.tmp, "process" if modes == ["process"] else "address")
+    w = Web(d, n, args.tmp, "process" if modes == ["process"] else "address", args.jobs)
     try:
         estab, fds = w.wait_ready(th)
         rows = []
@@ -528,7 +501,7 @@ def run_decay(th, args, log, t0):
         bridge = Bridge(d, args.static_table)
         sources, out_ports = Sources(th), OutPorts()
         for mode in modes:
-            w = Web(d, 0, args.tmp, "process" if mode == "process" else "address")
+            w = Web(d, 0, args.tmp, "process" if mode == "process" else "address", args.jobs)
             try:
                 w.wait_ready(th)
                 target = Target(th, w, "in", sources, out_ports)
@@ -633,8 +606,8 @@ def print_decay(rows, flows):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="the whole matrix in about 10 minutes: 3 rounds, "
-                    "2,000 requests per measurement")
+    ap.add_argument("--quick", action="store_true", help="the whole matrix in about 10 minutes: 4 rounds, "
+                    "4,000 requests per measurement")
     ap.add_argument("--socket-counts", default="0,100,1000", help="idle sockets in the cell, comma-separated")
     ap.add_argument("--modes", default="off,address,process", help="of " + ",".join(MODES))
     ap.add_argument("--requests", type=int, default=5000, help="requests (each a new connection) per measurement, "
@@ -654,7 +627,7 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="write every measurement and the summary here as JSON")
     args = ap.parse_args()
     if args.quick:
-        args.requests, args.warmup, args.rounds = 2000, 200, 3
+        args.requests, args.warmup, args.rounds = 4000, 200, 4
     args.socket_counts = [int(x) for x in args.socket_counts.split(",") if x]
     args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
     args.outbound_concurrency = [int(x) for x in args.outbound_concurrency.split(",") if x]
@@ -683,9 +656,8 @@ def main():
         (tmp / "www").mkdir(mode=0o755)
         (tmp / "www" / "index.html").write_text("<html><body>" + "cellwall nginx bench " * 28 + "</body></html>\n")
         nobody = pwd.getpwnam("nobody")
-        for sub in ("run", "jobs"):
-            (tmp / sub).mkdir(mode=0o755)
-            os.chown(tmp / sub, nobody.pw_uid, nobody.pw_gid)
+        (tmp / "run").mkdir(mode=0o755)
+        os.chown(tmp / "run", nobody.pw_uid, nobody.pw_gid)
         (tmp / "host-run").mkdir(mode=0o755)
         (tmp / "nginx.conf").write_text(NGINX.format(run=tmp / "run", dir=tmp, extra="",
                                                      listen=f"        listen {CELL_PORT} backlog=4096;"))
@@ -694,10 +666,10 @@ def main():
             run=tmp / "host-run", dir=tmp, extra="master_process off;",
             listen="\n".join(f"        listen {p} backlog=4096;" for p in OUT_PORTS)))
         (tmp / "idle.py").write_text(IDLE)
-        (tmp / "runner.py").write_text(RUNNER)
         for p in tmp.rglob("*"):
             if p.is_file():
                 p.chmod(0o644)
+        args.jobs = CellJobs(tmp)
         th = TestHost()
         if args.outbound_concurrency and not args.decay:
             server = subprocess.Popen(["ip", "netns", "exec", th.ns, "/usr/sbin/nginx", "-p", str(tmp / "host-run"),
@@ -722,7 +694,7 @@ def main():
         print(f"\n{mode}: a measured connection was attributed to {json.dumps(s)}")
     print(f"\ntotal {time.time() - t0:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k not in ("tmp",)},
+        Path(args.json).write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k not in ("tmp", "jobs")},
                                                "summary": table, "runs": rows, "flows": flows}, indent=1))
 
 

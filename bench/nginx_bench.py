@@ -47,7 +47,7 @@ failure or Ctrl-C.
     flock /tmp/cw-e2e.lock /usr/bin/python3 bench/nginx_bench.py --quick [--json FILE]
     flock /tmp/cw-e2e.lock /usr/bin/python3 bench/nginx_bench.py --decay [--json FILE]
     flock /tmp/cw-e2e.lock /usr/bin/python3 bench/nginx_bench.py --modes off,address,attribution,ids \\
-        --socket-counts 0,100,1000,10000 --concurrency 16 --outbound-concurrency '' --rounds 4
+        --socket-counts 0,100,1000,10000 --concurrency 16 --outbound-concurrency "" --rounds 4 --attrib-bench
 """
 import argparse
 import fcntl
@@ -526,6 +526,22 @@ def run_decay(th, args, log, t0):
     return rows, flows
 
 
+def attrib_bench(log):
+    """cw-attrib-bench's BM_Attribute (sock_diag + BPF owner lookup) against open sockets."""
+    exe = BUILD / "bench" / "attrib" / "cw-attrib-bench"
+    r = sh(["taskset", "-c", "0", str(exe), "--benchmark_filter=BM_Attribute|BM_SockDiagFind",
+            "--benchmark_min_time=0.2", "--benchmark_repetitions=3", "--benchmark_report_aggregates_only=true",
+            "--benchmark_format=json"], check=False, timeout=600)
+    if r.returncode != 0:
+        log(f"cw-attrib-bench failed: {r.stderr[-500:]}")
+        return []
+    out = []
+    for b in json.loads(r.stdout)["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            out.append({"name": b["run_name"], "sockets": b.get("sockets"), "ns": b["real_time"]})
+    return out
+
+
 def ratios(rows):
     """{(direction, sockets, concurrency, mode): [ratio per slot]} against the slot's "off"."""
     out = {}
@@ -606,8 +622,8 @@ def print_decay(rows, flows):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="the whole matrix in about 10 minutes: 4 rounds, "
-                    "4,000 requests per measurement")
+    ap.add_argument("--quick", action="store_true", help="the whole matrix in about 7 minutes: 3 rounds, "
+                    "2,000 requests per measurement")
     ap.add_argument("--socket-counts", default="0,100,1000", help="idle sockets in the cell, comma-separated")
     ap.add_argument("--modes", default="off,address,process", help="of " + ",".join(MODES))
     ap.add_argument("--requests", type=int, default=5000, help="requests (each a new connection) per measurement, "
@@ -624,10 +640,12 @@ def main():
     ap.add_argument("--decay-rounds", type=int, default=10)
     ap.add_argument("--decay-requests", type=int, default=5000)
     ap.add_argument("--decay-concurrency", type=int, default=16)
+    ap.add_argument("--attrib-bench", action="store_true", help="also run cw-attrib-bench (µs per attribution "
+                    "against open sockets)")
     ap.add_argument("--json", metavar="FILE", help="write every measurement and the summary here as JSON")
     args = ap.parse_args()
     if args.quick:
-        args.requests, args.warmup, args.rounds = 4000, 200, 4
+        args.requests, args.warmup, args.rounds = 2000, 100, 3
     args.socket_counts = [int(x) for x in args.socket_counts.split(",") if x]
     args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
     args.outbound_concurrency = [int(x) for x in args.outbound_concurrency.split(",") if x]
@@ -649,7 +667,7 @@ def main():
     args.tmp = tempfile.mkdtemp(prefix="cw-nginx-")
     args.sample, args.slot = {}, 0
     th = server = None
-    rows, flows = [], []
+    rows, flows, attrib = [], [], []
     try:
         tmp = Path(args.tmp)
         os.chmod(tmp, 0o755)
@@ -679,6 +697,8 @@ def main():
             rows, flows = run_decay(th, args, log, t0)
         else:
             rows = run_matrix(th, args, log, t0)
+        if args.attrib_bench:
+            attrib = attrib_bench(log)
     finally:
         if server:
             server.kill()
@@ -692,10 +712,15 @@ def main():
         print_decay(rows, flows)
     for mode, s in args.sample.items():
         print(f"\n{mode}: a measured connection was attributed to {json.dumps(s)}")
+    if attrib:
+        print("\ncw-attrib-bench (median of 3):")
+        for a in attrib:
+            print(f"  {a['name']:<28} {a['ns'] / 1000:7.2f} us  ({a['sockets']:.0f} sockets)")
     print(f"\ntotal {time.time() - t0:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k not in ("tmp", "jobs")},
-                                               "summary": table, "runs": rows, "flows": flows}, indent=1))
+                                               "summary": table, "runs": rows, "flows": flows,
+                                               "attrib_bench": attrib}, indent=1))
 
 
 if __name__ == "__main__":

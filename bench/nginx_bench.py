@@ -316,6 +316,10 @@ class OutPorts:
         return OUT_PORTS[(self.i - 1) % len(OUT_PORTS)]
 
 
+class AbError(RuntimeError):
+    """ab gave no result (e.g. a request got no answer in 10 s: ab -s 10 stops then)."""
+
+
 def parse_ab(rc, stdout, stderr):
     def field(name):
         m = re.search(rf"^{name}:\s+([0-9.]+)", stdout, re.M)
@@ -325,7 +329,7 @@ def parse_ab(rc, stdout, stderr):
            "complete": field("Complete requests"), "failed": field("Failed requests") or 0,
            "non2xx": field("Non-2xx responses") or 0}
     if res["rps"] is None:
-        raise RuntimeError(f"ab failed ({rc}): {stdout[-1000:]} {stderr[-1000:]}")
+        raise AbError(f"ab failed ({rc}): " + " ".join((stdout[-300:] + " " + stderr[-300:]).split()))
     return res
 
 
@@ -333,10 +337,10 @@ def ab_argv(url, n, c):
     return ["ab", "-q", "-r", "-s", "10", "-n", str(n), "-c", str(c), url]
 
 
-def decided(d):
-    """cellwalld's count of allowed decisions."""
-    m = re.search(r"decisions allowed=(\d+)", d.cli("status").stdout)
-    return int(m.group(1)) if m else 0
+def decisions(d):
+    """cellwalld's counts of (allowed, denied) decisions."""
+    m = re.search(r"decisions allowed=(\d+) denied=(\d+)", d.cli("status").stdout)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
 class Target:
@@ -362,25 +366,60 @@ class Target:
 
 
 def measure(d, bridge, target, mode, total, c, warmup):
+    """measure_once(); a measurement whose ab got no answer for a request (which stops ab) is
+    repeated once from a fresh source, and the failure kept in "errors"."""
+    errors = []
+    for _ in range(2):
+        r = measure_once(d, bridge, target, mode, total, c, warmup)
+        if r["rps"] is not None:
+            break
+        errors.append(r)
+    r["errors"] = errors if r["rps"] is not None else errors[:-1]  # the failures before this one
+    return r
+
+
+def denied_sample(d):
+    """The newest denied connection in the log, if any: says why a request got no answer."""
+    out = d.cli("log", "--app", "web", "--json", "-n", "500", check=False).stdout
+    for line in out.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if "allow" not in json.dumps(e.get("verdict", e.get("action", ""))):
+            return e
+    return None
+
+
+def measure_once(d, bridge, target, mode, total, c, warmup):
     """`total` requests in chunks of at most CHUNK, each chunk from a fresh source address or to a
     fresh server port (the first after `warmup` requests of its own); requests/s over the whole."""
-    chunks, left, dec, static_pkts = [], total, 0, 0
+    chunks, left, dec, den, static_pkts = [], total, 0, 0, 0
     while left > 0:
         n = min(CHUNK - warmup, left) if not chunks else min(CHUNK, left)
         port = target.fresh()
         if mode == "off":
             bridge.static_on(target.web.cell, target.direction, port)
         try:
+            before = decisions(d)
             if not chunks and warmup:
                 target.ab(warmup, c)
-            before = decided(d)
+                before = decisions(d)
             chunks.append(target.ab(n, c))
-            dec += decided(d) - before
+        except AbError as e:
+            # Kept as a failed measurement: which connections were denied says why.
+            after = decisions(d)
+            return {"requests": total, "rps": None, "error": str(e), "decided": None,
+                    "denied_during_error": after[1] - before[1],
+                    "denied_sample": denied_sample(d) if after[1] > before[1] else None}
         finally:
             if mode == "off":
                 static_pkts += bridge.static_off(MIN_PACKETS * (n + (0 if len(chunks) > 1 else warmup)))
+        after = decisions(d)
+        dec += after[0] - before[0]
+        den += after[1] - before[1]
         left -= n
-    r = {"requests": total, "chunks": len(chunks),
+    r = {"requests": total, "chunks": len(chunks), "denied": den,
          "rps": total / sum(x["complete"] / x["rps"] for x in chunks),
          "mean_ms": sum(x["mean_ms"] * x["complete"] for x in chunks) / total,
          "failed": sum(x["failed"] for x in chunks), "non2xx": sum(x["non2xx"] for x in chunks),
@@ -408,8 +447,15 @@ def measure_slot(d, bridge, web, target, modes, c, args, meta, log):
         r = measure(d, bridge, target, mode, args.requests, c, max(args.warmup, 2 * c))
         r.update(meta, mode=mode, concurrency=c)
         rows.append(r)
+        for e in r["errors"] + ([r] if r["rps"] is None else []):
+            log(f"  round {r['round']} {r['direction']:<3} sockets {r['sockets']:>5} c {c:>3} {mode:<11} "
+                f"FAILED: {e['error'][-120:]}; denied meanwhile {e['denied_during_error']}: "
+                f"{json.dumps(e['denied_sample'])}")
+        if r["rps"] is None:
+            continue
         log(f"  round {r['round']} {r['direction']:<3} sockets {r['sockets']:>5} c {c:>3} {mode:<11} "
             f"{r['rps']:8.0f} req/s {r['mean_ms']:7.3f} ms  decided {r['decided']:.3f}"
+            + (f"  denied {r['denied']}" if r["denied"] else "")
             + (f"  FAILED {r['failed']:.0f}" if r["failed"] else ""))
         if mode in ("process", "attribution", "ids") and mode not in args.sample:
             out = d.cli("log", "--app", "web", "--json", "-n", "1", check=False).stdout
@@ -518,6 +564,10 @@ def run_decay(th, args, log, t0):
                     f = bridge.flow_count()
                     flows.append({"mode": mode, "round": rnd, "flows": f})
                     off, on = sorted(pair, key=lambda r: r["mode"] != "off")
+                    if off["rps"] is None or on["rps"] is None:
+                        log(f"  decay {mode} round {rnd}: FAILED: {off.get('error') or on.get('error')}; "
+                            f"flows on the bridge {f}")
+                        continue
                     log(f"  decay {mode} round {rnd}: off {off['rps']:.0f} req/s, {mode} {on['rps']:.0f} req/s, "
                         f"ratio {on['rps'] / off['rps']:.3f}, decided {on['decided']:.3f}, flows on the bridge "
                         f"{f}  ({time.time() - t0:.0f} s)")
@@ -546,9 +596,9 @@ def ratios(rows):
     """{(direction, sockets, concurrency, mode): [ratio per slot]} against the slot's "off"."""
     out = {}
     for r in rows:
-        if r["mode"] == "off":
+        if r["mode"] == "off" or r["rps"] is None:
             continue
-        o = next((x for x in rows if x["mode"] == "off" and x["round"] == r["round"]
+        o = next((x for x in rows if x["mode"] == "off" and x["rps"] is not None and x["round"] == r["round"]
                   and x["direction"] == r["direction"] and x["sockets"] == r["sockets"]
                   and x["concurrency"] == r["concurrency"] and x.get("daemon") == r.get("daemon")), None)
         if o:
@@ -562,17 +612,23 @@ def summarize(rows):
     keys = sorted({(r["direction"], r["sockets"], r["concurrency"], r["mode"]) for r in rows},
                   key=lambda k: (k[0] != "in", k[1], k[2], MODES.index(k[3])))
     for k in keys:
-        xs = [r for r in rows if (r["direction"], r["sockets"], r["concurrency"], r["mode"]) == k]
+        all_xs = [r for r in rows if (r["direction"], r["sockets"], r["concurrency"], r["mode"]) == k]
+        xs = [r for r in all_xs if r["rps"] is not None]
         e = {"direction": k[0], "sockets": k[1], "concurrency": k[2], "mode": k[3], "count": len(xs),
+             "errors": sum(len(r.get("errors", [])) for r in all_xs) + len(all_xs) - len(xs),
+             "denied": sum(r.get("denied", 0) for r in xs)}
+        table.append(e)
+        if not xs:
+            continue
+        e.update({
              "rps_median": statistics.median(r["rps"] for r in xs),
              "rps_min": min(r["rps"] for r in xs), "rps_max": max(r["rps"] for r in xs),
              "mean_ms_median": statistics.median(r["mean_ms"] for r in xs),
              "failed": sum(r["failed"] for r in xs), "decided_min": min(r["decided"] for r in xs),
-             "decided_max": max(r["decided"] for r in xs)}
+             "decided_max": max(r["decided"] for r in xs)})
         if k in rs:
             e.update(ratio_median=statistics.median(rs[k]), ratio_min=min(rs[k]), ratio_max=max(rs[k]),
                      pairs=len(rs[k]))
-        table.append(e)
     return table
 
 
@@ -580,6 +636,10 @@ def print_table(table):
     print("\ndir sockets    c  mode         n  req/s median [min-max]     mean ms  ratio to off median [min-max]"
           "  decided")
     for e in table:
+        if not e["count"]:
+            print(f"{e['direction']:<3} {e['sockets']:>7} {e['concurrency']:>4}  {e['mode']:<11}  0  "
+                  f"no result: {e['errors']} failed measurements")
+            continue
         line = (f"{e['direction']:<3} {e['sockets']:>7} {e['concurrency']:>4}  {e['mode']:<11} {e['count']:>2}  "
                 f"{e['rps_median']:8.0f} [{e['rps_min']:6.0f}-{e['rps_max']:6.0f}]  {e['mean_ms_median']:8.3f}")
         line += (f"  {e['ratio_median']:.3f} [{e['ratio_min']:.3f}-{e['ratio_max']:.3f}]"
@@ -587,6 +647,10 @@ def print_table(table):
         line += f"  {e['decided_min']:.2f}-{e['decided_max']:.2f}"
         if e["failed"]:
             line += f"  failed {e['failed']:.0f}"
+        if e["denied"]:
+            line += f"  denied {e['denied']}"
+        if e["errors"]:
+            line += f"  ({e['errors']} failed measurements: ab got no answer)"
         print(line)
     modes = [m for m in MODES if any(e["mode"] == m and "ratio_median" in e for e in table)]
     if not modes:
@@ -614,6 +678,9 @@ def print_decay(rows, flows):
                 continue
             off, on = (next(r for r in rows if r["daemon"] == mode and r["round"] == f["round"] and r["mode"] == m)
                        for m in ("off", mode))
+            if off["rps"] is None or on["rps"] is None:
+                print(f"{mode:<12} {f['round']:>5}  failed: {off.get('error') or on.get('error')}  {f['flows']:>11}")
+                continue
             xs.append(on["rps"] / off["rps"])
             print(f"{mode:<12} {f['round']:>5}  {off['rps']:9.0f}  {on['rps']:10.0f}  {xs[-1]:.3f}  {f['flows']:>11}")
         if xs:

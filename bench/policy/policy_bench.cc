@@ -362,7 +362,7 @@ void BM_DeciderDecide(benchmark::State& state) {
     auto f = packet::parseFrame(Bytes(raw));
     auto d = decider.decide(sv, 1, *f, kNow);
     bool want_rule = c != Case::kNone;
-    if (d.rule_id != b.target_id || d.flows.empty() ||
+    if (d.rule_id != b.target_id || d.packet_outs.empty() ||
         d.reason != (want_rule ? decide::Reason::kPolicyRule : decide::Reason::kPolicyDefault)) {
       state.SkipWithError("the decider did not decide as expected");
       return;

@@ -8,8 +8,15 @@ namespace cw::daemon {
 CellTable::CellTable(std::filesystem::path state_dir) : state_dir_(std::move(state_dir)) {}
 
 std::uint32_t CellTable::nextId() {
-  while (cells_.count(next_id_) != 0) ++next_id_;
-  return next_id_++;
+  // A cell's id is also its conntrack zone and its meter id (docs/pipeline.md): zones are 16
+  // bits and 0 is everyone's default zone, so ids stay in 1..65535 and wrap, skipping ids in
+  // use. Two live cells never share a zone.
+  for (std::uint32_t tries = 0; tries < kMaxCellId; ++tries) {
+    if (next_id_ == 0 || next_id_ > kMaxCellId) next_id_ = 1;
+    if (cells_.count(next_id_) == 0) return next_id_++;
+    ++next_id_;
+  }
+  return 0;  // 65,535 cells at once: the caller refuses another
 }
 
 std::optional<Ip4> CellTable::allocateIp(const Cidr& pool) const {

@@ -30,7 +30,9 @@ class CellTable {
   // Where save() and load() keep the cells (the daemon's store).
   void attach(store::Store* s) { store_ = s; }
 
-  // The next id and the lowest free address of `pool` (skipping the gateway, .1).
+  // The next free id in 1..kMaxCellId (0: that many cells run already), and the lowest free
+  // address of `pool` (skipping the gateway, .1).
+  static constexpr std::uint32_t kMaxCellId = 0xffff;
   std::uint32_t nextId();
   std::optional<Ip4> allocateIp(const Cidr& pool) const;
   static MacAddr macFor(Ip4 ip);  // 02:cw:<ip>: locally administered, stable per address

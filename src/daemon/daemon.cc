@@ -147,202 +147,47 @@ struct Daemon::Impl {
     return std::make_shared<decide::CellRuntime>(l);
   }
 
-  // Cuts every connection a rule admitted or refused: its flows carry the rule id in the
-  // cookie. The next packet of such a connection goes to the controller and is decided again.
-  // With `app` given (the rules were that app's): nothing to cut when no cell of it runs (a
-  // cell's flows end with it), and past kCutPerRuleMax rules (a policy of thousands replaced)
-  // the app's cells' connection flows go by cell, two deletes a cell instead of two a rule:
-  // 200,000 rules made 400,000 FLOW_MODs (22 MiB) for Open vSwitch to work through. Those
-  // cells' connections that the new policy still allows are simply decided again.
-  static constexpr std::size_t kCutPerRuleMax = 1000;
-  void cutRules(const std::vector<std::uint32_t>& ids, const std::optional<std::string>& app = std::nullopt) {
+  // Each app's policy epoch (docs/pipeline.md): the connections its cells decided carry it in
+  // their conntrack mark, and only those of the current epoch pass the switch on their own.
+  // They start from the clock, so connections a previous daemon decided are decided again.
+  std::map<std::string, std::uint32_t> epochs;
+  std::uint32_t epoch_start = decide::nextEpoch(static_cast<std::uint32_t>(clockNow().unix_ms / 1000));
+  std::uint32_t epochOf(const std::string& app) { return epochs.try_emplace(app, epoch_start).first->second; }
+
+  // After the rules of `apps` changed (null: of every app; a rule ran out and which app's it was
+  // is not known here): their cells' epoch moves and their verdict flows are replaced, so each
+  // open connection's next packet goes to the controller, which decides it again under the
+  // rules now in force — as an open connection: counts are neither checked nor charged, a
+  // script's or a prompt's verdict stays. Those the rules no longer allow are cut there and
+  // then (committed as denied: their later packets are dropped by the switch); the others go
+  // on. Nothing happens to apps without cells.
+  void redecide(const std::optional<std::vector<std::string>>& apps, const char* why) {
+    std::vector<std::uint32_t> ids;
+    std::set<std::string> moved;
+    for (const auto& [id, c] : cells.all()) {
+      const std::string& app = c.info.app;
+      if (apps && std::find(apps->begin(), apps->end(), app) == apps->end()) continue;
+      if (moved.insert(app).second) epochs[app] = decide::nextEpoch(epochOf(app));
+      ids.push_back(id);
+    }
     if (ids.empty()) return;
+    publish();
+    std::string list;
+    for (const auto& a : moved) list += (list.empty() ? "'" : ", '") + a + "'";
+    spdlog::info("{}: the open connections of {} are decided again under the rules in force", why, list);
     auto s = bridge();
     if (!s) return;
-    std::vector<std::uint32_t> app_cells;
-    if (app)
-      for (const auto& [id, c] : cells.all())
-        if (c.info.app == *app) app_cells.push_back(id);
-    if (app && app_cells.empty()) return;
-    const bool by_cell = app && ids.size() > kCutPerRuleMax;
-    s->post([s, ids = by_cell ? std::vector<std::uint32_t>{} : ids, app_cells, by_cell] {
-      auto del = [&s](decide::CookieKind kind, std::uint32_t cell, std::uint32_t rule, std::uint64_t mask) {
-        ofp::FlowMod fm;
-        fm.command = ofp::FlowModCommand::kDelete;
-        fm.table_id = ofp::kTableAll;
-        fm.cookie = decide::makeCookie(kind, cell, rule);
-        fm.cookie_mask = decide::kCookieKindMask | mask;
-        s->sendFlowMod(fm);
-      };
-      // Connection flows only: a script's flows carry its own cookie in the same bits.
-      for (auto kind : {decide::CookieKind::kConnAllow, decide::CookieKind::kConnDeny}) {
-        if (by_cell) {
-          for (auto cell : app_cells) del(kind, cell, 0, decide::kCookieCellMask);
-          continue;
-        }
-        for (auto id : ids)
-          if (id != 0) del(kind, 0, id, decide::kCookieRuleMask);  // 0 is "the app's default": never a rule
+    s->post([s, view = views.current(), ids] {
+      const decide::SwitchView* sv = view->find(s->datapathId());
+      if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
+      for (const auto& [port, c] : sv->cells_by_port) {
+        if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
+        if (const GatewayPort* gw = sv->gatewayFor(c.env))
+          for (const auto& fm : decide::cellVerdictFlows(c, *gw)) s->sendFlowMod(fm);
       }
     });
-    if (by_cell) {
-      spdlog::info("cut the connections of {} rules of '{}' (all connections of its {} cell(s))", ids.size(), *app,
-                   app_cells.size());
-      return;
-    }
-    std::string list;
-    for (auto id : ids) list += (list.empty() ? "" : ", ") + std::to_string(id);
-    spdlog::info("cut the connections of rule(s) {}", list);
   }
-
-  // After rules were added: the app's open connections whose verdict the new policy changes are
-  // cut (their flows deleted), so their next packet is decided again under it. Connections the
-  // policy still decides the same way are left alone. Runs on the switch thread.
-  void recheckApp(const std::string& app) {
-    auto s = bridge();
-    if (!s) return;
-    auto view = views.current();
-    for (const auto& [id, c] : cells.all()) {
-      if (c.info.app != app) continue;
-      ofp::FlowStatsRequest req;
-      req.table_id = decide::kTableConn;
-      req.cookie = std::uint64_t{id} << 32;
-      req.cookie_mask = decide::kCookieCellMask;
-      std::uint32_t cell_id = id;
-      decide::ProcessFinder* finder = attribution.mode() != AttributionMode::kOff ? &attribution : nullptr;
-      s->post([s, req, view, cell_id, finder] {
-        s->dumpFlows(req, [s, view, cell_id, finder](bool ok, std::vector<ofp::FlowStats> flows) {
-          if (!ok) return;
-          const decide::SwitchView* sv = view->find(s->datapathId());
-          if (sv == nullptr) return;
-          const decide::CellPort* cell = nullptr;
-          for (const auto& [p, cp] : sv->cells_by_port)
-            if (cp.cell_id == cell_id) cell = &cp;
-          if (cell == nullptr) return;
-          Now now = clockNow();
-          std::size_t cut = 0;
-          for (const auto& f : flows) {
-            auto kind = decide::cookieKind(f.cookie);
-            if (kind != decide::CookieKind::kConnAllow && kind != decide::CookieKind::kConnDeny) continue;
-            const ofp::Match& m = f.match;
-            if (m.in_port != cell->ofport || !m.has(ofp::Field::kIpv4Dst)) continue;  // the cell's side
-            policy::ConnKey key;
-            key.protocol = m.ip_proto == packet::kProtoTcp   ? policy::Protocol::kTcp
-                           : m.ip_proto == packet::kProtoUdp ? policy::Protocol::kUdp
-                                                             : policy::Protocol::kIcmp;
-            key.remote = IpAddr(m.ipv4_dst);
-            key.remote_port = m.has(ofp::Field::kTcpDst)   ? m.tcp_dst
-                              : m.has(ofp::Field::kUdpDst) ? m.udp_dst
-                                                           : 0;
-            // Rules by process: the connection's owner decides, as when it opened.
-            std::shared_ptr<const decide::ProcessInfo> owner;
-            const std::uint16_t sport = m.has(ofp::Field::kTcpSrc) ? m.tcp_src : m.has(ofp::Field::kUdpSrc) ? m.udp_src : 0;
-            if (finder != nullptr && key.remote_port != 0 && cell->policy->matcher->namesProcesses())
-              owner = finder->find(*cell, decide::ConnTuple{m.ip_proto, m.ipv4_src, m.ipv4_dst, sport,
-                                                             key.remote_port, false});
-            policy::ProcessKey pkey;
-            if (owner) pkey = owner->key();
-            policy::Verdict v = decide::verdictForOpen(*cell->policy, key, now, cell->runtime.get(),
-                                                       owner ? &pkey : nullptr);
-            std::uint32_t rule_now = v.rule != nullptr ? v.rule->id : 0;
-            auto rule_was = static_cast<std::uint32_t>(f.cookie & decide::kCookieRuleMask);
-            bool allow_now = v.action == policy::Action::kAllow;
-            bool was_allow = kind == decide::CookieKind::kConnAllow;
-            if (allow_now == was_allow && rule_now == rule_was) continue;
-            // A rule that is gone yet still owns flows used up its connection count: removal
-            // and expiry cut their flows at once. The connections it admitted keep working.
-            const auto& in_force = cell->policy->matcher->policy().rules;
-            if (rule_was != 0 && std::none_of(in_force.begin(), in_force.end(),
-                                               [rule_was](const policy::Rule& r) { return r.id == rule_was; }))
-              continue;
-            ofp::FlowMod fwd;
-            fwd.command = ofp::FlowModCommand::kDeleteStrict;
-            fwd.table_id = f.table_id;
-            fwd.priority = f.priority;
-            fwd.match = m;
-            s->sendFlowMod(fwd);
-            ofp::FlowMod rev;  // the answer direction, whichever port it comes from
-            rev.command = ofp::FlowModCommand::kDelete;
-            rev.table_id = f.table_id;
-            rev.cookie = f.cookie;
-            rev.cookie_mask = ~std::uint64_t{0};
-            rev.match.ethType(packet::kEthIpv4).ipProto(m.ip_proto).ipv4Src(m.ipv4_dst).ipv4Dst(m.ipv4_src);
-            if (m.has(ofp::Field::kTcpSrc)) rev.match.tcpSrc(m.tcp_dst).tcpDst(m.tcp_src);
-            if (m.has(ofp::Field::kUdpSrc)) rev.match.udpSrc(m.udp_dst).udpDst(m.udp_src);
-            s->sendFlowMod(rev);
-            ++cut;
-          }
-          if (cut > 0) spdlog::info("cell {}: {} open connection(s) decided again under the new rules", cell_id, cut);
-        });
-      });
-    }
-  }
-
-  // The connection log's packets and bytes: a logged, allowed connection is found again by
-  // its addresses when its two flows end (FLOW_REMOVED), and its counters are summed.
-  using ConnId = std::tuple<std::uint32_t, std::uint8_t, std::uint32_t, std::uint16_t, std::uint16_t>;
-  struct Ending {
-    std::int64_t log_id = 0;
-    std::uint64_t packets = 0, bytes = 0;
-    int flows_ended = 0;
-  };
-  std::map<ConnId, Ending> live_conns;
-  static constexpr std::size_t kMaxLiveConns = 200000;
-  std::vector<WebUi::Counter> ended_counters;  // for the web UI, sent each tick
-
-  // The logged connection a flow belongs to. The cell may be gone already (its flows end when
-  // it does): the flow is either the cell's direction or the remote's, so both are tried.
-  std::map<ConnId, Ending>::iterator liveConnOf(std::uint64_t cookie, const ofp::Match& m) {
-    auto kind = decide::cookieKind(cookie);
-    if (kind != decide::CookieKind::kConnAllow && kind != decide::CookieKind::kDnsAnswer) return live_conns.end();
-    if (!m.has(ofp::Field::kIpv4Src) || !m.has(ofp::Field::kIpv4Dst)) return live_conns.end();
-    std::uint32_t cell = decide::cookieCell(cookie);
-    std::uint16_t sp = m.has(ofp::Field::kTcpSrc) ? m.tcp_src : m.has(ofp::Field::kUdpSrc) ? m.udp_src : 0;
-    std::uint16_t dp = m.has(ofp::Field::kTcpDst) ? m.tcp_dst : m.has(ofp::Field::kUdpDst) ? m.udp_dst : 0;
-    auto it = live_conns.find(ConnId{cell, m.ip_proto, m.ipv4_dst.v, sp, dp});
-    if (it == live_conns.end()) it = live_conns.find(ConnId{cell, m.ip_proto, m.ipv4_src.v, dp, sp});
-    return it;
-  }
-
-  void flowEnded(const ofp::FlowRemoved& fr) {
-    auto it = liveConnOf(fr.cookie, fr.match);
-    if (it == live_conns.end()) return;
-    it->second.packets += fr.packet_count;
-    it->second.bytes += fr.byte_count;
-    if (++it->second.flows_ended < 2) return;
-    store::LogCounters c{it->second.log_id, it->second.packets, it->second.bytes, clockNow().unix_ms};
-    if (auto u = db->updateLogCounters(c); !u && log_failures++ % 100 == 0)
-      spdlog::error("connection log: {}", u.error().message);
-    ended_counters.push_back(WebUi::Counter{c.id, c.packets, c.bytes, false});
-    live_conns.erase(it);
-  }
-
-  // For a browser watching: the byte counts of open connections so far (their flows' counters
-  // plus those of their flows that ended), from one dump of the connection table.
-  void refreshLiveCounters() {
-    auto s = bridge();
-    if (!s || live_conns.empty()) return;
-    ofp::FlowStatsRequest req;
-    req.table_id = decide::kTableConn;
-    s->post([this, s, req] {
-      s->dumpFlows(req, [this](bool ok, std::vector<ofp::FlowStats> flows) {
-        if (!ok) return;
-        asio::post(control, [this, flows = std::move(flows)] {
-          std::map<std::int64_t, WebUi::Counter> sums;
-          for (const auto& f : flows) {
-            auto it = liveConnOf(f.cookie, f.match);
-            if (it == live_conns.end()) continue;
-            auto [c, fresh] = sums.try_emplace(it->second.log_id);
-            if (fresh) c->second = WebUi::Counter{it->second.log_id, it->second.packets, it->second.bytes, true};
-            c->second.packets += f.packet_count;
-            c->second.bytes += f.byte_count;
-          }
-          std::vector<WebUi::Counter> out;
-          for (auto& [id, c] : sums) out.push_back(c);
-          ui.counters(out);
-        });
-      });
-    });
-  }
+  void redecide(const std::string& app, const char* why) { redecide(std::vector<std::string>{app}, why); }
 
   void cellsChanged() {
     std::vector<api::CellInfo> list;
@@ -360,7 +205,6 @@ struct Daemon::Impl {
       auto events = observer.drain();
       bool changed = false;
       std::vector<store::LogRow> rows;
-      std::vector<std::pair<std::size_t, ConnId>> watch;  // rows of allowed connections
       rows.reserve(events.size());
       for (auto& e : events) {
         if (e.counted_rule != 0) changed = rules->connectionCounted(e.counted_rule) || changed;
@@ -385,8 +229,6 @@ struct Daemon::Impl {
         } else {
           r.note = noProcessNote(e.vm);
         }
-        if (e.allowed && e.remote4 != 0)
-          watch.emplace_back(rows.size(), ConnId{e.cell, e.ip_proto, e.remote4, e.local_port, e.remote_port});
         rows.push_back(std::move(r));
       }
       if (!rows.empty()) {
@@ -394,10 +236,6 @@ struct Daemon::Impl {
         if (!ids) {
           if (log_failures++ % 100 == 0) spdlog::error("connection log: {}", ids.error().message);
         } else {
-          for (const auto& [row, conn] : watch) {
-            if (live_conns.size() >= kMaxLiveConns) live_conns.erase(live_conns.begin());
-            live_conns[conn] = Ending{(*ids)[row], 0, 0, 0};
-          }
           std::vector<api::LogEntry> entries;
           entries.reserve(rows.size());
           for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -407,14 +245,12 @@ struct Daemon::Impl {
           ui.log(entries);
         }
       }
-      ui.counters(ended_counters);
-      ended_counters.clear();
       auto expired = rules->expire(now.unix_ms);
       if (changed || !expired.empty()) {
         publish();
         ui.rulesChanged("");
       }
-      cutRules(expired);
+      if (!expired.empty()) redecide(std::nullopt, "rules ran out");
       // Every tick: a dead Open vSwitch daemon is restarted within 250 ms, a tunnel that came
       // up is routed within 250 ms.
       superviseOvs();
@@ -425,7 +261,6 @@ struct Daemon::Impl {
         ui.sampleTraffic(ifs, now.unix_ms);
       }
       if (ticks % 8 == 0 && ui.watched()) {
-        refreshLiveCounters();
         if (scripts.any()) ui.scriptsChanged(script_admin.list().scripts);
       }
       for (auto& [id, c] : cells.all()) {
@@ -600,7 +435,7 @@ struct Daemon::Impl {
     if (apps.empty()) return;
     publish();
     for (const auto& app : apps) {
-      recheckApp(app);  // the offending process's open connections are cut now
+      redecide(app, "IDS rules added");  // the offending process's open connections are cut now
       ui.rulesChanged(app);
     }
   }
@@ -891,6 +726,7 @@ struct Daemon::Impl {
     for (const auto& [id, c] : cells.all()) {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, rules->compiled(c.info.app),
                   c.runtime, c.info.inspect, idsWatches(c.info.app), c.info.backend == "vm"};
+      cp.epoch = epochOf(c.info.app);
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.any_inspect = sv.any_inspect || cp.inspect;
       sv.cells_by_port[cp.ofport] = std::move(cp);
@@ -981,8 +817,12 @@ struct Daemon::Impl {
         std::size_t stale = 0;
         for (const auto& f : flows) {
           std::uint32_t cell = decide::cookieCell(f.cookie);
-          if (decide::cookieKind(f.cookie) == decide::CookieKind::kScript) {
+          const auto kind = decide::cookieKind(f.cookie);
+          if (kind == decide::CookieKind::kScript) {
             if (scripts.ownsFlowsOf(cell)) continue;  // the middle field is the script's id
+          } else if (kind == decide::CookieKind::kConnAllow || kind == decide::CookieKind::kConnDeny) {
+            // An earlier version's per-connection flows: those connections are in conntrack now
+            // (or decided again when their next packet comes).
           } else if (cell == 0 || cellInView(*sv, cell)) {
             continue;
           }
@@ -1005,7 +845,8 @@ struct Daemon::Impl {
       }
       for (const auto& [port, c] : sv->cells_by_port) {
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          for (const auto& fm : decide::cellBaseFlows(s.version(), c, *gw, meterId(c.cell_id))) s.sendFlowMod(fm);
+          for (const auto& fm : decide::cellBaseFlows(s.version(), c, *gw, meterId(c.cell_id), sv->ids_port))
+            s.sendFlowMod(fm);
       }
       flushPendingScriptFlows(s);
       s.barrier([dpid = s.datapathId()](bool done) {
@@ -1110,7 +951,7 @@ struct Daemon::Impl {
       if (!imported) return Unexpected(imported.error());
       trimSoon(imported->added + imported->removed.size());
       publish();
-      cutRules(imported->removed, app);
+      if (!imported->removed.empty()) redecide(app, "policy replaced");
       ui.rulesChanged(app);
     }
     if (const OvsHealth& h = ovs->health(); h.state != OvsHealth::State::kUp)
@@ -1136,6 +977,7 @@ struct Daemon::Impl {
     }
 
     std::uint32_t id = cells.nextId();
+    if (id == 0) return fail("65,535 cells run already: end one first (a cell's id is its conntrack zone)");
     auto ip = cells.allocateIp(gw->pool);
     if (!ip) return fail("environment '" + env + "' has no free address left in " + gw->pool.str());
     MacAddr mac = CellTable::macFor(*ip);
@@ -1328,7 +1170,9 @@ struct Daemon::Impl {
         return;
       }
       if (meterId(id) != 0) s->send(meterFor(id));
-      for (const auto& fm : decide::cellBaseFlows(s->version(), *c, *gw, meterId(id))) s->sendFlowMod(fm);
+      // A zone nobody else uses, empty: whatever an earlier cell with this id left is gone.
+      s->send(decide::ctFlushOf(*c));
+      for (const auto& fm : decide::cellBaseFlows(s->version(), *c, *gw, meterId(id), sv->ids_port)) s->sendFlowMod(fm);
       s->sendFlowMod(decide::gatewayArpForCell(*gw, *c));
       s->barrier([this, done](bool ok) { asio::post(control, [done, ok] { done(ok); }); });
     });
@@ -1349,7 +1193,8 @@ struct Daemon::Impl {
       for (const auto& [port, c] : sv->cells_by_port) {
         if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          for (const auto& fm : decide::cellBaseFlows(s->version(), c, *gw, meterId(c.cell_id))) s->sendFlowMod(fm);
+          for (const auto& fm : decide::cellBaseFlows(s->version(), c, *gw, meterId(c.cell_id), sv->ids_port))
+            s->sendFlowMod(fm);
       }
     });
   }
@@ -1370,6 +1215,8 @@ struct Daemon::Impl {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, nullptr, nullptr};
       s->post([s, cp] {
         for (const auto& fm : decide::cellRemoveFlows(cp)) s->sendFlowMod(fm);
+        // Its connections go with it: the next cell with its id gets an empty zone.
+        s->send(decide::ctFlushOf(cp));
         // Flows of other cells that pointed at this port must not outlive it: OVS may give
         // the port number to the next cell.
         ofp::FlowMod by_out;
@@ -1401,7 +1248,6 @@ struct Daemon::Impl {
       if (!gone.empty()) {
         publish();
         ui.rulesChanged(c.info.app);
-        cutRules(gone);
       }
     }
   }
@@ -1697,7 +1543,7 @@ struct Daemon::Impl {
       auto added = rules->addRule(add->app, add->rule_text, origin, now);
       if (!added) return api::Reply::failed(added.error().message);
       publish();
-      recheckApp(add->app);  // open connections the new rule decides otherwise are cut
+      redecide(add->app, "rule added");  // open connections the new rule decides otherwise are cut
       ui.rulesChanged(add->app);
       r.rules.push_back(*added);
       spdlog::info("rule {} added for '{}'", added->id, add->app);
@@ -1706,13 +1552,13 @@ struct Daemon::Impl {
       if (!gone) return api::Reply::failed(gone.error().message);
       if (!gone->has_value()) return api::Reply::failed("no rule " + std::to_string(rm->id));
       publish();
-      cutRules({rm->id});
+      redecide(**gone, "rule removed");
       ui.rulesChanged(**gone);
     } else if (const auto* rep = std::get_if<api::RuleReplace>(&cmd)) {
       auto edited = rules->replaceRule(rep->id, rep->rule_text, origin, now);
       if (!edited) return api::Reply::failed(edited.error().message);
       publish();
-      cutRules({rep->id});  // its connections were decided by the old text
+      redecide(edited->app, "rule edited");  // its connections were decided by the old text
       ui.rulesChanged(edited->app);
       r.rules.push_back(*edited);
       spdlog::info("rule {} of '{}' edited", edited->id, edited->app);
@@ -1725,8 +1571,7 @@ struct Daemon::Impl {
       publish();
       if (rules->compiled(imp->app)->matcher->restrictsResolution() != checked_before)
         resendCellFlows(imp->app);
-      cutRules(imported->removed, imp->app);
-      recheckApp(imp->app);
+      redecide(imp->app, "policy imported");
       ui.rulesChanged(imp->app);
       r.lines.push_back("imported " + std::to_string(imported->added) + " rule(s) for " + imp->app +
                         (imported->removed.empty() ? std::string()
@@ -2024,8 +1869,8 @@ void Daemon::onSwitchDown(sw::Switch& /*s*/) {}
 void Daemon::onPacketIn(sw::Switch& s, const ofp::PacketIn& pi) { impl_->packets.handle(s, pi); }
 
 void Daemon::onPortStatus(sw::Switch& /*s*/, const ofp::PortStatus& /*ps*/) {}
-void Daemon::onFlowRemoved(sw::Switch& /*s*/, const ofp::FlowRemoved& fr) {
-  asio::post(impl_->control, [im = impl_.get(), fr] { im->flowEnded(fr); });
+void Daemon::onFlowRemoved(sw::Switch& /*s*/, const ofp::FlowRemoved& /*fr*/) {
+  // No flow of cellwall's asks for FLOW_REMOVED: connections live in conntrack, not in flows.
 }
 void Daemon::onError(sw::Switch& /*s*/, std::uint32_t /*xid*/, const ofp::ErrorMsg& err) {
   // A meter that already exists (after a reconnect) is expected; everything else is logged

@@ -25,21 +25,6 @@ bool hasPorts(const Frame& f) { return f.l4 == L4::kTcp || f.l4 == L4::kUdp; }
 // frame would carry its tag out.
 bool routable(const Frame& f) { return f.isIpv4() && f.vlan_count == 0; }
 
-// The exact match of one direction of a connection as seen in `f` arriving on `in_port`.
-ofp::Match connMatch(const Frame& f, std::uint32_t in_port, bool reverse) {
-  ofp::Match m;
-  Ip4 src = f.ip_src.v4(), dst = f.ip_dst.v4();
-  std::uint16_t sp = f.src_port, dp = f.dst_port;
-  if (reverse) {
-    std::swap(src, dst);
-    std::swap(sp, dp);
-  }
-  m.inPort(in_port).ethType(packet::kEthIpv4).ipProto(f.ip_proto).ipv4Src(src).ipv4Dst(dst);
-  if (f.l4 == L4::kTcp) m.tcpSrc(sp).tcpDst(dp);
-  if (f.l4 == L4::kUdp) m.udpSrc(sp).udpDst(dp);
-  return m;
-}
-
 std::uint32_t tcpSeq(const Frame& f) {
   ByteReader r(f.raw);
   r.skip(f.l4_offset + 4);
@@ -85,6 +70,7 @@ const char* reasonName(Reason r) {
     case Reason::kDnsQuery: return "dns_query";
     case Reason::kDnsRefused: return "dns_refused";
     case Reason::kDnsTcpRefused: return "dns_tcp_refused";
+    case Reason::kOpenAgain: return "open_again";
     case Reason::kCount: break;
   }
   return "unknown";
@@ -148,7 +134,13 @@ std::shared_ptr<const ProcessInfo> Decider::attribute(const CellPort& cell, cons
 }
 
 Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Frame& f, Now now,
-                          const HeldVerdict* held) const {
+                          const HeldVerdict* held, const CtSeen* ct) const {
+  // Decided before, under an older epoch of a cell (or not yet in the receiving cell's zone,
+  // cell to cell): an open connection, decided again. A connection denied before is decided
+  // like a new one: it never opened.
+  if (ct != nullptr && held == nullptr && routable(f) &&
+      ((ct->mark & kMarkVerdictMask) == kMarkAllow || (ct->table == kTablePeer && ct->mark == 0)))
+    return again(sw, in_port, f, now, *ct);
   if (const CellPort* cell = sw.cellOnPort(in_port)) return fromCell(sw, *cell, f, now, held);
   if (const GatewayPort* gw = sw.gatewayOnPort(in_port)) return fromGateway(sw, *gw, f, now);
   Decision d;
@@ -176,13 +168,12 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
     } else if (hasPorts(f) && f.dst_port == kDnsPort) {
       d.action = Action::kAllow;
       d.reason = Reason::kEnvResolver;
-      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr, gw->ofport);
       // Straight to the resolver, not back through the tables: while the app's resolve setting
       // changes, the tables may still send the cell's queries to the controller.
-      d.packet_outs.back().actions = {ofp::ActionOutput{gw->ofport, 0}};
+      resolverLeg(d, f, cell.ofport, gw->ofport, false);
     } else {
       d.reason = Reason::kGatewayService;
-      denyFlow(d, f, cell.ofport, cell.cell_id);
+      commit(d, sw, f, cell.ofport, false, false);
     }
     return d;
   }
@@ -229,20 +220,11 @@ Decision Decider::fromCell(const SwitchView& sw, const CellPort& cell, const Fra
     }
   }
 
-  if (d.action == Action::kAllow) {
-    const std::uint32_t ids = cell.ids ? sw.ids_port : 0;
-    if (const CellPort* peer = sw.cellWithIp(dst)) {
-      // Cell to cell: straight across the bridge, addressed as if through the gateway.
-      allowPair(d, f, peer->ofport, cell.ofport, cell.cell_id, &gw->mac, &peer->mac, &cell.mac, 0,
-                cell.ofport, ids);
-    } else {
-      allowPair(d, f, gw->ofport, cell.ofport, cell.cell_id, nullptr, nullptr, nullptr, 0, cell.ofport, ids);
-    }
-  } else if (d.action == Action::kReject) {
-    rejectReply(d, f, cell.ofport);
-  } else {
-    denyFlow(d, f, cell.ofport, cell.cell_id);
-  }
+  // A script's verdict, a prompt's answer and a counted rule's admission are kept when the
+  // rules change later (a rule whose count is used up leaves; what it admitted stays open).
+  const bool kept = (d.reason != Reason::kPolicyRule && d.reason != Reason::kPolicyDefault) || d.counted_rule != 0;
+  if (d.action == Action::kReject) rejectReply(d, f, cell.ofport);
+  else commit(d, sw, f, cell.ofport, d.action == Action::kAllow, kept);
   return d;
 }
 
@@ -267,12 +249,8 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
       d.reason = Reason::kScript;
       d.script = std::move(v->script);
       d.inbound = true;
-      if (d.action == Action::kAllow)
-        allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr);
-      else if (d.action == Action::kReject)
-        rejectReply(d, f, gw.ofport);
-      else
-        denyFlow(d, f, gw.ofport, cell->cell_id);
+      if (d.action == Action::kReject) rejectReply(d, f, gw.ofport);
+      else commit(d, sw, f, gw.ofport, d.action == Action::kAllow, true);
       return d;
     }
   }
@@ -321,72 +299,159 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
       d.counted_rule = o.counted_rule;
       d.action = o.verdict.action;
       d.reason = Reason::kInboundRule;
-      if (d.action == Action::kAllow)
-        allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr, 0, cell->ofport,
-                  cell->ids ? sw.ids_port : 0);
-      else if (d.action == Action::kReject)
-        rejectReply(d, f, gw.ofport);
-      else
-        denyFlow(d, f, gw.ofport, cell->cell_id);
+      if (d.action == Action::kReject) rejectReply(d, f, gw.ofport);
+      else commit(d, sw, f, gw.ofport, d.action == Action::kAllow, d.counted_rule != 0);
       return d;
     }
   }
   if (allowed) {
     d.action = Action::kAllow;
     d.reason = Reason::kReturnTraffic;
-    // An answer of the environment's resolver whose flows had expired: learn from it too.
+    // An answer of the environment's resolver that missed its flow: learn from it too.
     d.dns_answer = resolver_answer;
-    allowPair(d, f, cell->ofport, gw.ofport, cell->cell_id, nullptr, nullptr, nullptr,
-              resolver_answer ? gw.ofport : 0);
+    if (resolver_answer) resolverLeg(d, f, gw.ofport, cell->ofport, true);
+    else commit(d, sw, f, gw.ofport, true, false);
   } else {
     d.reason = Reason::kInboundRefused;
-    denyFlow(d, f, gw.ofport, cell->cell_id);
+    commit(d, sw, f, gw.ofport, false, false);
   }
   return d;
 }
 
-void Decider::allowPair(Decision& d, const Frame& f, std::uint32_t out_port,
-                        std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
-                        const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev,
-                        std::uint32_t snoop_from, std::uint32_t copy_from, std::uint32_t copy_to) const {
-  std::uint16_t idle = f.l4 == L4::kTcp   ? timeouts_.tcp_idle
-                       : f.l4 == L4::kUdp ? timeouts_.udp_idle
-                                          : timeouts_.icmp_idle;
-  std::uint64_t cookie = makeCookie(CookieKind::kConnAllow, cell_id, d.rule_id);
-  auto flow = [&](bool reverse, std::uint32_t from, std::uint32_t to, const MacAddr* dst_mac) {
-    ofp::FlowMod fm;
-    fm.table_id = kTableConn;
-    fm.priority = kPrioConn;
-    fm.idle_timeout = idle;
-    fm.cookie = cookie;
-    // When the flow ends its counters come back (FLOW_REMOVED): the connection log's packets
-    // and bytes.
-    fm.flags = ofp::kFlowSendFlowRem;
-    fm.match = connMatch(f, from, reverse);
-    ofp::ActionList acts;
-    if (rewrite_src != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethSrc(*rewrite_src)});
-    if (dst_mac != nullptr) acts.emplace_back(ofp::ActionSetField{ofp::Match().ethDst(*dst_mac)});
-    acts.emplace_back(ofp::ActionOutput{to, 0});
-    // The IDS's copy of what the cell sends: after the real output, so it never delays it.
-    if (copy_to != 0 && from == copy_from) acts.emplace_back(ofp::ActionOutput{copy_to, 0});
-    if (snoop_from != 0 && from == snoop_from) {
-      // The resolver's answers go to the cell and, as a copy, to the controller (DNS
-      // snooping). Delivered to the cell first: the copy never delays the answer.
-      fm.cookie = makeCookie(CookieKind::kDnsAnswer, cell_id, d.rule_id);
-      acts.emplace_back(ofp::ActionOutput{ofp::kPortController, ofp::kControllerMaxLenNoBuffer});
+namespace {
+
+ofp::ActionCt commitAction(std::uint16_t zone, std::uint32_t mark) {
+  ofp::ActionCt ct;
+  ct.flags = ofp::kCtCommit;
+  ct.zone = zone;
+  ct.exec.push_back(ofp::ActionSetField{ofp::Match().ctMark(mark)});
+  return ct;
+}
+
+// How the tables send a packet on from `from` (a cell, or null: a gateway) to `to` (a cell,
+// or null: `gw`'s side): cell to cell as if routed by the receiver's gateway, and a copy for
+// the IDS of what a watched cell sends, after the real output.
+ofp::ActionList forwardTo(const SwitchView& sw, const CellPort* from, const CellPort* to, const GatewayPort& gw) {
+  ofp::ActionList acts;
+  if (to != nullptr) {
+    if (from != nullptr) {
+      const GatewayPort* their_gw = sw.gatewayFor(to->env);
+      acts.emplace_back(ofp::ActionSetField{ofp::Match().ethSrc(their_gw != nullptr ? their_gw->mac : gw.mac)});
+      acts.emplace_back(ofp::ActionSetField{ofp::Match().ethDst(to->mac)});
     }
-    fm.instructions.emplace_back(ofp::InstrApplyActions{std::move(acts)});
-    return fm;
-  };
-  d.flows.push_back(flow(false, in_port, out_port, rewrite_dst_fwd));
-  d.flows.push_back(flow(true, out_port, in_port, rewrite_dst_rev));
-  // Re-inject the held packet through the tables: it meets the flow just added (the switch
-  // handles messages of one connection in order).
+    acts.emplace_back(ofp::ActionOutput{to->ofport, 0});
+  } else {
+    acts.emplace_back(ofp::ActionOutput{gw.ofport, 0});
+  }
+  if (from != nullptr && from->ids && sw.ids_port != 0) acts.emplace_back(ofp::ActionOutput{sw.ids_port, 0});
+  return acts;
+}
+
+}  // namespace
+
+void Decider::commit(Decision& d, const SwitchView& sw, const Frame& f, std::uint32_t in_port, bool allow,
+                     bool kept) const {
+  const CellPort* from = sw.cellOnPort(in_port);
+  const CellPort* to = sw.cellWithIp(f.ip_dst.v4());
+  if (to == from) to = nullptr;
+  const CellPort* owner = from != nullptr ? from : to;
+  const GatewayPort* gw = owner != nullptr ? sw.gatewayFor(owner->env) : nullptr;
+  if (owner == nullptr || gw == nullptr) return;  // the view changed under it: nothing to commit to
+  const std::uint16_t idle = f.l4 == L4::kTcp   ? timeouts_.tcp_idle
+                             : f.l4 == L4::kUdp ? timeouts_.udp_idle
+                                                : timeouts_.icmp_idle;
   ofp::PacketOut po;
   po.in_port = in_port;
-  po.actions.emplace_back(ofp::ActionOutput{ofp::kPortTable, 0});
+  po.actions.emplace_back(commitAction(zoneOf(*owner), markOf(owner->epoch, allow, kept)));
+  if (!allow) {
+    // Committed as denied: the connection's next packets (a retransmitted SYN) are dropped by
+    // the switch until the cell's epoch moves. The packet itself goes nowhere.
+    d.legs.push_back(Leg{in_port, false, {}, false, timeouts_.deny_idle});
+  } else {
+    if (from != nullptr && to != nullptr) {
+      // Cell to cell: the receiver's zone tracks the connection too (table 5).
+      po.actions.emplace_back(ofp::ActionCtClear{});
+      po.actions.emplace_back(commitAction(zoneOf(*to), markOf(to->epoch, true, kept)));
+    }
+    ofp::ActionList there = forwardTo(sw, from, to, *gw);
+    ofp::ActionList back = forwardTo(sw, to, from, *gw);
+    const std::uint32_t back_port = to != nullptr ? to->ofport : gw->ofport;
+    po.actions.insert(po.actions.end(), there.begin(), there.end());
+    d.legs.push_back(Leg{in_port, false, std::move(there), false, idle});
+    d.legs.push_back(Leg{back_port, true, std::move(back), false, idle});
+  }
   po.data.assign(f.raw.begin(), f.raw.end());
   d.packet_outs.push_back(std::move(po));
+}
+
+void Decider::resolverLeg(Decision& d, const Frame& f, std::uint32_t in_port, std::uint32_t out_port,
+                          bool answer) const {
+  const std::uint16_t idle = f.l4 == L4::kTcp ? timeouts_.tcp_idle : timeouts_.udp_idle;
+  ofp::PacketOut po;
+  po.in_port = in_port;
+  po.actions.emplace_back(ofp::ActionOutput{out_port, 0});
+  po.data.assign(f.raw.begin(), f.raw.end());
+  d.packet_outs.push_back(std::move(po));
+  d.legs.push_back(Leg{in_port, false, {ofp::ActionOutput{out_port, 0}}, answer, idle});
+  d.legs.push_back(Leg{out_port, true, {ofp::ActionOutput{in_port, 0}}, !answer, idle});
+}
+
+Decision Decider::again(const SwitchView& sw, std::uint32_t in_port, const Frame& f, Now now,
+                        const CtSeen& ct) const {
+  Decision d;
+  d.again = true;
+  d.reason = Reason::kOpenAgain;
+  const CellPort* from = sw.cellOnPort(in_port);
+  const CellPort* to = sw.cellWithIp(f.ip_dst.v4());
+  if (to == from) to = nullptr;
+  const CellPort* owner = from != nullptr ? from : to;
+  if (owner == nullptr) {
+    d.reason = Reason::kUnknownPort;
+    return d;
+  }
+  d.cell_id = owner->cell_id;
+  const bool reply = (ct.state & ofp::kCtRpl) != 0;
+  const std::uint16_t fport = hasPorts(f) ? f.src_port : 0, tport = hasPorts(f) ? f.dst_port : 0;
+  // Whether the cell at one end may have opened the connection (outbound), or accepted it
+  // through a published port (inbound), as when it opened, without counts. `sender`: the end
+  // that sent this packet (its remote end is the packet's destination), else the receiver.
+  auto opens = [&](const CellPort& cell, bool sender, bool inbound) {
+    const IpAddr remote = sender ? f.ip_dst : f.ip_src;
+    const std::uint16_t remote_port = sender ? tport : fport, local_port = sender ? fport : tport;
+    const Ip4 local = sender ? f.ip_src.v4() : f.ip_dst.v4();
+    policy::ConnKey key{protocolOf(f), inbound ? policy::Direction::kInbound : policy::Direction::kOutbound,
+                        remote, inbound ? local_port : remote_port};
+    std::shared_ptr<const ProcessInfo> proc;
+    if (hasPorts(f) && cell.policy->matcher->namesProcesses())
+      proc = attribute(cell, ConnTuple{f.ip_proto, local, remote.v4(), local_port, remote_port, inbound});
+    policy::ProcessKey pkey;
+    if (proc) pkey = proc->key();
+    policy::Verdict v = verdictForOpen(*cell.policy, key, now, inbound ? nullptr : cell.runtime.get(),
+                                       proc ? &pkey : nullptr);
+    d.rule_id = v.rule != nullptr ? v.rule->id : 0;
+    return v.action == Action::kAllow;
+  };
+  // In either zone a packet passes, a reply is one whose receiver opened the connection.
+  bool allow = false;
+  const bool kept = (ct.mark & kMarkKept) != 0 && (ct.mark & kMarkVerdictMask) == kMarkAllow;
+  if (kept) {
+    allow = true;  // a script's or a prompt's verdict: not the rules' to undo
+  } else if (from != nullptr && to != nullptr) {
+    // Cell to cell: the opener's rules decide; when the receiver's zone has no entry at all,
+    // either end may have opened it.
+    if (ct.table == kTablePeer && ct.mark == 0) allow = opens(*from, true, false) || opens(*to, false, false);
+    else allow = reply ? opens(*to, false, false) : opens(*from, true, false);
+  } else if (from != nullptr) {
+    // From the cell: its own connection, or (a reply) one into it through a published port.
+    allow = opens(*from, true, reply);
+  } else {
+    // From the uplink side: a reply to the cell's connection, or a connection into it.
+    allow = opens(*to, false, !reply);
+    d.inbound = !reply;
+  }
+  d.action = allow ? Action::kAllow : Action::kDeny;
+  commit(d, sw, f, in_port, allow, kept);
+  return d;
 }
 
 Decision Decider::rejectOf(const Frame& f, std::uint32_t in_port) const {
@@ -395,17 +460,6 @@ Decision Decider::rejectOf(const Frame& f, std::uint32_t in_port) const {
   d.reason = Reason::kScript;
   rejectReply(d, f, in_port);
   return d;
-}
-
-void Decider::denyFlow(Decision& d, const Frame& f, std::uint32_t in_port,
-                       std::uint32_t cell_id) const {
-  ofp::FlowMod fm;
-  fm.table_id = kTableConn;
-  fm.priority = kPrioConn;
-  fm.idle_timeout = timeouts_.deny_idle;
-  fm.cookie = makeCookie(CookieKind::kConnDeny, cell_id, d.rule_id);
-  fm.match = connMatch(f, in_port, false);
-  d.flows.push_back(std::move(fm));  // no instructions: drop
 }
 
 void Decider::rejectReply(Decision& d, const Frame& f, std::uint32_t in_port) const {

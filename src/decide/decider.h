@@ -52,6 +52,9 @@ enum class Reason : std::uint8_t {
   kDnsQuery,
   kDnsRefused,
   kDnsTcpRefused,
+  // An open connection decided again after its app's rules changed (its mark carries an older
+  // epoch), with its new verdict.
+  kOpenAgain,
   kCount
 };
 const char* reasonName(Reason r);
@@ -96,13 +99,40 @@ class ProcessFinder {
   virtual bool always() const { return false; }
 };
 
+// One direction of a decided connection, as the controller forwards it itself when it must
+// (inspect mode; a packet that reaches it again moments after its connection was decided):
+// packets arriving on `in_port` with the connection's addresses and ports (`reverse`: swapped)
+// get `actions` — no conntrack, no copy to the controller; none for a denied connection.
+struct Leg {
+  std::uint32_t in_port = 0;
+  bool reverse = false;
+  ofp::ActionList actions;
+  bool snoop = false;        // these are the environment resolver's answers: learn from them
+  std::uint16_t idle_s = 0;  // how long inspect mode keeps the direction decided
+};
+
+// What conntrack said about a packet that reached the controller after it (the Packet-In's
+// ct_* fields, docs/pipeline.md). Absent: the packet never went through conntrack (the
+// resolver's flows, inspect mode, an older pipeline).
+struct CtSeen {
+  std::uint32_t state = 0;  // ofp::kCt* bits
+  std::uint16_t zone = 0;
+  std::uint32_t mark = 0;   // 0: not decided
+  std::uint8_t table = 0;   // the table whose flow sent it: kTableVerdict or kTablePeer
+};
+
 struct Decision {
   policy::Action action = policy::Action::kDeny;
   Reason reason = Reason::kMalformed;
   std::uint32_t rule_id = 0;
   std::uint32_t cell_id = 0;
-  std::vector<ofp::FlowMod> flows;          // to send first
-  std::vector<ofp::PacketOut> packet_outs;  // then these (the held packet, or a reject reply)
+  // The held packet, with the conntrack commit of the connection's verdict in front of its
+  // outputs (nothing is added to the flow table per connection), or a reject's reply.
+  std::vector<ofp::PacketOut> packet_outs;
+  std::vector<Leg> legs;  // an allowed connection: both directions; a denied one: its own
+  // An open connection decided again (its cell's epoch moved): nothing was charged, and the
+  // log hears of it only when the verdict changed (it was cut).
+  bool again = false;
   bool dns_answer = false;  // the packet is an answer of the environment's resolver: snoop it
   // A rule with a connection count admitted this connection (0: none): the daemon persists
   // the count and retires the rule when it is used up.
@@ -206,20 +236,31 @@ class Decider {
   // `raw` is the Packet-In's frame; the PacketOut re-injects it through the tables so it
   // follows the flows just installed.
   // `held`: decide a held connection by that verdict instead of the policy.
+  // `ct`: what conntrack said (null: the packet did not pass it). A packet whose connection was
+  // decided under an older epoch of its cell is decided again as an open connection: connection
+  // counts are neither checked nor charged, scripts are not asked again, and a verdict that was
+  // not the rules' (kept in the mark) stays.
   Decision decide(const SwitchView& sw, std::uint32_t in_port, const packet::Frame& frame,
-                  Now now = {}, const HeldVerdict* held = nullptr) const;
+                  Now now = {}, const HeldVerdict* held = nullptr, const CtSeen* ct = nullptr) const;
 
  private:
   Decision fromCell(const SwitchView& sw, const CellPort& cell, const packet::Frame& f, Now now,
                     const HeldVerdict* held) const;
   Decision fromGateway(const SwitchView& sw, const GatewayPort& gw, const packet::Frame& f,
                        Now now) const;
-  void allowPair(Decision& d, const packet::Frame& f, std::uint32_t out_port,
-                 std::uint32_t in_port, std::uint32_t cell_id, const MacAddr* rewrite_src,
-                 const MacAddr* rewrite_dst_fwd, const MacAddr* rewrite_dst_rev,
-                 std::uint32_t snoop_from = 0, std::uint32_t copy_from = 0, std::uint32_t copy_to = 0) const;
-  void denyFlow(Decision& d, const packet::Frame& f, std::uint32_t in_port,
-                std::uint32_t cell_id) const;
+  Decision again(const SwitchView& sw, std::uint32_t in_port, const packet::Frame& f, Now now,
+                 const CtSeen& ct) const;
+  // Carries out an allow (`allow`) or a deny of the packet that arrived on `in_port`: commits
+  // its connection in the zone of the cell that sent it or, from a gateway, of the cell it is
+  // for (cell to cell, an allow: in both), with the verdict in its mark, and for an allow sends
+  // the packet on as the tables would. `kept`: a verdict not the rules' to undo (a script's, a
+  // prompt's answer, a counted rule's).
+  void commit(Decision& d, const SwitchView& sw, const packet::Frame& f, std::uint32_t in_port,
+              bool allow, bool kept) const;
+  // The environment resolver's traffic, which never passes conntrack: straight on to `out_port`
+  // (`snoop`: the packet is an answer, learned from).
+  void resolverLeg(Decision& d, const packet::Frame& f, std::uint32_t in_port, std::uint32_t out_port,
+                   bool snoop) const;
   void rejectReply(Decision& d, const packet::Frame& f, std::uint32_t in_port) const;
   // A query of `cell` to its environment's resolver when resolvesByRules(cell)
   // (resolver_query.cc).

@@ -92,7 +92,15 @@ struct CellPort {
   // attribution cannot see into, so its connections have no process; the log and prompts say
   // why.
   bool vm = false;
+  // The cell's policy epoch (docs/pipeline.md): the connections it decided carry it in their
+  // conntrack mark, and only those of the current epoch pass without the controller. The daemon
+  // moves it on whenever a change of the app's rules may decide an open connection otherwise.
+  std::uint32_t epoch = 1;
 };
+
+// A cell's conntrack zone: its id (the daemon keeps ids in 1..65535, docs/pipeline.md), so a
+// cell never matches another cell's connection.
+inline std::uint16_t zoneOf(const CellPort& c) { return static_cast<std::uint16_t>(c.cell_id); }
 
 // Whether the cell's queries to its environment's resolver are checked by the controller
 // (policy resolve = "rules", docs/dns.md): then they reach the controller instead of going

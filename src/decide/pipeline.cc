@@ -50,18 +50,31 @@ std::vector<FlowMod> switchBaseFlows(ofp::Version /*v*/) {
   // Table-miss in the ingress and connection tables: no instructions = drop. Explicit rather
   // than relying on the OpenFlow 1.3 default, which switches may configure otherwise. What no
   // script flow matches goes on from the script table to the connections.
+  const std::uint64_t cookie = makeCookie(CookieKind::kBase, 0, 0);
   std::vector<FlowMod> out;
-  out.push_back(add(kTableIngress, 0, makeCookie(CookieKind::kBase, 0, 0), Match(), {}));
-  out.push_back(add(kTableScript, 0, makeCookie(CookieKind::kBase, 0, 0), Match(),
-                    {ofp::InstrGotoTable{kTableConn}}));
-  out.push_back(add(kTableConn, 0, makeCookie(CookieKind::kBase, 0, 0), Match(), {}));
+  out.push_back(add(kTableIngress, 0, cookie, Match(), {}));
+  out.push_back(add(kTableScript, 0, cookie, Match(), {ofp::InstrGotoTable{kTableConn}}));
+  for (std::uint8_t t : {kTableConn, kTableVerdict, kTableRoute, kTablePeer})
+    out.push_back(add(t, 0, cookie, Match(), {}));
+  // What conntrack calls invalid (a segment outside the window, a bad checksum, a reply to
+  // nothing in a state that needs one) goes nowhere, in either zone a packet passes through.
+  for (std::uint8_t t : {kTableVerdict, kTablePeer})
+    out.push_back(add(t, kPrioInvalid, cookie,
+                      Match().ethType(packet::kEthIpv4).ctState(ofp::kCtTrk | ofp::kCtInv, ofp::kCtTrk | ofp::kCtInv),
+                      {}));
   return out;
 }
 
 std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const GatewayPort& gw,
-                                   std::uint32_t meter_id) {
+                                   std::uint32_t meter_id, std::uint32_t ids_port) {
   std::uint64_t cookie = makeCookie(CookieKind::kBase, cell.cell_id, 0);
   std::vector<FlowMod> out;
+  auto metered = [&](ofp::InstrApplyActions then) {
+    std::vector<ofp::Instruction> ins;
+    if (meter_id != 0 && v == ofp::Version::kOf13) ins.emplace_back(ofp::InstrMeter{meter_id});
+    ins.emplace_back(std::move(then));
+    return ins;
+  };
   // Anti-spoofing: only the cell's own MAC and IPv4 source go on, untagged: the `ip` match
   // sees through an 802.1Q tag, which would then ride along on the connection (VLAN hopping
   // on a trunked uplink). Tagged and priority-tagged frames fall to the table-miss drop.
@@ -93,10 +106,7 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
       a.tcpSrc(kDnsPort);
     }
     if (checked) {
-      std::vector<ofp::Instruction> ins;
-      if (meter_id != 0 && v == ofp::Version::kOf13) ins.emplace_back(ofp::InstrMeter{meter_id});
-      ins.emplace_back(toController(ofp::kControllerMaxLenNoBuffer));
-      out.push_back(add(kTableConn, kPrioResolver, cookie, q, std::move(ins)));
+      out.push_back(add(kTableConn, kPrioResolver, cookie, q, metered(toController(ofp::kControllerMaxLenNoBuffer))));
     } else {
       out.push_back(add(kTableConn, kPrioResolver, cookie, q,
                         {ofp::InstrApplyActions{{ofp::ActionOutput{gw.ofport, 0}}}}));
@@ -114,27 +124,80 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
       Match m;
       if (from_cell) m.inPort(cell.ofport).ethType(packet::kEthIpv4).ipv4Src(cell.ip);
       else m.ethType(packet::kEthIpv4).ipv4Dst(cell.ip);
-      std::vector<ofp::Instruction> ins;
-      if (meter_id != 0 && v == ofp::Version::kOf13) ins.emplace_back(ofp::InstrMeter{meter_id});
-      ins.emplace_back(toController(ofp::kControllerMaxLenNoBuffer));
-      out.push_back(add(kTableScript, kPrioInspect, cookie, m, std::move(ins)));
+      out.push_back(add(kTableScript, kPrioInspect, cookie, m, metered(toController(ofp::kControllerMaxLenNoBuffer))));
     }
   }
-  // Connection miss: to the controller, through the cell's meter so one cell cannot flood it.
-  std::vector<ofp::Instruction> miss;
-  if (meter_id != 0 && v == ofp::Version::kOf13) miss.emplace_back(ofp::InstrMeter{meter_id});
-  miss.emplace_back(toController(ofp::kControllerMaxLenNoBuffer));
-  out.push_back(add(kTableConn, kPrioPortMiss, cookie, Match().inPort(cell.ofport), std::move(miss)));
+  const std::uint16_t zone = zoneOf(cell);
+  auto track = [zone](std::uint8_t then_table) {
+    ofp::ActionCt ct;
+    ct.zone = zone;
+    ct.table = then_table;
+    return ofp::InstrApplyActions{{ct}};
+  };
+  const Match from_cell = Match().inPort(cell.ofport).ethType(packet::kEthIpv4);
+  const Match to_cell_from_gw = Match().inPort(gw.ofport).ethType(packet::kEthIpv4).ipv4Dst(cell.ip);
+  // Table 2: everything the cell sends, and everything its gateway sends it, through
+  // conntrack in the cell's zone.
+  out.push_back(add(kTableConn, kPrioTrack, cookie, from_cell, {track(kTableVerdict)}));
+  out.push_back(add(kTableConn, kPrioTrack, cookie, to_cell_from_gw, {track(kTableVerdict)}));
+  // Table 3: a connection not decided under the cell's current epoch goes to the controller,
+  // through the cell's meter so one cell cannot flood it (what its gateway sends it: the
+  // gateway's own miss flow, gatewayBaseFlows).
+  out.push_back(add(kTableVerdict, kPrioPortMiss, cookie, Match().inPort(cell.ofport),
+                    metered(toController(ofp::kControllerMaxLenNoBuffer))));
+  // Table 4: where an allowed packet goes. From the gateway: to the cell. From another cell:
+  // through conntrack in this cell's zone too (table 5), so each cell's zone sees both
+  // directions of each of its connections. From the cell: to its gateway, and a copy to the
+  // IDS after the real output, so the copy never delays it.
+  out.push_back(add(kTableRoute, kPrioRouteIn, cookie, to_cell_from_gw,
+                    {ofp::InstrApplyActions{{ofp::ActionOutput{cell.ofport, 0}}}}));
+  out.push_back(add(kTableRoute, kPrioRoutePeer, cookie, Match().ethType(packet::kEthIpv4).ipv4Dst(cell.ip),
+                    {track(kTablePeer)}));
+  ofp::ActionList to_gw{ofp::ActionOutput{gw.ofport, 0}};
+  if (ids_port != 0 && cell.ids) to_gw.emplace_back(ofp::ActionOutput{ids_port, 0});
+  out.push_back(add(kTableRoute, kPrioRouteOut, cookie, from_cell, {ofp::InstrApplyActions{std::move(to_gw)}}));
+  // Table 5: cell-to-cell traffic this cell's zone has no current verdict for: the controller
+  // decides it again (through this cell's meter).
+  out.push_back(add(kTablePeer, kPrioPortMiss, cookie, Match().ethType(packet::kEthIpv4).ctZone(zone),
+                    metered(toController(ofp::kControllerMaxLenNoBuffer))));
+  for (auto& fm : cellVerdictFlows(cell, gw)) out.push_back(std::move(fm));
+  return out;
+}
+
+std::vector<FlowMod> cellVerdictFlows(const CellPort& cell, const GatewayPort& gw) {
+  const std::uint16_t zone = zoneOf(cell);
+  std::vector<FlowMod> out;
+  // The verdict flows of every other epoch go first: connections decided under them come to
+  // the controller again.
+  FlowMod del;
+  del.command = ofp::FlowModCommand::kDelete;
+  del.table_id = ofp::kTableAll;
+  del.cookie = makeCookie(CookieKind::kVerdict, cell.cell_id, 0);
+  del.cookie_mask = kCookieKindMask | kCookieCellMask;
+  out.push_back(del);
+  const std::uint64_t cookie = makeCookie(CookieKind::kVerdict, cell.cell_id, cell.epoch);
+  auto verdict = [&](bool allow) {
+    return Match().ethType(packet::kEthIpv4).ctZone(zone).ctMark(markOf(cell.epoch, allow, false), kMarkMatchMask);
+  };
+  out.push_back(add(kTableVerdict, kPrioVerdict, cookie, verdict(true), {ofp::InstrGotoTable{kTableRoute}}));
+  // Denied: dropped, except what the cell sends in the reply direction of a connection someone
+  // opened towards it and was refused: that is the cell's own new connection (a remote host
+  // must not be able to block the cell's future connection by opening it first), decided by
+  // the controller. Replies to the cell's own denied (or cut) connections are dropped.
+  out.push_back(add(kTableVerdict, kPrioVerdict, cookie, verdict(false).ctState(0, ofp::kCtRpl), {}));
+  out.push_back(add(kTableVerdict, kPrioVerdict, cookie, verdict(false).inPort(gw.ofport), {}));
+  // Cell to cell: delivered as if routed by the gateway.
+  out.push_back(add(kTablePeer, kPrioVerdict, cookie, verdict(true),
+                    {ofp::InstrApplyActions{{setField(Match().ethSrc(gw.mac)), setField(Match().ethDst(cell.mac)),
+                                             ofp::ActionOutput{cell.ofport, 0}}}}));
   return out;
 }
 
 std::vector<FlowMod> cellRemoveFlows(const CellPort& cell) {
   // One delete per kind of the cell's flows: a script's flows carry the script's id where a
-  // cell's carry the cell's, and are not the cell's to remove. Connection flows towards the
-  // cell were installed on the other port's side with the same cell id in their cookie, so
-  // these remove them too.
+  // cell's carry the cell's, and are not the cell's to remove.
   std::vector<FlowMod> out;
-  for (auto kind : {CookieKind::kBase, CookieKind::kConnAllow, CookieKind::kConnDeny, CookieKind::kDnsAnswer}) {
+  for (auto kind : {CookieKind::kBase, CookieKind::kVerdict, CookieKind::kDnsAnswer}) {
     FlowMod fm;
     fm.command = ofp::FlowModCommand::kDelete;
     fm.table_id = ofp::kTableAll;
@@ -168,9 +231,17 @@ std::vector<FlowMod> gatewayBaseFlows(ofp::Version /*v*/, const GatewayPort& gw,
   out.push_back(add(kTableIngress, kPrioIpv6Drop, cookie,
                     Match().inPort(gw.ofport).ethType(packet::kEthIpv6), {}));
   for (const CellPort* c : cells) out.push_back(gatewayArpForCell(gw, *c));
-  out.push_back(add(kTableConn, kPrioPortMiss, cookie, Match().inPort(gw.ofport),
+  // What comes from the uplink side and no cell's zone has a current verdict for: a new
+  // connection into a cell (a published port), or a connection decided under an older epoch.
+  out.push_back(add(kTableVerdict, kPrioPortMiss, cookie, Match().inPort(gw.ofport),
                     {toController(ofp::kControllerMaxLenNoBuffer)}));
   return out;
+}
+
+ofp::CtFlushZone ctFlushOf(const CellPort& cell) {
+  ofp::CtFlushZone f;
+  f.zone = zoneOf(cell);
+  return f;
 }
 
 FlowMod gatewayArpForCell(const GatewayPort& gw, const CellPort& cell) {

@@ -1,14 +1,23 @@
 // The bridge's table layout (docs/pipeline.md) and the flows that implement it. Pure: builds
-// FlowMod values; the daemon sends them.
+// FlowMod values; the daemon sends them. The flow table holds policy, never connections:
+// decided connections live in Open vSwitch's conntrack, one zone per cell, their verdict and the
+// cell's policy epoch in the connection's mark.
 //
 //   table 0  ingress: per-port anti-spoofing (a cell may send only from its own MAC and IPv4
 //            address), ARP answered by the switch, IPv6 dropped explicitly; -> table 1. Every
 //            flow that admits anything matches untagged frames only (no 802.1Q tag, not even
 //            a priority tag): cells and gateways may not send tagged frames.
 //   table 1  scripts: the flows Lua scripts install (drop, allow past their lower flows, rate
-//            limit through a meter); miss -> table 2. Only reached through table 0.
-//   table 2  connections: exact flow pairs installed per decision (idle timeout: the flow
-//            table is the per-connection cache); per-port miss -> meter -> controller.
+//            limit through a meter); inspect mode; miss -> table 2. Only reached through table 0.
+//   table 2  conntrack: a cell's DNS to its environment's resolver (static, snooped); every
+//            other packet of a cell, or to it from its gateway, through conntrack in the cell's
+//            zone -> table 3.
+//   table 3  verdict: a connection whose mark carries the cell's current epoch and "allow" ->
+//            table 4; "deny" -> drop; conntrack's invalid -> drop; anything else (new, or decided
+//            under an older epoch) -> the cell's meter -> the controller, which commits it.
+//   table 4  route: to a cell from its gateway -> its port; from a cell to another cell ->
+//            through conntrack in the receiver's zone -> table 5; from a cell -> its gateway.
+//   table 5  the receiving cell's verdict on cell-to-cell traffic, as in table 3.
 //   everything else: table-miss drop. No NORMAL action anywhere; fail_mode=secure.
 #pragma once
 
@@ -23,11 +32,19 @@ namespace cw::decide {
 inline constexpr std::uint8_t kTableIngress = 0;
 inline constexpr std::uint8_t kTableScript = 1;
 inline constexpr std::uint8_t kTableConn = 2;
+inline constexpr std::uint8_t kTableVerdict = 3;
+inline constexpr std::uint8_t kTableRoute = 4;
+inline constexpr std::uint8_t kTablePeer = 5;
 
 // Priorities.
 inline constexpr std::uint16_t kDnsPort = 53;
 inline constexpr std::uint16_t kPrioResolver = 1100;  // a cell's DNS to its environment's resolver
-inline constexpr std::uint16_t kPrioConn = 1000;     // per-connection exact flows
+inline constexpr std::uint16_t kPrioInvalid = 300;   // conntrack says invalid: dropped
+inline constexpr std::uint16_t kPrioVerdict = 200;   // a decided connection of the current epoch
+inline constexpr std::uint16_t kPrioTrack = 100;     // table 2: into conntrack
+inline constexpr std::uint16_t kPrioRouteIn = 100;   // table 4: from the gateway to its cell
+inline constexpr std::uint16_t kPrioRoutePeer = 90;  // table 4: from another cell
+inline constexpr std::uint16_t kPrioRouteOut = 10;   // table 4: from a cell to its gateway
 inline constexpr std::uint16_t kPrioIngress = 100;   // anti-spoofing / ARP answers
 inline constexpr std::uint16_t kPrioIpv6Drop = 50;
 inline constexpr std::uint16_t kPrioPortMiss = 1;    // per-port send-to-controller
@@ -42,8 +59,10 @@ inline constexpr std::uint16_t kPrioInspect = 2100;
 // copies each answer to the controller (DNS snooping), and a Packet-In with that cookie is an
 // answer to learn from, never a connection to decide.
 // kScript: a flow a script installed; [55..32] is then the script's id, [31..0] its own cookie.
+// kVerdict: a cell's verdict flows (tables 3 and 5), [31..0] its epoch: replaced when it moves.
+// kConnAllow / kConnDeny were per-connection flows of earlier versions: stale wherever found.
 enum class CookieKind : std::uint8_t {
-  kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04, kScript = 0x05
+  kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04, kScript = 0x05, kVerdict = 0x06
 };
 inline constexpr std::uint64_t kCookieKindMask = 0xff00000000000000ULL;
 inline constexpr std::uint64_t kCookieCellMask = 0x00ffffff00000000ULL;
@@ -57,29 +76,60 @@ constexpr std::uint32_t cookieCell(std::uint64_t c) {
   return static_cast<std::uint32_t>((c >> 32) & 0xffffff);
 }
 
+// A connection's conntrack mark: [31..3] the cell's policy epoch when it was decided, [2] kept
+// (decided by something other than the rules — a script, a prompt's answer "once", a timeout —
+// which a change of the rules does not undo), [1..0] the verdict. Never 0: 0 is "not decided".
+inline constexpr std::uint32_t kMarkAllow = 1;
+inline constexpr std::uint32_t kMarkDeny = 2;
+inline constexpr std::uint32_t kMarkVerdictMask = 3;
+inline constexpr std::uint32_t kMarkKept = 4;
+inline constexpr std::uint32_t kMarkEpochShift = 3;
+inline constexpr std::uint32_t kMarkEpochMask = ~std::uint32_t{7};
+// What a verdict flow matches: epoch and verdict, whether kept or not.
+inline constexpr std::uint32_t kMarkMatchMask = kMarkEpochMask | kMarkVerdictMask;
+constexpr std::uint32_t markOf(std::uint32_t epoch, bool allow, bool kept) {
+  return (epoch << kMarkEpochShift) | (allow ? kMarkAllow : kMarkDeny) | (kept ? kMarkKept : 0);
+}
+constexpr std::uint32_t markEpoch(std::uint32_t mark) { return mark >> kMarkEpochShift; }
+// Epochs wrap within the mark's 29 bits and are never 0.
+constexpr std::uint32_t nextEpoch(std::uint32_t e) {
+  std::uint32_t n = (e + 1) & (kMarkEpochMask >> kMarkEpochShift);
+  return n == 0 ? 1 : n;
+}
+
 struct Timeouts {
+  // Inspect mode only: how long a connection the controller forwards itself stays decided.
   std::uint16_t tcp_idle = 300;
   std::uint16_t udp_idle = 60;
   std::uint16_t icmp_idle = 10;
-  std::uint16_t deny_idle = 10;  // drop flows for denied connections: spare the controller
+  std::uint16_t deny_idle = 10;
 };
 
 // Flows every switch gets regardless of cells: table-miss drops.
 std::vector<ofp::FlowMod> switchBaseFlows(ofp::Version v);
-// A cell's ingress and miss flows (all with cookie (kBase, cell_id, 0)), in inspect mode the
-// flows that send all its packets to the controller (through its meter), and its DNS to the
-// environment's resolver: queries straight through, or to the controller (through its meter)
-// when resolvesByRules(cell); answers to the cell and copied to the controller (cookie
-// (kDnsAnswer, cell_id, 0)) for DNS snooping. meter_id 0: none. Sending these again after the
-// app's resolve setting changed replaces the query flows (same match and priority).
+// A cell's ingress, conntrack, route and miss flows (all with cookie (kBase, cell_id, 0)), in
+// inspect mode the flows that send all its packets to the controller (through its meter), its
+// DNS to the environment's resolver: queries straight through, or to the controller (through
+// its meter) when resolvesByRules(cell); answers to the cell and copied to the controller
+// (cookie (kDnsAnswer, cell_id, 0)) for DNS snooping; and its verdict flows for its current
+// epoch (cookie (kVerdict, cell_id, epoch)), after a delete of those of every other epoch.
+// `ids_port` 0: no copies for the IDS. meter_id 0: none. Sending these again after the app's
+// resolve setting or the cell's epoch changed replaces what changed.
 std::vector<ofp::FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell,
-                                        const GatewayPort& gw, std::uint32_t meter_id);
-// Deletes every flow of a cell (base and connections) in all tables.
+                                        const GatewayPort& gw, std::uint32_t meter_id,
+                                        std::uint32_t ids_port = 0);
+// The cell's verdict flows for its current epoch (tables 3 and 5), after a delete of those of
+// every epoch: part of cellBaseFlows, and alone when only the epoch moved.
+std::vector<ofp::FlowMod> cellVerdictFlows(const CellPort& cell, const GatewayPort& gw);
+// Deletes every flow of a cell in all tables (its connections in conntrack: ctFlushOf).
 std::vector<ofp::FlowMod> cellRemoveFlows(const CellPort& cell);
 // A gateway port's ingress and miss flows (cookie (kBase, 0, 0)); needs the cells of its
 // environment to answer the gateway's ARP requests for them.
 std::vector<ofp::FlowMod> gatewayBaseFlows(ofp::Version v, const GatewayPort& gw,
                                            const std::vector<const CellPort*>& cells);
+// Forgets every connection of a cell (its conntrack zone): when it goes, and before a new cell
+// takes its id.
+ofp::CtFlushZone ctFlushOf(const CellPort& cell);
 // The gateway's ARP answer for one cell (added with the cell, removed with it by cookie).
 ofp::FlowMod gatewayArpForCell(const GatewayPort& gw, const CellPort& cell);
 

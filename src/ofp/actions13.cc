@@ -51,6 +51,8 @@ struct ActionEncoder {
     w.u16(sizeof(w13::ActionGroup));
     w.u32(a.group_id);
   }
+  void operator()(const ActionCt& a) const { encodeNxAction(w, a); }
+  void operator()(const ActionCtClear& a) const { encodeNxAction(w, a); }
 };
 
 // Splits a TLV list into (type, whole TLV) pieces with length checks shared by actions and
@@ -102,6 +104,8 @@ Status decodeAction(std::uint16_t type, std::uint16_t len, ByteReader& b, Action
       out.emplace_back(a);
       return {};
     }
+    case wire::kActExperimenter:
+      return decodeNxAction(len, b, out);
     default:
       return fail(DecodeError::kBadAction);
   }

@@ -318,6 +318,9 @@ struct Encoder10 {
   void operator()(const BarrierReply&) const { endMessage(w, begin(w10::kBarrierReply)); }
   void operator()(const RoleMsg&) const { assert(false && "no roles in OpenFlow 1.0"); }
   void operator()(const MeterMod&) const { assert(false && "no meters in OpenFlow 1.0"); }
+  // Nicira vendor messages have the same body in 1.0 (OFPT_VENDOR) as in 1.3.
+  void operator()(const CtFlushZone& m) const { encodeNxMessage(w, kVersion, xid, m); }
+  void operator()(const CtFlush& m) const { encodeNxMessage(w, kVersion, xid, m); }
   void operator()(const MultipartRequest& m) const {
     auto at = begin(w10::kStatsRequest);
     if (const auto* fs = std::get_if<FlowStatsRequest>(&m.body)) {
@@ -380,6 +383,7 @@ struct CanEncode10 {
   }
   bool operator()(const RoleMsg&) const { return false; }
   bool operator()(const MeterMod&) const { return false; }
+  bool operator()(const CtFlush& m) const { return canEncodeCtFlush(m); }
   bool operator()(const MultipartRequest& m) const {
     if (std::holds_alternative<PortDescRequest>(m.body)) return false;
     const auto* fs = std::get_if<FlowStatsRequest>(&m.body);
@@ -455,6 +459,7 @@ MsgResult decodeBody10(const Header& h, ByteReader& r) {
     case w10::kStatsReply: return decodeStatsReply(r);
     case w10::kBarrierRequest: return finish(r, Message{BarrierRequest{}});
     case w10::kBarrierReply: return finish(r, Message{BarrierReply{}});
+    case w10::kVendor: return decodeNxMessage(r);
     default: return fail(DecodeError::kBadType);
   }
 }

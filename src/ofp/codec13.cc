@@ -361,6 +361,8 @@ struct Encoder13 {
     writePort(w, m.desc);
     endMessage(w, at);
   }
+  void operator()(const CtFlushZone& m) const { encodeNxMessage(w, kVersion, xid, m); }
+  void operator()(const CtFlush& m) const { encodeNxMessage(w, kVersion, xid, m); }
   void operator()(const BarrierRequest&) const { endMessage(w, begin(w13::kBarrierRequest)); }
   void operator()(const BarrierReply&) const { endMessage(w, begin(w13::kBarrierReply)); }
   void operator()(const RoleMsg& m) const {
@@ -435,6 +437,7 @@ struct Encoder13 {
 
 bool setFieldsOk(const ActionList& actions) {
   for (const auto& a : actions) {
+    if (const auto* ct = std::get_if<ActionCt>(&a); ct && !canEncodeCt(*ct)) return false;
     const auto* sf = std::get_if<ActionSetField>(&a);
     if (sf && (!std::has_single_bit(sf->field.present) || sf->field.masked != 0 ||
                sf->field.present >= Match::bit(Field::kCount))) {
@@ -457,6 +460,7 @@ bool canEncode13(const Message& msg) {
   if (const auto* f = std::get_if<FeaturesReply>(&msg)) return f->ports.empty();
   if (const auto* fm = std::get_if<FlowMod>(&msg)) return instructionsOk(fm->instructions);
   if (const auto* po = std::get_if<PacketOut>(&msg)) return setFieldsOk(po->actions);
+  if (const auto* f = std::get_if<CtFlush>(&msg)) return canEncodeCtFlush(*f);
   if (const auto* rep = std::get_if<MultipartReply>(&msg)) {
     if (const auto* flows = std::get_if<std::vector<FlowStats>>(&rep->body)) {
       for (const auto& f : *flows) {
@@ -528,6 +532,7 @@ MsgResult decodeBody13(const Header& h, ByteReader& r) {
     case w13::kMeterMod: return decodeMeterMod(r);
     case w13::kMultipartRequest: return decodeMultipartRequest(r);
     case w13::kMultipartReply: return decodeMultipartReply(r);
+    case w13::kExperimenter: return decodeNxMessage(r);
     default: return fail(DecodeError::kBadType);
   }
 }

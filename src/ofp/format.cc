@@ -45,6 +45,42 @@ std::string ip4(Ip4 a, Ip4 mask, bool masked) {
   return a.str() + "/" + (n >= 0 ? dec(static_cast<unsigned>(n)) : mask.str());
 }
 
+// 128-bit value as one hex number without leading zeros ("0x1", "0x10000000000000000").
+std::string hex128(std::uint64_t hi, std::uint64_t lo) {
+  if (hi == 0) return hex(lo);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64 "%016" PRIx64, hi, lo);
+  return buf;
+}
+
+// Masked (a flow's match): "+new+trk", "+trk-inv": the flags in mask, set ones (+) first, then
+// clear ones (-), each in bit order (ovs-ofctl accepts any order). Exact (what a Packet-In
+// reports): "est|trk" as ovs-ofctl prints packet metadata. Other bits: value/mask in hex.
+std::string ctStateText(std::uint32_t bits, std::uint32_t mask) {
+  static constexpr struct { std::uint32_t bit; const char* name; } kFlags[] = {
+      {kCtNew, "new"}, {kCtEst, "est"}, {kCtRel, "rel"}, {kCtRpl, "rpl"},
+      {kCtInv, "inv"}, {kCtTrk, "trk"}, {kCtSnat, "snat"}, {kCtDnat, "dnat"}};
+  if (mask == 0xffffffff && (bits & ~0xffu) == 0) {
+    std::string s;
+    for (const auto& f : kFlags) {
+      if ((bits & f.bit) == 0) continue;
+      if (!s.empty()) s += '|';
+      s += f.name;
+    }
+    return s.empty() ? "0" : s;
+  }
+  if ((mask & ~0xffu) != 0) return hex(bits) + "/" + hex(mask);
+  std::string s;
+  for (bool set : {true, false}) {
+    for (const auto& f : kFlags) {
+      if ((mask & f.bit) == 0 || ((bits & f.bit) != 0) != set) continue;
+      s += set ? '+' : '-';
+      s += f.name;
+    }
+  }
+  return s.empty() ? "0/0" : s;
+}
+
 // ovs-ofctl's names where it has one.
 void appendField(std::string& s, const Match& m, Field f) {
   bool mk = m.hasMask(f);
@@ -89,6 +125,13 @@ void appendField(std::string& s, const Match& m, Field f) {
     case Field::kIpv6Dst: kv("ipv6_dst", m.ipv6_dst.str() + (mk ? "/" + m.ipv6_dst_mask.str() : "")); break;
     case Field::kIcmpv6Type: kv("icmpv6_type", dec(m.icmpv6_type)); break;
     case Field::kIcmpv6Code: kv("icmpv6_code", dec(m.icmpv6_code)); break;
+    case Field::kCtState: kv("ct_state", ctStateText(m.ct_state, m.ct_state_mask)); break;
+    case Field::kCtZone: kv("ct_zone", dec(m.ct_zone)); break;
+    case Field::kCtMark: kv("ct_mark", hex(m.ct_mark) + (mk ? "/" + hex(m.ct_mark_mask) : "")); break;
+    case Field::kCtLabel:
+      kv("ct_label", hex128(m.ct_label_hi, m.ct_label_lo) +
+                         (mk ? "/" + hex128(m.ct_label_hi_mask, m.ct_label_lo_mask) : ""));
+      break;
     case Field::kCount: break;
   }
 }
@@ -133,6 +176,25 @@ struct ActionText {
   std::string operator()(const ActionPushVlan& a) const { return "push_vlan:" + hex(a.ethertype); }
   std::string operator()(const ActionPopVlan&) const { return "pop_vlan"; }
   std::string operator()(const ActionGroup& a) const { return "group:" + dec(a.group_id); }
+  std::string operator()(const ActionCt& a) const {
+    std::string s = "ct(";
+    auto add = [&](const std::string& part) {
+      if (s.size() > 3) s += ',';
+      s += part;
+    };
+    if ((a.flags & kCtCommit) != 0) add("commit");
+    if ((a.flags & kCtForce) != 0) add("force");
+    if ((a.flags & ~(kCtCommit | kCtForce)) != 0) add("flags=" + hex(a.flags));
+    if (a.zone != 0) add("zone=" + dec(a.zone));
+    if (a.table != kCtNoRecirc) add("table=" + dec(a.table));
+    if (a.alg != 0) add("alg=" + dec(a.alg));
+    if (!a.exec.empty()) {
+      ActionList nested(a.exec.begin(), a.exec.end());
+      add("exec(" + formatActions(nested) + ")");
+    }
+    return s + ")";
+  }
+  std::string operator()(const ActionCtClear&) const { return "ct_clear"; }
 };
 
 std::string formatActions(const ActionList& actions) {
@@ -193,7 +255,30 @@ std::string flowStatsText(const FlowStats& f) {
          formatMatch(f.match) + " " + formatInstructions(f.instructions) + "}";
 }
 
+// "ct_nw_proto=6,ct_nw_src=10.0.0.1,ct_nw_dst=10.0.0.2,ct_tp_src=1,ct_tp_dst=2", the keys
+// ovs-ofctl ct-flush takes; zero parts are left out as they are on the wire.
+std::string ctTupleText(const CtTuple& t) {
+  std::string s = "ct_nw_proto=" + dec(t.proto);
+  if (t.src.v != 0) s += ",ct_nw_src=" + t.src.str();
+  if (t.dst.v != 0) s += ",ct_nw_dst=" + t.dst.str();
+  if (t.proto == 1 || t.proto == 58) {
+    s += ",icmp_id=" + dec(t.icmp_id) + ",icmp_type=" + dec(t.icmp_type) + ",icmp_code=" + dec(t.icmp_code);
+  } else {
+    if (t.src_port != 0) s += ",ct_tp_src=" + dec(t.src_port);
+    if (t.dst_port != 0) s += ",ct_tp_dst=" + dec(t.dst_port);
+  }
+  return s;
+}
+
 struct MessageText {
+  std::string operator()(const CtFlushZone& m) const { return "CT_FLUSH_ZONE zone=" + dec(m.zone); }
+  std::string operator()(const CtFlush& m) const {
+    std::string s = "CT_FLUSH";
+    if (m.zone) s += " zone=" + dec(*m.zone);
+    if (m.orig) s += " orig(" + ctTupleText(*m.orig) + ")";
+    if (m.reply) s += " reply(" + ctTupleText(*m.reply) + ")";
+    return s;
+  }
   std::string operator()(const Hello& m) const {
     std::string s = "HELLO";
     if (m.version_bitmap != 0) s += " versions=" + hex(m.version_bitmap);

@@ -68,6 +68,22 @@ void encodeInstructions10(ByteWriter& w, const std::vector<Instruction>& instruc
 // ip_proto tells whether SET_TP_SRC/DST set TCP or UDP ports (1.0 does not say; 0 → TCP).
 Status decodeActions10(Bytes bytes, ActionList& out, std::uint8_t ip_proto);
 
+// ---- Nicira extensions (nx.cc): conntrack actions and flush messages ----
+void encodeNxAction(ByteWriter& w, const ActionCt& a);
+void encodeNxAction(ByteWriter& w, const ActionCtClear& a);
+// A vendor action (type 0xffff) of `len` bytes; `body` is positioned after type and len.
+// Unknown vendors and subtypes are kBadAction, like unknown standard actions.
+Status decodeNxAction(std::uint16_t len, ByteReader& body, ActionList& out);
+// exec holds only unmasked set_field of ct_mark / ct_label (what Open vSwitch accepts).
+bool canEncodeCt(const ActionCt& a);
+// An OFPT_EXPERIMENTER / OFPT_VENDOR body (after the header): Nicira CT flush messages.
+Result<Message, DecodeError> decodeNxMessage(ByteReader& r);
+void encodeNxMessage(ByteWriter& w, std::uint8_t version, std::uint32_t xid, const CtFlushZone& m);
+void encodeNxMessage(ByteWriter& w, std::uint8_t version, std::uint32_t xid, const CtFlush& m);
+// Whether m reads back equal: one protocol for both tuples, ports only for non-ICMP, ICMP
+// fields only for ICMP, and no tuple that would write nothing (see nx.cc).
+bool canEncodeCtFlush(const CtFlush& m);
+
 // ---- Per-version message codecs (codec13.cc, codec10.cc) ----
 Result<Message, DecodeError> decodeBody13(const Header& h, ByteReader& r);
 Result<Message, DecodeError> decodeBody10(const Header& h, ByteReader& r);

@@ -49,7 +49,8 @@ bool canExpressPort10(std::uint32_t port) { return port < 0xff00 || port >= kPor
 bool canExpressMatch10(const Match& m) {
   constexpr std::uint32_t kNever = bitOf(Field::kMetadata) | bitOf(Field::kArpSha) |
       bitOf(Field::kArpTha) | bitOf(Field::kIpv6Src) | bitOf(Field::kIpv6Dst) |
-      bitOf(Field::kIcmpv6Type) | bitOf(Field::kIcmpv6Code);
+      bitOf(Field::kIcmpv6Type) | bitOf(Field::kIcmpv6Code) | bitOf(Field::kCtState) |
+      bitOf(Field::kCtZone) | bitOf(Field::kCtMark) | bitOf(Field::kCtLabel);
   constexpr std::uint32_t kNoMask = bitOf(Field::kEthSrc) | bitOf(Field::kEthDst) |
       bitOf(Field::kVlanVid);
   if ((m.present & kNever) != 0 || (m.masked & kNoMask) != 0) return false;

@@ -16,10 +16,10 @@ constexpr std::array<const char*, static_cast<std::size_t>(Field::kCount)> kFiel
     "vlan_pcp",   "ip_dscp",    "ip_proto",    "ipv4_src",    "ipv4_dst",  "tcp_src",
     "tcp_dst",    "udp_src",    "udp_dst",     "icmpv4_type", "icmpv4_code", "arp_op",
     "arp_spa",    "arp_tpa",    "arp_sha",     "arp_tha",     "ipv6_src",  "ipv6_dst",
-    "icmpv6_type", "icmpv6_code"};
+    "icmpv6_type", "icmpv6_code", "ct_state",    "ct_zone",   "ct_mark",     "ct_label"};
 
 constexpr std::array<std::uint8_t, static_cast<std::size_t>(Field::kCount)> kFieldSizes = {
-    4, 8, 6, 6, 2, 2, 1, 1, 1, 4, 4, 2, 2, 2, 2, 1, 1, 2, 4, 4, 6, 6, 16, 16, 1, 1};
+    4, 8, 6, 6, 2, 2, 1, 1, 1, 4, 4, 2, 2, 2, 2, 1, 1, 2, 4, 4, 6, 6, 16, 16, 1, 1, 4, 2, 4, 16};
 
 void put(std::uint8_t* out, std::uint64_t v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(v >> (8 * (n - 1 - i)));
@@ -125,6 +125,23 @@ Match& Match::ipv6Dst(const Ip6& a, std::optional<Ip6> mask) {
 }
 Match& Match::icmpv6Type(std::uint8_t t) { icmpv6_type = t; CW_MARK(Field::kIcmpv6Type, false); return *this; }
 Match& Match::icmpv6Code(std::uint8_t c) { icmpv6_code = c; CW_MARK(Field::kIcmpv6Code, false); return *this; }
+Match& Match::ctState(std::uint32_t bits, std::uint32_t mask) {
+  ct_state_mask = mask; ct_state = bits & mask;
+  CW_MARK(Field::kCtState, mask != 0xffffffff);
+  return *this;
+}
+Match& Match::ctZone(std::uint16_t z) { ct_zone = z; CW_MARK(Field::kCtZone, false); return *this; }
+Match& Match::ctMark(std::uint32_t v, std::uint32_t mask) {
+  ct_mark_mask = mask; ct_mark = v & mask;
+  CW_MARK(Field::kCtMark, mask != 0xffffffff);
+  return *this;
+}
+Match& Match::ctLabel(std::uint64_t hi, std::uint64_t lo, std::uint64_t hi_mask, std::uint64_t lo_mask) {
+  ct_label_hi_mask = hi_mask; ct_label_lo_mask = lo_mask;
+  ct_label_hi = hi & hi_mask; ct_label_lo = lo & lo_mask;
+  CW_MARK(Field::kCtLabel, hi_mask != ~0ULL || lo_mask != ~0ULL);
+  return *this;
+}
 #undef CW_MARK
 
 bool Match::operator==(const Match& o) const {
@@ -153,7 +170,8 @@ bool fieldMaskable(Field f) {
   switch (f) {
     case Field::kMetadata: case Field::kEthDst: case Field::kEthSrc: case Field::kVlanVid:
     case Field::kIpv4Src: case Field::kIpv4Dst: case Field::kArpSpa: case Field::kArpTpa:
-    case Field::kIpv6Src: case Field::kIpv6Dst:
+    case Field::kIpv6Src: case Field::kIpv6Dst: case Field::kCtState: case Field::kCtMark:
+    case Field::kCtLabel:
       return true;
     default:
       return false;
@@ -188,6 +206,13 @@ void fieldBytes(const Match& m, Field f, bool mask, std::uint8_t* out) {
     case Field::kIpv6Dst: std::memcpy(out, (mask ? m.ipv6_dst_mask : m.ipv6_dst).b.data(), 16); break;
     case Field::kIcmpv6Type: out[0] = m.icmpv6_type; break;
     case Field::kIcmpv6Code: out[0] = m.icmpv6_code; break;
+    case Field::kCtState: put(out, mask ? m.ct_state_mask : m.ct_state, 4); break;
+    case Field::kCtZone: put(out, m.ct_zone, 2); break;
+    case Field::kCtMark: put(out, mask ? m.ct_mark_mask : m.ct_mark, 4); break;
+    case Field::kCtLabel:
+      put(out, mask ? m.ct_label_hi_mask : m.ct_label_hi, 8);
+      put(out + 8, mask ? m.ct_label_lo_mask : m.ct_label_lo, 8);
+      break;
     case Field::kCount: assert(false); break;
   }
 }
@@ -230,6 +255,16 @@ void setFieldBytes(Match& m, Field f, const std::uint8_t* v, const std::uint8_t*
     case Field::kIpv6Dst: m.ipv6Dst(ip6(v), ip6_mask()); break;
     case Field::kIcmpv6Type: m.icmpv6Type(v[0]); break;
     case Field::kIcmpv6Code: m.icmpv6Code(v[0]); break;
+    case Field::kCtState:
+      m.ctState(static_cast<std::uint32_t>(get(v, 4)), mk ? static_cast<std::uint32_t>(get(mk, 4)) : 0xffffffff);
+      break;
+    case Field::kCtZone: m.ctZone(u16(v)); break;
+    case Field::kCtMark:
+      m.ctMark(static_cast<std::uint32_t>(get(v, 4)), mk ? static_cast<std::uint32_t>(get(mk, 4)) : 0xffffffff);
+      break;
+    case Field::kCtLabel:
+      m.ctLabel(get(v, 8), get(v + 8, 8), mk ? get(mk, 8) : ~0ULL, mk ? get(mk + 8, 8) : ~0ULL);
+      break;
     case Field::kCount: assert(false); break;
   }
 }

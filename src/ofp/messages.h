@@ -41,11 +41,19 @@ enum class Field : std::uint8_t {
   kInPort, kMetadata, kEthDst, kEthSrc, kEthType, kVlanVid, kVlanPcp, kIpDscp, kIpProto,
   kIpv4Src, kIpv4Dst, kTcpSrc, kTcpDst, kUdpSrc, kUdpDst, kIcmpv4Type, kIcmpv4Code,
   kArpOp, kArpSpa, kArpTpa, kArpSha, kArpTha, kIpv6Src, kIpv6Dst, kIcmpv6Type, kIcmpv6Code,
+  // Open vSwitch conntrack fields (Nicira NXM_NX class 0x0001, fields 105..108). OVS accepts
+  // them inside OpenFlow 1.3 OXM matches; OpenFlow 1.0 cannot carry them (kBadField).
+  kCtState, kCtZone, kCtMark, kCtLabel,
   kCount
 };
 const char* fieldName(Field f);
 
 inline constexpr std::uint16_t kVlanPresent = 0x1000;  // OFPVID_PRESENT
+
+// ct_state bits (NXM_NX_CT_STATE). Match::ctState(bits, mask): a bit in mask and in bits is
+// "+flag", a bit in mask but not in bits is "-flag".
+inline constexpr std::uint32_t kCtNew = 0x01, kCtEst = 0x02, kCtRel = 0x04, kCtRpl = 0x08,
+                               kCtInv = 0x10, kCtTrk = 0x20, kCtSnat = 0x40, kCtDnat = 0x80;
 // OFPVID_NONE: vlanVid(kVlanNone) matches only frames without an 802.1Q tag. A priority-tagged
 // frame (VID 0) has kVlanPresent | 0 and does not match (OpenFlow 1.3 §7.2.3.8).
 inline constexpr std::uint16_t kVlanNone = 0x0000;
@@ -72,6 +80,10 @@ struct Match {
   MacAddr arp_sha, arp_tha;
   Ip6 ipv6_src, ipv6_src_mask, ipv6_dst, ipv6_dst_mask;
   std::uint8_t icmpv6_type = 0, icmpv6_code = 0;
+  std::uint32_t ct_state = 0, ct_state_mask = 0;
+  std::uint16_t ct_zone = 0;
+  std::uint32_t ct_mark = 0, ct_mark_mask = 0;
+  std::uint64_t ct_label_hi = 0, ct_label_lo = 0, ct_label_hi_mask = 0, ct_label_lo_mask = 0;
 
   bool has(Field f) const { return (present & bit(f)) != 0; }
   bool hasMask(Field f) const { return (masked & bit(f)) != 0; }
@@ -105,6 +117,14 @@ struct Match {
   Match& ipv6Dst(const Ip6& a, std::optional<Ip6> mask = std::nullopt);
   Match& icmpv6Type(std::uint8_t t);
   Match& icmpv6Code(std::uint8_t c);
+  // Conntrack (1.3 only). ctState(kCtTrk | kCtNew, kCtTrk | kCtNew) is +trk+new;
+  // ctState(kCtTrk, kCtTrk | kCtInv) is +trk-inv.
+  Match& ctState(std::uint32_t bits, std::uint32_t mask);
+  Match& ctZone(std::uint16_t z);
+  Match& ctMark(std::uint32_t v, std::uint32_t mask = 0xffffffff);
+  // The 128-bit label as two halves: hi is bits 127..64.
+  Match& ctLabel(std::uint64_t hi, std::uint64_t lo, std::uint64_t hi_mask = ~0ULL,
+                 std::uint64_t lo_mask = ~0ULL);
 
   bool operator==(const Match& o) const;  // compares present fields (and masks) only
 };
@@ -131,7 +151,27 @@ struct ActionGroup {
   std::uint32_t group_id = 0;
   bool operator==(const ActionGroup&) const = default;
 };
-using Action = std::variant<ActionOutput, ActionSetField, ActionPushVlan, ActionPopVlan, ActionGroup>;
+// Open vSwitch conntrack actions (Nicira vendor actions, OpenFlow 1.3 only: canEncode(kOf10, ..)
+// is false for a message carrying them).
+inline constexpr std::uint16_t kCtCommit = 1, kCtForce = 2;  // NX_CT_F_COMMIT / NX_CT_F_FORCE
+inline constexpr std::uint8_t kCtNoRecirc = 0xff;            // NX_CT_RECIRC_NONE
+// ct(...) (NXAST_CT): send the packet through conntrack in `zone`; with table != kCtNoRecirc
+// the packet continues (a copy, with ct_* fields filled) in that table. exec: set_fields of
+// ct_mark / ct_label applied to the connection on commit.
+struct ActionCt {
+  std::uint16_t flags = 0;  // kCtCommit | kCtForce
+  std::uint16_t zone = 0;   // immediate zone
+  std::uint8_t table = kCtNoRecirc;
+  std::uint16_t alg = 0;    // 0: no ALG
+  std::vector<ActionSetField> exec;
+  bool operator==(const ActionCt&) const = default;
+};
+// ct_clear (NXAST_CT_CLEAR): forget the packet's conntrack state (ct_* fields back to zero).
+struct ActionCtClear {
+  bool operator==(const ActionCtClear&) const = default;
+};
+using Action = std::variant<ActionOutput, ActionSetField, ActionPushVlan, ActionPopVlan,
+                            ActionGroup, ActionCt, ActionCtClear>;
 using ActionList = std::vector<Action>;
 
 // ---- Instructions (1.3; the 1.0 codec flattens ApplyActions and rejects the rest) ----
@@ -292,6 +332,32 @@ struct MeterMod {  // 1.3 only
   bool operator==(const MeterMod&) const = default;
 };
 
+// Open vSwitch conntrack table flushes (Nicira vendor messages, OpenFlow 1.3).
+// NXT_CT_FLUSH_ZONE: drop every connection in one zone.
+struct CtFlushZone {
+  std::uint16_t zone = 0;
+  bool operator==(const CtFlushZone&) const = default;
+};
+// One direction of a connection. For TCP/UDP/SCTP the ports count, for ICMP the type, code
+// and id. proto 0 with everything else zero means "no tuple".
+struct CtTuple {
+  std::uint8_t proto = 0;
+  Ip4 src, dst;
+  std::uint16_t src_port = 0, dst_port = 0;
+  std::uint8_t icmp_type = 0, icmp_code = 0;
+  std::uint16_t icmp_id = 0;
+  bool operator==(const CtTuple&) const = default;
+};
+// NXT_CT_FLUSH (OVS >= 3.1): drop the connections matching the zone and the given original /
+// reply direction tuples; zero parts of a tuple match anything. As Open vSwitch 3.1 (netdev)
+// applies it: no tuple and no zone flushes every zone; a tuple without a zone looks in zone 0
+// only; a tuple may be partial (e.g. protocol and source address only).
+struct CtFlush {
+  std::optional<std::uint16_t> zone;
+  std::optional<CtTuple> orig, reply;
+  bool operator==(const CtFlush&) const = default;
+};
+
 // Multipart (1.3) / stats (1.0).
 struct PortDescRequest {
   bool operator==(const PortDescRequest&) const = default;
@@ -336,6 +402,6 @@ struct MultipartReply {
 using Message = std::variant<Hello, ErrorMsg, Echo, FeaturesRequest, FeaturesReply,
                              GetConfigRequest, SwitchConfig, PacketIn, PacketOut, FlowMod,
                              FlowRemoved, PortStatus, BarrierRequest, BarrierReply, RoleMsg,
-                             MeterMod, MultipartRequest, MultipartReply>;
+                             MeterMod, MultipartRequest, MultipartReply, CtFlushZone, CtFlush>;
 
 }  // namespace cw::ofp

@@ -13,32 +13,44 @@ namespace {
 
 constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::kCount);
 
-// OXM_OF_* field numbers for each Field.
+// OXM_OF_* field numbers for each Field (class OFPXMC_OPENFLOW_BASIC), then the NXM_NX_* ones
+// for the conntrack fields (class NXM1, which Open vSwitch also accepts as an OXM class).
 constexpr std::array<std::uint8_t, kFieldCount> kOxmCode = {
     0 /*in_port*/, 2 /*metadata*/, 3 /*eth_dst*/, 4 /*eth_src*/, 5 /*eth_type*/,
     6 /*vlan_vid*/, 7 /*vlan_pcp*/, 8 /*ip_dscp*/, 10 /*ip_proto*/, 11 /*ipv4_src*/,
     12 /*ipv4_dst*/, 13 /*tcp_src*/, 14 /*tcp_dst*/, 15 /*udp_src*/, 16 /*udp_dst*/,
     19 /*icmpv4_type*/, 20 /*icmpv4_code*/, 21 /*arp_op*/, 22 /*arp_spa*/, 23 /*arp_tpa*/,
     24 /*arp_sha*/, 25 /*arp_tha*/, 26 /*ipv6_src*/, 27 /*ipv6_dst*/, 29 /*icmpv6_type*/,
-    30 /*icmpv6_code*/};
+    30 /*icmpv6_code*/, 105 /*ct_state*/, 106 /*ct_zone*/, 107 /*ct_mark*/, 108 /*ct_label*/};
+constexpr std::size_t kFirstNx = static_cast<std::size_t>(Field::kCtState);
 
-constexpr std::size_t kMaxOxmCode = 40;
-constexpr std::array<Field, kMaxOxmCode> makeReverse() {
+constexpr std::uint16_t classOf(Field f) {
+  return static_cast<std::size_t>(f) >= kFirstNx ? wire::kNxmClass1 : wire::v13::kOxmClassBasic;
+}
+
+constexpr std::size_t kMaxOxmCode = 128;
+constexpr std::array<Field, kMaxOxmCode> makeReverse(std::uint16_t cls) {
   std::array<Field, kMaxOxmCode> r{};
   for (auto& f : r) f = Field::kCount;
-  for (std::size_t i = 0; i < kFieldCount; ++i) r[kOxmCode[i]] = static_cast<Field>(i);
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    if (classOf(static_cast<Field>(i)) == cls) r[kOxmCode[i]] = static_cast<Field>(i);
+  }
   return r;
 }
-constexpr auto kFieldForCode = makeReverse();
+constexpr auto kBasicForCode = makeReverse(wire::v13::kOxmClassBasic);
+constexpr auto kNxForCode = makeReverse(wire::kNxmClass1);
 
-Field fieldForCode(std::uint8_t code) {
-  return code < kMaxOxmCode ? kFieldForCode[code] : Field::kCount;
+Field fieldForCode(std::uint16_t cls, std::uint8_t code) {
+  if (code >= kMaxOxmCode) return Field::kCount;
+  if (cls == wire::v13::kOxmClassBasic) return kBasicForCode[code];
+  if (cls == wire::kNxmClass1) return kNxForCode[code];
+  return Field::kCount;
 }
 
 void writeOxm(ByteWriter& w, const Match& m, Field f) {
   bool has_mask = m.hasMask(f);
   std::size_t n = fieldSize(f);
-  w.u16(wire::v13::kOxmClassBasic);
+  w.u16(classOf(f));
   w.u8(static_cast<std::uint8_t>((kOxmCode[static_cast<std::size_t>(f)] << 1) | (has_mask ? 1 : 0)));
   w.u8(static_cast<std::uint8_t>(has_mask ? 2 * n : n));
   std::array<std::uint8_t, 16> buf{};
@@ -60,8 +72,7 @@ Status readOxm(ByteReader& r, Match& m, OxmMode mode) {
   std::uint8_t len = r.u8();
   if (r.remaining() < len) return fail(DecodeError::kBadMatch);
   Bytes payload = r.bytes(len);
-  Field f = cls == wire::v13::kOxmClassBasic ? fieldForCode(static_cast<std::uint8_t>(field_hm >> 1))
-                                             : Field::kCount;
+  Field f = fieldForCode(cls, static_cast<std::uint8_t>(field_hm >> 1));
   if (f == Field::kCount) {
     if (mode == OxmMode::kPacketIn) return {};
     return fail(mode == OxmMode::kSetField ? DecodeError::kBadAction : DecodeError::kBadField);

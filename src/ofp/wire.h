@@ -26,6 +26,35 @@ static_assert(sizeof(SwitchConfig) == 12);
 struct ErrorMsg { Header h; U16 type, code; };
 static_assert(sizeof(ErrorMsg) == 12);
 
+// ---- Nicira (Open vSwitch) extensions, the same in both versions ----
+inline constexpr std::uint16_t kNxmClass1 = 0x0001;      // NXM_NX_* match fields
+inline constexpr std::uint32_t kNxVendorId = 0x00002320;  // NX_VENDOR_ID
+inline constexpr std::uint16_t kActExperimenter = 0xffff; // OFPAT_EXPERIMENTER / OFPAT_VENDOR
+inline constexpr std::uint8_t kMsgExperimenter = 4;       // OFPT_EXPERIMENTER / OFPT_VENDOR
+// nx_action_header: type, len, vendor, subtype, pad[6].
+struct NxActionHeader { U16 type, len; U32 vendor; U16 subtype; std::array<U8, 6> pad; };
+static_assert(sizeof(NxActionHeader) == 16);
+// nx_action_conntrack; nested actions follow, counted in len.
+struct NxActionCt { U16 type, len; U32 vendor; U16 subtype, flags; U32 zone_src; U16 zone_imm;
+                    U8 recirc_table; std::array<U8, 3> pad; U16 alg; };
+static_assert(sizeof(NxActionCt) == 24);
+inline constexpr std::uint16_t kNxastCt = 35, kNxastCtClear = 43;
+// nicira_header (ofp_header + vendor + subtype).
+struct NxHeader { Header h; U32 vendor, subtype; };
+static_assert(sizeof(NxHeader) == 16);
+inline constexpr std::uint32_t kNxtCtFlushZone = 29, kNxtCtFlush = 32;
+struct NxZoneId { std::array<U8, 6> zero; U16 zone_id; };
+static_assert(sizeof(NxZoneId) == 8);
+// nx_ct_flush (OVS 3.1): ip_proto, then 7 bytes ovs-ofctl sends as zero and Open vSwitch's
+// decoder requires to be zero (there is no family byte to set: the family follows from the
+// addresses, IPv4-mapped or not). Properties follow: ofp_prop_header TLVs padded to 8, the
+// tuple ones nesting properties after 4 bytes of pad.
+struct NxCtFlush { U8 ip_proto; std::array<U8, 7> zero; };
+static_assert(sizeof(NxCtFlush) == 8);
+inline constexpr std::uint16_t kCtFlushOrig = 0, kCtFlushReply = 1, kCtFlushZone = 2;
+inline constexpr std::uint16_t kCtTupleSrc = 0, kCtTupleDst = 1, kCtTupleSrcPort = 2,
+    kCtTupleDstPort = 3, kCtTupleIcmpId = 4, kCtTupleIcmpType = 5, kCtTupleIcmpCode = 6;
+
 // ---- OpenFlow 1.3 ----
 namespace v13 {
 inline constexpr std::uint8_t kHello = 0, kError = 1, kEchoRequest = 2, kEchoReply = 3,

@@ -58,7 +58,16 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
       return inspectPacket(s, *sv, *to, pi.inPort(), *frame, true, view.generation, now);
   }
   if (replayRecent(s, pi.inPort(), *frame, view.generation, now.mono_ms)) return;
-  decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now);
+  // What conntrack said, when the packet came through it (docs/pipeline.md).
+  decide::CtSeen ct;
+  const bool tracked = pi.match.has(ofp::Field::kCtState) && (pi.match.ct_state & ofp::kCtTrk) != 0;
+  if (tracked) {
+    ct.state = pi.match.ct_state;
+    ct.zone = pi.match.has(ofp::Field::kCtZone) ? pi.match.ct_zone : 0;
+    ct.mark = pi.match.has(ofp::Field::kCtMark) ? pi.match.ct_mark : 0;
+    ct.table = pi.table_id;
+  }
+  decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now, nullptr, tracked ? &ct : nullptr);
   rememberDecision(pi.inPort(), *frame, d, view.generation, now.mono_ms);
   apply(s, *sv, pi.inPort(), *frame, d, now);
 }
@@ -99,14 +108,16 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
     return;
   }
   if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, frame);
-  (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
-  for (const auto& fm : d.flows) s.sendFlowMod(fm);
+  // An open connection decided again the same way is nothing new: counted by its reason only.
+  const bool unchanged = d.again && d.action == policy::Action::kAllow;
+  if (!unchanged) (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
   // A checked query that went on to the resolver is counted, not logged: the connection it
-  // leads to is (a refused one is logged like any refused connection).
+  // leads to is (a refused one is logged like any refused connection). An open connection the
+  // new rules cut is logged as such.
   const bool allowed_query = d.dns_query && d.action == policy::Action::kAllow;
   if (observer_ != nullptr && d.reason != decide::Reason::kUnknownPort &&
-      d.reason != decide::Reason::kNotIpv4 && !allowed_query) {
+      d.reason != decide::Reason::kNotIpv4 && !allowed_query && !unchanged) {
     const decide::CellPort* cell = sv.cellOnPort(in_port);
     if (cell == nullptr && (d.reason == decide::Reason::kInboundRule || d.inbound) && frame.isIpv4())
       cell = sv.cellWithIp(frame.ip_dst.v4());
@@ -116,11 +127,10 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
 
 namespace {
 
-// The last decisions of this switch thread, by connection. Open vSwitch's userspace datapath
-// keeps sending a new connection's next packets (the handshake's ACK, the first data) to the
-// controller until it revalidates the datapath flow that sent the first one there, even though
-// the connection's OpenFlow flows are already in. Those repeats are forwarded as decided, not
-// decided again: a connection is decided (counted, logged) once.
+// The last decisions of this switch thread, by connection. A connection's next packets can
+// reach the controller before the switch has committed it (a retransmitted SYN, packets sent
+// back to back): those repeats are forwarded as decided, not decided again: a connection is
+// decided (counted, logged) once.
 struct Recent {
   std::uint64_t generation = 0;  // the view it was decided in: any policy change invalidates
   std::int64_t at_ms = -1;
@@ -128,7 +138,7 @@ struct Recent {
   std::uint16_t sport = 0, dport = 0;
   std::uint8_t proto = 0;
   bool allow = false;
-  ofp::ActionList actions;  // the forward flow's, controller outputs removed
+  ofp::ActionList actions;  // how the tables forward it (the decision's first leg)
 };
 constexpr std::size_t kRecentSlots = 1024;
 constexpr std::int64_t kRecentMs = 1000;
@@ -168,7 +178,7 @@ bool PacketPath::replayRecent(sw::Switch& s, std::uint32_t in_port, const packet
 
 void PacketPath::rememberDecision(std::uint32_t in_port, const packet::Frame& f, const decide::Decision& d,
                                   std::uint64_t generation, std::int64_t now_ms) {
-  if (!f.isIpv4() || d.flows.empty()) return;  // rejects answer every packet: nothing to remember
+  if (!f.isIpv4() || d.legs.empty()) return;  // rejects answer every packet: nothing to remember
   Recent& r = slotFor(in_port, f);
   r.generation = generation;
   r.at_ms = now_ms;
@@ -179,20 +189,15 @@ void PacketPath::rememberDecision(std::uint32_t in_port, const packet::Frame& f,
   r.dport = f.dst_port;
   r.proto = f.ip_proto;
   r.allow = d.action == policy::Action::kAllow;
-  r.actions.clear();
-  for (const auto& ins : d.flows.front().instructions)
-    if (const auto* apply = std::get_if<ofp::InstrApplyActions>(&ins))
-      for (const auto& a : apply->actions) {
-        const auto* out = std::get_if<ofp::ActionOutput>(&a);
-        if (out == nullptr || out->port != ofp::kPortController) r.actions.push_back(a);
-      }
+  r.actions = d.legs.front().actions;
   if (r.allow && r.actions.empty()) r.at_ms = -1;  // nothing to replay with: decide again
 }
 
 namespace {
 
-// Inspect mode's connection table: what the flow pair of a decided connection would have done,
-// kept by the controller, which now forwards each packet itself. Per switch thread, bounded.
+// Inspect mode's connection table: how the tables would forward each direction of a decided
+// connection (the decision's legs), kept by the controller, which now forwards each packet
+// itself. Per switch thread, bounded.
 struct InspectKey {
   std::uint32_t in_port, src, dst;
   std::uint16_t sport, dport;
@@ -224,19 +229,6 @@ InspectKey keyOf(std::uint32_t in_port, const packet::Frame& f, bool reverse) {
     std::swap(k.sport, k.dport);
   }
   return k;
-}
-
-// A flow's output actions without its copy to the controller.
-ofp::ActionList forwardActions(const ofp::FlowMod& fm, bool* had_controller) {
-  ofp::ActionList out;
-  for (const auto& ins : fm.instructions)
-    if (const auto* apply = std::get_if<ofp::InstrApplyActions>(&ins))
-      for (const auto& a : apply->actions) {
-        const auto* o = std::get_if<ofp::ActionOutput>(&a);
-        if (o != nullptr && o->port == ofp::kPortController) *had_controller = true;
-        else out.push_back(a);
-      }
-  return out;
 }
 
 }  // namespace
@@ -310,17 +302,18 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
     for (const auto& po : d.packet_outs) s.sendPacketOut(po);
     return;
   }
-  // The flows the decision would install say what to do with each direction, and for how long.
-  for (std::size_t i = 0; i < d.flows.size() && i < 2; ++i) {
-    const ofp::FlowMod& fm = d.flows[i];
+  // The decision's legs say what to do with each direction, and for how long. Nothing is
+  // committed to conntrack: inspected packets never pass it.
+  for (const decide::Leg& leg : d.legs) {
     InspectConn c;
     c.generation = generation;
     c.last_ms = now.mono_ms;
-    c.idle_ms = std::int64_t{fm.idle_timeout} * 1000;
+    c.idle_ms = std::int64_t{leg.idle_s} * 1000;
     c.allow = d.action == policy::Action::kAllow;
     c.cell_id = cell.cell_id;
-    c.actions = forwardActions(fm, &c.snoop);
-    table.conns[keyOf(fm.match.in_port, f, i == 1)] = std::move(c);
+    c.actions = leg.actions;
+    c.snoop = leg.snoop;
+    table.conns[keyOf(leg.in_port, f, leg.reverse)] = std::move(c);
   }
   if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, f);
   auto it = table.conns.find(key);

@@ -61,6 +61,20 @@ std::vector<ofp::PacketOut> FakeSwitch::packetOuts() const {
   return out;
 }
 
+std::vector<ofp::CtFlush> FakeSwitch::ctFlushes() const {
+  std::vector<ofp::CtFlush> out;
+  for (const auto& m : sent_)
+    if (const auto* f = std::get_if<ofp::CtFlush>(&m)) out.push_back(*f);
+  return out;
+}
+
+std::vector<ofp::CtFlushZone> FakeSwitch::ctFlushZones() const {
+  std::vector<ofp::CtFlushZone> out;
+  for (const auto& m : sent_)
+    if (const auto* f = std::get_if<ofp::CtFlushZone>(&m)) out.push_back(*f);
+  return out;
+}
+
 std::size_t FakeSwitch::runPosted() {
   std::size_t n = 0;
   while (!posted_.empty()) {

@@ -1,6 +1,6 @@
 // FakeSwitch: a sw::Switch for hermetic unit tests (switch.h is the interface). Records every
 // message it is asked to send, in order, so a test can assert what the code under test wrote
-// (flow-mods, packet-outs, meter-mods, barriers, flow dumps); nothing goes anywhere.
+// (flow-mods, packet-outs, meter-mods, conntrack flushes, barriers, flow dumps); nothing goes anywhere.
 //
 // Like the real connection it checks that each message can be encoded in the switch's
 // OpenFlow version (ofp::canEncode) and counts those that cannot instead of sending them
@@ -54,6 +54,9 @@ class FakeSwitch final : public Switch {
   // The flow-mods and packet-outs sent, in order (copies: keep them by value).
   std::vector<ofp::FlowMod> flowMods() const;
   std::vector<ofp::PacketOut> packetOuts() const;
+  // The conntrack flushes sent, in order.
+  std::vector<ofp::CtFlush> ctFlushes() const;
+  std::vector<ofp::CtFlushZone> ctFlushZones() const;
   // Messages the switch's version cannot express (not recorded in sent()).
   std::size_t unencodable() const { return unencodable_; }
   // Forgets what was sent (not the counters).

@@ -63,6 +63,32 @@ OVS = {
                       r"speed: 10000 Mbps now, 10000 Mbps max"],
     "port_status10": [r"\(xid=0x71\): MOD: 1\(cw-firefox-1\): addr:02:00:00:00:00:01"],
     "port_desc13": [r"OFPST_PORT_DESC request \(OF1\.3\) \(xid=0xe\)"],
+    # Conntrack (Nicira extensions: NXM_NX_CT_* fields as OXMs, NXAST_CT / NXAST_CT_CLEAR,
+    # NXT_CT_FLUSH_ZONE / NXT_CT_FLUSH).
+    "ct_flow_mod13": [r"\(xid=0x20\): ADD table:2 priority=200,ct_state=\+est\+trk,ct_zone=7,ct_mark=0x5/0x7 "
+                      r"actions=goto_table:4$"],
+    "ct_recirc13": [r"\(xid=0x21\): ADD table:1 priority=10,ct_state=-inv\+trk,ct_label=0x10/0xff,ip "
+                    r"actions=ct\(table=3,zone=7\)$"],
+    "ct_packet_out13": [r"\(xid=0x22\): in_port=CONTROLLER "
+                        r"actions=ct\(commit,zone=5,exec\(set_field:0x9->ct_mark\)\),ct_clear,output:5 data_len=60"],
+    "ct_commit13": [r"\(xid=0x23\): ADD table:3 ct_state=\+new\+trk,ip actions=ct\(commit,force,zone=9,"
+                    r"exec\(set_field:0x9->ct_mark,set_field:0x10000000000000002->ct_label\)\),output:2$"],
+    "ct_packet_in13": [r"OFPT_PACKET_IN \(OF1\.3\) \(xid=0x24\): table_id=3 cookie=0x0 total_len=60 "
+                       r"ct_state=est\|trk,ct_zone=7,ct_mark=0x5,ct_label=0x1,in_port=4 \(via action\)"],
+    "ct_flush_zone13": [r"NXT_CT_FLUSH_ZONE \(OF1\.3\) \(xid=0x25\): zone_id=5$"],
+    "ct_flush_zone10": [r"NXT_CT_FLUSH_ZONE \(xid=0x125\): zone_id=5$"],
+    "ct_flush13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x26\): zone=5 "
+                   r"'ct_nw_src=10\.1\.2\.3,ct_nw_dst=10\.4\.5\.6,ct_tp_src=1234,ct_tp_dst=80,ct_nw_proto=6' "
+                   r"'ct_nw_src=10\.4\.5\.6,ct_nw_dst=10\.1\.2\.3,ct_tp_src=80,ct_tp_dst=1234'$"],
+    # No zone property: ofp-print shows the default zone 0.
+    "ct_flush_icmp13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x27\): zone=0 "
+                        r"'ct_nw_src=10\.1\.2\.3,ct_nw_dst=10\.4\.5\.6,icmp_id=7,icmp_type=8,icmp_code=0,ct_nw_proto=1' "
+                        r"'ct_nw_src=::,ct_nw_dst=::,icmp_id=0,icmp_type=0,icmp_code=0'$"],
+    "ct_flush_partial13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x28\): zone=6 "
+                           r"'ct_nw_src=10\.1\.2\.3,ct_nw_dst=::,ct_tp_src=0,ct_tp_dst=0,ct_nw_proto=17' "],
+    # Nothing but the header: ofp-print shows zone 0 and empty (IPv6-looking) tuples.
+    "ct_flush_all13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x29\): zone=0 'ct_ipv6_src=::,ct_ipv6_dst=::,"
+                       r"ct_tp_src=0,ct_tp_dst=0,ct_nw_proto=0'"],
 }
 
 # tshark: field → expected value (a list for repeated fields), per message.
@@ -109,6 +135,15 @@ TSHARK = {
     "port_status13": {V4 + "port.name": "cw-firefox-1", V4 + "port.port_no": "1",
                       V4 + "port.hw_addr": "02:00:00:00:00:01", V4 + "port_status.reason": "2"},
     "port_desc13": {V4 + "multipart_request.type": "13"},
+    # Wireshark knows the NXM class and the Nicira vendor id, not the fields' bodies.
+    "ct_flow_mod13": {V4 + "oxm.class": ["0x0001"] * 3, V4 + "oxm.field": ["105", "106", "107"]},
+    "ct_recirc13": {V4 + "oxm.class": ["0x8000", "0x0001", "0x0001"], V4 + "oxm.field": ["5", "105", "108"],
+                    V4 + "action.type": "65535", V4 + "action_experimenter.experimenter": "0x00002320"},
+    "ct_packet_out13": {V4 + "action.type": ["65535", "65535", "0"],
+                        V4 + "action_experimenter.experimenter": ["0x00002320", "0x00002320"]},
+    "ct_packet_in13": {V4 + "oxm.field": ["0", "105", "106", "107", "108"]},
+    "ct_flush_zone13": {V4 + "experimenter.experimenter": "0x00002320", V4 + "experimenter.exp_type": "29"},
+    "ct_flush13": {V4 + "experimenter.experimenter": "0x00002320", V4 + "experimenter.exp_type": "32"},
 }
 
 

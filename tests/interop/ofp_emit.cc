@@ -156,6 +156,51 @@ std::vector<Item> items() {
   v.push_back({"port_status13", Version::kOf13, 13, PortStatus{PortReason::kModify, port}});
   v.push_back({"port_status10", Version::kOf10, 113, PortStatus{PortReason::kModify, port10}});
   v.push_back({"port_desc13", Version::kOf13, 14, MultipartRequest{0, PortDescRequest{}}});
+
+  // Conntrack (Nicira extensions).
+  FlowMod ct;
+  ct.table_id = 2;
+  ct.priority = 200;
+  ct.match.ctState(kCtTrk | kCtEst, kCtTrk | kCtEst).ctZone(7).ctMark(0x5, 0x7);
+  ct.instructions = {InstrGotoTable{4}};
+  v.push_back({"ct_flow_mod13", Version::kOf13, 0x20, ct});
+  FlowMod recirc;
+  recirc.table_id = 1;
+  recirc.priority = 10;
+  recirc.match.ethType(0x0800).ctState(kCtTrk, kCtTrk | kCtInv).ctLabel(0, 0x10, 0, 0xff);
+  recirc.instructions = {InstrApplyActions{{ActionCt{0, 7, 3, 0, {}}}}};
+  v.push_back({"ct_recirc13", Version::kOf13, 0x21, recirc});
+  Match set_mark;
+  set_mark.ctMark(0x9);
+  Match set_label;
+  set_label.ctLabel(0x1, 0x2);
+  PacketOut ct_po;
+  ct_po.actions = {ActionCt{kCtCommit, 5, kCtNoRecirc, 0, {{set_mark}}}, ActionCtClear{}, ActionOutput{5, 0}};
+  ct_po.data = frame();
+  v.push_back({"ct_packet_out13", Version::kOf13, 0x22, ct_po});
+  FlowMod commit;
+  commit.table_id = 3;
+  commit.match.ethType(0x0800).ctState(kCtTrk | kCtNew, kCtTrk | kCtNew);  // ct() needs ip or ipv6
+  commit.instructions = {InstrApplyActions{{ActionCt{kCtCommit | kCtForce, 9, kCtNoRecirc, 0, {{set_mark}, {set_label}}},
+                                            ActionOutput{2, 0}}}};
+  v.push_back({"ct_commit13", Version::kOf13, 0x23, commit});
+  PacketIn ct_pi;
+  ct_pi.total_len = 60;
+  ct_pi.reason = PacketInReason::kAction;
+  ct_pi.table_id = 3;
+  ct_pi.match.inPort(4).ctState(kCtTrk | kCtEst, 0xffffffff).ctZone(7).ctMark(5).ctLabel(0, 1);
+  ct_pi.data = cw::Bytes(kFrame);
+  v.push_back({"ct_packet_in13", Version::kOf13, 0x24, ct_pi});
+  v.push_back({"ct_flush_zone13", Version::kOf13, 0x25, CtFlushZone{5}});
+  v.push_back({"ct_flush_zone10", Version::kOf10, 0x125, CtFlushZone{5}});
+  CtTuple tcp{6, ip("10.1.2.3"), ip("10.4.5.6"), 1234, 80, 0, 0, 0};
+  CtTuple tcp_reply{6, ip("10.4.5.6"), ip("10.1.2.3"), 80, 1234, 0, 0, 0};
+  v.push_back({"ct_flush13", Version::kOf13, 0x26, CtFlush{5, tcp, tcp_reply}});
+  CtTuple icmp{1, ip("10.1.2.3"), ip("10.4.5.6"), 0, 0, 8, 0, 7};
+  v.push_back({"ct_flush_icmp13", Version::kOf13, 0x27, CtFlush{std::nullopt, icmp, std::nullopt}});
+  CtTuple udp_from{17, ip("10.1.2.3"), cw::Ip4{}, 0, 0, 0, 0, 0};
+  v.push_back({"ct_flush_partial13", Version::kOf13, 0x28, CtFlush{6, udp_from, std::nullopt}});
+  v.push_back({"ct_flush_all13", Version::kOf13, 0x29, CtFlush{}});
   return v;
 }
 

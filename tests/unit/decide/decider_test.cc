@@ -21,18 +21,35 @@ struct Case {
   std::function<std::vector<std::uint8_t>(const Net&)> frame;
   Action action;
   Reason reason;
-  std::size_t flows;        // FLOW_MODs
-  std::size_t packet_outs;  // PACKET_OUTs
-  std::uint32_t out_port;   // first flow's output port (0: drop / none)
+  std::size_t legs;         // directions described (allow: 2, deny: 1)
+  std::size_t packet_outs;  // PACKET_OUTs (a commit, a forward, a reject's answer)
+  std::uint32_t out_port;   // first leg's output port (0: drop / none)
 };
 
 std::uint32_t firstOutput(const Decision& d) {
-  if (d.flows.empty() || d.flows[0].instructions.empty()) return 0;
-  const auto* apply = std::get_if<ofp::InstrApplyActions>(&d.flows[0].instructions[0]);
-  if (apply == nullptr) return 0;
-  for (const auto& a : apply->actions)
+  if (d.legs.empty()) return 0;
+  for (const auto& a : d.legs[0].actions)
     if (const auto* o = std::get_if<ofp::ActionOutput>(&a)) return o->port;
   return 0;
+}
+
+// The conntrack commits of a PACKET_OUT, in order.
+std::vector<ofp::ActionCt> commits(const ofp::PacketOut& po) {
+  std::vector<ofp::ActionCt> out;
+  for (const auto& a : po.actions)
+    if (const auto* ct = std::get_if<ofp::ActionCt>(&a)) out.push_back(*ct);
+  return out;
+}
+std::uint32_t markOfCommit(const ofp::ActionCt& ct) {
+  for (const auto& sf : ct.exec)
+    if (sf.field.has(ofp::Field::kCtMark)) return sf.field.ct_mark;
+  return 0;
+}
+std::vector<std::uint32_t> outputs(const ofp::ActionList& acts) {
+  std::vector<std::uint32_t> out;
+  for (const auto& a : acts)
+    if (const auto* o = std::get_if<ofp::ActionOutput>(&a)) out.push_back(o->port);
+  return out;
 }
 
 // A frame with an 802.1Q tag of `vid` (0: priority-tagged, PCP 5) after the MAC addresses.
@@ -49,13 +66,13 @@ const std::vector<Case>& cases() {
        Action::kAllow, Reason::kPolicyRule, 2, 1, 1},
       {"same address, port not in the rule: default deny", 2,
        [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 22, packet::kTcpSyn); },
-       Action::kDeny, Reason::kPolicyDefault, 1, 0, 0},
+       Action::kDeny, Reason::kPolicyDefault, 1, 1, 0},
       {"udp allowed by a proto-only rule", 2,
        [](const Net& n) { return packet::buildUdp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.53"), 5000, 53); },
        Action::kAllow, Reason::kPolicyRule, 2, 1, 1},
       {"icmp to an address with only tcp rules: default", 2,
        [](const Net& n) { return packet::buildIcmp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 8, 0); },
-       Action::kDeny, Reason::kPolicyDefault, 1, 0, 0},
+       Action::kDeny, Reason::kPolicyDefault, 1, 1, 0},
       {"reject answers without a flow", 2,
        [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.66"), 40000, 80, packet::kTcpSyn, 1000); },
        Action::kReject, Reason::kPolicyRule, 0, 1, 0},
@@ -64,22 +81,22 @@ const std::vector<Case>& cases() {
        Action::kAllow, Reason::kEnvResolver, 2, 1, 1},
       {"anything else to the gateway is refused", 2,
        [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, n.gw.ip, 40000, 22, packet::kTcpSyn); },
-       Action::kDeny, Reason::kGatewayService, 1, 0, 0},
+       Action::kDeny, Reason::kGatewayService, 1, 1, 0},
       {"cell to cell when allowed goes straight across", 2,
        [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, n.db.ip, 40000, 8000, packet::kTcpSyn); },
        Action::kAllow, Reason::kPolicyRule, 2, 1, 3},
       {"cell to cell not allowed", 3,
        [](const Net& n) { return packet::buildTcp4(n.fromCell(n.db), n.db.ip, n.web.ip, 40000, 80, packet::kTcpSyn); },
-       Action::kDeny, Reason::kPolicyDefault, 1, 0, 0},
+       Action::kDeny, Reason::kPolicyDefault, 1, 1, 0},
       {"reply from the uplink to an allowed connection", 1,
        [](const Net& n) { return packet::buildTcp4(n.toCell(n.web), ip("192.0.2.10"), n.web.ip, 443, 40000, packet::kTcpAck); },
        Action::kAllow, Reason::kReturnTraffic, 2, 1, 2},
       {"a SYN from the uplink is an inbound opening: refused", 1,
        [](const Net& n) { return packet::buildTcp4(n.toCell(n.web), ip("192.0.2.10"), n.web.ip, 443, 40000, packet::kTcpSyn); },
-       Action::kDeny, Reason::kInboundRefused, 1, 0, 0},
+       Action::kDeny, Reason::kInboundRefused, 1, 1, 0},
       {"from the uplink, not the reverse of anything allowed", 1,
        [](const Net& n) { return packet::buildTcp4(n.toCell(n.web), ip("198.51.100.1"), n.web.ip, 443, 40000, packet::kTcpAck); },
-       Action::kDeny, Reason::kInboundRefused, 1, 0, 0},
+       Action::kDeny, Reason::kInboundRefused, 1, 1, 0},
       {"a port that is no cell's", 9,
        [](const Net& n) { return packet::buildTcp4(n.fromCell(n.web), n.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn); },
        Action::kDeny, Reason::kUnknownPort, 0, 0, 0},
@@ -112,89 +129,97 @@ TEST(Decider, Fixtures) {
     Decision d = decider.decide(net.view, c.in_port, *frame);
     EXPECT_EQ(d.action, c.action);
     EXPECT_EQ(d.reason, c.reason) << reasonName(d.reason);
-    EXPECT_EQ(d.flows.size(), c.flows);
+    EXPECT_EQ(d.legs.size(), c.legs);
     EXPECT_EQ(d.packet_outs.size(), c.packet_outs);
     EXPECT_EQ(firstOutput(d), c.out_port);
   }
 }
 
-TEST(Decider, AllowedPairIsExactBothWays) {
+TEST(Decider, AnAllowCommitsTheConnectionInTheCellsZoneAndSendsItOn) {
   Net net;
+  net.web.epoch = 77;
+  net.view.cells_by_port[net.web.ofport] = net.web;
   auto bytes = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.10"), 40000, 443,
                                  packet::kTcpSyn);
   auto frame = packet::parseFrame(bytes);
   ASSERT_TRUE(frame);
   Decision d = Decider().decide(net.view, 2, *frame);
-  ASSERT_EQ(d.flows.size(), 2u);
-  const auto& fwd = d.flows[0].match;
-  EXPECT_EQ(fwd.in_port, 2u);
-  EXPECT_EQ(fwd.ipv4_src, net.web.ip);
-  EXPECT_EQ(fwd.ipv4_dst, ip("192.0.2.10"));
-  EXPECT_EQ(fwd.tcp_src, 40000);
-  EXPECT_EQ(fwd.tcp_dst, 443);
-  const auto& rev = d.flows[1].match;
-  EXPECT_EQ(rev.in_port, 1u);
-  EXPECT_EQ(rev.ipv4_src, ip("192.0.2.10"));
-  EXPECT_EQ(rev.ipv4_dst, net.web.ip);
-  EXPECT_EQ(rev.tcp_src, 443);
-  EXPECT_EQ(rev.tcp_dst, 40000);
-  EXPECT_EQ(d.flows[0].idle_timeout, Timeouts{}.tcp_idle);
-  EXPECT_EQ(d.flows[0].table_id, kTableConn);
-  // The cookie names the cell and the deciding rule (rule 1: the first [[allow]]).
-  EXPECT_EQ(cookieCell(d.flows[0].cookie), net.web.cell_id);
-  EXPECT_EQ(d.flows[0].cookie & kCookieRuleMask, 1u);
-  EXPECT_EQ(d.rule_id, 1u);
-  // The held packet is re-injected through the tables, unchanged.
+  EXPECT_EQ(d.rule_id, 1u);  // the first [[allow]]
+  // One PACKET_OUT: committed in the cell's zone with the verdict and the cell's epoch in the
+  // mark, then on to the gateway, unchanged. Nothing for the flow table.
   ASSERT_EQ(d.packet_outs.size(), 1u);
-  EXPECT_EQ(d.packet_outs[0].in_port, 2u);
-  EXPECT_EQ(d.packet_outs[0].data, bytes);
+  const ofp::PacketOut& po = d.packet_outs[0];
+  EXPECT_EQ(po.in_port, 2u);
+  EXPECT_EQ(po.data, bytes);
+  auto cts = commits(po);
+  ASSERT_EQ(cts.size(), 1u);
+  EXPECT_EQ(cts[0].flags, ofp::kCtCommit);
+  EXPECT_EQ(cts[0].zone, zoneOf(net.web));
+  EXPECT_EQ(cts[0].table, ofp::kCtNoRecirc);
+  EXPECT_EQ(markOfCommit(cts[0]), markOf(77, true, false));
+  EXPECT_TRUE(std::holds_alternative<ofp::ActionCt>(po.actions.front()));  // commit first
+  EXPECT_EQ(outputs(po.actions), std::vector<std::uint32_t>{1});
+  // Both directions described, for inspect mode and repeats: the reply comes from the gateway.
+  ASSERT_EQ(d.legs.size(), 2u);
+  EXPECT_EQ(d.legs[0].in_port, 2u);
+  EXPECT_FALSE(d.legs[0].reverse);
+  EXPECT_EQ(d.legs[1].in_port, 1u);
+  EXPECT_TRUE(d.legs[1].reverse);
+  EXPECT_EQ(outputs(d.legs[1].actions), std::vector<std::uint32_t>{2});
+  EXPECT_EQ(d.legs[0].idle_s, Timeouts{}.tcp_idle);
 }
 
-std::vector<std::uint32_t> outputs(const ofp::FlowMod& fm) {
-  std::vector<std::uint32_t> out;
-  for (const auto& i : fm.instructions)
-    if (const auto* apply = std::get_if<ofp::InstrApplyActions>(&i))
-      for (const auto& a : apply->actions)
-        if (const auto* o = std::get_if<ofp::ActionOutput>(&a)) out.push_back(o->port);
-  return out;
-}
-
-TEST(Decider, ResolverAnswersAreCopiedToTheControllerOnly) {
+TEST(Decider, ADenyCommitsTheConnectionAsDeniedAndSendsNothingOn) {
   Net net;
-  // A query to the environment's resolver: the answer direction also goes to the controller.
+  auto bytes = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.10"), 40000, 22, packet::kTcpSyn);
+  auto frame = packet::parseFrame(bytes);
+  ASSERT_TRUE(frame);
+  Decision d = Decider().decide(net.view, 2, *frame);
+  EXPECT_EQ(d.action, Action::kDeny);
+  ASSERT_EQ(d.packet_outs.size(), 1u);
+  auto cts = commits(d.packet_outs[0]);
+  ASSERT_EQ(cts.size(), 1u);
+  EXPECT_EQ(cts[0].zone, zoneOf(net.web));
+  EXPECT_EQ(markOfCommit(cts[0]), markOf(net.web.epoch, false, false));
+  EXPECT_TRUE(outputs(d.packet_outs[0].actions).empty());  // retransmissions: dropped by the switch
+}
+
+TEST(Decider, ResolverTrafficNeverPassesConntrack) {
+  Net net;
+  // A query to the environment's resolver that missed its flow: straight on, no commit; its
+  // answers are the snooped direction.
   auto q = packet::buildUdp4(net.fromCell(net.web), net.web.ip, net.gw.ip, 5000, 53);
   auto qf = packet::parseFrame(q);
   ASSERT_TRUE(qf);
   Decision d = Decider().decide(net.view, 2, *qf);
-  ASSERT_EQ(d.flows.size(), 2u);
   EXPECT_FALSE(d.dns_answer);
-  EXPECT_EQ(cookieKind(d.flows[0].cookie), CookieKind::kConnAllow);
-  EXPECT_EQ(outputs(d.flows[0]), std::vector<std::uint32_t>{1});
-  EXPECT_EQ(cookieKind(d.flows[1].cookie), CookieKind::kDnsAnswer);
-  EXPECT_EQ(cookieCell(d.flows[1].cookie), net.web.cell_id);
-  EXPECT_EQ(outputs(d.flows[1]), (std::vector<std::uint32_t>{2, ofp::kPortController}));
+  ASSERT_EQ(d.packet_outs.size(), 1u);
+  EXPECT_TRUE(commits(d.packet_outs[0]).empty());
+  EXPECT_EQ(outputs(d.packet_outs[0].actions), std::vector<std::uint32_t>{1});
+  ASSERT_EQ(d.legs.size(), 2u);
+  EXPECT_FALSE(d.legs[0].snoop);
+  EXPECT_TRUE(d.legs[1].snoop);
 
-  // An answer whose flows expired comes back as a miss: allowed, snooped, same flows.
+  // An answer that missed its flow: allowed, snooped, straight to the cell.
   auto a = packet::buildUdp4(net.toCell(net.web), net.gw.ip, net.web.ip, 53, 5000);
   auto af = packet::parseFrame(a);
   ASSERT_TRUE(af);
   Decision r = Decider().decide(net.view, 1, *af);
   EXPECT_TRUE(r.dns_answer);
-  ASSERT_EQ(r.flows.size(), 2u);
-  EXPECT_EQ(cookieKind(r.flows[0].cookie), CookieKind::kDnsAnswer);
-  EXPECT_EQ(outputs(r.flows[0]), (std::vector<std::uint32_t>{2, ofp::kPortController}));
-  EXPECT_EQ(cookieKind(r.flows[1].cookie), CookieKind::kConnAllow);
+  ASSERT_EQ(r.packet_outs.size(), 1u);
+  EXPECT_TRUE(commits(r.packet_outs[0]).empty());
+  EXPECT_EQ(outputs(r.packet_outs[0].actions), std::vector<std::uint32_t>{2});
+  EXPECT_TRUE(r.legs[0].snoop);
 
-  // DNS from anywhere else is an ordinary connection: never copied, never a name source.
+  // DNS from anywhere else is an ordinary connection: committed, never a name source.
   auto other = packet::buildUdp4(net.toCell(net.web), ip("192.0.2.53"), net.web.ip, 53, 5000);
   auto of = packet::parseFrame(other);
   ASSERT_TRUE(of);
   Decision o = Decider().decide(net.view, 1, *of);
   EXPECT_FALSE(o.dns_answer);
-  for (const auto& fm : o.flows) {
-    EXPECT_NE(cookieKind(fm.cookie), CookieKind::kDnsAnswer);
-    for (auto port : outputs(fm)) EXPECT_NE(port, ofp::kPortController);
-  }
+  ASSERT_EQ(o.packet_outs.size(), 1u);
+  EXPECT_EQ(commits(o.packet_outs[0]).size(), 1u);
+  for (const auto& leg : o.legs) EXPECT_FALSE(leg.snoop);
 }
 
 TEST(Decider, RejectSendsRstAcknowledgingTheSyn) {
@@ -233,7 +258,7 @@ TEST(Decider, PromptHoldsWhatNoRuleCoversAndHeldVerdictsDecide) {
   Decision held = Decider().decide(net.view, 2, *f);
   EXPECT_TRUE(held.held);
   EXPECT_EQ(held.reason, Reason::kPrompt);
-  EXPECT_TRUE(held.flows.empty());
+  EXPECT_TRUE(held.legs.empty());
   EXPECT_TRUE(held.packet_outs.empty());
 
   auto known = packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn);
@@ -258,14 +283,18 @@ TEST(Decider, PromptHoldsWhatNoRuleCoversAndHeldVerdictsDecide) {
   EXPECT_FALSE(a.held);
   EXPECT_EQ(a.action, Action::kAllow);
   EXPECT_EQ(a.reason, Reason::kPromptAnswer);
-  EXPECT_EQ(a.flows.size(), 2u);  // both directions, as for a rule
-  EXPECT_EQ(a.packet_outs.size(), 1u);  // the held packet goes on
+  EXPECT_EQ(a.legs.size(), 2u);  // both directions, as for a rule
+  ASSERT_EQ(a.packet_outs.size(), 1u);  // the held packet goes on, committed
   EXPECT_EQ(firstOutput(a), 1u);  // to the gateway
+  // An answer is not the rules' to undo when they change: kept in the mark.
+  auto kept = commits(a.packet_outs[0]);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(markOfCommit(kept[0]), markOf(net.web.epoch, true, true));
 
   const HeldVerdict reject{Action::kReject, Reason::kPromptTimeout};
   Decision r = Decider().decide(net.view, 2, *f, {}, &reject);
   EXPECT_EQ(r.reason, Reason::kPromptTimeout);
-  EXPECT_TRUE(r.flows.empty());
+  EXPECT_TRUE(r.legs.empty());
   ASSERT_EQ(r.packet_outs.size(), 1u);  // the RST
   auto rst = packet::parseFrame(r.packet_outs[0].data);
   ASSERT_TRUE(rst);
@@ -273,8 +302,9 @@ TEST(Decider, PromptHoldsWhatNoRuleCoversAndHeldVerdictsDecide) {
 
   const HeldVerdict deny{Action::kDeny, Reason::kPromptTimeout};
   Decision dn = Decider().decide(net.view, 2, *f, {}, &deny);
-  EXPECT_EQ(dn.flows.size(), 1u);  // a drop flow for the connection
-  EXPECT_TRUE(dn.packet_outs.empty());
+  ASSERT_EQ(dn.packet_outs.size(), 1u);  // committed as denied, sent nowhere
+  EXPECT_EQ(commits(dn.packet_outs[0]).size(), 1u);
+  EXPECT_TRUE(outputs(dn.packet_outs[0].actions).empty());
   EXPECT_STREQ(reasonName(Reason::kPrompt), "prompt");
   EXPECT_STREQ(reasonName(Reason::kPromptAnswer), "prompt_answer");
   EXPECT_STREQ(reasonName(Reason::kPromptTimeout), "prompt_timeout");
@@ -295,20 +325,144 @@ TEST(Decider, UdpRejectIsPortUnreachableQuotingTheDatagram) {
   EXPECT_GE(icmp->payload.size(), 4u + 20u + 8u);  // unused + IP header + 8 bytes
 }
 
-TEST(Decider, CellToCellRewritesMacsAsTheGatewayWould) {
+TEST(Decider, CellToCellCommitsInBothZonesAndRewritesMacsAsTheGatewayWould) {
   Net net;
+  net.db.epoch = 9;
+  net.view.cells_by_port[net.db.ofport] = net.db;
   auto bytes = packet::buildTcp4(net.fromCell(net.web), net.web.ip, net.db.ip, 40000, 8000,
                                  packet::kTcpSyn);
   auto frame = packet::parseFrame(bytes);
   ASSERT_TRUE(frame);
   Decision d = Decider().decide(net.view, 2, *frame);
-  ASSERT_EQ(d.flows.size(), 2u);
-  const auto& acts = std::get<ofp::InstrApplyActions>(d.flows[0].instructions[0]).actions;
-  ASSERT_EQ(acts.size(), 3u);
-  EXPECT_EQ(std::get<ofp::ActionSetField>(acts[0]).field.eth_src, net.gw.mac);
-  EXPECT_EQ(std::get<ofp::ActionSetField>(acts[1]).field.eth_dst, net.db.mac);
-  const auto& back = std::get<ofp::InstrApplyActions>(d.flows[1].instructions[0]).actions;
-  EXPECT_EQ(std::get<ofp::ActionSetField>(back[1]).field.eth_dst, net.web.mac);
+  ASSERT_EQ(d.packet_outs.size(), 1u);
+  const auto& acts = d.packet_outs[0].actions;
+  // ct(commit, web's zone), ct_clear, ct(commit, db's zone), the MACs, output to db.
+  ASSERT_EQ(acts.size(), 6u);
+  EXPECT_EQ(std::get<ofp::ActionCt>(acts[0]).zone, zoneOf(net.web));
+  EXPECT_TRUE(std::holds_alternative<ofp::ActionCtClear>(acts[1]));
+  EXPECT_EQ(std::get<ofp::ActionCt>(acts[2]).zone, zoneOf(net.db));
+  EXPECT_EQ(markOfCommit(std::get<ofp::ActionCt>(acts[2])), markOf(9, true, false));
+  EXPECT_EQ(std::get<ofp::ActionSetField>(acts[3]).field.eth_src, net.gw.mac);
+  EXPECT_EQ(std::get<ofp::ActionSetField>(acts[4]).field.eth_dst, net.db.mac);
+  EXPECT_EQ(std::get<ofp::ActionOutput>(acts[5]).port, net.db.ofport);
+  ASSERT_EQ(d.legs.size(), 2u);
+  EXPECT_EQ(std::get<ofp::ActionSetField>(d.legs[1].actions[1]).field.eth_dst, net.web.mac);
+}
+
+// What the switch sends back after a cell's epoch moved: an open connection, decided again.
+struct Again {
+  Net net;
+  Decider decider;
+  Decision decide(std::uint32_t in_port, const std::vector<std::uint8_t>& bytes, std::uint32_t state,
+                  std::uint32_t mark, std::uint8_t table = kTableVerdict, const HeldVerdict* held = nullptr) {
+    auto f = packet::parseFrame(bytes);
+    EXPECT_TRUE(f);
+    CtSeen ct{state, zoneOf(net.web), mark, table};
+    return decider.decide(net.view, in_port, *f, {}, held, &ct);
+  }
+  void policy(const char* toml) {
+    net.web.policy = testing::compile(toml);
+    net.web.epoch = 2;
+    net.view.cells_by_port[net.web.ofport] = net.web;
+  }
+};
+
+constexpr std::uint32_t kEst = ofp::kCtTrk | ofp::kCtEst;
+
+TEST(Decider, AnOpenConnectionIsDecidedAgainUnderTheRulesInForce) {
+  Again t;
+  auto data = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpAck);
+  // Still allowed: committed again with the new epoch; nothing to log or charge.
+  t.policy("default = \"deny\"\n[[allow]]\nto = \"192.0.2.10\"\n");
+  Decision d = t.decide(2, data, kEst, markOf(1, true, false));
+  EXPECT_TRUE(d.again);
+  EXPECT_EQ(d.reason, Reason::kOpenAgain);
+  EXPECT_EQ(d.action, Action::kAllow);
+  ASSERT_EQ(d.packet_outs.size(), 1u);
+  EXPECT_EQ(markOfCommit(commits(d.packet_outs[0]).at(0)), markOf(2, true, false));
+  EXPECT_EQ(outputs(d.packet_outs[0].actions), std::vector<std::uint32_t>{1});
+  // No longer allowed: cut (committed as denied, the packet goes nowhere).
+  t.policy("default = \"deny\"\n");
+  Decision cut = t.decide(2, data, kEst, markOf(1, true, false));
+  EXPECT_EQ(cut.action, Action::kDeny);
+  EXPECT_EQ(markOfCommit(commits(cut.packet_outs.at(0)).at(0)), markOf(2, false, false));
+  EXPECT_TRUE(outputs(cut.packet_outs[0].actions).empty());
+  // Its replies from the uplink (conntrack: the reply direction) are the cell's connection too.
+  auto reply = packet::buildTcp4(t.net.toCell(t.net.web), ip("192.0.2.10"), t.net.web.ip, 443, 40000, packet::kTcpAck);
+  EXPECT_EQ(t.decide(1, reply, kEst | ofp::kCtRpl, markOf(1, true, false)).action, Action::kDeny);
+  t.policy("default = \"deny\"\n[[allow]]\nto = \"192.0.2.10\"\nports = 443\n");
+  EXPECT_EQ(t.decide(1, reply, kEst | ofp::kCtRpl, markOf(1, true, false)).action, Action::kAllow);
+}
+
+TEST(Decider, AScriptsOrAPromptsVerdictOutlivesARuleChange) {
+  Again t;
+  t.policy("default = \"deny\"\n");
+  auto data = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("192.0.2.99"), 40000, 443, packet::kTcpAck);
+  Decision d = t.decide(2, data, kEst, markOf(1, true, true));
+  EXPECT_EQ(d.action, Action::kAllow);
+  EXPECT_EQ(markOfCommit(commits(d.packet_outs.at(0)).at(0)), markOf(2, true, true));
+}
+
+TEST(Decider, DecidingAgainNeverChargesAConnectionCount) {
+  Again t;
+  t.policy("default = \"deny\"\n[[allow]]\nto = \"192.0.2.10\"\nconnections = 1\n");
+  auto syn = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpSyn);
+  auto f = packet::parseFrame(syn);
+  ASSERT_TRUE(f);
+  // A compiled policy's limits are the daemon's; give the rule one here.
+  auto p = std::make_shared<CompiledPolicy>(*t.net.web.policy);
+  auto limit = std::make_shared<RuleLimit>();
+  limit->max = 1;
+  p->limits[1] = limit;
+  t.net.web.policy = p;
+  t.net.view.cells_by_port[t.net.web.ofport] = t.net.web;
+  Decision first = t.decider.decide(t.net.view, 2, *f);
+  EXPECT_EQ(first.action, Action::kAllow);
+  EXPECT_EQ(first.counted_rule, 1u);
+  EXPECT_EQ(limit->used.load(), 1u);
+  // What a counted rule admitted is kept: it stays open after the rule is used up and gone.
+  EXPECT_EQ(markOfCommit(commits(first.packet_outs.at(0)).at(0)), markOf(2, true, true));
+  // Decided again (another source port, the same rule): allowed, nothing charged.
+  auto data = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("192.0.2.10"), 40001, 443, packet::kTcpAck);
+  Decision again = t.decide(2, data, kEst, markOf(1, true, false));
+  EXPECT_EQ(again.action, Action::kAllow);
+  EXPECT_EQ(again.counted_rule, 0u);
+  EXPECT_EQ(limit->used.load(), 1u);
+  // A connection denied before never opened: decided as a new one (here: the count is used up).
+  Decision denied_before = t.decide(2, syn, ofp::kCtTrk | ofp::kCtNew, markOf(1, false, false));
+  EXPECT_FALSE(denied_before.again);
+  EXPECT_EQ(denied_before.action, Action::kDeny);
+}
+
+TEST(Decider, AConnectionIntoTheCellIsDecidedAgainByItsInboundRules) {
+  Again t;
+  t.policy("default = \"deny\"\n[[allow]]\ndirection = \"inbound\"\nproto = \"tcp\"\nports = 8080\n");
+  // From the uplink, the original direction: a connection into the cell's port 8080.
+  auto in = packet::buildTcp4(t.net.toCell(t.net.web), ip("198.51.100.7"), t.net.web.ip, 50000, 8080, packet::kTcpAck);
+  Decision d = t.decide(1, in, kEst, markOf(1, true, false));
+  EXPECT_EQ(d.action, Action::kAllow);
+  EXPECT_TRUE(d.inbound);
+  EXPECT_EQ(outputs(d.packet_outs.at(0).actions), std::vector<std::uint32_t>{2});
+  // The cell's answers (conntrack: replies) belong to the same inbound connection.
+  auto out = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("198.51.100.7"), 8080, 50000, packet::kTcpAck);
+  EXPECT_EQ(t.decide(2, out, kEst | ofp::kCtRpl, markOf(1, true, false)).action, Action::kAllow);
+  t.policy("default = \"deny\"\n");
+  EXPECT_EQ(t.decide(2, out, kEst | ofp::kCtRpl, markOf(1, true, false)).action, Action::kDeny);
+}
+
+TEST(Decider, CellToCellIsDecidedAgainByTheOpenersRules) {
+  Again t;
+  // db opened a connection to web:5000; web's rules allow nothing, db's allow nothing either.
+  auto from_db = packet::buildTcp4(t.net.fromCell(t.net.db), t.net.db.ip, t.net.web.ip, 40000, 5000, packet::kTcpAck);
+  EXPECT_EQ(t.decide(3, from_db, kEst, markOf(1, true, false), kTablePeer).action, Action::kDeny);
+  // web's rules allow web -> db:8000; db's answers to it, in web's zone (table 5): replies.
+  auto answer = packet::buildTcp4(t.net.fromCell(t.net.db), t.net.db.ip, t.net.web.ip, 8000, 40000, packet::kTcpAck);
+  Decision d = t.decide(3, answer, kEst | ofp::kCtRpl, markOf(1, true, false), kTablePeer);
+  EXPECT_EQ(d.action, Action::kAllow);
+  EXPECT_EQ(commits(d.packet_outs.at(0)).size(), 2u);  // both zones
+  // No entry in web's zone at all: either end's rules may have opened it.
+  EXPECT_EQ(t.decide(3, answer, ofp::kCtTrk | ofp::kCtNew, 0, kTablePeer).action, Action::kAllow);
+  EXPECT_EQ(t.decide(3, from_db, ofp::kCtTrk | ofp::kCtNew, 0, kTablePeer).action, Action::kDeny);
 }
 
 }  // namespace

@@ -98,7 +98,7 @@ TEST(Pipeline, MissGoesThroughTheCellsMeter) {
   auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
   bool found = false;
   for (const auto& f : flows) {
-    if (f.table_id != kTableConn || f.priority != kPrioPortMiss) continue;
+    if (f.table_id != kTableVerdict || f.priority != kPrioPortMiss) continue;
     found = true;
     ASSERT_EQ(f.instructions.size(), 2u);
     EXPECT_EQ(std::get<ofp::InstrMeter>(f.instructions[0]).meter_id, 7u);
@@ -199,18 +199,77 @@ TEST(Pipeline, CookiesSelectCellsAndRules) {
   EXPECT_EQ(c & kCookieRuleMask, 0xdeadbeefu);
   Net net;
   auto del = cellRemoveFlows(net.web);
-  ASSERT_EQ(del.size(), 6u);
+  ASSERT_EQ(del.size(), 5u);
   // Script flows about the cell's address go with it (its address goes back to the pool).
-  EXPECT_EQ(del[4].table_id, kTableScript);
-  EXPECT_EQ(del[4].match.ipv4_src, net.web.ip);
-  EXPECT_EQ(del[5].match.ipv4_dst, net.web.ip);
-  del.resize(4);
+  EXPECT_EQ(del[3].table_id, kTableScript);
+  EXPECT_EQ(del[3].match.ipv4_src, net.web.ip);
+  EXPECT_EQ(del[4].match.ipv4_dst, net.web.ip);
+  del.resize(3);
   for (const auto& d : del) {
     EXPECT_EQ(d.cookie_mask, kCookieKindMask | kCookieCellMask);
     EXPECT_EQ(cookieCell(d.cookie), net.web.cell_id);
     // Never a script's flows, whose cookies carry the script's id in the cell's place.
     EXPECT_NE(cookieKind(d.cookie), CookieKind::kScript);
   }
+}
+
+// The flow table holds policy, never connections: what a cell gets does not depend on how many
+// connections it has, and every decided connection is carried by a handful of flows on its
+// conntrack zone and mark.
+TEST(Pipeline, ACellsConnectionsPassConntrackInItsOwnZone) {
+  Net net;
+  net.web.epoch = 5;
+  auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
+  int tracked = 0, allow = 0, deny = 0;
+  for (const auto& f : flows) {
+    for (const auto& i : f.instructions)
+      if (const auto* a = std::get_if<ofp::InstrApplyActions>(&i))
+        for (const auto& act : a->actions)
+          if (const auto* ct = std::get_if<ofp::ActionCt>(&act)) {
+            // Looked up (never committed by a flow: only the controller commits), in the cell's
+            // zone, then on in the verdict table (or the receiver's verdict table, cell to cell).
+            EXPECT_EQ(ct->flags & ofp::kCtCommit, 0);
+            EXPECT_EQ(ct->zone, zoneOf(net.web));
+            EXPECT_TRUE(ct->table == kTableVerdict || ct->table == kTablePeer);
+            ++tracked;
+          }
+    if (f.table_id == kTableVerdict && f.priority == kPrioVerdict) {
+      EXPECT_EQ(f.match.ct_zone, zoneOf(net.web));
+      EXPECT_EQ(f.match.ct_mark_mask, kMarkMatchMask);  // kept or not
+      EXPECT_EQ(markEpoch(f.match.ct_mark), 5u);
+      EXPECT_EQ(cookieKind(f.cookie), CookieKind::kVerdict);
+      ((f.match.ct_mark & kMarkVerdictMask) == kMarkAllow ? allow : deny)++;
+    }
+  }
+  EXPECT_EQ(tracked, 3);  // from the cell, to it from its gateway, to it from another cell
+  EXPECT_EQ(allow, 1);
+  EXPECT_EQ(deny, 2);  // what the cell sends in the opening direction, and all from its gateway
+  // The verdict flows of other epochs are deleted before this epoch's are added.
+  auto v = cellVerdictFlows(net.web, net.gw);
+  ASSERT_FALSE(v.empty());
+  EXPECT_EQ(v[0].command, ofp::FlowModCommand::kDelete);
+  EXPECT_EQ(v[0].cookie_mask, kCookieKindMask | kCookieCellMask);
+  EXPECT_EQ(cookieKind(v[0].cookie), CookieKind::kVerdict);
+  // Conntrack's invalid is dropped in both verdict tables, before any verdict.
+  int invalid = 0;
+  for (const auto& f : switchBaseFlows(ofp::Version::kOf13))
+    if (f.match.has(ofp::Field::kCtState) && (f.match.ct_state & ofp::kCtInv) != 0) {
+      EXPECT_TRUE(f.instructions.empty());
+      EXPECT_GT(f.priority, kPrioVerdict);
+      ++invalid;
+    }
+  EXPECT_EQ(invalid, 2);
+}
+
+TEST(Pipeline, MarksCarryEpochVerdictAndWhetherKept) {
+  EXPECT_EQ(markOf(5, true, false) & kMarkMatchMask, markOf(5, true, true) & kMarkMatchMask);
+  EXPECT_NE(markOf(5, true, false), markOf(6, true, false));
+  EXPECT_NE(markOf(5, true, false) & kMarkMatchMask, markOf(5, false, false) & kMarkMatchMask);
+  EXPECT_EQ(markEpoch(markOf(123456, false, true)), 123456u);
+  EXPECT_NE(markOf(1, false, false), 0u);
+  // Epochs wrap within 29 bits and skip 0.
+  EXPECT_EQ(nextEpoch(kMarkEpochMask >> kMarkEpochShift), 1u);
+  EXPECT_EQ(nextEpoch(1), 2u);
 }
 
 }  // namespace

@@ -108,7 +108,7 @@ TEST(ResolverQuery, Fixtures) {
     EXPECT_EQ(d.detail, c.detail);
     EXPECT_EQ(d.query_error.has_value(), !c.detail.empty());  // counted per stable name
     EXPECT_EQ(d.rule_id, c.rule_id);
-    EXPECT_TRUE(d.flows.empty());  // the flow table holds policy, never a query
+    EXPECT_TRUE(d.legs.empty());  // nothing committed, nothing remembered: each query is checked
     if (c.goes == Goes::kNowhere) {
       EXPECT_TRUE(d.packet_outs.empty());
       continue;

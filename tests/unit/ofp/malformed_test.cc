@@ -117,6 +117,39 @@ std::vector<Case> cases() {
       {"1.0 flow stats entry short", msg("01 11", "0001 0000 0010 0000"), E::kBadLength},
       {"hello element past end", msg("04 00", "0001 0010 00000012"), E::kBadLength},
       {"hello element length 2", msg("04 00", "0001 0002 00000012"), E::kBadLength},
+      // Nicira (conntrack) extensions.
+      {"ct_zone with a mask", flowMod13("0001 0010 0001d504 0007 ffff 00000000"), E::kBadMatch},
+      {"ct_state wrong length", flowMod13("0001 000a 0001d202 0020 000000000000"), E::kBadMatch},
+      {"nx action shorter than its header", packetOut13("ffff 0008 00002320"), E::kBadAction},
+      {"ct action shorter than nx_action_conntrack", packetOut13("ffff 0010 00002320 0023 000000000000"), E::kBadAction},
+      {"ct nested action overruns the ct action",
+       packetOut13("ffff 0020 00002320 0023 0001 00000000 0005 ff000000 0000 0019 0010 0001d604"), E::kBadAction},
+      {"ct nested output", packetOut13("ffff 0028 00002320 0023 0000 00000000 0005 ff000000 0000 "
+                                       "0000 0010 00000005 0000 000000000000"), E::kBadAction},
+      {"ct exec sets ipv4_dst", packetOut13("ffff 0028 00002320 0023 0001 00000000 0005 ff000000 0000 "
+                                            "0019 0010 80001804 0a000001 00000000"), E::kBadAction},
+      {"ct zone from a field", packetOut13("ffff 0018 00002320 0023 0000 80000004 0005 ff000000 0000"), E::kBadAction},
+      {"unknown nx action subtype", packetOut13("ffff 0010 00002320 0063 000000000000"), E::kBadAction},
+      {"other vendor's action", packetOut13("ffff 0010 00001234 002b 000000000000"), E::kBadAction},
+      {"ct_clear too long", packetOut13("ffff 0018 00002320 002b 000000000000 0000000000000000"), E::kBadAction},
+      {"other vendor's message", msg("04 04", "00001234 0000001d 000000000000 0005"), E::kBadType},
+      {"experimenter message short", msg("04 04", "00002320"), E::kTruncated},
+      {"ct flush zone short", msg("04 04", "00002320 0000001d 00000005"), E::kBadLength},
+      {"ct flush zone nonzero pad", msg("04 04", "00002320 0000001d 000000000100 0005"), E::kBadValue},
+      {"ct flush short", msg("04 04", "00002320 00000020 0600"), E::kTruncated},
+      {"ct flush nonzero pad", msg("04 04", "00002320 00000020 0602000000000000"), E::kBadValue},
+      {"ct flush property past end", msg("04 04", "00002320 00000020 0600000000000000 0002 0010 0005 0000"),
+       E::kBadLength},
+      {"ct flush zone 3 bytes", msg("04 04", "00002320 00000020 0000000000000000 0002 0007 000500 00"), E::kBadLength},
+      {"ct flush ipv6 tuple", msg("04 04", "00002320 00000020 0600000000000000 0000 0020 00000000 "
+                                         "0000 0014 20010db8000000000000000000000001 00000000"), E::kBadValue},
+      {"ct flush ports with icmp", msg("04 04", "00002320 00000020 0100000000000000 0000 0010 00000000 "
+                                              "0002 0008 04d2 0000"), E::kBadValue},
+      {"ct flush empty reply tuple", msg("04 04", "00002320 00000020 0600000000000000 0001 0008 00000000"),
+       E::kBadValue},
+      {"ct flush unknown property", msg("04 04", "00002320 00000020 0000000000000000 0009 0008 00000000"),
+       E::kBadValue},
+      {"1.0 ct flush zone short", msg("01 04", "00002320 0000001d 0000"), E::kBadLength},
       {"flow removed trailing", msg("04 0b", std::string(40 * 2, '0') + "0001 0004 00000000 00000000"), E::kBadLength},
   };
 }

@@ -41,6 +41,62 @@ inline PortDesc port(std::uint32_t no, const char* name, bool speeds) {
   return p;
 }
 
+// Conntrack (Nicira extensions): matches on every ct field, ct()/ct_clear actions, in every
+// message that carries matches or actions. 1.3 only.
+inline std::vector<Sample> conntrack13() {
+  std::vector<Sample> s;
+  Match set_mark;
+  set_mark.ctMark(0x9);
+  Match set_label;
+  set_label.ctLabel(0x1, 0x2);
+  FlowMod fm;
+  fm.table_id = 2;
+  fm.priority = 200;
+  fm.match.ethType(0x0800).ctState(kCtTrk | kCtEst, kCtTrk | kCtEst).ctZone(7).ctMark(0x5, 0x7)
+      .ctLabel(0, 0x10, 0, 0xff);
+  fm.instructions = {InstrApplyActions{{ActionCtClear{}, ActionCt{kCtCommit | kCtForce, 9, 3, 0, {{set_mark}, {set_label}}},
+                                        ActionOutput{2, 0}}},
+                     InstrGotoTable{4}};
+  s.push_back({"ct_flow_mod", fm});
+  FlowMod recirc;
+  recirc.table_id = 1;
+  recirc.match.ethType(0x0800).ctState(kCtTrk, kCtTrk | kCtInv).ctLabel(~0ULL, 0);
+  recirc.instructions = {InstrApplyActions{{ActionCt{0, 7, 3, 0, {}}}}};
+  s.push_back({"ct_flow_mod_recirc", recirc});
+  PacketOut po;
+  po.actions = {ActionCt{kCtCommit, 5, kCtNoRecirc, 0, {{set_mark}}}, ActionCtClear{}, ActionOutput{5, 0}};
+  po.data = payload();
+  s.push_back({"ct_packet_out", po});
+  FlowRemoved rm;
+  rm.table_id = 3;
+  rm.match.ctState(kCtNew | kCtTrk, kCtNew | kCtTrk).ctZone(65535).ctMark(0xffffffff);
+  s.push_back({"ct_flow_removed", rm});
+  FlowStats fs;
+  fs.table_id = 3;
+  fs.match.ethType(0x0800).ctState(kCtTrk | kCtRpl, 0xff).ctZone(1);
+  fs.instructions = {InstrApplyActions{{ActionCt{kCtCommit, 1, kCtNoRecirc, 0, {{set_mark}, {set_label}}}}}};
+  s.push_back({"ct_mp_flow_reply", MultipartReply{0, std::vector<FlowStats>{fs}}});
+  return s;
+}
+
+// Conntrack flushes: the same bytes in 1.0 (OFPT_VENDOR) and 1.3 (OFPT_EXPERIMENTER).
+inline std::vector<Sample> ctFlushes() {
+  std::vector<Sample> s;
+  s.push_back({"ct_flush_zone", CtFlushZone{5}});
+  s.push_back({"ct_flush_all", CtFlush{}});
+  s.push_back({"ct_flush_zone_only", CtFlush{0, std::nullopt, std::nullopt}});
+  CtTuple tcp{6, ip("10.1.2.3"), ip("10.4.5.6"), 1234, 80, 0, 0, 0};
+  CtTuple tcp_reply{6, ip("10.4.5.6"), ip("10.1.2.3"), 80, 1234, 0, 0, 0};
+  s.push_back({"ct_flush_tcp", CtFlush{5, tcp, tcp_reply}});
+  s.push_back({"ct_flush_reply_only", CtFlush{std::nullopt, std::nullopt, tcp_reply}});
+  s.push_back({"ct_flush_udp_src_only", CtFlush{9, CtTuple{17, ip("10.1.2.3"), Ip4{}, 0, 0, 0, 0, 0}, std::nullopt}});
+  s.push_back({"ct_flush_proto_only", CtFlush{3, CtTuple{17, Ip4{}, Ip4{}, 0, 0, 0, 0, 0}, std::nullopt}});
+  CtTuple icmp{1, ip("10.1.2.3"), ip("10.4.5.6"), 0, 0, 8, 0, 7};
+  CtTuple icmp_reply{1, ip("10.4.5.6"), ip("10.1.2.3"), 0, 0, 0, 0, 7};
+  s.push_back({"ct_flush_icmp", CtFlush{std::nullopt, icmp, icmp_reply}});
+  return s;
+}
+
 inline std::vector<Sample> samples13() {
   std::vector<Sample> s;
   s.push_back({"hello", Hello{0x12}});
@@ -154,6 +210,8 @@ inline std::vector<Sample> samples13() {
   FlowStats fs2;
   s.push_back({"mp_flow_reply", MultipartReply{0, std::vector<FlowStats>{fs, fs2}}});
   s.push_back({"mp_table_reply", MultipartReply{0, std::vector<TableStats>{{0, 10, 1000, 900}, {1, 0, 0, 0}}}});
+  for (auto& c : conntrack13()) s.push_back(std::move(c));
+  for (auto& c : ctFlushes()) s.push_back(std::move(c));
   return s;
 }
 
@@ -242,6 +300,7 @@ inline std::vector<Sample> samples10() {
   rm.match.inPort(1);
   s.push_back({"flow_removed", rm});
   s.push_back({"port_status", PortStatus{PortReason::kAdd, port(2, "cw-slack-1", false)}});
+  for (auto& c : ctFlushes()) s.push_back(std::move(c));
   s.push_back({"barrier_request", BarrierRequest{}});
   s.push_back({"barrier_reply", BarrierReply{}});
   FlowStatsRequest fsr;

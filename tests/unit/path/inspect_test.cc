@@ -84,11 +84,21 @@ TEST_F(PathTest, InspectedDeniedConnectionDropsEveryPacketDecidedOnce) {
   EXPECT_EQ(path.denied(), 1u);
 }
 
-// A cell not in inspect mode on the same switch takes the ordinary path: flows installed.
-TEST_F(PathTest, OtherCellsKeepTheirFlows) {
+// A cell not in inspect mode on the same switch takes the ordinary path: its connection is
+// committed to conntrack, and the switch carries the rest.
+TEST_F(PathTest, OtherCellsKeepTheOrdinaryPath) {
   packetIn(2, tcpFrom(web, "192.0.2.10", 443));
-  EXPECT_EQ(sw.flowMods().size(), 2u);
+  ASSERT_EQ(sw.packetOuts().size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<ofp::ActionCt>(sw.packetOuts()[0].actions.front()));
   EXPECT_EQ(path.inspected(), 0u);
+}
+
+// Inspected packets never pass conntrack, so the controller commits nothing for them.
+TEST_F(PathTest, InspectModeCommitsNothing) {
+  packetIn(4, tcpFrom(watch, "192.0.2.10", 443));
+  const auto outs = sw.packetOuts();
+  ASSERT_EQ(outs.size(), 1u);
+  for (const auto& a : outs[0].actions) EXPECT_FALSE(std::holds_alternative<ofp::ActionCt>(a));
 }
 
 // An inspect_* function refuses one packet: that packet only; the connection goes on and its

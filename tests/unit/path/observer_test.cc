@@ -65,8 +65,8 @@ TEST_F(ObserverTest, AnAnswerThatDoesNotParseIsCountedByItsError) {
   EXPECT_EQ(errors, 1u);
 }
 
-// A reply from the uplink whose flows expired is decided again but is no new connection: the
-// log does not show it twice.
+// A reply from the uplink that conntrack did not know (its entry expired) is decided again but
+// is no new connection: the log does not show it twice.
 TEST_F(ObserverTest, RepliesFromTheUplinkAreNotLoggedAsConnections) {
   packetIn(1, tcpTo(web, "192.0.2.10", 443));
   EXPECT_EQ(path.reasonCount(decide::Reason::kReturnTraffic), 1u);

@@ -35,18 +35,18 @@ struct Case {
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> k = {
-      {"allowed: the flow pair, then the packet re-injected", 2,
+      {"allowed: committed to conntrack and sent on, one packet-out, no flow", 2,
        [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 443); },
-       Reason::kPolicyRule, 2, 1, true, true, 1},
-      {"denied by default: a drop flow, nothing sent", 2,
+       Reason::kPolicyRule, 0, 1, true, true, 1},
+      {"denied by default: committed as denied, sent nowhere, no flow", 2,
        [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 22); },
-       Reason::kPolicyDefault, 1, 0, true, true, 0},
+       Reason::kPolicyDefault, 0, 1, true, true, 0},
       {"rejected: a reset, no flow; each packet is answered again", 2,
        [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.66", 80); },
        Reason::kPolicyRule, 0, 1, true, false, 1},
       {"a reply from the uplink to what the cell may open", 1,
        [](const PathNet& t) { return t.tcpTo(t.web, "192.0.2.10", 443); },
-       Reason::kReturnTraffic, 2, 1, true, true, 1},
+       Reason::kReturnTraffic, 0, 1, true, true, 1},
       {"a port that is no cell's: nothing written, nothing logged", 9,
        [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 443); },
        Reason::kUnknownPort, 0, 0, false, false, 0},
@@ -59,7 +59,7 @@ const std::vector<Case>& cases() {
   return k;
 }
 
-TEST(PacketPath, VerdictsWriteTheirFlowsAndAreReplayedAsDecided) {
+TEST(PacketPath, VerdictsWriteTheirPacketOutsAndAreReplayedAsDecided) {
   for (const auto& c : cases()) {
     SCOPED_TRACE(c.what);
     PathNet t;
@@ -91,14 +91,13 @@ TEST(PacketPath, VerdictsWriteTheirFlowsAndAreReplayedAsDecided) {
   }
 }
 
-// A replayed packet goes where the connection's forward flow sends it, itself (not through the
-// tables, whose flows the datapath may not have yet), and is counted once as allowed.
-TEST_F(PathTest, ReplayForwardsLikeTheForwardFlow) {
+// A replayed packet goes where the tables would send it (the commit is already on its way), and
+// is counted once as allowed.
+TEST_F(PathTest, ReplayForwardsLikeTheTables) {
   const auto syn = tcpFrom(web, "192.0.2.10", 443);
   packetIn(2, syn);
-  ASSERT_EQ(sw.flowMods().size(), 2u);
-  const ofp::FlowMod forward = sw.flowMods()[0];
-  EXPECT_EQ(forward.match.in_port, 2u);
+  ASSERT_EQ(sw.packetOuts().size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<ofp::ActionCt>(sw.packetOuts()[0].actions.front()));
   sw.clear();
 
   const auto ack = tcpFrom(web, "192.0.2.10", 443, packet::kTcpAck);
@@ -108,6 +107,7 @@ TEST_F(PathTest, ReplayForwardsLikeTheForwardFlow) {
   EXPECT_EQ(po.in_port, 2u);
   EXPECT_EQ(outputs(po.actions), std::vector<std::uint32_t>{gw.ofport});
   EXPECT_EQ(po.data, ack);
+  for (const auto& a : po.actions) EXPECT_FALSE(std::holds_alternative<ofp::ActionCt>(a));
   EXPECT_EQ(path.repeats(), 1u);
   EXPECT_EQ(path.allowed(), 1u);
   EXPECT_EQ(seen.decided.size(), 1u);
@@ -119,7 +119,8 @@ TEST_F(PathTest, AnotherConnectionIsDecidedNotReplayed) {
   packetIn(2, tcpFrom(web, "192.0.2.10", 80));                         // another destination port
   EXPECT_EQ(path.repeats(), 0u);
   EXPECT_EQ(path.allowed(), 3u);
-  EXPECT_EQ(sw.flowMods().size(), 6u);
+  EXPECT_TRUE(sw.flowMods().empty()) << "the flow table holds no connection";
+  EXPECT_EQ(sw.packetOuts().size(), 3u);
   EXPECT_EQ(seen.decided.size(), 3u);
 }
 
@@ -136,8 +137,9 @@ TEST_F(PathTest, ANewViewDecidesAgain) {
   ASSERT_EQ(seen.decided.size(), 2u);
   EXPECT_EQ(seen.decided[1].d.action, Action::kDeny);
   EXPECT_EQ(seen.decided[1].d.reason, Reason::kPolicyDefault);
-  EXPECT_EQ(sw.flowMods().size(), 1u);
-  EXPECT_TRUE(sw.packetOuts().empty()) << "the packet the old view allowed is not forwarded";
+  ASSERT_EQ(sw.packetOuts().size(), 1u);  // the denied commit
+  EXPECT_EQ(outputs(sw.packetOuts()[0].actions), std::vector<std::uint32_t>{})
+      << "the packet the old view allowed is not forwarded";
 }
 
 TEST_F(PathTest, MalformedFramesAreCountedAndDropped) {
@@ -177,13 +179,50 @@ TEST_F(PathTest, ResolverAnswerCopiesAreSnoopedNotDecided) {
   EXPECT_EQ(path.answersSnooped(), 2u);
   EXPECT_EQ(seen.answers.size(), 1u);
 
-  // The same frame as a table miss (its flows expired) is decided, and learned from as well.
+  // The same frame as a table miss (its flow missing) is decided, and learned from as well.
   packetIn(1, answer);
   ASSERT_EQ(seen.decided.size(), 1u);
   EXPECT_EQ(seen.decided[0].d.reason, Reason::kReturnTraffic);
-  EXPECT_EQ(sw.flowMods().size(), 2u);
+  EXPECT_TRUE(sw.flowMods().empty());
+  ASSERT_EQ(sw.packetOuts().size(), 1u);
+  EXPECT_EQ(outputs(sw.packetOuts()[0].actions), std::vector<std::uint32_t>{web.ofport});
   EXPECT_EQ(path.answersSnooped(), 3u);
   EXPECT_EQ(seen.answers.size(), 2u);
+}
+
+// A Packet-In that went through conntrack carries what it said: a connection decided under an
+// older epoch of its cell is decided again as open (not logged when nothing changed); one cut
+// by the new rules is logged and committed as denied.
+TEST_F(PathTest, APacketOfAnOpenConnectionIsDecidedAgainByItsMark) {
+  const auto data = tcpFrom(web, "192.0.2.10", 443, packet::kTcpAck);
+  auto in = [&](std::uint32_t mark) {
+    ofp::PacketIn pi;
+    pi.match.inPort(2).ctState(ofp::kCtTrk | ofp::kCtEst, 0xffffffff).ctZone(decide::zoneOf(web)).ctMark(mark);
+    pi.table_id = decide::kTableVerdict;
+    pi.data = Bytes(data);
+    pi.total_len = static_cast<std::uint16_t>(data.size());
+    path.handle(sw, pi);
+  };
+  web.epoch = 8;
+  publish();
+  in(decide::markOf(7, true, false));
+  EXPECT_EQ(path.reasonCount(Reason::kOpenAgain), 1u);
+  EXPECT_TRUE(seen.decided.empty()) << "still allowed: nothing new to log";
+  EXPECT_EQ(path.allowed(), 0u);
+  ASSERT_EQ(sw.packetOuts().size(), 1u);
+  EXPECT_EQ(outputs(sw.packetOuts()[0].actions), std::vector<std::uint32_t>{gw.ofport});
+
+  web.policy = testing::compile("default = \"deny\"\n");
+  web.epoch = 9;
+  publish();
+  sw.clear();
+  in(decide::markOf(8, true, false));
+  ASSERT_EQ(seen.decided.size(), 1u);
+  EXPECT_EQ(seen.decided[0].d.reason, Reason::kOpenAgain);
+  EXPECT_EQ(seen.decided[0].d.action, Action::kDeny);
+  ASSERT_EQ(sw.packetOuts().size(), 1u);
+  EXPECT_TRUE(outputs(sw.packetOuts()[0].actions).empty());
+  EXPECT_TRUE(sw.flowMods().empty());
 }
 
 }  // namespace

@@ -250,6 +250,7 @@ class Bridge:
 
     def __init__(self, d, table):
         self.target = f"unix:{d.state}/ovs/cw-br0.mgmt"
+        self.appctl = f"{d.state}/ovs/ovs-vswitchd.ctl"
         self.table = table
         self.gw = sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "get", "Interface", "cw-g-default",
                       "ofport"]).stdout.strip()
@@ -284,6 +285,11 @@ class Bridge:
             packets = self.static_packets()
         self.ofctl("del-flows", self.target, f"cookie={STATIC_COOKIE}/-1")
         return packets
+
+    def conntrack_count(self):
+        """Connections in Open vSwitch's (userspace) connection tracker, all zones; None if unknown."""
+        r = sh(["ovs-appctl", "-t", self.appctl, "dpctl/ct-get-nconns"], check=False)
+        return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None
 
     def flow_count(self):
         out = self.ofctl("dump-flows", self.target).stdout
@@ -537,12 +543,15 @@ def run_matrix(th, args, log, t0):
 def run_decay(th, args, log, t0):
     """For each mode: a new cell without idle sockets (its policy never changes: replacing it cuts
     the connections of the old rules, flows included) and --decay-rounds rounds of
-    --decay-requests new connections, each round paired with "off"; the bridge's flow count
-    after each round."""
+    --decay-requests new connections, in --decay-pairs parts each paired with as many through
+    "off" (order alternating); a round's ratio is the median of its parts' ratios. The bridge's
+    flow count and Open vSwitch's conntrack entries after each round."""
     modes = [m for m in args.modes if m != "off"]
     if not modes or any(MODE_DAEMON[m] != "default" for m in modes):
         raise SystemExit("--decay takes the modes off and address and/or process")
-    rows, flows = [], []
+    rows, rounds = [], []
+    c = args.decay_concurrency
+    part = args.decay_requests // args.decay_pairs
     with Running(th, "default", log) as d:
         bridge = Bridge(d, args.static_table)
         sources, out_ports = Sources(th), OutPorts()
@@ -551,29 +560,35 @@ def run_decay(th, args, log, t0):
             try:
                 w.wait_ready(th)
                 target = Target(th, w, "in", sources, out_ports)
-                flows.append({"mode": mode, "round": -1, "flows": bridge.flow_count()})
+                rounds.append({"mode": mode, "round": -1, "flows": bridge.flow_count(),
+                               "conntrack": bridge.conntrack_count()})
                 for rnd in range(args.decay_rounds):
-                    pair = []
-                    for m in rotate(["off", mode], rnd):
-                        r = measure(d, bridge, target, m, args.decay_requests, args.decay_concurrency,
-                                    max(args.warmup, 2 * args.decay_concurrency))
-                        r.update(round=rnd, mode=m, direction="in", sockets=0, concurrency=args.decay_concurrency,
-                                 daemon=mode)
-                        pair.append(r)
-                    rows += pair
-                    f = bridge.flow_count()
-                    flows.append({"mode": mode, "round": rnd, "flows": f})
-                    off, on = sorted(pair, key=lambda r: r["mode"] != "off")
-                    if off["rps"] is None or on["rps"] is None:
-                        log(f"  decay {mode} round {rnd}: FAILED: {off.get('error') or on.get('error')}; "
-                            f"flows on the bridge {f}")
-                        continue
-                    log(f"  decay {mode} round {rnd}: off {off['rps']:.0f} req/s, {mode} {on['rps']:.0f} req/s, "
-                        f"ratio {on['rps'] / off['rps']:.3f}, decided {on['decided']:.3f}, flows on the bridge "
-                        f"{f}  ({time.time() - t0:.0f} s)")
+                    ratios_, mine = [], []
+                    for j in range(args.decay_pairs):
+                        pair = {}
+                        for m in rotate(["off", mode], rnd + j):
+                            r = measure(d, bridge, target, m, part, c, 2 * c)
+                            r.update(round=rnd, part=j, mode=m, direction="in", sockets=0, concurrency=c, daemon=mode)
+                            pair[m] = r
+                            rows.append(r)
+                        mine.append(pair[mode])
+                        if pair["off"]["rps"] is not None and pair[mode]["rps"] is not None:
+                            ratios_.append(pair[mode]["rps"] / pair["off"]["rps"])
+                    e = {"mode": mode, "round": rnd, "flows": bridge.flow_count(),
+                         "conntrack": bridge.conntrack_count(), "ratios": ratios_,
+                         "ratio": statistics.median(ratios_) if ratios_ else None,
+                         "failed": sum(1 for r in mine if r["rps"] is None)}
+                    ok = [r for r in mine if r["rps"] is not None]
+                    e["rps"] = sum(r["requests"] for r in ok) / sum(r["requests"] / r["rps"] for r in ok) if ok else None
+                    rounds.append(e)
+                    log(f"  decay {mode} round {rnd}: {mode} {e['rps'] or 0:.0f} req/s, ratio to off (median of "
+                        f"{len(ratios_)}) {e['ratio'] or 0:.3f} [{min(ratios_, default=0):.3f}-"
+                        f"{max(ratios_, default=0):.3f}], flows on the bridge {e['flows']}, conntrack entries "
+                        f"{e['conntrack']}" + (f", {e['failed']} parts failed" if e["failed"] else "")
+                        + f"  ({time.time() - t0:.0f} s)")
             finally:
                 w.stop()
-    return rows, flows
+    return rows, rounds
 
 
 def attrib_bench(log):
@@ -600,7 +615,8 @@ def ratios(rows):
             continue
         o = next((x for x in rows if x["mode"] == "off" and x["rps"] is not None and x["round"] == r["round"]
                   and x["direction"] == r["direction"] and x["sockets"] == r["sockets"]
-                  and x["concurrency"] == r["concurrency"] and x.get("daemon") == r.get("daemon")), None)
+                  and x["concurrency"] == r["concurrency"] and x.get("daemon") == r.get("daemon")
+                  and x.get("part") == r.get("part")), None)
         if o:
             out.setdefault((r["direction"], r["sockets"], r["concurrency"], r["mode"]), []).append(r["rps"] / o["rps"])
     return out
@@ -668,23 +684,24 @@ def print_table(table):
         print(line)
 
 
-def print_decay(rows, flows):
-    print("\nmode         round  off req/s  mode req/s  ratio  flows after")
-    for mode in [m for m in MODES if any(f["mode"] == m for f in flows)]:
+def print_decay(rounds):
+    print("\nmode         round  req/s   ratio to off: median [min-max]  flows after  conntrack after")
+    for mode in [m for m in MODES if any(f["mode"] == m for f in rounds)]:
         xs = []
-        for f in (f for f in flows if f["mode"] == mode):
+        for f in (f for f in rounds if f["mode"] == mode):
             if f["round"] < 0:
-                print(f"{mode:<12} start{'':>32}{f['flows']:>8}")
+                print(f"{mode:<12} start{'':>42}{f['flows']:>11}  {f['conntrack']}")
                 continue
-            off, on = (next(r for r in rows if r["daemon"] == mode and r["round"] == f["round"] and r["mode"] == m)
-                       for m in ("off", mode))
-            if off["rps"] is None or on["rps"] is None:
-                print(f"{mode:<12} {f['round']:>5}  failed: {off.get('error') or on.get('error')}  {f['flows']:>11}")
+            if f["ratio"] is None:
+                print(f"{mode:<12} {f['round']:>5}  failed{'':>34}{f['flows']:>11}  {f['conntrack']}")
                 continue
-            xs.append(on["rps"] / off["rps"])
-            print(f"{mode:<12} {f['round']:>5}  {off['rps']:9.0f}  {on['rps']:10.0f}  {xs[-1]:.3f}  {f['flows']:>11}")
+            xs.append(f["ratio"])
+            print(f"{mode:<12} {f['round']:>5}  {f['rps']:6.0f}  {f['ratio']:.3f} [{min(f['ratios']):.3f}-"
+                  f"{max(f['ratios']):.3f}]{'':>11}{f['flows']:>11}  {f['conntrack']}")
         if xs:
-            print(f"{mode}: last round's ratio / first round's = {xs[-1] / xs[0]:.3f}")
+            print(f"{mode}: last round's ratio / first round's = {xs[-1] / xs[0]:.3f}"
+                  + (f"; median of the last 3 / of the first 3 = "
+                     f"{statistics.median(xs[-3:]) / statistics.median(xs[:3]):.3f}" if len(xs) >= 6 else ""))
 
 
 def main():
@@ -707,6 +724,7 @@ def main():
     ap.add_argument("--decay-rounds", type=int, default=10)
     ap.add_argument("--decay-requests", type=int, default=5000)
     ap.add_argument("--decay-concurrency", type=int, default=16)
+    ap.add_argument("--decay-pairs", type=int, default=5, help="parts of a round, each paired with \"off\"")
     ap.add_argument("--attrib-bench", action="store_true", help="also run cw-attrib-bench (µs per attribution "
                     "against open sockets)")
     ap.add_argument("--json", metavar="FILE", help="write every measurement and the summary here as JSON")
@@ -776,7 +794,7 @@ def main():
     table = summarize(rows)
     print_table(table)
     if flows:
-        print_decay(rows, flows)
+        print_decay(flows)
     for mode, s in args.sample.items():
         print(f"\n{mode}: a measured connection was attributed to {json.dumps(s)}")
     if attrib:

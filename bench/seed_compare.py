@@ -7,6 +7,7 @@ count and failed measurements; for --decay files, each round's ratio and the bri
 """
 import json
 import sys
+from statistics import median
 
 MODES = ["address", "process", "attribution", "ids"]
 
@@ -43,24 +44,29 @@ def matrix(runs):
         print("| " + " | ".join(row) + " |")
 
 
+def ct(f):
+    return f"{f['conntrack']:,}" if f.get("conntrack") is not None else "–"
+
+
 def decay(name, d):
-    rows, flows = d["runs"], d["flows"]
-    print(f"\n{name}:\n\n| mode | round | off req/s | req/s | ratio | flows on the bridge after |\n|---|---|---|---|---|---|")
+    """d["flows"]: one entry per mode and round (round -1: before the first)."""
+    print(f"\n{name}:\n\n| mode | round | req/s | ratio to off: median [min–max] | flows on the bridge after "
+          "| conntrack entries after |\n|---|---|---|---|---|---|")
     for mode in MODES:
         xs = []
-        for f in (f for f in flows if f["mode"] == mode):
+        for f in (f for f in d["flows"] if f["mode"] == mode):
             if f["round"] < 0:
-                print(f"| {mode} | before | | | | {f['flows']:,} |")
-                continue
-            off, on = (next(r for r in rows if r["daemon"] == mode and r["round"] == f["round"] and r["mode"] == m)
-                       for m in ("off", mode))
-            if off["rps"] is None or on["rps"] is None:
-                print(f"| {mode} | {f['round'] + 1} | failed | | | {f['flows']:,} |")
-                continue
-            xs.append(on["rps"] / off["rps"])
-            print(f"| {mode} | {f['round'] + 1} | {off['rps']:,.0f} | {on['rps']:,.0f} | {xs[-1]:.3f} | {f['flows']:,} |")
+                print(f"| {mode} | before | | | {f['flows']:,} | {ct(f)} |")
+            elif f.get("ratio") is None:
+                print(f"| {mode} | {f['round'] + 1} | failed | | {f['flows']:,} | {ct(f)} |")
+            else:
+                xs.append(f["ratio"])
+                print(f"| {mode} | {f['round'] + 1} | {f['rps']:,.0f} | {f['ratio']:.2f} [{min(f['ratios']):.2f}–"
+                      f"{max(f['ratios']):.2f}] | {f['flows']:,} | {ct(f)} |")
         if xs:
-            print(f"| {mode} | last / first | | | **{xs[-1] / xs[0]:.2f}** | |")
+            print(f"| {mode} | last / first | | **{xs[-1] / xs[0]:.2f}** | | |")
+        if len(xs) >= 6:
+            print(f"| {mode} | median of last 3 / of first 3 | | **{median(xs[-3:]) / median(xs[:3]):.2f}** | | |")
 
 
 def main():

@@ -588,6 +588,12 @@ def run_decay(th, args, log, t0):
                         + f"  ({time.time() - t0:.0f} s)")
             finally:
                 w.stop()
+                # The daemon removes the cell's flows (and, with per-connection flows, hears of each
+                # one's end): wait until it answers again, and say how long that took.
+                t = time.time()
+                d.cli("ps", timeout=900)
+                rounds.append({"mode": mode, "round": "stop", "busy_s": time.time() - t})
+                log(f"  decay {mode}: cellwalld answered {time.time() - t:.1f} s after the cell stopped")
     return rows, rounds
 
 
@@ -689,6 +695,9 @@ def print_decay(rounds):
     for mode in [m for m in MODES if any(f["mode"] == m for f in rounds)]:
         xs = []
         for f in (f for f in rounds if f["mode"] == mode):
+            if f["round"] == "stop":
+                print(f"{mode:<12} cellwalld answered {f['busy_s']:.1f} s after the cell stopped")
+                continue
             if f["round"] < 0:
                 print(f"{mode:<12} start{'':>42}{f['flows']:>11}  {f['conntrack']}")
                 continue

@@ -55,7 +55,9 @@ def decay(name, d):
     for mode in MODES:
         xs = []
         for f in (f for f in d["flows"] if f["mode"] == mode):
-            if f["round"] < 0:
+            if f["round"] == "stop":
+                print(f"| {mode} | cell stopped: cellwalld answers again after | {f['busy_s']:.1f} s | | | |")
+            elif f["round"] < 0:
                 print(f"| {mode} | before | | | {f['flows']:,} | {ct(f)} |")
             elif f.get("ratio") is None:
                 print(f"| {mode} | {f['round'] + 1} | failed | | {f['flows']:,} | {ct(f)} |")

@@ -161,6 +161,11 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       if (!v || (*v != "off" && *v != "rules" && *v != "always"))
         return fail(where(file, value) + ": attribution must be \"off\", \"rules\" or \"always\"");
       cfg.attribution = *v;
+    } else if (key.str() == "decide") {
+      auto v = value.value<std::string>();
+      if (!v || (*v != "switch" && *v != "controller"))
+        return fail(where(file, value) + ": decide must be \"switch\" or \"controller\"");
+      cfg.decide = *v;
     } else if (key.str() == "vm_accel") {
       auto v = value.value<std::string>();
       if (!v || (*v != "auto" && *v != "kvm" && *v != "tcg"))
@@ -233,7 +238,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, vm_accel, ids, env, script)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, decide, vm_accel, ids, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

@@ -82,6 +82,10 @@ struct Config {
   // Process attribution (docs/attribution.md): "off", "rules" (only apps whose rules name a
   // process: the default) or "always" (every connection, so the log shows its process).
   std::string attribution = "rules";
+  // Who decides a new connection that the rules alone can decide (docs/pipeline.md, table 6):
+  // "switch" (the rules' flows, no controller round trip; the default) or "controller" (every
+  // new connection, as for apps whose rules or settings need it).
+  std::string decide = "switch";
   // The IDS (docs/ids.md): off unless asked for. Its rules (Snort/Suricata subset); empty: the
   // shipped rules/ids/cellwall.rules. The apps it watches (empty: every app). K: that many
   // auto-rules for different processes of one user become one rule for the user.

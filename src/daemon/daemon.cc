@@ -40,6 +40,7 @@
 #include "vm/accel.h"
 #include "store/store.h"
 #include "decide/pipeline.h"
+#include "decide/rule_flows.h"
 #include "netdev/net_ops.h"
 #include "netdev/system_runner.h"
 #include "ovs/ovs.h"
@@ -177,13 +178,13 @@ struct Daemon::Impl {
     spdlog::info("{}: the open connections of {} are decided again under the rules in force", why, list);
     auto s = bridge();
     if (!s) return;
-    s->post([s, view = views.current(), ids] {
+    s->post([this, s, view = views.current(), ids] {
       const decide::SwitchView* sv = view->find(s->datapathId());
       if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
       for (const auto& [port, c] : sv->cells_by_port) {
         if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          for (const auto& fm : decide::cellVerdictFlows(c, *gw)) s->sendFlowMod(fm);
+          sendCellFlows(*s, *sv, c, *gw, false);
       }
     });
   }
@@ -309,7 +310,7 @@ struct Daemon::Impl {
     h.disabled = [this](const std::string& name, const std::string& why) {
       spdlog::warn("script {} disabled: {}; traffic goes on without it (cellwall script reload {} "
                    "runs it again)", name, why, name);
-      asio::post(control, [this] { ui.scriptsChanged(script_admin.list().scripts); });
+      asio::post(control, [this] { scriptsChanged(api::Reply{}); });
     };
     h.log = [this](const std::string& name, const std::string& line) {
       // At most 20 lines a second from all scripts reach the journal; every line is in
@@ -727,6 +728,9 @@ struct Daemon::Impl {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, rules->compiled(c.info.app),
                   c.runtime, c.info.inspect, idsWatches(c.info.app), c.info.backend == "vm"};
       cp.epoch = epochOf(c.info.app);
+      cp.meter_id = meterId(id);
+      cp.switch_rules = switchMayDecide(cp);
+      cp.scripts_see_invalid = scripts.any();
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.any_inspect = sv.any_inspect || cp.inspect;
       sv.cells_by_port[cp.ofport] = std::move(cp);
@@ -791,6 +795,69 @@ struct Daemon::Impl {
 
   std::shared_ptr<sw::Switch> bridge() const { return server->find(ovs->datapathId()); }
 
+  // Whether the switch may decide a cell's new connections by its rules' flows (table 6): when
+  // nothing but the rules has a say — no script (they are asked first), no inspect mode, no IDS
+  // watching the app, no attribution of every connection for the log — and the rules name no
+  // process. Whether the policy can be written as flows is ruleFlows' to say.
+  bool switchMayDecide(const CellPort& c) const {
+    return cfg.decide == "switch" && !c.inspect && !c.ids && !scripts.any() &&
+           attribution.mode() != AttributionMode::kAlways && c.policy && c.policy->matcher &&
+           !c.policy->matcher->namesProcesses();
+  }
+
+  // The flows of a cell's rules, and of its host rules for the names it resolved so far (each
+  // for as long as its name table keeps the name).
+  decide::RuleFlows ruleFlowsFor(const CellPort& c, const GatewayPort& gw) const {
+    const Now now = clockNow();
+    decide::RuleFlows made = decide::ruleFlows(*c.policy, c, gw, c.meter_id, now.unix_ms);
+    if (made.all_to_controller || !c.runtime) return made;
+    std::vector<names::SnapshotEntry> known;
+    {
+      std::lock_guard lock(c.runtime->mu);
+      known = c.runtime->names.snapshot(now.mono_ms);
+    }
+    for (const auto& n : known) {
+      if (!n.ip.is_v4()) continue;
+      const std::int64_t left_s = (n.expires_ms - now.mono_ms) / 1000;
+      if (left_s < 1) continue;
+      for (auto& fm : decide::nameFlows(*c.policy, c, gw, c.meter_id, n.name, n.ip.v4(),
+                                        static_cast<std::uint32_t>(left_s), now.unix_ms))
+        made.flows.push_back(std::move(fm));
+    }
+    return made;
+  }
+
+  // A cell's flows, on the switch's thread: its base flows (`all`), or only what its epoch
+  // decides (its verdict flows); and its rules' flows in table 6 when the switch decides its new
+  // connections (docs/pipeline.md), after a delete of the ones before: they carry the epoch in
+  // the marks they commit, and the policy they were made from may have changed.
+  void sendCellFlows(sw::Switch& s, const decide::SwitchView& sv, const CellPort& cell, const GatewayPort& gw,
+                     bool all) {
+    CellPort c = cell;
+    std::vector<ofp::FlowMod> rule_flows;
+    if (c.switch_rules) {
+      auto made = ruleFlowsFor(c, gw);
+      if (made.all_to_controller) {
+        c.switch_rules = false;
+        spdlog::debug("cell {}: the controller decides its connections: {}", c.cell_id, made.why);
+      } else {
+        rule_flows = std::move(made.flows);
+      }
+    }
+    if (all) {
+      for (const auto& fm : decide::cellBaseFlows(s.version(), c, gw, meterId(c.cell_id), sv.ids_port))
+        s.sendFlowMod(fm);
+    } else {
+      for (const auto& fm : decide::cellVerdictFlows(c, gw)) s.sendFlowMod(fm);
+    }
+    // Between this delete and the adds, a new connection goes to the controller, which decides
+    // it the same way.
+    s.sendFlowMod(decide::cellRulesRemove(c));
+    if (!c.switch_rules) return;
+    for (const auto& fm : rule_flows) s.sendFlowMod(fm);
+    for (const auto& fm : decide::cellRulesEntry(c, gw)) s.sendFlowMod(fm);
+  }
+
   // Programs everything the view says onto a switch (on its thread). Stale flows (of cells
   // that are gone, or from before a crash) are found in a dump and deleted.
   void reconcile(sw::Switch& s) {
@@ -845,8 +912,7 @@ struct Daemon::Impl {
       }
       for (const auto& [port, c] : sv->cells_by_port) {
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          for (const auto& fm : decide::cellBaseFlows(s.version(), c, *gw, meterId(c.cell_id), sv->ids_port))
-            s.sendFlowMod(fm);
+          sendCellFlows(s, *sv, c, *gw, true);
       }
       flushPendingScriptFlows(s);
       s.barrier([dpid = s.datapathId()](bool done) {
@@ -1172,7 +1238,7 @@ struct Daemon::Impl {
       if (meterId(id) != 0) s->send(meterFor(id));
       // A zone nobody else uses, empty: whatever an earlier cell with this id left is gone.
       s->send(decide::ctFlushOf(*c));
-      for (const auto& fm : decide::cellBaseFlows(s->version(), *c, *gw, meterId(id), sv->ids_port)) s->sendFlowMod(fm);
+      sendCellFlows(*s, *sv, *c, *gw, true);
       s->sendFlowMod(decide::gatewayArpForCell(*gw, *c));
       s->barrier([this, done](bool ok) { asio::post(control, [done, ok] { done(ok); }); });
     });
@@ -1193,8 +1259,7 @@ struct Daemon::Impl {
       for (const auto& [port, c] : sv->cells_by_port) {
         if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          for (const auto& fm : decide::cellBaseFlows(s->version(), c, *gw, meterId(c.cell_id), sv->ids_port))
-            s->sendFlowMod(fm);
+          sendCellFlows(*s, *sv, c, *gw, true);
       }
     });
   }
@@ -1395,6 +1460,8 @@ struct Daemon::Impl {
     r.lines.push_back("decisions allowed=" + std::to_string(packets.allowed()) +
                       " denied=" + std::to_string(packets.denied()));
     r.lines.push_back("repeats " + std::to_string(packets.repeats()));
+    r.lines.push_back("switch_decided " + std::to_string(packets.switchDecided()) + " disagreed " +
+                      std::to_string(packets.switchDisagreed()));
     r.lines.push_back("inspect packets=" + std::to_string(packets.inspected()) +
                       " refused=" + std::to_string(packets.inspectRefused()));
     r.lines.push_back("dns answers=" + std::to_string(packets.answersSnooped()) +
@@ -1483,8 +1550,18 @@ struct Daemon::Impl {
 
   api::Reply scriptsChanged(api::Reply r) {
     ui.scriptsChanged(script_admin.list().scripts);
+    // Scripts are asked about every new connection: with none loaded the switch may decide
+    // them by the rules' flows, with one it may not (switchMayDecide). Each cell's flows follow.
+    if (scripts.any() != scripts_were_any) {
+      scripts_were_any = scripts.any();
+      publish();
+      std::set<std::string> apps;
+      for (const auto& [id, c] : cells.all()) apps.insert(c.info.app);
+      for (const auto& app : apps) resendCellFlows(app);
+    }
     return r;
   }
+  bool scripts_were_any = false;
 
   // Every command answered at once on the control thread, from the control socket or the web
   // UI (`origin` is what rules added by it are marked with).
@@ -1749,6 +1826,7 @@ Expected<void> Daemon::run() {
   // Scripts load before any switch connects: what they ask for at load waits for the bridge.
   if (auto r = im.script_admin.start(); !r) return r;
   im.packets.setJudge(&im.scripts);
+  im.scripts_were_any = im.scripts.any();
   spdlog::info("{}", im.attribution.start());
   if (im.attribution.mode() != AttributionMode::kOff) im.packets.setProcessFinder(&im.attribution);
 

@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
                  "a process) | always")
       ->check(CLI::IsMember({"off", "rules", "always"}))
       ->capture_default_str();
+  app.add_option("--decide", cfg.decide,
+                 "who decides new connections the rules alone can decide: switch (their flows, no "
+                 "round trip) | controller (docs/pipeline.md)")
+      ->check(CLI::IsMember({"switch", "controller"}))
+      ->capture_default_str();
   app.add_option("--vm-accel", cfg.vm_accel,
                  "VM cells' accelerator when `cellwall run --vm` names none: auto | kvm | tcg (docs/vm-cells.md)")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
@@ -96,6 +101,7 @@ int main(int argc, char** argv) {
     if (given("--ui-listen")) cfg.ui_listen = flags.ui_listen;
     if (given("--attribution")) cfg.attribution = flags.attribution;
     if (given("--vm-accel")) cfg.vm_accel = flags.vm_accel;
+    if (given("--decide")) cfg.decide = flags.decide;
     if (given("--ids")) cfg.ids = flags.ids;
   }
   cw::daemon::Daemon d(std::move(cfg));

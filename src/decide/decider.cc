@@ -71,6 +71,7 @@ const char* reasonName(Reason r) {
     case Reason::kDnsRefused: return "dns_refused";
     case Reason::kDnsTcpRefused: return "dns_tcp_refused";
     case Reason::kOpenAgain: return "open_again";
+    case Reason::kCtInvalid: return "ct_invalid";
     case Reason::kCount: break;
   }
   return "unknown";
@@ -138,6 +139,19 @@ Decision Decider::decide(const SwitchView& sw, std::uint32_t in_port, const Fram
   // Decided before, under an older epoch of a cell (or not yet in the receiving cell's zone,
   // cell to cell): an open connection, decided again. A connection denied before is decided
   // like a new one: it never opened.
+  if (ct != nullptr && (ct->state & ofp::kCtInv) != 0) {
+    // Invalid to conntrack: never forwarded, never committed; the scripts may count it.
+    Decision d;
+    d.reason = Reason::kCtInvalid;
+    const CellPort* cell = sw.cellOnPort(in_port);
+    if (cell != nullptr && routable(f)) {
+      d.cell_id = cell->cell_id;
+      if (judge_ != nullptr) {
+        if (auto v = judge_->judge(sw, *cell, in_port, f, false, now, d.scripts)) d.script = std::move(v->script);
+      }
+    }
+    return d;
+  }
   if (ct != nullptr && held == nullptr && routable(f) &&
       ((ct->mark & kMarkVerdictMask) == kMarkAllow || (ct->table == kTablePeer && ct->mark == 0)))
     return again(sw, in_port, f, now, *ct);
@@ -451,6 +465,29 @@ Decision Decider::again(const SwitchView& sw, std::uint32_t in_port, const Frame
   }
   d.action = allow ? Action::kAllow : Action::kDeny;
   commit(d, sw, f, in_port, allow, kept);
+  return d;
+}
+
+Decision Decider::asTheSwitchDecided(const SwitchView& sw, std::uint32_t in_port, const Frame& f,
+                                      Now now) const {
+  Decision d;
+  const CellPort* cell = sw.cellOnPort(in_port);
+  const bool inbound = cell == nullptr;
+  if (inbound) cell = routable(f) ? sw.cellWithIp(f.ip_dst.v4()) : nullptr;
+  if (cell == nullptr || !routable(f)) {
+    d.reason = Reason::kUnknownPort;
+    return d;
+  }
+  d.cell_id = cell->cell_id;
+  d.inbound = inbound;
+  policy::ConnKey key{protocolOf(f), inbound ? policy::Direction::kInbound : policy::Direction::kOutbound,
+                      inbound ? f.ip_src : f.ip_dst, hasPorts(f) ? f.dst_port : std::uint16_t{0}};
+  policy::Verdict v = verdictForOpen(*cell->policy, key, now, inbound ? nullptr : cell->runtime.get());
+  if (!inbound) joinNames(ResolvedNames(cell->runtime.get(), key.remote, now.mono_ms).get(), d.names);
+  d.action = v.action;
+  d.rule_id = v.rule != nullptr ? v.rule->id : 0;
+  d.reason = inbound ? (v.rule != nullptr ? Reason::kInboundRule : Reason::kInboundRefused)
+                     : (v.rule != nullptr ? Reason::kPolicyRule : Reason::kPolicyDefault);
   return d;
 }
 

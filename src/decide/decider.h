@@ -55,6 +55,9 @@ enum class Reason : std::uint8_t {
   // An open connection decided again after its app's rules changed (its mark carries an older
   // epoch), with its new verdict.
   kOpenAgain,
+  // What conntrack calls invalid, from a cell while scripts are loaded: the scripts see it, then
+  // it is dropped.
+  kCtInvalid,
   kCount
 };
 const char* reasonName(Reason r);
@@ -232,6 +235,12 @@ class Decider {
   void setProcessFinder(ProcessFinder* finder) { finder_ = finder; }
   // A reject's answer to a packet (TCP RST or ICMP unreachable), without a decision.
   Decision rejectOf(const packet::Frame& f, std::uint32_t in_port) const;
+
+  // A new connection the switch decided by itself (table 6: the first packet of a connection
+  // of a cell's, or a TCP opening towards one from its gateway): the verdict, rule and names
+  // the controller gives it, for the log. Nothing is charged, committed or sent.
+  Decision asTheSwitchDecided(const SwitchView& sw, std::uint32_t in_port, const packet::Frame& f,
+                              Now now) const;
 
   // `raw` is the Packet-In's frame; the PacketOut re-injects it through the tables so it
   // follows the flows just installed.

@@ -96,6 +96,14 @@ struct CellPort {
   // conntrack mark, and only those of the current epoch pass without the controller. The daemon
   // moves it on whenever a change of the app's rules may decide an open connection otherwise.
   std::uint32_t epoch = 1;
+  // The switch decides the cell's new connections by its rules' flows (table 6, rule_flows.h)
+  // instead of asking the controller: no script, inspect mode, IDS or attribution needs to see
+  // them first, and its policy can be written as flows.
+  bool switch_rules = false;
+  std::uint32_t meter_id = 0;  // the cell's Packet-In meter (0: none)
+  // Scripts are loaded: they see what conntrack calls invalid from this cell too (a NULL, FIN
+  // or Xmas scan is nothing but such packets), which is otherwise dropped by the switch.
+  bool scripts_see_invalid = false;
 };
 
 // A cell's conntrack zone: its id (the daemon keeps ids in 1..65535, docs/pipeline.md), so a

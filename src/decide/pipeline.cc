@@ -44,6 +44,13 @@ ofp::InstrApplyActions toController(std::uint16_t max_len) {
   return {{ofp::ActionOutput{ofp::kPortController, max_len}}};
 }
 
+bool hasHostRules(const CellPort& cell) {
+  if (!cell.policy || !cell.policy->matcher) return false;
+  for (const auto& r : cell.policy->matcher->policy().rules)
+    if (!r.match.hosts.empty()) return true;
+  return false;
+}
+
 }  // namespace
 
 std::vector<FlowMod> switchBaseFlows(ofp::Version /*v*/) {
@@ -54,7 +61,7 @@ std::vector<FlowMod> switchBaseFlows(ofp::Version /*v*/) {
   std::vector<FlowMod> out;
   out.push_back(add(kTableIngress, 0, cookie, Match(), {}));
   out.push_back(add(kTableScript, 0, cookie, Match(), {ofp::InstrGotoTable{kTableConn}}));
-  for (std::uint8_t t : {kTableConn, kTableVerdict, kTableRoute, kTablePeer})
+  for (std::uint8_t t : {kTableConn, kTableVerdict, kTableRoute, kTablePeer, kTableRules})
     out.push_back(add(t, 0, cookie, Match(), {}));
   // What conntrack calls invalid (a segment outside the window, a bad checksum, a reply to
   // nothing in a state that needs one) goes nowhere, in either zone a packet passes through.
@@ -93,6 +100,7 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
   // connection (docs/dns.md); nothing per query is installed. The answers also go to the
   // controller: DNS snooping. Delivered to the cell first, so the copy never delays an answer.
   const bool checked = resolvesByRules(cell);
+  const bool hold_answers = cell.switch_rules && hasHostRules(cell);
   for (std::uint8_t proto : {packet::kProtoUdp, packet::kProtoTcp}) {
     Match q;
     q.inPort(cell.ofport).ethType(packet::kEthIpv4).ipProto(proto).ipv4Src(cell.ip).ipv4Dst(gw.ip);
@@ -111,10 +119,17 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
       out.push_back(add(kTableConn, kPrioResolver, cookie, q,
                         {ofp::InstrApplyActions{{ofp::ActionOutput{gw.ofport, 0}}}}));
     }
-    out.push_back(add(kTableConn, kPrioResolver, makeCookie(CookieKind::kDnsAnswer, cell.cell_id, 0), a,
-                      {ofp::InstrApplyActions{{ofp::ActionOutput{cell.ofport, 0},
-                                               ofp::ActionOutput{ofp::kPortController,
-                                                                 ofp::kControllerMaxLenNoBuffer}}}}));
+    if (hold_answers) {
+      // The switch decides the cell's connections, some by name: the answer waits at the
+      // controller until its names are flows (PacketPath), then goes on.
+      out.push_back(add(kTableConn, kPrioResolver, makeCookie(CookieKind::kDnsHeld, cell.cell_id, 0), a,
+                        {toController(ofp::kControllerMaxLenNoBuffer)}));
+    } else {
+      out.push_back(add(kTableConn, kPrioResolver, makeCookie(CookieKind::kDnsAnswer, cell.cell_id, 0), a,
+                        {ofp::InstrApplyActions{{ofp::ActionOutput{cell.ofport, 0},
+                                                 ofp::ActionOutput{ofp::kPortController,
+                                                                   ofp::kControllerMaxLenNoBuffer}}}}));
+    }
   }
   if (cell.inspect) {
     // Inspect mode: every packet the cell sends, and every packet sent to it, goes to the
@@ -145,6 +160,13 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
   // gateway's own miss flow, gatewayBaseFlows).
   out.push_back(add(kTableVerdict, kPrioPortMiss, cookie, Match().inPort(cell.ofport),
                     metered(toController(ofp::kControllerMaxLenNoBuffer))));
+  if (cell.scripts_see_invalid) {
+    // What conntrack calls invalid from the cell goes to the scripts (through the meter) before
+    // it is dropped: a scan of bare FINs is nothing else. Never forwarded.
+    out.push_back(add(kTableVerdict, kPrioInvalid + 1, cookie,
+                      Match(from_cell).ctState(ofp::kCtTrk | ofp::kCtInv, ofp::kCtTrk | ofp::kCtInv),
+                      metered(toController(ofp::kControllerMaxLenNoBuffer))));
+  }
   // Table 4: where an allowed packet goes. From the gateway: to the cell. From another cell:
   // through conntrack in this cell's zone too (table 5), so each cell's zone sees both
   // directions of each of its connections. From the cell: to its gateway, and a copy to the
@@ -197,7 +219,8 @@ std::vector<FlowMod> cellRemoveFlows(const CellPort& cell) {
   // One delete per kind of the cell's flows: a script's flows carry the script's id where a
   // cell's carry the cell's, and are not the cell's to remove.
   std::vector<FlowMod> out;
-  for (auto kind : {CookieKind::kBase, CookieKind::kVerdict, CookieKind::kDnsAnswer}) {
+  for (auto kind : {CookieKind::kBase, CookieKind::kVerdict, CookieKind::kDnsAnswer, CookieKind::kRules,
+                    CookieKind::kDnsHeld}) {
     FlowMod fm;
     fm.command = ofp::FlowModCommand::kDelete;
     fm.table_id = ofp::kTableAll;
@@ -236,6 +259,35 @@ std::vector<FlowMod> gatewayBaseFlows(ofp::Version /*v*/, const GatewayPort& gw,
   out.push_back(add(kTableVerdict, kPrioPortMiss, cookie, Match().inPort(gw.ofport),
                     {toController(ofp::kControllerMaxLenNoBuffer)}));
   return out;
+}
+
+std::vector<FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw) {
+  // A connection never decided (new, no mark) goes to the cell's rules in table 6 instead of
+  // the controller: what the cell opens, and TCP openings (SYN without ACK) towards it from its
+  // gateway. Anything else from the uplink side that conntrack does not know may be a late
+  // reply to the cell's own connection, which only the controller tells apart (fromGateway). A
+  // stale mark still goes to the controller, to be decided again.
+  const std::uint64_t cookie = makeCookie(CookieKind::kRules, cell.cell_id, kRulesEntry);
+  const std::uint32_t fresh = ofp::kCtTrk | ofp::kCtNew;
+  std::vector<FlowMod> out;
+  out.push_back(add(kTableVerdict, kPrioRulesNew, cookie,
+                    Match().inPort(cell.ofport).ethType(packet::kEthIpv4).ctState(fresh, fresh | ofp::kCtInv).ctMark(0),
+                    {ofp::InstrGotoTable{kTableRules}}));
+  out.push_back(add(kTableVerdict, kPrioRulesNew, cookie,
+                    Match().inPort(gw.ofport).ethType(packet::kEthIpv4).ipProto(packet::kProtoTcp).ipv4Dst(cell.ip)
+                        .ctState(fresh, fresh | ofp::kCtInv).ctMark(0)
+                        .tcpFlags(ofp::kTcpFlagSyn, ofp::kTcpFlagSyn | ofp::kTcpFlagAck),
+                    {ofp::InstrGotoTable{kTableRules}}));
+  return out;
+}
+
+FlowMod cellRulesRemove(const CellPort& cell) {
+  FlowMod del;
+  del.command = ofp::FlowModCommand::kDelete;
+  del.table_id = ofp::kTableAll;
+  del.cookie = makeCookie(CookieKind::kRules, cell.cell_id, 0);
+  del.cookie_mask = kCookieKindMask | kCookieCellMask;
+  return del;
 }
 
 ofp::CtFlushZone ctFlushOf(const CellPort& cell) {

@@ -18,6 +18,8 @@
 //   table 4  route: to a cell from its gateway -> its port; from a cell to another cell ->
 //            through conntrack in the receiver's zone -> table 5; from a cell -> its gateway.
 //   table 5  the receiving cell's verdict on cell-to-cell traffic, as in table 3.
+//   table 6  rules the switch decides (rule_flows.h): a new connection of a cell whose rules
+//            allow it commits it there, with a copy of its first packet to the controller.
 //   everything else: table-miss drop. No NORMAL action anywhere; fail_mode=secure.
 #pragma once
 
@@ -35,6 +37,7 @@ inline constexpr std::uint8_t kTableConn = 2;
 inline constexpr std::uint8_t kTableVerdict = 3;
 inline constexpr std::uint8_t kTableRoute = 4;
 inline constexpr std::uint8_t kTablePeer = 5;
+inline constexpr std::uint8_t kTableRules = 6;
 
 // Priorities.
 inline constexpr std::uint16_t kDnsPort = 53;
@@ -42,6 +45,7 @@ inline constexpr std::uint16_t kPrioResolver = 1100;  // a cell's DNS to its env
 inline constexpr std::uint16_t kPrioInvalid = 300;   // conntrack says invalid: dropped
 inline constexpr std::uint16_t kPrioVerdict = 200;   // a decided connection of the current epoch
 inline constexpr std::uint16_t kPrioTrack = 100;     // table 2: into conntrack
+inline constexpr std::uint16_t kPrioRulesNew = 2;    // table 3: a new connection to the rules (table 6)
 inline constexpr std::uint16_t kPrioRouteIn = 100;   // table 4: from the gateway to its cell
 inline constexpr std::uint16_t kPrioRoutePeer = 90;  // table 4: from another cell
 inline constexpr std::uint16_t kPrioRouteOut = 10;   // table 4: from a cell to its gateway
@@ -61,8 +65,15 @@ inline constexpr std::uint16_t kPrioInspect = 2100;
 // kScript: a flow a script installed; [55..32] is then the script's id, [31..0] its own cookie.
 // kVerdict: a cell's verdict flows (tables 3 and 5), [31..0] its epoch: replaced when it moves.
 // kConnAllow / kConnDeny were per-connection flows of earlier versions: stale wherever found.
+// kDnsHeld: the resolver-answer flow of a cell whose host rules the switch decides: the answer
+// goes to the controller only, which writes the names' flows and then sends it on.
+// kRules: a flow of table 6 that decides a cell's new connections in the switch ([31..0] the
+// rule, 0 the app's default); the copy it sends the controller carries the same cookie and is
+// logged, never decided. kRulesAsk: a flow of table 6 that sends the packet to the controller,
+// held, to be decided there (rule_flows.h says which).
 enum class CookieKind : std::uint8_t {
-  kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04, kScript = 0x05, kVerdict = 0x06
+  kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04, kScript = 0x05, kVerdict = 0x06,
+  kRules = 0x07, kRulesAsk = 0x08, kDnsHeld = 0x09
 };
 inline constexpr std::uint64_t kCookieKindMask = 0xff00000000000000ULL;
 inline constexpr std::uint64_t kCookieCellMask = 0x00ffffff00000000ULL;
@@ -127,6 +138,12 @@ std::vector<ofp::FlowMod> cellRemoveFlows(const CellPort& cell);
 // environment to answer the gateway's ARP requests for them.
 std::vector<ofp::FlowMod> gatewayBaseFlows(ofp::Version v, const GatewayPort& gw,
                                            const std::vector<const CellPort*>& cells);
+// The flows that send a cell's new connections to its rules in table 6 (cookie (kRules, cell,
+// kRulesEntry)): for a cell the switch decides (CellPort::switch_rules), with the rules' flows.
+inline constexpr std::uint32_t kRulesEntry = 0xffffffff;
+std::vector<ofp::FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw);
+// Deletes those and the cell's rule flows (all of cookie kind kRules for the cell).
+ofp::FlowMod cellRulesRemove(const CellPort& cell);
 // Forgets every connection of a cell (its conntrack zone): when it goes, and before a new cell
 // takes its id.
 ofp::CtFlushZone ctFlushOf(const CellPort& cell);

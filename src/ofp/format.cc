@@ -56,6 +56,19 @@ std::string hex128(std::uint64_t hi, std::uint64_t lo) {
 // Masked (a flow's match): "+new+trk", "+trk-inv": the flags in mask, set ones (+) first, then
 // clear ones (-), each in bit order (ovs-ofctl accepts any order). Exact (what a Packet-In
 // reports): "est|trk" as ovs-ofctl prints packet metadata. Other bits: value/mask in hex.
+// "+syn-ack" as ovs-ofctl writes a masked tcp_flags match (flags in mask: set ones first).
+std::string tcpFlagsText(std::uint16_t bits, std::uint16_t mask) {
+  static constexpr struct { std::uint16_t bit; const char* name; } kFlags[] = {
+      {kTcpFlagFin, "fin"}, {kTcpFlagSyn, "syn"}, {kTcpFlagRst, "rst"}, {kTcpFlagPsh, "psh"},
+      {kTcpFlagAck, "ack"}, {kTcpFlagUrg, "urg"}, {0x040, "ece"}, {0x080, "cwr"}, {0x100, "ns"}};
+  if ((mask & ~0x1ffu) != 0) return hex(bits) + "/" + hex(mask);
+  std::string s;
+  for (bool set : {true, false})
+    for (const auto& f : kFlags)
+      if ((mask & f.bit) != 0 && ((bits & f.bit) != 0) == set) s += std::string(set ? "+" : "-") + f.name;
+  return s;
+}
+
 std::string ctStateText(std::uint32_t bits, std::uint32_t mask) {
   static constexpr struct { std::uint32_t bit; const char* name; } kFlags[] = {
       {kCtNew, "new"}, {kCtEst, "est"}, {kCtRel, "rel"}, {kCtRpl, "rpl"},
@@ -110,10 +123,10 @@ void appendField(std::string& s, const Match& m, Field f) {
     case Field::kIpProto: kv("nw_proto", dec(m.ip_proto)); break;
     case Field::kIpv4Src: kv("nw_src", ip4(m.ipv4_src, m.ipv4_src_mask, mk)); break;
     case Field::kIpv4Dst: kv("nw_dst", ip4(m.ipv4_dst, m.ipv4_dst_mask, mk)); break;
-    case Field::kTcpSrc: kv("tp_src", dec(m.tcp_src)); break;
-    case Field::kTcpDst: kv("tp_dst", dec(m.tcp_dst)); break;
-    case Field::kUdpSrc: kv("udp_src", dec(m.udp_src)); break;
-    case Field::kUdpDst: kv("udp_dst", dec(m.udp_dst)); break;
+    case Field::kTcpSrc: kv("tp_src", mk ? hex(m.tcp_src) + "/" + hex(m.tcp_src_mask) : dec(m.tcp_src)); break;
+    case Field::kTcpDst: kv("tp_dst", mk ? hex(m.tcp_dst) + "/" + hex(m.tcp_dst_mask) : dec(m.tcp_dst)); break;
+    case Field::kUdpSrc: kv("udp_src", mk ? hex(m.udp_src) + "/" + hex(m.udp_src_mask) : dec(m.udp_src)); break;
+    case Field::kUdpDst: kv("udp_dst", mk ? hex(m.udp_dst) + "/" + hex(m.udp_dst_mask) : dec(m.udp_dst)); break;
     case Field::kIcmpv4Type: kv("icmp_type", dec(m.icmpv4_type)); break;
     case Field::kIcmpv4Code: kv("icmp_code", dec(m.icmpv4_code)); break;
     case Field::kArpOp: kv("arp_op", dec(m.arp_op)); break;
@@ -127,6 +140,7 @@ void appendField(std::string& s, const Match& m, Field f) {
     case Field::kIcmpv6Code: kv("icmpv6_code", dec(m.icmpv6_code)); break;
     case Field::kCtState: kv("ct_state", ctStateText(m.ct_state, m.ct_state_mask)); break;
     case Field::kCtZone: kv("ct_zone", dec(m.ct_zone)); break;
+    case Field::kTcpFlags: kv("tcp_flags", tcpFlagsText(m.tcp_flags, m.tcp_flags_mask)); break;
     case Field::kCtMark: kv("ct_mark", hex(m.ct_mark) + (mk ? "/" + hex(m.ct_mark_mask) : "")); break;
     case Field::kCtLabel:
       kv("ct_label", hex128(m.ct_label_hi, m.ct_label_lo) +

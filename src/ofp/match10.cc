@@ -50,9 +50,10 @@ bool canExpressMatch10(const Match& m) {
   constexpr std::uint32_t kNever = bitOf(Field::kMetadata) | bitOf(Field::kArpSha) |
       bitOf(Field::kArpTha) | bitOf(Field::kIpv6Src) | bitOf(Field::kIpv6Dst) |
       bitOf(Field::kIcmpv6Type) | bitOf(Field::kIcmpv6Code) | bitOf(Field::kCtState) |
-      bitOf(Field::kCtZone) | bitOf(Field::kCtMark) | bitOf(Field::kCtLabel);
+      bitOf(Field::kCtZone) | bitOf(Field::kCtMark) | bitOf(Field::kCtLabel) | bitOf(Field::kTcpFlags);
   constexpr std::uint32_t kNoMask = bitOf(Field::kEthSrc) | bitOf(Field::kEthDst) |
-      bitOf(Field::kVlanVid);
+      bitOf(Field::kVlanVid) | bitOf(Field::kTcpSrc) | bitOf(Field::kTcpDst) |
+      bitOf(Field::kUdpSrc) | bitOf(Field::kUdpDst);
   if ((m.present & kNever) != 0 || (m.masked & kNoMask) != 0) return false;
   if (m.has(Field::kInPort) && !canExpressPort10(m.in_port)) return false;
   if (m.has(Field::kVlanVid) && m.vlan_vid != 0 && (m.vlan_vid & kVlanPresent) == 0) return false;

@@ -16,10 +16,10 @@ constexpr std::array<const char*, static_cast<std::size_t>(Field::kCount)> kFiel
     "vlan_pcp",   "ip_dscp",    "ip_proto",    "ipv4_src",    "ipv4_dst",  "tcp_src",
     "tcp_dst",    "udp_src",    "udp_dst",     "icmpv4_type", "icmpv4_code", "arp_op",
     "arp_spa",    "arp_tpa",    "arp_sha",     "arp_tha",     "ipv6_src",  "ipv6_dst",
-    "icmpv6_type", "icmpv6_code", "ct_state",    "ct_zone",   "ct_mark",     "ct_label"};
+    "icmpv6_type", "icmpv6_code", "ct_state",    "ct_zone",   "ct_mark",     "ct_label", "tcp_flags"};
 
 constexpr std::array<std::uint8_t, static_cast<std::size_t>(Field::kCount)> kFieldSizes = {
-    4, 8, 6, 6, 2, 2, 1, 1, 1, 4, 4, 2, 2, 2, 2, 1, 1, 2, 4, 4, 6, 6, 16, 16, 1, 1, 4, 2, 4, 16};
+    4, 8, 6, 6, 2, 2, 1, 1, 1, 4, 4, 2, 2, 2, 2, 1, 1, 2, 4, 4, 6, 6, 16, 16, 1, 1, 4, 2, 4, 16, 2};
 
 void put(std::uint8_t* out, std::uint64_t v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(v >> (8 * (n - 1 - i)));
@@ -94,10 +94,26 @@ Match& Match::ipv4Dst(Ip4 a, Ip4 mask) {
   CW_MARK(Field::kIpv4Dst, mask.v != 0xffffffff);
   return *this;
 }
-Match& Match::tcpSrc(std::uint16_t p) { tcp_src = p; CW_MARK(Field::kTcpSrc, false); return *this; }
-Match& Match::tcpDst(std::uint16_t p) { tcp_dst = p; CW_MARK(Field::kTcpDst, false); return *this; }
-Match& Match::udpSrc(std::uint16_t p) { udp_src = p; CW_MARK(Field::kUdpSrc, false); return *this; }
-Match& Match::udpDst(std::uint16_t p) { udp_dst = p; CW_MARK(Field::kUdpDst, false); return *this; }
+Match& Match::tcpSrc(std::uint16_t p, std::uint16_t mask) {
+  tcp_src_mask = mask; tcp_src = p & mask;
+  CW_MARK(Field::kTcpSrc, mask != 0xffff);
+  return *this;
+}
+Match& Match::tcpDst(std::uint16_t p, std::uint16_t mask) {
+  tcp_dst_mask = mask; tcp_dst = p & mask;
+  CW_MARK(Field::kTcpDst, mask != 0xffff);
+  return *this;
+}
+Match& Match::udpSrc(std::uint16_t p, std::uint16_t mask) {
+  udp_src_mask = mask; udp_src = p & mask;
+  CW_MARK(Field::kUdpSrc, mask != 0xffff);
+  return *this;
+}
+Match& Match::udpDst(std::uint16_t p, std::uint16_t mask) {
+  udp_dst_mask = mask; udp_dst = p & mask;
+  CW_MARK(Field::kUdpDst, mask != 0xffff);
+  return *this;
+}
 Match& Match::icmpv4Type(std::uint8_t t) { icmpv4_type = t; CW_MARK(Field::kIcmpv4Type, false); return *this; }
 Match& Match::icmpv4Code(std::uint8_t c) { icmpv4_code = c; CW_MARK(Field::kIcmpv4Code, false); return *this; }
 Match& Match::arpOp(std::uint16_t op) { arp_op = op; CW_MARK(Field::kArpOp, false); return *this; }
@@ -128,6 +144,14 @@ Match& Match::icmpv6Code(std::uint8_t c) { icmpv6_code = c; CW_MARK(Field::kIcmp
 Match& Match::ctState(std::uint32_t bits, std::uint32_t mask) {
   ct_state_mask = mask; ct_state = bits & mask;
   CW_MARK(Field::kCtState, mask != 0xffffffff);
+  return *this;
+}
+Match& Match::tcpFlags(std::uint16_t bits, std::uint16_t mask) {
+  // The 12 bits OVS matches; a mask of all of them is an exact match.
+  mask &= 0x0fff;
+  tcp_flags_mask = mask;
+  tcp_flags = bits & mask;
+  CW_MARK(Field::kTcpFlags, mask != 0x0fff);
   return *this;
 }
 Match& Match::ctZone(std::uint16_t z) { ct_zone = z; CW_MARK(Field::kCtZone, false); return *this; }
@@ -170,7 +194,8 @@ bool fieldMaskable(Field f) {
   switch (f) {
     case Field::kMetadata: case Field::kEthDst: case Field::kEthSrc: case Field::kVlanVid:
     case Field::kIpv4Src: case Field::kIpv4Dst: case Field::kArpSpa: case Field::kArpTpa:
-    case Field::kIpv6Src: case Field::kIpv6Dst: case Field::kCtState: case Field::kCtMark:
+    case Field::kTcpSrc: case Field::kTcpDst: case Field::kUdpSrc: case Field::kUdpDst:
+    case Field::kIpv6Src: case Field::kIpv6Dst: case Field::kCtState: case Field::kCtMark: case Field::kTcpFlags:
     case Field::kCtLabel:
       return true;
     default:
@@ -191,10 +216,10 @@ void fieldBytes(const Match& m, Field f, bool mask, std::uint8_t* out) {
     case Field::kIpProto: out[0] = m.ip_proto; break;
     case Field::kIpv4Src: put(out, (mask ? m.ipv4_src_mask : m.ipv4_src).v, 4); break;
     case Field::kIpv4Dst: put(out, (mask ? m.ipv4_dst_mask : m.ipv4_dst).v, 4); break;
-    case Field::kTcpSrc: put(out, m.tcp_src, 2); break;
-    case Field::kTcpDst: put(out, m.tcp_dst, 2); break;
-    case Field::kUdpSrc: put(out, m.udp_src, 2); break;
-    case Field::kUdpDst: put(out, m.udp_dst, 2); break;
+    case Field::kTcpSrc: put(out, mask ? m.tcp_src_mask : m.tcp_src, 2); break;
+    case Field::kTcpDst: put(out, mask ? m.tcp_dst_mask : m.tcp_dst, 2); break;
+    case Field::kUdpSrc: put(out, mask ? m.udp_src_mask : m.udp_src, 2); break;
+    case Field::kUdpDst: put(out, mask ? m.udp_dst_mask : m.udp_dst, 2); break;
     case Field::kIcmpv4Type: out[0] = m.icmpv4_type; break;
     case Field::kIcmpv4Code: out[0] = m.icmpv4_code; break;
     case Field::kArpOp: put(out, m.arp_op, 2); break;
@@ -207,6 +232,7 @@ void fieldBytes(const Match& m, Field f, bool mask, std::uint8_t* out) {
     case Field::kIcmpv6Type: out[0] = m.icmpv6_type; break;
     case Field::kIcmpv6Code: out[0] = m.icmpv6_code; break;
     case Field::kCtState: put(out, mask ? m.ct_state_mask : m.ct_state, 4); break;
+    case Field::kTcpFlags: put(out, mask ? m.tcp_flags_mask : m.tcp_flags, 2); break;
     case Field::kCtZone: put(out, m.ct_zone, 2); break;
     case Field::kCtMark: put(out, mask ? m.ct_mark_mask : m.ct_mark, 4); break;
     case Field::kCtLabel:
@@ -240,10 +266,10 @@ void setFieldBytes(Match& m, Field f, const std::uint8_t* v, const std::uint8_t*
     case Field::kIpProto: m.ipProto(v[0]); break;
     case Field::kIpv4Src: m.ipv4Src(ip4(v), ip4_mask()); break;
     case Field::kIpv4Dst: m.ipv4Dst(ip4(v), ip4_mask()); break;
-    case Field::kTcpSrc: m.tcpSrc(u16(v)); break;
-    case Field::kTcpDst: m.tcpDst(u16(v)); break;
-    case Field::kUdpSrc: m.udpSrc(u16(v)); break;
-    case Field::kUdpDst: m.udpDst(u16(v)); break;
+    case Field::kTcpSrc: m.tcpSrc(u16(v), mk ? u16(mk) : 0xffff); break;
+    case Field::kTcpDst: m.tcpDst(u16(v), mk ? u16(mk) : 0xffff); break;
+    case Field::kUdpSrc: m.udpSrc(u16(v), mk ? u16(mk) : 0xffff); break;
+    case Field::kUdpDst: m.udpDst(u16(v), mk ? u16(mk) : 0xffff); break;
     case Field::kIcmpv4Type: m.icmpv4Type(v[0]); break;
     case Field::kIcmpv4Code: m.icmpv4Code(v[0]); break;
     case Field::kArpOp: m.arpOp(u16(v)); break;
@@ -259,6 +285,7 @@ void setFieldBytes(Match& m, Field f, const std::uint8_t* v, const std::uint8_t*
       m.ctState(static_cast<std::uint32_t>(get(v, 4)), mk ? static_cast<std::uint32_t>(get(mk, 4)) : 0xffffffff);
       break;
     case Field::kCtZone: m.ctZone(u16(v)); break;
+    case Field::kTcpFlags: m.tcpFlags(u16(v), mk ? u16(mk) : 0x0fff); break;
     case Field::kCtMark:
       m.ctMark(static_cast<std::uint32_t>(get(v, 4)), mk ? static_cast<std::uint32_t>(get(mk, 4)) : 0xffffffff);
       break;

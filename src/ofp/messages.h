@@ -44,6 +44,9 @@ enum class Field : std::uint8_t {
   // Open vSwitch conntrack fields (Nicira NXM_NX class 0x0001, fields 105..108). OVS accepts
   // them inside OpenFlow 1.3 OXM matches; OpenFlow 1.0 cannot carry them (kBadField).
   kCtState, kCtZone, kCtMark, kCtLabel,
+  // TCP flags (NXM_NX_TCP_FLAGS, class 0x0001 field 34, maskable): a SYN without ACK is
+  // tcpFlags(kTcpFlagSyn, kTcpFlagSyn | kTcpFlagAck). Needs ip_proto 6.
+  kTcpFlags,
   kCount
 };
 const char* fieldName(Field f);
@@ -52,6 +55,9 @@ inline constexpr std::uint16_t kVlanPresent = 0x1000;  // OFPVID_PRESENT
 
 // ct_state bits (NXM_NX_CT_STATE). Match::ctState(bits, mask): a bit in mask and in bits is
 // "+flag", a bit in mask but not in bits is "-flag".
+// TCP header flags as tcp_flags matches them.
+inline constexpr std::uint16_t kTcpFlagFin = 0x001, kTcpFlagSyn = 0x002, kTcpFlagRst = 0x004, kTcpFlagPsh = 0x008,
+                               kTcpFlagAck = 0x010, kTcpFlagUrg = 0x020;
 inline constexpr std::uint32_t kCtNew = 0x01, kCtEst = 0x02, kCtRel = 0x04, kCtRpl = 0x08,
                                kCtInv = 0x10, kCtTrk = 0x20, kCtSnat = 0x40, kCtDnat = 0x80;
 // OFPVID_NONE: vlanVid(kVlanNone) matches only frames without an 802.1Q tag. A priority-tagged
@@ -74,6 +80,9 @@ struct Match {
   std::uint8_t ip_proto = 0;
   Ip4 ipv4_src, ipv4_src_mask, ipv4_dst, ipv4_dst_mask;
   std::uint16_t tcp_src = 0, tcp_dst = 0, udp_src = 0, udp_dst = 0;
+  // Port masks (OXM hasmask; ovs-ofctl "tp_dst=0x400/0xfc00"): a range of ports as prefix
+  // blocks. Read only when the field is masked. OpenFlow 1.0 cannot carry them.
+  std::uint16_t tcp_src_mask = 0xffff, tcp_dst_mask = 0xffff, udp_src_mask = 0xffff, udp_dst_mask = 0xffff;
   std::uint8_t icmpv4_type = 0, icmpv4_code = 0;
   std::uint16_t arp_op = 0;
   Ip4 arp_spa, arp_spa_mask, arp_tpa, arp_tpa_mask;
@@ -84,6 +93,7 @@ struct Match {
   std::uint16_t ct_zone = 0;
   std::uint32_t ct_mark = 0, ct_mark_mask = 0;
   std::uint64_t ct_label_hi = 0, ct_label_lo = 0, ct_label_hi_mask = 0, ct_label_lo_mask = 0;
+  std::uint16_t tcp_flags = 0, tcp_flags_mask = 0;
 
   bool has(Field f) const { return (present & bit(f)) != 0; }
   bool hasMask(Field f) const { return (masked & bit(f)) != 0; }
@@ -102,10 +112,10 @@ struct Match {
   Match& ipProto(std::uint8_t p);
   Match& ipv4Src(Ip4 a, Ip4 mask = Ip4{0xffffffff});
   Match& ipv4Dst(Ip4 a, Ip4 mask = Ip4{0xffffffff});
-  Match& tcpSrc(std::uint16_t p);
-  Match& tcpDst(std::uint16_t p);
-  Match& udpSrc(std::uint16_t p);
-  Match& udpDst(std::uint16_t p);
+  Match& tcpSrc(std::uint16_t p, std::uint16_t mask = 0xffff);
+  Match& tcpDst(std::uint16_t p, std::uint16_t mask = 0xffff);
+  Match& udpSrc(std::uint16_t p, std::uint16_t mask = 0xffff);
+  Match& udpDst(std::uint16_t p, std::uint16_t mask = 0xffff);
   Match& icmpv4Type(std::uint8_t t);
   Match& icmpv4Code(std::uint8_t c);
   Match& arpOp(std::uint16_t op);
@@ -125,6 +135,7 @@ struct Match {
   // The 128-bit label as two halves: hi is bits 127..64.
   Match& ctLabel(std::uint64_t hi, std::uint64_t lo, std::uint64_t hi_mask = ~0ULL,
                  std::uint64_t lo_mask = ~0ULL);
+  Match& tcpFlags(std::uint16_t bits, std::uint16_t mask = 0x0fff);
 
   bool operator==(const Match& o) const;  // compares present fields (and masks) only
 };

@@ -21,7 +21,8 @@ constexpr std::array<std::uint8_t, kFieldCount> kOxmCode = {
     12 /*ipv4_dst*/, 13 /*tcp_src*/, 14 /*tcp_dst*/, 15 /*udp_src*/, 16 /*udp_dst*/,
     19 /*icmpv4_type*/, 20 /*icmpv4_code*/, 21 /*arp_op*/, 22 /*arp_spa*/, 23 /*arp_tpa*/,
     24 /*arp_sha*/, 25 /*arp_tha*/, 26 /*ipv6_src*/, 27 /*ipv6_dst*/, 29 /*icmpv6_type*/,
-    30 /*icmpv6_code*/, 105 /*ct_state*/, 106 /*ct_zone*/, 107 /*ct_mark*/, 108 /*ct_label*/};
+    30 /*icmpv6_code*/, 105 /*ct_state*/, 106 /*ct_zone*/, 107 /*ct_mark*/, 108 /*ct_label*/,
+    34 /*tcp_flags*/};
 constexpr std::size_t kFirstNx = static_cast<std::size_t>(Field::kCtState);
 
 constexpr std::uint16_t classOf(Field f) {

@@ -24,7 +24,8 @@ const char* protoName(const packet::Frame& f) {
 
 }  // namespace
 
-void Observer::learn(const decide::CellPort& cell, Bytes message, std::int64_t now_mono) {
+void Observer::learn(const decide::CellPort& cell, Bytes message, std::int64_t now_mono,
+                     std::vector<dns::Mapping>* learned) {
   auto answer = dns::parseResponse(message);
   if (!answer) {
     dns_errors_[static_cast<std::size_t>(answer.error())].fetch_add(1, std::memory_order_relaxed);
@@ -35,6 +36,7 @@ void Observer::learn(const decide::CellPort& cell, Bytes message, std::int64_t n
   std::lock_guard lock(cell.runtime->mu);
   for (const auto& m : answer->mappings) cell.runtime->names.record(m.name, m.ip, m.ttl, now_mono);
   learned_.fetch_add(answer->mappings.size(), std::memory_order_relaxed);
+  if (learned != nullptr) learned->insert(learned->end(), answer->mappings.begin(), answer->mappings.end());
 }
 
 std::vector<std::vector<std::uint8_t>> Observer::tcpMessages(const decide::CellPort& cell,
@@ -59,12 +61,13 @@ std::vector<std::vector<std::uint8_t>> Observer::tcpMessages(const decide::CellP
   return out;
 }
 
-void Observer::onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame) {
+void Observer::onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame,
+                                std::vector<dns::Mapping>* learned) {
   std::int64_t now = clockNow().mono_ms;
   if (frame.isUdp()) {
-    learn(cell, frame.payload, now);
+    learn(cell, frame.payload, now, learned);
   } else if (frame.isTcp()) {
-    for (const auto& m : tcpMessages(cell, frame)) learn(cell, Bytes(m.data(), m.size()), now);
+    for (const auto& m : tcpMessages(cell, frame)) learn(cell, Bytes(m.data(), m.size()), now, learned);
   }
 }
 

@@ -47,7 +47,8 @@ class Observer : public PacketObserver {
   static constexpr std::size_t kMaxQueued = 100000;
   static constexpr std::size_t kMaxTcpStreams = 256;
 
-  void onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame) override;
+  void onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame,
+                        std::vector<dns::Mapping>* learned) override;
   void onDecision(const decide::CellPort* cell, const decide::Decision& d, const packet::Frame& frame,
                   decide::Now now) override;
   // Set once before switches connect: where held connections go (the daemon's prompts).
@@ -70,7 +71,8 @@ class Observer : public PacketObserver {
   }
 
  private:
-  void learn(const decide::CellPort& cell, Bytes message, std::int64_t now_mono);
+  void learn(const decide::CellPort& cell, Bytes message, std::int64_t now_mono,
+             std::vector<dns::Mapping>* learned = nullptr);
   std::vector<std::vector<std::uint8_t>> tcpMessages(const decide::CellPort& cell, const packet::Frame& f);
 
   std::mutex mu_;

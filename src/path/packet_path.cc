@@ -5,6 +5,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "decide/rule_flows.h"
+
 namespace cw::path {
 
 decide::Now clockNow() {
@@ -44,10 +46,19 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
       decide::cookieKind(pi.cookie) == decide::CookieKind::kDnsAnswer) {
     // A copy of an answer the switch has already delivered: learn from it, decide nothing.
     // Only the resolver-answer flow carries this cookie, and only the controller installs it.
-    snoop(*sv, decide::cookieCell(pi.cookie), *frame);
+    snoop(*sv, decide::cookieCell(pi.cookie), *frame, nullptr);
     return;
   }
+  if (pi.reason == ofp::PacketInReason::kAction &&
+      decide::cookieKind(pi.cookie) == decide::CookieKind::kDnsHeld) {
+    return releaseAnswer(s, *sv, pi, *frame);
+  }
   decide::Now now = clockNow();
+  if (pi.reason == ofp::PacketInReason::kAction && decide::cookieKind(pi.cookie) == decide::CookieKind::kRules) {
+    // A copy of the first packet of a connection the switch decided by its rules' flows: the
+    // packet went on (or was dropped) already; the controller logs it as it would decide it.
+    return noteSwitchDecided(*sv, pi, *frame, now);
+  }
   if (sv->any_inspect && frame->isIpv4()) {
     // Inspect mode: a packet from an inspected cell, or towards one.
     const decide::CellPort* from = sv->cellOnPort(pi.inPort());
@@ -57,7 +68,6 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
     if (to != nullptr && to->inspect)
       return inspectPacket(s, *sv, *to, pi.inPort(), *frame, true, view.generation, now);
   }
-  if (replayRecent(s, pi.inPort(), *frame, view.generation, now.mono_ms)) return;
   // What conntrack said, when the packet came through it (docs/pipeline.md).
   decide::CtSeen ct;
   const bool tracked = pi.match.has(ofp::Field::kCtState) && (pi.match.ct_state & ofp::kCtTrk) != 0;
@@ -67,6 +77,9 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
     ct.mark = pi.match.has(ofp::Field::kCtMark) ? pi.match.ct_mark : 0;
     ct.table = pi.table_id;
   }
+  // Invalid to conntrack: never replayed as the connection it names was decided.
+  const bool invalid = tracked && (ct.state & ofp::kCtInv) != 0;
+  if (!invalid && replayRecent(s, pi.inPort(), *frame, view.generation, now.mono_ms)) return;
   decide::Decision d = decider_.decide(*sv, pi.inPort(), *frame, now, nullptr, tracked ? &ct : nullptr);
   rememberDecision(pi.inPort(), *frame, d, view.generation, now.mono_ms);
   apply(s, *sv, pi.inPort(), *frame, d, now);
@@ -107,9 +120,10 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
       observer_->onHeld(*cell, d, frame, s.datapathId(), in_port, now);
     return;
   }
-  if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, frame);
+  if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, frame, nullptr);
   // An open connection decided again the same way is nothing new: counted by its reason only.
-  const bool unchanged = d.again && d.action == policy::Action::kAllow;
+  const bool unchanged = (d.again && d.action == policy::Action::kAllow) ||
+                         (d.reason == decide::Reason::kCtInvalid && d.script.empty());
   if (!unchanged) (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
   // A checked query that went on to the resolver is counted, not logged: the connection it
@@ -260,7 +274,7 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
     table.conns.clear();
   }
   auto send = [&](const InspectConn& c) {
-    if (c.snoop) snoop(sv, c.cell_id, f);
+    if (c.snoop) snoop(sv, c.cell_id, f, nullptr);
     if (!c.allow) return;
     ofp::PacketOut po;
     po.in_port = in_port;
@@ -315,7 +329,7 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
     c.snoop = leg.snoop;
     table.conns[keyOf(leg.in_port, f, leg.reverse)] = std::move(c);
   }
-  if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, f);
+  if (d.dns_answer && d.action == policy::Action::kAllow) snoop(sv, d.cell_id, f, nullptr);
   auto it = table.conns.find(key);
   if (it != table.conns.end()) {
     InspectConn first = it->second;
@@ -324,12 +338,58 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
 }
 
-void PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame) {
+void PacketPath::noteSwitchDecided(const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
+                                   decide::Now now) {
+  switch_decided_.fetch_add(1, std::memory_order_relaxed);
+  decide::Decision d = decider_.asTheSwitchDecided(sv, pi.inPort(), f, now);
+  if (d.reason == decide::Reason::kUnknownPort) return;
+  // The flow that decided names its rule (0: the app's default); the switch ranks rules as the
+  // Matcher does (rule_flows.h), so it is the controller's rule, or the flows are wrong.
+  if (d.rule_id != (pi.cookie & decide::kCookieRuleMask)) switch_disagreed_.fetch_add(1, std::memory_order_relaxed);
+  reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
+  (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
+  if (observer_ == nullptr) return;
+  const decide::CellPort* cell = d.inbound ? sv.cellWithIp(f.ip_dst.v4()) : sv.cellOnPort(pi.inPort());
+  observer_->onDecision(cell, d, f, now);
+}
+
+const decide::CellPort* PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id,
+                                          const packet::Frame& frame, std::vector<dns::Mapping>* learned) {
   answers_seen_.fetch_add(1, std::memory_order_relaxed);
-  if (observer_ == nullptr || !frame.isIpv4()) return;
+  if (!frame.isIpv4()) return nullptr;
   const decide::CellPort* cell = sv.cellWithIp(frame.ip_dst.v4());
-  if (cell == nullptr || cell->cell_id != cell_id) return;  // the cell went away meanwhile
-  observer_->onResolverAnswer(*cell, frame);
+  if (cell == nullptr || cell->cell_id != cell_id) return nullptr;  // the cell went away meanwhile
+  if (observer_ != nullptr) observer_->onResolverAnswer(*cell, frame, learned);
+  return cell;
+}
+
+void PacketPath::releaseAnswer(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi,
+                               const packet::Frame& frame) {
+  // An answer of the resolver to a cell whose connections the switch decides: held by the
+  // switch until the names in it are flows of the cell's host rules (table 6), so that the
+  // cell's first connection to one of them meets them. Learned, the flows written, then the
+  // answer sent on: the switch handles one channel's messages in order.
+  std::vector<dns::Mapping> learned;
+  const decide::CellPort* cell = snoop(sv, decide::cookieCell(pi.cookie), frame, &learned);
+  if (cell == nullptr) return;
+  const decide::GatewayPort* gw = sv.gatewayFor(cell->env);
+  if (gw != nullptr && cell->policy && cell->switch_rules) {
+    const decide::Now now = clockNow();
+    const names::Limits limits = cell->runtime ? cell->runtime->names.limits() : names::Limits{};
+    for (const auto& m : learned) {
+      if (!m.ip.is_v4()) continue;
+      // As long as the cell's name table keeps it (clamped TTL and the grace after it).
+      const std::uint32_t keep = std::min(std::max(m.ttl, limits.min_ttl_s), limits.max_ttl_s) + limits.grace_s;
+      for (const auto& fm : decide::nameFlows(*cell->policy, *cell, *gw, cell->meter_id, m.name, m.ip.v4(), keep,
+                                              now.unix_ms))
+        s.sendFlowMod(fm);
+    }
+  }
+  ofp::PacketOut po;
+  po.in_port = pi.inPort();
+  po.actions.emplace_back(ofp::ActionOutput{cell->ofport, 0});
+  po.data.assign(frame.raw.begin(), frame.raw.end());
+  s.sendPacketOut(po);
 }
 
 }  // namespace cw::path

@@ -33,8 +33,10 @@ namespace cw::path {
 class PacketObserver {
  public:
   virtual ~PacketObserver() = default;
-  // An answer of the environment's resolver to `cell` (DNS snooping).
-  virtual void onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame) = 0;
+  // An answer of the environment's resolver to `cell` (DNS snooping). `learned` (may be null):
+  // where the (name, address, ttl) mappings it recorded go.
+  virtual void onResolverAnswer(const decide::CellPort& cell, const packet::Frame& frame,
+                                std::vector<dns::Mapping>* learned) = 0;
   // A connection was decided (`cell` is the cell it belongs to, if any).
   virtual void onDecision(const decide::CellPort* cell, const decide::Decision& d,
                           const packet::Frame& frame, decide::Now now) = 0;
@@ -93,10 +95,20 @@ class PacketPath {
   // Inspect mode: packets of inspected cells handled, and those an inspect_* function refused.
   std::uint64_t inspected() const { return inspected_.load(std::memory_order_relaxed); }
   std::uint64_t inspectRefused() const { return inspect_refused_.load(std::memory_order_relaxed); }
+  // Connections the switch decided by its rules' flows (their copies, logged), and of those,
+  // how many the controller would have decided by another rule: 0, or the rule flows are wrong.
+  std::uint64_t switchDecided() const { return switch_decided_.load(std::memory_order_relaxed); }
+  std::uint64_t switchDisagreed() const { return switch_disagreed_.load(std::memory_order_relaxed); }
 
  private:
   decide::ViewHolder::Reader& reader() const;
-  void snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame);
+  // Learns from an answer of the resolver to cell `cell_id` (`learned`: what it recorded);
+  // the cell, or null when the address is no longer that cell's.
+  const decide::CellPort* snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame,
+                                std::vector<dns::Mapping>* learned);
+  void releaseAnswer(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& frame);
+  void noteSwitchDecided(const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
+                         decide::Now now);
   // Inspect mode: the packet through the inspect_* functions, then on as its connection was
   // decided (decided now if it is new), sent by the controller itself.
   void inspectPacket(sw::Switch& s, const decide::SwitchView& sv, const decide::CellPort& cell,
@@ -117,6 +129,7 @@ class PacketPath {
   PacketObserver* observer_;
   decide::PacketJudge* judge_ = nullptr;
   std::atomic<std::uint64_t> inspected_{0}, inspect_refused_{0};
+  std::atomic<std::uint64_t> switch_decided_{0}, switch_disagreed_{0};
   std::atomic<std::uint64_t> answers_seen_{0};
   std::atomic<std::uint64_t> repeats_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(decide::Reason::kCount)> reasons_{};

@@ -196,15 +196,8 @@ ports = 8080
     denied = [e for e in entries if e["remote_port"] == 8080 and e["verdict"] == "deny"]
     assert allowed and "api.example.test" in allowed[0]["names"] and allowed[0]["rule_id"] > 0, entries
     assert denied and denied[0]["remote_ip"] == TESTHOST_IP and denied[0]["rule_id"] == 0, entries
-    # The cell has exited, so its flows ended and sent back their counters.
-    deadline = time.time() + 5
-    while time.time() < deadline and not allowed[0]["bytes"]:
-        time.sleep(0.3)
-        entries = [json.loads(l) for l in
-                   mdaemon.cli("log", "--app", "logged", "--json").stdout.splitlines() if l.strip()]
-        allowed = [e for e in entries if e["remote_port"] == 8080 and e["verdict"] == "allow"]
-    # An HTTP exchange: a handshake, a request, a response of some hundred bytes, the closing.
-    assert allowed[0]["packets"] >= 6 and allowed[0]["bytes"] > 300, allowed[0]
+    # (Packets and bytes per connection came from per-connection flows, which are gone:
+    # Open vSwitch's userspace conntrack counts nothing per connection. docs/pipeline.md.)
 
 
 def test_a_published_port_is_reachable_only_through_an_inbound_rule(mdaemon, module_testhost):

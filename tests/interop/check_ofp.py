@@ -89,6 +89,11 @@ OVS = {
     # Nothing but the header: ofp-print shows zone 0 and empty (IPv6-looking) tuples.
     "ct_flush_all13": [r"NXT_CT_FLUSH \(OF1\.3\) \(xid=0x29\): zone=0 'ct_ipv6_src=::,ct_ipv6_dst=::,"
                        r"ct_tp_src=0,ct_tp_dst=0,ct_nw_proto=0'"],
+    # Masked L4 ports (OXM hasmask): a port range as prefix blocks.
+    "port_mask13": [r"\(xid=0x2a\): ADD table:6 priority=7,tcp,in_port=3,tp_dst=0x400/0xfc00 actions=drop$"],
+    "udp_port_mask13": [r"\(xid=0x2b\): ADD table:6 priority=7,udp,tp_src=0x8000/0x8000,tp_dst=53 actions=drop$"],
+    "tcp_flags13": [r"\(xid=0x2c\): ADD table:3 priority=2,", r"ct_state=\+new-inv\+trk", r"ct_mark=0",
+                    r"tcp,in_port=1", r"tcp_flags=\+syn-ack", r"actions=goto_table:6$"],
 }
 
 # tshark: field → expected value (a list for repeated fields), per message.
@@ -144,6 +149,7 @@ TSHARK = {
     "ct_packet_in13": {V4 + "oxm.field": ["0", "105", "106", "107", "108"]},
     "ct_flush_zone13": {V4 + "experimenter.experimenter": "0x00002320", V4 + "experimenter.exp_type": "29"},
     "ct_flush13": {V4 + "experimenter.experimenter": "0x00002320", V4 + "experimenter.exp_type": "32"},
+    "port_mask13": {V4 + "oxm.field": ["0", "5", "10", "14"], V4 + "oxm.hm": ["0", "0", "0", "1"]},
 }
 
 

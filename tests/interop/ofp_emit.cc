@@ -201,6 +201,25 @@ std::vector<Item> items() {
   CtTuple udp_from{17, ip("10.1.2.3"), cw::Ip4{}, 0, 0, 0, 0, 0};
   v.push_back({"ct_flush_partial13", Version::kOf13, 0x28, CtFlush{6, udp_from, std::nullopt}});
   v.push_back({"ct_flush_all13", Version::kOf13, 0x29, CtFlush{}});
+
+  // Rule flows (src/decide/rule_flows.h): a port range as prefix blocks, OXM TCP_DST / UDP_SRC
+  // with hasmask.
+  FlowMod ports;
+  ports.table_id = 6;
+  ports.priority = 7;
+  ports.match.inPort(3).ethType(0x0800).ipProto(6).tcpDst(0x400, 0xfc00);
+  v.push_back({"port_mask13", Version::kOf13, 0x2a, ports});
+  FlowMod udp_ports = ports;
+  udp_ports.match = Match();
+  udp_ports.match.ethType(0x0800).ipProto(17).udpSrc(0x8000, 0x8000).udpDst(53);
+  v.push_back({"udp_port_mask13", Version::kOf13, 0x2b, udp_ports});
+  // Table 3's entry to the rules from a gateway: a TCP opening (SYN without ACK).
+  FlowMod opening;
+  opening.table_id = 3;
+  opening.priority = 2;
+  opening.match.inPort(1).ethType(0x0800).ipProto(6).ctState(0x21, 0x31).ctMark(0).tcpFlags(0x002, 0x012);
+  opening.instructions.emplace_back(InstrGotoTable{6});
+  v.push_back({"tcp_flags13", Version::kOf13, 0x2c, opening});
   return v;
 }
 

@@ -151,6 +151,21 @@ std::vector<Fixed> fixedCases() {
                "0000 0008 0002 0000",
                "FLOW_MOD xid=0x9 add table=0 cookie=0x1 priority=100 idle_timeout=60 "
                "ip,in_port=3,vlan_vid=none,nw_src=10.0.0.2 actions=output:2"});
+  // A port range as prefix blocks (rule flows, src/decide/rule_flows.h): TCP_DST with hasmask.
+  // `ovs-ofctl -O OpenFlow13 ofp-print` reads these bytes as
+  // "ADD table:6 priority=7,tcp,in_port=3,tp_dst=0x400/0xfc00 actions=drop" (OVS 3.1).
+  FlowMod ports;
+  ports.table_id = 6;
+  ports.priority = 7;
+  ports.match.inPort(3).ethType(0x0800).ipProto(6).tcpDst(0x0400, 0xfc00);
+  c.push_back({"flow_mod_port_mask13", Version::kOf13, 10, ports,
+               "04 0e 0050 0000000a"
+               "0000000000000000 0000000000000000 06 00 0000 0000 0007 ffffffff ffffffff ffffffff 0000 0000"
+               "0001 001f"
+               "  8000 00 04 00000003  8000 0a 02 0800  8000 14 01 06  8000 1d 04 0400 fc00"
+               "  00",
+               "FLOW_MOD xid=0xa add table=6 cookie=0x0 priority=7 "
+               "tcp,in_port=3,tp_dst=0x400/0xfc00 actions=drop"});
   PacketOut po;
   po.actions = {ActionOutput{kPortFlood, 0}};
   po.data = {0xaa, 0xbb};
@@ -261,6 +276,9 @@ TEST(OfpCodec, CanEncodeRefusesWhat10CannotSay) {
   fm.match.tcpDst(80);  // no ip_proto: 1.0 could not tell TCP from UDP
   EXPECT_FALSE(canEncode(Version::kOf10, fm));
   fm.match = Match{};
+  fm.match.ethType(0x0800).ipProto(6).tcpDst(0x400, 0xfc00);  // 1.0 has no port masks
+  EXPECT_FALSE(canEncode(Version::kOf10, fm));
+  fm.match = Match{};
   fm.match.ethType(0x0800).ipv4Src(ip("10.0.0.0"), ip("255.0.255.0"));  // not a prefix
   EXPECT_FALSE(canEncode(Version::kOf10, fm));
   FeaturesReply fr;
@@ -283,6 +301,15 @@ TEST(OfpMatch, SettersCanonicalizeAndCompare) {
   Match c;
   c.ipv4Src(ip("10.1.2.3"), ip("255.255.255.255"));
   EXPECT_FALSE(c.hasMask(Field::kIpv4Src));
+  Match p, q;
+  p.tcpDst(0x4d2, 0xfc00);  // stored masked: 1234 in the block 1024-2047
+  q.tcpDst(0x400, 0xfc00);
+  EXPECT_EQ(p, q);
+  EXPECT_TRUE(p.hasMask(Field::kTcpDst));
+  EXPECT_EQ(p.tcp_dst, 0x400);
+  Match r;
+  r.udpSrc(53, 0xffff);
+  EXPECT_FALSE(r.hasMask(Field::kUdpSrc));
   EXPECT_FALSE(a == c);
   Match d;
   d.tcpDst(80);

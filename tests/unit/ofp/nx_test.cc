@@ -4,6 +4,7 @@
 // Round trips of every ct sample are in codec_test.cc (samples13 / samples10).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -207,6 +208,30 @@ TEST(OfpConntrack, MatchSettersAndText) {
   EXPECT_FALSE(e.hasMask(Field::kCtLabel));
   EXPECT_EQ(formatMatch(e), "ct_mark=0x7,ct_label=0x1234");
   EXPECT_STREQ(fieldName(Field::kCtLabel), "ct_label");
+}
+
+// A TCP opening (SYN without ACK), as table 3 sends it to the rules from a gateway: NXM_NX_TCP_FLAGS
+// inside an OpenFlow 1.3 match, masked.
+TEST(OfpConntrack, TcpFlagsMatchRoundTripsAndReads) {
+  FlowMod fm;
+  fm.table_id = 3;
+  fm.priority = 2;
+  fm.match.ethType(0x0800).ipProto(6).tcpFlags(kTcpFlagSyn, kTcpFlagSyn | kTcpFlagAck);
+  fm.instructions.emplace_back(InstrGotoTable{6});
+  EXPECT_TRUE(fm.match.hasMask(Field::kTcpFlags));
+  EXPECT_EQ(formatMatch(fm.match), "tcp,tcp_flags=+syn-ack");
+  std::vector<std::uint8_t> buf;
+  encode(Version::kOf13, 7, fm, buf);
+  auto d = decode(buf);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(std::get<FlowMod>(d->msg), fm);
+  // The TLV: class 0x0001, field 34, hasmask, 4 bytes: 0x0002 / 0x0012.
+  const std::vector<std::uint8_t> tlv = {0x00, 0x01, 0x45, 0x04, 0x00, 0x02, 0x00, 0x12};
+  EXPECT_NE(std::search(buf.begin(), buf.end(), tlv.begin(), tlv.end()), buf.end());
+  Match exact;
+  exact.tcpFlags(kTcpFlagSyn);
+  EXPECT_FALSE(exact.hasMask(Field::kTcpFlags));
+  EXPECT_FALSE(canEncode(Version::kOf10, Message{fm}));
 }
 
 TEST(OfpConntrack, ActionText) {

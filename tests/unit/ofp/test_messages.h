@@ -149,6 +149,14 @@ inline std::vector<Sample> samples13() {
   del.match.ethType(0x86dd).ipProto(17).ipv6Src(ip6("2001:db8::1")).ipv6Dst(ip6("2001:db8::"), ip6("ffff:ffff::"))
       .udpSrc(53).udpDst(5353);
   s.push_back({"flow_mod_delete_v6", del});
+  FlowMod ranges;  // port ranges as prefix blocks (hasmask), both ends, TCP and UDP
+  ranges.table_id = 6;
+  ranges.match.ethType(0x0800).ipProto(17).udpSrc(0x8000, 0x8000).udpDst(0x0400, 0xfc00);
+  s.push_back({"flow_mod_udp_port_masks", ranges});
+  FlowMod tcp_ranges = ranges;
+  tcp_ranges.match = Match();
+  tcp_ranges.match.ethType(0x0800).ipProto(6).tcpSrc(0, 0xff00).tcpDst(1024, 0xfff0);
+  s.push_back({"flow_mod_tcp_port_masks", tcp_ranges});
   FlowMod arp;
   arp.match.ethType(0x0806).arpOp(1).arpSpa(ip("10.0.0.1")).arpTpa(ip("10.0.0.0"), ip("255.255.255.0"))
       .arpSha(mac("02:00:00:00:00:01")).arpTha(mac("00:00:00:00:00:00"));

@@ -49,7 +49,7 @@ struct Recorder final : PacketObserver {
   std::vector<Held> held;
   std::vector<std::string> answers;  // the app of each resolver answer handed on
 
-  void onResolverAnswer(const decide::CellPort& cell, const packet::Frame&) override {
+  void onResolverAnswer(const decide::CellPort& cell, const packet::Frame&, std::vector<dns::Mapping>*) override {
     answers.push_back(cell.app);
   }
   void onDecision(const decide::CellPort* cell, const decide::Decision& d, const packet::Frame& f,

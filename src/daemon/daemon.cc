@@ -176,15 +176,18 @@ struct Daemon::Impl {
     std::string list;
     for (const auto& a : moved) list += (list.empty() ? "'" : ", '") + a + "'";
     spdlog::info("{}: the open connections of {} are decided again under the rules in force", why, list);
+    sendFlowsOf(ids, false);
+  }
+  // The flows of cells `ids` as the current view says, on the bridge's thread (sendCellFlows).
+  void sendFlowsOf(std::vector<std::uint32_t> ids, bool all) {
     auto s = bridge();
     if (!s) return;
-    s->post([this, s, view = views.current(), ids] {
+    s->post([this, s, view = views.current(), ids = std::move(ids), all] {
       const decide::SwitchView* sv = view->find(s->datapathId());
       if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
       for (const auto& [port, c] : sv->cells_by_port) {
         if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
-        if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          sendCellFlows(*s, *sv, c, *gw, false);
+        if (const GatewayPort* gw = sv->gatewayFor(c.env)) sendCellFlows(*s, *sv, c, *gw, all);
       }
     });
   }
@@ -816,14 +819,14 @@ struct Daemon::Impl {
       std::lock_guard lock(c.runtime->mu);
       known = c.runtime->names.snapshot(now.mono_ms);
     }
-    for (const auto& n : known) {
-      if (!n.ip.is_v4()) continue;
-      const std::int64_t left_s = (n.expires_ms - now.mono_ms) / 1000;
-      if (left_s < 1) continue;
-      for (auto& fm : decide::nameFlows(*c.policy, c, gw, c.meter_id, n.name, n.ip.v4(),
-                                        static_cast<std::uint32_t>(left_s), now.unix_ms))
+    // By address: every name the cell has for it at once (two names reaching one rule make the
+    // same flow, which must live as long as the longer-lived name).
+    std::map<std::uint32_t, std::vector<decide::ResolvedName>> by_ip;
+    for (const auto& n : known)
+      if (n.ip.is_v4()) by_ip[n.ip.v4().v].push_back(decide::ResolvedName{n.name, n.expires_ms - now.mono_ms});
+    for (const auto& [ip, named] : by_ip)
+      for (auto& fm : decide::nameFlows(*c.policy, c, gw, c.meter_id, named, Ip4{ip}, now.unix_ms))
         made.flows.push_back(std::move(fm));
-    }
     return made;
   }
 
@@ -852,7 +855,7 @@ struct Daemon::Impl {
     }
     // Between this delete and the adds, a new connection goes to the controller, which decides
     // it the same way.
-    s.sendFlowMod(decide::cellRulesRemove(c));
+    for (const auto& fm : decide::cellRulesRemove(c)) s.sendFlowMod(fm);
     if (!c.switch_rules) return;
     for (const auto& fm : rule_flows) s.sendFlowMod(fm);
     for (const auto& fm : decide::cellRulesEntry(c, gw)) s.sendFlowMod(fm);
@@ -1248,20 +1251,10 @@ struct Daemon::Impl {
   // changed, their queries to the resolver go straight through or to the controller (a flow
   // added with the same match and priority replaces the old one in place).
   void resendCellFlows(const std::string& app) {
-    auto s = bridge();
-    if (!s) return;
     std::vector<std::uint32_t> ids;
     for (const auto& [id, c] : cells.all())
       if (c.info.app == app) ids.push_back(id);
-    s->post([this, s, view = views.current(), ids] {
-      const decide::SwitchView* sv = view->find(s->datapathId());
-      if (sv == nullptr || s->version() != ofp::Version::kOf13) return;
-      for (const auto& [port, c] : sv->cells_by_port) {
-        if (std::find(ids.begin(), ids.end(), c.cell_id) == ids.end()) continue;
-        if (const GatewayPort* gw = sv->gatewayFor(c.env))
-          sendCellFlows(*s, *sv, c, *gw, true);
-      }
-    });
+    sendFlowsOf(std::move(ids), true);
   }
 
   void removeCell(std::uint32_t id, const char* why) {

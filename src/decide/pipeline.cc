@@ -44,6 +44,20 @@ ofp::InstrApplyActions toController(std::uint16_t max_len) {
   return {{ofp::ActionOutput{ofp::kPortController, max_len}}};
 }
 
+// One delete per kind of the cell's flows, in every table.
+std::vector<FlowMod> deleteKinds(const CellPort& cell, std::initializer_list<CookieKind> kinds) {
+  std::vector<FlowMod> out;
+  for (auto kind : kinds) {
+    FlowMod fm;
+    fm.command = ofp::FlowModCommand::kDelete;
+    fm.table_id = ofp::kTableAll;
+    fm.cookie = makeCookie(kind, cell.cell_id, 0);
+    fm.cookie_mask = kCookieKindMask | kCookieCellMask;
+    out.push_back(fm);
+  }
+  return out;
+}
+
 bool hasHostRules(const CellPort& cell) {
   if (!cell.policy || !cell.policy->matcher) return false;
   for (const auto& r : cell.policy->matcher->policy().rules)
@@ -218,16 +232,8 @@ std::vector<FlowMod> cellVerdictFlows(const CellPort& cell, const GatewayPort& g
 std::vector<FlowMod> cellRemoveFlows(const CellPort& cell) {
   // One delete per kind of the cell's flows: a script's flows carry the script's id where a
   // cell's carry the cell's, and are not the cell's to remove.
-  std::vector<FlowMod> out;
-  for (auto kind : {CookieKind::kBase, CookieKind::kVerdict, CookieKind::kDnsAnswer, CookieKind::kRules,
-                    CookieKind::kDnsHeld}) {
-    FlowMod fm;
-    fm.command = ofp::FlowModCommand::kDelete;
-    fm.table_id = ofp::kTableAll;
-    fm.cookie = makeCookie(kind, cell.cell_id, 0);
-    fm.cookie_mask = kCookieKindMask | kCookieCellMask;
-    out.push_back(fm);
-  }
+  std::vector<FlowMod> out = deleteKinds(cell, {CookieKind::kBase, CookieKind::kVerdict, CookieKind::kDnsAnswer,
+                                                 CookieKind::kRules, CookieKind::kRulesAsk, CookieKind::kDnsHeld});
   // Script flows about the cell's address (a port-scan guard's block of it): the address goes
   // back to the pool, and the next cell to get it must not inherit them. A non-strict delete
   // takes every flow of the script table whose match includes that source (or destination).
@@ -281,13 +287,8 @@ std::vector<FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw)
   return out;
 }
 
-FlowMod cellRulesRemove(const CellPort& cell) {
-  FlowMod del;
-  del.command = ofp::FlowModCommand::kDelete;
-  del.table_id = ofp::kTableAll;
-  del.cookie = makeCookie(CookieKind::kRules, cell.cell_id, 0);
-  del.cookie_mask = kCookieKindMask | kCookieCellMask;
-  return del;
+std::vector<FlowMod> cellRulesRemove(const CellPort& cell) {
+  return deleteKinds(cell, {CookieKind::kRules, CookieKind::kRulesAsk});
 }
 
 ofp::CtFlushZone ctFlushOf(const CellPort& cell) {

@@ -142,8 +142,8 @@ std::vector<ofp::FlowMod> gatewayBaseFlows(ofp::Version v, const GatewayPort& gw
 // kRulesEntry)): for a cell the switch decides (CellPort::switch_rules), with the rules' flows.
 inline constexpr std::uint32_t kRulesEntry = 0xffffffff;
 std::vector<ofp::FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw);
-// Deletes those and the cell's rule flows (all of cookie kind kRules for the cell).
-ofp::FlowMod cellRulesRemove(const CellPort& cell);
+// Deletes those and the cell's rule flows (cookie kinds kRules and kRulesAsk, every table).
+std::vector<ofp::FlowMod> cellRulesRemove(const CellPort& cell);
 // Forgets every connection of a cell (its conntrack zone): when it goes, and before a new cell
 // takes its id.
 ofp::CtFlushZone ctFlushOf(const CellPort& cell);

@@ -315,7 +315,7 @@ void NameTable::record(std::string_view name, const IpAddr& ip, std::uint32_t tt
 }
 
 std::size_t NameTable::names(const IpAddr& ip, std::int64_t now_ms,
-                             std::span<std::string_view> out) const {
+                             std::span<std::string_view> out, std::span<std::int64_t> expiries) const {
   const std::uint32_t* head = headFor(ip);
   if (head == nullptr) return 0;
   std::size_t n = 0;
@@ -323,6 +323,7 @@ std::size_t NameTable::names(const IpAddr& ip, std::int64_t now_ms,
     const Entry& en = entries_[e];
     if (now_ms >= en.expiry_ms) continue;
     __builtin_prefetch(en.text);  // the caller hashes every name next
+    if (n < expiries.size()) expiries[n] = en.expiry_ms;
     out[n++] = std::string_view(en.text, en.len);
   }
   return n;

@@ -87,7 +87,9 @@ class NameTable {
   // Writes the names valid for `ip` at now_ms into `out`, newest first, and returns how many it
   // wrote (at most out.size(); a buffer of kMaxNamesPerIp always holds them all). Does not
   // allocate. The views point into the table and stay valid until the next non-const call.
-  std::size_t names(const IpAddr& ip, std::int64_t now_ms, std::span<std::string_view> out) const;
+  // `expiries` (when as long as `out`): when each name ends, monotonic ms.
+  std::size_t names(const IpAddr& ip, std::int64_t now_ms, std::span<std::string_view> out,
+                    std::span<std::int64_t> expiries = {}) const;
 
   // Whether `name` resolved to `ip` and is still valid at now_ms. Does not allocate.
   bool resolved(std::string_view name, const IpAddr& ip, std::int64_t now_ms) const;

@@ -373,16 +373,24 @@ void PacketPath::releaseAnswer(sw::Switch& s, const decide::SwitchView& sv, cons
   const decide::CellPort* cell = snoop(sv, decide::cookieCell(pi.cookie), frame, &learned);
   if (cell == nullptr) return;
   const decide::GatewayPort* gw = sv.gatewayFor(cell->env);
-  if (gw != nullptr && cell->policy && cell->switch_rules) {
+  if (gw != nullptr && cell->policy && cell->switch_rules && cell->runtime) {
+    // For each address in the answer, every name the cell now has for it, each for as long as
+    // its name table keeps it (two names reaching one rule make the same flow: the longer lives).
     const decide::Now now = clockNow();
-    const names::Limits limits = cell->runtime ? cell->runtime->names.limits() : names::Limits{};
+    std::vector<Ip4> done;
     for (const auto& m : learned) {
-      if (!m.ip.is_v4()) continue;
-      // As long as the cell's name table keeps it (clamped TTL and the grace after it).
-      const std::uint32_t keep = std::min(std::max(m.ttl, limits.min_ttl_s), limits.max_ttl_s) + limits.grace_s;
-      for (const auto& fm : decide::nameFlows(*cell->policy, *cell, *gw, cell->meter_id, m.name, m.ip.v4(), keep,
-                                              now.unix_ms))
-        s.sendFlowMod(fm);
+      if (!m.ip.is_v4() || std::find(done.begin(), done.end(), m.ip.v4()) != done.end()) continue;
+      done.push_back(m.ip.v4());
+      std::array<std::string_view, names::kMaxNamesPerIp> found;
+      std::array<std::int64_t, names::kMaxNamesPerIp> until{};
+      std::vector<decide::ResolvedName> named;
+      {
+        std::lock_guard lock(cell->runtime->mu);
+        const std::size_t n = cell->runtime->names.names(m.ip, now.mono_ms, found, until);
+        for (std::size_t i = 0; i < n; ++i) named.push_back(decide::ResolvedName{found[i], until[i] - now.mono_ms});
+        for (const auto& fm : decide::nameFlows(*cell->policy, *cell, *gw, cell->meter_id, named, m.ip.v4(), now.unix_ms))
+          s.sendFlowMod(fm);
+      }
     }
   }
   ofp::PacketOut po;

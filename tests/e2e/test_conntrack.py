@@ -104,3 +104,4 @@ def test_a_denied_connection_is_decided_once_and_its_retries_stay_in_the_switch(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+

@@ -199,12 +199,12 @@ TEST(Pipeline, CookiesSelectCellsAndRules) {
   EXPECT_EQ(c & kCookieRuleMask, 0xdeadbeefu);
   Net net;
   auto del = cellRemoveFlows(net.web);
-  ASSERT_EQ(del.size(), 7u);
+  ASSERT_EQ(del.size(), 8u);
   // Script flows about the cell's address go with it (its address goes back to the pool).
-  EXPECT_EQ(del[5].table_id, kTableScript);
-  EXPECT_EQ(del[5].match.ipv4_src, net.web.ip);
-  EXPECT_EQ(del[6].match.ipv4_dst, net.web.ip);
-  del.resize(5);
+  EXPECT_EQ(del[6].table_id, kTableScript);
+  EXPECT_EQ(del[6].match.ipv4_src, net.web.ip);
+  EXPECT_EQ(del[7].match.ipv4_dst, net.web.ip);
+  del.resize(6);
   for (const auto& d : del) {
     EXPECT_EQ(d.cookie_mask, kCookieKindMask | kCookieCellMask);
     EXPECT_EQ(cookieCell(d.cookie), net.web.cell_id);

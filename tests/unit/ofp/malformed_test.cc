@@ -5,21 +5,12 @@
 #include <vector>
 
 #include "ofp/codec.h"
+#include "test_messages.h"
 
 namespace cw::ofp {
 namespace {
 
-std::vector<std::uint8_t> fromHex(const std::string& text) {
-  std::vector<std::uint8_t> out;
-  std::string digits;
-  for (char c : text) {
-    if (std::isxdigit(static_cast<unsigned char>(c))) digits.push_back(c);
-  }
-  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
+using testing::fromHex;
 
 // A message with its header length filled in from the body.
 std::string msg(const std::string& version_type, const std::string& body) {

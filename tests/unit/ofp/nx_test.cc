@@ -16,17 +16,7 @@ namespace {
 
 using testing::ip;
 
-std::vector<std::uint8_t> fromHex(const std::string& text) {
-  std::vector<std::uint8_t> out;
-  std::string digits;
-  for (char c : text) {
-    if (std::isxdigit(static_cast<unsigned char>(c))) digits.push_back(c);
-  }
-  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
+using testing::fromHex;
 
 struct Fixed {
   const char* name;

@@ -2,12 +2,26 @@
 // version, each something that version can express exactly (so encode → decode gives it back).
 #pragma once
 
+#include <cctype>
 #include <string>
 #include <vector>
 
 #include "ofp/codec.h"
 
 namespace cw::ofp::testing {
+
+// Bytes from hex text; anything but hex digits (spaces, newlines) is skipped.
+inline std::vector<std::uint8_t> fromHex(const std::string& text) {
+  std::vector<std::uint8_t> out;
+  std::string digits;
+  for (char c : text) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) digits.push_back(c);
+  }
+  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
+    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
 
 struct Sample {
   std::string name;

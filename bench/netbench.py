@@ -2,8 +2,12 @@
 """Data-path benchmarks through a real cell (root; real Open vSwitch, namespaces, iperf3).
 
 1. TCP connect latency from a cell to the test host: every connect is a new connection whose
-   first packet goes through cellwalld (dynamic), against the same bridge with a static allow
-   flow for another port (static). The difference is the controller's share of a connect.
+   first packet goes through cellwall (dynamic), against the same bridge with a static allow
+   flow for another port (static), in interleaved blocks. The difference is cellwall's share of
+   a connect. `--rule address` allows by address (a rule the switch can decide alone);
+   `--rule process` names the connecting process, so the controller decides (attribution,
+   then policy). The connects run in a process of the cell itself (bench/cell_jobs.py), so
+   they are attributed as any app's.
 2. iperf3 throughput cell -> test host, TCP and UDP (unlimited rate), with TX checksum
    offload on as cellwall leaves it: through cellwall's flows against the same bridge with a
    static allow flow, interleaved in --pairs A/B pairs; and TCP over a plain veth pair between
@@ -11,20 +15,26 @@
 
 Uses the end-to-end fixtures (tests/e2e/conftest.py): a test host namespace as the uplink,
 cellwalld with its own state directory, everything removed at the end.
-    sudo bench/netbench.py [--connects N] [--seconds S] [--pairs N] [--json]
+    sudo bench/netbench.py [--connects N] [--blocks B] [--rule address|process] [--connect-only]
+        [--seconds S] [--pairs N] [--json]
 """
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from conftest import TESTHOST_IP, Daemon, TestHost, sh  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cell_jobs import CellJobs  # noqa: E402
 
 CONNECT = """
 import socket, sys, time
@@ -92,10 +102,10 @@ def plain_veth(seconds):
 
 
 @contextlib.contextmanager
-def bench_cell(servers, daemon_args=()):
+def bench_cell(servers, daemon_args=(), policy=None, command=("sleep", "3600")):
     """cellwalld (with `daemon_args`), the test host running `servers` (argv lists), and one
-    cell allowed to reach the test host (TCP and UDP); yields (daemon, cell). Everything is removed
-    afterwards."""
+    cell running `command`, allowed by `policy` (default: any TCP to the test host); yields
+    (daemon, cell). Everything is removed afterwards."""
     th = TestHost()
     d = Daemon(th, daemon_args)
     cell_proc = None
@@ -105,8 +115,8 @@ def bench_cell(servers, daemon_args=()):
         th.start_servers()
         procs = [th.spawn(argv) for argv in servers]
         time.sleep(0.5)
-        policy = f'default = "deny"\n[[allow]]\nto = "{TESTHOST_IP}"\n'
-        cell_proc, cell = d.start_cell(policy, ["sleep", "3600"], app="bench")
+        policy = policy or f'default = "deny"\n[[allow]]\nproto = "tcp"\nto = "{TESTHOST_IP}"\n'
+        cell_proc, cell = d.start_cell(policy, list(command), app="bench")
         yield d, cell
     finally:
         if cell_proc:
@@ -120,63 +130,102 @@ def bench_cell(servers, daemon_args=()):
         shutil.rmtree(d.state, ignore_errors=True)
 
 
+def policy_for(rule):
+    """Anything to the test host: by address (the switch can decide it alone), or naming the
+    measuring process (the controller decides: attribution, then policy)."""
+    process = '\nprocess = "python3"' if rule == "process" else ""
+    return f'default = "deny"\n[[allow]]\nto = "{TESTHOST_IP}"{process}\n'
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--connects", type=int, default=2000)
+    ap.add_argument("--blocks", type=int, default=4, help="connect blocks per path, interleaved; the extra "
+                    "latency is also given per pair of blocks")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--ovs-other-config", action="append", default=[], metavar="KEY=VALUE",
                     help="set Open_vSwitch other_config:KEY=VALUE before measuring (tuning experiments)")
     ap.add_argument("--connect-only", action="store_true", help="skip the throughput part")
     ap.add_argument("--pairs", type=int, default=3, help="interleaved cellwall/static throughput pairs")
+    ap.add_argument("--rule", choices=("address", "process"), default="address",
+                    help="the cell's allow rule: by address, or naming the process (the controller decides)")
+    ap.add_argument("--static-table", type=int, default=2, help="table of the static flows: where cellwall's "
+                    "connection handling starts")
     args = ap.parse_args()
 
     servers = [["/usr/bin/python3", "-c", ACCEPT, str(port)] for port in (9000, 9001)]
     servers += [["iperf3", "-s", "-p", str(port)] for port in (5201, 5202)]
-    with bench_cell(servers) as (d, cell):
-        gw_port = sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "get", "Interface",
-                      "cw-g-default", "ofport"]).stdout.strip()
-        ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
-        target = f"unix:{d.state}/ovs/cw-br0.mgmt"
-        for kv in args.ovs_other_config:
-            sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "set", "Open_vSwitch", ".",
-                f"other_config:{kv}"])
-        # Static allow flows for ports 9000 and 5202 only: the same bridge, no controller.
-        for proto, port in (("tcp", 9000), ("tcp", 5202), ("udp", 5202)):
-            sh(ofctl + ["add-flow", target, f"table=2,priority=2000,{proto},in_port={cell['port']},"
-                        f"nw_dst={TESTHOST_IP},tp_dst={port},actions=output:{gw_port}"])
-            sh(ofctl + ["add-flow", target, f"table=2,priority=2000,{proto},in_port={gw_port},"
-                        f"nw_src={TESTHOST_IP},tp_src={port},nw_dst={cell['ip']},"
-                        f"actions=output:{cell['port']}"])
-        connect_times(cell, 9001, 50)  # warm up caches on both paths
-        connect_times(cell, 9000, 50)
+    tmp = tempfile.mkdtemp(prefix="cw-netbench-")
+    os.chmod(tmp, 0o755)
+    jobs = CellJobs(tmp)
+    try:
+        with bench_cell(servers, policy=policy_for(args.rule), command=jobs.command()) as (d, cell):
+            run(d, cell, jobs, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def connect_times_in_cell(jobs, port, n):
+    """Connects from a process of the cell itself (attributed like any of the cell's)."""
+    rc, out, err = jobs.run(["/usr/bin/python3", "-c", CONNECT, TESTHOST_IP, str(port), str(n)], timeout=300)
+    if rc != 0:
+        raise RuntimeError(f"connects from the cell failed ({rc}): {err[-1000:]}")
+    return [float(x) for x in out.split()]
+
+
+def run(d, cell, jobs, args):
+    gw_port = sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "get", "Interface",
+                  "cw-g-default", "ofport"]).stdout.strip()
+    ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
+    target = f"unix:{d.state}/ovs/cw-br0.mgmt"
+    for kv in args.ovs_other_config:
+        sh(["ovs-vsctl", f"--db=unix:{d.state}/ovs/db.sock", "set", "Open_vSwitch", ".",
+            f"other_config:{kv}"])
+    # Static allow flows for ports 9000 and 5202 only: the same bridge, no controller; above
+    # everything cellwall installs where its connection handling starts.
+    for proto, port in (("tcp", 9000), ("tcp", 5202), ("udp", 5202)):
+        sh(ofctl + ["add-flow", target, f"table={args.static_table},priority=60000,{proto},in_port={cell['port']},"
+                    f"nw_dst={TESTHOST_IP},tp_dst={port},actions=output:{gw_port}"])
+        sh(ofctl + ["add-flow", target, f"table={args.static_table},priority=60000,{proto},in_port={gw_port},"
+                    f"nw_src={TESTHOST_IP},tp_src={port},nw_dst={cell['ip']},"
+                    f"actions=output:{cell['port']}"])
+    connect_times_in_cell(jobs, 9001, 50)  # warm up caches on both paths
+    connect_times_in_cell(jobs, 9000, 50)
+    dyn, sta, extra = [], [], []
+    for b in range(args.blocks):  # interleaved, so drift affects both alike
+        xs = {}
+        for port in ((9001, 9000) if b % 2 == 0 else (9000, 9001)):
+            xs[port] = connect_times_in_cell(jobs, port, args.connects // args.blocks)
+        dyn += xs[9001]
+        sta += xs[9000]
+        extra.append(pct(xs[9001], 50) - pct(xs[9000], 50))
+    res = {
+        "rule": args.rule, "connects": len(dyn),
+        "dynamic_p50_us": pct(dyn, 50), "dynamic_p90_us": pct(dyn, 90), "dynamic_p99_us": pct(dyn, 99),
+        "static_p50_us": pct(sta, 50), "static_p90_us": pct(sta, 90), "static_p99_us": pct(sta, 99),
+    }
+    res["extra_p50_us"] = res["dynamic_p50_us"] - res["static_p50_us"]
+    res["extra_mean_us"] = statistics.mean(dyn) - statistics.mean(sta)
+    res["extra_p50_us_per_block_median"] = statistics.median(extra)
+    res["extra_p50_us_per_block_min"] = min(extra)
+    res["extra_p50_us_per_block_max"] = max(extra)
+    if args.connect_only:
+        return report(res, args.json)
+    # As cellwall leaves them (docs/ovs.md, "Checksum offload"): the run says what it measured.
+    res["tx_offload"] = {f"{ns}/{dev}": sh(["ip", "netns", "exec", ns, "ethtool", "-k", dev]).stdout
+                         .split("tx-checksumming: ")[1].split()[0]
+                         for ns, dev in ((cell["netns"], "eth0"), ("cw-g-default", "cwgw0"))}
+    for proto in ("tcp", "udp"):
         dyn, sta = [], []
-        for _ in range(4):  # interleaved, so drift affects both alike
-            dyn += connect_times(cell, 9001, args.connects // 4)
-            sta += connect_times(cell, 9000, args.connects // 4)
-        res = {
-            "connects": len(dyn),
-            "dynamic_p50_us": pct(dyn, 50), "dynamic_p90_us": pct(dyn, 90), "dynamic_p99_us": pct(dyn, 99),
-            "static_p50_us": pct(sta, 50), "static_p90_us": pct(sta, 90), "static_p99_us": pct(sta, 99),
-        }
-        res["extra_p50_us"] = res["dynamic_p50_us"] - res["static_p50_us"]
-        res["extra_mean_us"] = statistics.mean(dyn) - statistics.mean(sta)
-        if args.connect_only:
-            return report(res, args.json)
-        # As cellwall leaves them (docs/ovs.md, "Checksum offload"): the run says what it measured.
-        res["tx_offload"] = {f"{ns}/{dev}": sh(["ip", "netns", "exec", ns, "ethtool", "-k", dev]).stdout
-                             .split("tx-checksumming: ")[1].split()[0]
-                             for ns, dev in ((cell["netns"], "eth0"), ("cw-g-default", "cwgw0"))}
-        for proto in ("tcp", "udp"):
-            dyn, sta = [], []
-            for _ in range(args.pairs):  # interleaved A/B: drift hits both alike
-                dyn.append(iperf(cell["netns"], 5201, args.seconds, udp=proto == "udp"))
-                sta.append(iperf(cell["netns"], 5202, args.seconds, udp=proto == "udp"))
-            res[f"iperf_{proto}_cellwall_gbps"] = dyn
-            res[f"iperf_{proto}_static_gbps"] = sta
-            res[f"iperf_{proto}_ratios"] = [a / b for a, b in zip(dyn, sta)]
-            res[f"iperf_{proto}_median_ratio"] = statistics.median(dyn) / statistics.median(sta)
-        res["iperf_plain_veth_gbps"] = plain_veth(args.seconds)
+        for _ in range(args.pairs):  # interleaved A/B: drift hits both alike
+            dyn.append(iperf(cell["netns"], 5201, args.seconds, udp=proto == "udp"))
+            sta.append(iperf(cell["netns"], 5202, args.seconds, udp=proto == "udp"))
+        res[f"iperf_{proto}_cellwall_gbps"] = dyn
+        res[f"iperf_{proto}_static_gbps"] = sta
+        res[f"iperf_{proto}_ratios"] = [a / b for a, b in zip(dyn, sta)]
+        res[f"iperf_{proto}_median_ratio"] = statistics.median(dyn) / statistics.median(sta)
+    res["iperf_plain_veth_gbps"] = plain_veth(args.seconds)
     report(res, args.json)
 
 

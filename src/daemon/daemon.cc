@@ -260,6 +260,7 @@ struct Daemon::Impl {
       superviseOvs();
       for (const auto& e : gateways.supervise()) spdlog::warn("{}", e);
       if (ticks % 4 == 0) {  // every second
+        renewRuleLeases();
         std::vector<WebUi::CellIf> ifs;
         for (const auto& [id, c] : cells.all()) ifs.push_back(WebUi::CellIf{id, c.info.app, c.info.ifname_host});
         ui.sampleTraffic(ifs, now.unix_ms);
@@ -856,9 +857,35 @@ struct Daemon::Impl {
     // Between this delete and the adds, a new connection goes to the controller, which decides
     // it the same way.
     for (const auto& fm : decide::cellRulesRemove(c)) s.sendFlowMod(fm);
+    rules_leased.erase(c.cell_id);
     if (!c.switch_rules) return;
     for (const auto& fm : rule_flows) s.sendFlowMod(fm);
     for (const auto& fm : decide::cellRulesEntry(c, gw)) s.sendFlowMod(fm);
+    rules_leased.insert(c.cell_id);
+  }
+  // Cells whose rules the switch decides: their entry flows are a lease (kRulesLeaseS) renewed
+  // every second. Only on the bridge's thread.
+  std::set<std::uint32_t> rules_leased;
+  void renewRuleLeases() {
+    auto s = bridge();
+    if (!s) return;
+    s->post([this, s, view = views.current()] {
+      const decide::SwitchView* sv = view->find(s->datapathId());
+      if (sv == nullptr) return;
+      for (auto it = rules_leased.begin(); it != rules_leased.end();) {
+        const CellPort* c = nullptr;
+        for (const auto& [port, cp] : sv->cells_by_port)
+          if (cp.cell_id == *it) c = &cp;
+        const GatewayPort* gw = c != nullptr ? sv->gatewayFor(c->env) : nullptr;
+        if (gw == nullptr || !c->switch_rules) {  // gone, or no longer the switch's to decide
+          it = rules_leased.erase(it);
+          continue;
+        }
+        // Added again with the same match and priority: replaced, its hard timeout starting over.
+        for (const auto& fm : decide::cellRulesEntry(*c, *gw)) s->sendFlowMod(fm);
+        ++it;
+      }
+    });
   }
 
   // Programs everything the view says onto a switch (on its thread). Stale flows (of cells

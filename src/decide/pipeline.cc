@@ -276,14 +276,17 @@ std::vector<FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw)
   const std::uint64_t cookie = makeCookie(CookieKind::kRules, cell.cell_id, kRulesEntry);
   const std::uint32_t fresh = ofp::kCtTrk | ofp::kCtNew;
   std::vector<FlowMod> out;
+  auto leased = [&out] { out.back().hard_timeout = kRulesLeaseS; };
   out.push_back(add(kTableVerdict, kPrioRulesNew, cookie,
                     Match().inPort(cell.ofport).ethType(packet::kEthIpv4).ctState(fresh, fresh | ofp::kCtInv).ctMark(0),
                     {ofp::InstrGotoTable{kTableRules}}));
+  leased();
   out.push_back(add(kTableVerdict, kPrioRulesNew, cookie,
                     Match().inPort(gw.ofport).ethType(packet::kEthIpv4).ipProto(packet::kProtoTcp).ipv4Dst(cell.ip)
                         .ctState(fresh, fresh | ofp::kCtInv).ctMark(0)
                         .tcpFlags(ofp::kTcpFlagSyn, ofp::kTcpFlagSyn | ofp::kTcpFlagAck),
                     {ofp::InstrGotoTable{kTableRules}}));
+  leased();
   return out;
 }
 

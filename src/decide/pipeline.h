@@ -141,6 +141,11 @@ std::vector<ofp::FlowMod> gatewayBaseFlows(ofp::Version v, const GatewayPort& gw
 // The flows that send a cell's new connections to its rules in table 6 (cookie (kRules, cell,
 // kRulesEntry)): for a cell the switch decides (CellPort::switch_rules), with the rules' flows.
 inline constexpr std::uint32_t kRulesEntry = 0xffffffff;
+// They are a lease the controller renews every second (hard timeout kRulesLeaseS): should
+// cellwalld die, the switch stops deciding new connections on its own within that time, and
+// every new connection then waits for a controller that is not there — fail-secure, as without
+// switch rules, after at most kRulesLeaseS seconds.
+inline constexpr std::uint16_t kRulesLeaseS = 3;
 std::vector<ofp::FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw);
 // Deletes those and the cell's rule flows (cookie kinds kRules and kRulesAsk, every table).
 std::vector<ofp::FlowMod> cellRulesRemove(const CellPort& cell);

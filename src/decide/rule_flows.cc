@@ -247,10 +247,20 @@ class Builder {
       ct.zone = zoneOf(cell_);
       if (allow) ct.table = kTableRoute;
       ct.exec.push_back(ofp::ActionSetField{Match().ctMark(markOf(cell_.epoch, allow, false))});
-      fm.instructions.emplace_back(
-          ofp::InstrApplyActions{{ofp::ActionOutput{ofp::kPortController, kCopyLength}, ct}});
+      ofp::ActionList acts;
+      acts.push_back(copyAction());
+      acts.emplace_back(std::move(ct));
+      fm.instructions.emplace_back(ofp::InstrApplyActions{std::move(acts)});
     }
     out_.push_back(std::move(fm));
+  }
+
+  // The controller's copy of the first packet, for the log: through the cell's meter when it
+  // has one (a copy over the rate is dropped, never the packet), so a cell opening connections
+  // as fast as it can costs the controller no more than its meter allows.
+  ofp::Action copyAction() const {
+    if (meter_id_ != 0) return ofp::ActionController2{kCopyLength, meter_id_};
+    return ofp::ActionOutput{ofp::kPortController, kCopyLength};
   }
 
   Match outbound() const { return Match().inPort(cell_.ofport).ethType(packet::kEthIpv4); }

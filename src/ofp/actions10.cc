@@ -86,6 +86,7 @@ struct ActionEncoder10 {
   // Open vSwitch accepts ct() in 1.0 too, but cellwall's 1.0 path has no conntrack pipeline.
   void operator()(const ActionCt&) const { assert(false && "ct() is encoded for 1.3 only"); }
   void operator()(const ActionCtClear&) const { assert(false && "ct_clear is encoded for 1.3 only"); }
+  void operator()(const ActionController2&) const { assert(false && "controller2 is encoded for 1.3 only"); }
 };
 
 Status decodeAction10(std::uint16_t type, std::uint16_t len, ByteReader& b, ActionList& out,
@@ -136,7 +137,8 @@ Status decodeAction10(std::uint16_t type, std::uint16_t len, ByteReader& b, Acti
 bool canExpressActions10(const ActionList& actions) {
   for (const auto& a : actions) {
     if (std::holds_alternative<ActionPushVlan>(a) || std::holds_alternative<ActionGroup>(a) ||
-        std::holds_alternative<ActionCt>(a) || std::holds_alternative<ActionCtClear>(a)) {
+        std::holds_alternative<ActionCt>(a) || std::holds_alternative<ActionCtClear>(a) ||
+        std::holds_alternative<ActionController2>(a)) {
       return false;
     }
     if (const auto* o = std::get_if<ActionOutput>(&a); o && !canExpressPort10(o->port)) return false;

@@ -209,6 +209,11 @@ struct ActionText {
     return s + ")";
   }
   std::string operator()(const ActionCtClear&) const { return "ct_clear"; }
+  std::string operator()(const ActionController2& a) const {
+    std::string s = "controller(max_len=" + dec(a.max_len);
+    if (a.meter_id != 0) s += ",meter_id=" + dec(a.meter_id);
+    return s + ")";
+  }
 };
 
 std::string formatActions(const ActionList& actions) {

@@ -181,8 +181,16 @@ struct ActionCt {
 struct ActionCtClear {
   bool operator==(const ActionCtClear&) const = default;
 };
+// controller(max_len=N,meter_id=M) (NXAST_CONTROLLER2): a copy to the controller through its
+// own meter, which drops only copies over the rate, never the packet the flow goes on with
+// (a meter instruction would drop the packet itself). OpenFlow 1.3 only.
+struct ActionController2 {
+  std::uint16_t max_len = kControllerMaxLenNoBuffer;
+  std::uint32_t meter_id = 0;  // 0: none
+  bool operator==(const ActionController2&) const = default;
+};
 using Action = std::variant<ActionOutput, ActionSetField, ActionPushVlan, ActionPopVlan,
-                            ActionGroup, ActionCt, ActionCtClear>;
+                            ActionGroup, ActionCt, ActionCtClear, ActionController2>;
 using ActionList = std::vector<Action>;
 
 // ---- Instructions (1.3; the 1.0 codec flattens ApplyActions and rejects the rest) ----

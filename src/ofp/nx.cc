@@ -185,6 +185,19 @@ void encodeNxAction(ByteWriter& w, const ActionCtClear&) {
   w.zeros(6);
 }
 
+void encodeNxAction(ByteWriter& w, const ActionController2& a) {
+  std::size_t at = w.offset();
+  beginNxAction(w, 0, wn::kNxastController2);
+  w.zeros(6);
+  putProp16(w, wn::kNxac2MaxLen, a.max_len);
+  if (a.meter_id != 0) {
+    std::array<std::uint8_t, 4> m{static_cast<std::uint8_t>(a.meter_id >> 24), static_cast<std::uint8_t>(a.meter_id >> 16),
+                                  static_cast<std::uint8_t>(a.meter_id >> 8), static_cast<std::uint8_t>(a.meter_id)};
+    putProp(w, wn::kNxac2MeterId, m);
+  }
+  w.patch_u16(at + 2, static_cast<std::uint16_t>(w.offset() - at));
+}
+
 Status decodeNxAction(std::uint16_t len, ByteReader& b, ActionList& out) {
   if (len < sizeof(wn::NxActionHeader)) return fail(DecodeError::kBadAction);
   if (b.u32() != wn::kNxVendorId) return fail(DecodeError::kBadAction);
@@ -194,6 +207,30 @@ Status decodeNxAction(std::uint16_t len, ByteReader& b, ActionList& out) {
       if (len != sizeof(wn::NxActionHeader)) return fail(DecodeError::kBadAction);
       out.emplace_back(ActionCtClear{});
       return {};
+    case wn::kNxastController2: {
+      // Only what cellwall writes: max_len and meter_id; anything else is refused.
+      for (int i = 0; i < 6; ++i)
+        if (b.u8() != 0) return fail(DecodeError::kBadAction);
+      ActionController2 a;
+      ByteReader props(b.rest());
+      while (props.remaining() > 0) {
+        if (props.remaining() < 8) return fail(DecodeError::kBadAction);
+        const std::uint16_t type = props.u16(), plen = props.u16();
+        const std::size_t padded = (std::size_t{plen} + 7) / 8 * 8;
+        if (plen < 4 || padded - 4 > props.remaining()) return fail(DecodeError::kBadAction);
+        // A 16-bit value travels padded to 32 bits (length 8), as Open vSwitch writes it.
+        if (type == wn::kNxac2MaxLen && (plen == 6 || plen == 8)) {
+          a.max_len = props.u16();
+          props.skip(padded - 6);
+        } else if (type == wn::kNxac2MeterId && plen == 8) {
+          a.meter_id = props.u32();
+        } else {
+          return fail(DecodeError::kBadAction);
+        }
+      }
+      out.emplace_back(a);
+      return {};
+    }
     case wn::kNxastCt: {
       if (len < sizeof(wn::NxActionCt)) return fail(DecodeError::kBadAction);
       ActionCt a;

@@ -38,7 +38,9 @@ static_assert(sizeof(NxActionHeader) == 16);
 struct NxActionCt { U16 type, len; U32 vendor; U16 subtype, flags; U32 zone_src; U16 zone_imm;
                     U8 recirc_table; std::array<U8, 3> pad; U16 alg; };
 static_assert(sizeof(NxActionCt) == 24);
-inline constexpr std::uint16_t kNxastCt = 35, kNxastCtClear = 43;
+inline constexpr std::uint16_t kNxastCt = 35, kNxastCtClear = 43, kNxastController2 = 37;
+// NXAST_CONTROLLER2 properties (ofp_prop_header, padded to 8).
+inline constexpr std::uint16_t kNxac2MaxLen = 0, kNxac2MeterId = 5;
 // nicira_header (ofp_header + vendor + subtype).
 struct NxHeader { Header h; U32 vendor, subtype; };
 static_assert(sizeof(NxHeader) == 16);

@@ -24,6 +24,9 @@ CELLWALLD = BUILD / "src" / "daemon" / "cellwalld"
 
 TESTHOST_IP = "10.250.0.1"
 GATEWAY_UPLINK_IP = "10.250.0.2"
+# How long the switch goes on deciding new connections by a cell's rules after cellwalld is
+# gone (decide::kRulesLeaseS, docs/pipeline.md): the lease of the flows that send them there.
+RULES_LEASE_S = 3
 POOL = "10.200.0.0/16"
 GATEWAY_IP = "10.200.0.1"
 # Names the test host's DNS server knows (beyond test.example), and the addresses it serves

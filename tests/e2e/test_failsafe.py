@@ -1,9 +1,10 @@
-"""Fail-secure: without the controller nothing new gets out; a restarted controller adopts the
-cells that kept running and service comes back."""
+"""Fail-secure: without the controller nothing new gets out (once the switch's lease on deciding
+by the rules has run out, RULES_LEASE_S); a restarted controller adopts the cells that kept
+running and service comes back."""
 import signal
 import time
 
-from conftest import TESTHOST_IP, sh
+from conftest import RULES_LEASE_S, TESTHOST_IP, sh
 from test_core import ALLOW_WEB, CURL
 
 
@@ -13,6 +14,7 @@ def test_no_controller_no_new_connections(daemon, testhost):
     try:
         assert sh(in_cell + CURL, check=False).returncode == 0
         daemon.kill9()
+        time.sleep(RULES_LEASE_S + 0.5)
         cap = testhost.capture("tcp dst port 8080")
         r = sh(in_cell + ["curl", "-sS", "--max-time", "3", "--local-port", "45000-45100",
                           f"http://{TESTHOST_IP}:8080/"], check=False)

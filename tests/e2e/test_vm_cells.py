@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (CELLWALL, GATEWAY_IP, TESTHOST_IP, Capture, cell_cgroups, links, sh)
+from conftest import (CELLWALL, GATEWAY_IP, RULES_LEASE_S, TESTHOST_IP, Capture, cell_cgroups, links, sh)
 from test_bypass import gateway_mac
 from test_core import ALLOW_WEB, DENY_ALL
 
@@ -244,6 +244,7 @@ def test_vm_cells_across_a_daemon_crash(mdaemon):
 
         assert ask() == "200"
         mdaemon.kill9()
+        time.sleep(RULES_LEASE_S + 0.5)  # the switch's lease on deciding by the rules runs out
         assert ask() == "000"  # fail-secure: no controller, no new connection
         b.kill()
         b.wait()

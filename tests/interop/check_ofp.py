@@ -92,6 +92,7 @@ OVS = {
     # Masked L4 ports (OXM hasmask): a port range as prefix blocks.
     "port_mask13": [r"\(xid=0x2a\): ADD table:6 priority=7,tcp,in_port=3,tp_dst=0x400/0xfc00 actions=drop$"],
     "udp_port_mask13": [r"\(xid=0x2b\): ADD table:6 priority=7,udp,tp_src=0x8000/0x8000,tp_dst=53 actions=drop$"],
+    "controller2_13": [r"\(xid=0x2d\): ADD table:6 priority=9,ip,in_port=3 actions=controller\(max_len=128,meter_id=7\),output:2$"],
     "tcp_flags13": [r"\(xid=0x2c\): ADD table:3 priority=2,", r"ct_state=\+new-inv\+trk", r"ct_mark=0",
                     r"tcp,in_port=1", r"tcp_flags=\+syn-ack", r"actions=goto_table:6$"],
 }

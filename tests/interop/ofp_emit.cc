@@ -220,6 +220,13 @@ std::vector<Item> items() {
   opening.match.inPort(1).ethType(0x0800).ipProto(6).ctState(0x21, 0x31).ctMark(0).tcpFlags(0x002, 0x012);
   opening.instructions.emplace_back(InstrGotoTable{6});
   v.push_back({"tcp_flags13", Version::kOf13, 0x2c, opening});
+  // A rule flow's copy to the controller through the cell's meter (NXAST_CONTROLLER2).
+  FlowMod copy;
+  copy.table_id = 6;
+  copy.priority = 9;
+  copy.match.inPort(3).ethType(0x0800);
+  copy.instructions.emplace_back(InstrApplyActions{{ActionController2{128, 7}, ActionOutput{2, 0}}});
+  v.push_back({"controller2_13", Version::kOf13, 0x2d, copy});
   return v;
 }
 

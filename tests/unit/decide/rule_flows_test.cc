@@ -155,8 +155,9 @@ Outcome outcomeOf(const ofp::FlowMod& fm, const CellPort& cell) {
   EXPECT_EQ(ins.size(), 1u);
   const auto& acts = std::get<ofp::InstrApplyActions>(ins.at(0)).actions;
   EXPECT_EQ(acts.size(), 2u);
-  EXPECT_EQ(std::get<ofp::ActionOutput>(acts.at(0)).port, ofp::kPortController);
-  EXPECT_EQ(std::get<ofp::ActionOutput>(acts.at(0)).max_len, kCopyLength);
+  // The copy for the log goes through the cell's meter (only the copy: never the packet).
+  EXPECT_EQ(std::get<ofp::ActionController2>(acts.at(0)).meter_id, kMeter);
+  EXPECT_EQ(std::get<ofp::ActionController2>(acts.at(0)).max_len, kCopyLength);
   const auto& ct = std::get<ofp::ActionCt>(acts.at(1));
   EXPECT_EQ(ct.flags, ofp::kCtCommit);
   EXPECT_EQ(ct.zone, zoneOf(cell));

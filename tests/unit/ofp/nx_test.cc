@@ -224,6 +224,23 @@ TEST(OfpConntrack, TcpFlagsMatchRoundTripsAndReads) {
   EXPECT_FALSE(canEncode(Version::kOf10, Message{fm}));
 }
 
+TEST(OfpConntrack, Controller2CopiesThroughAMeter) {
+  FlowMod fm;
+  fm.table_id = 6;
+  fm.match.inPort(3).ethType(0x0800);
+  fm.instructions.emplace_back(InstrApplyActions{{ActionController2{128, 7}, ActionOutput{2, 0}}});
+  std::vector<std::uint8_t> buf;
+  encode(Version::kOf13, 3, fm, buf);
+  auto d = decode(buf);
+  ASSERT_TRUE(d);
+  EXPECT_NE(format(*d).find("actions=controller(max_len=128,meter_id=7),output:2"), std::string::npos) << format(*d);
+  EXPECT_EQ(std::get<FlowMod>(d->msg), fm);
+  // The action: vendor header, 6 zeros, max_len (16 bits padded to 32), meter_id.
+  const std::vector<std::uint8_t> act = fromHex("ffff 0020 00002320 0025 000000000000 0000 0008 0080 0000 0005 0008 00000007");
+  EXPECT_NE(std::search(buf.begin(), buf.end(), act.begin(), act.end()), buf.end());
+  EXPECT_FALSE(canEncode(Version::kOf10, Message{fm}));
+}
+
 TEST(OfpConntrack, ActionText) {
   Match label;
   label.ctLabel(0, 0x2);

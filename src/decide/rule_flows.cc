@@ -161,7 +161,7 @@ bool toController(const Rule& r, const Life& life) {
 
 // Every key the policy's flows can have, in rank order. Depends on the policy alone, so that
 // ruleFlows and the nameFlows of later answers rank alike.
-std::vector<Key> ranking(const CompiledPolicy& p) {
+std::vector<Key> computeRanking(const CompiledPolicy& p) {
   std::vector<Key> keys;
   for (const Rule& r : p.matcher->policy().rules) {
     const RuleLimit* l = p.limitOf(r.id);
@@ -185,6 +185,11 @@ std::vector<Key> ranking(const CompiledPolicy& p) {
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
+}
+
+// The ranking, computed once per policy.
+std::shared_ptr<const std::vector<Key>> ranking(const CompiledPolicy& p) {
+  return p.flow_ranking.get<std::vector<Key>>([&] { return computeRanking(p); });
 }
 
 constexpr std::size_t kRankedPriorities = kPrioRuleTop - kPrioRuleLowest + 1;
@@ -387,7 +392,8 @@ std::vector<PortBlock> portBlocks(std::uint16_t lo, std::uint16_t hi) {
 
 RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
                     std::uint32_t meter_id, std::int64_t now_unix_ms, RuleFlowOptions options) {
-  const std::vector<Key> keys = ranking(p);
+  const auto ranked = ranking(p);
+  const std::vector<Key>& keys = *ranked;
   Builder b(p, cell, gw, meter_id, now_unix_ms, keys);
   RuleFlows out;
   auto everything = [&](std::string why) {
@@ -444,7 +450,8 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
 std::vector<FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cell, const GatewayPort& gw,
                                std::uint32_t meter_id, std::span<const ResolvedName> names, Ip4 ip,
                                std::int64_t now_unix_ms) {
-  const std::vector<Key> keys = ranking(p);
+  const auto ranked = ranking(p);
+  const std::vector<Key>& keys = *ranked;
   if (undecidable(p, keys)) return {};
   std::vector<std::pair<std::string, std::int64_t>> valid;
   for (const auto& n : names)

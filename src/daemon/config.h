@@ -86,6 +86,10 @@ struct Config {
   // "switch" (the rules' flows, no controller round trip; the default) or "controller" (every
   // new connection, as for apps whose rules or settings need it).
   std::string decide = "switch";
+  // Per-rule packet and byte counters (docs/pipeline.md, table 7; `cellwall rules list
+  // --counters`): "on" (the default) or "off" (allowed packets are not counted; to measure what
+  // counting costs).
+  std::string rule_counters = "on";
   // The IDS (docs/ids.md): off unless asked for. Its rules (Snort/Suricata subset); empty: the
   // shipped rules/ids/cellwall.rules. The apps it watches (empty: every app). K: that many
   // auto-rules for different processes of one user become one rule for the user.

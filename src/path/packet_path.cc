@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -125,6 +126,7 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
   const bool unchanged = (d.again && d.action == policy::Action::kAllow) ||
                          (d.reason == decide::Reason::kCtInvalid && d.script.empty());
   if (!unchanged) (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
+  for (const auto& c : d.counts) installCounts(s, sv, c.ofport, c.cell_id, c.label);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
   // A checked query that went on to the resolver is counted, not logged: the connection it
   // leads to is (a refused one is logged like any refused connection). An open connection the
@@ -348,9 +350,25 @@ void PacketPath::noteSwitchDecided(const decide::SwitchView& sv, const ofp::Pack
   if (d.rule_id != (pi.cookie & decide::kCookieRuleMask)) switch_disagreed_.fetch_add(1, std::memory_order_relaxed);
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
-  if (observer_ == nullptr) return;
   const decide::CellPort* cell = d.inbound ? sv.cellWithIp(f.ip_dst.v4()) : sv.cellOnPort(pi.inPort());
+  // The flow committed the connection with its own rule in the label (rule_flows.cc): its count
+  // flows from now on. Packets the connection sent before they are in count as "other".
+  const auto flow_rule = static_cast<std::uint32_t>(pi.cookie & decide::kCookieRuleMask);
+  if (cell != nullptr && d.action == policy::Action::kAllow)
+    installCounts(s, sv, cell->ofport, cell->cell_id, decide::labelOf(decide::LabelSource::kRule, flow_rule));
+  if (observer_ == nullptr) return;
   observer_->onDecision(cell, d, f, now);
+}
+
+void PacketPath::installCounts(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t ofport,
+                               std::uint32_t cell_id, std::uint64_t label) {
+  const decide::CellPort* cell = sv.cellOnPort(ofport);
+  if (cell == nullptr || cell->cell_id != cell_id || !cell->count || !cell->runtime) return;
+  {
+    std::lock_guard lock(cell->runtime->mu);
+    if (!cell->runtime->counted.insert(label).second) return;
+  }
+  for (const auto& fm : decide::cellCountFlows(*cell, label)) s.sendFlowMod(fm);
 }
 
 const decide::CellPort* PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id,

@@ -116,6 +116,11 @@ class PacketPath {
                      decide::Now now);
   void apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
              const packet::Frame& frame, const decide::Decision& d, decide::Now now);
+  // The count flows of (cell, label) the cell does not have yet (Decision::counts): sent before
+  // the decision's packet-outs, so every later packet of the connection is counted under its
+  // rule. Takes the cell's runtime lock for a set lookup.
+  void installCounts(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t ofport, std::uint32_t cell_id,
+                     std::uint64_t label);
   // What every decision does first, in both paths: count its reason (and a bad query's), and
   // send what the scripts asked for (meters, flows) ahead of the decision's own messages.
   void countAndSendScriptRequests(sw::Switch& s, const decide::Decision& d);

@@ -1803,7 +1803,7 @@ struct Daemon::Impl {
   // says each let the app's running cells send and receive, summed over its cells. Read from
   // the bridge on request (one cookie-masked flow-stats dump of table 7), never polled.
   void listRuleCounters(const std::shared_ptr<Client>& c, const api::RulesList& q) {
-    api::Reply rules = executeRules(api::Command{api::RulesList{q.app, false}}, "cli");
+    api::Reply listed = executeRules(api::Command{api::RulesList{q.app, false}}, "cli");
     auto s = bridge();
     if (!s) {
       reply(c, api::Reply::failed("cannot read the rule counters: the bridge is not connected to cellwalld "
@@ -1817,9 +1817,9 @@ struct Daemon::Impl {
     req.table_id = decide::kTableCount;
     req.cookie = decide::makeCookie(decide::CookieKind::kCount, 0, 0);
     req.cookie_mask = decide::kCookieKindMask;
-    s->post([this, s, c, req, rules = std::move(rules), app_of = std::move(app_of)] {
-      s->dumpFlows(req, [this, c, rules, app_of](bool ok, std::vector<ofp::FlowStats> flows) {
-        api::Reply r = rules;
+    s->post([this, s, c, req, listed = std::move(listed), app_of = std::move(app_of)] {
+      s->dumpFlows(req, [this, c, listed, app_of](bool ok, std::vector<ofp::FlowStats> flows) {
+        api::Reply r = listed;
         if (!ok) {
           r = api::Reply::failed("cannot read the rule counters: the flow dump of table 7 failed "
                                  "(the bridge disconnected?); try again");

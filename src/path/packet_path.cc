@@ -58,7 +58,7 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
   if (pi.reason == ofp::PacketInReason::kAction && decide::cookieKind(pi.cookie) == decide::CookieKind::kRules) {
     // A copy of the first packet of a connection the switch decided by its rules' flows: the
     // packet went on (or was dropped) already; the controller logs it as it would decide it.
-    return noteSwitchDecided(*sv, pi, *frame, now);
+    return noteSwitchDecided(s, *sv, pi, *frame, now);
   }
   if (sv->any_inspect && frame->isIpv4()) {
     // Inspect mode: a packet from an inspected cell, or towards one.
@@ -340,7 +340,7 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
 }
 
-void PacketPath::noteSwitchDecided(const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
+void PacketPath::noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
                                    decide::Now now) {
   switch_decided_.fetch_add(1, std::memory_order_relaxed);
   decide::Decision d = decider_.asTheSwitchDecided(sv, pi.inPort(), f, now);

@@ -107,7 +107,7 @@ class PacketPath {
   const decide::CellPort* snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame,
                                 std::vector<dns::Mapping>* learned);
   void releaseAnswer(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& frame);
-  void noteSwitchDecided(const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
+  void noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
                          decide::Now now);
   // Inspect mode: the packet through the inspect_* functions, then on as its connection was
   // decided (decided now if it is new), sent by the controller itself.

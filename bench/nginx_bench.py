@@ -20,6 +20,8 @@ Modes (--modes):
                decides (attribution, then policy).
   attribution  the address rule, cellwalld --attribution always.
   ids          the address rule, cellwalld --attribution always --ids.
+  uncounted    the address rule, cellwalld --rule-counters off: no per-rule counting (table 7);
+               address / uncounted is what counting costs (bench/RESULTS.md 15, per-rule counters).
   (controller  an old name of `address`.)
 address and process share one cellwalld (its default --attribution rules); the policy is
 switched with `cellwall rules import`. attribution and ids need daemons of their own.
@@ -80,9 +82,11 @@ SOURCES = [f"10.250.0.{i}" for i in range(10, 250)]
 STATIC_COOKIE = "0xfe0000000000c0de"  # kind 0xfe: no kind cellwall uses
 STATIC_PRIORITY = 60000
 MIN_PACKETS = 5  # per connection, both directions: at least SYN, SYN-ACK, ACK, request, answer
-DAEMONS = {"default": [], "always": ["--attribution", "always"], "ids": ["--attribution", "always", "--ids"]}
-MODE_DAEMON = {"address": "default", "process": "default", "attribution": "always", "ids": "ids"}
-MODES = ["off", "address", "process", "attribution", "ids"]
+DAEMONS = {"default": [], "always": ["--attribution", "always"], "ids": ["--attribution", "always", "--ids"],
+           "uncounted": ["--rule-counters", "off"]}
+MODE_DAEMON = {"address": "default", "process": "default", "attribution": "always", "ids": "ids",
+               "uncounted": "uncounted"}
+MODES = ["off", "address", "uncounted", "process", "attribution", "ids"]
 ALIASES = {"controller": "address"}
 
 

@@ -123,6 +123,18 @@ def test_each_rule_counts_what_it_let_through(counting_daemon):
         ct = sh(["ovs-appctl", "-t", str(ctl), "dpctl/dump-conntrack", "-s", f"zone={cell['id']}"]).stdout
         assert f"dport={7777}" in ct or "dport=8080" in ct, ct
         assert "packets=" not in ct and "bytes=" not in ct, ct
+
+        # A rule that goes takes its count flows (and counts) with it; the other rule's stay.
+        d.cli("rules", "rm", str(echo_rule))
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            label_flows = [l for l in bridge_flows(d) if "table=7" in l and "ct_label=" in l]
+            if len(label_flows) == 2:
+                break
+            time.sleep(0.1)
+        assert len(label_flows) == 2 and all(f"ct_label={hex(http_rule)}" in l for l in label_flows), label_flows
+        _, left = counters(d, "counted")
+        assert echo_rule not in left and left[http_rule]["received_bytes"] >= DOWNLOAD, left
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

@@ -340,8 +340,8 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
 }
 
-void PacketPath::noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
-                                   decide::Now now) {
+void PacketPath::noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi,
+                                   const packet::Frame& f, decide::Now now) {
   switch_decided_.fetch_add(1, std::memory_order_relaxed);
   decide::Decision d = decider_.asTheSwitchDecided(sv, pi.inPort(), f, now);
   if (d.reason == decide::Reason::kUnknownPort) return;

@@ -5,9 +5,10 @@
 // src/daemon.
 //
 // Threading: handle() and release() run on switch threads, concurrently, each call on the
-// thread of the Switch it is given; they take no lock. The replay cache and inspect mode's
-// connection table are per switch thread (see packet_path.cc), keyed by the view's generation,
-// so any new view decides everything again. Counters are relaxed atomics readable from any
+// thread of the Switch it is given; they take no lock of their own (a cell's runtime lock, for
+// microseconds: its names, and whether it has a label's count flows). The replay cache and
+// inspect mode's connection table are per switch thread (see packet_path.cc), keyed by the
+// view's generation, so any new view decides everything again. Counters are relaxed atomics readable from any
 // thread.
 //
 // Lifetime: the ViewHolder, the observer, the judge and the process finder outlive the last
@@ -107,8 +108,8 @@ class PacketPath {
   const decide::CellPort* snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame,
                                 std::vector<dns::Mapping>* learned);
   void releaseAnswer(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& frame);
-  void noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
-                         decide::Now now);
+  void noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi,
+                         const packet::Frame& f, decide::Now now);
   // Inspect mode: the packet through the inspect_* functions, then on as its connection was
   // decided (decided now if it is new), sent by the controller itself.
   void inspectPacket(sw::Switch& s, const decide::SwitchView& sv, const decide::CellPort& cell,

@@ -1803,6 +1803,11 @@ struct Daemon::Impl {
   // says each let the app's running cells send and receive, summed over its cells. Read from
   // the bridge on request (one cookie-masked flow-stats dump of table 7), never polled.
   void listRuleCounters(const std::shared_ptr<Client>& c, const api::RulesList& q) {
+    if (cfg.rule_counters != "on") {
+      reply(c, api::Reply::failed("cellwalld counts no rules: it runs with --rule-counters off (or rule_counters = "
+                                  "\"off\" in cellwalld.toml); start it without that to count"));
+      return;
+    }
     api::Reply listed = executeRules(api::Command{api::RulesList{q.app, false}}, "cli");
     auto s = bridge();
     if (!s) {

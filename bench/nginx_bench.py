@@ -22,6 +22,8 @@ Modes (--modes):
   ids          the address rule, cellwalld --attribution always --ids.
   uncounted    the address rule, cellwalld --rule-counters off: no per-rule counting (table 7);
                address / uncounted is what counting costs (bench/RESULTS.md 15, per-rule counters).
+  ctl-address  the address rule, cellwalld --decide controller: the controller decides every
+               connection, without attribution (the floor of a controller decision).
   (controller  an old name of `address`.)
 address and process share one cellwalld (its default --attribution rules); the policy is
 switched with `cellwall rules import`. attribution and ids need daemons of their own.
@@ -71,6 +73,7 @@ from conftest import BUILD, GATEWAY_UPLINK_IP, TESTHOST_IP, Daemon, TestHost, le
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cell_jobs import CellJobs  # noqa: E402
+import sysprof  # noqa: E402
 
 LOCK = "/tmp/cw-e2e.lock"
 CELL_PORT = 8080                  # nginx in the cell; published as 18080
@@ -79,14 +82,15 @@ OUT_PORTS = list(range(19000, 19040))  # nginx on the test host, for outbound
 UPLINK = "cw-u-default"           # the test host's end of the uplink
 CHUNK = 5000  # connections per source address: below one pass over the test host's ports
 SOURCES = [f"10.250.0.{i}" for i in range(10, 250)]
+PROFILE = False  # --profile: CPU per request by thread group and Open vSwitch's coverage counters
 STATIC_COOKIE = "0xfe0000000000c0de"  # kind 0xfe: no kind cellwall uses
 STATIC_PRIORITY = 60000
 MIN_PACKETS = 5  # per connection, both directions: at least SYN, SYN-ACK, ACK, request, answer
 DAEMONS = {"default": [], "always": ["--attribution", "always"], "ids": ["--attribution", "always", "--ids"],
-           "uncounted": ["--rule-counters", "off"]}
+           "controller": ["--decide", "controller"], "uncounted": ["--rule-counters", "off"]}
 MODE_DAEMON = {"address": "default", "process": "default", "attribution": "always", "ids": "ids",
-               "uncounted": "uncounted"}
-MODES = ["off", "address", "uncounted", "process", "attribution", "ids"]
+               "ctl-address": "controller", "uncounted": "uncounted"}
+MODES = ["off", "address", "uncounted", "process", "attribution", "ids", "ctl-address"]
 ALIASES = {"controller": "address"}
 
 
@@ -405,6 +409,7 @@ def measure_once(d, bridge, target, mode, total, c, warmup):
     """`total` requests in chunks of at most CHUNK, each chunk from a fresh source address or to a
     fresh server port (the first after `warmup` requests of its own); requests/s over the whole."""
     chunks, left, dec, den, static_pkts = [], total, 0, 0, 0
+    prof = sysprof.Profile(bridge.appctl) if PROFILE else None
     while left > 0:
         n = min(CHUNK - warmup, left) if not chunks else min(CHUNK, left)
         port = target.fresh()
@@ -415,7 +420,11 @@ def measure_once(d, bridge, target, mode, total, c, warmup):
             if not chunks and warmup:
                 target.ab(warmup, c)
                 before = decisions(d)
+            if prof:
+                prof.start()
             chunks.append(target.ab(n, c))
+            if prof:
+                prof.stop()
         except AbError as e:
             # Kept as a failed measurement: which connections were denied says why.
             after = decisions(d)
@@ -434,6 +443,8 @@ def measure_once(d, bridge, target, mode, total, c, warmup):
          "mean_ms": sum(x["mean_ms"] * x["complete"] for x in chunks) / total,
          "failed": sum(x["failed"] for x in chunks), "non2xx": sum(x["non2xx"] for x in chunks),
          "decided": dec / total}
+    if prof:
+        r["cpu_us"], r["coverage"] = prof.per_request(total)
     if mode == "off":
         # A connection is >= 5 packets (SYN, SYN-ACK, ACK, request, answer, FINs): fewer means
         # the static flows were not the path.
@@ -694,6 +705,30 @@ def print_table(table):
         print(line)
 
 
+def print_profile(rows):
+    """Per cell of the matrix and mode: the median over rounds of each group's CPU µs per request,
+    and of each coverage counter per request (the ones that moved)."""
+    cells = sorted({(r["direction"], r["sockets"], r["concurrency"]) for r in rows if "cpu_us" in r},
+                   key=lambda k: (k[0] != "in", k[1], k[2]))
+    for cell in cells:
+        xs = {m: [r for r in rows if (r["direction"], r["sockets"], r["concurrency"]) == cell and r["mode"] == m
+                  and "cpu_us" in r] for m in MODES}
+        xs = {m: v for m, v in xs.items() if v}
+        print(f"\nprofile {cell[0]} sockets {cell[1]} c {cell[2]}: per request, median over {len(next(iter(xs.values())))}"
+              " rounds")
+        print("  " + " " * 34 + "".join(f"{m:>12}" for m in xs))
+        for what, key in (("CPU us", "cpu_us"), ("events", "coverage")):
+            names = []
+            for m in xs:
+                for r in xs[m]:
+                    names += [k for k in r[key] if k not in names]
+            for k in names:
+                vals = [statistics.median(r[key].get(k, 0) for r in xs[m]) for m in xs]
+                if max(vals) < (1.0 if key == "cpu_us" else 0.01):
+                    continue
+                print(f"  {what:<7}{k:<27}" + "".join(f"{v:12.2f}" for v in vals))
+
+
 def print_decay(rounds):
     print("\nmode         round  req/s   ratio to off: median [min-max]  flows after  conntrack after")
     for mode in [m for m in MODES if any(f["mode"] == m for f in rounds)]:
@@ -740,10 +775,15 @@ def main():
     ap.add_argument("--decay-pairs", type=int, default=5, help="parts of a round, each paired with \"off\"")
     ap.add_argument("--attrib-bench", action="store_true", help="also run cw-attrib-bench (µs per attribution "
                     "against open sockets)")
+    ap.add_argument("--profile", action="store_true", help="per measurement, CPU µs per request of every "
+                    "thread group (ovs-vswitchd's threads by name, cellwalld, nginx, softirq, ...) and Open "
+                    "vSwitch's coverage counters per request (bench/sysprof.py); printed per cell and mode")
     ap.add_argument("--json", metavar="FILE", help="write every measurement and the summary here as JSON")
     args = ap.parse_args()
     if args.quick:
         args.requests, args.warmup, args.rounds = 2000, 100, 3
+    global PROFILE
+    PROFILE = args.profile
     args.socket_counts = [int(x) for x in args.socket_counts.split(",") if x]
     args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
     args.outbound_concurrency = [int(x) for x in args.outbound_concurrency.split(",") if x]
@@ -806,6 +846,8 @@ def main():
         shutil.rmtree(args.tmp, ignore_errors=True)
     table = summarize(rows)
     print_table(table)
+    if args.profile:
+        print_profile(rows)
     if flows:
         print_decay(flows)
     for mode, s in args.sample.items():

@@ -171,6 +171,11 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       if (!v || (*v != "on" && *v != "off"))
         return fail(where(file, value) + ": rule_counters must be \"on\" or \"off\"");
       cfg.rule_counters = *v;
+    } else if (key.str() == "conntrack_per_cell") {
+      auto v = value.value<std::int64_t>();
+      if (!v || *v < 0 || *v > 100000000)
+        return fail(where(file, value) + ": conntrack_per_cell must be 0..100000000 (0: no limit)");
+      cfg.conntrack_per_cell = static_cast<std::uint32_t>(*v);
     } else if (key.str() == "vm_accel") {
       auto v = value.value<std::string>();
       if (!v || (*v != "auto" && *v != "kvm" && *v != "tcg"))
@@ -243,7 +248,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, decide, rule_counters, vm_accel, ids, env, script)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, decide, rule_counters, conntrack_per_cell, vm_accel, ids, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

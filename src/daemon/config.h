@@ -90,6 +90,10 @@ struct Config {
   // --counters`): "on" (the default) or "off" (allowed packets are not counted; to measure what
   // counting costs).
   std::string rule_counters = "on";
+  // The most connections one cell may have in Open vSwitch's conntrack at once (its zone's
+  // limit; closed TCP connections stay there ~30 s): a cell beyond it gets no new connection,
+  // and cannot fill the table the other cells share. 0: no limit.
+  std::uint32_t conntrack_per_cell = 200000;
   // The IDS (docs/ids.md): off unless asked for. Its rules (Snort/Suricata subset); empty: the
   // shipped rules/ids/cellwall.rules. The apps it watches (empty: every app). K: that many
   // auto-rules for different processes of one user become one rule for the user.

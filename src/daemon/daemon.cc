@@ -614,6 +614,49 @@ struct Daemon::Impl {
     return r;
   }
 
+  // ---- Conntrack zone limits (docs/pipeline.md, "One cell cannot fill conntrack") ----
+  // The cell's zone (its id) holds at most cfg.conntrack_per_cell connections.
+  Expected<void> limitConntrack(std::uint32_t id) {
+    if (cfg.conntrack_per_cell == 0) return {};
+    if (auto r = ovs->setZoneLimit(static_cast<std::uint16_t>(id), cfg.conntrack_per_cell); !r)
+      return fail(r.error().message + " (cellwalld limits each cell's connections so that one cell cannot fill "
+                  "the conntrack table the others share; conntrack_per_cell = 0 in the config runs without)");
+    return {};
+  }
+  void unlimitConntrack(std::uint32_t id) {
+    if (cfg.conntrack_per_cell == 0) return;
+    if (auto r = ovs->clearZoneLimit(static_cast<std::uint16_t>(id)); !r)
+      spdlog::debug("cell {}: {}", id, r.error().message);
+  }
+  // Every 5 s: a cell that reached its limit is said once (and again after it went below 90 %).
+  void checkConntrack() {
+    if (cfg.conntrack_per_cell == 0 || ++conntrack_ticks % 20 != 0) return;
+    std::vector<std::uint16_t> zones;
+    for (const auto& [id, c] : cells.all()) zones.push_back(static_cast<std::uint16_t>(id));
+    auto u = ovs->zoneUsage(zones);
+    if (!u) {
+      spdlog::debug("{}", u.error().message);
+      return;
+    }
+    conntrack_usage = *u;
+    for (const auto& [id, c] : cells.all()) {
+      auto it = u->find(static_cast<std::uint16_t>(id));
+      if (it == u->end()) continue;
+      bool full = it->second.limit != 0 && it->second.count >= it->second.limit;
+      bool was = conntrack_full.count(id) != 0;
+      if (full && !was) {
+        conntrack_full.insert(id);
+        spdlog::warn("cell {} ({}): {} connections in conntrack, its limit: its new connections are refused until "
+                     "some end (conntrack_per_cell)", id, c.info.app, it->second.count);
+      } else if (was && it->second.count < it->second.limit / 10 * 9) {
+        conntrack_full.erase(id);
+      }
+    }
+  }
+  unsigned conntrack_ticks = 0;
+  std::set<std::uint32_t> conntrack_full;
+  std::map<std::uint16_t, ZoneUsage> conntrack_usage;
+
   // ---- Open vSwitch supervision (docs/ovs.md) ----
   void superviseOvs() {
     auto sup = ovs->supervise(std::chrono::steady_clock::now());
@@ -623,6 +666,7 @@ struct Daemon::Impl {
     for (const auto& m : sup.info) spdlog::info("{}", m);
     if (sup.restarted) reattachPorts();
     if (sup.restarted || !sup.warnings.empty() || !sup.errors.empty()) showSwitchState();
+    if (ovs->health().state == OvsHealth::State::kUp) checkConntrack();
   }
 
   // After a restart of Open vSwitch: every port of ours is read back from the bridge. The
@@ -651,6 +695,8 @@ struct Daemon::Impl {
       auto p = ovs->addPort(c->info.netns);
       check(c->info.netns, c->info.ofport, p ? *p : 0, p ? "" : p.error().message);
       if (p) c->info.ofport = *p;
+      // A restarted ovs-vswitchd forgot the zones' limits.
+      if (auto r = limitConntrack(id); !r) spdlog::error("cell {}: {}", id, r.error().message);
     }
     for (const auto& g : gateways.replug(*ovs)) check(g.ifname, g.before, g.after, g.error);
     if (ids_monitor.running()) {
@@ -1177,6 +1223,10 @@ struct Daemon::Impl {
       undo();
       return Unexpected(ofport.error());
     }
+    if (auto lim = limitConntrack(id); !lim) {
+      undo();
+      return Unexpected(lim.error());
+    }
     CellRecord rec;
     rec.info.id = id;
     rec.info.app = app;
@@ -1357,6 +1407,7 @@ struct Daemon::Impl {
     if (auto r = cgroup::killAndRemove(c.info.cgroup); !r)
       spdlog::warn("cell {}: {}", id, r.error().message);
     (void)ovs->delPort(c.info.netns);
+    unlimitConntrack(id);
     (void)ops.deleteNetns(c.info.netns);
     (void)ops.deleteLink("", c.info.netns);
     std::filesystem::remove_all(cells.cellDir(id));
@@ -1387,6 +1438,7 @@ struct Daemon::Impl {
         if (auto r = cgroup::killAndRemove(info.cgroup); !r)
           spdlog::warn("stale cell {}: {}", info.id, r.error().message);
         (void)ovs->delPort(info.netns);
+        unlimitConntrack(info.id);
         (void)ops.deleteNetns(info.netns);
         (void)ops.deleteLink("", info.netns);
         std::filesystem::remove_all(dir);
@@ -1398,6 +1450,7 @@ struct Daemon::Impl {
         spdlog::warn("cannot re-plug cell {}: {}", info.id, ofport.error().message);
         continue;
       }
+      if (auto r = limitConntrack(info.id); !r) spdlog::error("cell {}: {}", info.id, r.error().message);
       CellRecord rec;
       rec.info = info;
       rec.info.ofport = *ofport;
@@ -1519,6 +1572,14 @@ struct Daemon::Impl {
     r.lines.push_back("repeats " + std::to_string(packets.repeats()));
     r.lines.push_back("switch_decided " + std::to_string(packets.switchDecided()) + " disagreed " +
                       std::to_string(packets.switchDisagreed()));
+    {
+      // As of the last check (every 5 s): each cell's connections in conntrack, its limit.
+      std::string line = "conntrack per_cell_limit=" + std::to_string(cfg.conntrack_per_cell);
+      for (const auto& [zone, u] : conntrack_usage)
+        if (cells.find(zone) != nullptr)
+          line += " cell" + std::to_string(zone) + "=" + std::to_string(u.count) + (u.count >= u.limit ? "(full)" : "");
+      r.lines.push_back(line);
+    }
     r.lines.push_back("inspect packets=" + std::to_string(packets.inspected()) +
                       " refused=" + std::to_string(packets.inspectRefused()));
     r.lines.push_back("dns answers=" + std::to_string(packets.answersSnooped()) +

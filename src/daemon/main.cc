@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
                  "a process) | always")
       ->check(CLI::IsMember({"off", "rules", "always"}))
       ->capture_default_str();
+  app.add_option("--conntrack-per-cell", cfg.conntrack_per_cell,
+                 "the most connections a cell may have in Open vSwitch's conntrack (0: no limit)")
+      ->capture_default_str();
   app.add_option("--decide", cfg.decide,
                  "who decides new connections the rules alone can decide: switch (their flows, no "
                  "round trip) | controller (docs/pipeline.md)")

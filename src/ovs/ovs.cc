@@ -1,6 +1,8 @@
 #include "ovs/ovs.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -451,6 +453,89 @@ Expected<std::vector<OvsPort>> Ovs::listPorts() {
     ports.push_back(OvsPort{line.substr(0, comma), n > 0 && n < 0xff00 ? static_cast<std::uint32_t>(n) : 0});
   }
   return ports;
+}
+
+Expected<std::string> Ovs::appctl(const std::string& what, std::vector<std::string> args) {
+  Command cmd;
+  // An existing switch: ovs-appctl finds ovs-vswitchd's socket through its pidfile in the
+  // default rundir.
+  cmd.argv = {"ovs-appctl", "-t", isEmbedded() ? (ovsDir() / "ovs-vswitchd.ctl").string() : "ovs-vswitchd",
+              "--timeout=" + std::to_string(options_.timeout.count())};
+  cmd.argv.insert(cmd.argv.end(), args.begin(), args.end());
+  if (isEmbedded()) cmd.env = daemonEnv();
+  cmd.timeout = options_.timeout + std::chrono::seconds(2);
+  auto r = runner_.run(cmd);
+  if (!r) return fail("cannot " + what + ": " + r.error().message);
+  if (r->timed_out) return fail("cannot " + what + ": ovs-appctl timed out (is ovs-vswitchd running?)");
+  if (!r->ok()) return fail("cannot " + what + ": " + trimmed(r->err.empty() ? r->out : r->err));
+  return std::move(r->out);
+}
+
+std::string Ovs::dpctlDatapath() const {
+  return datapath_type_ == "system" ? "system@ovs-system" : "netdev@ovs-netdev";
+}
+
+Expected<void> Ovs::setZoneLimit(std::uint16_t zone, std::uint32_t limit) {
+  auto r = appctl("limit conntrack zone " + std::to_string(zone) + " to " + std::to_string(limit) + " connections",
+                  {"dpctl/ct-set-limits", dpctlDatapath(),
+                   "zone=" + std::to_string(zone) + ",limit=" + std::to_string(limit)});
+  if (!r) return Unexpected(r.error());
+  return {};
+}
+
+Expected<void> Ovs::clearZoneLimit(std::uint16_t zone) {
+  auto r = appctl("remove conntrack zone " + std::to_string(zone) + "'s limit",
+                  {"dpctl/ct-del-limits", dpctlDatapath(), "zone=" + std::to_string(zone)});
+  if (!r) return Unexpected(r.error());
+  return {};
+}
+
+Expected<std::map<std::uint16_t, ZoneUsage>> Ovs::zoneUsage(const std::vector<std::uint16_t>& zones) {
+  if (zones.empty()) return std::map<std::uint16_t, ZoneUsage>{};
+  std::string list;
+  for (auto z : zones) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(z);
+  }
+  auto r = appctl("read conntrack zone limits", {"dpctl/ct-get-limits", dpctlDatapath(), "zone=" + list});
+  if (!r) return Unexpected(r.error());
+  return parseZoneLimits(*r);
+}
+
+std::map<std::uint16_t, ZoneUsage> Ovs::parseZoneLimits(const std::string& text) {
+  std::map<std::uint16_t, ZoneUsage> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    // zone=5,limit=100,count=3 (the default line has no zone)
+    std::optional<unsigned long> zone, limit, count;
+    std::size_t p = 0;
+    while (p < line.size()) {
+      std::size_t q = line.find(',', p);
+      if (q == std::string::npos) q = line.size();
+      std::string kv = line.substr(p, q - p);
+      p = q + 1;
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) continue;
+      std::string k = trimmed(kv.substr(0, eq));
+      char* e = nullptr;
+      std::string v = kv.substr(eq + 1);
+      unsigned long n = std::strtoul(v.c_str(), &e, 10);
+      if (e == v.c_str()) continue;
+      if (k == "zone") zone = n;
+      else if (k == "limit") limit = n;
+      else if (k == "count") count = n;
+    }
+    if (!zone || *zone > 0xffff) continue;
+    ZoneUsage u;
+    u.limit = static_cast<std::uint32_t>(limit.value_or(0));
+    u.count = static_cast<std::uint32_t>(count.value_or(0));
+    out[static_cast<std::uint16_t>(*zone)] = u;
+  }
+  return out;
 }
 
 std::string Ovs::ofctlTarget() const {

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,12 @@ struct OvsSupervision {
   bool restarted = false;
 };
 
+// One conntrack zone's limit and its connections now (dpctl/ct-get-limits).
+struct ZoneUsage {
+  std::uint32_t limit = 0;  // 0: none
+  std::uint32_t count = 0;
+};
+
 struct OvsPort {
   std::string name;
   std::uint32_t ofport = 0;
@@ -110,6 +117,17 @@ class Ovs {
   Expected<void> delPort(const std::string& ifname);
   // Ports of our bridge (not the bridge's own internal port).
   Expected<std::vector<OvsPort>> listPorts();
+
+  // Conntrack zone limits (dpctl/ct-set-limits on our bridge's datapath): at most `limit`
+  // connections tracked in `zone`; a commit beyond it fails, so the zone's new connections are
+  // not admitted while the others' are. Open vSwitch keeps limits in ovs-vswitchd's memory
+  // only: after it restarts they must be set again. Clearing a zone without a limit is success.
+  Expected<void> setZoneLimit(std::uint16_t zone, std::uint32_t limit);
+  Expected<void> clearZoneLimit(std::uint16_t zone);
+  // The zones' limits and connections now; a zone without its own limit is left out.
+  Expected<std::map<std::uint16_t, ZoneUsage>> zoneUsage(const std::vector<std::uint16_t>& zones);
+  // Reads dpctl/ct-get-limits' output ("default limit=0", "zone=5,limit=100,count=3").
+  static std::map<std::uint16_t, ZoneUsage> parseZoneLimits(const std::string& text);
 
   // stop(false): deletes the bridge and, in embedded mode, stops both daemons (SIGTERM, then
   // SIGKILL) keeping conf.db and logs for a post-mortem. stop(true): also removes
@@ -168,6 +186,10 @@ class Ovs {
   bool daemonAnswers(const std::string& name);
   Expected<void> startDaemon(const std::string& name, std::vector<std::string> argv);
   Expected<void> stopDaemon(const std::string& name);
+  // ovs-appctl to our ovs-vswitchd (embedded: its private control socket).
+  Expected<std::string> appctl(const std::string& what, std::vector<std::string> args);
+  // The datapath our bridge is on, as dpctl names it.
+  std::string dpctlDatapath() const;
   // ovs-vsctl with --db and --timeout; no_wait skips waiting for ovs-vswitchd.
   Expected<std::string> vsctl(const std::string& what, std::vector<std::string> args,
                               bool no_wait = false);

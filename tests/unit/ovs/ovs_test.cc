@@ -341,6 +341,41 @@ TEST_F(OvsTest, VsctlFailureNamesWhatFailed) {
   EXPECT_NE(d.error().message.find("timed out"), std::string::npos);
 }
 
+TEST_F(OvsTest, ZoneLimitsGoToOurSwitchsDatapath) {
+  daemonsRunning();
+  auto ovs = Ovs::open(opts, runner);
+  ASSERT_TRUE(ovs);
+  runner.clear();
+  ASSERT_TRUE((*ovs)->setZoneLimit(7, 5000));
+  ASSERT_TRUE((*ovs)->clearZoneLimit(7));
+  runner.onOutput("ct-get-limits", "default limit=0\nzone=7,limit=5000,count=12\nzone=9,limit=50,count=50\n");
+  auto u = (*ovs)->zoneUsage({7, 9});
+  ASSERT_TRUE(u);
+  const std::string ctl = "ovs-appctl -t " + (state / "ovs/ovs-vswitchd.ctl").string() + " --timeout=10 ";
+  const std::vector<std::string> expected = {
+      ctl + "dpctl/ct-set-limits netdev@ovs-netdev zone=7,limit=5000",
+      ctl + "dpctl/ct-del-limits netdev@ovs-netdev zone=7",
+      ctl + "dpctl/ct-get-limits netdev@ovs-netdev zone=7,9"};
+  EXPECT_EQ(runner.log(), expected);
+  ASSERT_EQ(u->size(), 2u);
+  EXPECT_EQ(u->at(7).limit, 5000u);
+  EXPECT_EQ(u->at(7).count, 12u);
+  EXPECT_EQ(u->at(9).count, 50u);
+  runner.onFail("ct-set-limits", "dpctl/ct-set-limits: unknown datapath\n", 2);
+  auto bad = (*ovs)->setZoneLimit(3, 10);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "cannot limit conntrack zone 3 to 10 connections: dpctl/ct-set-limits: unknown datapath");
+}
+
+TEST(OvsZoneLimits, ParsesWhatOpenVSwitchPrints) {
+  auto z = Ovs::parseZoneLimits("default limit=0\nzone=1,limit=200000,count=0\nzone=65535,limit=3,count=3\n"
+                                "zone=70000,limit=1,count=1\ngarbage\n");
+  ASSERT_EQ(z.size(), 2u);
+  EXPECT_EQ(z.at(1).limit, 200000u);
+  EXPECT_EQ(z.at(65535).count, 3u);
+  EXPECT_TRUE(Ovs::parseZoneLimits("").empty());
+}
+
 TEST_F(OvsTest, ListPorts) {
   daemonsRunning();
   auto ovs = Ovs::open(opts, runner);

@@ -20,6 +20,8 @@ Modes (--modes):
                decides (attribution, then policy).
   attribution  the address rule, cellwalld --attribution always.
   ids          the address rule, cellwalld --attribution always --ids.
+  uncounted    the address rule, cellwalld --rule-counters off: no per-rule counting (table 7);
+               address / uncounted is what counting costs (bench/RESULTS.md 15, per-rule counters).
   ctl-address  the address rule, cellwalld --decide controller: the controller decides every
                connection, without attribution (the floor of a controller decision).
   (controller  an old name of `address`.)
@@ -85,10 +87,10 @@ STATIC_COOKIE = "0xfe0000000000c0de"  # kind 0xfe: no kind cellwall uses
 STATIC_PRIORITY = 60000
 MIN_PACKETS = 5  # per connection, both directions: at least SYN, SYN-ACK, ACK, request, answer
 DAEMONS = {"default": [], "always": ["--attribution", "always"], "ids": ["--attribution", "always", "--ids"],
-           "controller": ["--decide", "controller"]}
+           "controller": ["--decide", "controller"], "uncounted": ["--rule-counters", "off"]}
 MODE_DAEMON = {"address": "default", "process": "default", "attribution": "always", "ids": "ids",
-               "ctl-address": "controller"}
-MODES = ["off", "address", "process", "attribution", "ids", "ctl-address"]
+               "ctl-address": "controller", "uncounted": "uncounted"}
+MODES = ["off", "address", "uncounted", "process", "attribution", "ids", "ctl-address"]
 ALIASES = {"controller": "address"}
 
 

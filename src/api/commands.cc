@@ -164,6 +164,8 @@ LogEntry logFromJson(const json& j) {
 
 }  // namespace
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RuleCounters, app, rule, source, sent_packets, sent_bytes,
+                                                received_packets, received_bytes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ScriptInfo, name, origin, path, mode, state, why, calls,
                                                 allowed, dropped, rejected, flows, inspected, memory, filters,
                                                 loaded_ms, counters, logs)
@@ -201,6 +203,7 @@ std::string ruleInfoJsonText(const RuleInfo& r) { return wire(ruleToJson(r)); }
 std::string logEntryJsonText(const LogEntry& e) { return wire(logToJson(e)); }
 std::string promptInfoJsonText(const PromptInfo& p) { return wire(promptToJson(p)); }
 std::string scriptInfoJsonText(const ScriptInfo& s) { return wire(json(s)); }
+std::string ruleCountersJsonText(const RuleCounters& c) { return wire(json(c)); }
 std::string envInfoJsonText(const EnvInfo& e) { return wire(json(e)); }
 
 Expected<std::string> encodeCommand(const Command& c) {
@@ -223,7 +226,7 @@ Expected<std::string> encodeCommand(const Command& c) {
         else if constexpr (std::is_same_v<M, Status>)
           return {{"cmd", "status"}};
         else if constexpr (std::is_same_v<M, RulesList>)
-          return {{"cmd", "rules.list"}, {"app", m.app}};
+          return {{"cmd", "rules.list"}, {"app", m.app}, {"counters", m.counters}};
         else if constexpr (std::is_same_v<M, RuleAdd>)
           return {{"cmd", "rules.add"}, {"app", m.app}, {"rule_text", m.rule_text}};
         else if constexpr (std::is_same_v<M, RuleRemove>)
@@ -300,7 +303,7 @@ Expected<Command> decodeCommand(const std::string& line) {
     if (cmd == "flows") return Command{FlowDump{}};
     if (cmd == "status") return Command{Status{}};
     if (cmd == "shutdown") return Command{Shutdown{}};
-    if (cmd == "rules.list") return Command{RulesList{j.value("app", "")}};
+    if (cmd == "rules.list") return Command{RulesList{j.value("app", ""), j.value("counters", false)}};
     if (cmd == "rules.add") return Command{RuleAdd{j.value("app", ""), j.value("rule_text", "")}};
     if (cmd == "rules.rm") return Command{RuleRemove{j.value("id", 0u)}};
     if (cmd == "rules.replace") return Command{RuleReplace{j.value("id", 0u), j.value("rule_text", "")}};
@@ -376,6 +379,7 @@ std::string encodeReply(const Reply& r) {
   }
   if (r.version != 0) j["version"] = r.version;
   if (!r.scripts.empty()) j["scripts"] = r.scripts;
+  if (!r.counters.empty()) j["counters"] = r.counters;
   if (!r.envs.empty()) j["envs"] = r.envs;
   return wire(j);
 }
@@ -400,6 +404,7 @@ Expected<Reply> decodeReply(const std::string& line) {
       for (const auto& x : j["prompts"]) r.prompts.push_back(promptFromJson(x));
     r.version = j.value("version", std::uint64_t{0});
     if (j.contains("scripts")) r.scripts = j["scripts"].get<std::vector<ScriptInfo>>();
+    if (j.contains("counters")) r.counters = j["counters"].get<std::vector<RuleCounters>>();
     if (j.contains("envs")) r.envs = j["envs"].get<std::vector<EnvInfo>>();
     return r;
   } catch (const json::exception& e) {

@@ -85,6 +85,17 @@ struct RuleInfo {
 };
 struct RulesList {
   std::string app;  // empty: every app
+  // Also each rule's packets and bytes (Reply::counters), read from the bridge's count table
+  // (docs/pipeline.md, table 7): what the app's running cells sent and received by each rule.
+  bool counters = false;
+};
+// What one rule (or what no rule: a script, a prompt's answer, the controller) let an app's
+// cells send and receive, summed over its cells that are running; a cell's counts go with it.
+struct RuleCounters {
+  std::string app;
+  std::uint32_t rule = 0;      // source "rule": the rule's id, 0 the app's default
+  std::string source = "rule";  // "rule", "script", "prompt", "controller", "other" (not attributed yet)
+  std::uint64_t sent_packets = 0, sent_bytes = 0, received_packets = 0, received_bytes = 0;
 };
 struct RuleAdd {
   std::string app;
@@ -260,6 +271,7 @@ struct Reply {
   std::vector<CellInfo> cells;     // CellCreate (one), CellList
   std::vector<std::string> lines;  // FlowDump, Status, RulesExplain, NamesQuery
   std::vector<RuleInfo> rules;     // RulesList, RuleAdd (the new rule)
+  std::vector<RuleCounters> counters;  // RulesList with counters: one per (app, rule or source) counted
   std::vector<LogEntry> log;       // LogQuery, oldest first
   std::string text;                // PolicyExport, UiInfo, CellVmFallback
   std::vector<PromptInfo> prompts;  // PromptList
@@ -284,6 +296,7 @@ std::string ruleInfoJsonText(const RuleInfo& r);
 std::string logEntryJsonText(const LogEntry& e);
 std::string promptInfoJsonText(const PromptInfo& p);
 std::string scriptInfoJsonText(const ScriptInfo& s);
+std::string ruleCountersJsonText(const RuleCounters& c);
 std::string envInfoJsonText(const EnvInfo& e);
 Expected<Command> decodeCommand(const std::string& line);
 std::string encodeReply(const Reply& r);

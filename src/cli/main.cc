@@ -379,6 +379,9 @@ int main(int argc, char** argv) {
   };
   auto* r_list = rules->add_subcommand("list", "the rules in force");
   common(r_list, false);
+  bool counters = false;
+  r_list->add_flag("--counters", counters,
+                   "also the packets and bytes each rule let the app's running cells send and receive");
   auto* r_add = rules->add_subcommand("add", "add a rule (takes effect at once, persisted)");
   common(r_add, true);
   cw::cli::RuleFlags rf;
@@ -530,7 +533,7 @@ int main(int argc, char** argv) {
   if (*rules || *logc || *namesc || *promptc || *answerc || *notifyc || *scriptc || *envc) {
     auto client = Client::connect(socketPath());
     if (!client) return die(client.error().message + " (is cellwalld running? start it with: cellwall daemon)");
-    if (*r_list) return cw::cli::rulesList(*client, rules_app, json);
+    if (*r_list) return cw::cli::rulesList(*client, rules_app, json, counters);
     if (*r_add) {
       if (a_allow + a_deny + a_reject > 1) return die("choose one of --allow, --deny, --reject", 2);
       rf.action = a_deny ? "deny" : a_reject ? "reject" : "allow";

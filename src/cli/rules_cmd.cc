@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "cli/process_text.h"
@@ -124,11 +125,77 @@ std::string ruleTextFromFlags(const RuleFlags& f) {
   return t;
 }
 
-int rulesList(Client& c, const std::string& app, bool json) {
-  auto r = c.callOk(api::RulesList{app});
+namespace {
+
+// n scaled by 1000s with one decimal from the first step: "999", "1.2 k", "3.4 M".
+std::string scaled(std::uint64_t n, const char* unit, const char* const* prefixes) {
+  if (n < 1000) return std::to_string(n) + (*unit != 0 ? std::string(" ") + unit : "");
+  double v = static_cast<double>(n);
+  int i = 0;
+  while (v >= 999.95 && prefixes[i + 1] != nullptr) {
+    v /= 1000;
+    ++i;
+  }
+  return formatted("%.1f %s%s", v, prefixes[i], unit);
+}
+
+}  // namespace
+
+std::string humanBytes(std::uint64_t n) {
+  static const char* const kPrefixes[] = {"", "k", "M", "G", "T", "P", "E", nullptr};
+  return scaled(n, "B", kPrefixes);
+}
+std::string humanCount(std::uint64_t n) {
+  static const char* const kPrefixes[] = {"", "k", "M", "G", "T", "P", "E", nullptr};
+  return scaled(n, "", kPrefixes);
+}
+
+std::string rulesCountersTable(const std::vector<api::RuleInfo>& rules,
+                               const std::vector<api::RuleCounters>& counters) {
+  auto find = [&](const std::string& app, const std::string& source, std::uint32_t rule) {
+    for (const auto& c : counters)
+      if (c.app == app && c.source == source && c.rule == rule) return c;
+    return api::RuleCounters{app, rule, source};
+  };
+  auto row = [](const std::string& id, const std::string& app, const std::string& action, const api::RuleCounters& c,
+                const std::string& what) {
+    return formatted("%-6s %-14s %-9s %9s %10s %9s %10s  %s\n", id.c_str(), app.c_str(), action.c_str(),
+                     humanCount(c.sent_packets).c_str(), humanBytes(c.sent_bytes).c_str(),
+                     humanCount(c.received_packets).c_str(), humanBytes(c.received_bytes).c_str(), what.c_str());
+  };
+  std::string out = formatted("%-6s %-14s %-9s %9s %10s %9s %10s  %s\n", "ID", "APP", "ACTION", "PACKETS", "SENT",
+                              "PACKETS", "RECEIVED", "MATCH");
+  for (const auto& x : rules)
+    out += row(std::to_string(x.id), x.app, x.action, find(x.app, "rule", x.id), matchText(x.text));
+  // What no rule of the list decided, per app, where anything was counted.
+  static const std::pair<const char*, const char*> kOthers[] = {
+      {"default", "no rule matched: the app's default"},
+      {"script", "a script's verdict"},
+      {"prompt", "a prompt's answer without a rule, or its timeout"},
+      {"controller", "from another cell, or the controller's own (no rule of this app)"},
+      {"other", "not yet attributed: before cellwalld first heard of the rule in that cell"}};
+  for (const auto& [name, what] : kOthers) {
+    for (const auto& c : counters) {
+      const bool dflt = std::string_view(name) == "default";
+      if (dflt ? (c.source != "rule" || c.rule != 0) : c.source != name) continue;
+      if (c.sent_packets == 0 && c.received_packets == 0) continue;
+      out += row("-", c.app, std::string("(") + name + ")", c, what);
+    }
+  }
+  // A rule that is gone but still counted (removed between the listing and the dump): skipped.
+  return out;
+}
+
+int rulesList(Client& c, const std::string& app, bool json, bool counters) {
+  auto r = c.callOk(api::RulesList{app, counters});
   if (!r) return die(r.error().message);
   if (json) {
     for (const auto& x : r->rules) std::printf("%s\n", api::ruleInfoJsonText(x).c_str());
+    for (const auto& x : r->counters) std::printf("%s\n", api::ruleCountersJsonText(x).c_str());
+    return 0;
+  }
+  if (counters) {
+    std::fputs(rulesCountersTable(r->rules, r->counters).c_str(), stdout);
     return 0;
   }
   std::printf("%-6s %-14s %-7s %-28s %s\n", "ID", "APP", "ACTION", "LIFETIME", "MATCH");

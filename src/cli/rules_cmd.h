@@ -25,7 +25,14 @@ struct RuleFlags {
 };
 std::string ruleTextFromFlags(const RuleFlags& f);
 
-int rulesList(Client& c, const std::string& app, bool json);
+// `counters`: each rule's packets and bytes too (and rows for what no rule decided).
+int rulesList(Client& c, const std::string& app, bool json, bool counters = false);
+// 1234567 bytes -> "1.2 MB", 999 -> "999 B"; counts the same way without a unit ("1.2 k").
+std::string humanBytes(std::uint64_t n);
+std::string humanCount(std::uint64_t n);
+// The `rules list --counters` table: one row per rule, then one per source that is no rule.
+std::string rulesCountersTable(const std::vector<api::RuleInfo>& rules,
+                               const std::vector<api::RuleCounters>& counters);
 int rulesAdd(Client& c, const std::string& app, const RuleFlags& f, bool json);
 int rulesRemove(Client& c, const std::vector<std::uint32_t>& ids);
 int rulesExplain(Client& c, const api::RulesExplain& q, bool json);

@@ -166,6 +166,11 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       if (!v || (*v != "switch" && *v != "controller"))
         return fail(where(file, value) + ": decide must be \"switch\" or \"controller\"");
       cfg.decide = *v;
+    } else if (key.str() == "rule_counters") {
+      auto v = value.value<std::string>();
+      if (!v || (*v != "on" && *v != "off"))
+        return fail(where(file, value) + ": rule_counters must be \"on\" or \"off\"");
+      cfg.rule_counters = *v;
     } else if (key.str() == "conntrack_per_cell") {
       auto v = value.value<std::int64_t>();
       if (!v || *v < 0 || *v > 100000000)
@@ -243,7 +248,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, decide, conntrack_per_cell, vm_accel, ids, env, script)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, decide, rule_counters, conntrack_per_cell, vm_accel, ids, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

@@ -86,6 +86,10 @@ struct Config {
   // "switch" (the rules' flows, no controller round trip; the default) or "controller" (every
   // new connection, as for apps whose rules or settings need it).
   std::string decide = "switch";
+  // Per-rule packet and byte counters (docs/pipeline.md, table 7; `cellwall rules list
+  // --counters`): "on" (the default) or "off" (allowed packets are not counted; to measure what
+  // counting costs).
+  std::string rule_counters = "on";
   // The most connections one cell may have in Open vSwitch's conntrack at once (its zone's
   // limit; closed TCP connections stay there ~30 s): a cell beyond it gets no new connection,
   // and cannot fill the table the other cells share. 0: no limit.

@@ -17,6 +17,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include <asio.hpp>
 #include <fmt/ranges.h>
@@ -33,6 +34,7 @@
 #include "daemon/gateways.h"
 #include "daemon/switch_channel.h"
 #include "daemon/prompts.h"
+#include "daemon/rule_counters.h"
 #include "daemon/rules.h"
 #include "daemon/script_admin.h"
 #include "daemon/scripts.h"
@@ -780,6 +782,7 @@ struct Daemon::Impl {
       cp.epoch = epochOf(c.info.app);
       cp.meter_id = meterId(id);
       cp.switch_rules = switchMayDecide(cp);
+      cp.count = cfg.rule_counters == "on";
       cp.scripts_see_invalid = scripts.any();
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.any_inspect = sv.any_inspect || cp.inspect;
@@ -900,6 +903,7 @@ struct Daemon::Impl {
     } else {
       for (const auto& fm : decide::cellVerdictFlows(c, gw)) s.sendFlowMod(fm);
     }
+    forgetGoneRuleCounts(s, c);
     // Between this delete and the adds, a new connection goes to the controller, which decides
     // it the same way.
     for (const auto& fm : decide::cellRulesRemove(c)) s.sendFlowMod(fm);
@@ -909,6 +913,30 @@ struct Daemon::Impl {
     for (const auto& fm : decide::cellRulesEntry(c, gw)) s.sendFlowMod(fm);
     rules_leased.insert(c.cell_id);
   }
+  // The count flows of rules the cell's policy no longer has go, and their counts with them
+  // (docs/pipeline.md, table 7). On the bridge's thread.
+  static void forgetGoneRuleCounts(sw::Switch& s, const CellPort& c) {
+    if (!c.runtime || !c.policy || !c.policy->matcher) return;
+    std::vector<std::uint32_t> counted;
+    {
+      std::lock_guard lock(c.runtime->mu);
+      for (std::uint64_t label : c.runtime->counted)
+        if (decide::labelSource(label) == decide::LabelSource::kRule && decide::labelRule(label) != 0)
+          counted.push_back(decide::labelRule(label));
+    }
+    if (counted.empty()) return;
+    std::unordered_set<std::uint32_t> ids;
+    for (const auto& r : c.policy->matcher->policy().rules) ids.insert(r.id);
+    for (std::uint32_t rule : counted) {
+      if (ids.contains(rule)) continue;
+      {
+        std::lock_guard lock(c.runtime->mu);
+        c.runtime->counted.erase(decide::labelOf(decide::LabelSource::kRule, rule));
+      }
+      s.sendFlowMod(decide::cellCountRemove(c, rule));
+    }
+  }
+
   // Cells whose rules the switch decides: their entry flows are a lease (kRulesLeaseS) renewed
   // every second. Only on the bridge's thread.
   std::set<std::uint32_t> rules_leased;
@@ -987,6 +1015,13 @@ struct Daemon::Impl {
         for (const auto& fm : decide::gatewayBaseFlows(s.version(), gw, env_cells)) s.sendFlowMod(fm);
       }
       for (const auto& [port, c] : sv->cells_by_port) {
+        // Count flows are installed again as connections are decided: this switch may be a
+        // restarted Open vSwitch without them (those still there keep their counters when
+        // added again).
+        if (c.runtime) {
+          std::lock_guard lock(c.runtime->mu);
+          c.runtime->counted.clear();
+        }
         if (const GatewayPort* gw = sv->gatewayFor(c.env))
           sendCellFlows(s, *sv, c, *gw, true);
       }
@@ -1516,6 +1551,8 @@ struct Daemon::Impl {
       reply(c, api::Reply{});
     } else if (std::holds_alternative<api::FlowDump>(cmd)) {
       dumpFlows(c);
+    } else if (const auto* rl = std::get_if<api::RulesList>(&cmd); rl != nullptr && rl->counters) {
+      listRuleCounters(c, *rl);
     } else if (const auto* pl = std::get_if<api::PromptList>(&cmd); pl != nullptr && pl->wait_ms > 0) {
       listPrompts(c, *pl);
     } else if (std::holds_alternative<api::Shutdown>(cmd)) {
@@ -1823,6 +1860,42 @@ struct Daemon::Impl {
     return r;
   }
 
+  // `rules list --counters`: the rules, and what the count table (docs/pipeline.md, table 7)
+  // says each let the app's running cells send and receive, summed over its cells. Read from
+  // the bridge on request (one cookie-masked flow-stats dump of table 7), never polled.
+  void listRuleCounters(const std::shared_ptr<Client>& c, const api::RulesList& q) {
+    if (cfg.rule_counters != "on") {
+      reply(c, api::Reply::failed("cellwalld counts no rules: it runs with --rule-counters off (or rule_counters = "
+                                  "\"off\" in cellwalld.toml); start it without that to count"));
+      return;
+    }
+    api::Reply listed = executeRules(api::Command{api::RulesList{q.app, false}}, "cli");
+    auto s = bridge();
+    if (!s) {
+      reply(c, api::Reply::failed("cannot read the rule counters: the bridge is not connected to cellwalld "
+                                  "(see `cellwall status`)"));
+      return;
+    }
+    std::map<std::uint32_t, std::string> app_of;
+    for (const auto& [id, rec] : cells.all())
+      if (q.app.empty() || rec.info.app == q.app) app_of[id] = rec.info.app;
+    ofp::FlowStatsRequest req;
+    req.table_id = decide::kTableCount;
+    req.cookie = decide::makeCookie(decide::CookieKind::kCount, 0, 0);
+    req.cookie_mask = decide::kCookieKindMask;
+    s->post([this, s, c, req, listed = std::move(listed), app_of = std::move(app_of)] {
+      s->dumpFlows(req, [this, c, listed, app_of](bool ok, std::vector<ofp::FlowStats> flows) {
+        api::Reply r = listed;
+        if (!ok) {
+          r = api::Reply::failed("cannot read the rule counters: the flow dump of table 7 failed "
+                                 "(the bridge disconnected?); try again");
+        } else {
+          r.counters = sumRuleCounters(flows, app_of);
+        }
+        asio::post(control, [this, c, r] { reply(c, r); });
+      });
+    });
+  }
   void dumpFlows(const std::shared_ptr<Client>& c) {
     auto s = bridge();
     if (!s) {

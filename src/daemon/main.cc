@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
                  "round trip) | controller (docs/pipeline.md)")
       ->check(CLI::IsMember({"switch", "controller"}))
       ->capture_default_str();
+  app.add_option("--rule-counters", cfg.rule_counters,
+                 "count each rule's packets and bytes in the bridge (cellwall rules list --counters): on | off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--vm-accel", cfg.vm_accel,
                  "VM cells' accelerator when `cellwall run --vm` names none: auto | kvm | tcg (docs/vm-cells.md)")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
@@ -105,6 +109,7 @@ int main(int argc, char** argv) {
     if (given("--attribution")) cfg.attribution = flags.attribution;
     if (given("--vm-accel")) cfg.vm_accel = flags.vm_accel;
     if (given("--decide")) cfg.decide = flags.decide;
+    if (given("--rule-counters")) cfg.rule_counters = flags.rule_counters;
     if (given("--ids")) cfg.ids = flags.ids;
   }
   cw::daemon::Daemon d(std::move(cfg));

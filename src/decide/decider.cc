@@ -334,12 +334,29 @@ Decision Decider::fromGateway(const SwitchView& sw, const GatewayPort& gw, const
 
 namespace {
 
-ofp::ActionCt commitAction(std::uint16_t zone, std::uint32_t mark) {
+// label: nullopt leaves the connection's label as it is.
+ofp::ActionCt commitAction(std::uint16_t zone, std::uint32_t mark, std::optional<std::uint64_t> label) {
   ofp::ActionCt ct;
   ct.flags = ofp::kCtCommit;
   ct.zone = zone;
   ct.exec.push_back(ofp::ActionSetField{ofp::Match().ctMark(mark)});
+  if (label) ct.exec.push_back(ofp::ActionSetField{ofp::Match().ctLabel(0, *label)});
   return ct;
+}
+
+// What decided a connection, as its label says it (pipeline.h, LabelSource).
+std::uint64_t labelFor(const Decision& d) {
+  switch (d.reason) {
+    case Reason::kScript: return labelOf(LabelSource::kScript, 0);
+    case Reason::kPromptAnswer:
+    case Reason::kPromptTimeout: return labelOf(LabelSource::kPrompt, 0);
+    case Reason::kPolicyRule:
+    case Reason::kPolicyDefault:
+    case Reason::kInboundRule:
+    case Reason::kReturnTraffic:
+    case Reason::kOpenAgain: return labelOf(LabelSource::kRule, d.rule_id);
+    default: return labelOf(LabelSource::kController, 0);
+  }
 }
 
 // How the tables send a packet on from `from` (a cell, or null: a gateway) to `to` (a cell,
@@ -364,7 +381,7 @@ ofp::ActionList forwardTo(const SwitchView& sw, const CellPort* from, const Cell
 }  // namespace
 
 void Decider::commit(Decision& d, const SwitchView& sw, const Frame& f, std::uint32_t in_port, bool allow,
-                     bool kept) const {
+                     bool kept, bool keep_label) const {
   const CellPort* from = sw.cellOnPort(in_port);
   const CellPort* to = sw.cellWithIp(f.ip_dst.v4());
   if (to == from) to = nullptr;
@@ -376,7 +393,10 @@ void Decider::commit(Decision& d, const SwitchView& sw, const Frame& f, std::uin
                                                 : timeouts_.icmp_idle;
   ofp::PacketOut po;
   po.in_port = in_port;
-  po.actions.emplace_back(commitAction(zoneOf(*owner), markOf(owner->epoch, allow, kept)));
+  const std::uint64_t label = labelFor(d);
+  po.actions.emplace_back(commitAction(zoneOf(*owner), markOf(owner->epoch, allow, kept),
+                                       keep_label ? std::nullopt : std::optional(label)));
+  if (allow && !keep_label) d.counts.push_back(Decision::Counted{owner->ofport, owner->cell_id, label});
   if (!allow) {
     // Committed as denied: the connection's next packets (a retransmitted SYN) are dropped by
     // the switch until the cell's epoch moves. The packet itself goes nowhere.
@@ -385,7 +405,11 @@ void Decider::commit(Decision& d, const SwitchView& sw, const Frame& f, std::uin
     if (from != nullptr && to != nullptr) {
       // Cell to cell: the receiver's zone tracks the connection too (table 5).
       po.actions.emplace_back(ofp::ActionCtClear{});
-      po.actions.emplace_back(commitAction(zoneOf(*to), markOf(to->epoch, true, kept)));
+      // In the receiver's zone no rule of its own decided it: counted apart from its rules.
+      const std::uint64_t theirs = labelOf(LabelSource::kController, 0);
+      po.actions.emplace_back(commitAction(zoneOf(*to), markOf(to->epoch, true, kept),
+                                           keep_label ? std::nullopt : std::optional(theirs)));
+      if (!keep_label) d.counts.push_back(Decision::Counted{to->ofport, to->cell_id, theirs});
     }
     ofp::ActionList there = forwardTo(sw, from, to, *gw);
     ofp::ActionList back = forwardTo(sw, to, from, *gw);
@@ -464,7 +488,7 @@ Decision Decider::again(const SwitchView& sw, std::uint32_t in_port, const Frame
     d.inbound = !reply;
   }
   d.action = allow ? Action::kAllow : Action::kDeny;
-  commit(d, sw, f, in_port, allow, kept);
+  commit(d, sw, f, in_port, allow, kept, kept);
   return d;
 }
 

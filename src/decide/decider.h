@@ -137,6 +137,16 @@ struct Decision {
   // log hears of it only when the verdict changed (it was cut).
   bool again = false;
   bool dns_answer = false;  // the packet is an answer of the environment's resolver: snoop it
+  // An allowed connection committed with a label (pipeline.h, LabelSource) in a cell's zone:
+  // the count flows (cell, label) the packet path installs if the cell has none yet, before
+  // the packet-outs. One per zone the connection was committed in (two, cell to cell); none
+  // for a denial, or an open connection whose label the commit kept.
+  struct Counted {
+    std::uint32_t ofport = 0;  // the cell's port (with its id: the cell may have gone meanwhile)
+    std::uint32_t cell_id = 0;
+    std::uint64_t label = 0;
+  };
+  std::vector<Counted> counts;
   // A rule with a connection count admitted this connection (0: none): the daemon persists
   // the count and retires the rule when it is used up.
   std::uint32_t counted_rule = 0;
@@ -263,9 +273,11 @@ class Decider {
   // its connection in the zone of the cell that sent it or, from a gateway, of the cell it is
   // for (cell to cell, an allow: in both), with the verdict in its mark, and for an allow sends
   // the packet on as the tables would. `kept`: a verdict not the rules' to undo (a script's, a
-  // prompt's answer, a counted rule's).
+  // prompt's answer, a counted rule's). The connection's label names what decided it (d's
+  // reason and rule); `keep_label`: an open connection decided again by a kept verdict, whose
+  // label stays as it was.
   void commit(Decision& d, const SwitchView& sw, const packet::Frame& f, std::uint32_t in_port,
-              bool allow, bool kept) const;
+              bool allow, bool kept, bool keep_label = false) const;
   // The environment resolver's traffic, which never passes conntrack: straight on to `out_port`
   // (`snoop`: the packet is an answer, learned from).
   void resolverLeg(Decision& d, const packet::Frame& f, std::uint32_t in_port, std::uint32_t out_port,

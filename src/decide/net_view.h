@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/net.h"
 #include "names/name_table.h"
@@ -93,11 +94,14 @@ struct CompiledPolicy {
 };
 
 // A cell's mutable state shared by the packet path and the control thread: the names it
-// resolved (DNS snooping). Guarded by `mu`; held for microseconds.
+// resolved (DNS snooping), and the labels whose count flows it has on the bridge (table 7:
+// installed by the switch threads on first use, forgotten by the control thread when their rule
+// goes or the bridge is programmed anew). Guarded by `mu`; held for microseconds.
 struct CellRuntime {
   explicit CellRuntime(names::Limits l = {}) : names(l) {}
   mutable std::mutex mu;
   names::NameTable names;
+  std::unordered_set<std::uint64_t> counted;
 };
 
 struct CellPort {
@@ -128,6 +132,9 @@ struct CellPort {
   // them first, and its policy can be written as flows.
   bool switch_rules = false;
   std::uint32_t meter_id = 0;  // the cell's Packet-In meter (0: none)
+  // Per-rule counters (docs/pipeline.md, table 7): the allow verdicts count each packet in the
+  // count table. Off only to measure what they cost (cellwalld --rule-counters off).
+  bool count = true;
   // Scripts are loaded: they see what conntrack calls invalid from this cell too (a NULL, FIN
   // or Xmas scan is nothing but such packets), which is otherwise dropped by the switch.
   bool scripts_see_invalid = false;

@@ -75,7 +75,7 @@ std::vector<FlowMod> switchBaseFlows(ofp::Version /*v*/) {
   std::vector<FlowMod> out;
   out.push_back(add(kTableIngress, 0, cookie, Match(), {}));
   out.push_back(add(kTableScript, 0, cookie, Match(), {ofp::InstrGotoTable{kTableConn}}));
-  for (std::uint8_t t : {kTableConn, kTableVerdict, kTableRoute, kTablePeer, kTableRules})
+  for (std::uint8_t t : {kTableConn, kTableVerdict, kTableRoute, kTablePeer, kTableRules, kTableCount})
     out.push_back(add(t, 0, cookie, Match(), {}));
   // What conntrack calls invalid (a segment outside the window, a bad checksum, a reply to
   // nothing in a state that needs one) goes nowhere, in either zone a packet passes through.
@@ -196,6 +196,14 @@ std::vector<FlowMod> cellBaseFlows(ofp::Version v, const CellPort& cell, const G
   // decides it again (through this cell's meter).
   out.push_back(add(kTablePeer, kPrioPortMiss, cookie, Match().ethType(packet::kEthIpv4).ctZone(zone),
                     metered(toController(ofp::kControllerMaxLenNoBuffer))));
+  if (cell.count) {
+    // Table 7: what no rule's count flows count yet (connections decided before the controller
+    // heard of their rule, or by an earlier daemon), per direction.
+    const std::uint64_t other = makeCookie(CookieKind::kCount, cell.cell_id, kCountOther);
+    const Match in_zone = Match().ethType(packet::kEthIpv4).ctZone(zone);
+    out.push_back(add(kTableCount, kPrioCountOtherSent, other, Match(in_zone).inPort(cell.ofport), {}));
+    out.push_back(add(kTableCount, kPrioCountOtherReceived, other, in_zone, {}));
+  }
   for (auto& fm : cellVerdictFlows(cell, gw)) out.push_back(std::move(fm));
   return out;
 }
@@ -215,7 +223,13 @@ std::vector<FlowMod> cellVerdictFlows(const CellPort& cell, const GatewayPort& g
   auto verdict = [&](bool allow) {
     return Match().ethType(packet::kEthIpv4).ctZone(zone).ctMark(markOf(cell.epoch, allow, false), kMarkMatchMask);
   };
-  out.push_back(add(kTableVerdict, kPrioVerdict, cookie, verdict(true), {ofp::InstrGotoTable{kTableRoute}}));
+  // Allowed: counted in table 7 on the way (resubmit comes back; a goto could not), then routed.
+  // Open vSwitch credits a datapath flow's packets to every OpenFlow flow its translation
+  // touched, so the count costs nothing per packet once the datapath flow exists.
+  std::vector<ofp::Instruction> allow;
+  if (cell.count) allow.emplace_back(ofp::InstrApplyActions{{ofp::ActionResubmit{kTableCount}}});
+  allow.emplace_back(ofp::InstrGotoTable{kTableRoute});
+  out.push_back(add(kTableVerdict, kPrioVerdict, cookie, verdict(true), std::move(allow)));
   // Denied: dropped, except what the cell sends in the reply direction of a connection someone
   // opened towards it and was refused: that is the cell's own new connection (a remote host
   // must not be able to block the cell's future connection by opening it first), decided by
@@ -223,9 +237,13 @@ std::vector<FlowMod> cellVerdictFlows(const CellPort& cell, const GatewayPort& g
   out.push_back(add(kTableVerdict, kPrioVerdict, cookie, verdict(false).ctState(0, ofp::kCtRpl), {}));
   out.push_back(add(kTableVerdict, kPrioVerdict, cookie, verdict(false).inPort(gw.ofport), {}));
   // Cell to cell: delivered as if routed by the gateway.
-  out.push_back(add(kTablePeer, kPrioVerdict, cookie, verdict(true),
-                    {ofp::InstrApplyActions{{setField(Match().ethSrc(gw.mac)), setField(Match().ethDst(cell.mac)),
-                                             ofp::ActionOutput{cell.ofport, 0}}}}));
+  // Counted first in this cell's zone: what it receives from another cell.
+  ofp::ActionList peer;
+  if (cell.count) peer.emplace_back(ofp::ActionResubmit{kTableCount});
+  peer.emplace_back(setField(Match().ethSrc(gw.mac)));
+  peer.emplace_back(setField(Match().ethDst(cell.mac)));
+  peer.emplace_back(ofp::ActionOutput{cell.ofport, 0});
+  out.push_back(add(kTablePeer, kPrioVerdict, cookie, verdict(true), {ofp::InstrApplyActions{std::move(peer)}}));
   return out;
 }
 
@@ -233,7 +251,8 @@ std::vector<FlowMod> cellRemoveFlows(const CellPort& cell) {
   // One delete per kind of the cell's flows: a script's flows carry the script's id where a
   // cell's carry the cell's, and are not the cell's to remove.
   std::vector<FlowMod> out = deleteKinds(cell, {CookieKind::kBase, CookieKind::kVerdict, CookieKind::kDnsAnswer,
-                                                 CookieKind::kRules, CookieKind::kRulesAsk, CookieKind::kDnsHeld});
+                                                 CookieKind::kRules, CookieKind::kRulesAsk, CookieKind::kDnsHeld,
+                                                 CookieKind::kCount});
   // Script flows about the cell's address (a port-scan guard's block of it): the address goes
   // back to the pool, and the next cell to get it must not inherit them. A non-strict delete
   // takes every flow of the script table whose match includes that source (or destination).
@@ -292,6 +311,22 @@ std::vector<FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw)
 
 std::vector<FlowMod> cellRulesRemove(const CellPort& cell) {
   return deleteKinds(cell, {CookieKind::kRules, CookieKind::kRulesAsk});
+}
+
+std::vector<FlowMod> cellCountFlows(const CellPort& cell, std::uint64_t label) {
+  const std::uint64_t cookie = makeCookie(CookieKind::kCount, cell.cell_id, countCookieRule(label));
+  const Match m = Match().ethType(packet::kEthIpv4).ctZone(zoneOf(cell)).ctLabel(0, label);
+  return {add(kTableCount, kPrioCountSent, cookie, Match(m).inPort(cell.ofport), {}),
+          add(kTableCount, kPrioCountReceived, cookie, m, {})};
+}
+
+FlowMod cellCountRemove(const CellPort& cell, std::uint32_t rule_id) {
+  FlowMod fm;
+  fm.command = ofp::FlowModCommand::kDelete;
+  fm.table_id = kTableCount;
+  fm.cookie = makeCookie(CookieKind::kCount, cell.cell_id, rule_id);
+  fm.cookie_mask = ~0ULL;
+  return fm;
 }
 
 ofp::CtFlushZone ctFlushOf(const CellPort& cell) {

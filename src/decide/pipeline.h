@@ -20,6 +20,9 @@
 //   table 5  the receiving cell's verdict on cell-to-cell traffic, as in table 3.
 //   table 6  rules the switch decides (rule_flows.h): a new connection of a cell whose rules
 //            allow it commits it there, with a copy of its first packet to the controller.
+//   table 7  count: reached only by resubmit(,7) from the allow verdicts of tables 3 and 5;
+//            one flow per (cell, rule, direction) the cell has used, no actions: their
+//            counters are the rules' packets and bytes (cellwall rules --counters).
 //   everything else: table-miss drop. No NORMAL action anywhere; fail_mode=secure.
 #pragma once
 
@@ -38,6 +41,7 @@ inline constexpr std::uint8_t kTableVerdict = 3;
 inline constexpr std::uint8_t kTableRoute = 4;
 inline constexpr std::uint8_t kTablePeer = 5;
 inline constexpr std::uint8_t kTableRules = 6;
+inline constexpr std::uint8_t kTableCount = 7;
 
 // Priorities.
 inline constexpr std::uint16_t kDnsPort = 53;
@@ -52,6 +56,10 @@ inline constexpr std::uint16_t kPrioRouteOut = 10;   // table 4: from a cell to 
 inline constexpr std::uint16_t kPrioIngress = 100;   // anti-spoofing / ARP answers
 inline constexpr std::uint16_t kPrioIpv6Drop = 50;
 inline constexpr std::uint16_t kPrioPortMiss = 1;    // per-port send-to-controller
+// Count table: a rule's flows (what the cell sent matches in_port, above what it received),
+// and under them the cell's catch-all pair for what no rule's flows count yet.
+inline constexpr std::uint16_t kPrioCountSent = 101, kPrioCountReceived = 100;
+inline constexpr std::uint16_t kPrioCountOtherSent = 2, kPrioCountOtherReceived = 1;
 // Script table: a script's priority p (0..999) is kPrioScriptBase + p.
 inline constexpr std::uint16_t kPrioScriptBase = 1000;
 // Script table: every packet of an inspected cell, both ways, to the controller.
@@ -71,9 +79,11 @@ inline constexpr std::uint16_t kPrioInspect = 2100;
 // rule, 0 the app's default); the copy it sends the controller carries the same cookie and is
 // logged, never decided. kRulesAsk: a flow of table 6 that sends the packet to the controller,
 // held, to be decided there (rule_flows.h says which).
+// kCount: a count flow of table 7, [31..0] countCookieRule(label) (kCountOther: the cell's
+// catch-all).
 enum class CookieKind : std::uint8_t {
   kBase = 0x01, kConnAllow = 0x02, kConnDeny = 0x03, kDnsAnswer = 0x04, kScript = 0x05, kVerdict = 0x06,
-  kRules = 0x07, kRulesAsk = 0x08, kDnsHeld = 0x09
+  kRules = 0x07, kRulesAsk = 0x08, kDnsHeld = 0x09, kCount = 0x0a
 };
 inline constexpr std::uint64_t kCookieKindMask = 0xff00000000000000ULL;
 inline constexpr std::uint64_t kCookieCellMask = 0x00ffffff00000000ULL;
@@ -106,6 +116,29 @@ constexpr std::uint32_t markEpoch(std::uint32_t mark) { return mark >> kMarkEpoc
 constexpr std::uint32_t nextEpoch(std::uint32_t e) {
   std::uint32_t n = (e + 1) & (kMarkEpochMask >> kMarkEpochShift);
   return n == 0 ? 1 : n;
+}
+
+// A connection's conntrack label names what decided it, so the count table can count its
+// packets per rule: [127..64] 0, [63..32] the source, [31..0] the rule id (kRule; 0 is the
+// app's default) or 0. Every commit sets it, the controller's and the switch's alike.
+enum class LabelSource : std::uint32_t {
+  kRule = 0,        // a rule of the app's policy, or its default (rule 0)
+  kScript = 1,      // a Lua script's verdict
+  kPrompt = 2,      // a prompt's answer that made no rule ("once"), or its timeout
+  kController = 3,  // no rule: the receiving cell's side of a cell-to-cell connection, a refusal
+};
+constexpr std::uint64_t labelOf(LabelSource s, std::uint32_t rule_id) {
+  return (std::uint64_t{static_cast<std::uint32_t>(s)} << 32) | (s == LabelSource::kRule ? rule_id : 0);
+}
+constexpr LabelSource labelSource(std::uint64_t label) { return static_cast<LabelSource>(label >> 32); }
+constexpr std::uint32_t labelRule(std::uint64_t label) { return static_cast<std::uint32_t>(label); }
+// The count flows' cookie field [31..0]: the rule id, or for another source 0xffffff00 | source
+// (rule ids are far below), kCountOther for the catch-all. One rule's flows in every table can
+// so be deleted with one cookie-masked delete.
+inline constexpr std::uint32_t kCountOther = 0xffffffff;
+constexpr std::uint32_t countCookieRule(std::uint64_t label) {
+  return labelSource(label) == LabelSource::kRule ? labelRule(label)
+                                                  : 0xffffff00u | static_cast<std::uint32_t>(labelSource(label));
 }
 
 struct Timeouts {
@@ -149,6 +182,13 @@ inline constexpr std::uint16_t kRulesLeaseS = 3;
 std::vector<ofp::FlowMod> cellRulesEntry(const CellPort& cell, const GatewayPort& gw);
 // Deletes those and the cell's rule flows (cookie kinds kRules and kRulesAsk, every table).
 std::vector<ofp::FlowMod> cellRulesRemove(const CellPort& cell);
+// The count flows of one (cell, label) in table 7 (cookie (kCount, cell, countCookieRule)): what
+// the cell sent (in_port = its port) and what it received, of the connections that label names.
+// Installed lazily, when the controller first hears of such a connection (PacketPath), so a
+// policy of 10,000 rules costs flows only for the rules a cell uses. No actions: only counters.
+std::vector<ofp::FlowMod> cellCountFlows(const CellPort& cell, std::uint64_t label);
+// Deletes the count flows of one rule of a cell (a rule that no longer exists: its counts go).
+ofp::FlowMod cellCountRemove(const CellPort& cell, std::uint32_t rule_id);
 // Forgets every connection of a cell (its conntrack zone): when it goes, and before a new cell
 // takes its id.
 ofp::CtFlushZone ctFlushOf(const CellPort& cell);

@@ -252,6 +252,9 @@ class Builder {
       ct.zone = zoneOf(cell_);
       if (allow) ct.table = kTableRoute;
       ct.exec.push_back(ofp::ActionSetField{Match().ctMark(markOf(cell_.epoch, allow, false))});
+      // The label names the rule (0: the app's default), as the controller's commit does, so the
+      // count table counts the connection under it.
+      ct.exec.push_back(ofp::ActionSetField{Match().ctLabel(0, labelOf(LabelSource::kRule, rule_id))});
       ofp::ActionList acts;
       acts.push_back(copyAction());
       acts.emplace_back(std::move(ct));

@@ -87,6 +87,7 @@ struct ActionEncoder10 {
   void operator()(const ActionCt&) const { assert(false && "ct() is encoded for 1.3 only"); }
   void operator()(const ActionCtClear&) const { assert(false && "ct_clear is encoded for 1.3 only"); }
   void operator()(const ActionController2&) const { assert(false && "controller2 is encoded for 1.3 only"); }
+  void operator()(const ActionResubmit&) const { assert(false && "resubmit is encoded for 1.3 only"); }
 };
 
 Status decodeAction10(std::uint16_t type, std::uint16_t len, ByteReader& b, ActionList& out,
@@ -138,7 +139,7 @@ bool canExpressActions10(const ActionList& actions) {
   for (const auto& a : actions) {
     if (std::holds_alternative<ActionPushVlan>(a) || std::holds_alternative<ActionGroup>(a) ||
         std::holds_alternative<ActionCt>(a) || std::holds_alternative<ActionCtClear>(a) ||
-        std::holds_alternative<ActionController2>(a)) {
+        std::holds_alternative<ActionController2>(a) || std::holds_alternative<ActionResubmit>(a)) {
       return false;
     }
     if (const auto* o = std::get_if<ActionOutput>(&a); o && !canExpressPort10(o->port)) return false;

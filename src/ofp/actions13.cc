@@ -54,6 +54,7 @@ struct ActionEncoder {
   void operator()(const ActionCt& a) const { encodeNxAction(w, a); }
   void operator()(const ActionCtClear& a) const { encodeNxAction(w, a); }
   void operator()(const ActionController2& a) const { encodeNxAction(w, a); }
+  void operator()(const ActionResubmit& a) const { encodeNxAction(w, a); }
 };
 
 // Splits a TLV list into (type, whole TLV) pieces with length checks shared by actions and

@@ -214,6 +214,7 @@ struct ActionText {
     if (a.meter_id != 0) s += ",meter_id=" + dec(a.meter_id);
     return s + ")";
   }
+  std::string operator()(const ActionResubmit& a) const { return "resubmit(," + dec(a.table) + ")"; }
 };
 
 std::string formatActions(const ActionList& actions) {

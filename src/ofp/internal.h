@@ -72,6 +72,7 @@ Status decodeActions10(Bytes bytes, ActionList& out, std::uint8_t ip_proto);
 void encodeNxAction(ByteWriter& w, const ActionCt& a);
 void encodeNxAction(ByteWriter& w, const ActionCtClear& a);
 void encodeNxAction(ByteWriter& w, const ActionController2& a);
+void encodeNxAction(ByteWriter& w, const ActionResubmit& a);
 // A vendor action (type 0xffff) of `len` bytes; `body` is positioned after type and len.
 // Unknown vendors and subtypes are kBadAction, like unknown standard actions.
 Status decodeNxAction(std::uint16_t len, ByteReader& body, ActionList& out);

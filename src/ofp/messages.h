@@ -189,8 +189,17 @@ struct ActionController2 {
   std::uint32_t meter_id = 0;  // 0: none
   bool operator==(const ActionController2&) const = default;
 };
+// resubmit(,N) (NXAST_RESUBMIT_TABLE): looks the packet up in table N now, runs that flow's
+// actions, then goes on with the rest of this list. Unlike goto_table it may go back to an
+// earlier table and comes back; the pipeline uses it to count a packet in the count table
+// (docs/pipeline.md, table 7) on its way on. The lookup uses the packet's own in_port
+// (OFPP_IN_PORT); other in_ports are not modelled. OpenFlow 1.3 only.
+struct ActionResubmit {
+  std::uint8_t table = 0;
+  bool operator==(const ActionResubmit&) const = default;
+};
 using Action = std::variant<ActionOutput, ActionSetField, ActionPushVlan, ActionPopVlan,
-                            ActionGroup, ActionCt, ActionCtClear, ActionController2>;
+                            ActionGroup, ActionCt, ActionCtClear, ActionController2, ActionResubmit>;
 using ActionList = std::vector<Action>;
 
 // ---- Instructions (1.3; the 1.0 codec flattens ApplyActions and rejects the rest) ----

@@ -1,5 +1,5 @@
-// Nicira (Open vSwitch) extensions: the conntrack actions ct() and ct_clear, and the
-// conntrack flush messages NXT_CT_FLUSH_ZONE and NXT_CT_FLUSH. Layouts are in wire.h; the
+// Nicira (Open vSwitch) extensions: the conntrack actions ct() and ct_clear, controller2 and
+// resubmit(,N), and the conntrack flush messages NXT_CT_FLUSH_ZONE and NXT_CT_FLUSH. Layouts are in wire.h; the
 // CT_FLUSH bytes were checked against what `ovs-ofctl ct-flush` 3.1 sends (see
 // tests/unit/ofp/nx_test.cc for the reference hex).
 #include <algorithm>
@@ -198,6 +198,13 @@ void encodeNxAction(ByteWriter& w, const ActionController2& a) {
   w.patch_u16(at + 2, static_cast<std::uint16_t>(w.offset() - at));
 }
 
+void encodeNxAction(ByteWriter& w, const ActionResubmit& a) {
+  beginNxAction(w, sizeof(wn::NxActionResubmit), wn::kNxastResubmitTable);
+  w.u16(wn::kNxPortInPort);
+  w.u8(a.table);
+  w.zeros(3);
+}
+
 Status decodeNxAction(std::uint16_t len, ByteReader& b, ActionList& out) {
   if (len < sizeof(wn::NxActionHeader)) return fail(DecodeError::kBadAction);
   if (b.u32() != wn::kNxVendorId) return fail(DecodeError::kBadAction);
@@ -207,6 +214,16 @@ Status decodeNxAction(std::uint16_t len, ByteReader& b, ActionList& out) {
       if (len != sizeof(wn::NxActionHeader)) return fail(DecodeError::kBadAction);
       out.emplace_back(ActionCtClear{});
       return {};
+    case wn::kNxastResubmitTable: {
+      if (len != sizeof(wn::NxActionResubmit)) return fail(DecodeError::kBadAction);
+      // Only the packet's own in_port is modelled; the pad must be zero, as Open vSwitch sends it.
+      if (b.u16() != wn::kNxPortInPort) return fail(DecodeError::kBadAction);
+      ActionResubmit a{b.u8()};
+      for (int i = 0; i < 3; ++i)
+        if (b.u8() != 0) return fail(DecodeError::kBadAction);
+      out.emplace_back(a);
+      return {};
+    }
     case wn::kNxastController2: {
       // Only what cellwall writes: max_len and meter_id; anything else is refused.
       for (int i = 0; i < 6; ++i)

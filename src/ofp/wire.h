@@ -38,7 +38,11 @@ static_assert(sizeof(NxActionHeader) == 16);
 struct NxActionCt { U16 type, len; U32 vendor; U16 subtype, flags; U32 zone_src; U16 zone_imm;
                     U8 recirc_table; std::array<U8, 3> pad; U16 alg; };
 static_assert(sizeof(NxActionCt) == 24);
-inline constexpr std::uint16_t kNxastCt = 35, kNxastCtClear = 43, kNxastController2 = 37;
+inline constexpr std::uint16_t kNxastCt = 35, kNxastCtClear = 43, kNxastController2 = 37, kNxastResubmitTable = 14;
+// nx_action_resubmit (NXAST_RESUBMIT_TABLE): in_port (OFPP_IN_PORT in 16 bits: the packet's own), table, pad.
+struct NxActionResubmit { U16 type, len; U32 vendor; U16 subtype, in_port; U8 table; std::array<U8, 3> pad; };
+static_assert(sizeof(NxActionResubmit) == 16);
+inline constexpr std::uint16_t kNxPortInPort = 0xfff8;  // OFPP_IN_PORT, OpenFlow 1.0 numbering
 // NXAST_CONTROLLER2 properties (ofp_prop_header, padded to 8).
 inline constexpr std::uint16_t kNxac2MaxLen = 0, kNxac2MeterId = 5;
 // nicira_header (ofp_header + vendor + subtype).

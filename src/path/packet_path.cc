@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -57,7 +58,7 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
   if (pi.reason == ofp::PacketInReason::kAction && decide::cookieKind(pi.cookie) == decide::CookieKind::kRules) {
     // A copy of the first packet of a connection the switch decided by its rules' flows: the
     // packet went on (or was dropped) already; the controller logs it as it would decide it.
-    return noteSwitchDecided(*sv, pi, *frame, now);
+    return noteSwitchDecided(s, *sv, pi, *frame, now);
   }
   if (sv->any_inspect && frame->isIpv4()) {
     // Inspect mode: a packet from an inspected cell, or towards one.
@@ -125,6 +126,7 @@ void PacketPath::apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_
   const bool unchanged = (d.again && d.action == policy::Action::kAllow) ||
                          (d.reason == decide::Reason::kCtInvalid && d.script.empty());
   if (!unchanged) (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
+  for (const auto& c : d.counts) installCounts(s, sv, c.ofport, c.cell_id, c.label);
   for (const auto& po : d.packet_outs) s.sendPacketOut(po);
   // A checked query that went on to the resolver is counted, not logged: the connection it
   // leads to is (a refused one is logged like any refused connection). An open connection the
@@ -338,8 +340,8 @@ void PacketPath::inspectPacket(sw::Switch& s, const decide::SwitchView& sv, cons
   }
 }
 
-void PacketPath::noteSwitchDecided(const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
-                                   decide::Now now) {
+void PacketPath::noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi,
+                                   const packet::Frame& f, decide::Now now) {
   switch_decided_.fetch_add(1, std::memory_order_relaxed);
   decide::Decision d = decider_.asTheSwitchDecided(sv, pi.inPort(), f, now);
   if (d.reason == decide::Reason::kUnknownPort) return;
@@ -348,9 +350,25 @@ void PacketPath::noteSwitchDecided(const decide::SwitchView& sv, const ofp::Pack
   if (d.rule_id != (pi.cookie & decide::kCookieRuleMask)) switch_disagreed_.fetch_add(1, std::memory_order_relaxed);
   reasons_[static_cast<std::size_t>(d.reason)].fetch_add(1, std::memory_order_relaxed);
   (d.action == policy::Action::kAllow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
-  if (observer_ == nullptr) return;
   const decide::CellPort* cell = d.inbound ? sv.cellWithIp(f.ip_dst.v4()) : sv.cellOnPort(pi.inPort());
+  // The flow committed the connection with its own rule in the label (rule_flows.cc): its count
+  // flows from now on. Packets the connection sent before they are in count as "other".
+  const auto flow_rule = static_cast<std::uint32_t>(pi.cookie & decide::kCookieRuleMask);
+  if (cell != nullptr && d.action == policy::Action::kAllow)
+    installCounts(s, sv, cell->ofport, cell->cell_id, decide::labelOf(decide::LabelSource::kRule, flow_rule));
+  if (observer_ == nullptr) return;
   observer_->onDecision(cell, d, f, now);
+}
+
+void PacketPath::installCounts(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t ofport,
+                               std::uint32_t cell_id, std::uint64_t label) {
+  const decide::CellPort* cell = sv.cellOnPort(ofport);
+  if (cell == nullptr || cell->cell_id != cell_id || !cell->count || !cell->runtime) return;
+  {
+    std::lock_guard lock(cell->runtime->mu);
+    if (!cell->runtime->counted.insert(label).second) return;
+  }
+  for (const auto& fm : decide::cellCountFlows(*cell, label)) s.sendFlowMod(fm);
 }
 
 const decide::CellPort* PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id,

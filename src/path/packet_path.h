@@ -5,9 +5,10 @@
 // src/daemon.
 //
 // Threading: handle() and release() run on switch threads, concurrently, each call on the
-// thread of the Switch it is given; they take no lock. The replay cache and inspect mode's
-// connection table are per switch thread (see packet_path.cc), keyed by the view's generation,
-// so any new view decides everything again. Counters are relaxed atomics readable from any
+// thread of the Switch it is given; they take no lock of their own (a cell's runtime lock, for
+// microseconds: its names, and whether it has a label's count flows). The replay cache and
+// inspect mode's connection table are per switch thread (see packet_path.cc), keyed by the
+// view's generation, so any new view decides everything again. Counters are relaxed atomics readable from any
 // thread.
 //
 // Lifetime: the ViewHolder, the observer, the judge and the process finder outlive the last
@@ -107,8 +108,8 @@ class PacketPath {
   const decide::CellPort* snoop(const decide::SwitchView& sv, std::uint32_t cell_id, const packet::Frame& frame,
                                 std::vector<dns::Mapping>* learned);
   void releaseAnswer(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& frame);
-  void noteSwitchDecided(const decide::SwitchView& sv, const ofp::PacketIn& pi, const packet::Frame& f,
-                         decide::Now now);
+  void noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, const ofp::PacketIn& pi,
+                         const packet::Frame& f, decide::Now now);
   // Inspect mode: the packet through the inspect_* functions, then on as its connection was
   // decided (decided now if it is new), sent by the controller itself.
   void inspectPacket(sw::Switch& s, const decide::SwitchView& sv, const decide::CellPort& cell,
@@ -116,6 +117,11 @@ class PacketPath {
                      decide::Now now);
   void apply(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t in_port,
              const packet::Frame& frame, const decide::Decision& d, decide::Now now);
+  // The count flows of (cell, label) the cell does not have yet (Decision::counts): sent before
+  // the decision's packet-outs, so every later packet of the connection is counted under its
+  // rule. Takes the cell's runtime lock for a set lookup.
+  void installCounts(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t ofport, std::uint32_t cell_id,
+                     std::uint64_t label);
   // What every decision does first, in both paths: count its reason (and a bad query's), and
   // send what the scripts asked for (meters, flows) ahead of the decision's own messages.
   void countAndSendScriptRequests(sw::Switch& s, const decide::Decision& d);

@@ -227,6 +227,19 @@ std::vector<Item> items() {
   copy.match.inPort(3).ethType(0x0800);
   copy.instructions.emplace_back(InstrApplyActions{{ActionController2{128, 7}, ActionOutput{2, 0}}});
   v.push_back({"controller2_13", Version::kOf13, 0x2d, copy});
+  // A verdict flow that counts the packet in the count table (NXAST_RESUBMIT_TABLE), then goes on.
+  FlowMod counted;
+  counted.table_id = 3;
+  counted.priority = 200;
+  counted.match.ethType(0x0800).ctZone(7).ctMark(0x9, 0xfffffffb);
+  counted.instructions = {InstrApplyActions{{ActionResubmit{7}}}, InstrGotoTable{4}};
+  v.push_back({"resubmit13", Version::kOf13, 0x2e, counted});
+  // A count flow: a cell's zone, a rule's label, what the cell sent. No actions.
+  FlowMod count;
+  count.table_id = 7;
+  count.priority = 101;
+  count.match.inPort(3).ethType(0x0800).ctZone(7).ctLabel(0, 0x2a);
+  v.push_back({"count13", Version::kOf13, 0x2f, count});
   return v;
 }
 

@@ -41,6 +41,39 @@ TEST(RuleFlags, ConnectionsZeroIsWrittenNotDropped) {
   EXPECT_NE(ruleTextFromFlags(f).find("connections = 5\n"), std::string::npos) << ruleTextFromFlags(f);
 }
 
+TEST(RulesCounters, HumanSizesAndAnAlignedTable) {
+  EXPECT_EQ(humanBytes(0), "0 B");
+  EXPECT_EQ(humanBytes(999), "999 B");
+  EXPECT_EQ(humanBytes(1000), "1.0 kB");
+  EXPECT_EQ(humanBytes(1234567), "1.2 MB");
+  EXPECT_EQ(humanBytes(999999), "1.0 MB");  // never "1000.0 kB"
+  EXPECT_EQ(humanCount(42), "42");
+  EXPECT_EQ(humanCount(1500), "1.5 k");
+  api::RuleInfo r;
+  r.id = 7;
+  r.app = "web";
+  r.action = "allow";
+  r.text = "[[rule]]\naction = \"allow\"\nto = [\"192.0.2.10\"]\n";
+  api::RuleInfo quiet = r;
+  quiet.id = 8;
+  api::RuleCounters c{"web", 7, "rule", 10, 1200, 150, 204800};
+  api::RuleCounters dflt{"web", 0, "rule", 1, 60, 0, 0};
+  const std::string t = rulesCountersTable({r, quiet}, {c, dflt});
+  // Header, rule 7, rule 8 (nothing counted: zeros), the default's row.
+  std::vector<std::string> lines;
+  for (std::size_t at = 0, nl; (nl = t.find('\n', at)) != std::string::npos; at = nl + 1) lines.push_back(t.substr(at, nl - at));
+  ASSERT_EQ(lines.size(), 4u) << t;
+  EXPECT_NE(lines[1].find("1.2 kB"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("204.8 kB"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("to = [\"192.0.2.10\"]"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("0 B"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[3].find("(default)"), std::string::npos) << lines[3];
+  // Aligned: every row's match starts where the header's MATCH does.
+  const auto col = lines[0].find("MATCH");
+  EXPECT_EQ(lines[1].find("to = "), col) << t;
+  EXPECT_EQ(lines[3].find("no rule matched"), col) << t;
+}
+
 TEST(Notification, SaysWhoWantsWhatAndEscapesMarkup) {
   api::PromptInfo p;
   p.id = 3;

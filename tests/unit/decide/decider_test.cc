@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <iterator>
+#include <optional>
 
 #include "fixture.h"
 #include "packet/frame.h"
@@ -44,6 +45,15 @@ std::uint32_t markOfCommit(const ofp::ActionCt& ct) {
   for (const auto& sf : ct.exec)
     if (sf.field.has(ofp::Field::kCtMark)) return sf.field.ct_mark;
   return 0;
+}
+// The label a commit sets; nullopt: it leaves the connection's label as it is.
+std::optional<std::uint64_t> labelOfCommit(const ofp::ActionCt& ct) {
+  for (const auto& sf : ct.exec)
+    if (sf.field.has(ofp::Field::kCtLabel)) {
+      EXPECT_EQ(sf.field.ct_label_hi, 0u);
+      return sf.field.ct_label_lo;
+    }
+  return std::nullopt;
 }
 std::vector<std::uint32_t> outputs(const ofp::ActionList& acts) {
   std::vector<std::uint32_t> out;
@@ -392,6 +402,67 @@ TEST(Decider, AnOpenConnectionIsDecidedAgainUnderTheRulesInForce) {
   EXPECT_EQ(t.decide(1, reply, kEst | ofp::kCtRpl, markOf(1, true, false)).action, Action::kDeny);
   t.policy("default = \"deny\"\n[[allow]]\nto = \"192.0.2.10\"\nports = 443\n");
   EXPECT_EQ(t.decide(1, reply, kEst | ofp::kCtRpl, markOf(1, true, false)).action, Action::kAllow);
+}
+
+// Every commit names what decided the connection in its label (the count table counts it under
+// that), and the decision lists the (cell, label) count flows the connection needs.
+TEST(Decider, TheLabelNamesTheRuleOrWhatElseDecided) {
+  Net net;
+  net.view.cells_by_port[net.web.ofport] = net.web;
+  auto decide = [&](const std::vector<std::uint8_t>& bytes, std::uint32_t in_port, const HeldVerdict* held = nullptr) {
+    auto f = packet::parseFrame(bytes);
+    EXPECT_TRUE(f);
+    return Decider().decide(net.view, in_port, *f, {}, held);
+  };
+  using C = Decision::Counted;
+  auto same = [](const std::vector<C>& a, const std::vector<C>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].ofport != b[i].ofport || a[i].cell_id != b[i].cell_id || a[i].label != b[i].label) return false;
+    return true;
+  };
+  // A rule: its id (the third rule allows web -> db:8000, the fourth UDP to 192.0.2.53).
+  Decision by_rule = decide(packet::buildUdp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.53"), 40000, 53, {}), 2);
+  ASSERT_EQ(by_rule.rule_id, 4u);
+  EXPECT_EQ(labelOfCommit(commits(by_rule.packet_outs.at(0)).at(0)), labelOf(LabelSource::kRule, 4));
+  EXPECT_TRUE(same(by_rule.counts, {C{2, 2, labelOf(LabelSource::kRule, 4)}}));
+  EXPECT_EQ(labelOf(LabelSource::kRule, 4), 4u);  // the rule id, nothing else, in the low bits
+  // Denied by the default: labelled (rule 0), but nothing to count: the switch drops its packets.
+  Decision denied = decide(packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.99"), 40000, 443,
+                                             packet::kTcpSyn), 2);
+  EXPECT_EQ(denied.reason, Reason::kPolicyDefault);
+  EXPECT_EQ(labelOfCommit(commits(denied.packet_outs.at(0)).at(0)), labelOf(LabelSource::kRule, 0));
+  EXPECT_TRUE(denied.counts.empty());
+  // A prompt's answer "once": no rule, its own source.
+  const HeldVerdict once{Action::kAllow, Reason::kPromptAnswer};
+  Decision answered = decide(packet::buildTcp4(net.fromCell(net.web), net.web.ip, ip("192.0.2.99"), 40000, 443,
+                                               packet::kTcpSyn), 2, &once);
+  EXPECT_EQ(labelOfCommit(commits(answered.packet_outs.at(0)).at(0)), labelOf(LabelSource::kPrompt, 0));
+  EXPECT_EQ(labelSource(labelOf(LabelSource::kPrompt, 7)), LabelSource::kPrompt);
+  EXPECT_EQ(labelRule(labelOf(LabelSource::kPrompt, 7)), 0u);  // only rules carry an id
+  // Cell to cell: the opener's rule in its zone; in the receiver's zone no rule of the
+  // receiver's decided it: counted apart.
+  net.view.cells_by_port[net.db.ofport] = net.db;
+  Decision peer = decide(packet::buildTcp4(net.fromCell(net.web), net.web.ip, net.db.ip, 40000, 8000, packet::kTcpSyn), 2);
+  auto cts = commits(peer.packet_outs.at(0));
+  ASSERT_EQ(cts.size(), 2u);
+  EXPECT_EQ(labelOfCommit(cts[0]), labelOf(LabelSource::kRule, 3));
+  EXPECT_EQ(labelOfCommit(cts[1]), labelOf(LabelSource::kController, 0));
+  EXPECT_TRUE(same(peer.counts, {C{2, 2, labelOf(LabelSource::kRule, 3)}, C{3, 3, labelOf(LabelSource::kController, 0)}}));
+}
+
+TEST(Decider, AKeptVerdictDecidedAgainKeepsItsLabel) {
+  Again t;
+  t.policy("default = \"deny\"\n[[allow]]\nto = \"192.0.2.10\"\n");
+  auto data = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("192.0.2.99"), 40000, 443, packet::kTcpAck);
+  // A script's verdict (kept): committed with the new epoch, the label left as the script set it.
+  Decision kept = t.decide(2, data, kEst, markOf(1, true, true));
+  EXPECT_EQ(labelOfCommit(commits(kept.packet_outs.at(0)).at(0)), std::nullopt);
+  EXPECT_TRUE(kept.counts.empty());
+  // The rules' verdict: labelled by the rule that allows it now.
+  auto to_rule = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpAck);
+  Decision again = t.decide(2, to_rule, kEst, markOf(1, true, false));
+  EXPECT_EQ(labelOfCommit(commits(again.packet_outs.at(0)).at(0)), labelOf(LabelSource::kRule, 1));
 }
 
 TEST(Decider, AScriptsOrAPromptsVerdictOutlivesARuleChange) {

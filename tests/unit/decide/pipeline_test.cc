@@ -199,12 +199,13 @@ TEST(Pipeline, CookiesSelectCellsAndRules) {
   EXPECT_EQ(c & kCookieRuleMask, 0xdeadbeefu);
   Net net;
   auto del = cellRemoveFlows(net.web);
-  ASSERT_EQ(del.size(), 8u);
+  ASSERT_EQ(del.size(), 9u);
   // Script flows about the cell's address go with it (its address goes back to the pool).
-  EXPECT_EQ(del[6].table_id, kTableScript);
-  EXPECT_EQ(del[6].match.ipv4_src, net.web.ip);
-  EXPECT_EQ(del[7].match.ipv4_dst, net.web.ip);
-  del.resize(6);
+  EXPECT_EQ(del[7].table_id, kTableScript);
+  EXPECT_EQ(del[7].match.ipv4_src, net.web.ip);
+  EXPECT_EQ(del[8].match.ipv4_dst, net.web.ip);
+  del.resize(7);
+  EXPECT_EQ(cookieKind(del[6].cookie), CookieKind::kCount);  // its count flows too
   for (const auto& d : del) {
     EXPECT_EQ(d.cookie_mask, kCookieKindMask | kCookieCellMask);
     EXPECT_EQ(cookieCell(d.cookie), net.web.cell_id);
@@ -259,6 +260,82 @@ TEST(Pipeline, ACellsConnectionsPassConntrackInItsOwnZone) {
       ++invalid;
     }
   EXPECT_EQ(invalid, 2);
+}
+
+// Per-rule counters: an allowed packet is counted in table 7 by a resubmit (which comes back)
+// and goes on to table 4; a cell has two count flows per label it used (what it sent, what it
+// received), under them a catch-all pair, and nothing per connection.
+TEST(Pipeline, AllowedPacketsAreCountedPerCellRuleAndDirection) {
+  Net net;
+  auto flows = cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7);
+  int counted = 0, others = 0;
+  for (const auto& f : flows) {
+    if (f.table_id == kTableCount) {
+      // The catch-all: the cell's zone, any label; what the cell sent above what it received.
+      EXPECT_TRUE(f.instructions.empty());
+      EXPECT_EQ(f.cookie, makeCookie(CookieKind::kCount, net.web.cell_id, kCountOther));
+      EXPECT_EQ(f.match.ct_zone, zoneOf(net.web));
+      EXPECT_FALSE(f.match.has(ofp::Field::kCtLabel));
+      EXPECT_EQ(f.priority, f.match.has(ofp::Field::kInPort) ? kPrioCountOtherSent : kPrioCountOtherReceived);
+      ++others;
+      continue;
+    }
+    const bool allow_verdict = f.priority == kPrioVerdict && f.match.has(ofp::Field::kCtMark) &&
+                               (f.match.ct_mark & kMarkVerdictMask) == kMarkAllow;
+    if (!allow_verdict) continue;
+    // Table 3: resubmit(,7) then goto_table:4. Table 5: resubmit(,7) before the MAC rewrite.
+    const auto& first = std::get<ofp::InstrApplyActions>(f.instructions.at(0)).actions;
+    EXPECT_EQ(std::get<ofp::ActionResubmit>(first.at(0)).table, kTableCount);
+    if (f.table_id == kTableVerdict) {
+      EXPECT_EQ(std::get<ofp::InstrGotoTable>(f.instructions.at(1)).table_id, kTableRoute);
+    } else {
+      EXPECT_EQ(f.table_id, kTablePeer);
+    }
+    ++counted;
+  }
+  EXPECT_EQ(counted, 2);
+  EXPECT_EQ(others, 2);
+  // A rule's pair, exact on the label.
+  const std::uint64_t label = labelOf(LabelSource::kRule, 42);
+  auto pair = cellCountFlows(net.web, label);
+  ASSERT_EQ(pair.size(), 2u);
+  for (const auto& f : pair) {
+    EXPECT_EQ(f.table_id, kTableCount);
+    EXPECT_EQ(f.command, ofp::FlowModCommand::kAdd);
+    EXPECT_TRUE(f.instructions.empty());
+    EXPECT_EQ(f.cookie, makeCookie(CookieKind::kCount, net.web.cell_id, 42));
+    EXPECT_EQ(f.match.ct_zone, zoneOf(net.web));
+    EXPECT_EQ(f.match.ct_label_lo, 42u);
+    EXPECT_EQ(f.match.ct_label_hi, 0u);
+    EXPECT_FALSE(f.match.hasMask(ofp::Field::kCtLabel));
+  }
+  EXPECT_EQ(pair[0].match.in_port, net.web.ofport);
+  EXPECT_EQ(pair[0].priority, kPrioCountSent);
+  EXPECT_FALSE(pair[1].match.has(ofp::Field::kInPort));
+  EXPECT_EQ(pair[1].priority, kPrioCountReceived);
+  EXPECT_GT(kPrioCountReceived, kPrioCountOtherSent);  // a rule's flows win over the catch-all
+  // What no rule decided has its own cookie field; one rule's flows go with one delete.
+  EXPECT_EQ(cellCountFlows(net.web, labelOf(LabelSource::kScript, 0))[0].cookie & kCookieRuleMask, 0xffffff01u);
+  auto del = cellCountRemove(net.web, 42);
+  EXPECT_EQ(del.command, ofp::FlowModCommand::kDelete);
+  EXPECT_EQ(del.table_id, kTableCount);
+  EXPECT_EQ(del.cookie, pair[0].cookie);
+  EXPECT_EQ(del.cookie_mask, ~0ULL);
+  // Off (cellwalld --rule-counters off): no resubmit, no catch-all.
+  net.web.count = false;
+  for (const auto& f : cellBaseFlows(ofp::Version::kOf13, net.web, net.gw, 7)) {
+    EXPECT_NE(f.table_id, kTableCount);
+    for (const auto& i : f.instructions) {
+      if (const auto* a = std::get_if<ofp::InstrApplyActions>(&i)) {
+        for (const auto& act : a->actions) EXPECT_FALSE(std::holds_alternative<ofp::ActionResubmit>(act));
+      }
+    }
+  }
+  // The count table's miss is explicit, like the others'.
+  bool miss = false;
+  for (const auto& f : switchBaseFlows(ofp::Version::kOf13))
+    miss = miss || (f.table_id == kTableCount && f.priority == 0 && f.instructions.empty());
+  EXPECT_TRUE(miss);
 }
 
 TEST(Pipeline, MarksCarryEpochVerdictAndWhetherKept) {

@@ -162,6 +162,10 @@ Outcome outcomeOf(const ofp::FlowMod& fm, const CellPort& cell) {
   EXPECT_EQ(ct.flags, ofp::kCtCommit);
   EXPECT_EQ(ct.zone, zoneOf(cell));
   const std::uint32_t mark = ct.exec.at(0).field.ct_mark;
+  // The label names the flow's rule (0: the default), as the controller's commit would.
+  EXPECT_EQ(ct.exec.size(), 2u);
+  EXPECT_EQ(ct.exec.at(1).field.ct_label_lo, labelOf(LabelSource::kRule, static_cast<std::uint32_t>(fm.cookie)));
+  EXPECT_EQ(ct.exec.at(1).field.ct_label_hi, 0u);
   if (mark == markOf(cell.epoch, true, false) && ct.table == kTableRoute)
     o.kind = Kind::kAllow;
   else if (mark == markOf(cell.epoch, false, false) && ct.table == ofp::kCtNoRecirc)

@@ -77,6 +77,12 @@ inline std::vector<Sample> conntrack13() {
   recirc.match.ethType(0x0800).ctState(kCtTrk, kCtTrk | kCtInv).ctLabel(~0ULL, 0);
   recirc.instructions = {InstrApplyActions{{ActionCt{0, 7, 3, 0, {}}}}};
   s.push_back({"ct_flow_mod_recirc", recirc});
+  FlowMod counted;  // a verdict flow that counts the packet in table 7 on its way to table 4
+  counted.table_id = 3;
+  counted.priority = 200;
+  counted.match.ethType(0x0800).ctZone(7).ctMark(0x9, 0xfffffffb);
+  counted.instructions = {InstrApplyActions{{ActionResubmit{7}}}, InstrGotoTable{4}};
+  s.push_back({"resubmit_flow_mod", counted});
   PacketOut po;
   po.actions = {ActionCt{kCtCommit, 5, kCtNoRecirc, 0, {{set_mark}}}, ActionCtClear{}, ActionOutput{5, 0}};
   po.data = payload();

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <mutex>
 
 #include "decide/pipeline.h"
 #include "fixture.h"
@@ -25,7 +26,7 @@ struct Case {
   std::uint32_t in_port;
   std::function<std::vector<std::uint8_t>(const PathNet&)> frame;
   Reason reason;
-  std::size_t flow_mods;    // written for the first packet
+  std::size_t flow_mods;    // written for the first packet (only ever its rule's count flows)
   std::size_t packet_outs;  // written for the first packet
   bool reported;            // handed to the observer (logged)
   // The same packet again, at once (the userspace datapath's next packets of a new connection):
@@ -35,9 +36,9 @@ struct Case {
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> k = {
-      {"allowed: committed to conntrack and sent on, one packet-out, no flow", 2,
+      {"allowed: committed to conntrack and sent on, one packet-out; its rule's count flows", 2,
        [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 443); },
-       Reason::kPolicyRule, 0, 1, true, true, 1},
+       Reason::kPolicyRule, 2, 1, true, true, 1},
       {"denied by default: committed as denied, sent nowhere, no flow", 2,
        [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 22); },
        Reason::kPolicyDefault, 0, 1, true, true, 0},
@@ -46,7 +47,7 @@ const std::vector<Case>& cases() {
        Reason::kPolicyRule, 0, 1, true, false, 1},
       {"a reply from the uplink to what the cell may open", 1,
        [](const PathNet& t) { return t.tcpTo(t.web, "192.0.2.10", 443); },
-       Reason::kReturnTraffic, 0, 1, true, true, 1},
+       Reason::kReturnTraffic, 2, 1, true, true, 1},
       {"a port that is no cell's: nothing written, nothing logged", 9,
        [](const PathNet& t) { return t.tcpFrom(t.web, "192.0.2.10", 443); },
        Reason::kUnknownPort, 0, 0, false, false, 0},
@@ -119,9 +120,47 @@ TEST_F(PathTest, AnotherConnectionIsDecidedNotReplayed) {
   packetIn(2, tcpFrom(web, "192.0.2.10", 80));                         // another destination port
   EXPECT_EQ(path.repeats(), 0u);
   EXPECT_EQ(path.allowed(), 3u);
-  EXPECT_TRUE(sw.flowMods().empty()) << "the flow table holds no connection";
+  // The flow table holds no connection: one rule decided all three, its count flows once.
+  ASSERT_EQ(sw.flowMods().size(), 2u);
+  for (const auto& fm : sw.flowMods()) {
+    EXPECT_EQ(fm.table_id, decide::kTableCount);
+    EXPECT_EQ(fm.cookie, decide::makeCookie(decide::CookieKind::kCount, web.cell_id, 1));
+  }
   EXPECT_EQ(sw.packetOuts().size(), 3u);
   EXPECT_EQ(seen.decided.size(), 3u);
+}
+
+// Count flows are installed lazily, once per (cell, label), by whatever first tells the
+// controller of a connection that label decided: its own decision, or the switch's copy (table
+// 6), whose cookie names the rule the switch committed. Denials count nothing.
+TEST_F(PathTest, CountFlowsComeOncePerCellAndRuleBeforeThePacketOut) {
+  packetIn(2, tcpFrom(web, "192.0.2.10", 22));  // denied by the default
+  EXPECT_TRUE(sw.flowMods().empty());
+  sw.clear();
+  packetIn(2, tcpFrom(web, "192.0.2.10", 443));
+  ASSERT_EQ(sw.sent().size(), 3u);
+  EXPECT_TRUE(std::holds_alternative<ofp::FlowMod>(sw.sent()[0]));
+  EXPECT_TRUE(std::holds_alternative<ofp::FlowMod>(sw.sent()[1]));
+  EXPECT_EQ(sw.flowMods()[0].match.ct_label_lo, decide::labelOf(decide::LabelSource::kRule, 1));
+  {
+    std::lock_guard lock(web.runtime->mu);
+    EXPECT_TRUE(web.runtime->counted.contains(decide::labelOf(decide::LabelSource::kRule, 1)));
+  }
+  // The switch's copy of a connection it committed by rule 1: nothing new to install.
+  sw.clear();
+  const auto other = tcpFrom(web, "192.0.2.10", 80, packet::kTcpSyn, 40009);
+  const std::uint64_t cookie = decide::makeCookie(decide::CookieKind::kRules, web.cell_id, 1);
+  packetIn(2, other, ofp::PacketInReason::kAction, cookie);
+  EXPECT_EQ(path.switchDecided(), 1u);
+  EXPECT_TRUE(sw.flowMods().empty());
+  // Forgotten (the bridge programmed anew): the copy installs them again.
+  {
+    std::lock_guard lock(web.runtime->mu);
+    web.runtime->counted.clear();
+  }
+  packetIn(2, other, ofp::PacketInReason::kAction, cookie);
+  ASSERT_EQ(sw.flowMods().size(), 2u);
+  EXPECT_EQ(sw.flowMods()[0].cookie, decide::makeCookie(decide::CookieKind::kCount, web.cell_id, 1));
 }
 
 // Any new view (a rule added or removed, a cell gone) may change the verdict: a connection

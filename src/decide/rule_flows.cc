@@ -243,21 +243,24 @@ class Builder {
       fm.instructions.emplace_back(ofp::InstrApplyActions{
           {ofp::ActionOutput{ofp::kPortController, ofp::kControllerMaxLenNoBuffer}}});
     } else {
-      // Committed here, as Decider::commit would; the controller gets a copy to log, first. An
-      // allowed packet goes on in the route table by the commit's recirculation: goto_table
-      // cannot go back from this table to it (OFPBIC_BAD_TABLE_ID).
+      // Committed here, as Decider::commit would. An allowed packet goes on through the route
+      // table at once, by a resubmit (goto_table cannot go back from this table to it,
+      // OFPBIC_BAD_TABLE_ID; a commit with table=4 would cost a recirculation), and only then
+      // does the controller get its copy to log: the datapath's actions are ct(commit), the
+      // output, then the upcall, so the packet never waits for the copy (ofproto/trace on
+      // Open vSwitch 3.1, docs/pipeline.md).
       const bool allow = does == Does::kAllow;
       ofp::ActionCt ct;
       ct.flags = ofp::kCtCommit;
       ct.zone = zoneOf(cell_);
-      if (allow) ct.table = kTableRoute;
       ct.exec.push_back(ofp::ActionSetField{Match().ctMark(markOf(cell_.epoch, allow, false))});
       // The label names the rule (0: the app's default), as the controller's commit does, so the
       // count table counts the connection under it.
       ct.exec.push_back(ofp::ActionSetField{Match().ctLabel(0, labelOf(LabelSource::kRule, rule_id))});
       ofp::ActionList acts;
-      acts.push_back(copyAction());
       acts.emplace_back(std::move(ct));
+      if (allow) acts.push_back(ofp::ActionResubmit{kTableRoute});
+      acts.push_back(copyAction());
       fm.instructions.emplace_back(ofp::InstrApplyActions{std::move(acts)});
     }
     out_.push_back(std::move(fm));

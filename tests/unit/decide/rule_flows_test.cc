@@ -154,21 +154,25 @@ Outcome outcomeOf(const ofp::FlowMod& fm, const CellPort& cell) {
   EXPECT_EQ(cookieKind(fm.cookie), kCookieRules);
   EXPECT_EQ(ins.size(), 1u);
   const auto& acts = std::get<ofp::InstrApplyActions>(ins.at(0)).actions;
-  EXPECT_EQ(acts.size(), 2u);
-  // The copy for the log goes through the cell's meter (only the copy: never the packet).
-  EXPECT_EQ(std::get<ofp::ActionController2>(acts.at(0)).meter_id, kMeter);
-  EXPECT_EQ(std::get<ofp::ActionController2>(acts.at(0)).max_len, kCopyLength);
-  const auto& ct = std::get<ofp::ActionCt>(acts.at(1));
+  // The commit first; an allowed packet then goes through the route table (resubmit) before the
+  // copy for the log, which goes through the cell's meter (only the copy: never the packet).
+  const auto& copy = acts.back();
+  EXPECT_EQ(std::get<ofp::ActionController2>(copy).meter_id, kMeter);
+  EXPECT_EQ(std::get<ofp::ActionController2>(copy).max_len, kCopyLength);
+  const auto& ct = std::get<ofp::ActionCt>(acts.at(0));
   EXPECT_EQ(ct.flags, ofp::kCtCommit);
   EXPECT_EQ(ct.zone, zoneOf(cell));
+  EXPECT_EQ(ct.table, ofp::kCtNoRecirc);
   const std::uint32_t mark = ct.exec.at(0).field.ct_mark;
   // The label names the flow's rule (0: the default), as the controller's commit would.
   EXPECT_EQ(ct.exec.size(), 2u);
   EXPECT_EQ(ct.exec.at(1).field.ct_label_lo, labelOf(LabelSource::kRule, static_cast<std::uint32_t>(fm.cookie)));
   EXPECT_EQ(ct.exec.at(1).field.ct_label_hi, 0u);
-  if (mark == markOf(cell.epoch, true, false) && ct.table == kTableRoute)
+  const bool routed = acts.size() == 3 && std::holds_alternative<ofp::ActionResubmit>(acts.at(1)) &&
+                      std::get<ofp::ActionResubmit>(acts.at(1)).table == kTableRoute;
+  if (mark == markOf(cell.epoch, true, false) && routed)
     o.kind = Kind::kAllow;
-  else if (mark == markOf(cell.epoch, false, false) && ct.table == ofp::kCtNoRecirc)
+  else if (mark == markOf(cell.epoch, false, false) && acts.size() == 2)
     o.kind = Kind::kDeny;
   else
     ADD_FAILURE() << "a commit flow that is neither allow nor deny";

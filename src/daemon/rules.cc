@@ -119,6 +119,7 @@ void RuleBook::recompile(App& a) {
     c->limits[r.id] = limitFor(r, it != a.stored.end() ? it->second.connections_used : 0);
   }
   c->matcher = std::make_shared<const policy::Matcher>(std::move(p));
+  c->used_up = a.used_up;
   a.compiled = std::move(c);
 }
 
@@ -335,6 +336,13 @@ bool RuleBook::connectionCounted(std::uint32_t id) {
       return false;
     }
     dropRule(a, id);
+    // What it admitted stays: its count ran out, nobody took it back. Ids are never reused;
+    // the set is bounded so an app with endless one-shot rules does not grow it forever (the
+    // oldest retirements' connections have long ended).
+    auto ids = std::make_shared<std::unordered_set<std::uint32_t>>();
+    if (a.used_up && a.used_up->size() < kMaxUsedUp) *ids = *a.used_up;
+    ids->insert(id);
+    a.used_up = std::move(ids);
     recompile(a);
     spdlog::info("rule {} of '{}' used its {} connections", id, name, **used);
     return true;

@@ -87,8 +87,11 @@ class RuleBook {
     std::vector<policy::Rule> rules;
     std::map<std::uint32_t, store::RuleRow> stored;  // by id
     std::shared_ptr<const decide::CompiledPolicy> compiled;
+    // Counted rules of this app retired by use (CompiledPolicy::used_up); the newest kept.
+    std::shared_ptr<const std::unordered_set<std::uint32_t>> used_up;
   };
 
+  static constexpr std::size_t kMaxUsedUp = 4096;
   App& ensureApp(const std::string& app);
   void recompile(App& a);
   std::shared_ptr<decide::RuleLimit> limitFor(const policy::Rule& r, std::uint32_t used);

@@ -1,5 +1,6 @@
 #include "decide/decider.h"
 
+#include <algorithm>
 #include <array>
 #include <mutex>
 
@@ -471,7 +472,20 @@ Decision Decider::again(const SwitchView& sw, std::uint32_t in_port, const Frame
   };
   // In either zone a packet passes, a reply is one whose receiver opened the connection.
   bool allow = false;
-  const bool kept = (ct.mark & kMarkKept) != 0 && (ct.mark & kMarkVerdictMask) == kMarkAllow;
+  bool kept = (ct.mark & kMarkKept) != 0 && (ct.mark & kMarkVerdictMask) == kMarkAllow;
+  if (kept && labelSource(ct.label) == LabelSource::kRule && labelRule(ct.label) != 0) {
+    // A counted rule's admission stays while the rule does, and after its count ran out; a
+    // rule someone removed takes what it admitted with it. (A script's or a prompt's verdict
+    // names no rule: it stays.)
+    const CellPort* zone_cell = from != nullptr && zoneOf(*from) == ct.zone ? from
+                                : to != nullptr && zoneOf(*to) == ct.zone   ? to
+                                                                            : nullptr;
+    const std::uint32_t rid = labelRule(ct.label);
+    if (zone_cell != nullptr && !zone_cell->policy->usedUp(rid)) {
+      const auto& rules = zone_cell->policy->matcher->policy().rules;
+      kept = std::any_of(rules.begin(), rules.end(), [rid](const policy::Rule& r) { return r.id == rid; });
+    }
+  }
   if (kept) {
     allow = true;  // a script's or a prompt's verdict: not the rules' to undo
   } else if (from != nullptr && to != nullptr) {

@@ -122,6 +122,7 @@ struct CtSeen {
   std::uint16_t zone = 0;
   std::uint32_t mark = 0;   // 0: not decided
   std::uint8_t table = 0;   // the table whose flow sent it: kTableVerdict or kTablePeer
+  std::uint64_t label = 0;  // its low 64 bits: what decided it (pipeline.h, labelOf)
 };
 
 struct Decision {

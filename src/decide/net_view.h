@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <unordered_set>
 
 #include "common/net.h"
 #include "names/name_table.h"
@@ -78,6 +79,11 @@ class PolicyDerived {
 struct CompiledPolicy {
   std::shared_ptr<const policy::Matcher> matcher;
   std::unordered_map<std::uint32_t, std::shared_ptr<RuleLimit>> limits;  // by rule id
+  // Counted rules retired because their count ran out (not removed by anyone): the connections
+  // they admitted stay when the policy changes. A kept connection whose rule is gone otherwise
+  // is decided again by the rules (decider.cc, Decider::again).
+  std::shared_ptr<const std::unordered_set<std::uint32_t>> used_up;
+  bool usedUp(std::uint32_t rule_id) const { return used_up != nullptr && used_up->count(rule_id) != 0; }
   // rule_flows.cc's ranking of the policy's flow keys (linear in the rules, ~7 ms at 10,000):
   // once per policy, not once per DNS answer.
   PolicyDerived flow_ranking;

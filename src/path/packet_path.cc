@@ -76,6 +76,7 @@ void PacketPath::handle(sw::Switch& s, const ofp::PacketIn& pi) {
     ct.state = pi.match.ct_state;
     ct.zone = pi.match.has(ofp::Field::kCtZone) ? pi.match.ct_zone : 0;
     ct.mark = pi.match.has(ofp::Field::kCtMark) ? pi.match.ct_mark : 0;
+    ct.label = pi.match.has(ofp::Field::kCtLabel) ? pi.match.ct_label_lo : 0;
     ct.table = pi.table_id;
   }
   // Invalid to conntrack: never replayed as the connection it names was decided.

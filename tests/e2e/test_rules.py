@@ -98,6 +98,41 @@ def test_removing_a_rule_cuts_its_connections(mdaemon):
         p.wait(timeout=30)
 
 
+def test_a_counted_rules_connection_outlives_its_count_but_not_its_removal(mdaemon):
+    # connections = 1: the echo connection uses the count up; the rule retires, the connection
+    # stays (it was admitted). Then the same with connections = 5, removed by hand: cut.
+    p, cell = mdaemon.start_cell('default = "deny"\n', ["python3", "-c", ECHO_CLIENT], app="cntcut")
+    try:
+        mdaemon.cli("rules", "add", "--app", "cntcut", "--allow", "--proto", "tcp", "--to", TESTHOST_IP,
+                    "--port", "7777", "--connections", "1")
+        assert p.stdout.readline().strip() == "connected"
+        deadline = time.time() + 5
+        while rules_of(mdaemon, "cntcut") and time.time() < deadline:
+            time.sleep(0.2)
+        assert rules_of(mdaemon, "cntcut") == []  # used up, retired: the app's epoch moved
+        time.sleep(2.0)
+        assert p.poll() is None  # still echoing: what the rule admitted stays
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+    p, cell = mdaemon.start_cell('default = "deny"\n', ["python3", "-c", ECHO_CLIENT], app="cntrm")
+    try:
+        added = json.loads(mdaemon.cli("rules", "add", "--app", "cntrm", "--allow", "--proto", "tcp",
+                                       "--to", TESTHOST_IP, "--port", "7777", "--connections", "5",
+                                       "--json").stdout)
+        assert p.stdout.readline().strip() == "connected"
+        time.sleep(1.0)
+        assert p.poll() is None
+        mdaemon.cli("rules", "rm", str(added["id"]))
+        t_rm = time.time()
+        line = p.stdout.readline().split()
+        assert line[0] == "cut" and int(line[1]) > 3, line
+        assert time.time() - t_rm < 5
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+
+
 def test_adding_a_rule_redecides_open_connections_it_changes(mdaemon):
     # The app's default allows; an HTTP connection to another port must survive the new rule.
     p, cell = mdaemon.start_cell('default = "allow"\n', ["python3", "-c", ECHO_CLIENT], app="addcut")

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unordered_set>
+
 #include <functional>
 #include <iterator>
 #include <optional>
@@ -364,10 +366,11 @@ struct Again {
   Net net;
   Decider decider;
   Decision decide(std::uint32_t in_port, const std::vector<std::uint8_t>& bytes, std::uint32_t state,
-                  std::uint32_t mark, std::uint8_t table = kTableVerdict, const HeldVerdict* held = nullptr) {
+                  std::uint32_t mark, std::uint8_t table = kTableVerdict, const HeldVerdict* held = nullptr,
+                  std::uint64_t label = 0) {
     auto f = packet::parseFrame(bytes);
     EXPECT_TRUE(f);
-    CtSeen ct{state, zoneOf(net.web), mark, table};
+    CtSeen ct{state, zoneOf(net.web), mark, table, label};
     return decider.decide(net.view, in_port, *f, {}, held, &ct);
   }
   void policy(const char* toml) {
@@ -472,6 +475,34 @@ TEST(Decider, AScriptsOrAPromptsVerdictOutlivesARuleChange) {
   Decision d = t.decide(2, data, kEst, markOf(1, true, true));
   EXPECT_EQ(d.action, Action::kAllow);
   EXPECT_EQ(markOfCommit(commits(d.packet_outs.at(0)).at(0)), markOf(2, true, true));
+}
+
+// A counted rule's admission is kept (its count running out must not cut what it admitted),
+// but removing the rule takes its connections with it.
+TEST(Decider, ACountedRulesAdmissionsGoWithTheRuleUnlessItsCountRanOut) {
+  Again t;
+  t.policy("default = \"deny\"\n");  // rule 7, which admitted the connection, is gone
+  auto data = packet::buildTcp4(t.net.fromCell(t.net.web), t.net.web.ip, ip("192.0.2.10"), 40000, 443, packet::kTcpAck);
+  const std::uint32_t kept = markOf(1, true, true);
+  // Removed by someone: decided by the rules in force, which refuse it.
+  Decision removed = t.decide(2, data, kEst, kept, kTableVerdict, nullptr, labelOf(LabelSource::kRule, 7));
+  EXPECT_EQ(removed.action, Action::kDeny);
+  EXPECT_EQ(markOfCommit(commits(removed.packet_outs.at(0)).at(0)), markOf(2, false, false));
+  // Retired because its count ran out: what it admitted stays.
+  auto p = std::make_shared<CompiledPolicy>(*t.net.web.policy);
+  p->used_up = std::make_shared<const std::unordered_set<std::uint32_t>>(std::unordered_set<std::uint32_t>{7});
+  t.net.web.policy = p;
+  t.net.view.cells_by_port[t.net.web.ofport] = t.net.web;
+  Decision used_up = t.decide(2, data, kEst, kept, kTableVerdict, nullptr, labelOf(LabelSource::kRule, 7));
+  EXPECT_EQ(used_up.action, Action::kAllow);
+  EXPECT_EQ(markOfCommit(commits(used_up.packet_outs.at(0)).at(0)), markOf(2, true, true));
+  // Still in the policy: kept.
+  t.policy("default = \"deny\"\n[[allow]]\nto = \"192.0.2.99\"\n");  // rule 1
+  EXPECT_EQ(t.decide(2, data, kEst, kept, kTableVerdict, nullptr, labelOf(LabelSource::kRule, 1)).action,
+            Action::kAllow);
+  // A script's verdict names no rule: kept whatever the rules say.
+  EXPECT_EQ(t.decide(2, data, kEst, kept, kTableVerdict, nullptr, labelOf(LabelSource::kScript, 0)).action,
+            Action::kAllow);
 }
 
 TEST(Decider, DecidingAgainNeverChargesAConnectionCount) {

@@ -171,6 +171,11 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       if (!v || (*v != "on" && *v != "off"))
         return fail(where(file, value) + ": rule_counters must be \"on\" or \"off\"");
       cfg.rule_counters = *v;
+    } else if (key.str() == "log_switch_decided") {
+      auto v = value.value<std::string>();
+      if (!v || (*v != "on" && *v != "off"))
+        return fail(where(file, value) + ": log_switch_decided must be \"on\" or \"off\"");
+      cfg.log_switch_decided = *v;
     } else if (key.str() == "conntrack_per_cell") {
       auto v = value.value<std::int64_t>();
       if (!v || *v < 0 || *v > 100000000)
@@ -248,7 +253,7 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
       }
     } else if (key.str() != "env") {
       return fail(where(file, value) + ": unknown key '" + std::string(key.str()) +
-                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, decide, rule_counters, conntrack_per_cell, vm_accel, ids, env, script)");
+                  "' (known: openflow_port, ui_listen, scripts_dir, inspect_apps, attribution, decide, rule_counters, log_switch_decided, conntrack_per_cell, vm_accel, ids, env, script)");
     }
   }
   const toml::table* envs = root["env"].as_table();

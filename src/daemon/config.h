@@ -90,6 +90,10 @@ struct Config {
   // --counters`): "on" (the default) or "off" (allowed packets are not counted; to measure what
   // counting costs).
   std::string rule_counters = "on";
+  // Whether the connections the switch decides (table 6) reach the log: "on" (the default: each
+  // one's first packet is copied to cellwalld) or "off" (they are counted per rule, not logged;
+  // bench/RESULTS.md §15: the copy is most of what such a connection costs over a static flow).
+  std::string log_switch_decided = "on";
   // The most connections one cell may have in Open vSwitch's conntrack at once (its zone's
   // limit; closed TCP connections stay there ~30 s): a cell beyond it gets no new connection,
   // and cannot fill the table the other cells share. 0: no limit.

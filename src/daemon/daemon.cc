@@ -783,6 +783,7 @@ struct Daemon::Impl {
       cp.meter_id = meterId(id);
       cp.switch_rules = switchMayDecide(cp);
       cp.count = cfg.rule_counters == "on";
+      cp.log_copies = cfg.log_switch_decided == "on";
       cp.scripts_see_invalid = scripts.any();
       sv.cell_port_by_ip[c.ip.v] = cp.ofport;
       sv.any_inspect = sv.any_inspect || cp.inspect;
@@ -909,6 +910,9 @@ struct Daemon::Impl {
     for (const auto& fm : decide::cellRulesRemove(c)) s.sendFlowMod(fm);
     rules_leased.erase(c.cell_id);
     if (!c.switch_rules) return;
+    // The controller hears of none of the connections these flows decide: their count flows now.
+    if (!c.log_copies)
+      for (std::uint64_t label : decide::allowedLabels(rule_flows)) path::PacketPath::ensureCountFlows(s, c, label);
     for (const auto& fm : rule_flows) s.sendFlowMod(fm);
     for (const auto& fm : decide::cellRulesEntry(c, gw)) s.sendFlowMod(fm);
     rules_leased.insert(c.cell_id);

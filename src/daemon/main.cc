@@ -81,6 +81,11 @@ int main(int argc, char** argv) {
                  "count each rule's packets and bytes in the bridge (cellwall rules list --counters): on | off")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--log-switch-decided", cfg.log_switch_decided,
+                 "log the connections the switch decides (a copy of each one's first packet to cellwalld): "
+                 "on | off (counted per rule only; docs/pipeline.md)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--vm-accel", cfg.vm_accel,
                  "VM cells' accelerator when `cellwall run --vm` names none: auto | kvm | tcg (docs/vm-cells.md)")
       ->check(CLI::IsMember({"auto", "kvm", "tcg"}))
@@ -110,6 +115,8 @@ int main(int argc, char** argv) {
     if (given("--vm-accel")) cfg.vm_accel = flags.vm_accel;
     if (given("--decide")) cfg.decide = flags.decide;
     if (given("--rule-counters")) cfg.rule_counters = flags.rule_counters;
+    if (given("--log-switch-decided")) cfg.log_switch_decided = flags.log_switch_decided;
+    if (given("--conntrack-per-cell")) cfg.conntrack_per_cell = flags.conntrack_per_cell;
     if (given("--ids")) cfg.ids = flags.ids;
   }
   cw::daemon::Daemon d(std::move(cfg));

@@ -141,6 +141,10 @@ struct CellPort {
   // Per-rule counters (docs/pipeline.md, table 7): the allow verdicts count each packet in the
   // count table. Off only to measure what they cost (cellwalld --rule-counters off).
   bool count = true;
+  // The table-6 flows copy each connection's first packet to the controller for the log. Off
+  // (cellwalld --log-switch-decided off): the switch-decided connections are counted per rule
+  // (their count flows installed with the rule flows) but not logged.
+  bool log_copies = true;
   // Scripts are loaded: they see what conntrack calls invalid from this cell too (a NULL, FIN
   // or Xmas scan is nothing but such packets), which is otherwise dropped by the switch.
   bool scripts_see_invalid = false;

@@ -260,7 +260,7 @@ class Builder {
       ofp::ActionList acts;
       acts.emplace_back(std::move(ct));
       if (allow) acts.push_back(ofp::ActionResubmit{kTableRoute});
-      acts.push_back(copyAction());
+      if (cell_.log_copies) acts.push_back(copyAction());
       fm.instructions.emplace_back(ofp::InstrApplyActions{std::move(acts)});
     }
     out_.push_back(std::move(fm));
@@ -450,6 +450,21 @@ RuleFlows ruleFlows(const CompiledPolicy& p, const CellPort& cell, const Gateway
                       ": the controller decides every connection (port ranges that are not "
                       "aligned blocks cost up to 30 flows each)");
   out.flows = std::move(b.out());
+  return out;
+}
+
+std::vector<std::uint64_t> allowedLabels(const std::vector<FlowMod>& flows) {
+  std::vector<std::uint64_t> out;
+  for (const auto& fm : flows) {
+    if (cookieKind(fm.cookie) != kCookieRules) continue;
+    bool allows = false;
+    for (const auto& ins : fm.instructions)
+      if (const auto* apply = std::get_if<ofp::InstrApplyActions>(&ins))
+        for (const auto& a : apply->actions)
+          allows = allows || std::holds_alternative<ofp::ActionResubmit>(a);
+    const std::uint64_t label = labelOf(LabelSource::kRule, static_cast<std::uint32_t>(fm.cookie & kCookieRuleMask));
+    if (allows && std::find(out.begin(), out.end(), label) == out.end()) out.push_back(label);
+  }
   return out;
 }
 

@@ -149,6 +149,11 @@ std::vector<ofp::FlowMod> nameFlows(const CompiledPolicy& p, const CellPort& cel
                                     std::string_view name, Ip4 ip, std::uint32_t ttl_s,
                                     std::int64_t now_unix_ms);
 
+// The labels (labelOf(kRule, id)) of the rules whose flows among `flows` commit and allow, each
+// once: the count flows a cell needs up front when the controller hears of nothing the switch
+// decides (CellPort::log_copies off).
+std::vector<std::uint64_t> allowedLabels(const std::vector<ofp::FlowMod>& flows);
+
 // Deletes a cell's table-6 flows (both cookie kinds): all of them, or only rule `rule_id`'s
 // (when it ends or changes; 0 is the cell's defaults and guards).
 std::vector<ofp::FlowMod> removeRuleFlows(const CellPort& cell);

@@ -364,12 +364,17 @@ void PacketPath::noteSwitchDecided(sw::Switch& s, const decide::SwitchView& sv, 
 void PacketPath::installCounts(sw::Switch& s, const decide::SwitchView& sv, std::uint32_t ofport,
                                std::uint32_t cell_id, std::uint64_t label) {
   const decide::CellPort* cell = sv.cellOnPort(ofport);
-  if (cell == nullptr || cell->cell_id != cell_id || !cell->count || !cell->runtime) return;
+  if (cell == nullptr || cell->cell_id != cell_id) return;
+  ensureCountFlows(s, *cell, label);
+}
+
+void PacketPath::ensureCountFlows(sw::Switch& s, const decide::CellPort& cell, std::uint64_t label) {
+  if (!cell.count || !cell.runtime) return;
   {
-    std::lock_guard lock(cell->runtime->mu);
-    if (!cell->runtime->counted.insert(label).second) return;
+    std::lock_guard lock(cell.runtime->mu);
+    if (!cell.runtime->counted.insert(label).second) return;
   }
-  for (const auto& fm : decide::cellCountFlows(*cell, label)) s.sendFlowMod(fm);
+  for (const auto& fm : decide::cellCountFlows(cell, label)) s.sendFlowMod(fm);
 }
 
 const decide::CellPort* PacketPath::snoop(const decide::SwitchView& sv, std::uint32_t cell_id,
@@ -403,13 +408,17 @@ void PacketPath::releaseAnswer(sw::Switch& s, const decide::SwitchView& sv, cons
       std::array<std::string_view, names::kMaxNamesPerIp> found;
       std::array<std::int64_t, names::kMaxNamesPerIp> until{};
       std::vector<decide::ResolvedName> named;
+      std::vector<ofp::FlowMod> flows;
       {
         std::lock_guard lock(cell->runtime->mu);
         const std::size_t n = cell->runtime->names.names(m.ip, now.mono_ms, found, until);
         for (std::size_t i = 0; i < n; ++i) named.push_back(decide::ResolvedName{found[i], until[i] - now.mono_ms});
-        for (const auto& fm : decide::nameFlows(*cell->policy, *cell, *gw, cell->meter_id, named, m.ip.v4(), now.unix_ms))
-          s.sendFlowMod(fm);
+        flows = decide::nameFlows(*cell->policy, *cell, *gw, cell->meter_id, named, m.ip.v4(), now.unix_ms);
       }
+      // Counted from their first packet when the controller will hear of none of them.
+      if (!cell->log_copies)
+        for (std::uint64_t label : decide::allowedLabels(flows)) ensureCountFlows(s, *cell, label);
+      for (const auto& fm : flows) s.sendFlowMod(fm);
     }
   }
   ofp::PacketOut po;

@@ -101,6 +101,11 @@ class PacketPath {
   std::uint64_t switchDecided() const { return switch_decided_.load(std::memory_order_relaxed); }
   std::uint64_t switchDisagreed() const { return switch_disagreed_.load(std::memory_order_relaxed); }
 
+  // Sends the count flows of (cell, label) unless the cell has them (its runtime's `counted`,
+  // under its lock). Any switch thread; the daemon calls it for the rules of a cell whose
+  // switch-decided connections are not copied to the controller (CellPort::log_copies off).
+  static void ensureCountFlows(sw::Switch& s, const decide::CellPort& cell, std::uint64_t label);
+
  private:
   decide::ViewHolder::Reader& reader() const;
   // Learns from an answer of the resolver to cell `cell_id` (`learned`: what it recorded);

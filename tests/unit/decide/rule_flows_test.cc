@@ -586,6 +586,30 @@ TEST(RuleFlows, ACountedRuleIsTheControllersUntilItIsUsedUp) {
            {{"api.example.org", ip("192.0.2.1")}});
 }
 
+TEST(RuleFlows, WithoutLogCopiesTheyCommitAndRouteOnlyAndNameTheirLabels) {
+  World w(parse("default = \"deny\"\n[[allow]]\nto = \"192.0.2.0/24\"\nports = 443\n"
+                "[[deny]]\nto = \"192.0.2.66\"\n[[allow]]\nhosts = \"api.example.org\"\n"));
+  w.cell.log_copies = false;
+  RuleFlows rf = ruleFlows(*w.policy, w.cell, w.net.gw, kMeter, 0);
+  ASSERT_FALSE(rf.all_to_controller) << rf.why;
+  std::size_t commits = 0;
+  for (const auto& fm : rf.flows) {
+    if (cookieKind(fm.cookie) != kCookieRules) continue;
+    ++commits;
+    const auto& acts = std::get<ofp::InstrApplyActions>(fm.instructions.at(0)).actions;
+    for (const auto& a : acts)
+      EXPECT_FALSE(std::holds_alternative<ofp::ActionController2>(a) || std::holds_alternative<ofp::ActionOutput>(a))
+          << "a copy for the log";
+  }
+  EXPECT_GT(commits, 0u);
+  // The allow rule by address (1) and nothing that denies (2, the default); the host rule's
+  // flows come with the names the cell resolves.
+  EXPECT_EQ(allowedLabels(rf.flows), std::vector<std::uint64_t>{labelOf(LabelSource::kRule, 1)});
+  const ResolvedName api{"api.example.org", 60000};
+  auto named = nameFlows(*w.policy, w.cell, w.net.gw, kMeter, std::span<const ResolvedName>(&api, 1), ip("198.51.100.9"), 0);
+  EXPECT_EQ(allowedLabels(named), std::vector<std::uint64_t>{labelOf(LabelSource::kRule, 3)});
+}
+
 TEST(RuleFlows, ControllerOnlyWhatTheSwitchCannotDo) {
   World w(
       parse("default = \"prompt\"\n[[rule]]\naction = \"reject\"\nto = \"192.0.2.66\"\n"

@@ -22,6 +22,8 @@ Modes (--modes):
   ids          the address rule, cellwalld --attribution always --ids.
   uncounted    the address rule, cellwalld --rule-counters off: no per-rule counting (table 7);
                address / uncounted is what counting costs (bench/RESULTS.md 15, per-rule counters).
+  address-nolog  the address rule, cellwalld --log-switch-decided off: the switch decides and
+               sends the controller no copy (counted per rule, not logged).
   ctl-address  the address rule, cellwalld --decide controller: the controller decides every
                connection, without attribution (the floor of a controller decision).
   (controller  an old name of `address`.)
@@ -87,10 +89,12 @@ STATIC_COOKIE = "0xfe0000000000c0de"  # kind 0xfe: no kind cellwall uses
 STATIC_PRIORITY = 60000
 MIN_PACKETS = 5  # per connection, both directions: at least SYN, SYN-ACK, ACK, request, answer
 DAEMONS = {"default": [], "always": ["--attribution", "always"], "ids": ["--attribution", "always", "--ids"],
-           "controller": ["--decide", "controller"], "uncounted": ["--rule-counters", "off"]}
+           "controller": ["--decide", "controller"], "uncounted": ["--rule-counters", "off"],
+           "nolog": ["--log-switch-decided", "off"]}
 MODE_DAEMON = {"address": "default", "process": "default", "attribution": "always", "ids": "ids",
-               "ctl-address": "controller", "uncounted": "uncounted"}
-MODES = ["off", "address", "uncounted", "process", "attribution", "ids", "ctl-address"]
+               "ctl-address": "controller", "uncounted": "uncounted",
+               "address-nolog": "nolog"}
+MODES = ["off", "address", "uncounted", "process", "attribution", "ids", "ctl-address", "address-nolog"]
 ALIASES = {"controller": "address"}
 
 

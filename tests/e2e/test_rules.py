@@ -80,15 +80,16 @@ for = "2s"
     assert rules_of(mdaemon, "expire2s") == []
 
 
-def test_removing_a_rule_cuts_its_connections(mdaemon):
-    p, cell = mdaemon.start_cell('default = "deny"\n', ["python3", "-c", ECHO_CLIENT], app="rmcut")
+def removing_the_rule_cuts(d, app, *rule_args):
+    """An echo connection through a rule added with `rule_args`, then the rule removed: cut."""
+    p, cell = d.start_cell('default = "deny"\n', ["python3", "-c", ECHO_CLIENT], app=app)
     try:
-        added = json.loads(mdaemon.cli("rules", "add", "--app", "rmcut", "--allow", "--proto", "tcp",
-                                       "--to", TESTHOST_IP, "--port", "7777", "--json").stdout)
+        added = json.loads(d.cli("rules", "add", "--app", app, "--allow", "--proto", "tcp", "--to", TESTHOST_IP,
+                                 "--port", "7777", *rule_args, "--json").stdout)
         assert p.stdout.readline().strip() == "connected"
         time.sleep(1.0)
         assert p.poll() is None  # echoing happily
-        mdaemon.cli("rules", "rm", str(added["id"]))
+        d.cli("rules", "rm", str(added["id"]))
         t_rm = time.time()
         line = p.stdout.readline().split()
         assert line[0] == "cut" and int(line[1]) > 3, line
@@ -96,6 +97,10 @@ def test_removing_a_rule_cuts_its_connections(mdaemon):
     finally:
         p.kill()
         p.wait(timeout=30)
+
+
+def test_removing_a_rule_cuts_its_connections(mdaemon):
+    removing_the_rule_cuts(mdaemon, "rmcut")
 
 
 def test_a_counted_rules_connection_outlives_its_count_but_not_its_removal(mdaemon):
@@ -115,22 +120,7 @@ def test_a_counted_rules_connection_outlives_its_count_but_not_its_removal(mdaem
     finally:
         p.kill()
         p.wait(timeout=30)
-    p, cell = mdaemon.start_cell('default = "deny"\n', ["python3", "-c", ECHO_CLIENT], app="cntrm")
-    try:
-        added = json.loads(mdaemon.cli("rules", "add", "--app", "cntrm", "--allow", "--proto", "tcp",
-                                       "--to", TESTHOST_IP, "--port", "7777", "--connections", "5",
-                                       "--json").stdout)
-        assert p.stdout.readline().strip() == "connected"
-        time.sleep(1.0)
-        assert p.poll() is None
-        mdaemon.cli("rules", "rm", str(added["id"]))
-        t_rm = time.time()
-        line = p.stdout.readline().split()
-        assert line[0] == "cut" and int(line[1]) > 3, line
-        assert time.time() - t_rm < 5
-    finally:
-        p.kill()
-        p.wait(timeout=30)
+    removing_the_rule_cuts(mdaemon, "cntrm", "--connections", "5")
 
 
 def test_adding_a_rule_redecides_open_connections_it_changes(mdaemon):

@@ -653,6 +653,8 @@ struct Daemon::Impl {
       }
     }
   }
+  // What the count flows of cells that ended counted (control thread; until cellwalld stops).
+  std::vector<api::RuleCounters> ended_counts;
   unsigned conntrack_ticks = 0;
   std::set<std::uint32_t> conntrack_full;
   std::map<std::uint16_t, ZoneUsage> conntrack_usage;
@@ -1387,7 +1389,24 @@ struct Daemon::Impl {
       if (auto r = republish(c.info.env); !r) spdlog::warn("unpublishing cell {}: {}", id, r.error().message);
     if (auto s = bridge()) {
       CellPort cp{id, c.info.app, c.info.env, c.info.ofport, c.mac, c.ip, nullptr, nullptr};
-      s->post([s, cp] {
+      const bool counted = cfg.rule_counters == "on";
+      s->post([this, s, cp, counted] {
+        // The cell's counts outlive it: read before its count flows go (the switch answers one
+        // channel's messages in order, so the dump sees them as they were).
+        if (counted) {
+          ofp::FlowStatsRequest req;
+          req.table_id = decide::kTableCount;
+          req.cookie = decide::makeCookie(decide::CookieKind::kCount, cp.cell_id, 0);
+          req.cookie_mask = decide::kCookieKindMask | decide::kCookieCellMask;
+          s->dumpFlows(req, [this, id = cp.cell_id, app = cp.app](bool ok, std::vector<ofp::FlowStats> flows) {
+            if (!ok) {
+              spdlog::warn("cell {}: its rule counters could not be read before it went; they are lost", id);
+              return;
+            }
+            auto sums = sumRuleCounters(flows, {{id, app}});
+            asio::post(control, [this, sums = std::move(sums)] { addRuleCounters(ended_counts, sums); });
+          });
+        }
         for (const auto& fm : decide::cellRemoveFlows(cp)) s->sendFlowMod(fm);
         // Its connections go with it: the next cell with its id gets an empty zone.
         s->send(decide::ctFlushOf(cp));
@@ -1887,8 +1906,8 @@ struct Daemon::Impl {
     req.table_id = decide::kTableCount;
     req.cookie = decide::makeCookie(decide::CookieKind::kCount, 0, 0);
     req.cookie_mask = decide::kCookieKindMask;
-    s->post([this, s, c, req, listed = std::move(listed), app_of = std::move(app_of)] {
-      s->dumpFlows(req, [this, c, listed, app_of](bool ok, std::vector<ofp::FlowStats> flows) {
+    s->post([this, s, c, req, listed = std::move(listed), app_of = std::move(app_of), q_app = q.app] {
+      s->dumpFlows(req, [this, c, listed, app_of, q_app](bool ok, std::vector<ofp::FlowStats> flows) {
         api::Reply r = listed;
         if (!ok) {
           r = api::Reply::failed("cannot read the rule counters: the flow dump of table 7 failed "
@@ -1896,7 +1915,16 @@ struct Daemon::Impl {
         } else {
           r.counters = sumRuleCounters(flows, app_of);
         }
-        asio::post(control, [this, c, r] { reply(c, r); });
+        asio::post(control, [this, c, r, app = q_app]() mutable {
+          // With what the cells that ended counted.
+          if (r.ok) {
+            std::vector<api::RuleCounters> ended;
+            for (const auto& e : ended_counts)
+              if (app.empty() || e.app == app) ended.push_back(e);
+            addRuleCounters(r.counters, ended);
+          }
+          reply(c, r);
+        });
       });
     });
   }

@@ -1,5 +1,6 @@
 #include "daemon/rule_counters.h"
 
+#include <algorithm>
 #include <tuple>
 
 #include "decide/pipeline.h"
@@ -51,6 +52,18 @@ std::vector<api::RuleCounters> sumRuleCounters(const std::vector<ofp::FlowStats>
   out.reserve(sums.size());
   for (auto& [key, sum] : sums) out.push_back(std::move(sum));
   return out;
+}
+
+void addRuleCounters(std::vector<api::RuleCounters>& into, const std::vector<api::RuleCounters>& more) {
+  auto key = [](const api::RuleCounters& c) { return std::tie(c.app, c.source, c.rule); };
+  for (const auto& m : more) {
+    auto it = std::lower_bound(into.begin(), into.end(), m, [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    if (it == into.end() || key(*it) != key(m)) it = into.insert(it, api::RuleCounters{m.app, m.rule, m.source});
+    it->sent_packets += m.sent_packets;
+    it->sent_bytes += m.sent_bytes;
+    it->received_packets += m.received_packets;
+    it->received_bytes += m.received_bytes;
+  }
 }
 
 }  // namespace cw::daemon

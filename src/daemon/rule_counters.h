@@ -20,4 +20,8 @@ namespace cw::daemon {
 std::vector<api::RuleCounters> sumRuleCounters(const std::vector<ofp::FlowStats>& flows,
                                                const std::map<std::uint32_t, std::string>& app_of);
 
+// Adds `more` into `into`, entry by (app, source, rule), keeping the order sumRuleCounters gives:
+// the counts of cells that ended, kept by the daemon, added to those of the cells running.
+void addRuleCounters(std::vector<api::RuleCounters>& into, const std::vector<api::RuleCounters>& more);
+
 }  // namespace cw::daemon

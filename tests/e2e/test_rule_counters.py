@@ -156,3 +156,6 @@ def test_each_rule_counts_what_it_let_through(counting_daemon):
     while [l for l in bridge_flows(d) if "table=7" in l and "priority=0" not in l] and time.time() < deadline:
         time.sleep(0.1)
     assert not [l for l in bridge_flows(d) if "table=7" in l and "priority=0" not in l]
+    # ... and its counts did not: the listing still has what the cell counted under the rule.
+    _, after_exit = counters(d, "counted")
+    assert after_exit.get(http_rule, {}).get("received_bytes", 0) >= left[http_rule]["received_bytes"], (left, after_exit)

@@ -65,5 +65,22 @@ TEST(RuleCounters, SumsEachRulePerAppOverItsCellsAndDirections) {
   EXPECT_EQ(sums[2].sent_bytes, 0u);
 }
 
+// The counts of cells that ended are added to the running cells', entry by entry, in order.
+TEST(RuleCounters, EndedCellsCountsAddUpByAppSourceAndRule) {
+  std::vector<api::RuleCounters> live{{"web", 7, "rule", 1, 100, 2, 200}, {"web", 0, "script", 0, 0, 1, 10}};
+  std::vector<api::RuleCounters> ended{{"api", 3, "rule", 5, 500, 0, 0},
+                                       {"web", 7, "rule", 10, 1000, 20, 2000},
+                                       {"web", 9, "rule", 1, 1, 1, 1}};
+  addRuleCounters(live, ended);
+  ASSERT_EQ(live.size(), 4u);
+  EXPECT_EQ(live[0].app, "api");
+  EXPECT_EQ(live[1].rule, 7u);
+  EXPECT_EQ(live[1].sent_packets, 11u);
+  EXPECT_EQ(live[1].received_bytes, 2200u);
+  EXPECT_EQ(live[2].rule, 9u);
+  EXPECT_EQ(live[3].source, "script");
+  EXPECT_EQ(live[3].received_bytes, 10u);
+}
+
 }  // namespace
 }  // namespace cw::daemon

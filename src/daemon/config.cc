@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include <algorithm>
+
 #include <toml++/toml.h>
 
 #include <cstdio>
@@ -130,6 +132,40 @@ std::optional<GatewayRoute> parseExtraRoute(std::string_view text) {
   return GatewayRoute{*prefix, *hop};
 }
 
+namespace {
+
+// The keys whose value is one of a few words, and where each goes.
+struct Choice {
+  const char* key;
+  std::vector<std::string> words;
+  std::string Config::*field;
+};
+const std::vector<Choice>& choices() {
+  static const std::vector<Choice> all{
+      {"attribution", {"off", "rules", "always"}, &Config::attribution},
+      {"decide", {"switch", "controller"}, &Config::decide},
+      {"rule_counters", {"on", "off"}, &Config::rule_counters},
+      {"log_switch_decided", {"on", "off"}, &Config::log_switch_decided},
+      {"vm_accel", {"auto", "kvm", "tcg"}, &Config::vm_accel}};
+  return all;
+}
+const Choice* choiceFor(std::string_view key) {
+  for (const auto& c : choices())
+    if (key == c.key) return &c;
+  return nullptr;
+}
+// "a", "b" or "c"
+std::string wordsText(const std::vector<std::string>& words) {
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += i + 1 == words.size() ? " or " : ", ";
+    out += "\"" + words[i] + "\"";
+  }
+  return out;
+}
+
+}  // namespace
+
 Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
   auto parsed = toml::parse_file(file.string());
   if (!parsed) {
@@ -139,7 +175,12 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
   }
   const toml::table& root = parsed.table();
   for (auto&& [key, value] : root) {
-    if (key.str() == "openflow_port") {
+    if (const Choice* c = choiceFor(key.str())) {
+      auto v = value.value<std::string>();
+      if (!v || std::find(c->words.begin(), c->words.end(), *v) == c->words.end())
+        return fail(where(file, value) + ": " + c->key + " must be " + wordsText(c->words));
+      cfg.*(c->field) = *v;
+    } else if (key.str() == "openflow_port") {
       auto v = value.value<std::int64_t>();
       if (!v || *v < 0 || *v > 65535)
         return fail(where(file, value) + ": openflow_port must be 0..65535 (0: no plain TCP listener)");
@@ -156,36 +197,11 @@ Expected<void> loadConfigFile(const std::filesystem::path& file, Config& cfg) {
         if (!app) return fail(where(file, n) + ": inspect_apps: an app name is a string");
         cfg.inspect_apps.push_back(*app);
       }
-    } else if (key.str() == "attribution") {
-      auto v = value.value<std::string>();
-      if (!v || (*v != "off" && *v != "rules" && *v != "always"))
-        return fail(where(file, value) + ": attribution must be \"off\", \"rules\" or \"always\"");
-      cfg.attribution = *v;
-    } else if (key.str() == "decide") {
-      auto v = value.value<std::string>();
-      if (!v || (*v != "switch" && *v != "controller"))
-        return fail(where(file, value) + ": decide must be \"switch\" or \"controller\"");
-      cfg.decide = *v;
-    } else if (key.str() == "rule_counters") {
-      auto v = value.value<std::string>();
-      if (!v || (*v != "on" && *v != "off"))
-        return fail(where(file, value) + ": rule_counters must be \"on\" or \"off\"");
-      cfg.rule_counters = *v;
-    } else if (key.str() == "log_switch_decided") {
-      auto v = value.value<std::string>();
-      if (!v || (*v != "on" && *v != "off"))
-        return fail(where(file, value) + ": log_switch_decided must be \"on\" or \"off\"");
-      cfg.log_switch_decided = *v;
     } else if (key.str() == "conntrack_per_cell") {
       auto v = value.value<std::int64_t>();
       if (!v || *v < 0 || *v > 100000000)
         return fail(where(file, value) + ": conntrack_per_cell must be 0..100000000 (0: no limit)");
       cfg.conntrack_per_cell = static_cast<std::uint32_t>(*v);
-    } else if (key.str() == "vm_accel") {
-      auto v = value.value<std::string>();
-      if (!v || (*v != "auto" && *v != "kvm" && *v != "tcg"))
-        return fail(where(file, value) + ": vm_accel must be \"auto\", \"kvm\" or \"tcg\"");
-      cfg.vm_accel = *v;
     } else if (key.str() == "ids") {
       const toml::table* t = value.as_table();
       if (t == nullptr) return fail(where(file, value) + ": ids must be a table: [ids]");

@@ -56,6 +56,30 @@ TEST_F(EnvConfigFile, VmAcceleratorIsAutoKvmOrTcg) {
       << bad.error().message;
 }
 
+TEST_F(EnvConfigFile, WordKeysTakeTheirWordsAndSayWhichWhenNot) {
+  auto cfg = load("decide = \"controller\"\nlog_switch_decided = \"off\"\nrule_counters = \"off\"\n"
+                  "attribution = \"always\"\nconntrack_per_cell = 500\n");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(cfg->decide, "controller");
+  EXPECT_EQ(cfg->log_switch_decided, "off");
+  EXPECT_EQ(cfg->rule_counters, "off");
+  EXPECT_EQ(cfg->attribution, "always");
+  EXPECT_EQ(cfg->conntrack_per_cell, 500u);
+  EXPECT_EQ(Config{}.log_switch_decided, "on");
+  EXPECT_EQ(Config{}.conntrack_per_cell, 200000u);
+  auto bad = load("log_switch_decided = true\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("log_switch_decided must be \"on\" or \"off\""), std::string::npos)
+      << bad.error().message;
+  auto attr = load("attribution = \"sometimes\"\n");
+  ASSERT_FALSE(attr);
+  EXPECT_NE(attr.error().message.find("attribution must be \"off\", \"rules\" or \"always\""), std::string::npos)
+      << attr.error().message;
+  auto limit = load("conntrack_per_cell = -1\n");
+  ASSERT_FALSE(limit);
+  EXPECT_NE(limit.error().message.find("conntrack_per_cell must be 0..100000000"), std::string::npos);
+}
+
 TEST_F(EnvConfigFile, WireGuardUplinkOverANamespaceCarrier) {
   auto cfg = load(R"([env.office]
 pool = "10.201.0.0/24"

@@ -211,7 +211,6 @@ struct ActionText {
   std::string operator()(const ActionCtClear&) const { return "ct_clear"; }
   std::string operator()(const ActionController2& a) const {
     std::string s = "controller(max_len=" + dec(a.max_len);
-    if (a.controller_id != 0) s += ",id=" + dec(a.controller_id);
     if (a.meter_id != 0) s += ",meter_id=" + dec(a.meter_id);
     return s + ")";
   }

@@ -187,9 +187,6 @@ struct ActionCtClear {
 struct ActionController2 {
   std::uint16_t max_len = kControllerMaxLenNoBuffer;
   std::uint32_t meter_id = 0;  // 0: none
-  // Only to the switch's connections whose controller id is this (NXT_SET_CONTROLLER_ID; 0 is
-  // every connection's until it sets another).
-  std::uint16_t controller_id = 0;
   bool operator==(const ActionController2&) const = default;
 };
 // resubmit(,N) (NXAST_RESUBMIT_TABLE): looks the packet up in table N now, runs that flow's

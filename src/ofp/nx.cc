@@ -190,7 +190,6 @@ void encodeNxAction(ByteWriter& w, const ActionController2& a) {
   beginNxAction(w, 0, wn::kNxastController2);
   w.zeros(6);
   putProp16(w, wn::kNxac2MaxLen, a.max_len);
-  if (a.controller_id != 0) putProp16(w, wn::kNxac2ControllerId, a.controller_id);
   if (a.meter_id != 0) {
     std::array<std::uint8_t, 4> m{static_cast<std::uint8_t>(a.meter_id >> 24), static_cast<std::uint8_t>(a.meter_id >> 16),
                                   static_cast<std::uint8_t>(a.meter_id >> 8), static_cast<std::uint8_t>(a.meter_id)};
@@ -226,7 +225,7 @@ Status decodeNxAction(std::uint16_t len, ByteReader& b, ActionList& out) {
       return {};
     }
     case wn::kNxastController2: {
-      // Only what cellwall writes: max_len, controller_id and meter_id; anything else is refused.
+      // Only what cellwall writes: max_len and meter_id; anything else is refused.
       for (int i = 0; i < 6; ++i)
         if (b.u8() != 0) return fail(DecodeError::kBadAction);
       ActionController2 a;
@@ -239,9 +238,6 @@ Status decodeNxAction(std::uint16_t len, ByteReader& b, ActionList& out) {
         // A 16-bit value travels padded to 32 bits (length 8), as Open vSwitch writes it.
         if (type == wn::kNxac2MaxLen && (plen == 6 || plen == 8)) {
           a.max_len = props.u16();
-          props.skip(padded - 6);
-        } else if (type == wn::kNxac2ControllerId && (plen == 6 || plen == 8)) {
-          a.controller_id = props.u16();
           props.skip(padded - 6);
         } else if (type == wn::kNxac2MeterId && plen == 8) {
           a.meter_id = props.u32();

@@ -44,7 +44,7 @@ struct NxActionResubmit { U16 type, len; U32 vendor; U16 subtype, in_port; U8 ta
 static_assert(sizeof(NxActionResubmit) == 16);
 inline constexpr std::uint16_t kNxPortInPort = 0xfff8;  // OFPP_IN_PORT, OpenFlow 1.0 numbering
 // NXAST_CONTROLLER2 properties (ofp_prop_header, padded to 8).
-inline constexpr std::uint16_t kNxac2MaxLen = 0, kNxac2ControllerId = 1, kNxac2MeterId = 5;
+inline constexpr std::uint16_t kNxac2MaxLen = 0, kNxac2MeterId = 5;
 // nicira_header (ofp_header + vendor + subtype).
 struct NxHeader { Header h; U32 vendor, subtype; };
 static_assert(sizeof(NxHeader) == 16);

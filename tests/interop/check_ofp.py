@@ -93,7 +93,6 @@ OVS = {
     "port_mask13": [r"\(xid=0x2a\): ADD table:6 priority=7,tcp,in_port=3,tp_dst=0x400/0xfc00 actions=drop$"],
     "udp_port_mask13": [r"\(xid=0x2b\): ADD table:6 priority=7,udp,tp_src=0x8000/0x8000,tp_dst=53 actions=drop$"],
     "controller2_13": [r"\(xid=0x2d\): ADD table:6 priority=9,ip,in_port=3 actions=controller\(max_len=128,meter_id=7\),output:2$"],
-    "controller2_id13": [r"\(xid=0x30\): ADD table:6 priority=9,ip,in_port=3 actions=controller\(max_len=128,id=1,meter_id=7\)$"],
     "resubmit13": [r"\(xid=0x2e\): ADD table:3 priority=200,", r"ct_zone=7", r"ct_mark=0x9/0xfffffffb",
                    r"actions=resubmit\(,7\),goto_table:4$"],
     "count13": [r"\(xid=0x2f\): ADD table:7 priority=101,", r"ct_zone=7", r"ct_label=0x2a", r"in_port=3",

@@ -240,12 +240,6 @@ std::vector<Item> items() {
   count.priority = 101;
   count.match.inPort(3).ethType(0x0800).ctZone(7).ctLabel(0, 0x2a);
   v.push_back({"count13", Version::kOf13, 0x2f, count});
-  // The log copy to one controller connection (NXAC2PT_CONTROLLER_ID).
-  FlowMod to_id = copy;
-  ActionController2 c2{128, 7};
-  c2.controller_id = 1;
-  to_id.instructions = {InstrApplyActions{{c2}}};
-  v.push_back({"controller2_id13", Version::kOf13, 0x30, to_id});
   return v;
 }
 

@@ -241,24 +241,6 @@ TEST(OfpConntrack, Controller2CopiesThroughAMeter) {
   EXPECT_FALSE(canEncode(Version::kOf10, Message{fm}));
 }
 
-TEST(OfpConntrack, Controller2ToOneControllerId) {
-  FlowMod fm;
-  fm.table_id = 6;
-  ActionController2 c{128, 7};
-  c.controller_id = 1;
-  fm.instructions.emplace_back(InstrApplyActions{{c}});
-  std::vector<std::uint8_t> buf;
-  encode(Version::kOf13, 3, fm, buf);
-  auto d = decode(buf);
-  ASSERT_TRUE(d);
-  EXPECT_EQ(std::get<FlowMod>(d->msg), fm);
-  EXPECT_NE(format(*d).find("actions=controller(max_len=128,id=1,meter_id=7)"), std::string::npos) << format(*d);
-  // max_len, then controller_id (property 1, 16 bits padded to 32), then meter_id.
-  const std::vector<std::uint8_t> act =
-      fromHex("ffff 0028 00002320 0025 000000000000 0000 0008 0080 0000 0001 0008 0001 0000 0005 0008 00000007");
-  EXPECT_NE(std::search(buf.begin(), buf.end(), act.begin(), act.end()), buf.end());
-}
-
 TEST(OfpConntrack, ResubmitRoundTripsWithItsBytes) {
   FlowMod fm;
   fm.table_id = 3;
